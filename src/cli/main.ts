@@ -1,0 +1,58 @@
+import { ConfigError, PortcullisError, UsageError } from '../errors.ts';
+import { configCommand } from './config.ts';
+import { demoCommand } from './demo.ts';
+import { serveCommand } from './serve.ts';
+import { wrapCommand } from './wrap.ts';
+
+export const EXIT = { OK: 0, CHECK_FAILED: 1, USAGE: 2 } as const;
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  serve: serveCommand,
+  wrap: wrapCommand,
+  demo: demoCommand,
+  config: configCommand,
+};
+
+const USAGE = `Usage: portcullis <command> [options]
+
+Commands:
+  serve  --config FILE                 run the gateway
+  wrap   --config FILE [--server NAME] speak MCP on stdin/stdout (for local clients)
+  demo   [--port N] [--json]           start on the embedded default with bundled upstreams
+  config check FILE                    validate a config file
+  config schema                        print the config JSON Schema
+
+Exit codes: 0 ok, 1 check failed, 2 usage or config error.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return name ? EXIT.OK : EXIT.USAGE;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`portcullis: unknown command "${name}"\n\n${USAGE}\n`);
+    return EXIT.USAGE;
+  }
+  try {
+    return await command(rest);
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
+function reportError(err: unknown): number {
+  if (err instanceof ConfigError || err instanceof UsageError) {
+    process.stderr.write(`portcullis: ${err.message}\n`);
+    return EXIT.USAGE;
+  }
+  if (err instanceof PortcullisError) {
+    process.stderr.write(`portcullis: [${err.code}] ${err.message}\n`);
+    return err.code.startsWith('ERR_CONFIG') || err.code === 'ERR_SECRET_UNRESOLVED'
+      ? EXIT.USAGE
+      : EXIT.CHECK_FAILED;
+  }
+  process.stderr.write(`portcullis: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return EXIT.CHECK_FAILED;
+}

@@ -1,0 +1,15 @@
+import { loadConfigFile } from '../config/load.ts';
+import { createLogger } from '../observability/log.ts';
+import { startGateway, untilSignal } from '../server.ts';
+import { parseCommandArgs, required } from './args.ts';
+
+export async function serveCommand(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs(args, { config: { type: 'string', short: 'c' } });
+  const loaded = loadConfigFile(required(values.config, '--config'));
+  const log = createLogger(loaded.config.log.level);
+  const running = await startGateway(loaded, log);
+  process.stdout.write(`${JSON.stringify({ event: 'listening', url: running.listener.url })}\n`);
+  await untilSignal();
+  await running.close();
+  return 0;
+}

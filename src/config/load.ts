@@ -1,0 +1,51 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError, PortcullisError } from '../errors.ts';
+import { type Config, configSchema } from './schema.ts';
+
+export interface LoadedConfig {
+  config: Config;
+  /** Directory of the config file: relative paths in it resolve from here. */
+  baseDir: string;
+}
+
+export function loadConfigFile(path: string): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new PortcullisError('ERR_CONFIG_UNREADABLE', `Cannot read config ${path}`, { cause: err });
+  }
+  return { config: parseConfigText(text, path), baseDir: dirname(resolve(path)) };
+}
+
+export function parseConfigText(text: string, source = 'config'): Config {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    throw new ConfigError(`${source}: not valid YAML: ${message}`, [{ path: '', message }], err);
+  }
+  return validateConfig(raw ?? {}, source);
+}
+
+export function validateConfig(raw: unknown, source = 'config'): Config {
+  const parsed = configSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map(describeIssue);
+  const lines = issues.map((i) => `  ${i.path || '(root)'}: ${i.message}`).join('\n');
+  throw new ConfigError(`${source} is invalid:\n${lines}`, issues);
+}
+
+function describeIssue(issue: z.core.$ZodIssue): { path: string; message: string } {
+  const base = issue.path.map(String).join('.');
+  if (issue.code === 'unrecognized_keys') {
+    // Point at the exact unknown key, not only its parent.
+    const keys = issue.keys;
+    return { path: [base, keys[0]].filter(Boolean).join('.'), message: `unknown key(s): ${keys.join(', ')}` };
+  }
+  return { path: base, message: issue.message };
+}

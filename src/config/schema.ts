@@ -1,0 +1,137 @@
+import { z } from 'zod';
+import { isLoopbackHost } from '../transport/guard.ts';
+
+/** `env:NAME` or `file:PATH`: secrets are referenced, never written into the config. */
+export const secretRef = z
+  .string()
+  .regex(/^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/, 'must be a reference: env:NAME or file:PATH')
+  .describe('Secret reference: env:NAME or file:PATH');
+
+/** A value that may be a plain string or a secret reference. */
+const valueOrRef = z.string().describe('Plain value, or a reference env:NAME / file:PATH');
+
+const upstreamName = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9_-]{0,31}$/,
+    'must be lowercase ASCII letters, digits, "_" or "-", starting with a letter',
+  )
+  .refine((s) => !s.includes('__'), 'must not contain "__" (the tool-name separator)');
+
+const upstreamCommon = {
+  /** Prefix for tool and prompt names; "" exposes names unprefixed (one upstream only). */
+  prefix: z
+    .string()
+    .regex(/^([a-z][a-z0-9_-]{0,31})?$/)
+    .refine((s) => !s.includes('__'))
+    .optional()
+    .describe('Name prefix; defaults to the upstream name; "" means unprefixed'),
+  timeoutMs: z.number().int().positive().max(600_000).default(30_000),
+};
+
+const stdioUpstream = z.strictObject({
+  transport: z.literal('stdio'),
+  command: z.string().min(1),
+  args: z.array(z.string()).default([]),
+  cwd: z.string().optional(),
+  /** The only variables the child sees (plus PATH and HOME); values may be references. */
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), valueOrRef).default({}),
+  restart: z
+    .strictObject({
+      initialDelayMs: z.number().int().positive().default(250),
+      maxDelayMs: z.number().int().positive().default(30_000),
+    })
+    .prefault({}),
+  ...upstreamCommon,
+});
+
+const httpUpstream = z.strictObject({
+  transport: z.literal('http'),
+  url: z.url({ protocol: /^https?$/ }),
+  /** Extra headers sent upstream; values must be secret references. */
+  headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/), secretRef).default({}),
+  ...upstreamCommon,
+});
+
+export const upstreamSchema = z.discriminatedUnion('transport', [stdioUpstream, httpUpstream]);
+
+const listenSchema = z
+  .strictObject({
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(8080),
+    path: z
+      .string()
+      .regex(/^\/[A-Za-z0-9/_-]*$/)
+      .default('/mcp'),
+    /** Origins allowed besides the listener's own (loopback origins are always allowed on loopback). */
+    allowedOrigins: z.array(z.string()).default([]),
+    /** Host header values allowed besides the bound address. */
+    allowedHosts: z.array(z.string()).default([]),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(4 * 1024 * 1024),
+    sessionIdleMs: z
+      .number()
+      .int()
+      .positive()
+      .default(30 * 60_000),
+  })
+  .prefault({});
+
+const identitySchema = z
+  .strictObject({
+    /** `none` is an open gateway, refused anywhere but loopback. */
+    mode: z.enum(['none']).default('none'),
+  })
+  .prefault({});
+
+export const configSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    listen: listenSchema,
+    identity: identitySchema,
+    upstreams: z
+      .record(upstreamName, upstreamSchema)
+      .refine((u) => Object.keys(u).length > 0, 'at least one upstream is required'),
+    log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).prefault({}),
+  })
+  .superRefine((cfg, ctx) => {
+    const seen = new Map<string, string>();
+    for (const [name, up] of Object.entries(cfg.upstreams)) {
+      const prefix = up.prefix ?? name;
+      const other = seen.get(prefix);
+      if (other !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['upstreams', name, 'prefix'],
+          message: `prefix "${prefix}" is already used by upstream "${other}"`,
+        });
+      }
+      seen.set(prefix, name);
+    }
+    if (cfg.identity.mode === 'none' && !isLoopbackHost(cfg.listen.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['identity', 'mode'],
+        message: `an open gateway (identity.mode: none) may only listen on loopback, not ${cfg.listen.host}`,
+      });
+    }
+    if (seen.has('') && Object.keys(cfg.upstreams).length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['upstreams'],
+        message: 'an unprefixed upstream (prefix: "") must be the only upstream',
+      });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+export type StdioUpstreamConfig = z.infer<typeof stdioUpstream>;
+export type HttpUpstreamConfig = z.infer<typeof httpUpstream>;
+
+export function configJsonSchema(): unknown {
+  return z.toJSONSchema(configSchema, { io: 'input', target: 'draft-2020-12' });
+}

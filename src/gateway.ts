@@ -1,0 +1,118 @@
+import { randomUUID } from 'node:crypto';
+import type { LoadedConfig } from './config/load.ts';
+import type { UpstreamConfig } from './config/schema.ts';
+import { isObject, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from './jsonrpc.ts';
+import type { Logger } from './observability/log.ts';
+import type { CallContext } from './pipeline/context.ts';
+import { createPipeline, type Pipeline, type Stage } from './pipeline/runner.ts';
+import { forwardStage } from './pipeline/stages/forward.ts';
+import { parseStage } from './pipeline/stages/parse.ts';
+import { routeStage } from './pipeline/stages/route.ts';
+import type { DownstreamSession } from './session.ts';
+import { Aggregator } from './upstream/aggregate.ts';
+import type { RelatedSink } from './upstream/connection.ts';
+import { httpTransport } from './upstream/http.ts';
+import { UpstreamPool, type UpstreamSpec } from './upstream/pool.ts';
+import { stdioTransport } from './upstream/stdio.ts';
+
+export interface GatewayDeps {
+  log: Logger;
+  now?: () => number;
+  newId?: () => string;
+  /** Stages that always run after a call (the audit stage attaches here). */
+  terminal?: Stage[];
+}
+
+/** The transport-independent core: turns each client message into a pipeline run. */
+export class Gateway {
+  readonly pool: UpstreamPool;
+  readonly aggregator: Aggregator;
+  readonly pipeline: Pipeline;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly newId: () => string;
+
+  constructor(loaded: LoadedConfig, deps: GatewayDeps) {
+    this.log = deps.log;
+    this.now = deps.now ?? Date.now;
+    this.newId = deps.newId ?? randomUUID;
+    const specs = Object.entries(loaded.config.upstreams).map(([name, cfg]) =>
+      upstreamSpec(name, cfg, loaded.baseDir, deps.log),
+    );
+    this.pool = new UpstreamPool(specs, deps.log, this.now);
+    this.aggregator = new Aggregator(this.pool, deps.log);
+    this.pipeline = createPipeline(
+      [parseStage, routeStage(this.aggregator, this.pool.names), forwardStage(this.aggregator)],
+      deps.terminal ?? [],
+      deps.log,
+    );
+  }
+
+  /** Runs one client request through the pipeline; always resolves with a response to send. */
+  async handleRequest(
+    request: JsonRpcRequest,
+    session: DownstreamSession,
+    sink: RelatedSink,
+  ): Promise<JsonRpcResponse> {
+    const abort = new AbortController();
+    session.inflight.set(request.id, abort);
+    const ctx: CallContext = {
+      callId: this.newId(),
+      startedAt: this.now(),
+      request: structuredClone(request),
+      session,
+      sink,
+      signal: abort.signal,
+      timings: {},
+    };
+    try {
+      await this.pipeline.run(ctx);
+    } finally {
+      session.inflight.delete(request.id);
+    }
+    if (ctx.error) {
+      this.log.info('call ended with error', {
+        callId: ctx.callId,
+        method: request.method,
+        code: ctx.error.code,
+        err: ctx.error.message,
+      });
+    }
+    return ctx.response!;
+  }
+
+  /** Client notifications: cancellation reaches the call; others go to the session's upstreams. */
+  async handleNotification(note: JsonRpcNotification, session: DownstreamSession): Promise<void> {
+    if (note.method === 'notifications/initialized') return;
+    if (note.method === 'notifications/cancelled') {
+      const id = isObject(note.params) ? note.params.requestId : undefined;
+      if (typeof id === 'string' || typeof id === 'number') session.inflight.get(id)?.abort();
+      return;
+    }
+    if (session.era === 'legacy' && !session.initialized) return;
+    const conns = await this.aggregator.connections(session);
+    await Promise.all(conns.map((c) => c.notify(note.method, note.params)));
+  }
+
+  async closeSession(session: DownstreamSession): Promise<void> {
+    for (const abort of session.inflight.values()) abort.abort();
+    this.aggregator.forget(session.key);
+    await this.pool.release(session.key);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.closeAll();
+  }
+}
+
+function upstreamSpec(name: string, cfg: UpstreamConfig, baseDir: string, log: Logger): UpstreamSpec {
+  const restart = cfg.transport === 'stdio' ? cfg.restart : { initialDelayMs: 250, maxDelayMs: 30_000 };
+  return {
+    name,
+    prefix: cfg.prefix ?? name,
+    timeoutMs: cfg.timeoutMs,
+    restart,
+    createTransport: () =>
+      cfg.transport === 'stdio' ? stdioTransport(name, cfg, baseDir, log) : httpTransport(name, cfg, baseDir),
+  };
+}

@@ -1,0 +1,85 @@
+import { invalidRequest, parseError } from './errors.ts';
+
+export type JsonRpcId = string | number;
+export type JsonObject = Record<string, unknown>;
+
+export interface JsonRpcRequest extends JsonObject {
+  jsonrpc: '2.0';
+  id: JsonRpcId;
+  method: string;
+  params?: JsonObject;
+}
+export interface JsonRpcNotification extends JsonObject {
+  jsonrpc: '2.0';
+  method: string;
+  params?: JsonObject;
+}
+export interface JsonRpcErrorObject {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+export interface JsonRpcResponse extends JsonObject {
+  jsonrpc: '2.0';
+  id: JsonRpcId | null;
+  result?: JsonObject;
+  error?: JsonRpcErrorObject;
+}
+export type JsonRpcMessage = JsonRpcRequest | JsonRpcNotification | JsonRpcResponse;
+
+const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isId = (v: unknown): v is JsonRpcId =>
+  typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v));
+
+export const isRequest = (m: JsonRpcMessage): m is JsonRpcRequest => 'method' in m && 'id' in m;
+export const isNotification = (m: JsonRpcMessage): m is JsonRpcNotification => 'method' in m && !('id' in m);
+export const isResponse = (m: JsonRpcMessage): m is JsonRpcResponse => !('method' in m);
+
+/** Parses one JSON-RPC message from text; batches are not part of MCP since 2025-06-18. */
+export function parseMessage(text: string): JsonRpcMessage {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw parseError(err instanceof Error ? err.message : 'unparseable');
+  }
+  return validateMessage(value);
+}
+
+/** Checks the JSON-RPC 2.0 envelope only; the payload is relayed untouched. */
+export function validateMessage(value: unknown): JsonRpcMessage {
+  if (!isObject(value))
+    throw invalidRequest(Array.isArray(value) ? 'batches are not supported' : 'not an object');
+  if (value.jsonrpc !== '2.0') throw invalidRequest('jsonrpc must be "2.0"');
+  if ('method' in value) {
+    if (typeof value.method !== 'string' || value.method.length === 0)
+      throw invalidRequest('method must be a string');
+    if ('params' in value && !isObject(value.params)) throw invalidRequest('params must be an object');
+    if ('id' in value && !isId(value.id)) throw invalidRequest('id must be a string or an integer');
+    return value as JsonRpcMessage;
+  }
+  if (!('id' in value) || !(isId(value.id) || value.id === null)) throw invalidRequest('response without id');
+  const hasResult = 'result' in value;
+  const hasError = 'error' in value;
+  if (hasResult === hasError) throw invalidRequest('response needs exactly one of result or error');
+  if (hasResult && !isObject(value.result)) throw invalidRequest('result must be an object');
+  if (hasError && !isErrorObject(value.error)) throw invalidRequest('malformed error object');
+  return value as JsonRpcMessage;
+}
+
+const isErrorObject = (v: unknown): v is JsonRpcErrorObject =>
+  isObject(v) && typeof v.code === 'number' && typeof v.message === 'string';
+
+export const errorResponse = (id: JsonRpcId | null, error: JsonRpcErrorObject): JsonRpcResponse => ({
+  jsonrpc: '2.0',
+  id,
+  error,
+});
+
+export const resultResponse = (id: JsonRpcId, result: JsonObject): JsonRpcResponse => ({
+  jsonrpc: '2.0',
+  id,
+  result,
+});
+
+export { isObject };

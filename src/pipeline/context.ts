@@ -1,0 +1,25 @@
+import type { PortcullisError } from '../errors.ts';
+import type { JsonRpcRequest, JsonRpcResponse } from '../jsonrpc.ts';
+import type { DownstreamSession } from '../session.ts';
+import type { RelatedSink } from '../upstream/connection.ts';
+import type { Route } from './route-types.ts';
+
+/** One client request on its way through the pipeline. Stages read it and add to it. */
+export interface CallContext {
+  /** Gateway-wide unique id of this call (for logs and audit). */
+  readonly callId: string;
+  readonly startedAt: number;
+  /** A deep snapshot of what the client sent: what is decided on is what is forwarded. */
+  readonly request: Readonly<JsonRpcRequest>;
+  readonly session: DownstreamSession;
+  /** Where progress and server-to-client requests for this call go. */
+  readonly sink: RelatedSink;
+  /** Aborted when the client cancels or goes away. */
+  readonly signal: AbortSignal;
+  route?: Route;
+  response?: JsonRpcResponse;
+  /** Set when a stage ended the call or something failed; never sent as-is. */
+  error?: PortcullisError;
+  /** Milliseconds spent in each stage. */
+  readonly timings: Record<string, number>;
+}

@@ -1,0 +1,59 @@
+import { methodNotFound } from '../../errors.ts';
+import { isObject, type JsonObject, resultResponse } from '../../jsonrpc.ts';
+import { toModernResult } from '../../protocol/modern.ts';
+import { type Aggregator, isListMethod } from '../../upstream/aggregate.ts';
+import type { CallContext } from '../context.ts';
+import type { Stage } from '../runner.ts';
+
+/** Carries out the route: answers gateway methods, or relays to the upstream and relays back. */
+export function forwardStage(agg: Aggregator): Stage {
+  return {
+    name: 'forward',
+    async run(ctx: CallContext) {
+      const route = ctx.route;
+      if (!route) throw new Error('forward without a route');
+      if (route.kind === 'gateway') {
+        const result = await answerLocally(agg, ctx, route.method);
+        ctx.response = resultResponse(ctx.request.id, eraResult(ctx, result));
+        return;
+      }
+      const conn = await agg.connection(ctx.session, route.upstream);
+      const params = agg.upstreamParams(conn, ctx.session, route.params);
+      const res = await conn.request(route.method, params, { sink: ctx.sink, signal: ctx.signal });
+      ctx.response = res.result
+        ? { ...res, id: ctx.request.id, result: eraResult(ctx, res.result) }
+        : { ...res, id: ctx.request.id };
+    },
+  };
+}
+
+/** A legacy upstream's result, on its way to a modern client, gains the fields that era requires. */
+const eraResult = (ctx: CallContext, result: JsonObject): JsonObject =>
+  ctx.session.era === 'modern' ? toModernResult(ctx.request.method, result) : result;
+
+async function answerLocally(agg: Aggregator, ctx: CallContext, method: string): Promise<JsonObject> {
+  const { session, request } = ctx;
+  const params = request.params;
+  if (isListMethod(method)) return agg.list(session, method, params, ctx.sink);
+  switch (method) {
+    case 'ping':
+      return {};
+    case 'initialize':
+      // Upstream connections mirror what this client can do (sampling, roots, elicitation).
+      session.client = {
+        capabilities: isObject(params?.capabilities) ? params.capabilities : {},
+        info: isObject(params?.clientInfo) ? params.clientInfo : {},
+      };
+      session.initialized = true;
+      return agg.initializeResult(session, params?.protocolVersion);
+    case 'server/discover':
+      return agg.discoverResult(session);
+    case 'logging/setLevel': {
+      const conns = (await agg.connections(session)).filter((c) => c.handshake?.capabilities.logging);
+      await Promise.all(conns.map((c) => c.request(method, agg.upstreamParams(c, session, params))));
+      return {};
+    }
+    default:
+      throw methodNotFound(method);
+  }
+}

@@ -1,0 +1,44 @@
+import { invalidRequest, JSONRPC, ProtocolError } from '../../errors.ts';
+import { isObject } from '../../jsonrpc.ts';
+import { checkModernEnvelope } from '../../protocol/modern.ts';
+import type { CallContext } from '../context.ts';
+import type { Stage } from '../runner.ts';
+
+/** Which string parameter names the target of each targeted method. */
+const TARGET_PARAM: Record<string, string> = {
+  'tools/call': 'name',
+  'prompts/get': 'name',
+  'resources/read': 'uri',
+  'resources/subscribe': 'uri',
+  'resources/unsubscribe': 'uri',
+};
+
+/**
+ * Checks the MCP-level shape of a request before anything routes on it: the
+ * envelope was checked by the listener; here, targets and the era's rules.
+ */
+export const parseStage: Stage = {
+  name: 'parse',
+  run(ctx: CallContext) {
+    const { method, params } = ctx.request;
+    const targetKey = TARGET_PARAM[method];
+    if (targetKey !== undefined) {
+      const target = params?.[targetKey];
+      if (typeof target !== 'string' || target.length === 0)
+        throw invalidParams(`${targetKey} must be a non-empty string`);
+    }
+    if ((method === 'tools/call' || method === 'prompts/get') && params && 'arguments' in params) {
+      if (!isObject(params.arguments)) throw invalidParams('arguments must be an object');
+    }
+    if (ctx.session.era === 'modern') checkModernEnvelope(ctx.request);
+    else if (!ctx.session.initialized && method !== 'initialize' && method !== 'ping') {
+      throw invalidRequest(`${method} before initialize`);
+    }
+  },
+};
+
+const invalidParams = (detail: string): ProtocolError =>
+  new ProtocolError('ERR_INVALID_REQUEST', `Invalid params: ${detail}`, {
+    publicMessage: `Invalid params: ${detail}`,
+    rpcCode: JSONRPC.INVALID_PARAMS,
+  });

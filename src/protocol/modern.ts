@@ -1,0 +1,123 @@
+import { JSONRPC, ProtocolError } from '../errors.ts';
+import { isObject, type JsonObject, type JsonRpcMessage } from '../jsonrpc.ts';
+import { isModernVersion, META, MODERN_VERSIONS } from './versions.ts';
+
+/** Methods whose target travels in `Mcp-Name`, and which parameter holds it. */
+export const NAME_HEADER_SOURCE: Record<string, string> = {
+  'tools/call': 'name',
+  'prompts/get': 'name',
+  'resources/read': 'uri',
+};
+
+/** Results that carry cache hints in the modern era. */
+const CACHEABLE = new Set([
+  'server/discover',
+  'tools/list',
+  'prompts/list',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+]);
+
+export const decodeHeaderValue = (v: string): string | undefined => {
+  const m = /^=\?base64\?([A-Za-z0-9+/=]*)\?=$/.exec(v);
+  if (!m) return v;
+  const bytes = Buffer.from(m[1]!, 'base64');
+  const text = bytes.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(bytes) ? text : undefined;
+};
+
+const mismatch = (what: string): ProtocolError =>
+  new ProtocolError('ERR_HEADER_MISMATCH', `Header mismatch: ${what}`, {
+    publicMessage: `Bad Request: the request headers and body disagree (${what})`,
+    rpcCode: JSONRPC.HEADER_MISMATCH,
+    httpStatus: 400,
+  });
+
+/** The protocol version a modern message claims in `_meta`, if any. */
+export function claimedVersion(message: JsonRpcMessage): string | undefined {
+  const meta = isObject(message.params) ? message.params._meta : undefined;
+  const v = isObject(meta) ? meta[META.protocolVersion] : undefined;
+  return typeof v === 'string' ? v : undefined;
+}
+
+export interface ModernHeaders {
+  protocolVersion: string | undefined;
+  method: string | undefined;
+  name: string | undefined;
+}
+
+/**
+ * 2026-07-28 requires every reader of the body to check the mirrored headers
+ * against it: a proxy that routes on headers must not be fooled by a body that
+ * says something else.
+ */
+export function checkModernHeaders(message: JsonRpcMessage & { method: string }, h: ModernHeaders): void {
+  const version = checkModernEnvelope(message);
+  if (!('id' in message)) return; // notifications are exempt from header presence checks
+  if (h.protocolVersion !== version) throw mismatch('MCP-Protocol-Version');
+  if (h.method !== message.method) throw mismatch('Mcp-Method');
+  const key = NAME_HEADER_SOURCE[message.method];
+  if (key !== undefined) {
+    const bodyValue = (message.params as JsonObject)[key];
+    const headerValue = h.name === undefined ? undefined : decodeHeaderValue(h.name);
+    if (typeof bodyValue !== 'string' || headerValue !== bodyValue) throw mismatch('Mcp-Name');
+  }
+}
+
+/** The `_meta` envelope every modern request carries; returns its version. */
+export function checkModernEnvelope(message: JsonRpcMessage): string {
+  const version = claimedVersion(message);
+  if (version === undefined || !isModernVersion(version)) throw unsupportedVersion(version);
+  const meta = (message.params as JsonObject)._meta as JsonObject;
+  if ('id' in message && !isObject(meta[META.clientCapabilities])) {
+    throw invalidMeta(`${META.clientCapabilities}: missing`);
+  }
+  return version;
+}
+
+/** `Mcp-Param-*` headers must agree with the arguments a tool marks with `x-mcp-header`. */
+export function checkParamHeaders(
+  args: JsonObject,
+  inputSchema: unknown,
+  headers: Record<string, string | string[] | undefined>,
+): void {
+  const props = isObject(inputSchema) && isObject(inputSchema.properties) ? inputSchema.properties : {};
+  for (const [prop, schema] of Object.entries(props)) {
+    const headerName = isObject(schema) ? schema['x-mcp-header'] : undefined;
+    if (typeof headerName !== 'string') continue;
+    const raw = headers[`mcp-param-${headerName.toLowerCase()}`];
+    const value = args[prop];
+    if (value === undefined || value === null) {
+      if (raw !== undefined) throw mismatch(`Mcp-Param-${headerName}`);
+      continue;
+    }
+    if (typeof raw !== 'string' || decodeHeaderValue(raw) !== String(value))
+      throw mismatch(`Mcp-Param-${headerName}`);
+  }
+}
+
+export const unsupportedVersion = (requested: string | undefined): ProtocolError =>
+  new ProtocolError('ERR_UNSUPPORTED_VERSION', `Unsupported protocol version: ${String(requested)}`, {
+    publicMessage: `Unsupported protocol version: ${requested ?? 'the request did not name a protocol version'}`,
+    rpcCode: JSONRPC.UNSUPPORTED_VERSION,
+    httpStatus: 400,
+    publicData: { supported: [...MODERN_VERSIONS], ...(requested ? { requested } : {}) },
+  });
+
+const invalidMeta = (what: string): ProtocolError =>
+  new ProtocolError('ERR_INVALID_REQUEST', `Invalid _meta envelope: ${what}`, {
+    publicMessage: `Invalid _meta envelope for protocol revision 2026-07-28: ${what}`,
+    rpcCode: JSONRPC.INVALID_PARAMS,
+    httpStatus: 400,
+  });
+
+/** A result going to a modern client: `resultType` always, cache hints where the schema needs them. */
+export function toModernResult(method: string, result: JsonObject): JsonObject {
+  const out: JsonObject = 'resultType' in result ? { ...result } : { ...result, resultType: 'complete' };
+  if (CACHEABLE.has(method)) {
+    if (!('ttlMs' in out)) out.ttlMs = 0;
+    if (!('cacheScope' in out)) out.cacheScope = 'private';
+  }
+  return out;
+}

@@ -1,0 +1,42 @@
+import type { LoadedConfig } from './config/load.ts';
+import { Gateway } from './gateway.ts';
+import type { Logger } from './observability/log.ts';
+import { type HttpListener, startHttpListener } from './transport/http-listener.ts';
+
+export interface RunningGateway {
+  gateway: Gateway;
+  listener: HttpListener;
+  close(): Promise<void>;
+}
+
+const OPEN_GATEWAY_BANNER = `
+  ************************************************************************
+  *  OPEN GATEWAY: identity.mode is "none". Any local process can call   *
+  *  every tool. Allowed on loopback only; configure caller identity     *
+  *  before anything else can reach this port.                           *
+  ************************************************************************
+`;
+
+export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<RunningGateway> {
+  const gateway = new Gateway(loaded, { log });
+  const listener = await startHttpListener(loaded.config, gateway, log);
+  if (loaded.config.identity.mode === 'none') {
+    process.stderr.write(OPEN_GATEWAY_BANNER);
+    log.warn('open gateway: no caller identity; loopback only', { url: listener.url });
+  }
+  return {
+    gateway,
+    listener,
+    async close() {
+      await listener.close();
+      await gateway.close();
+    },
+  };
+}
+
+/** Resolves when the process is asked to stop. */
+export function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => resolve(sig));
+  });
+}

@@ -1,0 +1,48 @@
+import type { JsonRpcId } from './jsonrpc.ts';
+import type { Era } from './protocol/versions.ts';
+import type { ClientProfile, RelatedSink } from './upstream/connection.ts';
+
+/**
+ * Who the gateway is talking to downstream. A legacy client gets one per
+ * `Mcp-Session-Id` (or per stdio connection); a modern, stateless client one per
+ * request, sharing a correlation key per principal.
+ */
+export interface DownstreamSession {
+  /** Legacy: the session id. Modern: the request's own id. */
+  readonly id: string;
+  /** Upstream connections are pooled under this key. */
+  readonly key: string;
+  /** Who is calling; `anonymous` on an open (loopback-only) gateway. */
+  readonly principal: string;
+  readonly era: Era;
+  protocolVersion: string;
+  client: ClientProfile;
+  /** Where messages go that belong to no request (the legacy GET stream, stdout in wrap). */
+  readonly unrelated?: RelatedSink;
+  /** Set once a legacy client sent `initialize`. */
+  initialized: boolean;
+  /** Client requests in flight, by client id: lets `notifications/cancelled` reach them. */
+  readonly inflight: Map<JsonRpcId, AbortController>;
+}
+
+export function newSession(init: {
+  id: string;
+  key: string;
+  principal: string;
+  era: Era;
+  protocolVersion: string;
+  client?: ClientProfile;
+  unrelated?: RelatedSink;
+}): DownstreamSession {
+  return {
+    id: init.id,
+    key: init.key,
+    principal: init.principal,
+    era: init.era,
+    protocolVersion: init.protocolVersion,
+    client: init.client ?? { capabilities: {}, info: {} },
+    ...(init.unrelated ? { unrelated: init.unrelated } : {}),
+    initialized: false,
+    inflight: new Map(),
+  };
+}

@@ -1,0 +1,30 @@
+import type { IncomingMessage } from 'node:http';
+import { PortcullisError } from '../errors.ts';
+
+export const bodyTooLarge = (limit: number): PortcullisError =>
+  new PortcullisError('ERR_BODY_TOO_LARGE', `Request body exceeds ${limit} bytes`, {
+    publicMessage: 'Request body too large',
+    httpStatus: 413,
+  });
+
+/** Reads a request body, refusing (before buffering it) anything over `limit` bytes. */
+export function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(bodyTooLarge(limit));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(bodyTooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}

@@ -1,0 +1,157 @@
+import type { ServerResponse } from 'node:http';
+import { JSONRPC } from '../errors.ts';
+import {
+  errorResponse,
+  type JsonRpcId,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from '../jsonrpc.ts';
+import type { RelatedSink } from '../upstream/connection.ts';
+import { sseEvent } from './sse.ts';
+
+/** Server-to-client requests awaiting the client's answer, per downstream session. */
+export class ReplyBook {
+  private next = 1;
+  private readonly waiting = new Map<JsonRpcId, (r: JsonRpcResponse) => void>();
+
+  /** Gives `message` an id of ours and resolves when the client answers it. */
+  open(message: JsonRpcRequest, send: (m: JsonRpcMessage) => boolean): Promise<JsonRpcResponse> {
+    const id = `pc-${this.next++}`;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      if (!send({ ...message, id })) {
+        this.waiting.delete(id);
+        resolve(errorResponse(id, { code: JSONRPC.INTERNAL_ERROR, message: 'Client stream unavailable' }));
+      }
+    });
+  }
+
+  /** True when `response` answered one of ours. */
+  settle(response: JsonRpcResponse): boolean {
+    const id = response.id;
+    const resolve = id === null ? undefined : this.waiting.get(id);
+    if (!resolve || id === null) return false;
+    this.waiting.delete(id);
+    resolve(response);
+    return true;
+  }
+
+  failAll(): void {
+    for (const [id, resolve] of this.waiting) {
+      resolve(errorResponse(id, { code: JSONRPC.INTERNAL_ERROR, message: 'Session closed' }));
+    }
+    this.waiting.clear();
+  }
+}
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache, no-transform',
+  'x-accel-buffering': 'no',
+};
+
+/**
+ * The answer to one POSTed request: plain JSON if nothing else needs saying,
+ * switching to an SSE stream as soon as progress or a server request must go
+ * out before the response.
+ */
+export class PostChannel implements RelatedSink {
+  private readonly res: ServerResponse;
+  private readonly acceptsSse: boolean;
+  private readonly replies: ReplyBook | undefined;
+  private readonly extraHeaders: Record<string, string>;
+  private streaming = false;
+
+  constructor(
+    res: ServerResponse,
+    opts: { acceptsSse: boolean; replies?: ReplyBook; headers?: Record<string, string> },
+  ) {
+    this.res = res;
+    this.acceptsSse = opts.acceptsSse;
+    this.replies = opts.replies;
+    this.extraHeaders = opts.headers ?? {};
+  }
+
+  notify(message: JsonRpcNotification): void {
+    this.write(message);
+  }
+
+  request(message: JsonRpcRequest): Promise<JsonRpcResponse> {
+    if (!this.replies) {
+      // Modern clients take no server-to-client requests (MRTR replaces them).
+      return Promise.resolve(
+        errorResponse(message.id, { code: JSONRPC.METHOD_NOT_FOUND, message: 'Client takes no requests' }),
+      );
+    }
+    return this.replies.open(message, (m) => this.write(m));
+  }
+
+  finish(response: JsonRpcResponse, status = 200): void {
+    if (this.res.writableEnded || this.res.destroyed) return;
+    if (this.streaming) {
+      this.res.end(sseEvent(JSON.stringify(response)));
+      return;
+    }
+    const body = JSON.stringify(response);
+    this.res.writeHead(status, {
+      ...this.extraHeaders,
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+    });
+    this.res.end(body);
+  }
+
+  private write(message: JsonRpcMessage): boolean {
+    if (!this.acceptsSse || this.res.writableEnded || this.res.destroyed) return false;
+    if (!this.streaming) {
+      this.streaming = true;
+      this.res.writeHead(200, { ...this.extraHeaders, ...SSE_HEADERS });
+    }
+    this.res.write(sseEvent(JSON.stringify(message)));
+    return true;
+  }
+}
+
+/** The legacy standalone GET stream: messages that belong to no request. */
+export class StandaloneStream implements RelatedSink {
+  private res: ServerResponse | undefined;
+  private readonly replies: ReplyBook;
+
+  constructor(replies: ReplyBook) {
+    this.replies = replies;
+  }
+
+  get open(): boolean {
+    return this.res !== undefined && !this.res.writableEnded && !this.res.destroyed;
+  }
+
+  attach(res: ServerResponse): void {
+    this.res = res;
+    res.writeHead(200, SSE_HEADERS);
+    res.flushHeaders();
+    res.on('close', () => {
+      if (this.res === res) this.res = undefined;
+    });
+  }
+
+  notify(message: JsonRpcNotification): void {
+    this.write(message);
+  }
+
+  request(message: JsonRpcRequest): Promise<JsonRpcResponse> {
+    return this.replies.open(message, (m) => this.write(m));
+  }
+
+  close(): void {
+    this.res?.end();
+    this.res = undefined;
+  }
+
+  private write(message: JsonRpcMessage): boolean {
+    if (!this.open) return false;
+    this.res!.write(sseEvent(JSON.stringify(message)));
+    return true;
+  }
+}

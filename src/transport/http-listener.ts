@@ -1,0 +1,343 @@
+import { randomUUID } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../config/schema.ts';
+import { JSONRPC, PortcullisError, ProtocolError } from '../errors.ts';
+import type { Gateway } from '../gateway.ts';
+import {
+  errorResponse,
+  isNotification,
+  isObject,
+  isRequest,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  parseMessage,
+} from '../jsonrpc.ts';
+import type { Logger } from '../observability/log.ts';
+import { checkModernHeaders, claimedVersion } from '../protocol/modern.ts';
+import { DEFAULT_HTTP_LEGACY_VERSION, isLegacyVersion, isModernVersion, META } from '../protocol/versions.ts';
+import { type DownstreamSession, newSession } from '../session.ts';
+import { readBody } from './body.ts';
+import { PostChannel, ReplyBook, StandaloneStream } from './channel.ts';
+import { createRebindingGuard } from './guard.ts';
+
+interface LegacyHttpSession {
+  session: DownstreamSession;
+  replies: ReplyBook;
+  stream: StandaloneStream;
+  lastSeen: number;
+}
+
+export interface HttpListener {
+  readonly server: http.Server;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+type Headers = IncomingMessage['headers'];
+const header = (h: Headers, name: string): string | undefined => {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+/**
+ * Streamable HTTP for MCP clients of both eras on one path: legacy clients
+ * (initialize, `Mcp-Session-Id`, GET stream) and modern stateless ones
+ * (headers mirrored from the body and checked against it).
+ */
+export async function startHttpListener(
+  config: Config,
+  gateway: Gateway,
+  log: Logger,
+  now: () => number = Date.now,
+): Promise<HttpListener> {
+  const { listen } = config;
+  const guard = createRebindingGuard({
+    bindHost: listen.host,
+    allowedHosts: listen.allowedHosts,
+    allowedOrigins: listen.allowedOrigins,
+  });
+  const sessions = new Map<string, LegacyHttpSession>();
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      log.error('http handler failed', { err: String(err) });
+      if (!res.headersSent)
+        sendError(res, 500, null, { code: JSONRPC.INTERNAL_ERROR, message: 'Internal error' });
+      else res.end();
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!guard.hostAllowed(req.headers.host)) return forbidden(res, 'Host');
+    if (!guard.originAllowed(header(req.headers, 'origin'))) return forbidden(res, 'Origin');
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path !== listen.path)
+      return sendError(res, 404, null, { code: JSONRPC.INVALID_REQUEST, message: 'Not found' });
+    if (req.method === 'POST') return handlePost(req, res);
+    if (req.method === 'GET') return handleGet(req, res);
+    if (req.method === 'DELETE') return handleDelete(req, res);
+    res.setHeader('allow', 'GET, POST, DELETE');
+    return sendError(res, 405, null, { code: -32000, message: 'Method not allowed.' });
+  }
+
+  async function handlePost(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const type = header(req.headers, 'content-type') ?? '';
+    if (!/^application\/json\b/i.test(type)) {
+      req.resume();
+      return sendError(res, 415, null, {
+        code: -32000,
+        message: 'Unsupported Media Type: Content-Type must be application/json',
+      });
+    }
+    let message: JsonRpcMessage;
+    try {
+      message = parseMessage(await readBody(req, listen.maxBodyBytes));
+    } catch (err) {
+      return sendPortcullisError(res, null, err);
+    }
+    try {
+      if (isModernMessage(message, req.headers)) return await handleModern(message, req, res);
+      return await handleLegacy(message, req, res);
+    } catch (err) {
+      return sendPortcullisError(
+        res,
+        'id' in message ? ((message.id as JsonRpcResponse['id']) ?? null) : null,
+        err,
+      );
+    }
+  }
+
+  function isModernMessage(message: JsonRpcMessage, h: Headers): boolean {
+    const claimed = claimedVersion(message);
+    if (claimed !== undefined) return !(message.method === 'initialize' && isLegacyVersion(claimed));
+    const headerVersion = header(h, 'mcp-protocol-version');
+    if (headerVersion && isModernVersion(headerVersion) && 'method' in message) {
+      throw new ProtocolError('ERR_INVALID_REQUEST', 'modern version header without _meta', {
+        publicMessage: `Invalid _meta envelope: ${META.protocolVersion}: missing`,
+        rpcCode: JSONRPC.INVALID_PARAMS,
+        httpStatus: 400,
+      });
+    }
+    return false;
+  }
+
+  async function handleModern(
+    message: JsonRpcMessage,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
+    if (!('method' in message)) return accepted(res); // a stray response: nothing awaits it in this era
+    checkModernHeaders(message as JsonRpcMessage & { method: string }, {
+      protocolVersion: header(req.headers, 'mcp-protocol-version'),
+      method: header(req.headers, 'mcp-method'),
+      name: header(req.headers, 'mcp-name'),
+    });
+    const params = isObject(message.params) ? message.params : {};
+    const meta = isObject(params._meta) ? params._meta : {};
+    const session = newSession({
+      id: randomUUID(),
+      key: 'modern:anonymous',
+      principal: 'anonymous',
+      era: 'modern',
+      protocolVersion: String(meta[META.protocolVersion]),
+      client: {
+        capabilities: asObject(meta[META.clientCapabilities]),
+        info: asObject(meta[META.clientInfo]),
+      },
+    });
+    if (isNotification(message)) {
+      accepted(res);
+      await gateway.handleNotification(message, session);
+      return;
+    }
+    const request = message as JsonRpcRequest;
+    const channel = new PostChannel(res, { acceptsSse: acceptsSse(req) });
+    // In this era closing the response stream is how a client cancels.
+    res.on('close', () => session.inflight.get(request.id)?.abort());
+    const response = await gateway.handleRequest(request, session, channel);
+    channel.finish(response, response.error?.code === JSONRPC.METHOD_NOT_FOUND ? 404 : statusFor(response));
+  }
+
+  async function handleLegacy(
+    message: JsonRpcMessage,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
+    if (isRequest(message) && message.method === 'initialize') return initialize(message, req, res);
+    const entry = lookupSession(req, res);
+    if (!entry) return;
+    const versionHeader = header(req.headers, 'mcp-protocol-version') ?? DEFAULT_HTTP_LEGACY_VERSION;
+    if (!isLegacyVersion(versionHeader)) {
+      return sendError(res, 400, null, {
+        code: -32000,
+        message: `Bad Request: Unsupported protocol version: ${versionHeader}`,
+      });
+    }
+    if (!isRequest(message)) {
+      accepted(res);
+      if (isNotification(message)) await gateway.handleNotification(message, entry.session);
+      else entry.replies.settle(message as JsonRpcResponse);
+      return;
+    }
+    const channel = new PostChannel(res, { acceptsSse: acceptsSse(req), replies: entry.replies });
+    const response = await gateway.handleRequest(message, entry.session, channel);
+    channel.finish(response, statusFor(response));
+  }
+
+  async function initialize(
+    message: JsonRpcRequest,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
+    if (header(req.headers, 'mcp-session-id')) {
+      return sendError(res, 400, message.id, {
+        code: JSONRPC.INVALID_REQUEST,
+        message: 'Invalid Request: Server already initialized',
+      });
+    }
+    const id = randomUUID();
+    const replies = new ReplyBook();
+    const stream = new StandaloneStream(replies);
+    const session = newSession({
+      id,
+      key: `legacy:${id}`,
+      principal: 'anonymous',
+      era: 'legacy',
+      protocolVersion: DEFAULT_HTTP_LEGACY_VERSION,
+      unrelated: stream,
+    });
+    const entry: LegacyHttpSession = { session, replies, stream, lastSeen: now() };
+    const channel = new PostChannel(res, {
+      acceptsSse: acceptsSse(req),
+      replies,
+      headers: { 'mcp-session-id': id },
+    });
+    const response = await gateway.handleRequest(message, session, channel);
+    if (response.result) sessions.set(id, entry);
+    else await gateway.closeSession(session);
+    channel.finish(response, statusFor(response));
+  }
+
+  function lookupSession(req: IncomingMessage, res: ServerResponse): LegacyHttpSession | undefined {
+    const id = header(req.headers, 'mcp-session-id');
+    if (!id) {
+      sendError(res, 400, null, { code: -32000, message: 'Bad Request: Mcp-Session-Id header is required' });
+      return undefined;
+    }
+    const entry = sessions.get(id);
+    if (!entry) {
+      sendError(res, 404, null, { code: -32001, message: 'Session not found' });
+      return undefined;
+    }
+    entry.lastSeen = now();
+    return entry;
+  }
+
+  async function handleGet(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!header(req.headers, 'mcp-session-id')) {
+      res.setHeader('allow', 'POST');
+      return sendError(res, 405, null, { code: -32000, message: 'Method not allowed.' });
+    }
+    if (!(header(req.headers, 'accept') ?? '').includes('text/event-stream')) {
+      return sendError(res, 406, null, {
+        code: -32000,
+        message: 'Not Acceptable: Client must accept text/event-stream',
+      });
+    }
+    const entry = lookupSession(req, res);
+    if (!entry) return;
+    if (entry.stream.open) {
+      return sendError(res, 409, null, {
+        code: -32000,
+        message: 'Conflict: Only one SSE stream is allowed per session',
+      });
+    }
+    entry.stream.attach(res);
+  }
+
+  async function handleDelete(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!header(req.headers, 'mcp-session-id')) {
+      res.setHeader('allow', 'POST');
+      return sendError(res, 405, null, { code: -32000, message: 'Method not allowed.' });
+    }
+    const entry = lookupSession(req, res);
+    if (!entry) return;
+    await endSession(entry);
+    res.writeHead(200).end();
+  }
+
+  async function endSession(entry: LegacyHttpSession): Promise<void> {
+    sessions.delete(entry.session.id);
+    entry.stream.close();
+    entry.replies.failAll();
+    await gateway.closeSession(entry.session);
+  }
+
+  const sweeper = setInterval(
+    () => {
+      const cutoff = now() - listen.sessionIdleMs;
+      for (const entry of sessions.values())
+        if (entry.lastSeen < cutoff && !entry.stream.open) void endSession(entry);
+    },
+    Math.min(listen.sessionIdleMs, 60_000),
+  );
+  sweeper.unref();
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    server,
+    url: `http://${host}:${addr.port}${listen.path}`,
+    async close() {
+      clearInterval(sweeper);
+      await Promise.all([...sessions.values()].map(endSession));
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+const asObject = (v: unknown) => (isObject(v) ? v : {});
+
+function acceptsSse(req: IncomingMessage): boolean {
+  return (header(req.headers, 'accept') ?? '').includes('text/event-stream');
+}
+
+/** Errors a handler returns stay in-band on 200; only protocol-level refusals change the status. */
+function statusFor(response: JsonRpcResponse): number {
+  return response.error?.code === JSONRPC.MISSING_CAPABILITY ? 400 : 200;
+}
+
+function accepted(res: ServerResponse): void {
+  res.writeHead(202).end();
+}
+
+function forbidden(res: ServerResponse, what: string): void {
+  sendError(res, 403, null, { code: -32000, message: `Forbidden: ${what} not allowed` });
+}
+
+function sendError(
+  res: ServerResponse,
+  status: number,
+  id: JsonRpcResponse['id'],
+  error: { code: number; message: string; data?: unknown },
+): void {
+  const body = JSON.stringify(errorResponse(id, error));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function sendPortcullisError(res: ServerResponse, id: JsonRpcResponse['id'], err: unknown): void {
+  if (err instanceof PortcullisError) {
+    sendError(res, err.httpStatus === 200 ? 400 : err.httpStatus, id, err.toRpcError());
+    return;
+  }
+  throw err;
+}

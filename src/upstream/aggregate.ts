@@ -1,0 +1,232 @@
+import { JSONRPC, ProtocolError, unknownTarget } from '../errors.ts';
+import { isObject, type JsonObject } from '../jsonrpc.ts';
+import type { Logger } from '../observability/log.ts';
+import { GATEWAY_INFO, isLegacyVersion, LATEST_LEGACY, LATEST_MODERN, META } from '../protocol/versions.ts';
+import type { DownstreamSession } from '../session.ts';
+import { modernMeta, type RelatedSink, type UpstreamConnection } from './connection.ts';
+import { exposeName, splitName } from './naming.ts';
+import type { UpstreamPool } from './pool.ts';
+
+export type ListMethod = 'tools/list' | 'prompts/list' | 'resources/list' | 'resources/templates/list';
+
+const LIST_SPEC: Record<ListMethod, { key: string; capability: string; rename: boolean }> = {
+  'tools/list': { key: 'tools', capability: 'tools', rename: true },
+  'prompts/list': { key: 'prompts', capability: 'prompts', rename: true },
+  'resources/list': { key: 'resources', capability: 'resources', rename: false },
+  'resources/templates/list': { key: 'resourceTemplates', capability: 'resources', rename: false },
+};
+const MAX_PAGES = 100;
+
+export const isListMethod = (m: string): m is ListMethod => m in LIST_SPEC;
+
+interface ResourceOwners {
+  exact: Map<string, string>;
+  templates: { prefix: string; upstream: string }[];
+}
+
+/**
+ * Presents several upstreams as one server: merged capabilities, prefixed tool
+ * and prompt names, resource URIs routed to the upstream that listed them.
+ */
+export class Aggregator {
+  private readonly pool: UpstreamPool;
+  private readonly log: Logger;
+  private readonly prefixes: ReadonlySet<string>;
+  private readonly byPrefix: ReadonlyMap<string, string>;
+  private readonly owners = new Map<string, ResourceOwners>();
+
+  constructor(pool: UpstreamPool, log: Logger) {
+    this.pool = pool;
+    this.log = log;
+    const specs = pool.names.map((n) => pool.spec(n)!);
+    this.prefixes = new Set(specs.map((s) => s.prefix));
+    this.byPrefix = new Map(specs.map((s) => [s.prefix, s.name]));
+  }
+
+  connection(session: DownstreamSession, name: string): Promise<UpstreamConnection> {
+    return this.pool.get(session.key, session.principal, name, session.client, session.unrelated);
+  }
+
+  /** Every upstream this session can reach; one that is down is left out (and logged), not fatal. */
+  async connections(session: DownstreamSession): Promise<UpstreamConnection[]> {
+    const names = this.pool.names;
+    const settled = await Promise.allSettled(names.map((n) => this.connection(session, n)));
+    const up: UpstreamConnection[] = [];
+    settled.forEach((s, i) => {
+      if (s.status === 'fulfilled') up.push(s.value);
+      else this.log.warn('upstream unavailable', { upstream: names[i], err: String(s.reason) });
+    });
+    return up;
+  }
+
+  async capabilities(session: DownstreamSession): Promise<JsonObject> {
+    const merged: Record<string, JsonObject> = {};
+    for (const conn of await this.connections(session)) {
+      for (const [cap, value] of Object.entries(conn.handshake?.capabilities ?? {})) {
+        if (!['tools', 'prompts', 'resources', 'logging', 'completions'].includes(cap)) continue;
+        merged[cap] = mergeFlags(merged[cap] ?? {}, isObject(value) ? value : {});
+      }
+    }
+    return merged;
+  }
+
+  async initializeResult(session: DownstreamSession, requested: unknown): Promise<JsonObject> {
+    const protocolVersion =
+      typeof requested === 'string' && isLegacyVersion(requested) ? requested : LATEST_LEGACY;
+    session.protocolVersion = protocolVersion;
+    return {
+      protocolVersion,
+      capabilities: await this.capabilities(session),
+      serverInfo: { ...GATEWAY_INFO },
+    };
+  }
+
+  async discoverResult(session: DownstreamSession): Promise<JsonObject> {
+    return {
+      supportedVersions: [LATEST_MODERN],
+      capabilities: await this.capabilities(session),
+      _meta: { 'io.modelcontextprotocol/serverInfo': { ...GATEWAY_INFO } },
+    };
+  }
+
+  /** One page holding every upstream's items: the gateway hands out no cursors of its own. */
+  async list(
+    session: DownstreamSession,
+    method: ListMethod,
+    params: JsonObject | undefined,
+    sink: RelatedSink,
+  ): Promise<JsonObject> {
+    if (params?.cursor !== undefined) {
+      throw new ProtocolError('ERR_INVALID_REQUEST', 'cursor not issued by this gateway', {
+        publicMessage: 'Invalid cursor',
+        rpcCode: JSONRPC.INVALID_PARAMS,
+      });
+    }
+    const spec = LIST_SPEC[method];
+    const conns = (await this.connections(session)).filter((c) => c.handshake?.capabilities[spec.capability]);
+    const pages = await Promise.all(conns.map((c) => this.listAll(c, session, method, params, sink)));
+    const items: JsonObject[] = [];
+    const seen = new Map<string, string>();
+    conns.forEach((conn, i) => {
+      const prefix = this.pool.spec(conn.name)!.prefix;
+      for (const item of pages[i] ?? []) {
+        const out = spec.rename ? { ...item, name: exposeName(prefix, String(item.name)) } : item;
+        const id = String(out.name ?? out.uri ?? out.uriTemplate);
+        const other = seen.get(id);
+        if (other !== undefined) {
+          this.log.warn('name collision: item hidden', { method, id, upstreams: [other, conn.name] });
+          continue;
+        }
+        seen.set(id, conn.name);
+        items.push(out);
+      }
+    });
+    if (method === 'resources/list' || method === 'resources/templates/list')
+      this.remember(session, method, items, seen);
+    return { [spec.key]: items };
+  }
+
+  private async listAll(
+    conn: UpstreamConnection,
+    session: DownstreamSession,
+    method: ListMethod,
+    params: JsonObject | undefined,
+    sink: RelatedSink,
+  ): Promise<JsonObject[]> {
+    const items: JsonObject[] = [];
+    let cursor: unknown;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const p = { ...(params ?? {}), ...(cursor === undefined ? {} : { cursor }) };
+      const res = await conn.request(method, this.upstreamParams(conn, session, p), { sink });
+      const result = res.result;
+      if (!result) {
+        this.log.warn('upstream list failed', { upstream: conn.name, method, error: res.error });
+        break;
+      }
+      const batch = result[LIST_SPEC[method].key];
+      if (Array.isArray(batch)) items.push(...batch.filter(isObject));
+      cursor = result.nextCursor;
+      if (typeof cursor !== 'string' || cursor === '') break;
+    }
+    return items;
+  }
+
+  private remember(
+    session: DownstreamSession,
+    method: ListMethod,
+    items: JsonObject[],
+    owner: Map<string, string>,
+  ): void {
+    const o = this.ownersOf(session);
+    for (const item of items) {
+      if (method === 'resources/list' && typeof item.uri === 'string') {
+        o.exact.set(item.uri, owner.get(item.uri)!);
+      } else if (typeof item.uriTemplate === 'string') {
+        const prefix = item.uriTemplate.split('{')[0] ?? '';
+        o.templates = o.templates.filter((t) => t.prefix !== prefix);
+        o.templates.push({ prefix, upstream: owner.get(item.uriTemplate)! });
+      }
+    }
+  }
+
+  private ownersOf(session: DownstreamSession): ResourceOwners {
+    let o = this.owners.get(session.key);
+    if (!o) {
+      o = { exact: new Map(), templates: [] };
+      this.owners.set(session.key, o);
+    }
+    return o;
+  }
+
+  forget(sessionKey: string): void {
+    this.owners.delete(sessionKey);
+  }
+
+  /** The upstream that owns a tool or prompt name, and its own name for it. */
+  resolveName(kind: 'tool' | 'prompt', exposed: string): { upstream: string; original: string } {
+    const split = splitName(exposed, this.prefixes);
+    const upstream = split && this.byPrefix.get(split.prefix);
+    if (!split || !upstream) throw unknownTarget(kind, exposed);
+    return { upstream, original: split.name };
+  }
+
+  /** The upstream that listed a resource URI (or a template it matches). */
+  async resolveResource(session: DownstreamSession, uri: string, sink: RelatedSink): Promise<string> {
+    if (this.pool.names.length === 1) return this.pool.names[0]!;
+    const found = this.lookup(session, uri);
+    if (found) return found;
+    await this.list(session, 'resources/list', undefined, sink);
+    await this.list(session, 'resources/templates/list', undefined, sink);
+    const after = this.lookup(session, uri);
+    if (!after) throw unknownTarget('resource', uri);
+    return after;
+  }
+
+  private lookup(session: DownstreamSession, uri: string): string | undefined {
+    const o = this.owners.get(session.key);
+    if (!o) return undefined;
+    const exact = o.exact.get(uri);
+    if (exact) return exact;
+    const matches = o.templates.filter((t) => t.prefix.length > 0 && uri.startsWith(t.prefix));
+    matches.sort((a, b) => b.prefix.length - a.prefix.length);
+    return matches[0]?.upstream;
+  }
+
+  /** A modern upstream needs the per-request `_meta`; a legacy client never sends it, so we add it. */
+  upstreamParams(
+    conn: UpstreamConnection,
+    session: DownstreamSession,
+    params: JsonObject | undefined,
+  ): JsonObject | undefined {
+    if (conn.handshake?.era !== 'modern') return params;
+    const meta = isObject(params?._meta) ? params._meta : {};
+    if (META.protocolVersion in meta) return params;
+    return { ...(params ?? {}), _meta: { ...modernMeta(session.client, LATEST_MODERN), ...meta } };
+  }
+}
+
+function mergeFlags(a: JsonObject, b: JsonObject): JsonObject {
+  const out: JsonObject = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = v === true || out[k] === true ? true : (out[k] ?? v);
+  return out;
+}

@@ -1,0 +1,272 @@
+import { JSONRPC, UpstreamError } from '../errors.ts';
+import {
+  errorResponse,
+  isNotification,
+  isObject,
+  isRequest,
+  type JsonObject,
+  type JsonRpcId,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from '../jsonrpc.ts';
+import { type Era, GATEWAY_INFO, LATEST_LEGACY, LATEST_MODERN, META } from '../protocol/versions.ts';
+import type { EraAware, MessageTransport } from './transport.ts';
+
+/** Where messages that belong to one forwarded request go (progress, server-to-client requests). */
+export interface RelatedSink {
+  notify(message: JsonRpcNotification): void;
+  /** A server-to-client request; resolves with the client's response. */
+  request(message: JsonRpcRequest): Promise<JsonRpcResponse>;
+}
+
+/** What the gateway tells an upstream about the client it speaks for. */
+export interface ClientProfile {
+  capabilities: JsonObject;
+  info: JsonObject;
+}
+
+export interface HandshakeResult {
+  era: Era;
+  protocolVersion: string;
+  capabilities: JsonObject;
+  serverInfo: JsonObject;
+  instructions?: string;
+}
+
+interface Pending {
+  resolve(r: JsonRpcResponse): void;
+  sink: RelatedSink | undefined;
+  timer: NodeJS.Timeout;
+  progressToken?: string | number;
+}
+
+export interface ConnectionOptions {
+  name: string;
+  timeoutMs: number;
+  /** Messages from the upstream that belong to no request (list_changed, logging). */
+  unrelated?: RelatedSink;
+  /** Era learned earlier for this upstream and principal; skips the probe. */
+  knownEra?: Era;
+  onClose?: () => void;
+}
+
+/**
+ * One live connection to one upstream: id remapping, timeouts, the era
+ * handshake, and routing of what the upstream sends back to the right caller.
+ */
+export class UpstreamConnection {
+  readonly name: string;
+  private readonly transport: MessageTransport & Partial<EraAware>;
+  private readonly opts: ConnectionOptions;
+  private readonly pending = new Map<JsonRpcId, Pending>();
+  /** Gateway progress token → the pending upstream id it belongs to. */
+  private readonly progress = new Map<string, JsonRpcId>();
+  private nextId = 1;
+  private closed = false;
+  handshake: HandshakeResult | undefined;
+
+  constructor(transport: MessageTransport & Partial<EraAware>, opts: ConnectionOptions) {
+    this.name = opts.name;
+    this.transport = transport;
+    this.opts = opts;
+    transport.onmessage = (m) => this.receive(m);
+    transport.onclose = () => this.handleClose();
+    transport.onerror = () => {};
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  async open(client: ClientProfile): Promise<HandshakeResult> {
+    await this.transport.start();
+    const era = this.opts.knownEra;
+    this.handshake =
+      era === 'legacy'
+        ? await this.initialize(client)
+        : ((await this.discover(client)) ?? (await this.initialize(client)));
+    return this.handshake;
+  }
+
+  /** Modern probe: `server/discover`. Undefined when the server does not speak the modern era. */
+  private async discover(client: ClientProfile): Promise<HandshakeResult | undefined> {
+    this.transport.setEra?.('modern', LATEST_MODERN);
+    const res = await this.request('server/discover', { _meta: modernMeta(client, LATEST_MODERN) });
+    const result = res.result;
+    const versions =
+      isObject(result) && Array.isArray(result.supportedVersions) ? result.supportedVersions : [];
+    if (!versions.includes(LATEST_MODERN)) return undefined;
+    return {
+      era: 'modern',
+      protocolVersion: LATEST_MODERN,
+      capabilities: asObject(result?.capabilities),
+      serverInfo: asObject(result?.serverInfo),
+      ...(typeof result?.instructions === 'string' ? { instructions: result.instructions } : {}),
+    };
+  }
+
+  private async initialize(client: ClientProfile): Promise<HandshakeResult> {
+    this.transport.setEra?.('legacy', LATEST_LEGACY);
+    const res = await this.request('initialize', {
+      protocolVersion: LATEST_LEGACY,
+      capabilities: client.capabilities,
+      clientInfo: client.info,
+    });
+    if (!isObject(res.result) || typeof res.result.protocolVersion !== 'string') {
+      throw new UpstreamError('ERR_UPSTREAM_PROTOCOL', `${this.name}: initialize failed`, {
+        publicMessage: 'Upstream unavailable',
+        rpcCode: JSONRPC.UPSTREAM_UNAVAILABLE,
+        detail: { error: res.error },
+      });
+    }
+    const r = res.result;
+    this.transport.setEra?.('legacy', r.protocolVersion as string);
+    await this.transport.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    return {
+      era: 'legacy',
+      protocolVersion: r.protocolVersion as string,
+      capabilities: asObject(r.capabilities),
+      serverInfo: asObject(r.serverInfo),
+      ...(typeof r.instructions === 'string' ? { instructions: r.instructions } : {}),
+    };
+  }
+
+  /**
+   * Sends a request and resolves with the upstream's response (an error
+   * response on timeout or loss of the upstream; it never rejects for those).
+   */
+  request(
+    method: string,
+    params: JsonObject | undefined,
+    opts: { sink?: RelatedSink; signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<JsonRpcResponse> {
+    if (this.closed) return Promise.resolve(unavailable(null, 'closed'));
+    const id = this.nextId++;
+    const { params: sent, progressToken } = this.rewriteProgress(id, params);
+    const message: JsonRpcRequest = { jsonrpc: '2.0', id, method, ...(sent ? { params: sent } : {}) };
+    return new Promise<JsonRpcResponse>((resolve) => {
+      const timer = setTimeout(() => {
+        this.settle(id, unavailable(id, 'timeout'));
+        void this.notify('notifications/cancelled', { requestId: id, reason: 'gateway timeout' });
+      }, opts.timeoutMs ?? this.opts.timeoutMs);
+      this.pending.set(id, { resolve, sink: opts.sink, timer, ...(progressToken ? { progressToken } : {}) });
+      opts.signal?.addEventListener('abort', () => this.cancel(id), { once: true });
+      this.transport.send(message).catch(() => this.settle(id, unavailable(id, 'send failed')));
+    });
+  }
+
+  async notify(method: string, params?: JsonObject): Promise<void> {
+    if (this.closed) return;
+    await this.transport.send({ jsonrpc: '2.0', method, ...(params ? { params } : {}) }).catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.transport.close().catch(() => {});
+    this.failAll('closed');
+  }
+
+  private cancel(id: JsonRpcId): void {
+    if (!this.pending.has(id)) return;
+    void this.notify('notifications/cancelled', { requestId: id, reason: 'client cancelled' });
+    this.settle(id, errorResponse(id, { code: JSONRPC.INTERNAL_ERROR, message: 'Request cancelled' }));
+  }
+
+  /** Client progress tokens are replaced by ours, so tokens from different callers never meet upstream. */
+  private rewriteProgress(
+    id: JsonRpcId,
+    params: JsonObject | undefined,
+  ): { params: JsonObject | undefined; progressToken?: string | number } {
+    const meta = params?._meta;
+    if (!isObject(meta) || !('progressToken' in meta)) return { params };
+    const original = meta.progressToken as string | number;
+    const ours = `${this.name}-p${id}`;
+    this.progress.set(ours, id);
+    return { params: { ...params, _meta: { ...meta, progressToken: ours } }, progressToken: original };
+  }
+
+  private settle(id: JsonRpcId, response: JsonRpcResponse): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (p.progressToken !== undefined) this.progress.delete(`${this.name}-p${id}`);
+    p.resolve(response);
+  }
+
+  private receive(message: JsonRpcMessage): void {
+    if (isRequest(message)) return void this.relayServerRequest(message);
+    if (isNotification(message)) {
+      this.relayNotification(message);
+      return;
+    }
+    const id = message.id;
+    if (id !== null && this.pending.has(id)) this.settle(id, message as JsonRpcResponse);
+  }
+
+  private relayNotification(message: JsonRpcNotification): void {
+    const token = isObject(message.params) ? message.params.progressToken : undefined;
+    if (message.method === 'notifications/progress' && typeof token === 'string') {
+      const upstreamId = this.progress.get(token);
+      const p = upstreamId === undefined ? undefined : this.pending.get(upstreamId);
+      if (!p || p.progressToken === undefined) return;
+      p.sink?.notify({ ...message, params: { ...message.params, progressToken: p.progressToken } });
+      return;
+    }
+    (this.latestSink() ?? this.opts.unrelated)?.notify(message);
+  }
+
+  private async relayServerRequest(message: JsonRpcRequest): Promise<void> {
+    if (message.method === 'ping') {
+      await this.transport.send({ jsonrpc: '2.0', id: message.id, result: {} }).catch(() => {});
+      return;
+    }
+    const sink = this.latestSink() ?? this.opts.unrelated;
+    const reply = sink
+      ? await sink.request(message).catch(() => undefined)
+      : errorResponse(message.id, { code: JSONRPC.METHOD_NOT_FOUND, message: 'No client to relay to' });
+    const response =
+      reply ?? errorResponse(message.id, { code: JSONRPC.INTERNAL_ERROR, message: 'Client failed' });
+    await this.transport.send({ ...response, id: message.id }).catch(() => {});
+  }
+
+  /** Server-to-client traffic without a request id belongs to the newest call in flight. */
+  private latestSink(): RelatedSink | undefined {
+    let last: RelatedSink | undefined;
+    for (const p of this.pending.values()) if (p.sink) last = p.sink;
+    return last;
+  }
+
+  private handleClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.failAll('upstream exited');
+    this.opts.onClose?.();
+  }
+
+  private failAll(why: string): void {
+    for (const id of [...this.pending.keys()]) this.settle(id, unavailable(id, why));
+  }
+}
+
+export function modernMeta(client: ClientProfile, version: string): JsonObject {
+  return {
+    [META.protocolVersion]: version,
+    [META.clientCapabilities]: client.capabilities,
+    [META.clientInfo]: client.info,
+  };
+}
+
+export const GATEWAY_CLIENT: ClientProfile = { capabilities: {}, info: { ...GATEWAY_INFO } };
+
+const asObject = (v: unknown): JsonObject => (isObject(v) ? v : {});
+
+export function unavailable(id: JsonRpcId | null, why: string): JsonRpcResponse {
+  return errorResponse(id, {
+    code: JSONRPC.UPSTREAM_UNAVAILABLE,
+    message: why === 'timeout' ? 'Upstream timed out' : 'Upstream unavailable',
+  });
+}

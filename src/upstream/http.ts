@@ -1,0 +1,169 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { HttpUpstreamConfig } from '../config/schema.ts';
+import { resolveValue } from '../config/secrets.ts';
+import { JSONRPC } from '../errors.ts';
+import {
+  errorResponse,
+  isObject,
+  isRequest,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  validateMessage,
+} from '../jsonrpc.ts';
+import type { Era } from '../protocol/versions.ts';
+import { SseParser } from '../transport/sse.ts';
+import type { EraAware, MessageTransport } from './transport.ts';
+
+const NAME_PARAM: Record<string, string> = {
+  'tools/call': 'name',
+  'prompts/get': 'name',
+  'resources/read': 'uri',
+};
+const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Streamable HTTP to an upstream with keep-alive `node:http` (the SDK's
+ * transport rides on `fetch`, which costs several times more CPU per call on
+ * this hot path). Speaks whichever era the handshake settled on.
+ */
+export class HttpUpstreamTransport implements MessageTransport, EraAware {
+  onmessage?: ((message: JsonRpcMessage) => void) | undefined;
+  onclose?: (() => void) | undefined;
+  onerror?: ((error: Error) => void) | undefined;
+  private readonly url: URL;
+  private readonly headers: Record<string, string>;
+  private readonly agent: http.Agent;
+  private era: Era = 'legacy';
+  private protocolVersion: string | undefined;
+  private sessionId: string | undefined;
+  private closed = false;
+
+  constructor(url: string, headers: Record<string, string>) {
+    this.url = new URL(url);
+    this.headers = headers;
+    const Agent = this.url.protocol === 'https:' ? https.Agent : http.Agent;
+    this.agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  }
+
+  setEra(era: Era, protocolVersion: string): void {
+    this.era = era;
+    this.protocolVersion = protocolVersion;
+  }
+
+  async start(): Promise<void> {}
+
+  async send(message: JsonRpcMessage): Promise<void> {
+    if (this.closed) throw new Error('transport closed');
+    const body = JSON.stringify(message);
+    const res = await this.post(body, this.requestHeaders(message));
+    this.sessionId = (res.headers['mcp-session-id'] as string | undefined) ?? this.sessionId;
+    this.consume(res, isRequest(message) ? message : undefined);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sessionId && this.era === 'legacy') {
+      await this.request('DELETE', undefined, this.baseHeaders())
+        .then((r) => r.resume())
+        .catch(() => {});
+    }
+    this.agent.destroy();
+  }
+
+  private baseHeaders(): Record<string, string> {
+    const h: Record<string, string> = { ...this.headers };
+    if (this.protocolVersion) h['mcp-protocol-version'] = this.protocolVersion;
+    if (this.sessionId && this.era === 'legacy') h['mcp-session-id'] = this.sessionId;
+    return h;
+  }
+
+  private requestHeaders(message: JsonRpcMessage): Record<string, string> {
+    const h = this.baseHeaders();
+    h['content-type'] = 'application/json';
+    h.accept = 'application/json, text/event-stream';
+    if (this.era === 'modern' && 'method' in message) {
+      const method = String(message.method);
+      h['mcp-method'] = method;
+      const key = NAME_PARAM[method];
+      const name = key && isObject(message.params) ? message.params[key] : undefined;
+      if (typeof name === 'string') h['mcp-name'] = encodeHeaderValue(name);
+    }
+    return h;
+  }
+
+  private post(body: string, headers: Record<string, string>): Promise<http.IncomingMessage> {
+    return this.request('POST', body, { ...headers, 'content-length': String(Buffer.byteLength(body)) });
+  }
+
+  private request(method: string, body: string | undefined, headers: Record<string, string>) {
+    const mod = this.url.protocol === 'https:' ? https : http;
+    return new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = mod.request(this.url, { method, headers, agent: this.agent }, resolve);
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  /** Turns one HTTP response (JSON, SSE or an HTTP error) into messages. */
+  private consume(res: http.IncomingMessage, request: JsonRpcRequest | undefined): void {
+    const type = String(res.headers['content-type'] ?? '');
+    const status = res.statusCode ?? 0;
+    if (status === 202 || (status >= 200 && status < 300 && !type && !request)) {
+      res.resume();
+      return;
+    }
+    res.setEncoding('utf8');
+    if (type.startsWith('text/event-stream') && status < 300) {
+      const parser = new SseParser((data) => this.deliverText(data));
+      res.on('data', (c: string) => parser.push(c));
+      res.on('error', () => {});
+      return;
+    }
+    let text = '';
+    res.on('data', (c: string) => {
+      text += c;
+      if (text.length > MAX_RESPONSE_BYTES) res.destroy();
+    });
+    res.on('end', () => {
+      if (!this.deliverText(text) && request) this.deliverHttpError(request, status);
+    });
+    res.on('error', () => request && this.deliverHttpError(request, status));
+  }
+
+  private deliverText(text: string): boolean {
+    try {
+      const m = validateMessage(JSON.parse(text));
+      this.onmessage?.(m);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private deliverHttpError(request: JsonRpcRequest, status: number): void {
+    if (status === 404 && this.era === 'legacy') this.sessionId = undefined;
+    this.onmessage?.(
+      errorResponse(request.id, { code: JSONRPC.UPSTREAM_UNAVAILABLE, message: `Upstream HTTP ${status}` }),
+    );
+  }
+}
+
+/** Non-ASCII header values travel base64-encoded (MCP 2026-07-28 §HTTP headers). */
+export function encodeHeaderValue(value: string): string {
+  const plain = value !== '' && /^[\x20-\x7e]*$/.test(value) && value.trim() === value;
+  if (plain && !value.startsWith('=?base64?')) return value;
+  return `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`;
+}
+
+export function httpTransport(
+  _name: string,
+  cfg: HttpUpstreamConfig,
+  baseDir: string,
+): HttpUpstreamTransport {
+  const headers = Object.fromEntries(
+    Object.entries(cfg.headers).map(([k, v]) => [k.toLowerCase(), resolveValue(v, baseDir)]),
+  );
+  return new HttpUpstreamTransport(cfg.url, headers);
+}

@@ -1,0 +1,20 @@
+import type { JsonRpcMessage } from '../jsonrpc.ts';
+import type { Era } from '../protocol/versions.ts';
+
+/**
+ * A message pipe to one upstream server; the SDK's `Transport` shape, so the
+ * SDK's stdio transport fits as is.
+ */
+export interface MessageTransport {
+  start(): Promise<void>;
+  send(message: JsonRpcMessage): Promise<void>;
+  close(): Promise<void>;
+  onmessage?: ((message: JsonRpcMessage) => void) | undefined;
+  onclose?: (() => void) | undefined;
+  onerror?: ((error: Error) => void) | undefined;
+}
+
+/** Era-dependent knobs a transport needs (HTTP headers, session ids). */
+export interface EraAware {
+  setEra(era: Era, protocolVersion: string): void;
+}
