@@ -17,11 +17,15 @@ const OPEN_GATEWAY_BANNER = `
   ************************************************************************
 `;
 
-export async function startGateway(loaded: LoadedConfig, log: Logger): Promise<RunningGateway> {
+export async function startGateway(
+  loaded: LoadedConfig,
+  log: Logger,
+  opts: { banner?: boolean } = {},
+): Promise<RunningGateway> {
   const gateway = new Gateway(loaded, { log });
   const listener = await startHttpListener(loaded.config, gateway, log);
   if (loaded.config.identity.mode === 'none') {
-    process.stderr.write(OPEN_GATEWAY_BANNER);
+    if (opts.banner !== false) process.stderr.write(OPEN_GATEWAY_BANNER);
     log.warn('open gateway: no caller identity; loopback only', { url: listener.url });
   }
   return {

@@ -9,11 +9,16 @@ import type { UpstreamPool } from './pool.ts';
 
 export type ListMethod = 'tools/list' | 'prompts/list' | 'resources/list' | 'resources/templates/list';
 
-const LIST_SPEC: Record<ListMethod, { key: string; capability: string; rename: boolean }> = {
-  'tools/list': { key: 'tools', capability: 'tools', rename: true },
-  'prompts/list': { key: 'prompts', capability: 'prompts', rename: true },
-  'resources/list': { key: 'resources', capability: 'resources', rename: false },
-  'resources/templates/list': { key: 'resourceTemplates', capability: 'resources', rename: false },
+const LIST_SPEC: Record<ListMethod, { key: string; capability: string; rename: boolean; idField: string }> = {
+  'tools/list': { key: 'tools', capability: 'tools', rename: true, idField: 'name' },
+  'prompts/list': { key: 'prompts', capability: 'prompts', rename: true, idField: 'name' },
+  'resources/list': { key: 'resources', capability: 'resources', rename: false, idField: 'uri' },
+  'resources/templates/list': {
+    key: 'resourceTemplates',
+    capability: 'resources',
+    rename: false,
+    idField: 'uriTemplate',
+  },
 };
 const MAX_PAGES = 100;
 
@@ -111,7 +116,7 @@ export class Aggregator {
       const prefix = this.pool.spec(conn.name)!.prefix;
       for (const item of pages[i] ?? []) {
         const out = spec.rename ? { ...item, name: exposeName(prefix, String(item.name)) } : item;
-        const id = String(out.name ?? out.uri ?? out.uriTemplate);
+        const id = String(out[spec.idField]);
         const other = seen.get(id);
         if (other !== undefined) {
           this.log.warn('name collision: item hidden', { method, id, upstreams: [other, conn.name] });

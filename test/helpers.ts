@@ -1,0 +1,87 @@
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { validateConfig } from '../src/config/load.ts';
+import { silentLogger } from '../src/observability/log.ts';
+import { type RunningGateway, startGateway } from '../src/server.ts';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const NODE = process.execPath;
+const require = createRequire(import.meta.url);
+
+export function serverEntry(pkg: string): string {
+  const manifest = require(`${pkg}/package.json`) as { bin: Record<string, string> };
+  return join(dirname(require.resolve(`${pkg}/package.json`)), Object.values(manifest.bin)[0]!);
+}
+
+export const probeUpstream = (extra: Record<string, unknown> = {}) => ({
+  transport: 'stdio',
+  command: NODE,
+  args: [join(ROOT, 'test/fixtures/probe-server.ts')],
+  ...extra,
+});
+
+/** Starts a gateway in this process on a free loopback port. */
+export async function startTestGateway(config: Record<string, unknown>): Promise<RunningGateway> {
+  const full = { ...config, listen: { host: '127.0.0.1', port: 0, ...((config.listen as object) ?? {}) } };
+  return startGateway({ config: validateConfig(full), baseDir: ROOT }, silentLogger, { banner: false });
+}
+
+export type Era = 'legacy' | 'modern';
+
+export async function httpClient(url: string, era: Era): Promise<Client> {
+  const client = new Client(
+    { name: 'test-client', version: '1.0.0' },
+    era === 'modern' ? { versionNegotiation: { mode: { pin: '2026-07-28' } } } : {},
+  );
+  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  return client;
+}
+
+export async function wrapClient(configPath: string, extraArgs: string[] = []): Promise<Client> {
+  const client = new Client({ name: 'test-client', version: '1.0.0' });
+  await client.connect(
+    new StdioClientTransport({
+      command: NODE,
+      args: [join(ROOT, 'bin/portcullis.js'), 'wrap', '--config', configPath, ...extraArgs],
+      stderr: 'ignore',
+    }),
+  );
+  return client;
+}
+
+export const textOf = (result: unknown): string => {
+  const content = (result as { content?: { type: string; text?: string }[] }).content ?? [];
+  return content.map((c) => c.text ?? '').join('');
+};
+
+/** Raw POST to the gateway, for wire-level assertions. */
+export async function post(
+  url: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; json: unknown; text: string }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+    body,
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, json, text };
+}
+
+export const initializeBody = (id: number | string = 1) =>
+  JSON.stringify({
+    jsonrpc: '2.0',
+    id,
+    method: 'initialize',
+    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+  });
