@@ -19,6 +19,8 @@ export interface DownstreamSession {
   client: ClientProfile;
   /** Where messages go that belong to no request (the legacy GET stream, stdout in wrap). */
   readonly unrelated?: RelatedSink;
+  /** Legacy `logging/setLevel`; modern upstreams get it in each request's `_meta`. */
+  logLevel?: string;
   /** Set once a legacy client sent `initialize`. */
   initialized: boolean;
   /** Client requests in flight, by client id: lets `notifications/cancelled` reach them. */

@@ -53,6 +53,10 @@ export interface ModernHeaders {
  * says something else.
  */
 export function checkModernHeaders(message: JsonRpcMessage & { method: string }, h: ModernHeaders): void {
+  const claimed = claimedVersion(message);
+  // Disagreement is reported as such, before whether either version is supported.
+  if ('id' in message && claimed !== undefined && h.protocolVersion !== claimed)
+    throw mismatch('MCP-Protocol-Version');
   const version = checkModernEnvelope(message);
   if (!('id' in message)) return; // notifications are exempt from header presence checks
   if (h.protocolVersion !== version) throw mismatch('MCP-Protocol-Version');

@@ -1,9 +1,10 @@
 import type { IncomingMessage } from 'node:http';
-import { PortcullisError } from '../errors.ts';
+import { JSONRPC, PortcullisError } from '../errors.ts';
 
 export const bodyTooLarge = (limit: number): PortcullisError =>
   new PortcullisError('ERR_BODY_TOO_LARGE', `Request body exceeds ${limit} bytes`, {
     publicMessage: 'Request body too large',
+    rpcCode: JSONRPC.INVALID_REQUEST,
     httpStatus: 413,
   });
 

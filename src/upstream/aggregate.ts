@@ -226,7 +226,9 @@ export class Aggregator {
     if (conn.handshake?.era !== 'modern') return params;
     const meta = isObject(params?._meta) ? params._meta : {};
     if (META.protocolVersion in meta) return params;
-    return { ...(params ?? {}), _meta: { ...modernMeta(session.client, LATEST_MODERN), ...meta } };
+    const envelope = modernMeta(session.client, LATEST_MODERN);
+    if (session.logLevel) envelope[META.logLevel] = session.logLevel;
+    return { ...(params ?? {}), _meta: { ...envelope, ...meta } };
   }
 }
 

@@ -11,14 +11,22 @@ const sandbox = mkdtempSync(join(tmpdir(), 'portcullis-fs-'));
 writeFileSync(join(sandbox, 'note.txt'), 'portcullis sandbox note\n');
 
 const upstreams = {
-  fs: { transport: 'stdio', command: NODE, args: [serverEntry('@modelcontextprotocol/server-filesystem'), sandbox] },
+  fs: {
+    transport: 'stdio',
+    command: NODE,
+    args: [serverEntry('@modelcontextprotocol/server-filesystem'), sandbox],
+  },
   memory: {
     transport: 'stdio',
     command: NODE,
     args: [serverEntry('@modelcontextprotocol/server-memory')],
     env: { MEMORY_FILE_PATH: join(sandbox, 'memory.jsonl') },
   },
-  everything: { transport: 'stdio', command: NODE, args: [serverEntry('@modelcontextprotocol/server-everything')] },
+  everything: {
+    transport: 'stdio',
+    command: NODE,
+    args: [serverEntry('@modelcontextprotocol/server-everything')],
+  },
 };
 
 for (const era of ['legacy', 'modern'] as Era[]) {
@@ -31,7 +39,10 @@ for (const era of ['legacy', 'modern'] as Era[]) {
 
     it('reads a file through server-filesystem', async () => {
       const client = await httpClient(gw.listener.url, era);
-      const result = await client.callTool({ name: 'fs__read_text_file', arguments: { path: join(sandbox, 'note.txt') } });
+      const result = await client.callTool({
+        name: 'fs__read_text_file',
+        arguments: { path: join(sandbox, 'note.txt') },
+      });
       assert.match(textOf(result), /portcullis sandbox note/);
       await client.close();
     });
@@ -68,7 +79,10 @@ describe('portcullis wrap: a local client over stdio', () => {
     const client = await wrapClient(configPath, ['--server', 'fs']);
     const { tools } = await client.listTools();
     assert.ok(tools.every((t) => t.name.startsWith('fs__')));
-    const result = await client.callTool({ name: 'fs__read_text_file', arguments: { path: join(sandbox, 'note.txt') } });
+    const result = await client.callTool({
+      name: 'fs__read_text_file',
+      arguments: { path: join(sandbox, 'note.txt') },
+    });
     assert.match(textOf(result), /portcullis sandbox note/);
     await client.close();
   });

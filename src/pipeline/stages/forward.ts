@@ -2,6 +2,7 @@ import { methodNotFound } from '../../errors.ts';
 import { isObject, type JsonObject, resultResponse } from '../../jsonrpc.ts';
 import { toModernResult } from '../../protocol/modern.ts';
 import { type Aggregator, isListMethod } from '../../upstream/aggregate.ts';
+import { fulfilInputRequired } from '../../upstream/mrtr.ts';
 import type { CallContext } from '../context.ts';
 import type { Stage } from '../runner.ts';
 
@@ -18,14 +19,25 @@ export function forwardStage(agg: Aggregator): Stage {
         return;
       }
       const conn = await agg.connection(ctx.session, route.upstream);
+      if (isSubscription(route.method) && conn.handshake?.era === 'modern') {
+        // The modern era has no resources/subscribe: acknowledge for the legacy client.
+        ctx.response = resultResponse(ctx.request.id, {});
+        return;
+      }
       const params = agg.upstreamParams(conn, ctx.session, route.params);
-      const res = await conn.request(route.method, params, { sink: ctx.sink, signal: ctx.signal });
+      const send = (p: JsonObject | undefined) =>
+        conn.request(route.method, p, { sink: ctx.sink, signal: ctx.signal });
+      let res = await send(params);
+      if (ctx.session.era === 'legacy') res = await fulfilInputRequired(res, params, ctx.sink, send);
       ctx.response = res.result
         ? { ...res, id: ctx.request.id, result: eraResult(ctx, res.result) }
         : { ...res, id: ctx.request.id };
     },
   };
 }
+
+const isSubscription = (method: string): boolean =>
+  method === 'resources/subscribe' || method === 'resources/unsubscribe';
 
 /** A legacy upstream's result, on its way to a modern client, gains the fields that era requires. */
 const eraResult = (ctx: CallContext, result: JsonObject): JsonObject =>
@@ -49,8 +61,11 @@ async function answerLocally(agg: Aggregator, ctx: CallContext, method: string):
     case 'server/discover':
       return agg.discoverResult(session);
     case 'logging/setLevel': {
-      const conns = (await agg.connections(session)).filter((c) => c.handshake?.capabilities.logging);
-      await Promise.all(conns.map((c) => c.request(method, agg.upstreamParams(c, session, params))));
+      if (typeof params?.level === 'string') session.logLevel = params.level;
+      const conns = (await agg.connections(session)).filter(
+        (c) => c.handshake?.era === 'legacy' && c.handshake.capabilities.logging,
+      );
+      await Promise.all(conns.map((c) => c.request(method, params)));
       return {};
     }
     default:

@@ -1,8 +1,17 @@
-import { invalidRequest, JSONRPC, ProtocolError } from '../../errors.ts';
+import { invalidRequest, JSONRPC, methodNotFound, ProtocolError } from '../../errors.ts';
 import { isObject } from '../../jsonrpc.ts';
 import { checkModernEnvelope } from '../../protocol/modern.ts';
 import type { CallContext } from '../context.ts';
 import type { Stage } from '../runner.ts';
+
+/** Methods the 2026-07-28 era removed: a modern client gets 404 / -32601 for them. */
+const LEGACY_ONLY = new Set([
+  'initialize',
+  'ping',
+  'logging/setLevel',
+  'resources/subscribe',
+  'resources/unsubscribe',
+]);
 
 /** Which string parameter names the target of each targeted method. */
 const TARGET_PARAM: Record<string, string> = {
@@ -21,6 +30,7 @@ export const parseStage: Stage = {
   name: 'parse',
   run(ctx: CallContext) {
     const { method, params } = ctx.request;
+    if (ctx.session.era === 'modern' && LEGACY_ONLY.has(method)) throw methodNotFound(method);
     const targetKey = TARGET_PARAM[method];
     if (targetKey !== undefined) {
       const target = params?.[targetKey];

@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { PortcullisError } from '../../src/errors.ts';
+import { parseMessage } from '../../src/jsonrpc.ts';
+import { checkParamHeaders, decodeHeaderValue } from '../../src/protocol/modern.ts';
+import { SseParser } from '../../src/transport/sse.ts';
+import { encodeHeaderValue } from '../../src/upstream/http.ts';
+import { exposeName, splitName } from '../../src/upstream/naming.ts';
+
+const codeOf = (fn: () => unknown): string => {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof PortcullisError);
+    return e.code;
+  }
+  return 'none';
+};
+
+describe('JSON-RPC parsing', () => {
+  it('gives ERR_PARSE for malformed JSON and ERR_INVALID_REQUEST for a batch or a bad envelope', () => {
+    assert.equal(
+      codeOf(() => parseMessage('{')),
+      'ERR_PARSE',
+    );
+    assert.equal(
+      codeOf(() => parseMessage('[]')),
+      'ERR_INVALID_REQUEST',
+    );
+    assert.equal(
+      codeOf(() => parseMessage('{"jsonrpc":"1.0","id":1,"method":"x"}')),
+      'ERR_INVALID_REQUEST',
+    );
+    assert.equal(
+      codeOf(() => parseMessage('{"jsonrpc":"2.0","id":1.5,"method":"x"}')),
+      'ERR_INVALID_REQUEST',
+    );
+    assert.equal(
+      codeOf(() => parseMessage('{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}')),
+      'ERR_INVALID_REQUEST',
+    );
+  });
+
+  it('keeps fields it does not know', () => {
+    const m = parseMessage('{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":1},"x-extra":true}');
+    assert.equal((m as Record<string, unknown>)['x-extra'], true);
+  });
+});
+
+describe('names and headers', () => {
+  it('splits exposed names at the first separator into prefix and upstream name', () => {
+    const prefixes = new Set(['fs', 'db']);
+    assert.deepEqual(splitName('fs__read__file', prefixes), { prefix: 'fs', name: 'read__file' });
+    assert.equal(splitName('xx__read', prefixes), undefined);
+    assert.equal(splitName('fs__', prefixes), undefined);
+    assert.equal(exposeName('fs', 'read_file'), 'fs__read_file');
+    assert.deepEqual(splitName('anything', new Set([''])), { prefix: '', name: 'anything' });
+  });
+
+  it('round-trips non-ASCII header values through the base64 sentinel', () => {
+    const encoded = encodeHeaderValue('Hello, 世界');
+    assert.equal(encoded, '=?base64?SGVsbG8sIOS4lueVjA==?=');
+    assert.equal(decodeHeaderValue(encoded), 'Hello, 世界');
+    assert.equal(encodeHeaderValue('plain'), 'plain');
+    assert.notEqual(encodeHeaderValue('=?base64?abc?='), '=?base64?abc?=');
+  });
+
+  it('checks Mcp-Param headers against the arguments a tool marks with x-mcp-header', () => {
+    const schema = { properties: { region: { type: 'string', 'x-mcp-header': 'Region' } } };
+    checkParamHeaders({ region: 'eu' }, schema, { 'mcp-param-region': 'eu' });
+    assert.equal(
+      codeOf(() => checkParamHeaders({ region: 'eu' }, schema, { 'mcp-param-region': 'us' })),
+      'ERR_HEADER_MISMATCH',
+    );
+    assert.equal(
+      codeOf(() => checkParamHeaders({ region: 'eu' }, schema, {})),
+      'ERR_HEADER_MISMATCH',
+    );
+  });
+
+  it('parses SSE events split across chunks and line endings', () => {
+    const events: string[] = [];
+    const p = new SseParser((d) => events.push(d));
+    p.push('event: message\r\ndata: {"a"');
+    p.push(':1}\r\n\r\n: comment\n\ndata: x\ndata: y\n\n');
+    assert.deepEqual(events, ['{"a":1}', 'x\ny']);
+  });
+});
