@@ -53,6 +53,7 @@ export class Gateway {
     request: JsonRpcRequest,
     session: DownstreamSession,
     sink: RelatedSink,
+    forwardHeaders?: Record<string, string>,
   ): Promise<JsonRpcResponse> {
     const abort = new AbortController();
     session.inflight.set(request.id, abort);
@@ -64,6 +65,7 @@ export class Gateway {
       sink,
       signal: abort.signal,
       timings: {},
+      ...(forwardHeaders ? { forwardHeaders } : {}),
     };
     try {
       await this.pipeline.run(ctx);

@@ -14,6 +14,8 @@ export interface CallContext {
   readonly session: DownstreamSession;
   /** Where progress and server-to-client requests for this call go. */
   readonly sink: RelatedSink;
+  /** Client headers relayed as they are to HTTP upstreams (`Mcp-Param-*`). */
+  readonly forwardHeaders?: Readonly<Record<string, string>>;
   /** Aborted when the client cancels or goes away. */
   readonly signal: AbortSignal;
   route?: Route;

@@ -39,6 +39,8 @@ export class Aggregator {
   private readonly prefixes: ReadonlySet<string>;
   private readonly byPrefix: ReadonlyMap<string, string>;
   private readonly owners = new Map<string, ResourceOwners>();
+  /** Exposed tool name → its input schema, per session key, from the last tools/list. */
+  private readonly schemas = new Map<string, Map<string, unknown>>();
 
   constructor(pool: UpstreamPool, log: Logger) {
     this.pool = pool;
@@ -128,6 +130,8 @@ export class Aggregator {
     });
     if (method === 'resources/list' || method === 'resources/templates/list')
       this.remember(session, method, items, seen);
+    if (method === 'tools/list')
+      this.schemas.set(session.key, new Map(items.map((t) => [String(t.name), t.inputSchema])));
     return { [spec.key]: items };
   }
 
@@ -185,6 +189,13 @@ export class Aggregator {
 
   forget(sessionKey: string): void {
     this.owners.delete(sessionKey);
+    this.schemas.delete(sessionKey);
+  }
+
+  /** The input schema of an exposed tool, listing the tools first if this session has not. */
+  async toolSchema(session: DownstreamSession, exposed: string, sink: RelatedSink): Promise<unknown> {
+    if (!this.schemas.get(session.key)?.has(exposed)) await this.list(session, 'tools/list', undefined, sink);
+    return this.schemas.get(session.key)?.get(exposed);
   }
 
   /** The upstream that owns a tool or prompt name, and its own name for it. */

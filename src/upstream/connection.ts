@@ -37,6 +37,8 @@ export interface HandshakeResult {
 
 interface Pending {
   resolve(r: JsonRpcResponse): void;
+  /** The id the client gave this request: listen notifications carry it as their subscription id. */
+  clientId?: JsonRpcId;
   sink: RelatedSink | undefined;
   timer: NodeJS.Timeout;
   progressToken?: string | number;
@@ -140,7 +142,13 @@ export class UpstreamConnection {
   request(
     method: string,
     params: JsonObject | undefined,
-    opts: { sink?: RelatedSink; signal?: AbortSignal; timeoutMs?: number } = {},
+    opts: {
+      sink?: RelatedSink;
+      signal?: AbortSignal;
+      timeoutMs?: number;
+      headers?: Record<string, string>;
+      clientId?: JsonRpcId;
+    } = {},
   ): Promise<JsonRpcResponse> {
     if (this.closed) return Promise.resolve(unavailable(null, 'closed'));
     const id = this.nextId++;
@@ -151,9 +159,16 @@ export class UpstreamConnection {
         this.settle(id, unavailable(id, 'timeout'));
         void this.notify('notifications/cancelled', { requestId: id, reason: 'gateway timeout' });
       }, opts.timeoutMs ?? this.opts.timeoutMs);
-      this.pending.set(id, { resolve, sink: opts.sink, timer, ...(progressToken ? { progressToken } : {}) });
+      this.pending.set(id, {
+        resolve,
+        sink: opts.sink,
+        timer,
+        ...(progressToken ? { progressToken } : {}),
+        ...(opts.clientId === undefined ? {} : { clientId: opts.clientId }),
+      });
       opts.signal?.addEventListener('abort', () => this.cancel(id), { once: true });
-      this.transport.send(message).catch(() => this.settle(id, unavailable(id, 'send failed')));
+      const sendOpts = opts.headers ? { headers: opts.headers } : undefined;
+      this.transport.send(message, sendOpts).catch(() => this.settle(id, unavailable(id, 'send failed')));
     });
   }
 
@@ -216,7 +231,21 @@ export class UpstreamConnection {
       p.sink?.notify({ ...message, params: { ...message.params, progressToken: p.progressToken } });
       return;
     }
+    if (this.relaySubscription(message)) return;
     (this.latestSink() ?? this.opts.unrelated)?.notify(message);
+  }
+
+  /** `subscriptions/listen` events go to the stream of the listen request they name, under the client's id. */
+  private relaySubscription(message: JsonRpcNotification): boolean {
+    const meta =
+      isObject(message.params) && isObject(message.params._meta) ? message.params._meta : undefined;
+    const subId = meta?.[SUBSCRIPTION_ID];
+    if (subId === undefined || (typeof subId !== 'string' && typeof subId !== 'number')) return false;
+    const p = this.pending.get(subId);
+    if (!p?.sink) return true; // a subscription nobody listens to any more
+    const params = { ...message.params, _meta: { ...meta, [SUBSCRIPTION_ID]: p.clientId ?? subId } };
+    p.sink.notify({ ...message, params });
+    return true;
   }
 
   private async relayServerRequest(message: JsonRpcRequest): Promise<void> {
@@ -251,6 +280,8 @@ export class UpstreamConnection {
     for (const id of [...this.pending.keys()]) this.settle(id, unavailable(id, why));
   }
 }
+
+export const SUBSCRIPTION_ID = 'io.modelcontextprotocol/subscriptionId';
 
 export function modernMeta(client: ClientProfile, version: string): JsonObject {
   return {

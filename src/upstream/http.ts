@@ -53,10 +53,10 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
 
   async start(): Promise<void> {}
 
-  async send(message: JsonRpcMessage): Promise<void> {
+  async send(message: JsonRpcMessage, options: { headers?: Record<string, string> } = {}): Promise<void> {
     if (this.closed) throw new Error('transport closed');
     const body = JSON.stringify(message);
-    const res = await this.post(body, this.requestHeaders(message));
+    const res = await this.post(body, { ...options.headers, ...this.requestHeaders(message) });
     this.sessionId = (res.headers['mcp-session-id'] as string | undefined) ?? this.sessionId;
     this.consume(res, isRequest(message) ? message : undefined);
   }

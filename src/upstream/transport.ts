@@ -7,7 +7,8 @@ import type { Era } from '../protocol/versions.ts';
  */
 export interface MessageTransport {
   start(): Promise<void>;
-  send(message: JsonRpcMessage): Promise<void>;
+  /** `headers`: extra HTTP headers for this message (ignored by stdio). */
+  send(message: JsonRpcMessage, options?: { headers?: Record<string, string> }): Promise<void>;
   close(): Promise<void>;
   onmessage?: ((message: JsonRpcMessage) => void) | undefined;
   onclose?: (() => void) | undefined;

@@ -2,6 +2,7 @@ import { methodNotFound } from '../../errors.ts';
 import { isObject, type JsonObject, resultResponse } from '../../jsonrpc.ts';
 import { toModernResult } from '../../protocol/modern.ts';
 import { type Aggregator, isListMethod } from '../../upstream/aggregate.ts';
+import { SUBSCRIPTION_ID } from '../../upstream/connection.ts';
 import { fulfilInputRequired } from '../../upstream/mrtr.ts';
 import type { CallContext } from '../context.ts';
 import type { Stage } from '../runner.ts';
@@ -26,14 +27,26 @@ export function forwardStage(agg: Aggregator): Stage {
       }
       const params = agg.upstreamParams(conn, ctx.session, route.params);
       const send = (p: JsonObject | undefined) =>
-        conn.request(route.method, p, { sink: ctx.sink, signal: ctx.signal });
+        conn.request(route.method, p, {
+          sink: ctx.sink,
+          signal: ctx.signal,
+          clientId: ctx.request.id,
+          ...(ctx.forwardHeaders ? { headers: { ...ctx.forwardHeaders } } : {}),
+        });
       let res = await send(params);
       if (ctx.session.era === 'legacy') res = await fulfilInputRequired(res, params, ctx.sink, send);
       ctx.response = res.result
-        ? { ...res, id: ctx.request.id, result: eraResult(ctx, res.result) }
+        ? { ...res, id: ctx.request.id, result: eraResult(ctx, withClientSubscriptionId(res.result, ctx)) }
         : { ...res, id: ctx.request.id };
     },
   };
+}
+
+/** A listen stream's closing result names the subscription by the client's request id, not ours. */
+function withClientSubscriptionId(result: JsonObject, ctx: CallContext): JsonObject {
+  const meta = isObject(result._meta) ? result._meta : undefined;
+  if (!meta || !(SUBSCRIPTION_ID in meta)) return result;
+  return { ...result, _meta: { ...meta, [SUBSCRIPTION_ID]: ctx.request.id } };
 }
 
 const isSubscription = (method: string): boolean =>
