@@ -22,14 +22,19 @@ describe('HTTP upstreams', () => {
       const client = await httpClient(outer.listener.url, era);
       const { tools } = await client.listTools();
       assert.ok(tools.some((t) => t.name === 'remote__probe__echo'));
-      const result = await client.callTool({ name: 'remote__probe__echo', arguments: { text: `via http ${era}` } });
+      const result = await client.callTool({
+        name: 'remote__probe__echo',
+        arguments: { text: `via http ${era}` },
+      });
       assert.equal(textOf(result), `via http ${era}`);
       await client.close();
     });
   }
 
   it('fails a call with a clear error when the HTTP upstream is gone, and stays up', async () => {
-    const dead = await startTestGateway({ upstreams: { gone: { transport: 'http', url: 'http://127.0.0.1:9/mcp' } } });
+    const dead = await startTestGateway({
+      upstreams: { gone: { transport: 'http', url: 'http://127.0.0.1:9/mcp' } },
+    });
     try {
       const client = await httpClient(dead.listener.url, 'legacy');
       await assert.rejects(client.callTool({ name: 'gone__echo', arguments: {} }), /Upstream unavailable/);
