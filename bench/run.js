@@ -74,7 +74,7 @@ const SETTINGS = {
   seconds: num('BENCH_SECONDS', 3),
   rounds: Math.round(num('BENCH_ROUNDS', 3)),
   concurrency: list('BENCH_CONCURRENCY', ['1', '8', '32']).map(Number),
-  warmupSeconds: num('BENCH_WARMUP_SECONDS', 1),
+  warmupSeconds: num('BENCH_WARMUP_SECONDS', 3),
   targets: list('BENCH_TARGETS', ALL_TARGETS),
   peerDir: process.env.BENCH_PEER_DIR || undefined,
   soakSeconds: num('BENCH_SOAK_SECONDS', 600),
@@ -91,7 +91,7 @@ environment:
   BENCH_SECONDS=3            seconds per measurement (one target, one concurrency, one round)
   BENCH_ROUNDS=3             rounds; each round visits every target at every concurrency
   BENCH_CONCURRENCY=1,8,32   concurrent callers
-  BENCH_WARMUP_SECONDS=1     untimed warm-up per target and concurrency after start
+  BENCH_WARMUP_SECONDS=3     untimed warm-up per target and concurrency after start
   BENCH_TARGETS=...          subset of ${ALL_TARGETS.join(',')}
   BENCH_PEER_DIR=DIR         also look for mcp-proxy / supergateway in DIR/node_modules
   BENCH_GATEWAY_NODE_ARGS=.. extra node flags for the Portcullis processes (e.g. --cpu-prof)
@@ -138,6 +138,7 @@ function launch(name, command, args, { stdin = 'ignore' } = {}) {
   proc.on('error', (err) => {
     proc.stderrTail += `\nspawn error: ${err.message}`;
   });
+  proc.stdin?.on('error', () => {}); // EPIPE once it is gone; its exit is what counts
   return proc;
 }
 
@@ -750,6 +751,7 @@ async function openTarget(name, n) {
       // Then a few at a time: stdio-upstream proxies spawn one server per session.
       for (let i = 1; i < n; i += 4) await Promise.all(sessions.slice(i, i + 4).map(openSession));
     }
+    // Generous: with 1 s, throughput at 1 caller kept climbing for the next ~4 s (JIT tiering).
     for (const c of SETTINGS.concurrency) await drive(sessions, c, SETTINGS.warmupSeconds);
     running.strays = running.upstreamPids();
     for (const pid of running.strays) descendantPids.add(pid);
@@ -935,7 +937,7 @@ function printResults(report) {
           fmt(e.upstreamRssMB, 1),
           e.stages ? 'n/a (not exported yet)' : '-',
         ]
-      : [e.name, `${e.status}: ${e.reason}`, '', '', '', '', ''],
+      : [e.name, e.label, e.status, '', '', '', ''],
   );
   const memHeaders = [
     'target',
@@ -955,6 +957,7 @@ function printResults(report) {
       '\n(src/pipeline/runner.ts) but the gateway does not export them yet.',
   );
   for (const e of report.targets) {
+    if (e.status !== 'ok') console.log(`note: ${e.name} ${e.status}: ${e.reason}`);
     for (const r of e.results ?? []) {
       if (r.firstError)
         console.log(`note: ${e.name} c=${r.concurrency}: ${r.errors} errors, first: ${r.firstError}`);
@@ -997,10 +1000,12 @@ async function abRun() {
   const m = machine();
   const maxC = Math.max(...SETTINGS.concurrency);
   const measurements = SETTINGS.targets.length * SETTINGS.concurrency.length * SETTINGS.rounds;
+  const warmups = SETTINGS.targets.length * SETTINGS.concurrency.length;
   printHeader(
     m,
     `interleaved A/B, ${SETTINGS.rounds} rounds x ${SETTINGS.concurrency.join('/')} callers x ` +
-      `${SETTINGS.targets.length} targets x ${SETTINGS.seconds} s (~${Math.ceil((measurements * SETTINGS.seconds) / 60)} min measuring)`,
+      `${SETTINGS.targets.length} targets x ${SETTINGS.seconds} s ` +
+      `(~${Math.ceil((measurements * SETTINGS.seconds + warmups * SETTINGS.warmupSeconds) / 60)} min of load)`,
   );
   const startedAt = new Date();
   const open = [];
@@ -1011,7 +1016,6 @@ async function abRun() {
     open.push(await openTarget(name, maxC));
   }
   const live = open.filter((t) => t.running);
-  await sleep(2000); // let the last start-ups settle
   const samples = new Map(live.map((t) => [t.entry.name, new Map(SETTINGS.concurrency.map((c) => [c, []]))]));
   for (let round = 0; round < SETTINGS.rounds; round++) {
     for (const [ci, c] of SETTINGS.concurrency.entries()) {
@@ -1094,7 +1098,9 @@ async function soakRun() {
         `soak ${name}: ${(i + 1) * SETTINGS.soakSampleSeconds} s, RSS ${fmt(rss, 1)} MB\n`,
       );
     }
+    // The baseline is the sample at a tenth of the soak: the heap sizes itself in the first tens of seconds.
     const first = samplesMB[0].rssMB;
+    const base = samplesMB[Math.floor(samplesMB.length / 10)].rssMB;
     const last = samplesMB[samplesMB.length - 1].rssMB;
     const calls = rounds.reduce((s, r) => s + r.latencies.length, 0);
     const lat = Float64Array.from(rounds.flatMap((r) => r.latencies)).sort();
@@ -1107,8 +1113,10 @@ async function soakRun() {
       p50Ms: percentile(lat, 50),
       p99Ms: percentile(lat, 99),
       rssFirstSampleMB: first,
+      rssBaselineMB: base,
+      rssBaselineAtS: samplesMB[Math.floor(samplesMB.length / 10)].atS,
       rssLastMB: last,
-      rssGrowthPct: first && last ? ((last - first) / first) * 100 : null,
+      rssGrowthPct: base && last ? ((last - base) / base) * 100 : null,
       peakRssMB: vmMB(pid, 'VmHWM'),
       samples: samplesMB,
     };
@@ -1125,11 +1133,12 @@ async function soakRun() {
           fmt(e.soak.p50Ms, 3),
           fmt(e.soak.p99Ms, 3),
           fmt(e.soak.rssFirstSampleMB, 1),
+          fmt(e.soak.rssBaselineMB, 1),
           fmt(e.soak.rssLastMB, 1),
           fmt(e.soak.peakRssMB, 1),
           `${fmt(e.soak.rssGrowthPct, 1)}%`,
         ]
-      : [e.name, `${e.status}: ${e.reason}`, '', '', '', '', '', '', '', ''],
+      : [e.name, `${e.status}: ${e.reason}`, '', '', '', '', '', '', '', '', ''],
   );
   console.log('');
   console.log(
@@ -1142,6 +1151,7 @@ async function soakRun() {
         'p50 ms',
         'p99 ms',
         'RSS first MB',
+        'baseline MB',
         'RSS last MB',
         'peak MB',
         'growth',
@@ -1152,7 +1162,7 @@ async function soakRun() {
   );
   console.log(
     `\nRSS = VmRSS of the proxy process (of the server for direct targets), sampled every ${SETTINGS.soakSampleSeconds} s;` +
-      '\ngrowth = last sample vs first sample (taken after warm-up and one sample interval).',
+      '\nbaseline = the sample at a tenth of the soak (the heap sizes itself first); growth = last vs baseline.',
   );
   const report = {
     kind: 'soak',

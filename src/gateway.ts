@@ -41,11 +41,19 @@ export class Gateway {
     );
     this.pool = new UpstreamPool(specs, deps.log, this.now);
     this.aggregator = new Aggregator(this.pool, deps.log);
-    this.pipeline = createPipeline(
-      [parseStage, routeStage(this.aggregator, this.pool.names), forwardStage(this.aggregator)],
-      deps.terminal ?? [],
-      deps.log,
-    );
+    // The order is the security argument: nothing reaches `forward` that was not
+    // identified, routed, authorized and durably recorded first.
+    const stages: Stage[] = [
+      parseStage,
+      // identify (issue 4): principal, revocation, token expiry
+      routeStage(this.aggregator, this.pool.names),
+      // validate + authorize (issue 5): arguments against inputSchema, Cedar decision
+      // audit decision record (issue 6): durable before forwarding, or the call is denied
+      forwardStage(this.aggregator),
+    ];
+    // Terminal stages run after every call, whatever happened (audit outcome record, issue 6).
+    const terminal: Stage[] = [...(deps.terminal ?? [])];
+    this.pipeline = createPipeline(stages, terminal, deps.log);
   }
 
   /** Runs one client request through the pipeline; always resolves with a response to send. */

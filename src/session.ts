@@ -1,3 +1,4 @@
+import type { Principal } from './identity/principal.ts';
 import type { JsonRpcId } from './jsonrpc.ts';
 import type { Era } from './protocol/versions.ts';
 import type { ClientProfile, RelatedSink } from './upstream/connection.ts';
@@ -12,8 +13,8 @@ export interface DownstreamSession {
   readonly id: string;
   /** Upstream connections are pooled under this key. */
   readonly key: string;
-  /** Who is calling; `anonymous` on an open (loopback-only) gateway. */
-  readonly principal: string;
+  /** Who is calling; ANONYMOUS on an open (loopback-only) gateway. A session stays bound to it. */
+  principal: Principal;
   readonly era: Era;
   protocolVersion: string;
   client: ClientProfile;
@@ -30,7 +31,7 @@ export interface DownstreamSession {
 export function newSession(init: {
   id: string;
   key: string;
-  principal: string;
+  principal: Principal;
   era: Era;
   protocolVersion: string;
   client?: ClientProfile;

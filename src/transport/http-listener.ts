@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.ts';
 import { JSONRPC, PortcullisError, ProtocolError } from '../errors.ts';
 import type { Gateway } from '../gateway.ts';
+import { ANONYMOUS } from '../identity/principal.ts';
 import {
   errorResponse,
   isNotification,
@@ -140,7 +141,7 @@ export async function startHttpListener(
     const session = newSession({
       id: randomUUID(),
       key: 'modern:anonymous',
-      principal: 'anonymous',
+      principal: ANONYMOUS,
       era: 'modern',
       protocolVersion: String(meta[META.protocolVersion]),
       client: {
@@ -217,7 +218,7 @@ export async function startHttpListener(
     const session = newSession({
       id,
       key: `legacy:${id}`,
-      principal: 'anonymous',
+      principal: ANONYMOUS,
       era: 'legacy',
       protocolVersion: DEFAULT_HTTP_LEGACY_VERSION,
       unrelated: stream,

@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { PortcullisError } from '../errors.ts';
 import type { Gateway } from '../gateway.ts';
+import { ANONYMOUS } from '../identity/principal.ts';
 import {
   errorResponse,
   isNotification,
@@ -43,7 +44,7 @@ export function serveStdio(
       legacy ??= newSession({
         id: connection,
         key: `stdio:${connection}`,
-        principal: 'anonymous',
+        principal: ANONYMOUS,
         era: 'legacy',
         protocolVersion: LATEST_LEGACY,
         unrelated: sink,
@@ -54,7 +55,7 @@ export function serveStdio(
     return newSession({
       id: randomUUID(),
       key: `stdio-modern:${connection}`,
-      principal: 'anonymous',
+      principal: ANONYMOUS,
       era: 'modern',
       protocolVersion: claimed,
       client: {

@@ -51,7 +51,7 @@ export class Aggregator {
   }
 
   connection(session: DownstreamSession, name: string): Promise<UpstreamConnection> {
-    return this.pool.get(session.key, session.principal, name, session.client, session.unrelated);
+    return this.pool.get(session.key, session.principal.id, name, session.client, session.unrelated);
   }
 
   /** Every upstream this session can reach; one that is down is left out (and logged), not fatal. */

@@ -115,10 +115,31 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
       return;
     }
     res.setEncoding('utf8');
+    let answered = false;
+    // Whatever happens to this HTTP exchange, a request gets exactly one answer (never a wait for the timeout).
+    const deliver = (text: string): boolean => {
+      const m = this.parse(text);
+      if (!m) return false;
+      if (request && !answered && isResponseTo(m, request)) answered = true;
+      else if (request && !answered && 'error' in m && m.id === null) {
+        answered = true; // e.g. 400 "Server not initialized" with id null: it answers this request
+        this.onmessage?.({ ...m, id: request.id });
+        return true;
+      }
+      this.onmessage?.(m);
+      return true;
+    };
+    const finish = () => {
+      if (request && !answered) {
+        answered = true;
+        this.deliverHttpError(request, status);
+      }
+    };
     if (type.startsWith('text/event-stream') && status < 300) {
-      const parser = new SseParser((data) => this.deliverText(data));
+      const parser = new SseParser((data) => void deliver(data));
       res.on('data', (c: string) => parser.push(c));
-      res.on('error', () => {});
+      res.on('end', finish);
+      res.on('error', finish);
       return;
     }
     let text = '';
@@ -127,18 +148,17 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
       if (text.length > MAX_RESPONSE_BYTES) res.destroy();
     });
     res.on('end', () => {
-      if (!this.deliverText(text) && request) this.deliverHttpError(request, status);
+      deliver(text);
+      finish();
     });
-    res.on('error', () => request && this.deliverHttpError(request, status));
+    res.on('error', finish);
   }
 
-  private deliverText(text: string): boolean {
+  private parse(text: string): JsonRpcMessage | undefined {
     try {
-      const m = validateMessage(JSON.parse(text));
-      this.onmessage?.(m);
-      return true;
+      return validateMessage(JSON.parse(text));
     } catch {
-      return false;
+      return undefined;
     }
   }
 
@@ -149,6 +169,9 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
     );
   }
 }
+
+const isResponseTo = (m: JsonRpcMessage, request: JsonRpcRequest): boolean =>
+  !('method' in m) && m.id === request.id;
 
 /** Non-ASCII header values travel base64-encoded (MCP 2026-07-28 §HTTP headers). */
 export function encodeHeaderValue(value: string): string {

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import type { RunningGateway } from '../../src/server.ts';
-import { type Era, httpClient, probeUpstream, startTestGateway, textOf } from '../helpers.ts';
+import { type Era, httpClient, NODE, probeUpstream, ROOT, startTestGateway, textOf } from '../helpers.ts';
 
 // A gateway is itself a Streamable HTTP MCP server of both eras: the inner one
 // serves as a real HTTP upstream for the outer one.
@@ -42,5 +45,33 @@ describe('HTTP upstreams', () => {
     } finally {
       await dead.close();
     }
+  });
+});
+
+describe('a legacy-only HTTP upstream (the SDK stateful transport)', () => {
+  let child: ChildProcess;
+  let gw: RunningGateway;
+  before(async () => {
+    child = spawn(NODE, [join(ROOT, 'bench/echo-server.js'), '--port', '0'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const line = await new Promise<string>((resolve) =>
+      createInterface({ input: child.stdout! }).once('line', resolve),
+    );
+    const { url } = JSON.parse(line) as { url: string };
+    gw = await startTestGateway({ upstreams: { old: { transport: 'http', url, timeoutMs: 20_000 } } });
+  });
+  after(async () => {
+    await gw.close();
+    child.kill();
+  });
+
+  it('falls back from the server/discover probe to initialize at once, not after the timeout', async () => {
+    const started = Date.now();
+    const client = await httpClient(gw.listener.url, 'legacy');
+    const result = await client.callTool({ name: 'old__echo', arguments: { text: 'legacy over http' } });
+    assert.equal(textOf(result), 'legacy over http');
+    assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+    await client.close();
   });
 });

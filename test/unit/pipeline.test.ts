@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Denial, JSONRPC } from '../../src/errors.ts';
+import { ANONYMOUS } from '../../src/identity/principal.ts';
 import { resultResponse } from '../../src/jsonrpc.ts';
 import type { CallContext } from '../../src/pipeline/context.ts';
 import { createPipeline, type Stage } from '../../src/pipeline/runner.ts';
@@ -11,7 +12,13 @@ function context(): CallContext {
     callId: 'c1',
     startedAt: 0,
     request: { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'x' } },
-    session: newSession({ id: 's', key: 'k', principal: 'p', era: 'legacy', protocolVersion: '2025-11-25' }),
+    session: newSession({
+      id: 's',
+      key: 'k',
+      principal: ANONYMOUS,
+      era: 'legacy',
+      protocolVersion: '2025-11-25',
+    }),
     sink: { notify() {}, request: async () => resultResponse(1, {}) },
     signal: new AbortController().signal,
     timings: {},
