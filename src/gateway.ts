@@ -70,6 +70,7 @@ export class Gateway {
       startedAt: this.now(),
       request: structuredClone(request),
       session,
+      principal: session.principal,
       sink,
       signal: abort.signal,
       timings: {},

@@ -1,4 +1,5 @@
 import type { PortcullisError } from '../errors.ts';
+import type { Principal } from '../identity/principal.ts';
 import type { JsonRpcRequest, JsonRpcResponse } from '../jsonrpc.ts';
 import type { DownstreamSession } from '../session.ts';
 import type { RelatedSink } from '../upstream/connection.ts';
@@ -18,10 +19,26 @@ export interface CallContext {
   readonly forwardHeaders?: Readonly<Record<string, string>>;
   /** Aborted when the client cancels or goes away. */
   readonly signal: AbortSignal;
+  /** Who is calling; starts as the session's, refreshed by the identify stage on every call. */
+  principal: Principal;
   route?: Route;
+  /** The authorization decision for this call (policy stage). */
+  decision?: Decision;
   response?: JsonRpcResponse;
   /** Set when a stage ended the call or something failed; never sent as-is. */
   error?: PortcullisError;
   /** Milliseconds spent in each stage. */
   readonly timings: Record<string, number>;
+}
+
+/** What the policy engine decided for one call, with enough to explain and audit it. */
+export interface Decision {
+  readonly effect: 'allow' | 'deny';
+  /** Ids of the policies that determined the effect. */
+  readonly determiningPolicies: readonly string[];
+  /** Hash of the policy set that decided (which version of the rules). */
+  readonly policySetHash: string;
+  /** Conditions an allow carries (`approval`, `mask`); a stage that cannot honour one denies. */
+  readonly obligations: readonly string[];
+  readonly errors: readonly string[];
 }

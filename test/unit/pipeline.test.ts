@@ -19,6 +19,7 @@ function context(): CallContext {
       era: 'legacy',
       protocolVersion: '2025-11-25',
     }),
+    principal: ANONYMOUS,
     sink: { notify() {}, request: async () => resultResponse(1, {}) },
     signal: new AbortController().signal,
     timings: {},
