@@ -3,9 +3,11 @@ import type { LoadedConfig } from './config/load.ts';
 import type { UpstreamConfig } from './config/schema.ts';
 import { isObject, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from './jsonrpc.ts';
 import type { Logger } from './observability/log.ts';
+import { Metrics } from './observability/metrics.ts';
 import type { CallContext } from './pipeline/context.ts';
 import { createPipeline, type Pipeline, type Stage } from './pipeline/runner.ts';
 import { forwardStage } from './pipeline/stages/forward.ts';
+import { metricsStage } from './pipeline/stages/metrics.ts';
 import { parseStage } from './pipeline/stages/parse.ts';
 import { routeStage } from './pipeline/stages/route.ts';
 import type { DownstreamSession } from './session.ts';
@@ -28,6 +30,7 @@ export class Gateway {
   readonly pool: UpstreamPool;
   readonly aggregator: Aggregator;
   readonly pipeline: Pipeline;
+  readonly metrics = new Metrics();
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly newId: () => string;
@@ -52,7 +55,7 @@ export class Gateway {
       forwardStage(this.aggregator),
     ];
     // Terminal stages run after every call, whatever happened (audit outcome record, issue 6).
-    const terminal: Stage[] = [...(deps.terminal ?? [])];
+    const terminal: Stage[] = [...(deps.terminal ?? []), metricsStage(this.metrics)];
     this.pipeline = createPipeline(stages, terminal, deps.log);
   }
 

@@ -1,3 +1,4 @@
+import { type AdminListener, startAdminListener } from './admin/server.ts';
 import type { LoadedConfig } from './config/load.ts';
 import { Gateway } from './gateway.ts';
 import type { Logger } from './observability/log.ts';
@@ -6,6 +7,7 @@ import { type HttpListener, startHttpListener } from './transport/http-listener.
 export interface RunningGateway {
   gateway: Gateway;
   listener: HttpListener;
+  admin: AdminListener | undefined;
   close(): Promise<void>;
 }
 
@@ -24,6 +26,9 @@ export async function startGateway(
 ): Promise<RunningGateway> {
   const gateway = new Gateway(loaded, { log });
   const listener = await startHttpListener(loaded.config, gateway, log);
+  const admin = loaded.config.admin.enabled
+    ? await startAdminListener(loaded.config.admin, gateway)
+    : undefined;
   if (loaded.config.identity.mode === 'none') {
     if (opts.banner !== false) process.stderr.write(OPEN_GATEWAY_BANNER);
     log.warn('open gateway: no caller identity; loopback only', { url: listener.url });
@@ -31,7 +36,9 @@ export async function startGateway(
   return {
     gateway,
     listener,
+    admin,
     async close() {
+      await admin?.close();
       await listener.close();
       await gateway.close();
     },

@@ -25,6 +25,7 @@ export async function demoCommand(args: string[]): Promise<number> {
   const info = {
     event: 'demo',
     mcpUrl: running.listener.url,
+    adminUrl: running.admin?.url,
     config: configPath,
     sandbox: join(dir, 'sandbox'),
     upstreams: Object.keys(loaded.config.upstreams),
@@ -45,6 +46,7 @@ function writeDemoConfig(dir: string, port: number): string {
   writeFileSync(join(sandbox, 'hello.txt'), 'Hello from the Portcullis demo sandbox.\n');
   const config = {
     listen: { host: '127.0.0.1', port },
+    admin: { port: port === 0 ? 0 : port + 1 },
     identity: { mode: 'none' },
     upstreams: {
       fs: {
@@ -68,10 +70,17 @@ function writeDemoConfig(dir: string, port: number): string {
   return path;
 }
 
-function humanSummary(info: { mcpUrl: string; config: string; sandbox: string; tryNext: string[] }): string {
+function humanSummary(info: {
+  mcpUrl: string;
+  adminUrl: string | undefined;
+  config: string;
+  sandbox: string;
+  tryNext: string[];
+}): string {
   return [
     'Portcullis demo is running.',
     `  MCP endpoint : ${info.mcpUrl}`,
+    `  admin        : ${info.adminUrl ?? '(disabled)'}  (/healthz, /metrics, /status)`,
     `  config       : ${info.config}`,
     `  sandbox      : ${info.sandbox}`,
     '',

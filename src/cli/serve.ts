@@ -8,7 +8,8 @@ export async function serveCommand(args: string[]): Promise<number> {
   const loaded = loadConfigFile(required(values.config, '--config'));
   const log = createLogger(loaded.config.log.level);
   const running = await startGateway(loaded, log);
-  process.stdout.write(`${JSON.stringify({ event: 'listening', url: running.listener.url })}\n`);
+  const ready = { event: 'listening', url: running.listener.url, adminUrl: running.admin?.url };
+  process.stdout.write(`${JSON.stringify(ready)}\n`);
   await untilSignal();
   await running.close();
   return 0;

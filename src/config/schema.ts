@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { adminSchema } from '../admin/config.ts';
 import { isLoopbackHost } from '../transport/guard.ts';
 
 /** `env:NAME` or `file:PATH`: secrets are referenced, never written into the config. */
@@ -95,6 +96,7 @@ export const configSchema = z
     upstreams: z
       .record(upstreamName, upstreamSchema)
       .refine((u) => Object.keys(u).length > 0, 'at least one upstream is required'),
+    admin: adminSchema,
     log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).prefault({}),
   })
   .superRefine((cfg, ctx) => {

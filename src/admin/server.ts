@@ -1,0 +1,45 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { z } from 'zod';
+import type { Gateway } from '../gateway.ts';
+import type { adminSchema } from './config.ts';
+
+export interface AdminListener {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Read-only operational endpoints: health, Prometheus metrics, upstream status. */
+export async function startAdminListener(
+  cfg: z.infer<typeof adminSchema>,
+  gateway: Gateway,
+): Promise<AdminListener> {
+  const server = http.createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (req.method !== 'GET') return send(res, 405, 'text/plain', 'Method not allowed\n');
+    if (path === '/healthz') return send(res, 200, 'application/json', JSON.stringify({ status: 'ok' }));
+    if (path === '/metrics') return send(res, 200, 'text/plain; version=0.0.4', gateway.metrics.render());
+    if (path === '/status') {
+      const body = { upstreams: gateway.pool.names, stages: gateway.pipeline.stages.map((s) => s.name) };
+      return send(res, 200, 'application/json', JSON.stringify(body));
+    }
+    return send(res, 404, 'text/plain', 'Not found\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(cfg.port, cfg.host, resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${port}`,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+function send(res: http.ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
