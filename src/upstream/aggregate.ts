@@ -1,5 +1,5 @@
 import { JSONRPC, ProtocolError, unknownTarget } from '../errors.ts';
-import { isObject, type JsonObject } from '../jsonrpc.ts';
+import { errorResponse, isObject, type JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
 import { GATEWAY_INFO, isLegacyVersion, LATEST_LEGACY, LATEST_MODERN, META } from '../protocol/versions.ts';
 import type { DownstreamSession } from '../session.ts';
@@ -39,6 +39,7 @@ export class Aggregator {
   private readonly prefixes: ReadonlySet<string>;
   private readonly byPrefix: ReadonlyMap<string, string>;
   private readonly owners = new Map<string, ResourceOwners>();
+  private readonly listeners = new Map<string, Set<RelatedSink>>();
   /** Exposed tool name → its input schema, per session key, from the last tools/list. */
   private readonly schemas = new Map<string, Map<string, unknown>>();
 
@@ -51,7 +52,33 @@ export class Aggregator {
   }
 
   connection(session: DownstreamSession, name: string): Promise<UpstreamConnection> {
-    return this.pool.get(session.key, session.principal.id, name, session.client, session.unrelated);
+    const unrelated = session.unrelated ?? this.broadcaster(session.key);
+    return this.pool.get(session.key, session.principal.id, name, session.client, unrelated);
+  }
+
+  /**
+   * Stateless clients share upstream connections per key; what those upstreams
+   * announce unprompted (list changes) goes to that key's open listen streams.
+   */
+  private broadcaster(key: string): RelatedSink {
+    return {
+      notify: (message) => {
+        for (const sink of this.listeners.get(key) ?? []) sink.notify(message);
+      },
+      request: async (message) =>
+        errorResponse(message.id, { code: JSONRPC.METHOD_NOT_FOUND, message: 'Client takes no requests' }),
+    };
+  }
+
+  /** Registers a listen stream for unprompted upstream notifications; returns its removal. */
+  addListener(key: string, sink: RelatedSink): () => void {
+    let set = this.listeners.get(key);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(key, set);
+    }
+    set.add(sink);
+    return () => set.delete(sink);
   }
 
   /** Every upstream this session can reach; one that is down is left out (and logged), not fatal. */

@@ -40,7 +40,7 @@ interface Pending {
   /** The id the client gave this request: listen notifications carry it as their subscription id. */
   clientId?: JsonRpcId;
   sink: RelatedSink | undefined;
-  timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout | undefined;
   progressToken?: string | number;
 }
 
@@ -145,6 +145,7 @@ export class UpstreamConnection {
     opts: {
       sink?: RelatedSink;
       signal?: AbortSignal;
+      /** 0 for no timeout. */
       timeoutMs?: number;
       headers?: Record<string, string>;
       clientId?: JsonRpcId;
@@ -155,10 +156,15 @@ export class UpstreamConnection {
     const { params: sent, progressToken } = this.rewriteProgress(id, params);
     const message: JsonRpcRequest = { jsonrpc: '2.0', id, method, ...(sent ? { params: sent } : {}) };
     return new Promise<JsonRpcResponse>((resolve) => {
-      const timer = setTimeout(() => {
-        this.settle(id, unavailable(id, 'timeout'));
-        void this.notify('notifications/cancelled', { requestId: id, reason: 'gateway timeout' });
-      }, opts.timeoutMs ?? this.opts.timeoutMs);
+      // timeoutMs 0: a stream that lives until cancelled (subscriptions/listen).
+      const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs;
+      const timer =
+        timeoutMs === 0
+          ? undefined
+          : setTimeout(() => {
+              this.settle(id, unavailable(id, 'timeout'));
+              void this.notify('notifications/cancelled', { requestId: id, reason: 'gateway timeout' });
+            }, timeoutMs);
       this.pending.set(id, {
         resolve,
         sink: opts.sink,

@@ -3,6 +3,7 @@ import { isObject, type JsonObject, resultResponse } from '../../jsonrpc.ts';
 import { toModernResult } from '../../protocol/modern.ts';
 import { type Aggregator, isListMethod } from '../../upstream/aggregate.ts';
 import { SUBSCRIPTION_ID } from '../../upstream/connection.ts';
+import { listenAcrossUpstreams } from '../../upstream/listen.ts';
 import { fulfilInputRequired } from '../../upstream/mrtr.ts';
 import type { CallContext } from '../context.ts';
 import type { Stage } from '../runner.ts';
@@ -71,6 +72,9 @@ async function answerLocally(agg: Aggregator, ctx: CallContext, method: string):
       };
       session.initialized = true;
       return agg.initializeResult(session, params?.protocolVersion);
+    case 'subscriptions/listen':
+      if (session.era !== 'modern') throw methodNotFound(method);
+      return listenAcrossUpstreams(agg, ctx);
     case 'server/discover':
       return agg.discoverResult(session);
     case 'logging/setLevel': {

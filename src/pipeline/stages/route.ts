@@ -4,7 +4,13 @@ import { type Aggregator, isListMethod } from '../../upstream/aggregate.ts';
 import type { CallContext } from '../context.ts';
 import type { Stage } from '../runner.ts';
 
-const GATEWAY_METHODS = new Set(['initialize', 'ping', 'server/discover', 'logging/setLevel']);
+const GATEWAY_METHODS = new Set([
+  'initialize',
+  'ping',
+  'server/discover',
+  'logging/setLevel',
+  'subscriptions/listen',
+]);
 const RESOURCE_METHODS = new Set(['resources/read', 'resources/subscribe', 'resources/unsubscribe']);
 
 /** Decides which upstream (if any) a call is for, and translates names back to the upstream's own. */
