@@ -110,6 +110,7 @@ export class Gateway {
 
   async closeSession(session: DownstreamSession): Promise<void> {
     for (const abort of session.inflight.values()) abort.abort();
+    for (const abort of session.subscriptions.values()) abort.abort();
     this.aggregator.forget(session.key);
     await this.pool.release(session.key);
   }

@@ -24,6 +24,8 @@ export interface DownstreamSession {
   logLevel?: string;
   /** Set once a legacy client sent `initialize`. */
   initialized: boolean;
+  /** Upstream listens that stand in for this legacy client's resource subscriptions. */
+  readonly subscriptions: Map<string, AbortController>;
   /** Client requests in flight, by client id: lets `notifications/cancelled` reach them. */
   readonly inflight: Map<JsonRpcId, AbortController>;
 }
@@ -47,5 +49,6 @@ export function newSession(init: {
     ...(init.unrelated ? { unrelated: init.unrelated } : {}),
     initialized: false,
     inflight: new Map(),
+    subscriptions: new Map(),
   };
 }

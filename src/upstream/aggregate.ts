@@ -70,6 +70,10 @@ export class Aggregator {
     };
   }
 
+  timeoutOf(upstream: string): number {
+    return this.pool.spec(upstream)?.timeoutMs ?? 30_000;
+  }
+
   /** Registers a listen stream for unprompted upstream notifications; returns its removal. */
   addListener(key: string, sink: RelatedSink): () => void {
     let set = this.listeners.get(key);

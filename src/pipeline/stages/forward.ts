@@ -5,6 +5,7 @@ import { type Aggregator, isListMethod } from '../../upstream/aggregate.ts';
 import { SUBSCRIPTION_ID } from '../../upstream/connection.ts';
 import { listenAcrossUpstreams } from '../../upstream/listen.ts';
 import { fulfilInputRequired } from '../../upstream/mrtr.ts';
+import { bridgeSubscribe } from '../../upstream/subscribe-bridge.ts';
 import type { CallContext } from '../context.ts';
 import type { Stage } from '../runner.ts';
 
@@ -22,7 +23,7 @@ export function forwardStage(agg: Aggregator): Stage {
       }
       const conn = await agg.connection(ctx.session, route.upstream);
       if (isSubscription(route.method) && conn.handshake?.era === 'modern') {
-        // The modern era has no resources/subscribe: acknowledge for the legacy client.
+        await bridgeSubscribe(agg, ctx.session, conn, route.method, String(route.params?.uri));
         ctx.response = resultResponse(ctx.request.id, {});
         return;
       }
