@@ -35,6 +35,8 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
   private readonly headers: Record<string, string>;
   private readonly agent: http.Agent;
   private era: Era = 'legacy';
+  /** Tool name → [argument, header name] pairs marked `x-mcp-header` in its schema. */
+  private readonly headerParams = new Map<string, [string, string][]>();
   private protocolVersion: string | undefined;
   private sessionId: string | undefined;
   private closed = false;
@@ -89,8 +91,45 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
       const key = NAME_PARAM[method];
       const name = key && isObject(message.params) ? message.params[key] : undefined;
       if (typeof name === 'string') h['mcp-name'] = encodeHeaderValue(name);
+      if (method === 'tools/call' && typeof name === 'string')
+        Object.assign(h, this.paramHeaders(name, message));
     }
     return h;
+  }
+
+  /**
+   * `Mcp-Param-*` for the arguments this upstream's own tool schema marks with
+   * `x-mcp-header`, derived from the body (a legacy client never sends them).
+   */
+  private paramHeaders(tool: string, message: JsonRpcMessage): Record<string, string> {
+    const marked = this.headerParams.get(tool);
+    const args =
+      isObject(message.params) && isObject(message.params.arguments) ? message.params.arguments : {};
+    const out: Record<string, string> = {};
+    for (const [prop, header] of marked ?? []) {
+      const v = args[prop];
+      if (v !== undefined && v !== null)
+        out[`mcp-param-${header.toLowerCase()}`] = encodeHeaderValue(String(v));
+    }
+    return out;
+  }
+
+  /** Learns, from the tools/list results passing through, which arguments travel as headers. */
+  private learnTools(result: unknown): void {
+    const tools = isObject(result) && Array.isArray(result.tools) ? result.tools : [];
+    for (const tool of tools) {
+      if (!isObject(tool) || typeof tool.name !== 'string') continue;
+      const props =
+        isObject(tool.inputSchema) && isObject(tool.inputSchema.properties)
+          ? tool.inputSchema.properties
+          : {};
+      const marked: [string, string][] = [];
+      for (const [prop, schema] of Object.entries(props)) {
+        const header = isObject(schema) ? schema['x-mcp-header'] : undefined;
+        if (typeof header === 'string') marked.push([prop, header]);
+      }
+      this.headerParams.set(tool.name, marked);
+    }
   }
 
   private post(body: string, headers: Record<string, string>): Promise<http.IncomingMessage> {
@@ -120,8 +159,10 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
     const deliver = (text: string): boolean => {
       const m = this.parse(text);
       if (!m) return false;
-      if (request && !answered && isResponseTo(m, request)) answered = true;
-      else if (request && !answered && 'error' in m && m.id === null) {
+      if (request && !answered && isResponseTo(m, request)) {
+        answered = true;
+        if (request.method === 'tools/list' && 'result' in m) this.learnTools(m.result);
+      } else if (request && !answered && 'error' in m && m.id === null) {
         answered = true; // e.g. 400 "Server not initialized" with id null: it answers this request
         this.onmessage?.({ ...m, id: request.id });
         return true;

@@ -75,3 +75,37 @@ describe('a legacy-only HTTP upstream (the SDK stateful transport)', () => {
     await client.close();
   });
 });
+
+describe('a modern HTTP upstream with x-mcp-header arguments', () => {
+  let child: ChildProcess;
+  let gw: RunningGateway;
+  before(async () => {
+    const fixture = join(ROOT, 'test/fixtures/conformance-server.ts');
+    child = spawn(NODE, [fixture, '--port', '0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const line = await new Promise<string>((resolve) =>
+      createInterface({ input: child.stdout! }).once('line', resolve),
+    );
+    const { url } = JSON.parse(line) as { url: string };
+    gw = await startTestGateway({ upstreams: { conf: { transport: 'http', url } } });
+  });
+  after(async () => {
+    await gw.close();
+    child.kill();
+  });
+
+  it("sends the Mcp-Param headers the upstream's schema asks for, even for a legacy client that never sends them", async () => {
+    const client = await httpClient(gw.listener.url, 'legacy');
+    await client.listTools();
+    const result = await client.callTool({
+      name: 'conf__test_x_mcp_header',
+      arguments: { region: 'eu-west-1' },
+    });
+    assert.equal(textOf(result), 'region=eu-west-1');
+    const unicode = await client.callTool({
+      name: 'conf__test_x_mcp_header',
+      arguments: { region: 'Zürich' },
+    });
+    assert.equal(textOf(unicode), 'region=Zürich');
+    await client.close();
+  });
+});
