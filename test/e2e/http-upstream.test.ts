@@ -59,19 +59,20 @@ describe('a legacy-only HTTP upstream (the SDK stateful transport)', () => {
       createInterface({ input: child.stdout! }).once('line', resolve),
     );
     const { url } = JSON.parse(line) as { url: string };
-    gw = await startTestGateway({ upstreams: { old: { transport: 'http', url, timeoutMs: 20_000 } } });
+    // A probe that waited for the timeout would hang this test far past its own limit.
+    gw = await startTestGateway({ upstreams: { old: { transport: 'http', url, timeoutMs: 600_000 } } });
   });
   after(async () => {
     await gw.close();
     child.kill();
   });
 
-  it('falls back from the server/discover probe to initialize at once, not after the timeout', async () => {
-    const started = Date.now();
+  it('falls back from the server/discover probe to initialize at once, not after the timeout', {
+    timeout: 60_000,
+  }, async () => {
     const client = await httpClient(gw.listener.url, 'legacy');
     const result = await client.callTool({ name: 'old__echo', arguments: { text: 'legacy over http' } });
     assert.equal(textOf(result), 'legacy over http');
-    assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
     await client.close();
   });
 });
