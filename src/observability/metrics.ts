@@ -60,10 +60,10 @@ export class Metrics {
     );
     for (const [key, n] of this.calls) {
       const [method, outcome] = key.split('\u0000');
-      lines.push(`portcullis_calls_total{method="${escape(method!)}",outcome="${escape(outcome!)}"} ${n}`);
+      lines.push(`portcullis_calls_total{method="${escapeLabel(method!)}",outcome="${escapeLabel(outcome!)}"} ${n}`);
     }
     return `${lines.join('\n')}\n`;
   }
 }
 
-const escape = (v: string): string => v.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
+const escapeLabel = (v: string): string => v.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
