@@ -67,6 +67,7 @@ function gatewayConfig(port) {
         prefix: '',
       },
     },
+    policy: { files: [join(ROOT, 'policies/permit-all-FOR-TESTS-ONLY.cedar')] },
   };
 }
 

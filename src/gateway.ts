@@ -1,15 +1,21 @@
 import { randomUUID } from 'node:crypto';
+import { AuditService } from './audit/service.ts';
 import type { LoadedConfig } from './config/load.ts';
 import type { UpstreamConfig } from './config/schema.ts';
+import { createIdentity, type IdentityService } from './identity/service.ts';
 import { isObject, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from './jsonrpc.ts';
 import type { Logger } from './observability/log.ts';
 import { Metrics } from './observability/metrics.ts';
 import type { CallContext } from './pipeline/context.ts';
 import { createPipeline, type Pipeline, type Stage } from './pipeline/runner.ts';
+import { auditDecisionStage } from './pipeline/stages/audit-decision.ts';
+import { auditOutcomeStage } from './pipeline/stages/audit-outcome.ts';
 import { forwardStage } from './pipeline/stages/forward.ts';
+import { allowedToolsFilter, identifyStage } from './pipeline/stages/identify.ts';
 import { metricsStage } from './pipeline/stages/metrics.ts';
 import { parseStage } from './pipeline/stages/parse.ts';
 import { routeStage } from './pipeline/stages/route.ts';
+import { policyStages } from './policy/wire.ts';
 import type { DownstreamSession } from './session.ts';
 import { Aggregator } from './upstream/aggregate.ts';
 import type { RelatedSink } from './upstream/connection.ts';
@@ -23,6 +29,10 @@ export interface GatewayDeps {
   newId?: () => string;
   /** Stages that always run after a call (the audit stage attaches here). */
   terminal?: Stage[];
+  /** The audit log; by default opened from the config's `audit` section. */
+  audit?: AuditService;
+  /** Caller identity; by default built from the config's `identity` section. */
+  identity?: IdentityService;
 }
 
 /** The transport-independent core: turns each client message into a pipeline run. */
@@ -30,6 +40,8 @@ export class Gateway {
   readonly pool: UpstreamPool;
   readonly aggregator: Aggregator;
   readonly pipeline: Pipeline;
+  readonly identity: IdentityService;
+  readonly audit: AuditService;
   readonly metrics = new Metrics();
   private readonly log: Logger;
   private readonly now: () => number;
@@ -38,24 +50,33 @@ export class Gateway {
   constructor(loaded: LoadedConfig, deps: GatewayDeps) {
     this.log = deps.log;
     this.now = deps.now ?? Date.now;
+    this.audit = deps.audit ?? AuditService.fromConfig(loaded, deps.log);
     this.newId = deps.newId ?? randomUUID;
     const specs = Object.entries(loaded.config.upstreams).map(([name, cfg]) =>
       upstreamSpec(name, cfg, loaded.baseDir, deps.log),
     );
     this.pool = new UpstreamPool(specs, deps.log, this.now);
     this.aggregator = new Aggregator(this.pool, deps.log);
+    this.identity =
+      deps.identity ?? createIdentity(loaded.config, loaded.baseDir, { log: deps.log, now: this.now });
+    this.aggregator.listFilters.push(allowedToolsFilter);
     // The order is the security argument: nothing reaches `forward` that was not
     // identified, routed, authorized and durably recorded first.
     const stages: Stage[] = [
       parseStage,
-      // identify (issue 4): principal, revocation, token expiry
+      identifyStage(this.identity),
       routeStage(this.aggregator, this.pool.names),
-      // validate + authorize (issue 5): arguments against inputSchema, Cedar decision
-      // audit decision record (issue 6): durable before forwarding, or the call is denied
+      ...policyStages(this.aggregator, loaded, deps.log, this.now),
+      auditDecisionStage(this.audit, this.now),
+      identifyStage(this.identity, 'reidentify'),
       forwardStage(this.aggregator),
     ];
     // Terminal stages run after every call, whatever happened (audit outcome record, issue 6).
-    const terminal: Stage[] = [...(deps.terminal ?? []), metricsStage(this.metrics)];
+    const terminal: Stage[] = [
+      ...(deps.terminal ?? []),
+      metricsStage(this.metrics),
+      auditOutcomeStage(this.audit, this.now),
+    ];
     this.pipeline = createPipeline(stages, terminal, deps.log);
   }
 
@@ -117,6 +138,8 @@ export class Gateway {
 
   async close(): Promise<void> {
     await this.pool.closeAll();
+    await this.identity.close();
+    await this.audit.close();
   }
 }
 

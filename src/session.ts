@@ -15,6 +15,8 @@ export interface DownstreamSession {
   readonly key: string;
   /** Who is calling; ANONYMOUS on an open (loopback-only) gateway. A session stays bound to it. */
   principal: Principal;
+  /** The peer's network address (HTTP); absent for a local stdio client. Policy sees it. */
+  readonly remoteAddress?: string;
   readonly era: Era;
   protocolVersion: string;
   client: ClientProfile;
@@ -34,6 +36,7 @@ export function newSession(init: {
   id: string;
   key: string;
   principal: Principal;
+  remoteAddress?: string | undefined;
   era: Era;
   protocolVersion: string;
   client?: ClientProfile;
@@ -43,6 +46,7 @@ export function newSession(init: {
     id: init.id,
     key: init.key,
     principal: init.principal,
+    ...(init.remoteAddress ? { remoteAddress: init.remoteAddress } : {}),
     era: init.era,
     protocolVersion: init.protocolVersion,
     client: init.client ?? { capabilities: {}, info: {} },

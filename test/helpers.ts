@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { validateConfig } from '../src/config/load.ts';
+import type { Config } from '../src/config/schema.ts';
 import { silentLogger } from '../src/observability/log.ts';
 import { type RunningGateway, startGateway } from '../src/server.ts';
 
@@ -23,20 +24,67 @@ export const probeUpstream = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+/** Relay tests exercise the protocol, not policy: without a `policy` section they get this permit-all set. */
+export const PERMIT_ALL_POLICY = join(ROOT, 'policies/permit-all-FOR-TESTS-ONLY.cedar');
+
 /** Starts a gateway in this process on a free loopback port. */
 export async function startTestGateway(config: Record<string, unknown>): Promise<RunningGateway> {
-  const full = { ...config, listen: { host: '127.0.0.1', port: 0, ...((config.listen as object) ?? {}) } };
+  const full = {
+    policy: { files: [PERMIT_ALL_POLICY] },
+    ...config,
+    listen: { host: '127.0.0.1', port: 0, ...((config.listen as object) ?? {}) },
+  };
   return startGateway({ config: validateConfig(full), baseDir: ROOT }, silentLogger, { banner: false });
+}
+
+/**
+ * A gateway that requires tokens (identity.mode: token), its keys and state in
+ * `dir`; `token()` mints a gateway token for it.
+ */
+export async function startAuthTestGateway(config: Record<string, unknown>, dir: string) {
+  const identity = {
+    mode: 'token',
+    resource: TEST_RESOURCE,
+    gatewayTokens: { keyDir: join(dir, 'keys') },
+    ...((config.identity as object) ?? {}),
+  };
+  const state = config.state ?? { store: 'sqlite', path: join(dir, 'state.db') };
+  const full = { ...config, identity, state };
+  const running = await startTestGateway(full);
+  const validated = validateConfig({ ...full, listen: { host: '127.0.0.1', port: 0 } });
+  const token = (sub: string, tools: string[], ttlSeconds = 600) =>
+    mintTestToken(validated.identity, sub, tools, ttlSeconds);
+  return { running, token, url: running.listener.url };
+}
+
+export const TEST_RESOURCE = 'https://gateway.test/mcp';
+
+async function mintTestToken(identity: Config['identity'], sub: string, tools: string[], ttlSeconds: number) {
+  const { mintGatewayToken } = await import('../src/identity/gateway-tokens.ts');
+  const { gatewayIssuer, gatewayKeyDir } = await import('../src/identity/service.ts');
+  if (identity.mode !== 'token') throw new Error('not an authenticated gateway');
+  return mintGatewayToken(gatewayKeyDir(identity, ROOT), {
+    issuer: gatewayIssuer(identity),
+    audience: identity.resource,
+    sub,
+    tools,
+    ttlSeconds,
+    maxTtlSeconds: identity.gatewayTokens.maxTtlSeconds,
+    reason: 'test',
+    nowSeconds: Math.floor(Date.now() / 1000),
+  });
 }
 
 export type Era = 'legacy' | 'modern';
 
-export async function httpClient(url: string, era: Era): Promise<Client> {
+export async function httpClient(url: string, era: Era, headers?: Record<string, string>): Promise<Client> {
   const client = new Client(
     { name: 'test-client', version: '1.0.0' },
     era === 'modern' ? { versionNegotiation: { mode: { pin: '2026-07-28' } } } : {},
   );
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(url), headers ? { requestInit: { headers } } : undefined),
+  );
   return client;
 }
 

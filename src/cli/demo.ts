@@ -1,11 +1,16 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { auditSigner } from '../audit/open.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { createLogger } from '../observability/log.ts';
 import { startGateway, untilSignal } from '../server.ts';
 import { parseCommandArgs } from './args.ts';
 import { bundledServerEntry } from './bundled.ts';
+import { DEMO_TOOLS, demoToken, freePortIfZero } from './demo-token.ts';
+
+const POLICY_DIR = fileURLToPath(new URL('../../policies/', import.meta.url));
 
 /**
  * The embedded default: a config in `.portcullis/demo` fronting two real MCP
@@ -18,20 +23,28 @@ export async function demoCommand(args: string[]): Promise<number> {
     json: { type: 'boolean', default: false },
   });
   const dir = resolve(values.dir);
-  const configPath = writeDemoConfig(dir, Number(values.port));
+  const configPath = writeDemoConfig(dir, await freePortIfZero(Number(values.port)));
   const loaded = loadConfigFile(configPath);
   const log = createLogger('warn');
   const running = await startGateway(loaded, log);
+  const token = await demoToken(loaded);
+  await running.gateway.audit.ready;
+  const audit = { config: loaded.config.audit!, baseDir: loaded.baseDir };
+  const auth = `--header "Authorization: Bearer ${token}"`;
   const info = {
     event: 'demo',
     mcpUrl: running.listener.url,
     adminUrl: running.admin?.url,
     config: configPath,
     sandbox: join(dir, 'sandbox'),
+    auditLog: join(dir, 'audit', 'audit.db'),
+    auditVerifierKey: auditSigner(audit, log).verifierKey,
     upstreams: Object.keys(loaded.config.upstreams),
+    token,
+    tokenTools: DEMO_TOOLS,
     tryNext: [
-      `npx @modelcontextprotocol/inspector --cli ${running.listener.url} --transport http --method tools/list`,
-      `npx @modelcontextprotocol/inspector --cli ${running.listener.url} --transport http --method tools/call --tool-name fs__list_directory --tool-args-json '{"path":"${join(dir, 'sandbox')}"}'`,
+      `npx @modelcontextprotocol/inspector --cli ${running.listener.url} --transport http ${auth} --method tools/list`,
+      `npx @modelcontextprotocol/inspector --cli ${running.listener.url} --transport http ${auth} --method tools/call --tool-name fs__list_directory --tool-args-json '{"path":"${join(dir, 'sandbox')}"}'`,
     ],
   };
   process.stdout.write(values.json ? `${JSON.stringify(info)}\n` : humanSummary(info));
@@ -47,7 +60,15 @@ function writeDemoConfig(dir: string, port: number): string {
   const config = {
     listen: { host: '127.0.0.1', port },
     admin: { port: port === 0 ? 0 : port + 1 },
-    identity: { mode: 'none' },
+    // Every caller needs a token, even here: the demo mints one for its own caller.
+    identity: {
+      mode: 'token',
+      resource: `http://127.0.0.1:${port}/mcp`,
+      gatewayTokens: { keyDir: join(dir, 'keys') },
+    },
+    state: { store: 'sqlite', path: join(dir, 'state.db') },
+    // Signing and HMAC keys are generated beside the log on first start.
+    audit: { store: 'sqlite', path: join(dir, 'audit', 'audit.db') },
     upstreams: {
       fs: {
         transport: 'stdio',
@@ -60,6 +81,11 @@ function writeDemoConfig(dir: string, port: number): string {
         args: [bundledServerEntry('@modelcontextprotocol/server-memory')],
         env: { MEMORY_FILE_PATH: join(dir, 'memory.jsonl') },
       },
+    },
+    // Reads work for the demo's caller; writes need an approval, so are denied for now.
+    policy: {
+      files: [join(POLICY_DIR, 'default.cedar'), join(POLICY_DIR, 'demo.cedar')],
+      trustAnnotations: ['fs', 'memory'],
     },
   };
   const path = join(dir, 'portcullis.yaml');
@@ -75,14 +101,21 @@ function humanSummary(info: {
   adminUrl: string | undefined;
   config: string;
   sandbox: string;
+  auditLog: string;
+  auditVerifierKey: string;
+  token: string;
   tryNext: string[];
 }): string {
   return [
     'Portcullis demo is running.',
     `  MCP endpoint : ${info.mcpUrl}`,
+    `  token        : ${info.token}`,
+    `                 (1 h; tools: ${DEMO_TOOLS.join(', ')}; more: portcullis token issue)`,
     `  admin        : ${info.adminUrl ?? '(disabled)'}  (/healthz, /metrics, /status)`,
     `  config       : ${info.config}`,
     `  sandbox      : ${info.sandbox}`,
+    `  audit log    : ${info.auditLog}`,
+    `  verifier key : ${info.auditVerifierKey}  (portcullis audit verify --config ${info.config})`,
     '',
     'Try next:',
     ...info.tryNext.map((c) => `  ${c}`),

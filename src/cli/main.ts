@@ -1,7 +1,13 @@
 import { ConfigError, PortcullisError, UsageError } from '../errors.ts';
+import { auditCommand } from './audit.ts';
 import { configCommand } from './config.ts';
 import { demoCommand } from './demo.ts';
+import { keysCommand } from './keys.ts';
+import { keysRotateCommand } from './keys-rotate.ts';
+import { policyCommand } from './policy.ts';
+import { revokeCommand } from './revoke.ts';
 import { serveCommand } from './serve.ts';
+import { tokenCommand } from './token.ts';
 import { wrapCommand } from './wrap.ts';
 
 export const EXIT = { OK: 0, CHECK_FAILED: 1, USAGE: 2 } as const;
@@ -11,6 +17,12 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   wrap: wrapCommand,
   demo: demoCommand,
   config: configCommand,
+  policy: policyCommand,
+  token: tokenCommand,
+  revoke: revokeCommand,
+  audit: auditCommand,
+  // `keys rotate` (gateway token keys, identity) beside the audit verifier key commands.
+  keys: (a) => (a[0] === 'rotate' ? keysRotateCommand(a.slice(1)) : keysCommand(a)),
 };
 
 const USAGE = `Usage: portcullis <command> [options]
@@ -21,6 +33,12 @@ Commands:
   demo   [--port N] [--json]           start on the embedded default with bundled upstreams
   config check FILE                    validate a config file
   config schema                        print the config JSON Schema
+  policy check|test|explain            validate policies, run policy test cases, explain a decision
+  token issue --config FILE --sub S --tools a,b --ttl 10m --reason TEXT   mint a gateway token
+  revoke --config FILE --jti X | --sub S | --workload ID   refuse from the next call on
+  keys rotate --config FILE            new gateway signing key (old one overlaps)
+  audit  <verify|checkpoint|proof|verify-proof|consistency|export|tail|replay> --config FILE
+  keys   --config FILE | generate --origin NAME --out FILE   audit verifier key
 
 Exit codes: 0 ok, 1 check failed, 2 usage or config error.`;
 

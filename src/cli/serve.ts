@@ -8,6 +8,11 @@ export async function serveCommand(args: string[]): Promise<number> {
   const loaded = loadConfigFile(required(values.config, '--config'));
   const log = createLogger(loaded.config.log.level);
   const running = await startGateway(loaded, log);
+  // Refuse to start rather than deny every call when the audit log cannot be opened.
+  await running.gateway.audit.ready.catch(async (err) => {
+    await running.close();
+    throw err;
+  });
   const ready = { event: 'listening', url: running.listener.url, adminUrl: running.admin?.url };
   process.stdout.write(`${JSON.stringify(ready)}\n`);
   await untilSignal();

@@ -1,6 +1,7 @@
 import { loadConfigFile } from '../config/load.ts';
 import { UsageError } from '../errors.ts';
 import { Gateway } from '../gateway.ts';
+import { localPrincipal } from '../identity/local.ts';
 import { createLogger } from '../observability/log.ts';
 import { serveStdio } from '../transport/stdio-listener.ts';
 import { parseCommandArgs, required } from './args.ts';
@@ -22,7 +23,8 @@ export async function wrapCommand(args: string[]): Promise<number> {
   }
   const log = createLogger(loaded.config.log.level);
   const gateway = new Gateway(loaded, { log });
-  await serveStdio(gateway, process.stdin, process.stdout, loaded.config.listen.maxBodyBytes);
+  const principal = await localPrincipal(loaded, gateway);
+  await serveStdio(gateway, process.stdin, process.stdout, loaded.config.listen.maxBodyBytes, principal);
   await gateway.close();
   return 0;
 }

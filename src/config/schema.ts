@@ -1,5 +1,9 @@
 import { z } from 'zod';
 import { adminSchema } from '../admin/config.ts';
+import { auditSchema } from '../audit/config.ts';
+import { identitySchema, upstreamMtlsSchema } from '../identity/config.ts';
+import { policySchema } from '../policy/config.ts';
+import { stateSchema } from '../state/config.ts';
 import { isLoopbackHost } from '../transport/guard.ts';
 
 /** `env:NAME` or `file:PATH`: secrets are referenced, never written into the config. */
@@ -51,6 +55,8 @@ const httpUpstream = z.strictObject({
   url: z.url({ protocol: /^https?$/ }),
   /** Extra headers sent upstream; values must be secret references. */
   headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/), secretRef).default({}),
+  /** mTLS with a pinned SPIFFE ID: the upstream proves who it is before any call. */
+  mtls: upstreamMtlsSchema.optional(),
   ...upstreamCommon,
 });
 
@@ -81,23 +87,19 @@ const listenSchema = z
   })
   .prefault({});
 
-const identitySchema = z
-  .strictObject({
-    /** `none` is an open gateway, refused anywhere but loopback. */
-    mode: z.enum(['none']).default('none'),
-  })
-  .prefault({});
-
 export const configSchema = z
   .strictObject({
     $schema: z.string().optional(),
     listen: listenSchema,
     identity: identitySchema,
+    state: stateSchema,
     upstreams: z
       .record(upstreamName, upstreamSchema)
       .refine((u) => Object.keys(u).length > 0, 'at least one upstream is required'),
     admin: adminSchema,
     log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).prefault({}),
+    audit: auditSchema.optional(),
+    policy: policySchema,
   })
   .superRefine((cfg, ctx) => {
     const seen = new Map<string, string>();

@@ -60,7 +60,9 @@ export class Metrics {
     );
     for (const [key, n] of this.calls) {
       const [method, outcome] = key.split('\u0000');
-      lines.push(`portcullis_calls_total{method="${escapeLabel(method!)}",outcome="${escapeLabel(outcome!)}"} ${n}`);
+      lines.push(
+        `portcullis_calls_total{method="${escapeLabel(method!)}",outcome="${escapeLabel(outcome!)}"} ${n}`,
+      );
     }
     return `${lines.join('\n')}\n`;
   }

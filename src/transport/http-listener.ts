@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Config } from '../config/schema.ts';
 import { JSONRPC, PortcullisError, ProtocolError } from '../errors.ts';
 import type { Gateway } from '../gateway.ts';
-import { ANONYMOUS } from '../identity/principal.ts';
+import { AuthError } from '../identity/errors.ts';
+import type { Principal } from '../identity/principal.ts';
 import {
   errorResponse,
   isNotification,
@@ -61,30 +63,60 @@ export async function startHttpListener(
   });
   const sessions = new Map<string, LegacyHttpSession>();
 
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((err) => {
       log.error('http handler failed', { err: String(err) });
       if (!res.headersSent)
         sendError(res, 500, null, { code: JSONRPC.INTERNAL_ERROR, message: 'Internal error' });
       else res.end();
     });
-  });
+  };
+  // With identity.mtls the listener is HTTPS and requires client certificates (SPIFFE SVIDs).
+  const tls = gateway.identity.createServer?.(onRequest);
+  const server: http.Server = tls?.server ?? http.createServer(onRequest);
   server.keepAliveTimeout = 65_000;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!guard.hostAllowed(req.headers.host)) return forbidden(res, 'Host');
     if (!guard.originAllowed(header(req.headers, 'origin'))) return forbidden(res, 'Origin');
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const doc = req.method === 'GET' ? gateway.identity.wellKnown(path) : undefined;
+    if (doc !== undefined) return sendJson(res, 200, doc);
     if (path !== listen.path)
       return sendError(res, 404, null, { code: JSONRPC.INVALID_REQUEST, message: 'Not found' });
-    if (req.method === 'POST') return handlePost(req, res);
-    if (req.method === 'GET') return handleGet(req, res);
-    if (req.method === 'DELETE') return handleDelete(req, res);
+    // Who is calling is settled before anything else is read.
+    const principal = await authenticate(req, res);
+    if (!principal) return;
+    if (req.method === 'POST') return handlePost(req, res, principal);
+    if (req.method === 'GET') return handleGet(req, res, principal);
+    if (req.method === 'DELETE') return handleDelete(req, res, principal);
     res.setHeader('allow', 'GET, POST, DELETE');
     return sendError(res, 405, null, { code: -32000, message: 'Method not allowed.' });
   }
 
-  async function handlePost(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function authenticate(req: IncomingMessage, res: ServerResponse): Promise<Principal | undefined> {
+    try {
+      // Node keeps only the first of repeated Authorization headers: refuse the ambiguity instead.
+      if (req.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === 'authorization').length > 1)
+        throw new AuthError('bad_request', { why: 'several Authorization headers' });
+      const peer = req.socket instanceof TLSSocket ? req.socket.getPeerX509Certificate() : undefined;
+      const principal = await gateway.identity.authenticate(header(req.headers, 'authorization'), peer);
+      if (gateway.identity.mode !== 'none') await gateway.identity.recheck(principal);
+      return principal;
+    } catch (err) {
+      req.resume();
+      if (!(err instanceof AuthError)) {
+        sendPortcullisError(res, null, err);
+        return undefined;
+      }
+      log.info('request refused', { code: err.code, reason: err.reason });
+      res.setHeader('www-authenticate', gateway.identity.challenge(err));
+      sendError(res, err.httpStatus, null, err.toRpcError());
+      return undefined;
+    }
+  }
+
+  async function handlePost(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
     const type = header(req.headers, 'content-type') ?? '';
     if (!/^application\/json\b/i.test(type)) {
       req.resume();
@@ -100,8 +132,8 @@ export async function startHttpListener(
       return sendPortcullisError(res, null, err);
     }
     try {
-      if (isModernMessage(message, req.headers)) return await handleModern(message, req, res);
-      return await handleLegacy(message, req, res);
+      if (isModernMessage(message, req.headers)) return await handleModern(message, req, res, principal);
+      return await handleLegacy(message, req, res, principal);
     } catch (err) {
       return sendPortcullisError(
         res,
@@ -129,6 +161,7 @@ export async function startHttpListener(
     message: JsonRpcMessage,
     req: IncomingMessage,
     res: ServerResponse,
+    principal: Principal,
   ): Promise<void> {
     if (!('method' in message)) return accepted(res); // a stray response: nothing awaits it in this era
     checkModernHeaders(message as JsonRpcMessage & { method: string }, {
@@ -140,8 +173,9 @@ export async function startHttpListener(
     const meta = isObject(params._meta) ? params._meta : {};
     const session = newSession({
       id: randomUUID(),
-      key: 'modern:anonymous',
-      principal: ANONYMOUS,
+      key: `modern:${principal.id}`,
+      principal,
+      remoteAddress: req.socket.remoteAddress,
       era: 'modern',
       protocolVersion: String(meta[META.protocolVersion]),
       client: {
@@ -179,9 +213,11 @@ export async function startHttpListener(
     message: JsonRpcMessage,
     req: IncomingMessage,
     res: ServerResponse,
+    principal: Principal,
   ): Promise<void> {
-    if (isRequest(message) && message.method === 'initialize') return initialize(message, req, res);
-    const entry = lookupSession(req, res);
+    if (isRequest(message) && message.method === 'initialize')
+      return initialize(message, req, res, principal);
+    const entry = lookupSession(req, res, principal);
     if (!entry) return;
     const versionHeader = header(req.headers, 'mcp-protocol-version') ?? DEFAULT_HTTP_LEGACY_VERSION;
     if (!isLegacyVersion(versionHeader)) {
@@ -205,6 +241,7 @@ export async function startHttpListener(
     message: JsonRpcRequest,
     req: IncomingMessage,
     res: ServerResponse,
+    principal: Principal,
   ): Promise<void> {
     if (header(req.headers, 'mcp-session-id')) {
       return sendError(res, 400, message.id, {
@@ -218,7 +255,8 @@ export async function startHttpListener(
     const session = newSession({
       id,
       key: `legacy:${id}`,
-      principal: ANONYMOUS,
+      principal,
+      remoteAddress: req.socket.remoteAddress,
       era: 'legacy',
       protocolVersion: DEFAULT_HTTP_LEGACY_VERSION,
       unrelated: stream,
@@ -235,7 +273,11 @@ export async function startHttpListener(
     channel.finish(response, statusFor(response));
   }
 
-  function lookupSession(req: IncomingMessage, res: ServerResponse): LegacyHttpSession | undefined {
+  function lookupSession(
+    req: IncomingMessage,
+    res: ServerResponse,
+    principal: Principal,
+  ): LegacyHttpSession | undefined {
     const id = header(req.headers, 'mcp-session-id');
     if (!id) {
       sendError(res, 400, null, { code: -32000, message: 'Bad Request: Mcp-Session-Id header is required' });
@@ -246,11 +288,21 @@ export async function startHttpListener(
       sendError(res, 404, null, { code: -32001, message: 'Session not found' });
       return undefined;
     }
+    // A session id is not a credential: it stays bound to the principal that created it.
+    if (entry.session.principal.id !== principal.id) {
+      log.warn('session used by another principal', {
+        code: 'ERR_PRINCIPAL_MISMATCH',
+        session: entry.session.id,
+      });
+      sendError(res, 403, null, { code: JSONRPC.DENIED, message: 'Forbidden' });
+      return undefined;
+    }
+    entry.session.principal = principal;
     entry.lastSeen = now();
     return entry;
   }
 
-  async function handleGet(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handleGet(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
     if (!header(req.headers, 'mcp-session-id')) {
       res.setHeader('allow', 'POST');
       return sendError(res, 405, null, { code: -32000, message: 'Method not allowed.' });
@@ -261,7 +313,7 @@ export async function startHttpListener(
         message: 'Not Acceptable: Client must accept text/event-stream',
       });
     }
-    const entry = lookupSession(req, res);
+    const entry = lookupSession(req, res, principal);
     if (!entry) return;
     if (entry.stream.open) {
       return sendError(res, 409, null, {
@@ -272,12 +324,16 @@ export async function startHttpListener(
     entry.stream.attach(res);
   }
 
-  async function handleDelete(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handleDelete(
+    req: IncomingMessage,
+    res: ServerResponse,
+    principal: Principal,
+  ): Promise<void> {
     if (!header(req.headers, 'mcp-session-id')) {
       res.setHeader('allow', 'POST');
       return sendError(res, 405, null, { code: -32000, message: 'Method not allowed.' });
     }
-    const entry = lookupSession(req, res);
+    const entry = lookupSession(req, res, principal);
     if (!entry) return;
     await endSession(entry);
     res.writeHead(200).end();
@@ -308,9 +364,10 @@ export async function startHttpListener(
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     server,
-    url: `http://${host}:${addr.port}${listen.path}`,
+    url: `${tls ? 'https' : 'http'}://${host}:${addr.port}${listen.path}`,
     async close() {
       clearInterval(sweeper);
+      tls?.stop();
       await Promise.all([...sessions.values()].map(endSession));
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
@@ -344,6 +401,12 @@ function accepted(res: ServerResponse): void {
 
 function forbidden(res: ServerResponse, what: string): void {
   sendError(res, 403, null, { code: -32000, message: `Forbidden: ${what} not allowed` });
+}
+
+function sendJson(res: ServerResponse, status: number, doc: unknown): void {
+  const body = JSON.stringify(doc);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
 }
 
 function sendError(

@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { PortcullisError } from '../errors.ts';
 import type { Gateway } from '../gateway.ts';
-import { ANONYMOUS } from '../identity/principal.ts';
+import { ANONYMOUS, type Principal } from '../identity/principal.ts';
 import {
   errorResponse,
   isNotification,
@@ -27,6 +27,7 @@ export function serveStdio(
   input: Readable,
   output: Writable,
   maxLineBytes: number,
+  principal: Principal = ANONYMOUS,
 ): Promise<void> {
   const replies = new ReplyBook();
   const write = (m: JsonRpcMessage): boolean => output.write(`${JSON.stringify(m)}\n`) || true;
@@ -44,7 +45,7 @@ export function serveStdio(
       legacy ??= newSession({
         id: connection,
         key: `stdio:${connection}`,
-        principal: ANONYMOUS,
+        principal,
         era: 'legacy',
         protocolVersion: LATEST_LEGACY,
         unrelated: sink,
@@ -55,7 +56,7 @@ export function serveStdio(
     return newSession({
       id: randomUUID(),
       key: `stdio-modern:${connection}`,
-      principal: ANONYMOUS,
+      principal,
       era: 'modern',
       protocolVersion: claimed,
       client: {

@@ -40,8 +40,20 @@ export class Aggregator {
   private readonly byPrefix: ReadonlyMap<string, string>;
   private readonly owners = new Map<string, ResourceOwners>();
   private readonly listeners = new Map<string, Set<RelatedSink>>();
+  /** Policy hook (issue 5): sees every listed item (feeding tool definitions to policy), returns those the caller may use. */
+  listFilter?: (
+    session: DownstreamSession,
+    method: ListMethod,
+    items: { item: JsonObject; upstream: string }[],
+  ) => JsonObject[];
   /** Exposed tool name → its input schema, per session key, from the last tools/list. */
   private readonly schemas = new Map<string, Map<string, unknown>>();
+  /** Hooks that hide list items from a caller (identity's allowed tools, policy). */
+  readonly listFilters: ((
+    principal: DownstreamSession['principal'],
+    method: ListMethod,
+    name: unknown,
+  ) => boolean)[] = [];
 
   constructor(pool: UpstreamPool, log: Logger) {
     this.pool = pool;
@@ -156,14 +168,15 @@ export class Aggregator {
           continue;
         }
         seen.set(id, conn.name);
-        items.push(out);
+        if (this.listFilters.every((f) => f(session.principal, method, out[spec.idField]))) items.push(out);
       }
     });
     if (method === 'resources/list' || method === 'resources/templates/list')
       this.remember(session, method, items, seen);
     if (method === 'tools/list')
       this.schemas.set(session.key, new Map(items.map((t) => [String(t.name), t.inputSchema])));
-    return { [spec.key]: items };
+    const listed = items.map((item) => ({ item, upstream: seen.get(String(item[spec.idField]))! }));
+    return { [spec.key]: this.listFilter ? this.listFilter(session, method, listed) : items };
   }
 
   private async listAll(

@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { HttpUpstreamConfig } from '../config/schema.ts';
 import { resolveValue } from '../config/secrets.ts';
 import { JSONRPC } from '../errors.ts';
+import { upstreamTlsOptions } from '../identity/upstream-tls.ts';
 import {
   errorResponse,
   isObject,
@@ -41,11 +42,11 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
   private sessionId: string | undefined;
   private closed = false;
 
-  constructor(url: string, headers: Record<string, string>) {
+  constructor(url: string, headers: Record<string, string>, tls: https.AgentOptions = {}) {
     this.url = new URL(url);
     this.headers = headers;
     const Agent = this.url.protocol === 'https:' ? https.Agent : http.Agent;
-    this.agent = new Agent({ keepAlive: true, maxSockets: 64 });
+    this.agent = new Agent({ keepAlive: true, maxSockets: 64, ...tls });
   }
 
   setEra(era: Era, protocolVersion: string): void {
@@ -229,5 +230,6 @@ export function httpTransport(
   const headers = Object.fromEntries(
     Object.entries(cfg.headers).map(([k, v]) => [k.toLowerCase(), resolveValue(v, baseDir)]),
   );
-  return new HttpUpstreamTransport(cfg.url, headers);
+  const tls = cfg.mtls ? upstreamTlsOptions(cfg.url, cfg.mtls, baseDir) : {};
+  return new HttpUpstreamTransport(cfg.url, headers, tls);
 }

@@ -5,7 +5,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import type { RunningGateway } from '../../src/server.ts';
-import { type Era, httpClient, NODE, serverEntry, startTestGateway, textOf, wrapClient } from '../helpers.ts';
+import {
+  type Era,
+  httpClient,
+  NODE,
+  PERMIT_ALL_POLICY,
+  serverEntry,
+  startTestGateway,
+  textOf,
+  wrapClient,
+} from '../helpers.ts';
 
 const sandbox = mkdtempSync(join(tmpdir(), 'portcullis-fs-'));
 writeFileSync(join(sandbox, 'note.txt'), 'portcullis sandbox note\n');
@@ -75,7 +84,7 @@ describe('portcullis wrap: a local client over stdio', () => {
   it('lists and calls tools of the one upstream named by --server', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'portcullis-wrap-'));
     const configPath = join(dir, 'portcullis.yaml');
-    writeFileSync(configPath, stringify({ upstreams }));
+    writeFileSync(configPath, stringify({ upstreams, policy: { files: [PERMIT_ALL_POLICY] } }));
     const client = await wrapClient(configPath, ['--server', 'fs']);
     const { tools } = await client.listTools();
     assert.ok(tools.every((t) => t.name.startsWith('fs__')));

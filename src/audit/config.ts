@@ -1,0 +1,54 @@
+import { z } from 'zod';
+
+const ref = z
+  .string()
+  .regex(/^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/, 'must be a reference: env:NAME or file:PATH');
+
+/** The `audit` section. Omitted: a temporary SQLite log with generated keys, announced loudly. */
+export const auditSchema = z.strictObject({
+  store: z.enum(['sqlite', 'postgres']).default('sqlite'),
+  /** SQLite file, relative to the config file's directory. */
+  path: z.string().min(1).default('.portcullis/audit/audit.db'),
+  /** PostgreSQL connection URL, plain or as a reference. */
+  url: z.string().min(1).optional().describe('postgres://... or env:NAME / file:PATH'),
+  /** PostgreSQL table name prefix. */
+  table: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,40}$/)
+    .default('portcullis_audit'),
+  /** Checkpoint origin line; the signing key's name must equal it. Defaults to the key's name. */
+  origin: z
+    .string()
+    .regex(/^[^\s+]+$/, 'must have no spaces and no "+"')
+    .optional(),
+  /** Note signer key (`PRIVATE+KEY+...`). Omitted: generated beside the SQLite file on first start. */
+  signingKey: ref.optional(),
+  /** HMAC-SHA256 key for argument values; separate from the signing key. Omitted: generated likewise. */
+  hmacKey: ref.optional(),
+  checkpoint: z
+    .strictObject({
+      everyEntries: z.number().int().positive().default(256),
+      everyMs: z.number().int().positive().default(1000),
+    })
+    .prefault({}),
+  groupCommit: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      maxBatch: z.number().int().positive().max(10_000).default(512),
+    })
+    .prefault({}),
+  /** c2sp.org/tlog-witness endpoints; each checkpoint is pushed and their cosignatures stored with it. */
+  witnesses: z
+    .array(
+      z.strictObject({
+        url: z.url({ protocol: /^https?$/ }),
+        /** The witness's cosignature verifier key: name+hex(keyid)+base64(0x04 ‖ key). */
+        key: z.string().min(1),
+      }),
+    )
+    .default([]),
+  /** Exposed tool names whose argument values are safe to keep in clear ("*": all). */
+  clearArguments: z.array(z.string()).default([]),
+});
+
+export type AuditConfig = z.infer<typeof auditSchema>;

@@ -1,0 +1,202 @@
+import type { Logger } from '../observability/log.ts';
+import { type Checkpoint, checkpointText, openCheckpoint, signCheckpoint } from './checkpoint.ts';
+import { AuditError } from './errors.ts';
+import { CompactRange, consistencyProof, leafHash } from './merkle.ts';
+import type { Signer } from './note.ts';
+import type { AppendItem, AuditStore } from './store.ts';
+import { addCheckpoint, parseWitnessKey, type WitnessConfig } from './witness.ts';
+
+export interface AuditLogOptions {
+  readonly signer: Signer;
+  readonly origin: string;
+  readonly checkpointEveryEntries: number;
+  readonly checkpointEveryMs: number;
+  readonly groupCommit: boolean;
+  readonly maxBatch: number;
+  readonly log: Logger;
+  /** c2sp.org/tlog-witness endpoints each new checkpoint is pushed to. */
+  readonly witnesses?: readonly WitnessConfig[];
+}
+
+interface Pending {
+  item: AppendItem;
+  resolve: (index: number) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * The writer side of the log: batches appends into one transaction each (group
+ * commit), acknowledges each only once its transaction committed, and signs a
+ * checkpoint every N entries or T ms after checking it extends the last one.
+ */
+export class AuditLog {
+  readonly store: AuditStore;
+  readonly opts: AuditLogOptions;
+  private pending: Pending[] = [];
+  private flushing = false;
+  private signed: CompactRange | undefined;
+  private checkpointing: Promise<void> = Promise.resolve();
+  private readonly timer: NodeJS.Timeout;
+  private closed = false;
+  /** A size-triggered checkpoint is queued: don't queue one per batch meanwhile. */
+  private due = false;
+  /** Leaf hashes of the signed tree, kept only to prove consistency to witnesses. */
+  private leaves: Buffer[] | undefined;
+  private readonly witnessSizes = new Map<string, number>();
+  /** Set when the stored log stopped extending the last signed checkpoint. */
+  private broken: string | undefined;
+
+  constructor(store: AuditStore, opts: AuditLogOptions) {
+    this.store = store;
+    this.opts = opts;
+    this.timer = setInterval(() => void this.checkpoint().catch(() => {}), opts.checkpointEveryMs);
+    this.timer.unref();
+  }
+
+  /**
+   * Checks the stored log against this writer's key and origin before it may
+   * append: the last checkpoint must verify and match the stored entries.
+   */
+  async init(): Promise<void> {
+    this.signed = await this.loadSigned();
+  }
+
+  /** Resolves with the entry's index once it is durable; rejects if it is not. */
+  append(item: AppendItem): Promise<number> {
+    if (this.closed) return Promise.reject(new AuditError('ERR_AUDIT_UNAVAILABLE', 'audit log is closed'));
+    if (this.broken)
+      return Promise.reject(new AuditError('ERR_AUDIT_UNAVAILABLE', `audit log is broken: ${this.broken}`));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ item, resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        // Let the calls arriving in this turn of the event loop join the batch.
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.pending.length > 0) {
+      const max = this.opts.groupCommit ? this.opts.maxBatch : 1;
+      const batch = this.pending.splice(0, max);
+      try {
+        const head = await this.store.append(batch.map((p) => p.item));
+        for (const [i, p] of batch.entries()) p.resolve(head.first + i);
+        const last = this.signed?.size ?? 0;
+        if (head.size - last >= this.opts.checkpointEveryEntries && !this.due) {
+          this.due = true;
+          void this.checkpoint()
+            .catch(() => {})
+            .finally(() => {
+              this.due = false;
+            });
+        }
+      } catch (err) {
+        this.opts.log.error('audit append failed', { err: String(err), entries: batch.length });
+        for (const p of batch)
+          p.reject(
+            new AuditError('ERR_AUDIT_UNAVAILABLE', `audit append failed: ${String(err)}`, { cause: err }),
+          );
+      }
+    }
+    this.flushing = false;
+  }
+
+  /** Signs and stores a checkpoint of the current head if the tree grew; returns the latest checkpoint note. */
+  checkpoint(): Promise<void> {
+    const run = this.checkpointing.then(() => this.checkpointNow());
+    this.checkpointing = run.catch((err) => {
+      this.opts.log.error('audit checkpoint failed', { err: String(err) });
+    });
+    return run;
+  }
+
+  private async checkpointNow(): Promise<void> {
+    const signed = this.signed ?? (await this.loadSigned());
+    const head = await this.store.head();
+    if (head.size <= signed.size) return;
+    // The new tree must extend the last signed one: replay the new leaves onto its edge.
+    const next = signed.clone();
+    const fresh = await this.store.entries(signed.size, head.size);
+    const added: Buffer[] = [];
+    for (const [i, e] of fresh.entries()) {
+      if (e.index !== signed.size + i)
+        throw new AuditError('ERR_AUDIT_INCONSISTENT', `entry ${signed.size + i} is missing`);
+      added.push(leafHash(e.leaf));
+      next.append(added[i]!);
+    }
+    if (next.size !== head.size || !next.root().equals(head.root)) {
+      // The stored log no longer extends what was signed: stop recording (and so stop serving) until someone looks.
+      this.broken = `tree of size ${head.size} does not extend checkpoint ${signed.size}`;
+      this.opts.log.error('AUDIT LOG TAMPERED OR CORRUPT: refusing further appends', { reason: this.broken });
+      throw new AuditError(
+        'ERR_AUDIT_INCONSISTENT',
+        `tree of size ${head.size} does not extend checkpoint ${signed.size}`,
+      );
+    }
+    const c: Checkpoint = { origin: this.opts.origin, size: head.size, root: head.root };
+    const note = signCheckpoint(c, this.opts.signer);
+    await this.store.addCheckpoint({ size: c.size, note });
+    this.signed = next;
+    this.leaves?.push(...added);
+    if (this.leaves) await this.pushToWitnesses(c, note);
+  }
+
+  /** Rebuilds the edge of the last stored checkpoint from the entries, checking its root and signature. */
+  private async loadSigned(): Promise<CompactRange> {
+    const all = await this.store.checkpoints();
+    const last = all[all.length - 1];
+    const range = new CompactRange();
+    if (this.opts.witnesses?.length) this.leaves = [];
+    if (!last) return range;
+    const c = openCheckpoint(last.note, this.opts.signer, this.opts.origin);
+    const leaves = (await this.store.entries(0, c.size)).map((e) => leafHash(e.leaf));
+    for (const h of leaves) range.append(h);
+    if (this.opts.witnesses?.length) this.leaves = leaves;
+    if (range.size !== c.size || !range.root().equals(c.root)) {
+      throw new AuditError('ERR_AUDIT_INCONSISTENT', `stored entries do not match checkpoint ${c.size}`);
+    }
+    return range;
+  }
+
+  /** Witnesses are outside the trust boundary: a failure is logged, never fatal to calls. */
+  private async pushToWitnesses(c: Checkpoint, note: string): Promise<void> {
+    const text = checkpointText(c);
+    for (const w of this.opts.witnesses ?? []) {
+      try {
+        const name = parseWitnessKey(w.key).name;
+        let old = this.witnessSizes.get(w.url) ?? 0;
+        for (let attempt = 0; attempt < 2; attempt++) {
+          const proof = old === 0 || old === c.size ? [] : consistencyProof(this.leaves!, old, c.size);
+          const r = await addCheckpoint(w, old, proof, note, text);
+          if (r.ok) {
+            await this.store.addCosignature({ size: c.size, witness: name, line: r.cosignature });
+            this.witnessSizes.set(w.url, c.size);
+            break;
+          }
+          if (r.status !== 409 || r.knownSize === undefined || r.knownSize > c.size) {
+            this.opts.log.warn('audit witness refused the checkpoint', { witness: w.url, status: r.status });
+            break;
+          }
+          old = r.knownSize;
+        }
+      } catch (err) {
+        this.opts.log.warn('audit witness unreachable', { witness: w.url, err: String(err) });
+      }
+    }
+  }
+
+  stopTimer(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Waits for queued appends, writes a last checkpoint and closes the store. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    while (this.flushing) await new Promise((r) => setImmediate(r));
+    await this.checkpoint().catch(() => {});
+    await this.store.close();
+  }
+}

@@ -1,0 +1,154 @@
+import { createHash, createHmac } from 'node:crypto';
+import type { CallContext } from '../pipeline/context.ts';
+import { canonicalize } from './jcs.ts';
+import type { AppendItem, Blob, EntryMeta } from './store.ts';
+
+/** Leaves stay well under the 65,535-byte limit of tlog-tiles entry bundles. */
+export const MAX_LEAF = 60 * 1024;
+
+export const sha256hex = (data: string | Uint8Array): string =>
+  createHash('sha256').update(data).digest('hex');
+
+/** Argument values as keyed hashes: the shape stays readable, the values do not. */
+export function keyedValues(value: unknown, key: Buffer): unknown {
+  if (Array.isArray(value)) return value.map((v) => keyedValues(v, key));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, keyedValues(v, key)]));
+  }
+  return `hmac-sha256:${createHmac('sha256', key).update(canonicalize(value)).digest('base64url')}`;
+}
+
+export interface RecordOptions {
+  readonly hmacKey: Buffer;
+  readonly clearArguments: readonly string[];
+  readonly now: () => number;
+}
+
+function callFields(ctx: CallContext) {
+  const route = ctx.route;
+  const params = ctx.request.params as Record<string, unknown> | undefined;
+  const target =
+    route?.kind === 'upstream' && route.target
+      ? route.target.exposed
+      : typeof params?.name === 'string'
+        ? params.name
+        : typeof params?.uri === 'string'
+          ? params.uri
+          : '';
+  const p = ctx.principal;
+  return {
+    callId: ctx.callId,
+    session: ctx.session.key,
+    method: ctx.request.method,
+    tool: target,
+    principal: {
+      id: p.id,
+      authMethod: p.authMethod,
+      ...(p.workload ? { workload: p.workload } : {}),
+      ...(p.user ? { user: p.user } : {}),
+      ...(p.tokenId ? { tokenId: p.tokenId } : {}),
+    },
+  };
+}
+
+function item(record: Record<string, unknown>, meta: EntryMeta, blobs: Blob[] = []): AppendItem {
+  return { leaf: Buffer.from(canonicalize(record), 'utf8'), meta, blobs };
+}
+
+/** Written before forwarding: who, what, with which arguments, and what was decided. */
+export function decisionRecord(ctx: CallContext, opts: RecordOptions): AppendItem {
+  const f = callFields(ctx);
+  const params = ctx.request.params as Record<string, unknown> | undefined;
+  const args = params?.arguments ?? null;
+  const clear = opts.clearArguments.includes('*') || opts.clearArguments.includes(f.tool);
+  const d = ctx.decision;
+  const record: Record<string, unknown> = {
+    v: 1,
+    type: 'decision',
+    time: opts.now(),
+    ...f,
+    argsHash: sha256hex(canonicalize(args)),
+    args: clear ? args : keyedValues(args, opts.hmacKey),
+    argsClear: clear,
+    reason: ctx.principal.reason ?? null,
+    // Set by the approval and break-glass stages once they exist.
+    approvalId: optionalId(ctx, 'approvalId'),
+    breakGlassId: optionalId(ctx, 'breakGlassId'),
+    decision: d
+      ? {
+          effect: d.effect,
+          determiningPolicies: d.determiningPolicies,
+          policySetHash: d.policySetHash,
+          obligations: d.obligations,
+        }
+      : 'none',
+  };
+  const meta = metaOf('decision', f, d?.effect ?? 'none', record.time as number);
+  let leaf = item(record, meta);
+  if (leaf.leaf.length > MAX_LEAF) {
+    // Oversized arguments live beside the log; the leaf commits to them by hash.
+    const data = Buffer.from(canonicalize(record.args), 'utf8');
+    const hash = sha256hex(data);
+    leaf = item({ ...record, args: { blob: hash, bytes: data.length } }, meta, [{ hash, data }]);
+  }
+  if (leaf.leaf.length > MAX_LEAF) throw new Error('audit record too large');
+  return leaf;
+}
+
+/** Written after the call, whatever happened; linked to its decision record by index. */
+export function outcomeRecord(
+  ctx: CallContext,
+  decisionIndex: number | null,
+  opts: RecordOptions,
+): AppendItem {
+  const f = callFields(ctx);
+  const time = opts.now();
+  const res = ctx.response;
+  const status = ctx.error || res?.error ? 'error' : 'ok';
+  const record: Record<string, unknown> = {
+    v: 1,
+    type: 'outcome',
+    time,
+    ...f,
+    decisionIndex,
+    latencyMs: Math.max(0, time - ctx.startedAt),
+    status,
+    error: ctx.error?.code ?? null,
+    rpcError: res?.error ? res.error.code : null,
+    resultHash: res?.result ? resultHash(res.result) : null,
+    leaseId: optionalId(ctx, 'leaseId'),
+  };
+  return item(record, metaOf('outcome', f, status, time));
+}
+
+function metaOf(
+  kind: EntryMeta['kind'],
+  f: ReturnType<typeof callFields>,
+  decision: string,
+  time: number,
+): EntryMeta {
+  return {
+    kind,
+    callId: f.callId,
+    principal: f.principal.id,
+    tool: f.tool,
+    decision,
+    session: f.session,
+    time,
+  };
+}
+
+/** Ids later stages may attach to the call context (approval, break-glass, credential lease). */
+function optionalId(ctx: CallContext, name: string): string | null {
+  const v = (ctx as unknown as Record<string, unknown>)[name];
+  return typeof v === 'string' ? v : null;
+}
+
+/** RFC 8785 when the result is representable; else (lone surrogates) a hash of its plain JSON, marked as such. */
+function resultHash(result: unknown): string {
+  try {
+    return sha256hex(canonicalize(result));
+  } catch {
+    return `json:${sha256hex(JSON.stringify(result))}`;
+  }
+}

@@ -1,0 +1,211 @@
+import pg from 'pg';
+import { CompactRange } from './merkle.ts';
+import {
+  type AppendItem,
+  type AuditStore,
+  decodeRange,
+  type EntryQuery,
+  encodeRange,
+  extend,
+  type StoredCheckpoint,
+  type StoredCosignature,
+  type StoredEntry,
+  type TreeHead,
+} from './store.ts';
+
+const schema = (t: string): string => `
+CREATE TABLE IF NOT EXISTS ${t}_head (id INT PRIMARY KEY CHECK (id = 1), size BIGINT NOT NULL, range TEXT NOT NULL, root BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS ${t}_entries (idx BIGINT PRIMARY KEY, leaf BYTEA NOT NULL, kind TEXT NOT NULL, call_id TEXT NOT NULL,
+  principal TEXT NOT NULL, tool TEXT NOT NULL, decision TEXT NOT NULL, session TEXT NOT NULL, time BIGINT NOT NULL, root_after BYTEA NOT NULL);
+CREATE INDEX IF NOT EXISTS ${t}_entries_principal ON ${t}_entries (principal, time);
+CREATE INDEX IF NOT EXISTS ${t}_entries_session ON ${t}_entries (session);
+CREATE TABLE IF NOT EXISTS ${t}_checkpoints (size BIGINT PRIMARY KEY, note TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ${t}_blobs (hash TEXT PRIMARY KEY, data BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS ${t}_cosignatures (size BIGINT NOT NULL, witness TEXT NOT NULL, line TEXT NOT NULL, PRIMARY KEY (size, witness));
+CREATE OR REPLACE FUNCTION ${t}_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'audit log is append-only'; END $$;
+CREATE OR REPLACE FUNCTION ${t}_no_shrink() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN IF NEW.size < OLD.size THEN RAISE EXCEPTION 'audit log is append-only'; END IF; RETURN NEW; END $$;
+CREATE OR REPLACE TRIGGER ${t}_entries_append_only BEFORE UPDATE OR DELETE ON ${t}_entries FOR EACH ROW EXECUTE FUNCTION ${t}_refuse();
+CREATE OR REPLACE TRIGGER ${t}_entries_no_truncate BEFORE TRUNCATE ON ${t}_entries FOR EACH STATEMENT EXECUTE FUNCTION ${t}_refuse();
+CREATE OR REPLACE TRIGGER ${t}_checkpoints_append_only BEFORE UPDATE OR DELETE ON ${t}_checkpoints FOR EACH ROW EXECUTE FUNCTION ${t}_refuse();
+CREATE OR REPLACE TRIGGER ${t}_checkpoints_no_truncate BEFORE TRUNCATE ON ${t}_checkpoints FOR EACH STATEMENT EXECUTE FUNCTION ${t}_refuse();
+CREATE OR REPLACE TRIGGER ${t}_blobs_append_only BEFORE UPDATE OR DELETE ON ${t}_blobs FOR EACH ROW EXECUTE FUNCTION ${t}_refuse();
+CREATE OR REPLACE TRIGGER ${t}_cosignatures_append_only BEFORE UPDATE OR DELETE ON ${t}_cosignatures FOR EACH ROW EXECUTE FUNCTION ${t}_refuse();
+CREATE OR REPLACE TRIGGER ${t}_head_no_delete BEFORE DELETE ON ${t}_head FOR EACH ROW EXECUTE FUNCTION ${t}_refuse();
+CREATE OR REPLACE TRIGGER ${t}_head_no_shrink BEFORE UPDATE ON ${t}_head FOR EACH ROW EXECUTE FUNCTION ${t}_no_shrink();
+INSERT INTO ${t}_head (id, size, range, root) VALUES (1, 0, '', '\\x${new CompactRange().root().toString('hex')}') ON CONFLICT DO NOTHING;
+`;
+
+const TABLE = /^[a-z_][a-z0-9_]{0,40}$/;
+
+/** PostgreSQL store: the head row is locked (`FOR UPDATE`) for the whole append, so replicas take turns. */
+export class PgAuditStore implements AuditStore {
+  private readonly pool: pg.Pool;
+  private readonly t: string;
+
+  private constructor(pool: pg.Pool, table: string) {
+    this.pool = pool;
+    this.t = table;
+  }
+
+  static async open(url: string, table: string): Promise<PgAuditStore> {
+    if (!TABLE.test(table)) throw new Error(`invalid audit table prefix ${table}`);
+    // Bounded waits: a database that does not answer must deny calls, not hang them.
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: 4,
+      connectionTimeoutMillis: 5000,
+      query_timeout: 10_000,
+    });
+    pool.on('error', () => {});
+    const store = new PgAuditStore(pool, table);
+    try {
+      const client = await pool.connect();
+      try {
+        // Serialise schema creation across replicas starting together.
+        await client.query('SELECT pg_advisory_lock(hashtext($1))', [table]);
+        await client.query(schema(table));
+        await client.query('SELECT pg_advisory_unlock(hashtext($1))', [table]);
+      } finally {
+        client.release();
+      }
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    return store;
+  }
+
+  async append(items: readonly AppendItem[]): Promise<TreeHead & { first: number }> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query(`SELECT size, range FROM ${this.t}_head WHERE id = 1 FOR UPDATE`);
+      const size = Number(rows[0].size);
+      const { next, roots } = extend(decodeRange(size, rows[0].range as string), items);
+      for (const item of items) {
+        for (const b of item.blobs) {
+          await client.query(
+            `INSERT INTO ${this.t}_blobs (hash, data) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+            [b.hash, b.data],
+          );
+        }
+      }
+      const values: unknown[] = [];
+      const tuples = items.map((item, i) => {
+        const m = item.meta;
+        values.push(
+          size + i,
+          item.leaf,
+          m.kind,
+          m.callId,
+          m.principal,
+          m.tool,
+          m.decision,
+          m.session,
+          m.time,
+          roots[i],
+        );
+        const o = i * 10;
+        return `(${Array.from({ length: 10 }, (_, k) => `$${o + k + 1}`).join(',')})`;
+      });
+      await client.query(
+        `INSERT INTO ${this.t}_entries (idx, leaf, kind, call_id, principal, tool, decision, session, time, root_after) VALUES ${tuples.join(',')}`,
+        values,
+      );
+      const root = next.root();
+      const moved = await client.query(
+        `UPDATE ${this.t}_head SET size = $1, range = $2, root = $3 WHERE id = 1 AND size = $4`,
+        [next.size, encodeRange(next), root, size],
+      );
+      if (moved.rowCount !== 1) throw new Error('tree head moved under the writer lock');
+      await client.query('COMMIT');
+      return { first: size, size: next.size, root };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async head(): Promise<TreeHead> {
+    const { rows } = await this.pool.query(`SELECT size, root FROM ${this.t}_head WHERE id = 1`);
+    return { size: Number(rows[0].size), root: rows[0].root as Buffer };
+  }
+
+  async entries(from: number, to: number): Promise<StoredEntry[]> {
+    const { rows } = await this.pool.query(
+      `SELECT idx, leaf, root_after FROM ${this.t}_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx`,
+      [from, to],
+    );
+    return rows.map((r) => ({
+      index: Number(r.idx),
+      leaf: r.leaf as Buffer,
+      rootAfter: r.root_after as Buffer,
+    }));
+  }
+
+  async addCheckpoint(c: StoredCheckpoint): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO ${this.t}_checkpoints (size, note) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+      [c.size, c.note],
+    );
+  }
+
+  async checkpoints(): Promise<StoredCheckpoint[]> {
+    const { rows } = await this.pool.query(`SELECT size, note FROM ${this.t}_checkpoints ORDER BY size`);
+    return rows.map((r) => ({ size: Number(r.size), note: r.note as string }));
+  }
+
+  async query(q: EntryQuery): Promise<StoredEntry[]> {
+    const args: unknown[] = [q.afterIndex ?? -1];
+    const where = ['idx > $1'];
+    for (const [col, v] of [
+      ['principal', q.principal],
+      ['tool', q.tool],
+      ['decision', q.decision],
+      ['session', q.session],
+    ] as const) {
+      if (v !== undefined) {
+        args.push(v);
+        where.push(`${col} = $${args.length}`);
+      }
+    }
+    if (q.since !== undefined) {
+      args.push(q.since);
+      where.push(`time >= $${args.length}`);
+    }
+    args.push(q.limit ?? 1_000_000);
+    const { rows } = await this.pool.query(
+      `SELECT idx, leaf FROM ${this.t}_entries WHERE ${where.join(' AND ')} ORDER BY idx LIMIT $${args.length}`,
+      args,
+    );
+    return rows.map((r) => ({ index: Number(r.idx), leaf: r.leaf as Buffer }));
+  }
+
+  async addCosignature(c: StoredCosignature): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO ${this.t}_cosignatures (size, witness, line) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+      [c.size, c.witness, c.line],
+    );
+  }
+
+  async cosignatures(size: number): Promise<StoredCosignature[]> {
+    const { rows } = await this.pool.query(
+      `SELECT size, witness, line FROM ${this.t}_cosignatures WHERE size = $1 ORDER BY witness`,
+      [size],
+    );
+    return rows.map((r) => ({ size: Number(r.size), witness: r.witness as string, line: r.line as string }));
+  }
+
+  async blob(hash: string): Promise<Buffer | undefined> {
+    const { rows } = await this.pool.query(`SELECT data FROM ${this.t}_blobs WHERE hash = $1`, [hash]);
+    return rows[0]?.data as Buffer | undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

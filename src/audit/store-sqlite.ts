@@ -1,0 +1,175 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { CompactRange } from './merkle.ts';
+import {
+  type AppendItem,
+  type AuditStore,
+  decodeRange,
+  type EntryQuery,
+  encodeRange,
+  extend,
+  type StoredCheckpoint,
+  type StoredCosignature,
+  type StoredEntry,
+  type TreeHead,
+} from './store.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL, range TEXT NOT NULL, root BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_entries (idx INTEGER PRIMARY KEY, leaf BLOB NOT NULL, kind TEXT NOT NULL, call_id TEXT NOT NULL,
+  principal TEXT NOT NULL, tool TEXT NOT NULL, decision TEXT NOT NULL, session TEXT NOT NULL, time INTEGER NOT NULL, root_after BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_entries_principal ON audit_entries (principal, time);
+CREATE INDEX IF NOT EXISTS audit_entries_session ON audit_entries (session);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_cosignatures (size INTEGER NOT NULL, witness TEXT NOT NULL, line TEXT NOT NULL, PRIMARY KEY (size, witness));
+CREATE TRIGGER IF NOT EXISTS audit_cosignatures_no_update BEFORE UPDATE ON audit_cosignatures BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_cosignatures_no_delete BEFORE DELETE ON audit_cosignatures BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_entries_no_update BEFORE UPDATE ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_entries_no_delete BEFORE DELETE ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_blobs_no_update BEFORE UPDATE ON audit_blobs BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_blobs_no_delete BEFORE DELETE ON audit_blobs BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_head_no_delete BEFORE DELETE ON audit_head BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_head_no_shrink BEFORE UPDATE ON audit_head WHEN NEW.size < OLD.size BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+`;
+
+/** The embedded store: one SQLite file in WAL mode, fully synchronous commits. */
+export class SqliteAuditStore implements AuditStore {
+  readonly db: DatabaseSync;
+
+  constructor(path: string, opts: { readOnly?: boolean } = {}) {
+    if (!opts.readOnly) mkdirSync(dirname(path), { recursive: true });
+    this.db = new DatabaseSync(path, { readOnly: opts.readOnly ?? false });
+    this.db.exec('PRAGMA busy_timeout = 10000');
+    if (opts.readOnly) return;
+    this.db.exec('PRAGMA journal_mode = WAL');
+    this.db.exec('PRAGMA synchronous = FULL');
+    this.db.exec(SCHEMA);
+    this.db.exec(
+      `INSERT OR IGNORE INTO audit_head (id, size, range, root) VALUES (1, 0, '', x'${new CompactRange().root().toString('hex')}')`,
+    );
+  }
+
+  async append(items: readonly AppendItem[]): Promise<TreeHead & { first: number }> {
+    // BEGIN IMMEDIATE takes the write lock before the head is read: one writer across processes.
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const head = this.db.prepare('SELECT size, range FROM audit_head WHERE id = 1').get() as {
+        size: number;
+        range: string;
+      };
+      const range = decodeRange(head.size, head.range);
+      const { next, roots } = extend(range, items);
+      const insert = this.db.prepare(
+        'INSERT INTO audit_entries (idx, leaf, kind, call_id, principal, tool, decision, session, time, root_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      );
+      const blob = this.db.prepare('INSERT OR IGNORE INTO audit_blobs (hash, data) VALUES (?, ?)');
+      items.forEach((item, i) => {
+        for (const b of item.blobs) blob.run(b.hash, b.data);
+        const m = item.meta;
+        insert.run(
+          head.size + i,
+          item.leaf,
+          m.kind,
+          m.callId,
+          m.principal,
+          m.tool,
+          m.decision,
+          m.session,
+          m.time,
+          roots[i]!,
+        );
+      });
+      const root = next.root();
+      const moved = this.db
+        .prepare('UPDATE audit_head SET size = ?, range = ?, root = ? WHERE id = 1 AND size = ?')
+        .run(next.size, encodeRange(next), root, head.size);
+      if (moved.changes !== 1) throw new Error('tree head moved under the writer lock');
+      this.db.exec('COMMIT');
+      return { first: head.size, size: next.size, root };
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  async head(): Promise<TreeHead> {
+    const row = this.db.prepare('SELECT size, root FROM audit_head WHERE id = 1').get() as
+      | { size: number; root: Uint8Array }
+      | undefined;
+    return row
+      ? { size: row.size, root: Buffer.from(row.root) }
+      : { size: 0, root: new CompactRange().root() };
+  }
+
+  async entries(from: number, to: number): Promise<StoredEntry[]> {
+    const rows = this.db
+      .prepare('SELECT idx, leaf, root_after FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx')
+      .all(from, to) as { idx: number; leaf: Uint8Array; root_after: Uint8Array }[];
+    return rows.map((r) => ({
+      index: r.idx,
+      leaf: Buffer.from(r.leaf),
+      rootAfter: Buffer.from(r.root_after),
+    }));
+  }
+
+  async addCheckpoint(c: StoredCheckpoint): Promise<void> {
+    this.db.prepare('INSERT OR IGNORE INTO audit_checkpoints (size, note) VALUES (?, ?)').run(c.size, c.note);
+  }
+
+  async checkpoints(): Promise<StoredCheckpoint[]> {
+    return this.db
+      .prepare('SELECT size, note FROM audit_checkpoints ORDER BY size')
+      .all() as unknown as StoredCheckpoint[];
+  }
+
+  async query(q: EntryQuery): Promise<StoredEntry[]> {
+    const where: string[] = ['idx > ?'];
+    const args: (string | number)[] = [q.afterIndex ?? -1];
+    for (const [col, v] of [
+      ['principal', q.principal],
+      ['tool', q.tool],
+      ['decision', q.decision],
+      ['session', q.session],
+    ] as const) {
+      if (v !== undefined) {
+        where.push(`${col} = ?`);
+        args.push(v);
+      }
+    }
+    if (q.since !== undefined) {
+      where.push('time >= ?');
+      args.push(q.since);
+    }
+    const rows = this.db
+      .prepare(`SELECT idx, leaf FROM audit_entries WHERE ${where.join(' AND ')} ORDER BY idx LIMIT ?`)
+      .all(...args, q.limit ?? 1_000_000) as { idx: number; leaf: Uint8Array }[];
+    return rows.map((r) => ({ index: r.idx, leaf: Buffer.from(r.leaf) }));
+  }
+
+  async addCosignature(c: StoredCosignature): Promise<void> {
+    this.db
+      .prepare('INSERT OR IGNORE INTO audit_cosignatures (size, witness, line) VALUES (?, ?, ?)')
+      .run(c.size, c.witness, c.line);
+  }
+
+  async cosignatures(size: number): Promise<StoredCosignature[]> {
+    return this.db
+      .prepare('SELECT size, witness, line FROM audit_cosignatures WHERE size = ? ORDER BY witness')
+      .all(size) as unknown as StoredCosignature[];
+  }
+
+  async blob(hash: string): Promise<Buffer | undefined> {
+    const row = this.db.prepare('SELECT data FROM audit_blobs WHERE hash = ?').get(hash) as
+      | { data: Uint8Array }
+      | undefined;
+    return row ? Buffer.from(row.data) : undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.isOpen) this.db.close();
+  }
+}

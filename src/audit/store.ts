@@ -1,0 +1,98 @@
+import { CompactRange, leafHash } from './merkle.ts';
+
+/** What the stores keep beside each leaf so `tail` and `replay` can find entries fast. */
+export interface EntryMeta {
+  readonly kind: 'decision' | 'outcome';
+  readonly callId: string;
+  readonly principal: string;
+  readonly tool: string;
+  readonly decision: string;
+  readonly session: string;
+  readonly time: number;
+}
+
+export interface Blob {
+  readonly hash: string;
+  readonly data: Buffer;
+}
+
+export interface AppendItem {
+  readonly leaf: Buffer;
+  readonly meta: EntryMeta;
+  readonly blobs: readonly Blob[];
+}
+
+export interface StoredEntry {
+  readonly index: number;
+  readonly leaf: Buffer;
+  /** The tree root right after this entry, as the writer computed it (untrusted; locates changes). */
+  readonly rootAfter?: Buffer;
+}
+
+export interface TreeHead {
+  readonly size: number;
+  readonly root: Buffer;
+}
+
+export interface StoredCheckpoint {
+  readonly size: number;
+  readonly note: string;
+}
+
+export interface StoredCosignature {
+  readonly size: number;
+  readonly witness: string;
+  readonly line: string;
+}
+
+export interface EntryQuery {
+  principal?: string;
+  tool?: string;
+  decision?: string;
+  session?: string;
+  since?: number;
+  afterIndex?: number;
+  limit?: number;
+}
+
+/**
+ * An append-only log store. `append` runs under the store's single-writer lock:
+ * it reads the stored tree head, writes the entries right after it and moves the
+ * head, all in one durable transaction, or nothing.
+ */
+export interface AuditStore {
+  append(items: readonly AppendItem[]): Promise<TreeHead & { first: number }>;
+  head(): Promise<TreeHead>;
+  /** Entries [from, to) in index order. */
+  entries(from: number, to: number): Promise<StoredEntry[]>;
+  addCheckpoint(checkpoint: StoredCheckpoint): Promise<void>;
+  checkpoints(): Promise<StoredCheckpoint[]>;
+  query(q: EntryQuery): Promise<StoredEntry[]>;
+  /** A witness's cosignature line for the checkpoint of `size` (c2sp.org/tlog-cosignature). */
+  addCosignature(c: StoredCosignature): Promise<void>;
+  cosignatures(size: number): Promise<StoredCosignature[]>;
+  blob(hash: string): Promise<Buffer | undefined>;
+  close(): Promise<void>;
+}
+
+/** The stored head's compact range, as one text column. */
+export const encodeRange = (r: CompactRange): string => r.hashes.map((h) => h.toString('base64')).join(',');
+
+export const decodeRange = (size: number, text: string): CompactRange =>
+  new CompactRange(size, text === '' ? [] : text.split(',').map((h) => Buffer.from(h, 'base64')));
+
+/**
+ * Extends the head by `items`; returns the new range and the root after each
+ * item (stored with it, so `audit verify` can name the first entry that changed).
+ */
+export function extend(
+  range: CompactRange,
+  items: readonly AppendItem[],
+): { next: CompactRange; roots: Buffer[] } {
+  const next = range.clone();
+  const roots = items.map((item) => {
+    next.append(leafHash(item.leaf));
+    return next.root();
+  });
+  return { next, roots };
+}

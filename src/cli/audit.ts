@@ -1,0 +1,303 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { openCheckpoint } from '../audit/checkpoint.ts';
+import { AuditLog } from '../audit/log.ts';
+import {
+  consistencyProof,
+  inclusionProof,
+  leafHash,
+  verifyConsistency,
+  verifyInclusion,
+} from '../audit/merkle.ts';
+import { parseVerifierKey, type Verifier } from '../audit/note.ts';
+import { type AuditSetup, auditSigner, openAuditStore } from '../audit/open.ts';
+import { formatProof, verifyReceipt } from '../audit/receipt.ts';
+import type { AuditStore, StoredEntry } from '../audit/store.ts';
+import { exportTiles } from '../audit/tiles.ts';
+import { verifyLog } from '../audit/verify.ts';
+import { loadConfigFile } from '../config/load.ts';
+import { PortcullisError, UsageError } from '../errors.ts';
+import { createLogger } from '../observability/log.ts';
+import { parseCommandArgs, required } from './args.ts';
+
+const USAGE = `Usage: portcullis audit <command> --config FILE [options]
+  verify [--key VKEY] [--checkpoint FILE]   recompute the tree, check every checkpoint
+  checkpoint                                sign the current head if it grew; print the latest checkpoint
+  proof --index N --out DIR                 write DIR/entry and DIR/proof (c2sp.org/tlog-proof)
+  verify-proof DIR --key VKEY               check a receipt without the database (no --config)
+  consistency --old FILE --out DIR          prove the log extends an old checkpoint
+  export --tiles DIR                        write the log as c2sp.org/tlog-tiles
+  tail [--principal P] [--tool T] [--decision D] [--limit N] [--follow]
+  replay --session ID | --principal P [--since T]`;
+
+const out = (line: string): void => {
+  process.stdout.write(`${line}\n`);
+};
+const fail = (msg: string): number => {
+  process.stderr.write(`portcullis audit: ${msg}\n`);
+  return 1;
+};
+
+export function auditSetupFromConfig(path: string): AuditSetup {
+  const loaded = loadConfigFile(path);
+  if (!loaded.config.audit) throw new UsageError(`${path} has no audit section`);
+  return { config: loaded.config.audit, baseDir: loaded.baseDir };
+}
+
+const quiet = createLogger('error');
+
+async function withStore<T>(setup: AuditSetup, fn: (store: AuditStore) => Promise<T>): Promise<T> {
+  const store = await openAuditStore(setup);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/** Signs a checkpoint of the current head if it grew, then returns the latest stored checkpoint note. */
+async function freshCheckpoint(setup: AuditSetup, store: AuditStore): Promise<string> {
+  const signer = auditSigner(setup, quiet);
+  const log = new AuditLog(store, {
+    signer,
+    origin: signer.name,
+    checkpointEveryEntries: Number.MAX_SAFE_INTEGER,
+    checkpointEveryMs: 2 ** 30,
+    groupCommit: false,
+    maxBatch: 1,
+    log: quiet,
+  });
+  try {
+    await log.checkpoint();
+  } finally {
+    log.stopTimer();
+  }
+  const all = await store.checkpoints();
+  const last = all[all.length - 1];
+  if (!last) throw new PortcullisError('ERR_AUDIT_INCONSISTENT', 'the log is empty: no checkpoint yet');
+  return last.note;
+}
+
+async function allLeaves(
+  store: AuditStore,
+  size: number,
+): Promise<{ entries: StoredEntry[]; leaves: Buffer[] }> {
+  const entries = await store.entries(0, size);
+  if (entries.length !== size || entries.some((e, i) => e.index !== i)) {
+    throw new PortcullisError('ERR_AUDIT_TAMPERED', 'entries missing; run audit verify');
+  }
+  return { entries, leaves: entries.map((e) => leafHash(e.leaf)) };
+}
+
+export async function auditCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const commands: Record<string, (a: string[]) => Promise<number>> = {
+    verify,
+    checkpoint,
+    proof,
+    'verify-proof': verifyProof,
+    consistency,
+    export: exportCmd,
+    tail,
+    replay,
+  };
+  const command = sub ? commands[sub] : undefined;
+  if (!command) throw new UsageError(`audit: unknown or missing command\n${USAGE}`);
+  return command(rest);
+}
+
+async function verify(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs(args, {
+    config: { type: 'string' },
+    key: { type: 'string' },
+    checkpoint: { type: 'string' },
+  });
+  const setup = auditSetupFromConfig(required(values.config, '--config'));
+  const verifier: Verifier = values.key ? parseVerifierKey(values.key) : auditSigner(setup, quiet);
+  const trusted = values.checkpoint ? readFileSync(values.checkpoint, 'utf8') : undefined;
+  const result = await withStore(setup, (store) => verifyLog(store, verifier, trusted));
+  if (!result.ok) return fail(`verification failed at index ${result.index}: ${result.reason}`);
+  out(JSON.stringify({ ok: true, size: result.size, checkpoints: result.checkpoints }));
+  return 0;
+}
+
+async function checkpoint(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs(args, { config: { type: 'string' } });
+  const setup = auditSetupFromConfig(required(values.config, '--config'));
+  const note = await withStore(setup, async (store) => {
+    const latest = await freshCheckpoint(setup, store);
+    const size = openCheckpoint(latest, auditSigner(setup, quiet)).size;
+    // Witness cosignatures are further signature lines of the same note.
+    return latest + (await store.cosignatures(size)).map((c) => `${c.line}\n`).join('');
+  });
+  process.stdout.write(note);
+  return 0;
+}
+
+async function proof(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs(args, {
+    config: { type: 'string' },
+    index: { type: 'string' },
+    out: { type: 'string' },
+  });
+  const setup = auditSetupFromConfig(required(values.config, '--config'));
+  const index = nonNegative(required(values.index, '--index'), '--index');
+  const dir = required(values.out, '--out');
+  return withStore(setup, async (store) => {
+    const note = await freshCheckpoint(setup, store);
+    const c = openCheckpoint(note, auditSigner(setup, quiet));
+    if (index >= c.size) return fail(`no entry ${index}: the log has ${c.size}`);
+    const { entries, leaves } = await allLeaves(store, c.size);
+    const path = inclusionProof(leaves, index, c.size);
+    if (!verifyInclusion(index, c.size, leaves[index]!, path, c.root))
+      return fail('stored entries do not match the checkpoint');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'entry'), entries[index]!.leaf);
+    writeFileSync(join(dir, 'proof'), formatProof(index, path, note));
+    out(JSON.stringify({ index, size: c.size, dir }));
+    return 0;
+  });
+}
+
+async function verifyProof(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, { key: { type: 'string' } }, true);
+  const dir = positionals[0];
+  if (!dir || positionals.length !== 1) throw new UsageError('verify-proof: exactly one DIR is required');
+  const verifier = parseVerifierKey(required(values.key, '--key'));
+  const entry = readFileSync(join(dir, 'entry'));
+  try {
+    const r = verifyReceipt(entry, readFileSync(join(dir, 'proof'), 'utf8'), verifier);
+    out(JSON.stringify({ ok: true, index: r.index, size: r.size }));
+    return 0;
+  } catch (err) {
+    if (err instanceof PortcullisError) return fail(`[${err.code}] ${err.message}`);
+    throw err;
+  }
+}
+
+async function consistency(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs(args, {
+    config: { type: 'string' },
+    old: { type: 'string' },
+    out: { type: 'string' },
+  });
+  const setup = auditSetupFromConfig(required(values.config, '--config'));
+  const oldNote = readFileSync(required(values.old, '--old'), 'utf8');
+  const dir = required(values.out, '--out');
+  return withStore(setup, async (store) => {
+    const verifier = auditSigner(setup, quiet);
+    const old = openCheckpoint(oldNote, verifier);
+    const note = await freshCheckpoint(setup, store);
+    const cur = openCheckpoint(note, verifier);
+    if (old.size > cur.size)
+      return fail(`the log (${cur.size}) is shorter than the old checkpoint (${old.size})`);
+    const { leaves } = await allLeaves(store, cur.size);
+    const path = old.size === 0 ? [] : consistencyProof(leaves, old.size, cur.size);
+    if (old.size > 0 && !verifyConsistency(old.size, cur.size, path, old.root, cur.root)) {
+      return fail(`the log does not extend the old checkpoint of size ${old.size}`);
+    }
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'checkpoint'), note);
+    writeFileSync(join(dir, 'proof'), path.map((h) => `${h.toString('base64')}\n`).join(''));
+    out(JSON.stringify({ old: old.size, size: cur.size, dir }));
+    return 0;
+  });
+}
+
+async function exportCmd(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs(args, { config: { type: 'string' }, tiles: { type: 'string' } });
+  const setup = auditSetupFromConfig(required(values.config, '--config'));
+  const dir = required(values.tiles, '--tiles');
+  return withStore(setup, async (store) => {
+    const note = await freshCheckpoint(setup, store);
+    const c = openCheckpoint(note, auditSigner(setup, quiet));
+    const { entries, leaves } = await allLeaves(store, c.size);
+    const files = exportTiles(
+      dir,
+      entries.map((e) => e.leaf),
+      leaves,
+      note,
+    );
+    out(JSON.stringify({ size: c.size, files, dir }));
+    return 0;
+  });
+}
+
+const printEntry = (e: StoredEntry, extra: Record<string, unknown> = {}): void =>
+  out(JSON.stringify({ index: e.index, ...extra, record: JSON.parse(e.leaf.toString('utf8')) }));
+
+async function tail(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs(args, {
+    config: { type: 'string' },
+    principal: { type: 'string' },
+    tool: { type: 'string' },
+    decision: { type: 'string' },
+    limit: { type: 'string', default: '20' },
+    follow: { type: 'boolean', short: 'f', default: false },
+  });
+  const setup = auditSetupFromConfig(required(values.config, '--config'));
+  const limit = nonNegative(values.limit, '--limit');
+  const filter = {
+    ...(values.principal ? { principal: values.principal } : {}),
+    ...(values.tool ? { tool: values.tool } : {}),
+    ...(values.decision ? { decision: values.decision } : {}),
+  };
+  return withStore(setup, async (store) => {
+    const all = await store.query(filter);
+    const last = all.slice(Math.max(0, all.length - limit));
+    for (const e of last) printEntry(e);
+    let after = all[all.length - 1]?.index ?? -1;
+    while (values.follow) {
+      await new Promise((r) => setTimeout(r, 500));
+      for (const e of await store.query({ ...filter, afterIndex: after })) {
+        printEntry(e);
+        after = e.index;
+      }
+    }
+    return 0;
+  });
+}
+
+async function replay(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs(args, {
+    config: { type: 'string' },
+    session: { type: 'string' },
+    principal: { type: 'string' },
+    since: { type: 'string' },
+  });
+  const setup = auditSetupFromConfig(required(values.config, '--config'));
+  if (!values.session && !values.principal)
+    throw new UsageError('replay: --session ID or --principal P is required');
+  const since = values.since === undefined ? undefined : parseSince(values.since);
+  return withStore(setup, async (store) => {
+    const note = await freshCheckpoint(setup, store);
+    const c = openCheckpoint(note, auditSigner(setup, quiet));
+    const { leaves } = await allLeaves(store, c.size);
+    const found = await store.query({
+      ...(values.session ? { session: values.session } : {}),
+      ...(values.principal ? { principal: values.principal } : {}),
+      ...(since === undefined ? {} : { since }),
+    });
+    let failed = 0;
+    for (const e of found) {
+      const ok =
+        e.index < c.size &&
+        verifyInclusion(e.index, c.size, leafHash(e.leaf), inclusionProof(leaves, e.index, c.size), c.root);
+      if (!ok) failed++;
+      printEntry(e, { verified: ok });
+    }
+    return failed === 0 ? 0 : fail(`${failed} entries do not verify against checkpoint ${c.size}`);
+  });
+}
+
+function nonNegative(v: string, flag: string): number {
+  if (!/^(0|[1-9][0-9]*)$/.test(v)) throw new UsageError(`${flag} must be a non-negative integer`);
+  return Number(v);
+}
+
+function parseSince(v: string): number {
+  const t = /^[0-9]+$/.test(v) ? Number(v) : Date.parse(v);
+  if (!Number.isFinite(t))
+    throw new UsageError('--since must be milliseconds since the epoch or an ISO date');
+  return t;
+}

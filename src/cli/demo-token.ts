@@ -1,0 +1,44 @@
+import { createServer } from 'node:net';
+import type { LoadedConfig } from '../config/load.ts';
+import { mintGatewayToken } from '../identity/gateway-tokens.ts';
+import { gatewayIssuer, gatewayKeyDir } from '../identity/service.ts';
+
+/** The demo caller may read the sandbox and the memory graph; writing is not on its token. */
+export const DEMO_TOOLS = [
+  'fs__list_allowed_directories',
+  'fs__list_directory',
+  'fs__read_text_file',
+  'fs__get_file_info',
+  'fs__search_files',
+  'fs__directory_tree',
+  'memory__read_graph',
+  'memory__search_nodes',
+  'memory__open_nodes',
+];
+
+/** A gateway token for the demo's own caller, for the longest lifetime the config allows. */
+export async function demoToken(loaded: LoadedConfig): Promise<string> {
+  const identity = loaded.config.identity;
+  if (identity.mode !== 'token') throw new Error('demo config must require tokens');
+  const { token } = await mintGatewayToken(gatewayKeyDir(identity, loaded.baseDir), {
+    issuer: gatewayIssuer(identity),
+    audience: identity.resource,
+    sub: 'demo-caller',
+    tools: DEMO_TOOLS,
+    ttlSeconds: identity.gatewayTokens.maxTtlSeconds,
+    maxTtlSeconds: identity.gatewayTokens.maxTtlSeconds,
+    reason: 'portcullis demo',
+    nowSeconds: Math.floor(Date.now() / 1000),
+  });
+  return token;
+}
+
+/** The token's audience names the port, so port 0 is settled before the config is written. */
+export async function freePortIfZero(port: number): Promise<number> {
+  if (port !== 0) return port;
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const free = (server.address() as { port: number }).port;
+  await new Promise<void>((r) => server.close(() => r()));
+  return free;
+}

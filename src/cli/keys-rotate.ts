@@ -1,0 +1,13 @@
+import { loadConfigFile } from '../config/load.ts';
+import { gatewayKeyDir } from '../identity/service.ts';
+import { parseCommandArgs, required } from './args.ts';
+
+/** `portcullis keys rotate`: a new gateway signing key; the old one verifies for one more token lifetime. */
+export async function keysRotateCommand(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs(args, { config: { type: 'string', short: 'c' } });
+  const loaded = loadConfigFile(required(values.config, '--config'));
+  const identity = loaded.config.identity;
+  const result = gatewayKeyDir(identity, loaded.baseDir).rotate(identity.gatewayTokens.maxTtlSeconds);
+  process.stdout.write(`${JSON.stringify({ event: 'keys-rotated', ...result })}\n`);
+  return 0;
+}

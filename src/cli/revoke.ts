@@ -1,0 +1,34 @@
+import { loadConfigFile } from '../config/load.ts';
+import { UsageError } from '../errors.ts';
+import { openRevocationStore } from '../state/open.ts';
+import type { RevocationKind } from '../state/revocations.ts';
+import { parseCommandArgs, required } from './args.ts';
+
+/** `portcullis revoke --jti X | --sub S | --workload SPIFFE_ID`: refused from the next call on. */
+export async function revokeCommand(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs(args, {
+    config: { type: 'string', short: 'c' },
+    jti: { type: 'string' },
+    sub: { type: 'string' },
+    workload: { type: 'string' },
+    reason: { type: 'string' },
+  });
+  const chosen = (['jti', 'sub', 'workload'] as const).filter((k) => values[k] !== undefined);
+  if (chosen.length !== 1) throw new UsageError('give exactly one of --jti, --sub, --workload');
+  const kind: RevocationKind = chosen[0]!;
+  const value = required(values[kind], `--${kind}`);
+  const loaded = loadConfigFile(required(values.config, '--config'));
+  const store = openRevocationStore(loaded.config.state, loaded.baseDir);
+  try {
+    await store.revoke({
+      kind,
+      value,
+      revokedAt: Date.now(),
+      ...(values.reason ? { reason: values.reason } : {}),
+    });
+  } finally {
+    await store.close();
+  }
+  process.stdout.write(`${JSON.stringify({ event: 'revoked', kind, value })}\n`);
+  return 0;
+}

@@ -1,0 +1,152 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from '../observability/log.ts';
+import { decodeB64url } from './b64.ts';
+import { checkClaims, scopesOf } from './claims.ts';
+import { authError } from './errors.ts';
+import { isRecord } from './jwk.ts';
+import { DEFAULT_JWS_LIMITS, verifyCompactJws } from './jws.ts';
+import type { KeyCache } from './key-cache.ts';
+import type { Principal } from './principal.ts';
+
+/** One issuer the gateway trusts, with its keys and rules. */
+export interface TrustedIssuer {
+  readonly issuer: string;
+  readonly keys: KeyCache;
+  readonly algorithms: readonly string[];
+  readonly requiredScopes: readonly string[];
+  readonly workloadClaim: string;
+  /** Gateway-issued tokens: allowed_tools, jti and a bounded lifetime are required. */
+  readonly gateway?: { readonly maxTtlSeconds: number };
+}
+
+export interface AuthenticatorOptions {
+  readonly resource: string;
+  readonly issuers: readonly TrustedIssuer[];
+  readonly requiredScopes: readonly string[];
+  readonly toleranceSeconds: number;
+  readonly now: () => number;
+  readonly log: Logger;
+  readonly maxCached?: number;
+}
+
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
+
+/**
+ * Turns an `Authorization` header into a Principal, or refuses with an
+ * AuthError whose reason is for the log only. Verified tokens are cached by
+ * their hash until they expire; revocation is not decided here.
+ */
+export class Authenticator {
+  private readonly opts: AuthenticatorOptions;
+  private readonly byIssuer: ReadonlyMap<string, TrustedIssuer>;
+  private readonly cache = new Map<string, Principal>();
+
+  constructor(opts: AuthenticatorOptions) {
+    this.opts = opts;
+    this.byIssuer = new Map(opts.issuers.map((i) => [i.issuer, i]));
+  }
+
+  async authenticate(authorization: string | undefined): Promise<Principal> {
+    if (authorization === undefined || authorization === '') throw authError('missing');
+    if (authorization.length > DEFAULT_JWS_LIMITS.maxTokenChars + 16) throw authError('too_large');
+    const m = BEARER.exec(authorization);
+    if (!m) throw authError(/^bearer\b/i.test(authorization) ? 'bad_request' : 'not_bearer');
+    const token = m[1]!;
+    const hash = createHash('sha256').update(token).digest('base64url');
+    const cached = this.cache.get(hash);
+    if (cached) {
+      if (!this.expired(cached)) return cached;
+      this.cache.delete(hash);
+      throw authError('expired');
+    }
+    const principal = await this.verify(token);
+    this.remember(hash, principal);
+    return principal;
+  }
+
+  expired(p: Principal): boolean {
+    return p.expiresAt !== undefined && p.expiresAt <= this.opts.now() / 1000 - this.opts.toleranceSeconds;
+  }
+
+  private async verify(token: string): Promise<Principal> {
+    const issuer = this.issuerOf(token);
+    let keys = await issuer.keys.current();
+    let jws: Awaited<ReturnType<typeof verifyCompactJws>>;
+    try {
+      jws = await verifyCompactJws(token, keys, issuer.algorithms);
+    } catch (err) {
+      if (!(isUnknownKid(err) && (await issuer.keys.refreshForUnknownKid()))) throw err;
+      keys = await issuer.keys.current();
+      jws = await verifyCompactJws(token, keys, issuer.algorithms);
+    }
+    const claims = checkClaims(jws.payload, {
+      issuer: issuer.issuer,
+      audience: this.opts.resource,
+      nowSeconds: Math.floor(this.opts.now() / 1000),
+      toleranceSeconds: this.opts.toleranceSeconds,
+      ...(issuer.gateway ? { maxLifetimeSeconds: issuer.gateway.maxTtlSeconds } : {}),
+    });
+    return this.principalOf(issuer, claims);
+  }
+
+  /** Reads `iss` (unverified) only to pick the keys; the signature and `iss` are checked after. */
+  private issuerOf(token: string): TrustedIssuer {
+    const parts = token.split('.');
+    if (parts.length !== 3) throw authError('malformed');
+    const payload = decodeB64url(parts[1]!);
+    let iss: unknown;
+    try {
+      iss = payload ? (JSON.parse(payload.toString('utf8')) as { iss?: unknown }).iss : undefined;
+    } catch {
+      throw authError('bad_claims');
+    }
+    if (payload === undefined) throw authError('bad_base64');
+    const issuer = typeof iss === 'string' ? this.byIssuer.get(iss) : undefined;
+    if (!issuer) throw authError('issuer_unknown');
+    return issuer;
+  }
+
+  private principalOf(issuer: TrustedIssuer, claims: Record<string, unknown>): Principal {
+    const scopes = scopesOf(claims);
+    const missing = [...this.opts.requiredScopes, ...issuer.requiredScopes].filter(
+      (s) => !scopes.includes(s),
+    );
+    if (missing.length > 0) throw authError('insufficient_scope', { missing });
+    const user = str(claims.sub);
+    const workload = str(claims[issuer.workloadClaim]) ?? str(claims.azp);
+    let allowedTools: string[] | undefined;
+    if (issuer.gateway) {
+      const tools = claims.allowed_tools;
+      if (!Array.isArray(tools) || !tools.every((t) => typeof t === 'string') || !str(claims.jti) || !user)
+        throw authError('bad_claims', { gatewayToken: true });
+      allowedTools = tools as string[];
+    }
+    const id = `p_${createHash('sha256')
+      .update(JSON.stringify([issuer.issuer, workload ?? null, user ?? null]))
+      .digest('hex')
+      .slice(0, 32)}`;
+    return Object.freeze({
+      id,
+      authMethod: issuer.gateway ? 'gateway-token' : 'jwt',
+      ...(workload ? { workload } : {}),
+      ...(user ? { user } : {}),
+      issuer: issuer.issuer,
+      scopes,
+      ...(allowedTools ? { allowedTools } : {}),
+      ...(str(claims.jti) ? { tokenId: str(claims.jti) } : {}),
+      expiresAt: claims.exp as number,
+      ...(str(claims.reason) ? { reason: str(claims.reason) } : {}),
+      claims: Object.freeze({ ...claims }),
+    } satisfies Principal);
+  }
+
+  private remember(hash: string, p: Principal): void {
+    const max = this.opts.maxCached ?? 10_000;
+    if (this.cache.size >= max) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(hash, p);
+  }
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+const isUnknownKid = (err: unknown): boolean =>
+  isRecord(err) && (err as { reason?: unknown }).reason === 'unknown_kid';

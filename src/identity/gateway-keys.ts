@@ -1,0 +1,127 @@
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomUUID,
+} from 'node:crypto';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PortcullisError } from '../errors.ts';
+import { isRecord } from './jwk.ts';
+
+/** One signing key in the key directory, as stored (`<kid>.json`, mode 0600). */
+interface StoredKey {
+  kid: string;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+  /** Set when a newer key took over; the key still verifies for one token lifetime. */
+  retiredAt?: number;
+  privateJwk: Record<string, unknown>;
+}
+
+export interface SigningKey {
+  readonly kid: string;
+  readonly key: KeyObject;
+}
+
+const KID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * The gateway's own Ed25519 keys in a directory. `rotate` adds a key and
+ * retires the current one; retired keys stay published until every token they
+ * could have signed has expired (the overlap), then are deleted.
+ */
+export class GatewayKeyDir {
+  readonly dir: string;
+  private readonly now: () => number;
+
+  constructor(dir: string, now: () => number = Date.now) {
+    this.dir = dir;
+    this.now = now;
+  }
+
+  private read(): StoredKey[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir).filter((n) => n.endsWith('.json'));
+    } catch {
+      return [];
+    }
+    const keys: StoredKey[] = [];
+    for (const name of names) {
+      const parsed = JSON.parse(readFileSync(join(this.dir, name), 'utf8')) as unknown;
+      if (
+        isRecord(parsed) &&
+        typeof parsed.kid === 'string' &&
+        KID.test(parsed.kid) &&
+        isRecord(parsed.privateJwk)
+      )
+        keys.push(parsed as unknown as StoredKey);
+    }
+    return keys.sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  /** The newest key that is not retired; created on first use. */
+  signingKey(): SigningKey {
+    const active = this.read().filter((k) => k.retiredAt === undefined);
+    const newest = active.at(-1) ?? this.create();
+    return { kid: newest.kid, key: createPrivateKey({ key: newest.privateJwk as never, format: 'jwk' }) };
+  }
+
+  /** Public keys of every key still inside its overlap window. */
+  jwks(overlapSeconds: number): { keys: Record<string, unknown>[] } {
+    const cutoff = this.now() - overlapSeconds * 1000;
+    const keys = this.read()
+      .filter((k) => k.retiredAt === undefined || k.retiredAt > cutoff)
+      .map((k) => {
+        const pub = createPublicKey({ key: k.privateJwk as never, format: 'jwk' }).export({ format: 'jwk' });
+        return { ...pub, kid: k.kid, alg: 'EdDSA', use: 'sig' };
+      });
+    return { keys };
+  }
+
+  /** A new signing key; the previous ones retire now, and keys past their overlap are deleted. */
+  rotate(overlapSeconds: number): { kid: string; retired: string[]; deleted: string[] } {
+    const existing = this.read();
+    const fresh = this.create();
+    const retired: string[] = [];
+    const deleted: string[] = [];
+    const cutoff = this.now() - overlapSeconds * 1000;
+    for (const k of existing) {
+      if (k.retiredAt === undefined) {
+        this.write({ ...k, retiredAt: this.now() });
+        retired.push(k.kid);
+      } else if (k.retiredAt <= cutoff) {
+        rmSync(join(this.dir, `${k.kid}.json`), { force: true });
+        deleted.push(k.kid);
+      }
+    }
+    return { kid: fresh.kid, retired, deleted };
+  }
+
+  private create(): StoredKey {
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const stored: StoredKey = {
+      kid: randomUUID(),
+      createdAt: this.now(),
+      privateJwk: privateKey.export({ format: 'jwk' }) as Record<string, unknown>,
+    };
+    this.write(stored);
+    return stored;
+  }
+
+  private write(k: StoredKey): void {
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      const tmp = join(this.dir, `.${k.kid}.${process.pid}.tmp`);
+      writeFileSync(tmp, JSON.stringify(k), { mode: 0o600 });
+      chmodSync(tmp, 0o600);
+      renameSync(tmp, join(this.dir, `${k.kid}.json`));
+    } catch (err) {
+      throw new PortcullisError('ERR_KEYS_UNAVAILABLE', `cannot write key directory ${this.dir}`, {
+        cause: err,
+      });
+    }
+  }
+}

@@ -1,0 +1,102 @@
+import { unknownTarget } from '../../errors.ts';
+import { isObject, type JsonObject } from '../../jsonrpc.ts';
+import { callInputs, REASON_META_KEY } from '../../policy/call-input.ts';
+import { NotRepresentable, toCedarValue } from '../../policy/cedar-types.ts';
+import { invalidArguments } from '../../policy/denials.ts';
+import { checkAgainstSchema } from '../../policy/json-schema.ts';
+import { boundsProblem } from '../../policy/limits.ts';
+import { networkOf } from '../../policy/network.ts';
+import type { Target } from '../../policy/request.ts';
+import type { PolicyService } from '../../policy/service.ts';
+import type { Aggregator } from '../../upstream/aggregate.ts';
+import type { CallContext } from '../context.ts';
+import type { Stage } from '../runner.ts';
+
+/**
+ * Before policy: the target is one policy knows, the arguments are bounded and
+ * match the tool's inputSchema, and are converted to the typed values policy
+ * decides on. A tool the caller may not see fails exactly like a missing one,
+ * even when its arguments are also wrong.
+ */
+export function validateStage(agg: Aggregator, policy: PolicyService): Stage {
+  return {
+    name: 'validate',
+    async run(ctx: CallContext) {
+      const route = ctx.route;
+      if (route?.kind !== 'upstream') return;
+      const params: JsonObject = ctx.request.params ?? {};
+      const reason = declaredReason(params, ctx.principal.reason, policy.cfg.limits.maxReasonLength);
+      const args = isObject(params.arguments) ? params.arguments : {};
+      const bounds = boundsProblem(args, policy.cfg.limits);
+      if (bounds) throw invalidArguments(bounds);
+      const method = ctx.request.method;
+      if (method !== 'tools/call') {
+        callInputs.set(ctx, {
+          target: otherTarget(method, route.upstream, params, route.target?.exposed),
+          input: {},
+          args,
+          reason,
+        });
+        return;
+      }
+      const exposed = route.target?.exposed ?? '';
+      if (policy.catalog.isRefused(exposed)) throw unknownTarget('tool', exposed);
+      if (!policy.catalog.tool(exposed)) {
+        // An upstream that is down fails here as it would in forward (no definition: no decision).
+        await agg.connection(ctx.session, route.upstream);
+        await agg.toolSchema(ctx.session, exposed, ctx.sink);
+      }
+      const tool = policy.catalog.tool(exposed);
+      if (!tool) throw unknownTarget('tool', exposed);
+      const target: Target = { kind: 'tool', tool };
+      const problems = checkAgainstSchema(tool.inputSchema, args, policy.cfg.limits.maxDepth);
+      let input: Record<string, unknown> | undefined;
+      let problem = problems[0];
+      if (!problem) {
+        try {
+          input = toCedarValue(tool.input, args) as Record<string, unknown>;
+        } catch (err) {
+          if (!(err instanceof NotRepresentable)) throw err;
+          problem = `a value cannot be represented for policy (${err.message})`;
+        }
+      }
+      if (problem !== undefined || !input) {
+        const now = policy.now();
+        const session = policy.facts.snapshot(ctx.session.key, ctx.principal.id, exposed, now);
+        if (
+          !policy.mayUse(
+            policy.baseFacts(ctx.principal, method, target, session, now, networkOf(ctx.session)),
+          )
+        ) {
+          throw unknownTarget('tool', exposed);
+        }
+        throw invalidArguments(problem ?? 'invalid');
+      }
+      callInputs.set(ctx, { target, input, args, reason });
+    },
+  };
+}
+
+function otherTarget(
+  method: string,
+  upstream: string,
+  params: JsonObject,
+  exposed: string | undefined,
+): Target {
+  if (method === 'prompts/get')
+    return { kind: 'prompt', name: exposed ?? String(params.name), server: upstream };
+  if (method.startsWith('resources/') && typeof params.uri === 'string') {
+    return { kind: 'resource', uri: params.uri, server: upstream };
+  }
+  return { kind: 'server', server: upstream };
+}
+
+/** `params._meta["io.portcullis/reason"]` for this call, else the gateway token's reason, else "". */
+function declaredReason(params: JsonObject, tokenReason: string | undefined, max: number): string {
+  const meta = isObject(params._meta) ? params._meta : {};
+  const declared = meta[REASON_META_KEY];
+  if (declared === undefined) return tokenReason ?? '';
+  if (typeof declared !== 'string') throw invalidArguments('the declared reason must be a string');
+  if (declared.length > max) throw invalidArguments('the declared reason is too long');
+  return declared.trim() === '' ? (tokenReason ?? '') : declared;
+}

@@ -1,0 +1,17 @@
+import type { CallContext } from '../pipeline/context.ts';
+import type { Target } from './request.ts';
+
+/** What the validate stage established for the authorize stage: the snapshot policy decides on. */
+export interface CallInput {
+  readonly target: Target;
+  /** Arguments as Cedar values (tools), typed by the tool's inputSchema. */
+  readonly input: Record<string, unknown>;
+  /** The arguments as sent (for sensitive-read markers). */
+  readonly args: Record<string, unknown>;
+  readonly reason: string;
+}
+
+export const callInputs = new WeakMap<CallContext, CallInput>();
+
+/** Where a caller declares why it makes this call (the gateway token's `reason` claim is the fallback). */
+export const REASON_META_KEY = 'io.portcullis/reason';

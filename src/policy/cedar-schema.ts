@@ -1,0 +1,119 @@
+import type { Catalog } from './catalog.ts';
+import { schemaType } from './cedar-types.ts';
+
+/** Action ids: one per MCP method family; each tool gets its own member of `tools/call` (typed input). */
+export const ACTION = {
+  toolsCall: 'tools/call',
+  resourcesRead: 'resources/read',
+  resourcesSubscribe: 'resources/subscribe',
+  resourcesUnsubscribe: 'resources/unsubscribe',
+  promptsGet: 'prompts/get',
+  completion: 'completion/complete',
+  other: 'mcp/other',
+} as const;
+
+export const toolAction = (tool: string): string => `${ACTION.toolsCall}:${tool}`;
+
+const str = { type: 'String' } as const;
+const long = { type: 'Long' } as const;
+const bool = { type: 'Boolean' } as const;
+const strings = { type: 'Set', element: str } as const;
+const req = <T extends object>(t: T) => ({ ...t, required: true });
+
+/** What every action's context holds besides `input`. */
+const COMMON_CONTEXT = {
+  method: req(str),
+  reason: req(str),
+  risk: req(long),
+  time: req({
+    type: 'Record',
+    attributes: { now: req(long), hour: req(long), minute: req(long), weekday: req(long) },
+  }),
+  network: req({
+    type: 'Record',
+    attributes: { address: req({ type: 'Extension', name: 'ipaddr' }), transport: req(str) },
+  }),
+  session: req({
+    type: 'Record',
+    attributes: { callsLastMinute: req(long), toolsUsed: req(strings), sensitiveRead: req(bool) },
+  }),
+  approval: req({ type: 'Record', attributes: { granted: req(bool), breakGlass: req(bool) } }),
+};
+
+const context = (input: unknown) => ({
+  type: 'Record',
+  attributes: { ...COMMON_CONTEXT, input: { ...(input as object), required: true } },
+});
+const EMPTY_INPUT = { type: 'Record', attributes: {} };
+const annotations = {
+  type: 'Record',
+  attributes: {
+    readOnlyHint: req(bool),
+    destructiveHint: req(bool),
+    idempotentHint: req(bool),
+    openWorldHint: req(bool),
+  },
+};
+
+const ENTITY_TYPES = {
+  Caller: {
+    memberOfTypes: ['Group', 'Workload', 'User'],
+    shape: {
+      type: 'Record',
+      attributes: {
+        id: req(str),
+        authMethod: req(str),
+        authenticated: req(bool),
+        workload: req(str),
+        user: req(str),
+        issuer: req(str),
+        scopes: req(strings),
+        reason: req(str),
+      },
+    },
+    tags: str,
+  },
+  Group: {},
+  Workload: {},
+  User: {},
+  Server: {},
+  Tool: {
+    memberOfTypes: ['Server'],
+    shape: {
+      type: 'Record',
+      attributes: { server: req(str), tier: req(str), egress: req(bool), annotations: req(annotations) },
+    },
+  },
+  Resource: {
+    memberOfTypes: ['Server'],
+    shape: { type: 'Record', attributes: { server: req(str), tier: req(str) } },
+  },
+  Prompt: {
+    memberOfTypes: ['Server'],
+    shape: { type: 'Record', attributes: { server: req(str), tier: req(str) } },
+  },
+};
+
+const applies = (resourceTypes: string[], input: unknown = EMPTY_INPUT) => ({
+  appliesTo: { principalTypes: ['Caller'], resourceTypes, context: context(input) },
+});
+
+/** The Cedar schema (JSON form) for the current catalog: typed `context.input` per tool. */
+export function generateSchema(catalog: Catalog): Record<string, unknown> {
+  const actions: Record<string, unknown> = {
+    [ACTION.toolsCall]: {},
+    [ACTION.resourcesRead]: applies(['Resource']),
+    [ACTION.resourcesSubscribe]: applies(['Resource']),
+    [ACTION.resourcesUnsubscribe]: applies(['Resource']),
+    [ACTION.promptsGet]: applies(['Prompt']),
+    [ACTION.completion]: applies(['Server']),
+    [ACTION.other]: applies(['Server']),
+  };
+  for (const tool of catalog.allTools()) {
+    actions[toolAction(tool.name)] = {
+      memberOf: [{ id: ACTION.toolsCall }],
+      ...applies(['Tool'], schemaType(tool.input)),
+    };
+  }
+  return { '': { entityTypes: ENTITY_TYPES, actions } };
+}

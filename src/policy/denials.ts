@@ -1,0 +1,55 @@
+import { Denial, JSONRPC, ProtocolError } from '../errors.ts';
+import type { Decision } from '../pipeline/context.ts';
+
+const detailOf = (d: Decision) => ({
+  policySetHash: d.policySetHash,
+  determiningPolicies: d.determiningPolicies,
+  obligations: d.obligations,
+  errors: d.errors,
+});
+
+export const policyDenied = (d: Decision): Denial =>
+  new Denial(
+    'ERR_POLICY_DENIED',
+    `denied by policy (${d.determiningPolicies.join(', ') || 'no permit applies'})`,
+    {
+      publicMessage: 'Denied by policy',
+      rpcCode: JSONRPC.DENIED,
+      detail: detailOf(d),
+    },
+  );
+
+export const policyEngineFailed = (d: Decision): Denial =>
+  new Denial('ERR_POLICY_ENGINE', `policy engine error: ${d.errors.join('; ')}`, {
+    publicMessage: 'Denied',
+    rpcCode: JSONRPC.DENIED,
+    detail: detailOf(d),
+  });
+
+export const policyInvalid = (d: Decision): Denial =>
+  new Denial('ERR_POLICY_INVALID', `policy set does not validate: ${d.errors.join('; ')}`, {
+    publicMessage: 'Denied',
+    rpcCode: JSONRPC.DENIED,
+    detail: detailOf(d),
+  });
+
+/** An allow that carries a condition no stage can honour yet: fail closed, and say which. */
+export const obligationUnmet = (d: Decision): Denial =>
+  new Denial(
+    'ERR_OBLIGATION_UNMET',
+    `allowed only with ${d.obligations.join(', ')}, which is not available`,
+    {
+      publicMessage: d.obligations.includes('approval')
+        ? 'Approval required'
+        : 'Denied: a required safeguard is not available',
+      rpcCode: JSONRPC.DENIED,
+      publicData: { obligations: d.obligations },
+      detail: detailOf(d),
+    },
+  );
+
+export const invalidArguments = (detail: string): ProtocolError =>
+  new ProtocolError('ERR_INVALID_ARGUMENTS', `Invalid arguments: ${detail}`, {
+    publicMessage: `Invalid params: ${detail}`,
+    rpcCode: JSONRPC.INVALID_PARAMS,
+  });

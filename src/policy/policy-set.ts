@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import { cedar, type DetailedError } from './cedar.ts';
+import { PolicyError } from './errors.ts';
+
+/** Which actions a policy's scope can match: every action, or these ids (and their members). */
+export type ActionScope = { all: true } | { all: false; ids: readonly string[] };
+
+export interface LoadedPolicy {
+  readonly id: string;
+  readonly text: string;
+  readonly effect: 'permit' | 'forbid';
+  readonly actions: ActionScope;
+  /** `@obligation("approval, mask")`: conditions an allow determined by this policy carries. */
+  readonly obligations: readonly string[];
+  /** `file:line` where it starts. */
+  readonly source: string;
+  /** Reads context that discovery cannot know (arguments, reason, approval): needs partial evaluation there. */
+  readonly readsCallContext: boolean;
+}
+
+export interface PolicySource {
+  readonly policies: readonly LoadedPolicy[];
+  /** SHA-256 over the policies' ids and texts, in order: names the version of the rules. */
+  readonly hash: string;
+  readonly files: readonly string[];
+}
+
+export function loadPolicyFiles(paths: readonly string[], baseDir: string): PolicySource {
+  const files = paths.map((p) => resolve(baseDir, p));
+  const texts = files.map((file) => {
+    try {
+      return { file, text: readFileSync(file, 'utf8') };
+    } catch (err) {
+      throw new PolicyError('ERR_POLICY_INVALID', `cannot read policy file ${file}`, [String(err)]);
+    }
+  });
+  return parsePolicyTexts(texts);
+}
+
+export function parsePolicyTexts(files: readonly { file: string; text: string }[]): PolicySource {
+  const policies: LoadedPolicy[] = [];
+  const errors: string[] = [];
+  for (const { file, text } of files) {
+    const parts = cedar.policySetTextToParts(text);
+    if (parts.type === 'failure') {
+      errors.push(...parts.errors.map((e) => located(file, text, e)));
+      continue;
+    }
+    if (parts.policy_templates.length > 0) errors.push(`${file}: policy templates are not supported`);
+    let from = 0;
+    parts.policies.forEach((policyText, i) => {
+      const offset = Math.max(text.indexOf(firstToken(policyText), from), 0);
+      from = offset + 1;
+      const loaded = describePolicy(policyText, `${basename(file)}#${i}`, `${file}:${lineOf(text, offset)}`);
+      if (typeof loaded === 'string') errors.push(loaded);
+      else policies.push(loaded);
+    });
+  }
+  const seen = new Set<string>();
+  for (const p of policies) {
+    if (seen.has(p.id)) errors.push(`${p.source}: duplicate policy id "${p.id}"`);
+    seen.add(p.id);
+  }
+  if (errors.length > 0) throw new PolicyError('ERR_POLICY_INVALID', 'policy files do not parse', errors);
+  const hash = createHash('sha256');
+  for (const p of policies) hash.update(`${p.id}\0${p.text}\0`);
+  return { policies, hash: `sha256:${hash.digest('hex')}`, files: files.map((f) => f.file) };
+}
+
+function describePolicy(text: string, fallbackId: string, source: string): LoadedPolicy | string {
+  const json = cedar.policyToJson(text);
+  if (json.type === 'failure') return `${source}: ${json.errors.map((e) => e.message).join('; ')}`;
+  const { effect, action, annotations = {} } = json.json;
+  const obligations = (annotations.obligation ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  let actions: ActionScope;
+  if (action.op === 'All') actions = { all: true };
+  else if ('entity' in action) actions = { all: false, ids: [uidId(action.entity)] };
+  else if ('entities' in action) actions = { all: false, ids: action.entities.map(uidId) };
+  else return `${source}: unsupported action scope`;
+  const readsCallContext = CALL_CONTEXT.test(text);
+  return { id: annotations.id ?? fallbackId, text, effect, actions, obligations, source, readsCallContext };
+}
+
+/** Any `context` use but the attributes a list request knows as well as a call does (conservative). */
+const CALL_CONTEXT = /\bcontext\b(?!\s*\.\s*(?:method|time|network|session)\b)/;
+
+const uidId = (uid: unknown): string =>
+  String(
+    (uid as { id?: unknown; __entity?: { id?: unknown } }).id ??
+      (uid as { __entity?: { id?: unknown } }).__entity?.id,
+  );
+
+const firstToken = (policyText: string): string => policyText.slice(0, 24);
+
+function lineOf(text: string, offset: number): number {
+  return text.slice(0, offset).split('\n').length;
+}
+
+/** An engine error as `file:line:col: message (label)`. */
+function located(file: string, text: string, e: DetailedError): string {
+  const loc = e.sourceLocations?.[0];
+  if (!loc) return `${file}: ${e.message}`;
+  const before = text.slice(0, loc.start).split('\n');
+  const where = `${file}:${before.length}:${(before.at(-1)?.length ?? 0) + 1}`;
+  return `${where}: ${e.message}${loc.label ? ` (${loc.label})` : ''}`;
+}

@@ -1,0 +1,185 @@
+import { isIP } from 'node:net';
+import type { Principal } from '../identity/principal.ts';
+import type { ToolDef } from './catalog.ts';
+import type { EntityJson } from './cedar.ts';
+import { ACTION, toolAction } from './cedar-schema.ts';
+
+export type Target =
+  | { kind: 'tool'; tool: ToolDef }
+  | { kind: 'resource'; uri: string; server: string }
+  | { kind: 'prompt'; name: string; server: string }
+  | { kind: 'server'; server: string };
+
+export interface SessionSnapshot {
+  callsLastMinute: number;
+  toolsUsed: readonly string[];
+  sensitiveRead: boolean;
+}
+
+/** Everything one decision is made from, before it is put in Cedar's terms. */
+export interface CallFacts {
+  principal: Principal;
+  /** The MCP method (`tools/call`, `resources/read`, …). */
+  method: string;
+  target: Target;
+  /** The arguments as Cedar values (tools only; `{}` otherwise). */
+  input: Record<string, unknown>;
+  reason: string;
+  /** Epoch milliseconds, from the injected clock. */
+  now: number;
+  utcOffsetMinutes: number;
+  network: { address: string; transport: string };
+  session: SessionSnapshot;
+  approval: { granted: boolean; breakGlass: boolean };
+}
+
+export interface CedarRequest {
+  principal: { type: string; id: string };
+  action: { type: string; id: string };
+  resource: { type: string; id: string };
+  context: Record<string, unknown>;
+  entities: EntityJson[];
+}
+
+const MAX_TAGS = 64;
+const MAX_TAG_LENGTH = 1024;
+
+export function actionOf(method: string, target: Target): string {
+  if (target.kind === 'tool') return toolAction(target.tool.name);
+  switch (method) {
+    case ACTION.resourcesRead:
+    case ACTION.resourcesSubscribe:
+    case ACTION.resourcesUnsubscribe:
+    case ACTION.promptsGet:
+    case ACTION.completion:
+      return method;
+    default:
+      return ACTION.other;
+  }
+}
+
+/** The request in Cedar's terms, with only the entities this one decision needs. */
+export function toCedar(f: CallFacts): CedarRequest {
+  const principal = principalEntity(f.principal);
+  const resource = resourceEntity(f.target);
+  const actionId = actionOf(f.method, f.target);
+  const action: EntityJson = {
+    uid: { type: 'Action', id: actionId },
+    attrs: {},
+    parents: f.target.kind === 'tool' ? [{ type: 'Action', id: ACTION.toolsCall }] : [],
+  };
+  return {
+    principal: principal.uid as CedarRequest['principal'],
+    action: { type: 'Action', id: actionId },
+    resource: resource.uid as CedarRequest['resource'],
+    context: contextOf(f),
+    entities: [principal, resource, action],
+  };
+}
+
+export function principalEntity(p: Principal): EntityJson {
+  const parents: { type: string; id: string }[] = [];
+  if (p.workload) parents.push({ type: 'Workload', id: p.workload });
+  if (p.user) parents.push({ type: 'User', id: p.user });
+  for (const key of ['groups', 'roles']) {
+    const list = p.claims[key];
+    if (Array.isArray(list))
+      for (const g of list) if (typeof g === 'string') parents.push({ type: 'Group', id: g });
+  }
+  return {
+    uid: { type: 'Caller', id: p.id },
+    attrs: {
+      id: p.id,
+      authMethod: p.authMethod,
+      authenticated: p.authMethod !== 'none',
+      workload: p.workload ?? '',
+      user: p.user ?? '',
+      issuer: p.issuer ?? '',
+      scopes: [...p.scopes],
+      reason: p.reason ?? '',
+    },
+    parents,
+    tags: claimTags(p.claims),
+  };
+}
+
+/** Token claims as string tags (`principal.getTag("dept")`); non-strings as their JSON text. */
+function claimTags(claims: Readonly<Record<string, unknown>>): Record<string, string> {
+  const tags: Record<string, string> = {};
+  for (const [k, v] of Object.entries(claims).slice(0, MAX_TAGS)) {
+    const text = typeof v === 'string' ? v : JSON.stringify(v);
+    if (text !== undefined) tags[k] = text.slice(0, MAX_TAG_LENGTH);
+  }
+  return tags;
+}
+
+function resourceEntity(t: Target): EntityJson {
+  const server = (id: string) => [{ type: 'Server', id }];
+  switch (t.kind) {
+    case 'tool':
+      return {
+        uid: { type: 'Tool', id: t.tool.name },
+        attrs: {
+          server: t.tool.upstream,
+          tier: t.tool.tier,
+          egress: t.tool.egress,
+          annotations: { ...t.tool.annotations },
+        },
+        parents: server(t.tool.upstream),
+      };
+    case 'resource':
+      return {
+        uid: { type: 'Resource', id: t.uri },
+        attrs: { server: t.server, tier: 'read' },
+        parents: server(t.server),
+      };
+    case 'prompt':
+      return {
+        uid: { type: 'Prompt', id: t.name },
+        attrs: { server: t.server, tier: 'read' },
+        parents: server(t.server),
+      };
+    case 'server':
+      return { uid: { type: 'Server', id: t.server }, attrs: {}, parents: [] };
+  }
+}
+
+function contextOf(f: CallFacts): Record<string, unknown> {
+  const local = new Date(f.now + f.utcOffsetMinutes * 60_000);
+  return {
+    method: f.method,
+    reason: f.reason,
+    risk: riskOf(f),
+    time: {
+      now: Math.floor(f.now / 1000),
+      hour: local.getUTCHours(),
+      minute: local.getUTCMinutes(),
+      weekday: local.getUTCDay(),
+    },
+    network: {
+      address: { __extn: { fn: 'ip', arg: isIP(f.network.address) ? f.network.address : '0.0.0.0' } },
+      transport: f.network.transport,
+    },
+    session: {
+      callsLastMinute: f.session.callsLastMinute,
+      toolsUsed: [...f.session.toolsUsed],
+      sensitiveRead: f.session.sensitiveRead,
+    },
+    approval: { ...f.approval },
+    input: f.input,
+  };
+}
+
+/**
+ * A simple additive score (0–100) until a real risk engine exists: unidentified
+ * caller, no declared reason, a session that has read sensitive data, a tool
+ * that writes or reaches out. Policies compare `context.risk` against a threshold.
+ */
+export function riskOf(f: CallFacts): number {
+  let risk = 0;
+  if (f.principal.authMethod === 'none') risk += 40;
+  if (f.reason === '') risk += 20;
+  if (f.session.sensitiveRead) risk += 20;
+  if (f.target.kind === 'tool' && (f.target.tool.tier === 'write' || f.target.tool.egress)) risk += 20;
+  return Math.min(risk, 100);
+}

@@ -1,0 +1,37 @@
+/** What a revocation names: one token, every token of a user, or every token of a workload. */
+export type RevocationKind = 'jti' | 'sub' | 'workload';
+
+export interface Revocation {
+  readonly kind: RevocationKind;
+  readonly value: string;
+  /** Milliseconds since the epoch. */
+  readonly revokedAt: number;
+  readonly reason?: string;
+}
+
+/** What is checked on every call. */
+export interface RevocationSubject {
+  readonly tokenId?: string;
+  readonly user?: string;
+  readonly workload?: string;
+}
+
+/**
+ * Revocations shared by every replica. A store that cannot answer throws:
+ * the caller treats that as revoked (fail closed).
+ */
+export interface RevocationStore {
+  revoke(r: Revocation): Promise<void>;
+  /** The first revocation that matches, if any. */
+  find(subject: RevocationSubject): Promise<Revocation | undefined>;
+  list(): Promise<Revocation[]>;
+  close(): Promise<void>;
+}
+
+export function keysOf(subject: RevocationSubject): { kind: RevocationKind; value: string }[] {
+  const out: { kind: RevocationKind; value: string }[] = [];
+  if (subject.tokenId) out.push({ kind: 'jti', value: subject.tokenId });
+  if (subject.user) out.push({ kind: 'sub', value: subject.user });
+  if (subject.workload) out.push({ kind: 'workload', value: subject.workload });
+  return out;
+}

@@ -1,0 +1,65 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { PortcullisError } from '../errors.ts';
+import { keysOf, type Revocation, type RevocationStore, type RevocationSubject } from './revocations.ts';
+
+/** The embedded default: one SQLite file (WAL), shared by the CLI and a running gateway. */
+export class SqliteRevocationStore implements RevocationStore {
+  private readonly db: DatabaseSync;
+  private readonly lookup: ReturnType<DatabaseSync['prepare']>;
+
+  constructor(path: string) {
+    try {
+      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+      this.db = new DatabaseSync(path);
+      this.db.exec('PRAGMA journal_mode=WAL; PRAGMA busy_timeout=2000;');
+      this.db.exec(`CREATE TABLE IF NOT EXISTS revocations (
+        kind TEXT NOT NULL, value TEXT NOT NULL, revoked_at INTEGER NOT NULL, reason TEXT,
+        PRIMARY KEY (kind, value))`);
+      this.lookup = this.db.prepare(
+        'SELECT kind, value, revoked_at, reason FROM revocations WHERE kind = ? AND value = ?',
+      );
+    } catch (err) {
+      throw new PortcullisError('ERR_STATE_UNAVAILABLE', `cannot open state store ${path}`, { cause: err });
+    }
+  }
+
+  async revoke(r: Revocation): Promise<void> {
+    this.db
+      .prepare('INSERT OR IGNORE INTO revocations (kind, value, revoked_at, reason) VALUES (?, ?, ?, ?)')
+      .run(r.kind, r.value, r.revokedAt, r.reason ?? null);
+  }
+
+  async find(subject: RevocationSubject): Promise<Revocation | undefined> {
+    for (const k of keysOf(subject)) {
+      const row = this.lookup.get(k.kind, k.value) as Row | undefined;
+      if (row) return fromRow(row);
+    }
+    return undefined;
+  }
+
+  async list(): Promise<Revocation[]> {
+    return (this.db.prepare('SELECT * FROM revocations ORDER BY revoked_at').all() as unknown as Row[]).map(
+      fromRow,
+    );
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
+
+interface Row {
+  kind: Revocation['kind'];
+  value: string;
+  revoked_at: number;
+  reason: string | null;
+}
+
+const fromRow = (r: Row): Revocation => ({
+  kind: r.kind,
+  value: r.value,
+  revokedAt: Number(r.revoked_at),
+  ...(r.reason === null ? {} : { reason: r.reason }),
+});

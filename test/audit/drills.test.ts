@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import pg from 'pg';
+import { stringify } from 'yaml';
+import { openCheckpoint, signCheckpoint } from '../../src/audit/checkpoint.ts';
+import { AuditLog } from '../../src/audit/log.ts';
+import { generateSignerKey, parseSignerKey } from '../../src/audit/note.ts';
+import { type AuditSetup, auditSigner, openAuditStore } from '../../src/audit/open.ts';
+import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
+import { verifyLog } from '../../src/audit/verify.ts';
+import { silentLogger } from '../../src/observability/log.ts';
+import { NODE, probeUpstream, ROOT } from '../helpers.ts';
+import { auditFixture, dropPgTables, item, ORIGIN, PG_URL, type StoreKind } from './helpers.ts';
+
+const pgAdmin = new pg.Pool({ connectionString: PG_URL, max: 2 });
+after(async () => {
+  await pgAdmin.end();
+  await dropPgTables();
+});
+
+function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(NODE, [join(ROOT, 'bin/portcullis.js'), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** Builds a log of `n` entries with stored checkpoints and keeps its latest checkpoint in a file outside the database. */
+async function build(kind: StoreKind, n = 20, fixture = auditFixture(kind)) {
+  const store = await openAuditStore(fixture.setup);
+  const signer = auditSigner(fixture.setup, silentLogger);
+  const log = new AuditLog(store, {
+    signer,
+    origin: signer.name,
+    checkpointEveryEntries: 8,
+    checkpointEveryMs: 60_000,
+    groupCommit: false,
+    maxBatch: 1,
+    log: silentLogger,
+  });
+  for (let i = 0; i < n; i++) await log.append(item(i, { session: `s${i % 3}` }));
+  await log.close();
+  const check = await openAuditStore(fixture.setup);
+  const trusted = (await check.checkpoints()).at(-1)!.note;
+  await check.close();
+  const trustedFile = join(fixture.dir, 'kept-elsewhere.checkpoint');
+  writeFileSync(trustedFile, trusted);
+  return { ...fixture, trustedFile, trusted };
+}
+
+/** SQL as an attacker with direct database access: the append-only triggers are bypassed first. */
+async function attack(kind: StoreKind, setup: AuditSetup, statements: string[]): Promise<void> {
+  if (kind === 'postgres') {
+    const client = await pgAdmin.connect();
+    try {
+      await client.query('SET session_replication_role = replica');
+      for (const s of statements) await client.query(s);
+    } finally {
+      await client.query('RESET session_replication_role');
+      client.release();
+    }
+    return;
+  }
+  const store = new SqliteAuditStore(setup.config.path);
+  try {
+    for (const trig of store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").all()) {
+      store.db.exec(`DROP TRIGGER ${(trig as { name: string }).name}`);
+    }
+    for (const s of statements) store.db.exec(s);
+  } finally {
+    await store.close();
+  }
+}
+
+const verify = (f: { configPath: string; trustedFile: string }) =>
+  run(['audit', 'verify', '--config', f.configPath, '--checkpoint', f.trustedFile]);
+
+for (const kind of ['sqlite', 'postgres'] as const) {
+  const t = (setup: AuditSetup, name: string): string =>
+    kind === 'postgres' ? `${setup.config.table}_${name}` : `audit_${name}`;
+
+  describe(`tamper drills on ${kind}`, () => {
+    it('passes audit verify on an untouched log', async () => {
+      const f = await build(kind);
+      const r = await verify(f);
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.size, 20);
+      assert.ok(out.checkpoints >= 2, 'a checkpoint every 8 entries and one at close');
+    });
+
+    it('names the corrupted row', async () => {
+      const f = await build(kind);
+      const bytes =
+        kind === 'postgres'
+          ? `'\\x${Buffer.from('{"n":99}').toString('hex')}'::bytea`
+          : `X'${Buffer.from('{"n":99}').toString('hex')}'`;
+      await attack(kind, f.setup, [`UPDATE ${t(f.setup, 'entries')} SET leaf = ${bytes} WHERE idx = 5`]);
+      const r = await verify(f);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /at index 5:/);
+    });
+
+    it('names a missing row', async () => {
+      const f = await build(kind);
+      await attack(kind, f.setup, [`DELETE FROM ${t(f.setup, 'entries')} WHERE idx = 7`]);
+      const r = await verify(f);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /at index 7: entry missing/);
+    });
+
+    it('names reordered rows', async () => {
+      const f = await build(kind);
+      const e = t(f.setup, 'entries');
+      await attack(kind, f.setup, [
+        `UPDATE ${e} SET idx = -1 WHERE idx = 3`,
+        `UPDATE ${e} SET idx = 3 WHERE idx = 4`,
+        `UPDATE ${e} SET idx = 4 WHERE idx = -1`,
+      ]);
+      const r = await verify(f);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /at index 3:/);
+    });
+
+    it('catches a checkpoint re-signed with another key', async () => {
+      const f = await build(kind);
+      const forger = parseSignerKey(generateSignerKey(ORIGIN));
+      const c = openCheckpoint(f.trusted, auditSigner(f.setup, silentLogger));
+      const forged = signCheckpoint(c, forger).replaceAll("'", "''");
+      await attack(kind, f.setup, [
+        `UPDATE ${t(f.setup, 'checkpoints')} SET note = '${forged}' WHERE size = ${c.size}`,
+      ]);
+      const r = await verify(f);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /checkpoint at size 20: no signature from a known key/);
+    });
+
+    it('catches a rewritten history with a fresh tree signed by the real key', async () => {
+      const f = await build(kind);
+      // The attacker holds the database and the signing key and rebuilds the whole log.
+      const fresh = auditFixture(kind);
+      const raw = {
+        ...f.raw,
+        path: join(fresh.dir, 'audit.db'),
+        ...(kind === 'postgres' ? { table: fresh.table } : {}),
+      };
+      const configPath = join(fresh.dir, 'rewritten.yaml');
+      writeFileSync(configPath, stringify({ upstreams: { probe: probeUpstream() }, audit: raw }));
+      const rewritten = {
+        ...fresh,
+        setup: { config: { ...f.setup.config, ...raw }, baseDir: fresh.dir } as AuditSetup,
+      };
+      const store = await openAuditStore(rewritten.setup);
+      const signer = auditSigner(rewritten.setup, silentLogger);
+      const log = new AuditLog(store, {
+        signer,
+        origin: signer.name,
+        checkpointEveryEntries: 8,
+        checkpointEveryMs: 60_000,
+        groupCommit: true,
+        maxBatch: 8,
+        log: silentLogger,
+      });
+      await Promise.all(Array.from({ length: 25 }, (_, i) => log.append(item(i === 5 ? 500 : i))));
+      await log.close();
+      const selfCheck = await run(['audit', 'verify', '--config', configPath]);
+      assert.equal(selfCheck.code, 0, 'the rewritten log is internally consistent');
+      const r = await verify({ configPath, trustedFile: f.trustedFile });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /history differs from the trusted checkpoint at size 20/);
+    });
+
+    it('loses nothing acknowledged when the writer is killed in the middle of appends', async () => {
+      const f = auditFixture(kind);
+      const child = spawn(NODE, [join(ROOT, 'test/audit/fixtures/append-child.ts'), f.configPath], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const acked = new Map<number, number>();
+      await new Promise<void>((resolve) => {
+        let buf = '';
+        child.stdout.on('data', (d: Buffer) => {
+          buf += d.toString();
+          const lines = buf.split('\n');
+          buf = lines.pop()!;
+          for (const line of lines) {
+            const [index, n] = line.split(' ').map(Number);
+            acked.set(index!, n!);
+          }
+          if (acked.size >= 300) resolve();
+        });
+      });
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('close', r));
+      const store = await openAuditStore(f.setup);
+      try {
+        const result = await verifyLog(store, auditSigner(f.setup, silentLogger));
+        assert.equal(result.ok, true, JSON.stringify(result));
+        const size = result.ok ? result.size : 0;
+        assert.ok(size >= acked.size);
+        const entries = await store.entries(0, size);
+        for (const [index, n] of acked) assert.equal(entries[index]?.leaf.toString(), JSON.stringify({ n }));
+      } finally {
+        await store.close();
+      }
+      const r = await run(['audit', 'verify', '--config', f.configPath]);
+      assert.equal(r.code, 0, r.stderr);
+    });
+  });
+}

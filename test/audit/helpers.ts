@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { stringify } from 'yaml';
+import { auditSchema } from '../../src/audit/config.ts';
+import { generateSignerKey } from '../../src/audit/note.ts';
+import type { AuditSetup } from '../../src/audit/open.ts';
+import type { AppendItem } from '../../src/audit/store.ts';
+import { probeUpstream } from '../helpers.ts';
+
+export const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+export const ORIGIN = 'test.portcullis/audit';
+
+export type StoreKind = 'sqlite' | 'postgres';
+
+/** A fresh audit section (its own SQLite file or PostgreSQL tables) with keys in files, and a config file using it. */
+export function auditFixture(kind: StoreKind, extra: Record<string, unknown> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-audit-test-'));
+  writeFileSync(join(dir, 'signing.key'), `${generateSignerKey(ORIGIN)}\n`);
+  writeFileSync(join(dir, 'hmac.key'), `${randomBytes(32).toString('base64')}\n`);
+  const table = `audit_t_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const raw = {
+    store: kind,
+    path: join(dir, 'audit.db'),
+    ...(kind === 'postgres' ? { url: PG_URL, table } : {}),
+    origin: ORIGIN,
+    signingKey: `file:${join(dir, 'signing.key')}`,
+    hmacKey: `file:${join(dir, 'hmac.key')}`,
+    ...extra,
+  };
+  const setup: AuditSetup = { config: auditSchema.parse(raw), baseDir: dir };
+  const configPath = join(dir, 'portcullis.yaml');
+  writeFileSync(configPath, stringify({ upstreams: { probe: probeUpstream() }, audit: raw }));
+  return { dir, setup, raw, table, configPath };
+}
+
+export function item(n: number, extra: Partial<AppendItem['meta']> = {}): AppendItem {
+  return {
+    leaf: Buffer.from(JSON.stringify({ n })),
+    meta: {
+      kind: 'decision',
+      callId: `call-${n}`,
+      principal: 'p',
+      tool: 't',
+      decision: 'none',
+      session: 's',
+      time: n,
+      ...extra,
+    },
+    blobs: [],
+  };
+}
+
+/** Drops the PostgreSQL tables this test process created. */
+export async function dropPgTables(): Promise<void> {
+  const pool = new pg.Pool({ connectionString: PG_URL, max: 1 });
+  try {
+    const { rows } = await pool.query('SELECT tablename FROM pg_tables WHERE tablename LIKE $1', [
+      `audit\\_t\\_${process.pid}\\_%`,
+    ]);
+    for (const { tablename } of rows) await pool.query(`DROP TABLE IF EXISTS ${tablename} CASCADE`);
+    const fns = await pool.query('SELECT proname FROM pg_proc WHERE proname LIKE $1', [
+      `audit\\_t\\_${process.pid}\\_%`,
+    ]);
+    for (const { proname } of fns.rows) await pool.query(`DROP FUNCTION IF EXISTS ${proname} CASCADE`);
+  } finally {
+    await pool.end();
+  }
+}

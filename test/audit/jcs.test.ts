@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { canonicalize } from '../../src/audit/jcs.ts';
+
+describe('RFC 8785 canonical JSON', () => {
+  it('sorts keys by UTF-16 code units and drops whitespace', () => {
+    const value = {
+      '\u20ac': 'Euro Sign',
+      '\r': 'Carriage Return',
+      '\ufb33': 'Hebrew Letter Dalet With Dagesh',
+      '1': 'One',
+      '\ud83d\ude00': 'Emoji: Grinning Face',
+      '\u0080': 'Control',
+      '\u00f6': 'Latin Small Letter O With Diaeresis',
+    };
+    assert.equal(
+      canonicalize(value),
+      '{"\\r":"Carriage Return","1":"One","\u0080":"Control","ö":"Latin Small Letter O With Diaeresis","€":"Euro Sign","😀":"Emoji: Grinning Face","\ufb33":"Hebrew Letter Dalet With Dagesh"}',
+    );
+  });
+
+  it('serialises numbers the ECMAScript way', () => {
+    assert.equal(
+      canonicalize([1e21, 1e-7, -0, 0.000001, 333333333.3333333, 4.5, 2e-3]),
+      '[1e+21,1e-7,0,0.000001,333333333.3333333,4.5,0.002]',
+    );
+  });
+
+  it('escapes strings minimally and keeps literals', () => {
+    assert.equal(
+      canonicalize({ b: [true, null, false], a: '\u0001\n"\\/' }),
+      '{"a":"\\u0001\\n\\"\\\\/","b":[true,null,false]}',
+    );
+  });
+
+  it('refuses values that are not JSON', () => {
+    assert.throws(() => canonicalize(Number.NaN), { code: 'ERR_AUDIT_NOT_JSON' });
+    assert.throws(() => canonicalize('\ud800'), { code: 'ERR_AUDIT_NOT_JSON' });
+    assert.throws(() => canonicalize([undefined]), { code: 'ERR_AUDIT_NOT_JSON' });
+  });
+});

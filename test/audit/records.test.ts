@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { canonicalize } from '../../src/audit/jcs.ts';
+import { decisionRecord, MAX_LEAF, outcomeRecord, sha256hex } from '../../src/audit/records.ts';
+import { Denial } from '../../src/errors.ts';
+import { ANONYMOUS } from '../../src/identity/principal.ts';
+import { errorResponse, resultResponse } from '../../src/jsonrpc.ts';
+import type { CallContext } from '../../src/pipeline/context.ts';
+import { newSession } from '../../src/session.ts';
+
+function call(args: unknown): CallContext {
+  return {
+    callId: 'call-1',
+    startedAt: 1000,
+    request: {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'fs__write', arguments: args as never },
+    },
+    session: newSession({
+      id: 's',
+      key: 'corr-1',
+      principal: ANONYMOUS,
+      era: 'legacy',
+      protocolVersion: '2025-11-25',
+    }),
+    principal: { ...ANONYMOUS, id: 'alice', user: 'alice', reason: 'ticket 42' },
+    route: {
+      kind: 'upstream',
+      upstream: 'fs',
+      method: 'tools/call',
+      params: {},
+      target: { exposed: 'fs__write', original: 'write' },
+    },
+    sink: { notify() {}, request: async () => resultResponse(1, {}) },
+    signal: new AbortController().signal,
+    timings: {},
+  };
+}
+
+const opts = (clearArguments: string[] = []) => ({
+  hmacKey: Buffer.alloc(32, 1),
+  clearArguments,
+  now: () => 1500,
+});
+const parse = (leaf: Buffer) => JSON.parse(leaf.toString('utf8')) as Record<string, unknown>;
+
+describe('audit records', () => {
+  it('hashes the canonical arguments and keeps their values only as keyed hashes', () => {
+    const args = { path: '/etc/passwd', mode: 420, nested: { list: ['a', true] } };
+    const r = parse(decisionRecord(call(args), opts()).leaf);
+    assert.equal(r.argsHash, sha256hex(canonicalize(args)));
+    const kept = r.args as { path: string; mode: string; nested: { list: string[] } };
+    assert.match(kept.path, /^hmac-sha256:/);
+    assert.match(kept.nested.list[1]!, /^hmac-sha256:/);
+    assert.equal(r.argsClear, false);
+    assert.equal(r.decision, 'none');
+    assert.equal(r.reason, 'ticket 42');
+    assert.equal(r.session, 'corr-1');
+    assert.deepEqual(r.principal, { id: 'alice', authMethod: 'none', user: 'alice' });
+  });
+
+  it('keeps arguments in clear for tools configured as safe', () => {
+    const r = parse(decisionRecord(call({ q: 'x' }), opts(['fs__write'])).leaf);
+    assert.deepEqual(r.args, { q: 'x' });
+  });
+
+  it('stores oversized arguments beside the log, referenced by hash', () => {
+    const big = { data: 'x'.repeat(MAX_LEAF * 2) };
+    const item = decisionRecord(call(big), opts(['fs__write']));
+    assert.ok(item.leaf.length < MAX_LEAF);
+    const r = parse(item.leaf);
+    const blob = item.blobs[0]!;
+    assert.deepEqual(r.args, { blob: blob.hash, bytes: blob.data.length });
+    assert.equal(blob.hash, sha256hex(blob.data));
+    assert.deepEqual(JSON.parse(blob.data.toString()), big);
+  });
+
+  it('records the error code and latency of a failed call, linked to its decision', () => {
+    const ctx = call({});
+    ctx.error = new Denial('ERR_UNKNOWN_TARGET', 'no such tool /secret/path');
+    ctx.response = errorResponse(1, ctx.error.toRpcError());
+    const r = parse(outcomeRecord(ctx, 7, opts()).leaf);
+    assert.equal(r.decisionIndex, 7);
+    assert.equal(r.status, 'error');
+    assert.equal(r.error, 'ERR_UNKNOWN_TARGET');
+    assert.equal(r.latencyMs, 500);
+    assert.ok(!JSON.stringify(r).includes('/secret/path'), 'only the code, never the detail');
+  });
+
+  it('records the hash of a successful result', () => {
+    const ctx = call({});
+    ctx.response = resultResponse(1, { content: [{ type: 'text', text: 'ok' }] });
+    const r = parse(outcomeRecord(ctx, 0, opts()).leaf);
+    assert.equal(r.status, 'ok');
+    assert.equal(r.resultHash, sha256hex(canonicalize({ content: [{ type: 'text', text: 'ok' }] })));
+  });
+});

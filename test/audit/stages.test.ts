@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { openAudit } from '../../src/audit/open.ts';
+import { AuditService } from '../../src/audit/service.ts';
+import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
+import { ANONYMOUS } from '../../src/identity/principal.ts';
+import { resultResponse } from '../../src/jsonrpc.ts';
+import { silentLogger } from '../../src/observability/log.ts';
+import type { CallContext } from '../../src/pipeline/context.ts';
+import { auditDecisionStage } from '../../src/pipeline/stages/audit-decision.ts';
+import { auditOutcomeStage } from '../../src/pipeline/stages/audit-outcome.ts';
+import { newSession } from '../../src/session.ts';
+import { auditFixture } from './helpers.ts';
+
+const call = (args: unknown): CallContext => ({
+  callId: 'c1',
+  startedAt: 0,
+  request: {
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'tools/call',
+    params: { name: 'probe__echo', arguments: args as never },
+  },
+  session: newSession({
+    id: 's',
+    key: 'k',
+    principal: ANONYMOUS,
+    era: 'legacy',
+    protocolVersion: '2025-11-25',
+  }),
+  principal: ANONYMOUS,
+  sink: { notify() {}, request: async () => resultResponse(1, {}) },
+  signal: new AbortController().signal,
+  timings: {},
+});
+
+async function leaves(path: string) {
+  const store = new SqliteAuditStore(path);
+  const head = await store.head();
+  const all = (await store.entries(0, head.size)).map(
+    (e) => JSON.parse(e.leaf.toString()) as Record<string, unknown>,
+  );
+  await store.close();
+  return all;
+}
+
+describe('the audit stages', () => {
+  it('deny with a typed, generic error when the audit log cannot be opened', async () => {
+    const audit = new AuditService(async () => {
+      throw new Error('disk on fire');
+    });
+    await assert.rejects(
+      async () => auditDecisionStage(audit).run(call({})),
+      (err: Error & { code: string; publicMessage: string }) => {
+        assert.equal(err.code, 'ERR_AUDIT_UNAVAILABLE');
+        assert.equal(err.publicMessage, 'Request denied');
+        return true;
+      },
+    );
+  });
+
+  it('deny a call whose arguments cannot be canonicalised, and still record its outcome', async () => {
+    const f = auditFixture('sqlite');
+    const audit = new AuditService(() => openAudit(f.setup, silentLogger));
+    const ctx = call({ text: '\ud800' });
+    await assert.rejects(async () => auditDecisionStage(audit).run(ctx), { code: 'ERR_AUDIT_UNAVAILABLE' });
+    await auditOutcomeStage(audit).run(ctx);
+    await audit.close();
+    const all = await leaves(f.setup.config.path);
+    assert.equal(all.length, 1);
+    assert.equal(all[0]!.type, 'outcome');
+    assert.equal(all[0]!.decisionIndex, null);
+  });
+
+  it('link the outcome to the decision made durable before it', async () => {
+    const f = auditFixture('sqlite');
+    const audit = new AuditService(() => openAudit(f.setup, silentLogger));
+    const ctx = call({ text: 'hi' });
+    await auditDecisionStage(audit).run(ctx);
+    ctx.response = resultResponse(1, { content: [] });
+    await auditOutcomeStage(audit).run(ctx);
+    await audit.close();
+    const all = await leaves(f.setup.config.path);
+    assert.deepEqual(
+      all.map((r) => [r.type, r.decisionIndex]),
+      [
+        ['decision', undefined],
+        ['outcome', 0],
+      ],
+    );
+  });
+});

@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { loadConfigFile } from '../../src/config/load.ts';
+import { silentLogger } from '../../src/observability/log.ts';
+import { type RunningGateway, startGateway } from '../../src/server.ts';
+import {
+  initializeBody,
+  NODE,
+  PERMIT_ALL_POLICY,
+  post,
+  probeUpstream,
+  ROOT,
+  textOf,
+  wrapClient,
+} from '../helpers.ts';
+
+const BIN = join(ROOT, 'bin/portcullis.js');
+const cli = (args: string[]) => {
+  const r = spawnSync(NODE, [BIN, ...args], { encoding: 'utf8' });
+  return { code: r.status, out: r.stdout.trim(), err: r.stderr };
+};
+
+describe('portcullis token issue, revoke and keys rotate against a running gateway', () => {
+  let dir: string;
+  let configPath: string;
+  let gw: RunningGateway;
+  const issue = (sub: string, extra: string[] = []) =>
+    cli([
+      'token',
+      'issue',
+      '--config',
+      configPath,
+      '--sub',
+      sub,
+      '--tools',
+      'probe__echo',
+      '--ttl',
+      '10m',
+      '--reason',
+      'e2e',
+      ...extra,
+    ]);
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-cli-'));
+    configPath = join(dir, 'portcullis.yaml');
+    writeFileSync(
+      configPath,
+      stringify({
+        listen: { host: '127.0.0.1', port: 0 },
+        identity: {
+          mode: 'token',
+          resource: 'https://gw.test/mcp',
+          gatewayTokens: { keyDir: 'keys', maxTtlSeconds: 3600 },
+          localToken: 'file:token.txt',
+        },
+        state: { store: 'sqlite', path: 'state.db' },
+        upstreams: { probe: probeUpstream() },
+        policy: { files: [PERMIT_ALL_POLICY] },
+      }),
+    );
+    gw = await startGateway(loadConfigFile(configPath), silentLogger, { banner: false });
+  });
+  after(async () => {
+    await gw.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const init = (token: string) =>
+    post(gw.listener.url, initializeBody(), { authorization: `Bearer ${token}` });
+
+  it('mints a token the gateway accepts, and refuses a ttl above the configured maximum', async () => {
+    const r = issue('agent-1');
+    assert.equal(r.code, 0, r.err);
+    assert.equal((await init(r.out)).status, 200);
+    const tooLong = issue('agent-1', ['--ttl', '2h']);
+    assert.equal(tooLong.code, 2);
+  });
+
+  it('revokes by jti from the next request on', async () => {
+    const r = issue('agent-2', ['--json']);
+    const { token, jti } = JSON.parse(r.out) as { token: string; jti: string };
+    assert.equal((await init(token)).status, 200);
+    assert.equal(cli(['revoke', '--config', configPath, '--jti', jti]).code, 0);
+    assert.equal((await init(token)).status, 401);
+    assert.equal(cli(['revoke', '--config', configPath, '--jti', 'a', '--sub', 'b']).code, 2);
+  });
+
+  it('rotates keys with overlap: tokens of the old key and of the new key both work', async () => {
+    const before = issue('agent-3').out;
+    const rotated = cli(['keys', 'rotate', '--config', configPath]);
+    assert.equal(rotated.code, 0, rotated.err);
+    const { kid, retired } = JSON.parse(rotated.out) as { kid: string; retired: string[] };
+    assert.equal(retired.length, 1);
+    const afterToken = issue('agent-3').out;
+    const header = JSON.parse(Buffer.from(afterToken.split('.')[0]!, 'base64url').toString()) as {
+      kid: string;
+    };
+    assert.equal(header.kid, kid);
+    assert.equal((await init(before)).status, 200);
+    assert.equal((await init(afterToken)).status, 200);
+    const jwks = (await (await fetch(new URL('/.well-known/jwks.json', gw.listener.url))).json()) as {
+      keys: unknown[];
+    };
+    assert.equal(jwks.keys.length, 2);
+  });
+
+  it('wrap identifies its local caller by the configured token, and refuses to start without one', async () => {
+    await assert.rejects(async () => {
+      const c = await wrapClient(configPath);
+      await c.close();
+    });
+    writeFileSync(join(dir, 'token.txt'), `${issue('local-user').out}\n`);
+    const client = await wrapClient(configPath);
+    const { tools } = await client.listTools();
+    assert.deepEqual(
+      tools.map((t) => t.name),
+      ['probe__echo'],
+    );
+    assert.equal(
+      textOf(await client.callTool({ name: 'probe__echo', arguments: { text: 'local' } })),
+      'local',
+    );
+    await client.close();
+  });
+});
+
+describe('portcullis demo', () => {
+  it('answers 401 without a token and serves its printed token', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-demo-'));
+    const child = spawn(NODE, [BIN, 'demo', '--port', '0', '--json', '--dir', dir], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    try {
+      const line = await new Promise<string>((resolve) =>
+        createInterface({ input: child.stdout! }).once('line', resolve),
+      );
+      const info = JSON.parse(line) as { mcpUrl: string; token: string; tryNext: string[] };
+      assert.equal((await post(info.mcpUrl, initializeBody())).status, 401);
+      assert.equal(
+        (await post(info.mcpUrl, initializeBody(), { authorization: `Bearer ${info.token}` })).status,
+        200,
+      );
+      assert.ok(info.tryNext.every((c) => c.includes(`--header "Authorization: Bearer ${info.token}"`)));
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { PostgresRevocationStore } from '../../src/state/postgres.ts';
+import { RedisRevocationStore } from '../../src/state/redis.ts';
+import type { RevocationStore } from '../../src/state/revocations.ts';
+import { SqliteRevocationStore } from '../../src/state/sqlite.ts';
+
+const run = randomBytes(4).toString('hex');
+const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+const REDIS_URL = 'redis://127.0.0.1:6379';
+const dir = mkdtempSync(join(tmpdir(), 'portcullis-state-'));
+
+const stores: [string, () => RevocationStore, () => Promise<void>][] = [
+  ['SQLite', () => new SqliteRevocationStore(join(dir, `r-${run}.db`)), async () => {}],
+  [
+    'PostgreSQL',
+    () => new PostgresRevocationStore(PG_URL, `t${run}`),
+    async () => {
+      const c = new pg.Client(PG_URL);
+      await c.connect();
+      await c.query(`DROP TABLE IF EXISTS t${run}_revocations`);
+      await c.end();
+    },
+  ],
+  [
+    'Redis',
+    () => new RedisRevocationStore(REDIS_URL, `test:${run}:`),
+    async () => {
+      const r = new Redis(REDIS_URL);
+      await r.del(`test:${run}:revocations`);
+      r.disconnect();
+    },
+  ],
+];
+
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+for (const [name, open, cleanup] of stores) {
+  describe(`the ${name} revocation store`, () => {
+    after(cleanup);
+
+    it('finds a revocation by token id, user or workload, and nothing else', async () => {
+      const writer = open();
+      const reader = open();
+      try {
+        assert.equal(
+          await reader.find({ tokenId: 'j1', user: 'alice', workload: 'spiffe://a/b' }),
+          undefined,
+        );
+        await writer.revoke({ kind: 'jti', value: 'j1', revokedAt: 1000, reason: 'leaked' });
+        await writer.revoke({ kind: 'sub', value: 'bob', revokedAt: 2000 });
+        await writer.revoke({ kind: 'workload', value: 'spiffe://a/evil', revokedAt: 3000 });
+        assert.deepEqual(await reader.find({ tokenId: 'j1' }), {
+          kind: 'jti',
+          value: 'j1',
+          revokedAt: 1000,
+          reason: 'leaked',
+        });
+        assert.equal((await reader.find({ tokenId: 'j2', user: 'bob' }))?.kind, 'sub');
+        assert.equal((await reader.find({ workload: 'spiffe://a/evil' }))?.kind, 'workload');
+        assert.equal(
+          await reader.find({ tokenId: 'j2', user: 'alice', workload: 'spiffe://a/b' }),
+          undefined,
+        );
+        assert.equal(await reader.find({}), undefined);
+        await writer.revoke({ kind: 'jti', value: 'j1', revokedAt: 9999 });
+        const all = await reader.list();
+        assert.deepEqual(
+          all.map((r) => `${r.kind}:${r.value}:${r.revokedAt}`),
+          ['jti:j1:1000', 'sub:bob:2000', 'workload:spiffe://a/evil:3000'],
+        );
+      } finally {
+        await writer.close();
+        await reader.close();
+      }
+    });
+  });
+}
+
+describe('a revocation store that cannot be reached', () => {
+  it('throws instead of answering "not revoked"', async () => {
+    const pgDown = new PostgresRevocationStore('postgres://postgres@127.0.0.1:1/test', `t${run}`);
+    await assert.rejects(pgDown.find({ tokenId: 'x' }));
+    await pgDown.close();
+    const redisDown = new RedisRevocationStore('redis://127.0.0.1:1', 'x:');
+    await assert.rejects(redisDown.find({ tokenId: 'x' }));
+    await redisDown.close();
+  });
+});

@@ -1,0 +1,83 @@
+import type { Principal } from '../../src/identity/principal.ts';
+import { silentLogger } from '../../src/observability/log.ts';
+import { Catalog } from '../../src/policy/catalog.ts';
+import { type PolicyConfig, policySchema } from '../../src/policy/config.ts';
+import { PolicyEngine } from '../../src/policy/engine.ts';
+import { parsePolicyTexts } from '../../src/policy/policy-set.ts';
+import type { CallFacts } from '../../src/policy/request.ts';
+
+export const FROZEN_NOW = Date.UTC(2026, 10, 24, 10, 0, 0); // a Tuesday, 10:00 UTC
+
+export const alice: Principal = {
+  id: 'jwt:alice',
+  authMethod: 'jwt',
+  user: 'alice',
+  workload: 'agent-1',
+  issuer: 'https://idp.example',
+  scopes: ['tools'],
+  claims: { groups: ['engineers'], dept: 'platform' },
+};
+
+export const policyConfig = (extra: Record<string, unknown> = {}): PolicyConfig => policySchema.parse(extra);
+
+export const FS_TOOLS = [
+  {
+    name: 'fs__read_text_file',
+    inputSchema: {
+      type: 'object',
+      properties: { path: { type: 'string' }, head: { type: 'integer' } },
+      required: ['path'],
+    },
+    annotations: { readOnlyHint: true, openWorldHint: false },
+  },
+  {
+    name: 'fs__write_file',
+    inputSchema: {
+      type: 'object',
+      properties: { path: { type: 'string' }, content: { type: 'string' } },
+      required: ['path', 'content'],
+    },
+    annotations: { readOnlyHint: false, destructiveHint: true, openWorldHint: false },
+  },
+  {
+    name: 'fs__send_report',
+    inputSchema: {
+      type: 'object',
+      properties: {
+        to: { type: 'string' },
+        ratio: { type: 'number' },
+        tags: { type: 'array', items: { type: 'string' } },
+      },
+      required: ['to'],
+    },
+    annotations: { readOnlyHint: true, openWorldHint: false },
+  },
+];
+
+export function catalogWith(cfg: PolicyConfig = policyConfig({ trustAnnotations: ['fs'] })): Catalog {
+  const catalog = new Catalog(cfg);
+  catalog.updateTools('fs', FS_TOOLS);
+  return catalog;
+}
+
+export function engineFor(text: string, catalog = catalogWith()): PolicyEngine {
+  return new PolicyEngine(parsePolicyTexts([{ file: 'test.cedar', text }]), catalog);
+}
+
+export function facts(catalog: Catalog, tool: string, over: Partial<CallFacts> = {}): CallFacts {
+  return {
+    principal: alice,
+    method: 'tools/call',
+    target: { kind: 'tool', tool: catalog.tool(tool)! },
+    input: {},
+    reason: 'ticket 42',
+    now: FROZEN_NOW,
+    utcOffsetMinutes: 0,
+    network: { address: '10.1.2.3', transport: 'http' },
+    session: { callsLastMinute: 0, toolsUsed: [], sensitiveRead: false },
+    approval: { granted: false, breakGlass: false },
+    ...over,
+  };
+}
+
+export const log = silentLogger;
