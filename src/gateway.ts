@@ -74,8 +74,9 @@ export class Gateway {
     // Terminal stages run after every call, whatever happened (audit outcome record, issue 6).
     const terminal: Stage[] = [
       ...(deps.terminal ?? []),
-      metricsStage(this.metrics),
       auditOutcomeStage(this.audit, this.now),
+      // Last, so it sees how long every other stage took.
+      metricsStage(this.metrics),
     ];
     this.pipeline = createPipeline(stages, terminal, deps.log);
   }
