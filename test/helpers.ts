@@ -1,4 +1,6 @@
+import { mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
@@ -31,6 +33,8 @@ export const PERMIT_ALL_POLICY = join(ROOT, 'policies/permit-all-FOR-TESTS-ONLY.
 export async function startTestGateway(config: Record<string, unknown>): Promise<RunningGateway> {
   const full = {
     policy: { files: [PERMIT_ALL_POLICY] },
+    // Each test gateway keeps its own audit log, so test files never share one.
+    audit: { path: join(mkdtempSync(join(tmpdir(), 'portcullis-test-audit-')), 'audit.db') },
     ...config,
     listen: { host: '127.0.0.1', port: 0, ...((config.listen as object) ?? {}) },
   };

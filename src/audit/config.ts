@@ -4,7 +4,7 @@ const ref = z
   .string()
   .regex(/^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/, 'must be a reference: env:NAME or file:PATH');
 
-/** The `audit` section. Omitted: a temporary SQLite log with generated keys, announced loudly. */
+/** The `audit` section. Omitted: `.portcullis/audit/audit.db` beside the config, keys generated, announced loudly. */
 export const auditSchema = z.strictObject({
   store: z.enum(['sqlite', 'postgres']).default('sqlite'),
   /** SQLite file, relative to the config file's directory. */

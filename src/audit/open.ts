@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { LoadedConfig } from '../config/load.ts';
 import { resolveValue } from '../config/secrets.ts';
@@ -22,15 +21,18 @@ export interface AuditSetup {
   readonly baseDir: string;
 }
 
-/** The config's audit section, or a fresh temporary SQLite log when there is none. */
+/** The config's audit section, or the default SQLite log beside the config when there is none. */
+export const DEFAULT_AUDIT_PATH = '.portcullis/audit/audit.db';
+
 export function auditSetup(loaded: LoadedConfig, log: Logger): AuditSetup {
   const section = loaded.config.audit;
   if (section) return { config: section, baseDir: loaded.baseDir };
-  const dir = mkdtempSync(join(tmpdir(), 'portcullis-audit-'));
-  log.warn('AUDIT: no audit section in the config; recording to a temporary SQLite log with generated keys', {
-    path: join(dir, 'audit.db'),
+  // Without an audit section the log still persists (beside the config), so a restart never loses it.
+  const path = DEFAULT_AUDIT_PATH;
+  log.warn('AUDIT: no audit section in the config; recording to the default SQLite log with generated keys', {
+    path: resolve(loaded.baseDir, path),
   });
-  return { config: auditSchema.parse({ path: join(dir, 'audit.db') }), baseDir: dir };
+  return { config: auditSchema.parse({ path }), baseDir: loaded.baseDir };
 }
 
 export function sqlitePath(setup: AuditSetup): string {
