@@ -152,3 +152,31 @@ function resultHash(result: unknown): string {
     return `json:${sha256hex(JSON.stringify(result))}`;
   }
 }
+
+/** A request refused before any call existed (no or bad credentials): who knocked, and why it was refused. */
+export interface Refusal {
+  readonly callId: string;
+  readonly time: number;
+  readonly remoteAddress: string;
+  readonly httpMethod: string;
+  readonly status: number;
+  readonly code: string;
+  /** Why, in the identity layer's words; never the credential itself. */
+  readonly reason: string;
+  /** Refusals not recorded one by one since the last recorded one (rate limit). */
+  readonly notRecordedBefore: number;
+}
+
+export function refusalRecord(r: Refusal): AppendItem {
+  const record = { v: 1, type: 'refusal', ...r };
+  const meta: EntryMeta = {
+    kind: 'refusal',
+    callId: r.callId,
+    principal: 'unauthenticated',
+    tool: '',
+    decision: 'deny',
+    session: '',
+    time: r.time,
+  };
+  return item(record, meta);
+}

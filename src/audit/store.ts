@@ -2,7 +2,7 @@ import { CompactRange, leafHash } from './merkle.ts';
 
 /** What the stores keep beside each leaf so `tail` and `replay` can find entries fast. */
 export interface EntryMeta {
-  readonly kind: 'decision' | 'outcome';
+  readonly kind: 'decision' | 'outcome' | 'refusal';
   readonly callId: string;
   readonly principal: string;
   readonly tool: string;
