@@ -22,6 +22,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
+import {
+  cleanupFixtures,
+  fullPipelineConfig,
+  fullPipelinePostgresConfig,
+  openGatewayConfig,
+  passThroughConfig,
+  prepareFixtures,
+} from './gateway-configs.js';
+
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ECHO_SERVER = path.join(ROOT, 'bench', 'echo-server.js');
 const GATEWAY_BIN = path.join(ROOT, 'bin', 'portcullis.js');
@@ -40,6 +49,8 @@ const START_TIMEOUT_MS = 30_000;
 const { values: flags } = parseArgs({
   options: {
     soak: { type: 'boolean', default: false },
+    micro: { type: 'boolean', default: false },
+    'check-configs': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -47,11 +58,15 @@ const { values: flags } = parseArgs({
 const ALL_TARGETS = [
   'direct-http',
   'direct-stdio',
-  'portcullis-http',
-  'portcullis-stdio',
+  'portcullis-full',
+  'portcullis-full-pg',
+  'portcullis-pass',
+  'portcullis-full-stdio',
+  'portcullis-open',
   'mcp-proxy',
   'supergateway',
 ];
+const DEFAULT_TARGETS = ALL_TARGETS.filter((t) => t !== 'portcullis-open');
 
 const num = (name, def) => {
   const raw = process.env[name];
@@ -75,17 +90,20 @@ const SETTINGS = {
   rounds: Math.round(num('BENCH_ROUNDS', 3)),
   concurrency: list('BENCH_CONCURRENCY', ['1', '8', '32']).map(Number),
   warmupSeconds: num('BENCH_WARMUP_SECONDS', 3),
-  targets: list('BENCH_TARGETS', ALL_TARGETS),
+  targets: list('BENCH_TARGETS', DEFAULT_TARGETS),
   peerDir: process.env.BENCH_PEER_DIR || undefined,
   soakSeconds: num('BENCH_SOAK_SECONDS', 600),
   soakConcurrency: Math.round(num('BENCH_SOAK_CONCURRENCY', 8)),
   soakSampleSeconds: num('BENCH_SOAK_SAMPLE_SECONDS', 10),
-  soakTargets: list('BENCH_SOAK_TARGETS', ['portcullis-http']),
+  soakTargets: list('BENCH_SOAK_TARGETS', ['portcullis-full']),
+  /** Micro-benchmarks (bench/*-bench.js) after the A/B run: "off" skips them. */
+  micro: process.env.BENCH_MICRO !== 'off',
+  microTimeoutSeconds: num('BENCH_MICRO_TIMEOUT_SECONDS', 120),
   /** Extra node flags for the Portcullis processes only, e.g. "--cpu-prof --cpu-prof-dir=bench/results/prof". */
   gatewayNodeArgs: (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean),
 };
 
-const USAGE = `usage: npm run bench [-- --soak]
+const USAGE = `usage: npm run bench [-- --soak | --micro | --check-configs]
 
 environment:
   BENCH_SECONDS=3            seconds per measurement (one target, one concurrency, one round)
@@ -93,14 +111,28 @@ environment:
   BENCH_CONCURRENCY=1,8,32   concurrent callers
   BENCH_WARMUP_SECONDS=3     untimed warm-up per target and concurrency after start
   BENCH_TARGETS=...          subset of ${ALL_TARGETS.join(',')}
-  BENCH_PEER_DIR=DIR         also look for mcp-proxy / supergateway in DIR/node_modules
+  BENCH_PEER_DIR=DIR         take mcp-proxy / supergateway from DIR/node_modules (default: the project's)
   BENCH_GATEWAY_NODE_ARGS=.. extra node flags for the Portcullis processes (e.g. --cpu-prof)
+  BENCH_MICRO=off            skip the micro-benchmarks (bench/*-bench.js) after the A/B run
+  BENCH_MICRO_TIMEOUT_SECONDS=120  per micro-benchmark
+  --micro                    run only the micro-benchmarks
+  --check-configs            write each gateway variant's config and run \`portcullis config check\` on it
+                             (BENCH_SHOW_CONFIGS=1 prints them)
   --soak                     run only the memory soak instead:
   BENCH_SOAK_SECONDS=600     soak length per target
   BENCH_SOAK_CONCURRENCY=8   soak callers
   BENCH_SOAK_SAMPLE_SECONDS=10
-  BENCH_SOAK_TARGETS=portcullis-http
+  BENCH_SOAK_TARGETS=portcullis-full
 `;
+
+const BENCH_T0 = performance.now();
+/** A progress line on stderr, stamped with the time since the bench started. */
+function progress(text) {
+  const s = Math.floor((performance.now() - BENCH_T0) / 1000);
+  process.stderr.write(
+    `[${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}] ${text}`,
+  );
+}
 
 function die(msg) {
   process.stderr.write(`bench: ${msg}\n`);
@@ -207,7 +239,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
-/** Resolves with the `url` of the first `{"event":"listening"}` line on the child's stdout. */
+/** Resolves with the first `{"event":"listening","url":…}` line on the child's stdout (`adminUrl` too, for the gateway). */
 function waitForListening(proc) {
   return new Promise((resolve, reject) => {
     let buf = '';
@@ -220,7 +252,7 @@ function waitForListening(proc) {
         buf = buf.slice(nl + 1);
         try {
           const msg = JSON.parse(line);
-          if (msg?.event === 'listening' && typeof msg.url === 'string') return done(msg.url);
+          if (msg?.event === 'listening' && typeof msg.url === 'string') return done(msg);
         } catch {}
         nl = buf.indexOf('\n');
       }
@@ -232,9 +264,9 @@ function waitForListening(proc) {
       proc.off('exit', onExit);
       proc.stdout.resume(); // keep draining whatever it prints later
     }
-    function done(url) {
+    function done(msg) {
       cleanup();
-      resolve(url);
+      resolve(msg);
     }
     function fail(err) {
       cleanup();
@@ -296,7 +328,8 @@ function procStat(pid) {
     const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
     // f[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
-    return { ppid: Number(f[1]), cpuMs: ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK };
+    const sysMs = (Number(f[12]) * 1000) / CLK_TCK;
+    return { ppid: Number(f[1]), cpuMs: (Number(f[11]) * 1000) / CLK_TCK + sysMs, sysMs };
   } catch {
     return null;
   }
@@ -309,6 +342,15 @@ function vmMB(pid, key) {
   try {
     const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'));
     return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** How many file descriptors a process has open, or null when it is gone. */
+function openFds(pid) {
+  try {
+    return fs.readdirSync(`/proc/${pid}/fd`).length;
   } catch {
     return null;
   }
@@ -342,7 +384,7 @@ function descendants(root) {
 
 const CLIENT_DESCRIPTION =
   'bench/run.js built-in client: node:http keep-alive Agent, hand-written MCP ' +
-  `${PROTOCOL_VERSION} (initialize + notifications/initialized once per virtual caller, ` +
+  `${PROTOCOL_VERSION} (initialize + notifications/initialized + tools/list once per virtual caller, ` +
   'then tools/call echo in a loop; JSON or SSE responses parsed); stdio: newline JSON on the child pipes';
 
 const INITIALIZE_PARAMS = {
@@ -371,6 +413,12 @@ function parseRpcBody(contentType, body, id) {
   return msg;
 }
 
+function checkListed(msg, tool) {
+  if (msg.error) throw new Error(`tools/list: rpc error ${msg.error.code}: ${msg.error.message}`);
+  const names = (msg.result?.tools ?? []).map((t) => t.name);
+  if (!names.includes(tool)) throw new Error(`tools/list: no ${tool} among ${JSON.stringify(names)}`);
+}
+
 function checkEcho(msg, text) {
   if (msg.error) throw new Error(`rpc error ${msg.error.code}: ${msg.error.message}`);
   const got = msg.result?.content?.[0]?.text;
@@ -379,10 +427,12 @@ function checkEcho(msg, text) {
 
 /** One virtual caller: its own MCP session over a shared keep-alive agent. */
 class HttpMcpSession {
-  constructor(url, agent, tool) {
+  constructor(url, agent, tool, extraHeaders = {}) {
     this.url = new URL(url);
     this.agent = agent;
     this.tool = tool;
+    /** Sent on every request (the bearer token of the full-pipeline targets). */
+    this.extraHeaders = extraHeaders;
     this.nextId = 0;
     this.sessionId = undefined;
     this.protocolVersion = PROTOCOL_VERSION;
@@ -391,6 +441,7 @@ class HttpMcpSession {
   post(message, timeoutMs = CALL_TIMEOUT_MS) {
     const body = JSON.stringify(message);
     const headers = {
+      ...this.extraHeaders,
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
       'content-length': Buffer.byteLength(body),
@@ -445,6 +496,14 @@ class HttpMcpSession {
       throw new Error(`notifications/initialized: HTTP ${note.status}`);
   }
 
+  /** What a real client does before calling: fails unless the tool is listed. */
+  async listTools() {
+    const id = ++this.nextId;
+    const res = await this.post({ jsonrpc: '2.0', id, method: 'tools/list', params: {} });
+    if (res.status !== 200) throw new Error(`tools/list: HTTP ${res.status}: ${res.text.slice(0, 200)}`);
+    checkListed(parseRpcBody(res.headers['content-type'] ?? '', res.text, id), this.tool);
+  }
+
   async call(text) {
     const id = ++this.nextId;
     const res = await this.post({
@@ -459,7 +518,11 @@ class HttpMcpSession {
 
   async close() {
     if (!this.sessionId) return;
-    const headers = { 'mcp-session-id': this.sessionId, 'mcp-protocol-version': this.protocolVersion };
+    const headers = {
+      ...this.extraHeaders,
+      'mcp-session-id': this.sessionId,
+      'mcp-protocol-version': this.protocolVersion,
+    };
     await this.request('DELETE', headers).catch(() => {});
   }
 }
@@ -521,6 +584,10 @@ class StdioMcpClient {
     this.proc.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
   }
 
+  async listTools() {
+    checkListed(await this.request('tools/list', {}), this.tool);
+  }
+
   async call(text) {
     checkEcho(await this.request('tools/call', { name: this.tool, arguments: { text } }), text);
   }
@@ -560,7 +627,8 @@ async function drive(sessions, n, seconds) {
 // ---------------------------------------------------------------------------
 
 function findPeer(pkg) {
-  const dirs = [ROOT, ...(SETTINGS.peerDir ? [path.resolve(SETTINGS.peerDir)] : [])];
+  // BENCH_PEER_DIR overrides the project's own devDependencies.
+  const dirs = [...(SETTINGS.peerDir ? [path.resolve(SETTINGS.peerDir)] : []), ROOT];
   for (const dir of dirs) {
     const pj = path.join(dir, 'node_modules', pkg, 'package.json');
     if (!fs.existsSync(pj)) continue;
@@ -571,22 +639,68 @@ function findPeer(pkg) {
   return null;
 }
 
-function writeGatewayConfig(name, upstream) {
+/** The temp dir of this run (configs, key files, SQLite audit stores), created on first use. */
+function runDir() {
   tmpDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-bench-'));
-  const file = path.join(tmpDir, `${name}.yaml`);
-  // JSON is YAML.
-  const config = { listen: { host: '127.0.0.1', port: 0 }, upstreams: { echo: upstream } };
+  return tmpDir;
+}
+
+/** Writes a gateway config (JSON is YAML) into the run's temp dir. */
+function writeConfig(name, config) {
+  const file = path.join(runDir(), `${name}.yaml`);
   fs.writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
   return file;
 }
 
+let fixtures;
+/** Keys, tokens, policy files and database names the gateway variants share, prepared once. */
+async function gatewayFixtures() {
+  fixtures ??= await prepareFixtures(path.join(runDir(), 'fixtures'));
+  return fixtures;
+}
+
 async function startEchoHttp(name) {
   const proc = launch(name, NODE, [ECHO_SERVER, '--port', '0']);
-  const url = await waitForListening(proc);
+  const { url } = await waitForListening(proc);
   return { proc, url };
 }
 
 const PORTCULLIS_VERSION = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version;
+
+const echoStdioUpstream = () => ({ transport: 'stdio', command: NODE, args: [ECHO_SERVER, '--stdio'] });
+
+/**
+ * A Portcullis target: `variant` (a function of bench/gateway-configs.js)
+ * makes its config, in front of an HTTP echo server or a stdio one (spawned
+ * by the gateway, one per client session).
+ */
+function portcullisTarget(what, variant, upstreamKind) {
+  return {
+    label: `Portcullis ${PORTCULLIS_VERSION}, ${what} -> ${upstreamKind} upstream`,
+    version: PORTCULLIS_VERSION,
+    async start(_peer, name) {
+      const fx = await gatewayFixtures();
+      const echo = upstreamKind === 'http' ? await startEchoHttp(`echo-http-behind-${name}`) : null;
+      const upstream = echo ? { transport: 'http', url: echo.url } : echoStdioUpstream();
+      // Picked before start: the token's audience is the gateway's URL.
+      const port = await freePort();
+      const { config, controls, clientHeaders } = variant({ name, upstream, port, fx });
+      const file = writeConfig(name, config);
+      const gw = launch(name, NODE, [...SETTINGS.gatewayNodeArgs, GATEWAY_BIN, 'serve', '--config', file]);
+      const { url, adminUrl } = await waitForListening(gw);
+      return {
+        url,
+        adminUrl,
+        headers: clientHeaders,
+        controls,
+        tool: 'echo__echo',
+        proxy: gw,
+        main: gw,
+        upstreamPids: echo ? () => [echo.proc.pid] : () => descendants(gw.pid),
+      };
+    },
+  };
+}
 
 /**
  * Each target: how to start it, what the callers talk to, which process is
@@ -614,43 +728,11 @@ const TARGETS = {
       return { stdio: proc, tool: 'echo', proxy: null, main: proc, upstreamPids: () => [proc.pid] };
     },
   },
-  'portcullis-http': {
-    label: `Portcullis ${PORTCULLIS_VERSION} -> HTTP upstream`,
-    version: PORTCULLIS_VERSION,
-    async start() {
-      const echo = await startEchoHttp('echo-http-behind-portcullis');
-      const config = writeGatewayConfig('http', { transport: 'http', url: echo.url });
-      const gw = launch('portcullis-http', NODE, [
-        ...SETTINGS.gatewayNodeArgs,
-        GATEWAY_BIN,
-        'serve',
-        '--config',
-        config,
-      ]);
-      const url = await waitForListening(gw);
-      return { url, tool: 'echo__echo', proxy: gw, main: gw, upstreamPids: () => [echo.proc.pid] };
-    },
-  },
-  'portcullis-stdio': {
-    label: `Portcullis ${PORTCULLIS_VERSION} -> stdio upstream`,
-    version: PORTCULLIS_VERSION,
-    async start() {
-      const config = writeGatewayConfig('stdio', {
-        transport: 'stdio',
-        command: NODE,
-        args: [ECHO_SERVER, '--stdio'],
-      });
-      const gw = launch('portcullis-stdio', NODE, [
-        ...SETTINGS.gatewayNodeArgs,
-        GATEWAY_BIN,
-        'serve',
-        '--config',
-        config,
-      ]);
-      const url = await waitForListening(gw);
-      return { url, tool: 'echo__echo', proxy: gw, main: gw, upstreamPids: () => descendants(gw.pid) };
-    },
-  },
+  'portcullis-full': portcullisTarget('full pipeline', fullPipelineConfig, 'http'),
+  'portcullis-full-pg': portcullisTarget('full pipeline, PostgreSQL', fullPipelinePostgresConfig, 'http'),
+  'portcullis-pass': portcullisTarget('pass-through', passThroughConfig, 'http'),
+  'portcullis-full-stdio': portcullisTarget('full pipeline', fullPipelineConfig, 'stdio'),
+  'portcullis-open': portcullisTarget('open gateway, permit-all', openGatewayConfig, 'http'),
   'mcp-proxy': {
     label: 'mcp-proxy -> stdio upstream',
     peer: 'mcp-proxy',
@@ -726,11 +808,14 @@ async function openTarget(name, n) {
   const before = new Set(children);
   let running;
   try {
-    running = await def.start(peer);
+    running = await def.start(peer, name);
+    if (running.controls) entry.controls = running.controls;
+    if (running.adminUrl) entry.pipeline = await pipelineStages(running.adminUrl);
     running.procs = [...children].filter((c) => !before.has(c));
     let sessions;
     const openSession = async (s) => {
       await s.initialize();
+      await s.listTools();
       await s.call('warm');
     };
     // The first session alone and timed: it includes whatever the target does on first contact.
@@ -744,7 +829,7 @@ async function openTarget(name, n) {
       running.agent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
       sessions = Array.from(
         { length: n },
-        () => new HttpMcpSession(running.url, running.agent, running.tool),
+        () => new HttpMcpSession(running.url, running.agent, running.tool, running.headers),
       );
       await openSession(sessions[0]);
       entry.firstSessionMs = performance.now() - t0;
@@ -783,21 +868,81 @@ async function closeTarget(t) {
 
 /** One measured round: c callers for `seconds`, CPU read from /proc before and after. */
 async function measureRound(t, c) {
+  // Scraped outside the CPU window, so the scrape's own cost is not charged to the calls.
+  const stages0 = t.running.adminUrl ? await scrapeStages(t.running.adminUrl).catch(() => null) : null;
   const proxyPid = t.running.proxy?.pid;
   const upstream = t.running.upstreamPids();
   const cpu0 = {
     proxy: proxyPid ? cpuMs([proxyPid]) : 0,
+    proxySys: proxyPid ? (procStat(proxyPid)?.sysMs ?? 0) : 0,
     upstream: cpuMs(upstream),
     client: process.cpuUsage(),
   };
   const r = await drive(t.sessions, c, SETTINGS.seconds);
   const client = process.cpuUsage(cpu0.client);
-  return {
-    ...r,
+  const cpu = {
     proxyCpuMs: proxyPid ? cpuMs([proxyPid]) - cpu0.proxy : null,
+    proxySysCpuMs: proxyPid ? (procStat(proxyPid)?.sysMs ?? 0) - cpu0.proxySys : null,
     upstreamCpuMs: cpuMs(upstream) - cpu0.upstream,
     clientCpuMs: (client.user + client.system) / 1000,
   };
+  const stages1 = stages0 ? await scrapeStages(t.running.adminUrl).catch(() => null) : null;
+  const stages = stages0 && stages1 ? stageDelta(stages0, stages1) : null;
+  return { ...r, ...cpu, stages };
+}
+
+/** GETs a URL on loopback and resolves with the body (status 200 only). */
+function httpGetText(url, timeoutMs = 5000) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: timeoutMs }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        text += d;
+      });
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve(text) : reject(new Error(`GET ${url}: HTTP ${res.statusCode}`)),
+      );
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no answer in ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
+}
+
+/** Stage name -> { sumS, count } from the gateway's Prometheus text (`portcullis_stage_duration_seconds`). */
+function parseStageMetrics(text) {
+  const out = {};
+  const re = /^portcullis_stage_duration_seconds_(sum|count)\{stage="([^"]+)"\} (\S+)$/gm;
+  for (const [, kind, stage, value] of text.matchAll(re)) {
+    out[stage] ??= { sumS: 0, count: 0 };
+    out[stage][kind === 'sum' ? 'sumS' : 'count'] = Number(value);
+  }
+  return out;
+}
+
+/** The gateway's stage names in pipeline order (admin `/status`), for the stage table. */
+async function pipelineStages(adminUrl) {
+  try {
+    const status = JSON.parse(await httpGetText(`${adminUrl}/status`));
+    return Array.isArray(status.stages) ? status.stages : [];
+  } catch {
+    return [];
+  }
+}
+
+async function scrapeStages(adminUrl) {
+  return parseStageMetrics(await httpGetText(`${adminUrl}/metrics`));
+}
+
+/** What each stage recorded between two scrapes: total seconds and how many times it ran. */
+function stageDelta(before, after) {
+  const out = {};
+  for (const [stage, a] of Object.entries(after)) {
+    const b = before[stage] ?? { sumS: 0, count: 0 };
+    out[stage] = { sumS: a.sumS - b.sumS, count: a.count - b.count };
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -833,9 +978,36 @@ function summarize(c, rounds) {
     meanMs: calls > 0 ? lat.reduce((a, b) => a + b, 0) / calls : null,
     maxMs: calls > 0 ? lat[calls - 1] : null,
     proxyCpuUsPerCall: perCall(sum('proxyCpuMs')),
+    /** Of which in the kernel (stime): syscalls, the audit's fsyncs, socket I/O. */
+    proxySysCpuUsPerCall: perCall(sum('proxySysCpuMs')),
     upstreamCpuUsPerCall: perCall(sum('upstreamCpuMs')),
     clientCpuUsPerCall: perCall(sum('clientCpuMs')),
+    stages: summarizeStages(rounds),
   };
+}
+
+/**
+ * Per stage: wall time per call in µs (the gateway's own stage timings, summed
+ * over every call of every round, divided by the calls made, errors included)
+ * and how many times it ran. Null for targets without an admin listener.
+ */
+function summarizeStages(rounds) {
+  if (rounds.some((r) => !r.stages)) return null;
+  const calls = rounds.reduce((s, r) => s + r.latencies.length + r.errors, 0);
+  const out = {};
+  for (const r of rounds) {
+    for (const [stage, d] of Object.entries(r.stages)) {
+      out[stage] ??= { sumS: 0, count: 0 };
+      out[stage].sumS += d.sumS;
+      out[stage].count += d.count;
+    }
+  }
+  return Object.fromEntries(
+    Object.entries(out).map(([stage, d]) => [
+      stage,
+      { usPerCall: calls > 0 ? (d.sumS * 1e6) / calls : null, count: d.count },
+    ]),
+  );
 }
 
 /** The CPU per call that stands for a target: the proxy's, or the server's when there is none. */
@@ -935,27 +1107,23 @@ function printResults(report) {
           fmt(e.peakRssMB, 1),
           e.upstreamProcs,
           fmt(e.upstreamRssMB, 1),
-          e.stages ? 'n/a (not exported yet)' : '-',
         ]
-      : [e.name, e.label, e.status, '', '', '', ''],
+      : [e.name, e.label, e.status, '', '', ''],
   );
-  const memHeaders = [
-    'target',
-    'what',
-    'first call ms',
-    'peak RSS MB',
-    'server procs',
-    'server RSS MB',
-    'stages',
-  ];
-  console.log(`\n${table(memHeaders, memRows, ['l', 'l', 'r', 'r', 'r', 'r', 'l'])}`);
+  const memHeaders = ['target', 'what', 'first call ms', 'peak RSS MB', 'server procs', 'server RSS MB'];
+  console.log(`\n${table(memHeaders, memRows, ['l', 'l', 'r', 'r', 'r', 'r'])}`);
   console.log(
     '\nfirst call ms = from the first initialize to the first tools/call answer, target already listening;' +
       '\npeak RSS = VmHWM of the proxy process (of the echo server for direct targets) at the end of the run;' +
-      '\nserver procs / RSS = the echo server processes behind the target then (VmRSS sum).' +
-      '\nstages: per-stage timings (parse/route/forward) are n/a: the pipeline records them in ctx.timings' +
-      '\n(src/pipeline/runner.ts) but the gateway does not export them yet.',
+      '\nserver procs / RSS = the echo server processes behind the target then (VmRSS sum).',
   );
+  const withControls = report.targets.filter((e) => e.controls);
+  if (withControls.length > 0) {
+    console.log('\ncontrols on (bench/gateway-configs.js):');
+    for (const e of withControls) console.log(`  ${e.name}: ${e.controls.join(', ') || 'none'}`);
+  }
+  printStages(report);
+  printVerdict(report);
   for (const e of report.targets) {
     if (e.status !== 'ok') console.log(`note: ${e.name} ${e.status}: ${e.reason}`);
     for (const r of e.results ?? []) {
@@ -964,6 +1132,125 @@ function printResults(report) {
     }
     if (e.stderrTail) console.log(`note: ${e.name} stderr:\n${e.stderrTail}`);
   }
+}
+
+/**
+ * The issue's targets, as ratios measured in this run. Each check: the
+ * measured figure(s), the limit, and whether every figure is within it.
+ */
+function verdict(entries) {
+  const ok = (name) => entries.find((e) => e.name === name && e.status === 'ok');
+  const at = (e, c) => e?.results.find((r) => r.concurrency === c);
+  const checks = [];
+  const add = (check, values, limit, cmp) => {
+    const known = values.filter((v) => v.value !== null && v.value !== undefined);
+    const pass =
+      known.length === 0
+        ? null
+        : known.every((v) =>
+            cmp === '<=' ? v.value <= limit : cmp === '>=' ? v.value >= limit : v.value < limit,
+          );
+    checks.push({ check, values, limit, cmp, pass });
+  };
+  const full = ok('portcullis-full');
+  const direct = ok('direct-http');
+  for (const gwName of ['portcullis-full', 'portcullis-full-pg']) {
+    const gw = ok(gwName);
+    if (!gw || !direct) continue;
+    const r1 = at(gw, 1)?.vsDirectHttp;
+    const r8 = at(gw, 8)?.vsDirectHttp;
+    if (r1) {
+      add(`${gwName} p50 / direct-http, 1 caller`, [{ c: 1, value: r1.p50 }], 2.2, '<=');
+      add(`${gwName} p99 / direct-http, 1 caller`, [{ c: 1, value: r1.p99 }], 3, '<=');
+      add(
+        `${gwName} gateway CPU/call / direct server CPU/call, 1 caller`,
+        [{ c: 1, value: r1.cpuPerCall }],
+        2,
+        '<=',
+      );
+    }
+    if (r8) add(`${gwName} calls/s / direct-http, 8 callers`, [{ c: 8, value: r8.callsPerSec }], 0.5, '>=');
+  }
+  for (const gwName of ['portcullis-full', 'portcullis-full-stdio']) {
+    const gw = ok(gwName);
+    if (!gw) continue;
+    for (const peerName of ['mcp-proxy', 'supergateway']) {
+      const peer = ok(peerName);
+      if (!peer) continue;
+      const pairs = gw.results.map((r) => [r, at(peer, r.concurrency)]).filter(([, p]) => p);
+      const div = (a, b) => (a !== null && b ? a / b : null);
+      add(
+        `${gwName} p50 / ${peerName} p50`,
+        pairs.map(([r, p]) => ({ c: r.concurrency, value: div(r.p50Ms, p.p50Ms) })),
+        1,
+        '<',
+      );
+      add(
+        `${gwName} CPU/call / ${peerName} CPU/call`,
+        pairs.map(([r, p]) => ({ c: r.concurrency, value: div(r.proxyCpuUsPerCall, p.proxyCpuUsPerCall) })),
+        1,
+        '<',
+      );
+    }
+  }
+  return { fullPipelineControls: full?.controls ?? null, checks };
+}
+
+function printVerdict(report) {
+  const v = report.verdict;
+  if (!v || v.checks.length === 0) return;
+  const rows = v.checks.map((k) => [
+    k.check,
+    k.values.map((x) => (k.values.length > 1 ? `c=${x.c}: ${fmtX(x.value)}` : fmtX(x.value))).join(', '),
+    `${k.cmp} ${k.limit.toFixed(2)}x`,
+    k.pass === null ? 'n/a' : k.pass ? 'met' : 'MISSED',
+  ]);
+  console.log(
+    `\ntargets of issue 3 (ratios in this run)\n${table(['check', 'measured', 'target', 'result'], rows, ['l', 'l', 'l', 'l'])}`,
+  );
+  console.log(
+    `portcullis-full runs with: ${v.fullPipelineControls?.join(', ') || 'no controls (none has landed in the config schema yet)'}.` +
+      '\nCPU/call: the gateway process vs the peer process; stdio peers also run an echo server per session' +
+      '\n(see server µs/call). Memory over a 10-minute soak is not part of this run: npm run bench -- --soak.',
+  );
+}
+
+/** Per-stage µs per call of the Portcullis targets, columns in pipeline order. */
+function printStages(report) {
+  const gws = report.targets.filter((e) => e.status === 'ok' && e.results.some((r) => r.stages));
+  if (gws.length === 0) return;
+  const names = [];
+  for (const e of gws) {
+    for (const n of e.pipeline ?? []) if (!names.includes(n)) names.push(n);
+  }
+  for (const e of gws) {
+    for (const r of e.results)
+      for (const n of Object.keys(r.stages ?? {})) if (!names.includes(n)) names.push(n);
+  }
+  const rows = [];
+  for (const e of gws) {
+    for (const r of e.results) {
+      const us = names.map((n) => r.stages?.[n]?.usPerCall ?? null);
+      const total = us.reduce((a, v) => a + (v ?? 0), 0);
+      rows.push([
+        e.name,
+        r.concurrency,
+        ...us.map(fmtInt),
+        fmtInt(total),
+        fmtInt(r.proxyCpuUsPerCall),
+        fmtInt(r.proxySysCpuUsPerCall),
+      ]);
+    }
+  }
+  console.log(
+    `\nstage timings, µs per call (wall time inside the gateway, from its /metrics; scraped before and after each round)\n` +
+      table(['target', 'c', ...names, 'sum', 'proxy CPU µs', 'of which sys'], rows, ['l']),
+  );
+  console.log(
+    "a stage's time includes its awaits: `forward` holds the upstream round trip, and at c > 1 every stage" +
+      '\nalso waits for the event loop behind other calls. proxy CPU µs is the process CPU per call, for scale;' +
+      '\nof which sys = kernel time (stime): socket I/O, SQLite writes and fsyncs.',
+  );
 }
 
 function machine() {
@@ -993,6 +1280,89 @@ function writeJson(file, data) {
 }
 
 // ---------------------------------------------------------------------------
+// Micro-benchmarks other areas add as bench/*-bench.js
+// ---------------------------------------------------------------------------
+
+/** The ones the issue asks for; any other bench/*-bench.js runs too. */
+const EXPECTED_MICRO = [
+  { what: 'policy decisions/s (issue 5)', files: ['policy-bench.js'] },
+  { what: 'audit appends/s (issue 6)', files: ['audit-bench.js'] },
+  { what: 'JWT verifications/s (issue 4)', files: ['jwt-bench.js', 'identity-bench.js'] },
+  { what: 'masking MB/s', files: ['masking-bench.js', 'protect-bench.js'] },
+];
+
+/** Runs every bench/*-bench.js in turn, alone on the machine; collects what each prints. */
+async function runMicroBenches() {
+  const files = fs
+    .readdirSync(path.join(ROOT, 'bench'))
+    .filter((f) => f.endsWith('-bench.js'))
+    .sort();
+  const out = [];
+  for (const file of files) out.push(await runMicroBench(file));
+  for (const exp of EXPECTED_MICRO) {
+    if (!exp.files.some((f) => files.includes(f))) {
+      out.push({ file: exp.files.join(' | '), status: 'absent', note: `${exp.what}: not added yet` });
+    }
+  }
+  return out;
+}
+
+async function runMicroBench(file) {
+  progress(`micro-benchmark bench/${file}\n`);
+  const t0 = performance.now();
+  const proc = launch(file, NODE, [path.join(ROOT, 'bench', file)]);
+  let stdout = '';
+  proc.stdout.setEncoding('utf8');
+  proc.stdout.on('data', (d) => {
+    stdout += d;
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    signalGroup(proc, 'SIGKILL');
+  }, SETTINGS.microTimeoutSeconds * 1000);
+  const [code, signal] = await once(proc, 'exit');
+  clearTimeout(timer);
+  const status = timedOut ? 'timeout' : code === 0 ? 'ok' : `failed (${code ?? signal})`;
+  const result = {
+    file,
+    status,
+    seconds: Math.round(performance.now() - t0) / 1000,
+    output: stdout.trimEnd(),
+  };
+  const json = stdout
+    .split('\n')
+    .filter((l) => l.trimStart().startsWith('{'))
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l)];
+      } catch {
+        return [];
+      }
+    });
+  if (json.length > 0) result.json = json;
+  if (status !== 'ok') result.stderrTail = proc.stderrTail.trim().split('\n').slice(-8).join('\n');
+  return result;
+}
+
+function printMicro(micro) {
+  if (!SETTINGS.micro) {
+    console.log('\nmicro-benchmarks: skipped (BENCH_MICRO=off)');
+    return;
+  }
+  console.log('\nmicro-benchmarks (bench/*-bench.js, each run alone after the A/B run)');
+  for (const m of micro) {
+    if (m.status === 'absent') {
+      console.log(`- ${m.file}: absent (${m.note})`);
+      continue;
+    }
+    console.log(`- bench/${m.file}: ${m.status}, ${fmt(m.seconds, 1)} s`);
+    if (m.output) console.log(m.output.replace(/^/gm, '    '));
+    if (m.stderrTail) console.log(`    stderr: ${m.stderrTail.replace(/\n/g, '\n    ')}`);
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Runs
 // ---------------------------------------------------------------------------
 
@@ -1010,9 +1380,7 @@ async function abRun() {
   const startedAt = new Date();
   const open = [];
   for (const name of SETTINGS.targets) {
-    process.stderr.write(
-      `starting ${name} (${maxC} sessions, ${SETTINGS.warmupSeconds} s warm-up per concurrency)\n`,
-    );
+    progress(`starting ${name} (${maxC} sessions, ${SETTINGS.warmupSeconds} s warm-up per concurrency)\n`);
     open.push(await openTarget(name, maxC));
   }
   const live = open.filter((t) => t.running);
@@ -1024,10 +1392,20 @@ async function abRun() {
       for (const t of [...live.slice(k), ...live.slice(0, k)]) {
         const r = await measureRound(t, c);
         samples.get(t.entry.name).get(c).push(r);
-        process.stderr.write(
+        progress(
           `round ${round + 1}/${SETTINGS.rounds} c=${c} ${t.entry.name}: ` +
             `${Math.round((r.latencies.length * 1000) / r.elapsedMs)} calls/s${r.errors ? `, ${r.errors} errors` : ''}\n`,
         );
+        const dead = t.running.procs.find((p) => p.exitCode !== null || p.signalCode !== null);
+        if (dead) {
+          // A crash is a finding, not a reason to lose the other targets' figures.
+          t.entry.status = 'died';
+          t.entry.reason = `${dead.benchName} exited (${dead.exitCode ?? dead.signalCode}) during round ${round + 1}, c=${c}; first error: ${r.firstError ?? 'none'}`;
+          t.entry.stderrTail = dead.stderrTail.trim().split('\n').slice(-12).join('\n');
+          progress(`${t.entry.reason}\n`);
+          live.splice(live.indexOf(t), 1);
+          await closeTarget(t);
+        }
       }
     }
   }
@@ -1038,18 +1416,11 @@ async function abRun() {
     t.entry.upstreamProcs = upstream.length;
     t.entry.upstreamRssMB = upstream.reduce((s, pid) => s + (vmMB(pid, 'VmRSS') ?? 0), 0);
     t.entry.sessions = t.running.stdio ? 1 : maxC;
-    if (t.entry.name.startsWith('portcullis-')) {
-      t.entry.stages = {
-        parse: null,
-        route: null,
-        forward: null,
-        note: 'n/a: recorded in ctx.timings (src/pipeline/runner.ts) but not exported by the gateway yet',
-      };
-    }
   }
   for (const t of live) await closeTarget(t);
   const entries = open.map((t) => t.entry);
   addRatios(entries);
+  const micro = SETTINGS.micro ? await runMicroBenches() : [];
   const report = {
     kind: 'ab',
     startedAt: startedAt.toISOString(),
@@ -1063,10 +1434,60 @@ async function abRun() {
     },
     client: CLIENT_DESCRIPTION,
     targets: entries,
+    verdict: verdict(entries),
+    micro,
   };
   console.log('');
   printResults(report);
+  printMicro(micro);
   console.log(`\nwrote ${writeJson('latest.json', report)} (${report.durationS} s)`);
+}
+
+/** `--micro`: only the micro-benchmarks. */
+async function microRun() {
+  printHeader(machine(), 'micro-benchmarks only (bench/*-bench.js)');
+  const micro = await runMicroBenches();
+  printMicro(micro);
+  console.log(`\nwrote ${writeJson('micro-latest.json', { kind: 'micro', machine: machine(), micro })}`);
+}
+
+/** `--check-configs`: writes every gateway variant's config and validates it with `portcullis config check`. */
+async function checkConfigsRun() {
+  const fx = await gatewayFixtures();
+  const variants = {
+    full: fullPipelineConfig,
+    'full-pg': fullPipelinePostgresConfig,
+    pass: passThroughConfig,
+    open: openGatewayConfig,
+  };
+  const upstreams = {
+    http: { transport: 'http', url: 'http://127.0.0.1:9/mcp' },
+    stdio: echoStdioUpstream(),
+  };
+  let bad = 0;
+  for (const [vname, variant] of Object.entries(variants)) {
+    for (const [uname, upstream] of Object.entries(upstreams)) {
+      const name = `check-${vname}-${uname}`;
+      const { config, controls } = variant({ name, upstream, port: 8080, fx });
+      const file = writeConfig(name, config);
+      let verdictText;
+      try {
+        verdictText = execFileSync(NODE, [GATEWAY_BIN, 'config', 'check', file], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, NODE_OPTIONS: '' },
+        }).trim();
+      } catch (err) {
+        bad++;
+        verdictText = `INVALID (exit ${err.status}): ${String(err.stderr ?? err.message).trim()}`;
+      }
+      console.log(
+        `${vname} / ${uname} upstream, controls: ${controls.join(', ') || 'none'}\n  ${verdictText}`,
+      );
+      if (process.env.BENCH_SHOW_CONFIGS) console.log(JSON.stringify(config, null, 2));
+    }
+  }
+  if (bad > 0) process.exitCode = 1;
 }
 
 async function soakRun() {
@@ -1080,7 +1501,7 @@ async function soakRun() {
   const results = [];
   for (const name of SETTINGS.soakTargets) {
     if (!TARGETS[name]) die(`unknown target ${name}`);
-    process.stderr.write(`starting ${name}\n`);
+    progress(`starting ${name}\n`);
     const t = await openTarget(name, c);
     if (!t.running) {
       results.push(t.entry);
@@ -1093,10 +1514,12 @@ async function soakRun() {
     for (let i = 0; i < slices; i++) {
       rounds.push(await drive(t.sessions, c, SETTINGS.soakSampleSeconds));
       const rss = vmMB(pid, 'VmRSS');
-      samplesMB.push({ atS: Math.round((i + 1) * SETTINGS.soakSampleSeconds), rssMB: rss });
-      process.stderr.write(
-        `soak ${name}: ${(i + 1) * SETTINGS.soakSampleSeconds} s, RSS ${fmt(rss, 1)} MB\n`,
-      );
+      samplesMB.push({
+        atS: Math.round((i + 1) * SETTINGS.soakSampleSeconds),
+        rssMB: rss,
+        fds: openFds(pid),
+      });
+      progress(`soak ${name}: ${(i + 1) * SETTINGS.soakSampleSeconds} s, RSS ${fmt(rss, 1)} MB\n`);
     }
     // The baseline is the sample at a tenth of the soak: the heap sizes itself in the first tens of seconds.
     const first = samplesMB[0].rssMB;
@@ -1113,6 +1536,10 @@ async function soakRun() {
       p50Ms: percentile(lat, 50),
       p99Ms: percentile(lat, 99),
       rssFirstSampleMB: first,
+      // Open descriptors (sockets, files): a listener or connection leak shows as a climb.
+      fdsFirst: samplesMB[0].fds,
+      fdsLast: samplesMB[samplesMB.length - 1].fds,
+      fdsMax: Math.max(...samplesMB.map((x) => x.fds ?? 0)),
       rssBaselineMB: base,
       rssBaselineAtS: samplesMB[Math.floor(samplesMB.length / 10)].atS,
       rssLastMB: last,
@@ -1137,8 +1564,9 @@ async function soakRun() {
           fmt(e.soak.rssLastMB, 1),
           fmt(e.soak.peakRssMB, 1),
           `${fmt(e.soak.rssGrowthPct, 1)}%`,
+          `${e.soak.fdsFirst ?? 'n/a'} -> ${e.soak.fdsLast ?? 'n/a'} (max ${e.soak.fdsMax})`,
         ]
-      : [e.name, `${e.status}: ${e.reason}`, '', '', '', '', '', '', '', '', ''],
+      : [e.name, `${e.status}: ${e.reason}`, '', '', '', '', '', '', '', '', '', ''],
   );
   console.log('');
   console.log(
@@ -1155,6 +1583,7 @@ async function soakRun() {
         'RSS last MB',
         'peak MB',
         'growth',
+        'open fds',
       ],
       rows,
       ['l'],
@@ -1162,7 +1591,8 @@ async function soakRun() {
   );
   console.log(
     `\nRSS = VmRSS of the proxy process (of the server for direct targets), sampled every ${SETTINGS.soakSampleSeconds} s;` +
-      '\nbaseline = the sample at a tenth of the soak (the heap sizes itself first); growth = last vs baseline.',
+      '\nbaseline = the sample at a tenth of the soak (the heap sizes itself first); growth = last vs baseline;' +
+      '\nopen fds = descriptors of the proxy process, first and last sample: a connection or listener leak climbs.',
   );
   const report = {
     kind: 'soak',
@@ -1196,11 +1626,15 @@ if (SETTINGS.concurrency.some((c) => !Number.isInteger(c) || c < 1))
   die('BENCH_CONCURRENCY: positive integers');
 
 try {
-  if (flags.soak) await soakRun();
+  if (flags['check-configs']) await checkConfigsRun();
+  else if (flags.micro) await microRun();
+  else if (flags.soak) await soakRun();
   else await abRun();
 } catch (err) {
   process.stderr.write(`bench: ${err?.stack ?? err}\n`);
   process.exitCode = 1;
 } finally {
   await stopAll();
+  if (fixtures)
+    await cleanupFixtures(fixtures).catch((err) => process.stderr.write(`bench: cleanup: ${err}\n`));
 }
