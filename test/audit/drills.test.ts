@@ -12,7 +12,7 @@ import { type AuditSetup, auditSigner, openAuditStore } from '../../src/audit/op
 import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
 import { verifyLog } from '../../src/audit/verify.ts';
 import { silentLogger } from '../../src/observability/log.ts';
-import { NODE, probeUpstream, ROOT } from '../helpers.ts';
+import { NODE, probeUpstream, ROOT, runCli } from '../helpers.ts';
 import { auditFixture, dropPgTables, item, ORIGIN, PG_URL, type StoreKind } from './helpers.ts';
 
 const pgAdmin = new pg.Pool({ connectionString: PG_URL, max: 2 });
@@ -21,18 +21,7 @@ after(async () => {
   await dropPgTables();
 });
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(NODE, [join(ROOT, 'bin/portcullis.js'), ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const run = runCli;
 
 /** Builds a log of `n` entries with stored checkpoints and keeps its latest checkpoint in a file outside the database. */
 async function build(kind: StoreKind, n = 20, fixture = auditFixture(kind)) {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,10 +14,10 @@ import { auditFixture, dropPgTables, PG_URL, type StoreKind } from '../audit/hel
 import {
   httpClient,
   initializeBody,
-  NODE,
   post,
   probeUpstream,
   ROOT,
+  runCli,
   startTestGateway,
   textOf,
 } from '../helpers.ts';
@@ -29,18 +28,7 @@ after(async () => {
   await dropPgTables();
 });
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(NODE, [join(ROOT, 'bin/portcullis.js'), ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const cli = runCli;
 
 const records = async (f: ReturnType<typeof auditFixture>) => {
   const store = await openAuditStore(f.setup);
