@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -155,4 +155,19 @@ export function runCli(args: string[]): Promise<{ code: number; stdout: string; 
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
+}
+
+/**
+ * A folder of the team's shared test corpora (data written by others): beside
+ * the repository as `../shared/corpora`, or wherever PORTCULLIS_CORPORA points.
+ */
+export function corpus(name: string): string {
+  const root = process.env.PORTCULLIS_CORPORA ?? join(ROOT, '..', 'shared', 'corpora');
+  const dir = join(root, name);
+  if (!existsSync(dir)) {
+    throw new Error(
+      `test corpus ${dir} not found: put shared/ beside the repository or set PORTCULLIS_CORPORA`,
+    );
+  }
+  return dir;
 }

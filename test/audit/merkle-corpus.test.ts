@@ -8,9 +8,9 @@ import {
   verifySubtreeConsistency,
   verifySubtreeInclusion,
 } from '../../src/audit/merkle.ts';
-import { ROOT } from '../helpers.ts';
+import { corpus } from '../helpers.ts';
 
-const CORPUS = join(ROOT, '../shared/corpora/merkle');
+const CORPUS = corpus('merkle');
 
 interface Vector {
   leafIdx?: number;

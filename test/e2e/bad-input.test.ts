@@ -4,9 +4,9 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RunningGateway } from '../../src/server.ts';
-import { initializeBody, post, probeUpstream, ROOT, startTestGateway } from '../helpers.ts';
+import { corpus, initializeBody, post, probeUpstream, startTestGateway } from '../helpers.ts';
 
-const CORPUS = join(ROOT, '..', 'shared', 'corpora', 'json-test-suite');
+const CORPUS = corpus('json-test-suite');
 const MODERN_META = {
   'io.modelcontextprotocol/protocolVersion': '2026-07-28',
   'io.modelcontextprotocol/clientCapabilities': {},

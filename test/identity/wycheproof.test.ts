@@ -6,7 +6,7 @@ import { ALGORITHMS } from '../../src/identity/algorithms.ts';
 import { AuthError } from '../../src/identity/errors.ts';
 import { importKeySet, KeySetError } from '../../src/identity/jwk.ts';
 import { verifyCompactJws } from '../../src/identity/jws.ts';
-import { ROOT } from '../helpers.ts';
+import { corpus } from '../helpers.ts';
 
 interface Vector {
   tcId: number;
@@ -21,8 +21,8 @@ interface Group {
   tests: Vector[];
 }
 
-const corpus = (name: string) =>
-  JSON.parse(readFileSync(join(ROOT, '..', 'shared', 'corpora', 'wycheproof', name), 'utf8')) as {
+const vectors = (name: string) =>
+  JSON.parse(readFileSync(join(corpus('wycheproof'), name), 'utf8')) as {
     testGroups: Group[];
   };
 
@@ -69,7 +69,7 @@ async function outcome(group: Group, vector: Vector): Promise<'accepted' | 'reje
 
 for (const file of ['json_web_signature_test.json', 'json_web_key_test.json']) {
   test(`every Wycheproof vector in ${file} gets its expected verdict, except the documented contradictions`, async () => {
-    const { testGroups } = corpus(file);
+    const { testGroups } = vectors(file);
     const wrong: string[] = [];
     let count = 0;
     for (const group of testGroups) {
@@ -87,7 +87,7 @@ for (const file of ['json_web_signature_test.json', 'json_web_key_test.json']) {
 }
 
 test('no invalid vector is ever accepted, apart from the two byte-identical to a valid one', async () => {
-  const { testGroups } = corpus('json_web_signature_test.json');
+  const { testGroups } = vectors('json_web_signature_test.json');
   const accepted: number[] = [];
   for (const group of testGroups)
     for (const v of group.tests)
