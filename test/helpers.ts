@@ -8,8 +8,12 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { validateConfig } from '../src/config/load.ts';
 import type { Config } from '../src/config/schema.ts';
+import { ANONYMOUS } from '../src/identity/principal.ts';
+import { resultResponse } from '../src/jsonrpc.ts';
 import { silentLogger } from '../src/observability/log.ts';
+import type { CallContext } from '../src/pipeline/context.ts';
 import { type RunningGateway, startGateway } from '../src/server.ts';
+import { newSession } from '../src/session.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const NODE = process.execPath;
@@ -170,4 +174,27 @@ export function corpus(name: string): string {
     );
   }
   return dir;
+}
+
+/**
+ * A call context for stage-level tests: a legacy `tools/call` from ANONYMOUS
+ * unless told otherwise; any field can be replaced.
+ */
+export function testCallContext(
+  overrides: Partial<CallContext> & { era?: 'legacy' | 'modern'; sessionKey?: string } = {},
+): CallContext {
+  const { era = 'legacy', sessionKey = 'k', ...fields } = overrides;
+  const principal = fields.principal ?? ANONYMOUS;
+  const protocolVersion = era === 'modern' ? '2026-07-28' : '2025-11-25';
+  return {
+    callId: 'c1',
+    startedAt: 0,
+    request: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: {} },
+    session: newSession({ id: 's', key: sessionKey, principal, era, protocolVersion }),
+    principal,
+    sink: { notify() {}, request: async (m) => resultResponse(m.id, {}) },
+    signal: new AbortController().signal,
+    timings: {},
+    ...fields,
+  };
 }

@@ -6,25 +6,19 @@ import { Denial } from '../../src/errors.ts';
 import { ANONYMOUS } from '../../src/identity/principal.ts';
 import { errorResponse, resultResponse } from '../../src/jsonrpc.ts';
 import type { CallContext } from '../../src/pipeline/context.ts';
-import { newSession } from '../../src/session.ts';
+import { testCallContext } from '../helpers.ts';
 
 function call(args: unknown): CallContext {
-  return {
+  return testCallContext({
     callId: 'call-1',
     startedAt: 1000,
+    sessionKey: 'corr-1',
     request: {
       jsonrpc: '2.0',
       id: 1,
       method: 'tools/call',
       params: { name: 'fs__write', arguments: args as never },
     },
-    session: newSession({
-      id: 's',
-      key: 'corr-1',
-      principal: ANONYMOUS,
-      era: 'legacy',
-      protocolVersion: '2025-11-25',
-    }),
     principal: { ...ANONYMOUS, id: 'alice', user: 'alice', reason: 'ticket 42' },
     route: {
       kind: 'upstream',
@@ -33,10 +27,7 @@ function call(args: unknown): CallContext {
       params: {},
       target: { exposed: 'fs__write', original: 'write' },
     },
-    sink: { notify() {}, request: async () => resultResponse(1, {}) },
-    signal: new AbortController().signal,
-    timings: {},
-  };
+  });
 }
 
 const opts = (clearArguments: string[] = []) => ({

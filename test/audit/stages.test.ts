@@ -3,36 +3,23 @@ import { describe, it } from 'node:test';
 import { openAudit } from '../../src/audit/open.ts';
 import { AuditService } from '../../src/audit/service.ts';
 import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
-import { ANONYMOUS } from '../../src/identity/principal.ts';
 import { resultResponse } from '../../src/jsonrpc.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import type { CallContext } from '../../src/pipeline/context.ts';
 import { auditDecisionStage } from '../../src/pipeline/stages/audit-decision.ts';
 import { auditOutcomeStage } from '../../src/pipeline/stages/audit-outcome.ts';
-import { newSession } from '../../src/session.ts';
+import { testCallContext } from '../helpers.ts';
 import { auditFixture } from './helpers.ts';
 
-const call = (args: unknown): CallContext => ({
-  callId: 'c1',
-  startedAt: 0,
-  request: {
-    jsonrpc: '2.0',
-    id: 1,
-    method: 'tools/call',
-    params: { name: 'probe__echo', arguments: args as never },
-  },
-  session: newSession({
-    id: 's',
-    key: 'k',
-    principal: ANONYMOUS,
-    era: 'legacy',
-    protocolVersion: '2025-11-25',
-  }),
-  principal: ANONYMOUS,
-  sink: { notify() {}, request: async () => resultResponse(1, {}) },
-  signal: new AbortController().signal,
-  timings: {},
-});
+const call = (args: unknown): CallContext =>
+  testCallContext({
+    request: {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'probe__echo', arguments: args as never },
+    },
+  });
 
 async function leaves(path: string) {
   const store = new SqliteAuditStore(path);

@@ -11,10 +11,9 @@ import { silentLogger } from '../../src/observability/log.ts';
 import type { CallContext } from '../../src/pipeline/context.ts';
 import { createPipeline } from '../../src/pipeline/runner.ts';
 import { identifyStage } from '../../src/pipeline/stages/identify.ts';
-import { newSession } from '../../src/session.ts';
 import type { RevocationStore } from '../../src/state/revocations.ts';
 import { SqliteRevocationStore } from '../../src/state/sqlite.ts';
-import { probeUpstream } from '../helpers.ts';
+import { probeUpstream, testCallContext } from '../helpers.ts';
 
 const T0 = 1_800_000_000;
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-identify-'));
@@ -54,17 +53,7 @@ async function world(store: RevocationStore = new SqliteRevocationStore(join(dir
 }
 
 function call(principal: Principal, method: string, params: Record<string, unknown> = {}): CallContext {
-  const session = newSession({ id: 's', key: 'k', principal, era: 'modern', protocolVersion: '2026-07-28' });
-  return {
-    callId: 'c',
-    startedAt: 0,
-    request: { jsonrpc: '2.0', id: 1, method, params },
-    session,
-    sink: { notify() {}, request: async () => ({ jsonrpc: '2.0', id: 1, result: {} }) },
-    signal: new AbortController().signal,
-    principal,
-    timings: {},
-  } as unknown as CallContext;
+  return testCallContext({ era: 'modern', principal, request: { jsonrpc: '2.0', id: 1, method, params } });
 }
 
 /** identify, a hold (where policy or approval would wait), identify again, then forward. */

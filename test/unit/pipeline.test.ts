@@ -1,30 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Denial, JSONRPC } from '../../src/errors.ts';
-import { ANONYMOUS } from '../../src/identity/principal.ts';
 import { resultResponse } from '../../src/jsonrpc.ts';
 import type { CallContext } from '../../src/pipeline/context.ts';
 import { createPipeline, type Stage } from '../../src/pipeline/runner.ts';
-import { newSession } from '../../src/session.ts';
+import { testCallContext } from '../helpers.ts';
 
-function context(): CallContext {
-  return {
-    callId: 'c1',
-    startedAt: 0,
-    request: { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'x' } },
-    session: newSession({
-      id: 's',
-      key: 'k',
-      principal: ANONYMOUS,
-      era: 'legacy',
-      protocolVersion: '2025-11-25',
-    }),
-    principal: ANONYMOUS,
-    sink: { notify() {}, request: async () => resultResponse(1, {}) },
-    signal: new AbortController().signal,
-    timings: {},
-  };
-}
+const context = (): CallContext =>
+  testCallContext({ request: { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'x' } } });
 
 const log = { error() {} };
 const recorder = (seen: string[], name: string, effect?: (ctx: CallContext) => void): Stage => ({
