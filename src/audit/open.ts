@@ -11,7 +11,6 @@ import { generateSignerKey, parseSignerKey, type Signer } from './note.ts';
 import type { AuditStore } from './store.ts';
 import { PgAuditStore } from './store-pg.ts';
 import { SqliteAuditStore } from './store-sqlite.ts';
-import { ThreadedAuditStore } from './store-thread.ts';
 import { parseWitnessKey } from './witness.ts';
 
 export const DEFAULT_ORIGIN = 'portcullis.local/audit';
@@ -103,9 +102,7 @@ export async function openAuditStore(
       ]);
     return PgAuditStore.open(resolveValue(c.url, setup.baseDir), c.table);
   }
-  // Readers stay on the calling thread; the writer commits on its own thread so fsyncs never block calls.
-  if (opts.readOnly) return new SqliteAuditStore(sqlitePath(setup), opts);
-  return ThreadedAuditStore.open(sqlitePath(setup));
+  return new SqliteAuditStore(sqlitePath(setup), opts);
 }
 
 export interface OpenAudit {
