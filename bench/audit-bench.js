@@ -2,8 +2,9 @@
 /**
  * Audit log micro-benchmark (issue 6): appends per second and the latency the
  * audit adds to one call (its decision record before forwarding plus its outcome
- * record after), for SQLite (WAL, synchronous=FULL) and PostgreSQL, with and
- * without group commit. Every append is durable before it is acknowledged.
+ * record after), for SQLite (WAL, synchronous=FULL) and PostgreSQL, with and without group
+ * commit. Every append is durable before it is acknowledged. First it measures
+ * this disk's fdatasync: the floor under any durable append.
  *
  *   node bench/audit-bench.js            AUDIT_BENCH_SECONDS=3 node bench/audit-bench.js
  */
@@ -41,7 +42,8 @@ const item = (n) => ({
 });
 
 async function openStore(kind) {
-  if (kind === 'sqlite') return new SqliteAuditStore(path.join(dir, `${randomBytes(4).toString('hex')}.db`));
+  const file = () => path.join(dir, `${randomBytes(4).toString('hex')}.db`);
+  if (kind === 'sqlite') return new SqliteAuditStore(file());
   const table = `audit_bench_${process.pid}_${randomBytes(3).toString('hex')}`;
   tables.push(table);
   return PgAuditStore.open(PG_URL, table);
@@ -86,8 +88,29 @@ async function run(log, callers) {
 
 const fmt = (x) => x.toFixed(2);
 
+/** fdatasync of a small write to a file in the bench dir: what one durable commit cannot beat. */
+function fsyncFloor(n = 300) {
+  const fd = fs.openSync(path.join(dir, 'fsync-probe'), 'w');
+  const buf = Buffer.alloc(600, 'x');
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    fs.writeSync(fd, buf);
+    fs.fdatasyncSync(fd);
+    times.push((performance.now() - s) * 1000);
+  }
+  fs.closeSync(fd);
+  times.sort((a, b) => a - b);
+  return { p50: Math.round(pct(times, 50)), p99: Math.round(pct(times, 99)) };
+}
+
+const floor = fsyncFloor();
+console.log(
+  `disk: write + fdatasync of 600 bytes p50 ${floor.p50} µs, p99 ${floor.p99} µs (the floor of one durable append)`,
+);
+console.log(JSON.stringify({ bench: 'audit-fsync', us: floor }));
 console.log(`audit log: ${SECONDS}s per figure; each call = decision + outcome append, both durable`);
-console.log('store       group-commit  callers  appends/s  added ms/call p50   p99');
+console.log('store          group-commit  callers  appends/s  added ms/call p50   p99');
 for (const kind of ['sqlite', 'postgres']) {
   for (const groupCommit of [true, false]) {
     for (const callers of [1, CONCURRENCY]) {
@@ -95,14 +118,14 @@ for (const kind of ['sqlite', 'postgres']) {
       try {
         store = await openStore(kind);
       } catch (err) {
-        console.log(`${kind.padEnd(11)} unavailable: ${err.message}`);
+        console.log(`${kind.padEnd(14)} unavailable: ${err.message}`);
         break;
       }
       const log = logOf(store, groupCommit);
       const r = await run(log, callers);
       await log.close();
       console.log(
-        `${kind.padEnd(11)} ${String(groupCommit).padEnd(13)} ${String(callers).padStart(7)}  ${String(r.appendsPerSec).padStart(9)}  ${fmt(r.callLatencyMs.p50).padStart(17)}  ${fmt(r.callLatencyMs.p99).padStart(5)}`,
+        `${kind.padEnd(14)} ${String(groupCommit).padEnd(13)} ${String(callers).padStart(7)}  ${String(r.appendsPerSec).padStart(9)}  ${fmt(r.callLatencyMs.p50).padStart(17)}  ${fmt(r.callLatencyMs.p99).padStart(5)}`,
       );
       console.log(JSON.stringify({ bench: 'audit', store: kind, groupCommit, callers, ...r }));
     }

@@ -1,11 +1,22 @@
 import { createHash } from 'node:crypto';
 import type { Decision } from '../pipeline/context.ts';
 import type { Catalog } from './catalog.ts';
+import type { EntityJson } from './cedar.ts';
 import { type AuthorizationAnswer, cedar, type DetailedError } from './cedar.ts';
 import { ACTION, generateSchema } from './cedar-schema.ts';
 import { PolicyError } from './errors.ts';
 import type { LoadedPolicy, PolicySource } from './policy-set.ts';
+import { type ContextReads, mergeNames, mergeReads, pruneContext } from './reads.ts';
 import type { CedarRequest } from './request.ts';
+import {
+  EntityGraph,
+  entityKey,
+  entityRef,
+  mayMatch,
+  namedEntities,
+  type ScopeView,
+  scopeView,
+} from './scope.ts';
 
 export type EngineErrorKind = 'engine' | 'invalid';
 
@@ -23,24 +34,58 @@ const UNKNOWN_CONTEXT = {
   risk: UNKNOWN('risk'),
 };
 
+/** A pre-parsed subset of the policies, and what of a request they can read. */
+interface Slice {
+  readonly id: string;
+  readonly policies: readonly LoadedPolicy[];
+  readonly readsTags: boolean;
+  readonly contextReads: ContextReads;
+  readonly attributes: ReadonlySet<string> | true;
+  readonly memberships: ReadonlySet<string> | true;
+}
+
 /**
- * One policy set, pre-parsed once and sliced per action: a call evaluates only
- * the policies whose action scope can match it. Re-validated against the
- * schema generated from the catalog whenever the catalog changes; while it does
- * not validate, every decision is a deny.
+ * Request-scoped slices kept at most (each may hold a set pre-parsed in wasm
+ * memory, which is never freed); past it a request uses its action's slice.
+ */
+export const MAX_REQUEST_SLICES = 1024;
+
+/**
+ * One policy set, pre-parsed once and sliced per request: a call evaluates
+ * only the policies whose action, principal and resource scopes can match it,
+ * and Cedar is sent only what those can read. Re-validated against the schema
+ * generated from the catalog whenever the catalog changes; while it does not
+ * validate, every decision is a deny.
  */
 export class PolicyEngine {
   readonly source: PolicySource;
   private readonly catalog: Catalog;
   private readonly byId: Map<string, LoadedPolicy>;
-  private readonly slices = new Map<string, { id: string; policies: LoadedPolicy[] } | null>();
+  /** Every entity a principal or resource scope names: what a request's scope views are projected on. */
+  private readonly named: ReadonlySet<string>;
+  private readonly actionSlices = new Map<string, Slice | null>();
+  private readonly requestSlices = new Map<string, Slice | null>();
+  /** By pre-parsed set id (the hash of its policy ids): a set is parsed into wasm once. */
+  private readonly parsed = new Map<string, Slice>();
+  private readonly maxRequestSlices: number;
   private validatedAt = -1;
   private problems: readonly string[] = [];
 
-  constructor(source: PolicySource, catalog: Catalog) {
+  constructor(source: PolicySource, catalog: Catalog, opts: { maxRequestSlices?: number } = {}) {
     this.source = source;
     this.catalog = catalog;
+    this.maxRequestSlices = opts.maxRequestSlices ?? MAX_REQUEST_SLICES;
     this.byId = new Map(source.policies.map((p) => [p.id, p]));
+    this.named = new Set(
+      source.policies.flatMap((p) =>
+        [...namedEntities(p.principal), ...namedEntities(p.resource)].map(entityKey),
+      ),
+    );
+  }
+
+  /** How many request-scoped slices are cached (bounded by `maxRequestSlices`). */
+  get cachedSlices(): number {
+    return this.requestSlices.size;
   }
 
   /** Validation errors against the current catalog (strict mode); empty when the set is usable. */
@@ -58,18 +103,12 @@ export class PolicyEngine {
   decide(req: CedarRequest): EngineDecision {
     const problems = this.validate();
     if (problems.length > 0) return this.deny([], problems, 'invalid');
-    const slice = this.slice(req.action.id);
-    if (!slice) return this.deny([], []);
+    const graph = EntityGraph.of(req.entities);
     let answer: AuthorizationAnswer;
     try {
-      answer = cedar.statefulIsAuthorized({
-        principal: req.principal,
-        action: req.action,
-        resource: req.resource,
-        context: req.context as never,
-        entities: req.entities,
-        preparsedPolicySetId: slice.id,
-      });
+      const slice = this.slice(req, graph);
+      if (!slice) return this.deny([], []);
+      answer = cedar.statefulIsAuthorized(cedarCall(slice, req, graph));
     } catch (err) {
       return this.deny([], [String(err)], 'engine');
     }
@@ -91,6 +130,13 @@ export class PolicyEngine {
     };
   }
 
+  /** What Cedar is sent to decide this request: the slice and the request trimmed to it (null: no policy applies). */
+  cedarCallFor(req: CedarRequest): ReturnType<typeof cedarCall> | null {
+    const graph = EntityGraph.of(req.entities);
+    const slice = this.slice(req, graph);
+    return slice && cedarCall(slice, req, graph);
+  }
+
   /**
    * Whether the caller could use the target with some arguments, reason and
    * approval. Policies that do not read those are decided as usual (cheap);
@@ -99,12 +145,19 @@ export class PolicyEngine {
    */
   mayUse(req: CedarRequest): boolean {
     if (this.validate().length > 0) return false;
-    const slice = this.slice(req.action.id);
+    const graph = EntityGraph.of(req.entities);
+    let slice: Slice | null;
+    let known: Slice | null;
+    try {
+      slice = this.slice(req, graph);
+      known = this.slice(req, graph, 'known');
+    } catch {
+      return false;
+    }
     if (!slice) return false;
     let permitted = false;
-    const known = this.slice(req.action.id, 'known');
     if (known) {
-      const answer = this.run(known.id, req);
+      const answer = this.run(known, req, graph);
       if (!answer || answer.response.diagnostics.errors.length > 0) return false;
       // A deny that names policies names satisfied forbids.
       if (answer.response.decision === 'deny' && answer.response.diagnostics.reason.length > 0) return false;
@@ -132,18 +185,12 @@ export class PolicyEngine {
   }
 
   private run(
-    sliceId: string,
+    slice: Slice,
     req: CedarRequest,
+    graph: EntityGraph | undefined,
   ): Extract<AuthorizationAnswer, { type: 'success' }> | undefined {
     try {
-      const answer = cedar.statefulIsAuthorized({
-        principal: req.principal,
-        action: req.action,
-        resource: req.resource,
-        context: req.context as never,
-        entities: req.entities,
-        preparsedPolicySetId: sliceId,
-      });
+      const answer = cedar.statefulIsAuthorized(cedarCall(slice, req, graph));
       return answer.type === 'success' ? answer : undefined;
     } catch {
       return undefined;
@@ -165,32 +212,115 @@ export class PolicyEngine {
     };
   }
 
-  /** The pre-parsed subset of policies that can apply to one action; null when none can. */
-  private slice(actionId: string, only?: 'known'): { id: string; policies: LoadedPolicy[] } | null {
-    const cacheKey = only ? `${only}\0${actionId}` : actionId;
-    const cached = this.slices.get(cacheKey);
+  /**
+   * The pre-parsed subset of policies whose scopes can match this request;
+   * null when none can. `known`: only those that read nothing a list request
+   * cannot know.
+   */
+  private slice(req: CedarRequest, graph: EntityGraph | undefined, only?: 'known'): Slice | null {
+    const byAction = this.actionSlice(req.action.id, only);
+    if (!byAction || !graph) return byAction;
+    const views = requestViews(req, graph, this.named);
+    const key = JSON.stringify([only ?? '', req.action.id, views.principal, views.resource]);
+    const cached = this.requestSlices.get(key);
     if (cached !== undefined) return cached;
-    const scope = actionId.startsWith(`${ACTION.toolsCall}:`) ? [actionId, ACTION.toolsCall] : [actionId];
-    const policies = this.source.policies.filter(
-      (p) =>
-        (p.actions.all || p.actions.ids.some((id) => scope.includes(id))) &&
-        (only !== 'known' || !p.readsCallContext),
+    if (this.requestSlices.size >= this.maxRequestSlices) return byAction;
+    const slice = this.preparsed(
+      byAction.policies.filter(
+        (p) => mayMatch(p.principal, views.principal) && mayMatch(p.resource, views.resource),
+      ),
     );
-    let slice: { id: string; policies: LoadedPolicy[] } | null = null;
-    if (policies.length > 0) {
-      const key = createHash('sha256')
-        .update(`${this.source.hash}\0${policies.map((p) => p.id).join('\0')}`)
-        .digest('base64url');
-      const parsed = cedar.preparsePolicySet(key, {
-        staticPolicies: Object.fromEntries(policies.map((p) => [p.id, p.text])),
-      });
-      if (parsed.type === 'failure')
-        throw new PolicyError('ERR_POLICY_ENGINE', 'pre-parse failed', parsed.errors.map(message));
-      slice = { id: key, policies };
-    }
-    this.slices.set(cacheKey, slice);
+    this.requestSlices.set(key, slice);
     return slice;
   }
+
+  /** The policies whose action scope can match one action, whoever calls what. */
+  private actionSlice(actionId: string, only?: 'known'): Slice | null {
+    const cacheKey = only ? `${only}\0${actionId}` : actionId;
+    const cached = this.actionSlices.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const scope = actionId.startsWith(`${ACTION.toolsCall}:`) ? [actionId, ACTION.toolsCall] : [actionId];
+    const slice = this.preparsed(
+      this.source.policies.filter(
+        (p) =>
+          (p.actions.all || p.actions.ids.some((id) => scope.includes(id))) &&
+          (only !== 'known' || !p.readsCallContext),
+      ),
+    );
+    this.actionSlices.set(cacheKey, slice);
+    return slice;
+  }
+
+  private preparsed(policies: readonly LoadedPolicy[]): Slice | null {
+    if (policies.length === 0) return null;
+    const id = createHash('sha256')
+      .update(`${this.source.hash}\0${policies.map((p) => p.id).join('\0')}`)
+      .digest('base64url');
+    const known = this.parsed.get(id);
+    if (known) return known;
+    const parsed = cedar.preparsePolicySet(id, {
+      staticPolicies: Object.fromEntries(policies.map((p) => [p.id, p.text])),
+    });
+    if (parsed.type === 'failure')
+      throw new PolicyError('ERR_POLICY_ENGINE', 'pre-parse failed', parsed.errors.map(message));
+    const slice: Slice = {
+      id,
+      policies,
+      readsTags: policies.some((p) => p.readsTags),
+      contextReads: mergeReads(policies.map((p) => p.contextReads)),
+      attributes: mergeNames(policies.map((p) => p.attributes)),
+      memberships: mergeNames(policies.map((p) => p.memberships)),
+    };
+    this.parsed.set(id, slice);
+    return slice;
+  }
+}
+
+/** The principal's and the resource's scope views, from their ancestors among the request's entities. */
+function requestViews(
+  req: CedarRequest,
+  graph: EntityGraph,
+  named: ReadonlySet<string>,
+): { principal: ScopeView; resource: ScopeView } {
+  return {
+    principal: scopeView(req.principal, graph.ancestors(req.principal), named),
+    resource: scopeView(req.resource, graph.ancestors(req.resource), named),
+  };
+}
+
+/**
+ * The authorization call for one slice, with only what its policies can read:
+ * the context along their read paths, the entity attributes they name, tags
+ * only if one of them reads tags, and parents only if one of them can test
+ * membership in them. Uids are always sent.
+ */
+function cedarCall(slice: Slice, req: CedarRequest, graph: EntityGraph | undefined) {
+  // Parents are trimmed only where each entity's parents are all its ancestors.
+  const memberships = graph?.flat ? slice.memberships : true;
+  return {
+    principal: req.principal,
+    action: req.action,
+    resource: req.resource,
+    context: pruneContext(req.context, slice.contextReads) as never,
+    entities: req.entities.map((e) => readableOf(e, slice, memberships)),
+    preparsedPolicySetId: slice.id,
+  };
+}
+
+function readableOf(e: EntityJson, slice: Slice, memberships: ReadonlySet<string> | true): EntityJson {
+  const attrs = slice.attributes === true ? e.attrs : pick(e.attrs, slice.attributes);
+  const parents = memberships === true ? e.parents : e.parents.filter((p) => memberships.has(keyOf(p)));
+  if (slice.readsTags && e.tags !== undefined) return { uid: e.uid, attrs, parents, tags: e.tags };
+  return { uid: e.uid, attrs, parents };
+}
+
+/** Only for parents of a graph that understood every entity (without one, `memberships` is `true`). */
+const keyOf = (uid: EntityJson['uid']): string => entityKey(entityRef(uid)!);
+
+function pick<T>(record: Record<string, T>, names: ReadonlySet<string>): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const name of Object.keys(record)) if (names.has(name)) out[name] = record[name]!;
+  return out;
 }
 
 /** Strict validation; a policy naming a tool no upstream lists (yet) is not an error, only dead. */

@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { cedar, type DetailedError } from './cedar.ts';
 import { PolicyError } from './errors.ts';
+import { attributesNamedIn, type ContextReads, contextReadsOf } from './reads.ts';
+import { membershipTargetsOf, type ScopeConstraint, scopeConstraint } from './scope.ts';
 
 /** Which actions a policy's scope can match: every action, or these ids (and their members). */
 export type ActionScope = { all: true } | { all: false; ids: readonly string[] };
@@ -12,12 +14,23 @@ export interface LoadedPolicy {
   readonly text: string;
   readonly effect: 'permit' | 'forbid';
   readonly actions: ActionScope;
+  /** The principal scope; slicing leaves the policy out only when this provably cannot match. */
+  readonly principal: ScopeConstraint;
+  readonly resource: ScopeConstraint;
   /** `@obligation("approval, mask")`: conditions an allow determined by this policy carries. */
   readonly obligations: readonly string[];
   /** `file:line` where it starts. */
   readonly source: string;
   /** Reads context that discovery cannot know (arguments, reason, approval): needs partial evaluation there. */
   readonly readsCallContext: boolean;
+  /** Mentions `getTag`/`hasTag` anywhere in its text (conservative): needs the principal's tags. */
+  readonly readsTags: boolean;
+  /** The context attributes its conditions read; the others need not be sent. */
+  readonly contextReads: ContextReads;
+  /** Every attribute name its conditions access (`true`: not understood, so all); entity attributes beyond these need not be sent. */
+  readonly attributes: ReadonlySet<string> | true;
+  /** The entities it can test membership in (`true`: any); other parents need not be sent. */
+  readonly memberships: ReadonlySet<string> | true;
 }
 
 export interface PolicySource {
@@ -72,7 +85,7 @@ export function parsePolicyTexts(files: readonly { file: string; text: string }[
 function describePolicy(text: string, fallbackId: string, source: string): LoadedPolicy | string {
   const json = cedar.policyToJson(text);
   if (json.type === 'failure') return `${source}: ${json.errors.map((e) => e.message).join('; ')}`;
-  const { effect, action, annotations = {} } = json.json;
+  const { effect, action, principal, resource, conditions, annotations = {} } = json.json;
   const obligations = (annotations.obligation ?? '')
     .split(',')
     .map((s) => s.trim())
@@ -82,9 +95,24 @@ function describePolicy(text: string, fallbackId: string, source: string): Loade
   else if ('entity' in action) actions = { all: false, ids: [uidId(action.entity)] };
   else if ('entities' in action) actions = { all: false, ids: action.entities.map(uidId) };
   else return `${source}: unsupported action scope`;
-  const readsCallContext = CALL_CONTEXT.test(text);
-  return { id: annotations.id ?? fallbackId, text, effect, actions, obligations, source, readsCallContext };
+  return {
+    id: annotations.id ?? fallbackId,
+    text,
+    effect,
+    actions,
+    principal: scopeConstraint(principal),
+    resource: scopeConstraint(resource),
+    obligations,
+    source,
+    readsCallContext: CALL_CONTEXT.test(text),
+    readsTags: TAGS.test(text),
+    contextReads: contextReadsOf(conditions),
+    attributes: attributesNamedIn(conditions),
+    memberships: membershipTargetsOf(json.json),
+  };
 }
+
+const TAGS = /\b(?:getTag|hasTag)\b/;
 
 /** Any `context` use but the attributes a list request knows as well as a call does (conservative). */
 const CALL_CONTEXT = /\bcontext\b(?!\s*\.\s*(?:method|time|network|session)\b)/;

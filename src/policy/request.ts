@@ -77,7 +77,24 @@ export function toCedar(f: CallFacts): CedarRequest {
   };
 }
 
+/**
+ * Per Principal object: the identity stage hands out the same frozen Principal
+ * for every call made with a cached token, and nothing in it can change.
+ */
+const principalEntities = new WeakMap<Principal, EntityJson>();
+
+/** The caller as a Cedar entity, built once per frozen Principal (and frozen itself). */
 export function principalEntity(p: Principal): EntityJson {
+  if (!Object.isFrozen(p) || !Object.isFrozen(p.claims)) return buildPrincipalEntity(p);
+  let entity = principalEntities.get(p);
+  if (!entity) {
+    entity = deepFreeze(buildPrincipalEntity(p));
+    principalEntities.set(p, entity);
+  }
+  return entity;
+}
+
+function buildPrincipalEntity(p: Principal): EntityJson {
   const parents: { type: string; id: string }[] = [];
   if (p.workload) parents.push({ type: 'Workload', id: p.workload });
   if (p.user) parents.push({ type: 'User', id: p.user });
@@ -113,20 +130,41 @@ function claimTags(claims: Readonly<Record<string, unknown>>): Record<string, st
   return tags;
 }
 
+/** Per ToolDef object: the catalog replaces a tool's definition when it changes, never edits it. */
+const toolEntities = new WeakMap<ToolDef, EntityJson>();
+
+function toolEntity(tool: ToolDef): EntityJson {
+  let entity = toolEntities.get(tool);
+  if (!entity) {
+    entity = deepFreeze({
+      uid: { type: 'Tool', id: tool.name },
+      attrs: {
+        server: tool.upstream,
+        tier: tool.tier,
+        egress: tool.egress,
+        annotations: { ...tool.annotations },
+      },
+      parents: [{ type: 'Server', id: tool.upstream }],
+    });
+    toolEntities.set(tool, entity);
+  }
+  return entity;
+}
+
+/** Shared entities are frozen: a consumer that tried to edit one would throw, not leak into other calls. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
 function resourceEntity(t: Target): EntityJson {
   const server = (id: string) => [{ type: 'Server', id }];
   switch (t.kind) {
     case 'tool':
-      return {
-        uid: { type: 'Tool', id: t.tool.name },
-        attrs: {
-          server: t.tool.upstream,
-          tier: t.tool.tier,
-          egress: t.tool.egress,
-          annotations: { ...t.tool.annotations },
-        },
-        parents: server(t.tool.upstream),
-      };
+      return toolEntity(t.tool);
     case 'resource':
       return {
         uid: { type: 'Resource', id: t.uri },
@@ -162,7 +200,8 @@ function contextOf(f: CallFacts): Record<string, unknown> {
     },
     session: {
       callsLastMinute: f.session.callsLastMinute,
-      toolsUsed: [...f.session.toolsUsed],
+      // Shared, not copied: session facts hand out a list nobody edits, and it can hold a thousand tools.
+      toolsUsed: f.session.toolsUsed,
       sensitiveRead: f.session.sensitiveRead,
     },
     approval: { ...f.approval },

@@ -13,16 +13,58 @@ export interface SessionFacts {
 
 const MAX_TOOLS_PER_SESSION = 1000;
 const SESSION_IDLE_MS = 6 * 60 * 60_000;
+/** Slots a rate window is counted in: its precision is one slot (a second of a minute). */
+const SLOTS = 60;
 
 interface SessionState {
   tools: Set<string>;
+  /** `tools` as handed out, until the set changes (snapshots share it; nobody mutates it). */
+  toolList: readonly string[] | undefined;
   sensitiveRead: boolean;
   lastSeen: number;
 }
 
+/**
+ * Calls in the last window, counted per slot in a ring: constant memory and
+ * constant work per call, whatever the rate. A slot counts while any part of
+ * it is inside the window, so a call is counted for the whole window and at
+ * most one slot longer: a rate rule can only be stricter than exact, never laxer.
+ */
+class WindowCounter {
+  /** One more entry than the window has slots: the partly expired oldest slot. */
+  private readonly counts = new Uint32Array(SLOTS + 1);
+  /** The slot number each ring entry counts for (-1: none yet). */
+  private readonly slotOf = new Float64Array(SLOTS + 1).fill(-1);
+  private readonly windowMs: number;
+  private readonly slotMs: number;
+
+  constructor(windowMs: number) {
+    this.windowMs = windowMs;
+    this.slotMs = windowMs / SLOTS;
+  }
+
+  add(now: number): void {
+    const slot = Math.floor(now / this.slotMs);
+    const i = slot % this.counts.length;
+    if (this.slotOf[i] !== slot) {
+      this.slotOf[i] = slot;
+      this.counts[i] = 0;
+    }
+    this.counts[i]!++;
+  }
+
+  /** Calls in the window ending at `now` (and in the slot it started in). */
+  total(now: number): number {
+    const firstSlot = Math.floor((now - this.windowMs) / this.slotMs);
+    let sum = 0;
+    for (let i = 0; i < this.counts.length; i++) if (this.slotOf[i]! >= firstSlot) sum += this.counts[i]!;
+    return sum;
+  }
+}
+
 export class MemorySessionFacts implements SessionFacts {
   private readonly windowMs: number;
-  private readonly calls = new Map<string, number[]>();
+  private readonly calls = new Map<string, WindowCounter>();
   private readonly sessions = new Map<string, SessionState>();
   private sweptAt = 0;
 
@@ -33,39 +75,45 @@ export class MemorySessionFacts implements SessionFacts {
   snapshot(sessionKey: string, principalId: string, tool: string, now: number): SessionSnapshot {
     const s = this.sessions.get(sessionKey);
     return {
-      callsLastMinute: this.recent(rateKey(principalId, tool), now).length,
-      toolsUsed: s ? [...s.tools] : [],
+      callsLastMinute: this.calls.get(rateKey(principalId, tool))?.total(now) ?? 0,
+      toolsUsed: s ? toolList(s) : [],
       sensitiveRead: s?.sensitiveRead ?? false,
     };
   }
 
   record(sessionKey: string, principalId: string, tool: string, now: number, sensitive: boolean): void {
     const key = rateKey(principalId, tool);
-    const recent = this.recent(key, now);
-    recent.push(now);
-    this.calls.set(key, recent);
+    let counter = this.calls.get(key);
+    if (!counter) {
+      counter = new WindowCounter(this.windowMs);
+      this.calls.set(key, counter);
+    }
+    counter.add(now);
     let s = this.sessions.get(sessionKey);
     if (!s) {
-      s = { tools: new Set(), sensitiveRead: false, lastSeen: now };
+      s = { tools: new Set(), toolList: undefined, sensitiveRead: false, lastSeen: now };
       this.sessions.set(sessionKey, s);
     }
-    if (s.tools.size < MAX_TOOLS_PER_SESSION) s.tools.add(tool);
+    if (s.tools.size < MAX_TOOLS_PER_SESSION && !s.tools.has(tool)) {
+      s.tools.add(tool);
+      s.toolList = undefined;
+    }
     s.sensitiveRead ||= sensitive;
     s.lastSeen = now;
     this.sweep(now);
   }
 
-  private recent(key: string, now: number): number[] {
-    return (this.calls.get(key) ?? []).filter((t) => t > now - this.windowMs);
-  }
-
   private sweep(now: number): void {
     if (now - this.sweptAt < this.windowMs) return;
     this.sweptAt = now;
-    for (const [key, times] of this.calls)
-      if (!times.some((t) => t > now - this.windowMs)) this.calls.delete(key);
+    for (const [key, counter] of this.calls) if (counter.total(now) === 0) this.calls.delete(key);
     for (const [key, s] of this.sessions) if (now - s.lastSeen > SESSION_IDLE_MS) this.sessions.delete(key);
   }
+}
+
+function toolList(s: SessionState): readonly string[] {
+  s.toolList ??= Object.freeze([...s.tools]);
+  return s.toolList;
 }
 
 const rateKey = (principalId: string, tool: string): string => `${principalId}\0${tool}`;
