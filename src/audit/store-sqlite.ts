@@ -39,6 +39,8 @@ CREATE TRIGGER IF NOT EXISTS audit_head_no_shrink BEFORE UPDATE ON audit_head WH
 /** The embedded store: one SQLite file in WAL mode, fully synchronous commits. */
 export class SqliteAuditStore implements AuditStore {
   readonly db: DatabaseSync;
+  /** The append path's statements, prepared once: preparing costs more than running them. */
+  private appendStatements: ReturnType<typeof prepareAppend> | undefined;
 
   constructor(path: string, opts: { readOnly?: boolean } = {}) {
     if (!opts.readOnly) mkdirSync(dirname(path), { recursive: true });
@@ -54,19 +56,14 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async append(items: readonly AppendItem[]): Promise<TreeHead & { first: number }> {
+    this.appendStatements ??= prepareAppend(this.db);
+    const { begin, readHead, insert, blob, moveHead, commit } = this.appendStatements;
     // BEGIN IMMEDIATE takes the write lock before the head is read: one writer across processes.
-    this.db.exec('BEGIN IMMEDIATE');
+    begin.run();
     try {
-      const head = this.db.prepare('SELECT size, range FROM audit_head WHERE id = 1').get() as {
-        size: number;
-        range: string;
-      };
+      const head = readHead.get() as { size: number; range: string };
       const range = decodeRange(head.size, head.range);
       const { next, roots } = extend(range, items);
-      const insert = this.db.prepare(
-        'INSERT INTO audit_entries (idx, leaf, kind, call_id, principal, tool, decision, session, time, root_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      );
-      const blob = this.db.prepare('INSERT OR IGNORE INTO audit_blobs (hash, data) VALUES (?, ?)');
       items.forEach((item, i) => {
         for (const b of item.blobs) blob.run(b.hash, b.data);
         const m = item.meta;
@@ -84,11 +81,9 @@ export class SqliteAuditStore implements AuditStore {
         );
       });
       const root = next.root();
-      const moved = this.db
-        .prepare('UPDATE audit_head SET size = ?, range = ?, root = ? WHERE id = 1 AND size = ?')
-        .run(next.size, encodeRange(next), root, head.size);
+      const moved = moveHead.run(next.size, encodeRange(next), root, head.size);
       if (moved.changes !== 1) throw new Error('tree head moved under the writer lock');
-      this.db.exec('COMMIT');
+      commit.run();
       return { first: head.size, size: next.size, root };
     } catch (err) {
       if (this.db.isTransaction) this.db.exec('ROLLBACK');
@@ -172,4 +167,17 @@ export class SqliteAuditStore implements AuditStore {
   async close(): Promise<void> {
     if (this.db.isOpen) this.db.close();
   }
+}
+
+function prepareAppend(db: DatabaseSync) {
+  return {
+    begin: db.prepare('BEGIN IMMEDIATE'),
+    commit: db.prepare('COMMIT'),
+    readHead: db.prepare('SELECT size, range FROM audit_head WHERE id = 1'),
+    insert: db.prepare(
+      'INSERT INTO audit_entries (idx, leaf, kind, call_id, principal, tool, decision, session, time, root_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    blob: db.prepare('INSERT OR IGNORE INTO audit_blobs (hash, data) VALUES (?, ?)'),
+    moveHead: db.prepare('UPDATE audit_head SET size = ?, range = ?, root = ? WHERE id = 1 AND size = ?'),
+  };
 }

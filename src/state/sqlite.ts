@@ -7,7 +7,8 @@ import { keysOf, type Revocation, type RevocationStore, type RevocationSubject }
 /** The embedded default: one SQLite file (WAL), shared by the CLI and a running gateway. */
 export class SqliteRevocationStore implements RevocationStore {
   private readonly db: DatabaseSync;
-  private readonly lookup: ReturnType<DatabaseSync['prepare']>;
+  /** One statement per number of keys a subject has (1–3): a check is one query, not one per key. */
+  private readonly lookups = new Map<number, ReturnType<DatabaseSync['prepare']>>();
 
   constructor(path: string) {
     try {
@@ -17,9 +18,6 @@ export class SqliteRevocationStore implements RevocationStore {
       this.db.exec(`CREATE TABLE IF NOT EXISTS revocations (
         kind TEXT NOT NULL, value TEXT NOT NULL, revoked_at INTEGER NOT NULL, reason TEXT,
         PRIMARY KEY (kind, value))`);
-      this.lookup = this.db.prepare(
-        'SELECT kind, value, revoked_at, reason FROM revocations WHERE kind = ? AND value = ?',
-      );
     } catch (err) {
       throw new PortcullisError('ERR_STATE_UNAVAILABLE', `cannot open state store ${path}`, { cause: err });
     }
@@ -32,11 +30,22 @@ export class SqliteRevocationStore implements RevocationStore {
   }
 
   async find(subject: RevocationSubject): Promise<Revocation | undefined> {
-    for (const k of keysOf(subject)) {
-      const row = this.lookup.get(k.kind, k.value) as Row | undefined;
-      if (row) return fromRow(row);
+    const keys = keysOf(subject);
+    if (keys.length === 0) return undefined;
+    const row = this.lookup(keys.length).get(...keys.flatMap((k) => [k.kind, k.value])) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  private lookup(keyCount: number): ReturnType<DatabaseSync['prepare']> {
+    let statement = this.lookups.get(keyCount);
+    if (!statement) {
+      const where = Array.from({ length: keyCount }, () => '(kind = ? AND value = ?)').join(' OR ');
+      statement = this.db.prepare(
+        `SELECT kind, value, revoked_at, reason FROM revocations WHERE ${where} ORDER BY revoked_at LIMIT 1`,
+      );
+      this.lookups.set(keyCount, statement);
     }
-    return undefined;
+    return statement;
   }
 
   async list(): Promise<Revocation[]> {
