@@ -86,7 +86,7 @@ export class Gateway {
     request: JsonRpcRequest,
     session: DownstreamSession,
     sink: RelatedSink,
-    forwardHeaders?: Record<string, string>,
+    opts: { forwardHeaders?: Record<string, string>; identityChecked?: boolean } = {},
   ): Promise<JsonRpcResponse> {
     const abort = new AbortController();
     session.inflight.set(request.id, abort);
@@ -99,7 +99,8 @@ export class Gateway {
       sink,
       signal: abort.signal,
       timings: {},
-      ...(forwardHeaders ? { forwardHeaders } : {}),
+      ...(opts.forwardHeaders ? { forwardHeaders: opts.forwardHeaders } : {}),
+      ...(opts.identityChecked ? { identityChecked: true } : {}),
     };
     try {
       await this.pipeline.run(ctx);

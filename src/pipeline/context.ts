@@ -19,6 +19,12 @@ export interface CallContext {
   readonly forwardHeaders?: Readonly<Record<string, string>>;
   /** Aborted when the client cancels or goes away. */
   readonly signal: AbortSignal;
+  /**
+   * The transport checked this request's principal for expiry and revocation
+   * just before the pipeline (the HTTP listener does, to answer 401): the
+   * first identify stage need not repeat it. The check before forwarding always runs.
+   */
+  readonly identityChecked?: boolean;
   /** Who is calling; starts as the session's, refreshed by the identify stage on every call. */
   principal: Principal;
   route?: Route;

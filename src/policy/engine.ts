@@ -253,8 +253,9 @@ export class PolicyEngine {
 
   private preparsed(policies: readonly LoadedPolicy[]): Slice | null {
     if (policies.length === 0) return null;
+    // JSON, not a join: a policy id may hold any character, NUL included (`@id("b\0c")`).
     const id = createHash('sha256')
-      .update(`${this.source.hash}\0${policies.map((p) => p.id).join('\0')}`)
+      .update(JSON.stringify([this.source.hash, ...policies.map((p) => p.id)]))
       .digest('base64url');
     const known = this.parsed.get(id);
     if (known) return known;

@@ -37,6 +37,8 @@ class WindowCounter {
   private readonly slotOf = new Float64Array(SLOTS + 1).fill(-1);
   private readonly windowMs: number;
   private readonly slotMs: number;
+  /** The newest slot counted into so far (-1: none). */
+  private latest = -1;
 
   constructor(windowMs: number) {
     this.windowMs = windowMs;
@@ -45,12 +47,29 @@ class WindowCounter {
 
   add(now: number): void {
     const slot = Math.floor(now / this.slotMs);
+    if (this.latest - slot > SLOTS) this.restartAt(slot);
+    this.latest = Math.max(this.latest, slot);
     const i = slot % this.counts.length;
     if (this.slotOf[i] !== slot) {
       this.slotOf[i] = slot;
       this.counts[i] = 0;
     }
     this.counts[i]!++;
+  }
+
+  /**
+   * The wall clock stepped back by more than the window: the ring would
+   * overwrite the newest calls. They were made moments ago in real time, so
+   * they stay counted (in the current slot), never dropped.
+   */
+  private restartAt(slot: number): void {
+    const recent = this.total((this.latest + 1) * this.slotMs);
+    this.counts.fill(0);
+    this.slotOf.fill(-1);
+    const i = slot % this.counts.length;
+    this.slotOf[i] = slot;
+    this.counts[i] = recent;
+    this.latest = slot;
   }
 
   /** Calls in the window ending at `now` (and in the slot it started in). */

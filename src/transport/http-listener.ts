@@ -204,7 +204,10 @@ export async function startHttpListener(
     if (request.method === 'tools/call') await checkToolParamHeaders(request, session, channel, req.headers);
     // In this era closing the response stream is how a client cancels.
     res.on('close', () => session.inflight.get(request.id)?.abort());
-    const response = await gateway.handleRequest(request, session, channel, paramHeaders(req.headers));
+    const response = await gateway.handleRequest(request, session, channel, {
+      forwardHeaders: paramHeaders(req.headers),
+      identityChecked: true,
+    });
     channel.finish(response, response.error?.code === JSONRPC.METHOD_NOT_FOUND ? 404 : statusFor(response));
   }
 
@@ -244,7 +247,7 @@ export async function startHttpListener(
       return;
     }
     const channel = new PostChannel(res, { acceptsSse: acceptsSse(req), replies: entry.replies });
-    const response = await gateway.handleRequest(message, entry.session, channel);
+    const response = await gateway.handleRequest(message, entry.session, channel, { identityChecked: true });
     channel.finish(response, statusFor(response));
   }
 
@@ -278,7 +281,7 @@ export async function startHttpListener(
       replies,
       headers: { 'mcp-session-id': id },
     });
-    const response = await gateway.handleRequest(message, session, channel);
+    const response = await gateway.handleRequest(message, session, channel, { identityChecked: true });
     if (response.result) sessions.set(id, entry);
     else await gateway.closeSession(session);
     channel.finish(response, statusFor(response));

@@ -79,6 +79,30 @@ function pipelineWithHold(identity: Awaited<ReturnType<typeof world>>['identity'
 }
 
 describe('the identify stage', () => {
+  it('checks revocation once per call when the transport already did, and still before forwarding', async () => {
+    const store = new SqliteRevocationStore(join(dir, 'state.db'));
+    let lookups = 0;
+    const counting: RevocationStore = Object.assign(Object.create(store) as RevocationStore, {
+      find: (subject: Parameters<RevocationStore['find']>[0]) => {
+        lookups++;
+        return store.find(subject);
+      },
+    });
+    const w = await world(counting);
+    const { pipeline, forwarded } = pipelineWithHold(w.identity, Promise.resolve());
+    const checked = { ...call(w.principal, 'tools/call', { name: 'probe__echo' }), identityChecked: true };
+    await pipeline.run(checked);
+    assert.equal(lookups, 1, 'only the check before forwarding');
+    const unchecked = call(w.principal, 'tools/call', { name: 'probe__echo' });
+    await pipeline.run(unchecked);
+    assert.equal(lookups, 3, 'both checks when the transport made none (stdio)');
+    await w.store.revoke({ kind: 'jti', value: w.jti, revokedAt: T0 * 1000 });
+    const revoked = { ...call(w.principal, 'tools/call', { name: 'probe__echo' }), identityChecked: true };
+    await pipeline.run(revoked);
+    assert.equal(revoked.error?.code, 'ERR_TOKEN_REVOKED');
+    assert.deepEqual(forwarded, ['tools/call', 'tools/call']);
+  });
+
   it('lets a call with a live token through', async () => {
     const w = await world();
     const { pipeline, forwarded } = pipelineWithHold(w.identity, Promise.resolve());

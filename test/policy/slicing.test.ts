@@ -220,7 +220,7 @@ describe('slicing by principal and resource scope', () => {
           }
         },
       ),
-      { numRuns: 60 },
+      { numRuns: Number(process.env.SLICING_RUNS ?? 60) },
     );
   });
 });

@@ -8,15 +8,17 @@ import type { Stage } from '../runner.ts';
  * checked again for expiry and revocation (fail closed), and a gateway
  * token's `allowed_tools` (any other tool is as unknown as one that does not
  * exist). Runs first, and again just before forwarding, so a revocation
- * reaches calls still in flight.
+ * reaches calls still in flight. The first run skips the check when the
+ * transport made it for this very request (`ctx.identityChecked`).
  */
 export function identifyStage(identity: IdentityService, name = 'identify'): Stage {
+  const beforeForwarding = name !== 'identify';
   return {
     name,
     async run(ctx: CallContext) {
       ctx.principal = ctx.session.principal;
       if (identity.mode === 'none') return;
-      await identity.recheck(ctx.principal);
+      if (beforeForwarding || !ctx.identityChecked) await identity.recheck(ctx.principal);
       const allowed = ctx.principal.allowedTools;
       if (allowed && ctx.request.method === 'tools/call') {
         const tool = String(ctx.request.params?.name);
