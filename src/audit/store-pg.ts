@@ -34,6 +34,15 @@ CREATE OR REPLACE TRIGGER ${t}_blobs_append_only BEFORE UPDATE OR DELETE ON ${t}
 CREATE OR REPLACE TRIGGER ${t}_cosignatures_append_only BEFORE UPDATE OR DELETE ON ${t}_cosignatures FOR EACH ROW EXECUTE FUNCTION ${t}_refuse();
 CREATE OR REPLACE TRIGGER ${t}_head_no_delete BEFORE DELETE ON ${t}_head FOR EACH ROW EXECUTE FUNCTION ${t}_refuse();
 CREATE OR REPLACE TRIGGER ${t}_head_no_shrink BEFORE UPDATE ON ${t}_head FOR EACH ROW EXECUTE FUNCTION ${t}_no_shrink();
+CREATE OR REPLACE FUNCTION ${t}_append(expected BIGINT, next_size BIGINT, next_range TEXT, next_root BYTEA,
+  idxs BIGINT[], leaves BYTEA[], kinds TEXT[], call_ids TEXT[], principals TEXT[], tools TEXT[], decisions TEXT[],
+  sessions TEXT[], times BIGINT[], roots BYTEA[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE ${t}_head SET size = next_size, range = next_range, root = next_root WHERE id = 1 AND size = expected;
+  IF NOT FOUND THEN RAISE EXCEPTION 'tree head moved' USING ERRCODE = '40001'; END IF;
+  INSERT INTO ${t}_entries (idx, leaf, kind, call_id, principal, tool, decision, session, time, root_after)
+    SELECT * FROM unnest(idxs, leaves, kinds, call_ids, principals, tools, decisions, sessions, times, roots);
+END $$;
 INSERT INTO ${t}_head (id, size, range, root) VALUES (1, 0, '', '\\x${new CompactRange().root().toString('hex')}') ON CONFLICT DO NOTHING;
 `;
 
@@ -43,6 +52,8 @@ const TABLE = /^[a-z_][a-z0-9_]{0,40}$/;
 export class PgAuditStore implements AuditStore {
   private readonly pool: pg.Pool;
   private readonly t: string;
+  /** The head as this writer last left it: the next append assumes it (one round trip) and checks it. */
+  private last: CompactRange | undefined;
 
   private constructor(pool: pg.Pool, table: string) {
     this.pool = pool;
@@ -77,7 +88,42 @@ export class PgAuditStore implements AuditStore {
     return store;
   }
 
+  /**
+   * One round trip when this writer's view of the head is current: a single
+   * statement (its own transaction) moves the head from the size it expects
+   * and inserts the entries, or fails whole. Another writer having moved the
+   * head meanwhile makes it fail; then the locked path reads the head afresh.
+   */
   async append(items: readonly AppendItem[]): Promise<TreeHead & { first: number }> {
+    const last = this.last;
+    if (!last || items.some((item) => item.blobs.length > 0)) return this.appendLocked(items);
+    const { next, roots } = extend(last, items);
+    const root = next.root();
+    try {
+      await this.pool.query(
+        `SELECT ${this.t}_append(${Array.from({ length: 14 }, (_, k) => `$${k + 1}`).join(',')})`,
+        [
+          last.size,
+          next.size,
+          encodeRange(next),
+          root,
+          items.map((_, i) => last.size + i),
+          ...columns(items),
+          roots,
+        ],
+      );
+    } catch (err) {
+      this.last = undefined;
+      const code = (err as { code?: string }).code;
+      if (code === '40001' || code === '23505') return this.appendLocked(items);
+      throw err;
+    }
+    this.last = next;
+    return { first: last.size, size: next.size, root };
+  }
+
+  /** Locks the head row, reads it, appends after it: the path when the head is unknown or moved. */
+  private async appendLocked(items: readonly AppendItem[]): Promise<TreeHead & { first: number }> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
@@ -121,6 +167,7 @@ export class PgAuditStore implements AuditStore {
       );
       if (moved.rowCount !== 1) throw new Error('tree head moved under the writer lock');
       await client.query('COMMIT');
+      this.last = next;
       return { first: size, size: next.size, root };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
@@ -208,4 +255,18 @@ export class PgAuditStore implements AuditStore {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/** The entries' leaves and metadata as one array per column, for `unnest`. */
+function columns(items: readonly AppendItem[]): unknown[][] {
+  return [
+    items.map((i) => i.leaf),
+    items.map((i) => i.meta.kind),
+    items.map((i) => i.meta.callId),
+    items.map((i) => i.meta.principal),
+    items.map((i) => i.meta.tool),
+    items.map((i) => i.meta.decision),
+    items.map((i) => i.meta.session),
+    items.map((i) => i.meta.time),
+  ];
 }
