@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { deepFreeze } from '../freeze.ts';
 import type { Logger } from '../observability/log.ts';
 import { decodeB64url } from './b64.ts';
 import { checkClaims, scopesOf } from './claims.ts';
@@ -136,7 +137,8 @@ export class Authenticator {
       ...(str(claims.jti) ? { tokenId: str(claims.jti) } : {}),
       expiresAt: claims.exp as number,
       ...(str(claims.reason) ? { reason: str(claims.reason) } : {}),
-      claims: Object.freeze({ ...claims }),
+      // Deeply: the policy layer caches the Cedar entity built from a frozen principal.
+      claims: deepFreeze(structuredClone(claims)),
     } satisfies Principal);
   }
 

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { deepFreeze } from '../freeze.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { ToolDef } from './catalog.ts';
 import type { EntityJson } from './cedar.ts';
@@ -149,15 +150,6 @@ function toolEntity(tool: ToolDef): EntityJson {
     toolEntities.set(tool, entity);
   }
   return entity;
-}
-
-/** Shared entities are frozen: a consumer that tried to edit one would throw, not leak into other calls. */
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
 }
 
 function resourceEntity(t: Target): EntityJson {

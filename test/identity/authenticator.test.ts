@@ -104,6 +104,19 @@ describe('bearer token verification', () => {
     assert.match(p.id, /^p_[0-9a-f]{32}$/);
   });
 
+  it('hands out principals whose claims cannot be edited, nested values included', async () => {
+    const k = ecKey('k1');
+    const { auth } = setup([k]);
+    const p = await auth.authenticate(
+      `Bearer ${await sign(k, { groups: ['team-7'], ext: { dept: 'ops' } })}`,
+    );
+    assert.throws(() => (p.claims.groups as string[]).push('admins'), TypeError);
+    assert.throws(() => {
+      (p.claims.ext as Record<string, string>).dept = 'finance';
+    }, TypeError);
+    assert.deepEqual(p.claims.groups, ['team-7']);
+  });
+
   it('refuses every claim defect with its own reason', async () => {
     const k = ecKey('k1');
     const { auth } = setup([k]);
