@@ -48,6 +48,17 @@ export const obligationUnmet = (d: Decision): Denial =>
     },
   );
 
+/**
+ * A session that has used as many distinct tools as its history holds may not
+ * start on another: rules over `context.session.toolsUsed` would no longer see
+ * it, so a long enough run of decoy calls could slip past them.
+ */
+export const sessionHistoryFull = (tool: string, limit: number): Denial =>
+  new Denial('ERR_SESSION_HISTORY_FULL', `session already used ${limit} distinct tools; ${tool} is another`, {
+    publicMessage: 'Denied: this session has used too many distinct tools; start a new session',
+    rpcCode: JSONRPC.DENIED,
+  });
+
 export const invalidArguments = (detail: string): ProtocolError =>
   new ProtocolError('ERR_INVALID_ARGUMENTS', `Invalid arguments: ${detail}`, {
     publicMessage: `Invalid params: ${detail}`,

@@ -11,7 +11,7 @@ export interface SessionFacts {
   record(sessionKey: string, principalId: string, tool: string, now: number, sensitive: boolean): void;
 }
 
-const MAX_TOOLS_PER_SESSION = 1000;
+export const MAX_TOOLS_PER_SESSION = 1000;
 const SESSION_IDLE_MS = 6 * 60 * 60_000;
 /** Slots a rate window is counted in: its precision is one slot (a second of a minute). */
 const SLOTS = 60;
@@ -97,6 +97,7 @@ export class MemorySessionFacts implements SessionFacts {
       callsLastMinute: this.calls.get(rateKey(principalId, tool))?.total(now) ?? 0,
       toolsUsed: s ? toolList(s) : [],
       sensitiveRead: s?.sensitiveRead ?? false,
+      toolsFull: (s?.tools.size ?? 0) >= MAX_TOOLS_PER_SESSION,
     };
   }
 

@@ -3,13 +3,16 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { authorizeStage } from '../../src/pipeline/stages/authorize.ts';
+import { callInputs } from '../../src/policy/call-input.ts';
 import { Catalog, tierOf } from '../../src/policy/catalog.ts';
 import { cedarTypeOf, toCedarValue } from '../../src/policy/cedar-types.ts';
 import { checkAgainstSchema } from '../../src/policy/json-schema.ts';
 import { boundsProblem } from '../../src/policy/limits.ts';
 import { toCedar } from '../../src/policy/request.ts';
 import { PolicyService } from '../../src/policy/service.ts';
-import { ROOT } from '../helpers.ts';
+import { MAX_TOOLS_PER_SESSION } from '../../src/policy/session-facts.ts';
+import { ROOT, testCallContext } from '../helpers.ts';
 import { alice, catalogWith, engineFor, FROZEN_NOW, FS_TOOLS, facts, log, policyConfig } from './fixtures.ts';
 
 describe('typed argument conditions', () => {
@@ -173,6 +176,37 @@ describe('session-aware rules', () => {
     svc.facts.record('s', alice.id, 'fs__read_text_file', FROZEN_NOW + 1000, false);
     assert.equal(decide(FROZEN_NOW + 2000), 'deny');
     assert.equal(decide(FROZEN_NOW + 61_000), 'allow');
+  });
+
+  it('refuses a tool new to a session whose tool history is full, so decoy calls cannot flush it', async () => {
+    const { svc } = serviceWith('@id("p") permit(principal, action, resource);');
+    for (let i = 0; i < MAX_TOOLS_PER_SESSION; i++)
+      svc.facts.record('s', alice.id, `decoy_${i}`, FROZEN_NOW, false);
+    const stage = authorizeStage(svc);
+    const callTo = (tool: string) => {
+      const ctx = testCallContext({
+        principal: alice,
+        sessionKey: 's',
+        request: {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: { name: tool, arguments: { path: '/a' } },
+        },
+      });
+      ctx.route = { kind: 'upstream', upstream: 'fs' } as never;
+      const target = { kind: 'tool' as const, tool: svc.catalog.tool(tool)! };
+      callInputs.set(ctx, { target, input: { path: '/a' }, args: { path: '/a' }, reason: 'r' });
+      return ctx;
+    };
+    const fresh = callTo('fs__read_text_file');
+    await assert.rejects(async () => stage.run(fresh), { code: 'ERR_SESSION_HISTORY_FULL' });
+    assert.deepEqual(fresh.decision?.determiningPolicies, ['builtin:session-history-full']);
+    svc.facts.record('t', alice.id, 'fs__read_text_file', FROZEN_NOW, false);
+    const elsewhere = { ...callTo('fs__read_text_file'), session: { ...fresh.session, key: 't' } };
+    callInputs.set(elsewhere, callInputs.get(fresh)!);
+    await stage.run(elsewhere);
+    assert.equal(elsewhere.decision?.effect, 'allow', 'another session is not affected');
   });
 
   it('denies calls outside the configured hours (policies/office-hours.cedar), on the injected clock', () => {

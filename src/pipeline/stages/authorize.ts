@@ -1,9 +1,16 @@
 import { unknownTarget } from '../../errors.ts';
 import { callInputs } from '../../policy/call-input.ts';
-import { obligationUnmet, policyDenied, policyEngineFailed, policyInvalid } from '../../policy/denials.ts';
+import {
+  obligationUnmet,
+  policyDenied,
+  policyEngineFailed,
+  policyInvalid,
+  sessionHistoryFull,
+} from '../../policy/denials.ts';
 import { networkOf } from '../../policy/network.ts';
 import type { Target } from '../../policy/request.ts';
 import { type PolicyService, targetName } from '../../policy/service.ts';
+import { MAX_TOOLS_PER_SESSION } from '../../policy/session-facts.ts';
 import type { CallContext, Decision } from '../context.ts';
 import type { Stage } from '../runner.ts';
 
@@ -35,6 +42,16 @@ export function authorizeStage(policy: PolicyService): Stage {
       const now = policy.now();
       const name = targetName(call.target);
       const session = policy.facts.snapshot(ctx.session.key, ctx.principal.id, name, now);
+      if (session.toolsFull && !session.toolsUsed.includes(name)) {
+        ctx.decision = {
+          effect: 'deny',
+          determiningPolicies: ['builtin:session-history-full'],
+          policySetHash: policy.live.source.hash,
+          obligations: [],
+          errors: [],
+        };
+        throw sessionHistoryFull(name, MAX_TOOLS_PER_SESSION);
+      }
       const facts = {
         ...policy.baseFacts(
           ctx.principal,
