@@ -94,7 +94,7 @@ const factsFor = (tool, i) => ({
   now: Date.UTC(2026, 10, 24, 10),
   utcOffsetMinutes: 0,
   network: { address: '10.1.2.3', transport: 'http' },
-  session: { callsLastMinute: i % 50, toolsUsed: ['up0__tool_1'], sensitiveRead: false },
+  session: { callsLastMinute: i % 50, toolsUsed: ['up0__tool_1'], sensitiveRead: false, toolsFull: false },
   approval: { granted: false, breakGlass: false },
 });
 

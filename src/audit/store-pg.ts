@@ -34,11 +34,12 @@ CREATE OR REPLACE TRIGGER ${t}_blobs_append_only BEFORE UPDATE OR DELETE ON ${t}
 CREATE OR REPLACE TRIGGER ${t}_cosignatures_append_only BEFORE UPDATE OR DELETE ON ${t}_cosignatures FOR EACH ROW EXECUTE FUNCTION ${t}_refuse();
 CREATE OR REPLACE TRIGGER ${t}_head_no_delete BEFORE DELETE ON ${t}_head FOR EACH ROW EXECUTE FUNCTION ${t}_refuse();
 CREATE OR REPLACE TRIGGER ${t}_head_no_shrink BEFORE UPDATE ON ${t}_head FOR EACH ROW EXECUTE FUNCTION ${t}_no_shrink();
-CREATE OR REPLACE FUNCTION ${t}_append(expected BIGINT, next_size BIGINT, next_range TEXT, next_root BYTEA,
+CREATE OR REPLACE FUNCTION ${t}_append(expected BIGINT, expected_root BYTEA, next_size BIGINT, next_range TEXT, next_root BYTEA,
   idxs BIGINT[], leaves BYTEA[], kinds TEXT[], call_ids TEXT[], principals TEXT[], tools TEXT[], decisions TEXT[],
   sessions TEXT[], times BIGINT[], roots BYTEA[]) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  UPDATE ${t}_head SET size = next_size, range = next_range, root = next_root WHERE id = 1 AND size = expected;
+  UPDATE ${t}_head SET size = next_size, range = next_range, root = next_root
+    WHERE id = 1 AND size = expected AND root = expected_root;
   IF NOT FOUND THEN RAISE EXCEPTION 'tree head moved' USING ERRCODE = '40001'; END IF;
   INSERT INTO ${t}_entries (idx, leaf, kind, call_id, principal, tool, decision, session, time, root_after)
     SELECT * FROM unnest(idxs, leaves, kinds, call_ids, principals, tools, decisions, sessions, times, roots);
@@ -99,11 +100,15 @@ export class PgAuditStore implements AuditStore {
     if (!last || items.some((item) => item.blobs.length > 0)) return this.appendLocked(items);
     const { next, roots } = extend(last, items);
     const root = next.root();
+    const client = await this.pool.connect();
     try {
-      await this.pool.query(
-        `SELECT ${this.t}_append(${Array.from({ length: 14 }, (_, k) => `$${k + 1}`).join(',')})`,
+      // The head must be the one this writer left, by size and by root: a head rolled back and
+      // regrown elsewhere (a failover, a restore) has the size but not the root, and takes the locked path.
+      await client.query(
+        `SELECT ${this.t}_append(${Array.from({ length: 15 }, (_, k) => `$${k + 1}`).join(',')})`,
         [
           last.size,
+          last.root(),
           next.size,
           encodeRange(next),
           root,
@@ -115,9 +120,15 @@ export class PgAuditStore implements AuditStore {
     } catch (err) {
       this.last = undefined;
       const code = (err as { code?: string }).code;
-      if (code === '40001' || code === '23505') return this.appendLocked(items);
+      // Another writer moved the head: an expected outcome, so the connection is kept.
+      if (code === '40001' || code === '23505') {
+        client.release();
+        return this.appendLocked(items);
+      }
+      client.release(err as Error);
       throw err;
     }
+    client.release();
     this.last = next;
     return { first: last.size, size: next.size, root };
   }

@@ -67,6 +67,7 @@ export function evaluateCase(svc: PolicyService, c: PolicyCase): CaseOutcome {
         callsLastMinute: c.session?.callsLastMinute ?? 0,
         toolsUsed: c.session?.toolsUsed ?? [],
         sensitiveRead: c.session?.sensitiveRead ?? false,
+        toolsFull: false,
       },
       now,
     ),

@@ -55,7 +55,7 @@ export const obligationUnmet = (d: Decision): Denial =>
  */
 export const sessionHistoryFull = (tool: string, limit: number): Denial =>
   new Denial('ERR_SESSION_HISTORY_FULL', `session already used ${limit} distinct tools; ${tool} is another`, {
-    publicMessage: 'Denied: this session has used too many distinct tools; start a new session',
+    publicMessage: 'Denied: this session has used too many distinct tools',
     rpcCode: JSONRPC.DENIED,
   });
 

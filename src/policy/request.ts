@@ -16,7 +16,7 @@ export interface SessionSnapshot {
   toolsUsed: readonly string[];
   sensitiveRead: boolean;
   /** The session's tool history is at its limit: a call to a tool not in it could not be remembered. */
-  toolsFull?: boolean;
+  toolsFull: boolean;
 }
 
 /** Everything one decision is made from, before it is put in Cedar's terms. */

@@ -8,7 +8,15 @@ import type { SessionSnapshot } from './request.ts';
 export interface SessionFacts {
   snapshot(sessionKey: string, principalId: string, tool: string, now: number): SessionSnapshot;
   /** An allowed call: counted for rate rules, remembered for the session. */
-  record(sessionKey: string, principalId: string, tool: string, now: number, sensitive: boolean): void;
+  /** `isTool`: only tools enter the session's tool history (resources and prompts are counted for rates). */
+  record(
+    sessionKey: string,
+    principalId: string,
+    tool: string,
+    now: number,
+    sensitive: boolean,
+    isTool?: boolean,
+  ): void;
 }
 
 export const MAX_TOOLS_PER_SESSION = 1000;
@@ -101,7 +109,14 @@ export class MemorySessionFacts implements SessionFacts {
     };
   }
 
-  record(sessionKey: string, principalId: string, tool: string, now: number, sensitive: boolean): void {
+  record(
+    sessionKey: string,
+    principalId: string,
+    tool: string,
+    now: number,
+    sensitive: boolean,
+    isTool = true,
+  ): void {
     const key = rateKey(principalId, tool);
     let counter = this.calls.get(key);
     if (!counter) {
@@ -114,7 +129,7 @@ export class MemorySessionFacts implements SessionFacts {
       s = { tools: new Set(), toolList: undefined, sensitiveRead: false, lastSeen: now };
       this.sessions.set(sessionKey, s);
     }
-    if (s.tools.size < MAX_TOOLS_PER_SESSION && !s.tools.has(tool)) {
+    if (isTool && s.tools.size < MAX_TOOLS_PER_SESSION && !s.tools.has(tool)) {
       s.tools.add(tool);
       s.toolList = undefined;
     }

@@ -32,6 +32,9 @@ interface LegacyHttpSession {
   lastSeen: number;
 }
 
+/** How old the door's credential check may be for the pipeline to rely on it. */
+const DOOR_CHECK_FRESH_MS = 50;
+
 export interface HttpListener {
   readonly server: http.Server;
   readonly url: string;
@@ -94,6 +97,17 @@ export async function startHttpListener(
     return sendError(res, 405, null, { code: -32000, message: 'Method not allowed.' });
   }
 
+  /** When each request's credentials were checked at the door (before its body was read). */
+  const doorChecks = new WeakMap<IncomingMessage, number>();
+  /**
+   * The pipeline may skip its first identity check only when the door's is
+   * recent: a slow body or an upstream lookup before the call can outlast a revocation.
+   */
+  const checkedJustNow = (req: IncomingMessage): boolean => {
+    const at = doorChecks.get(req);
+    return at !== undefined && now() - at <= DOOR_CHECK_FRESH_MS;
+  };
+
   async function authenticate(req: IncomingMessage, res: ServerResponse): Promise<Principal | undefined> {
     try {
       // Node keeps only the first of repeated Authorization headers: refuse the ambiguity instead.
@@ -102,6 +116,7 @@ export async function startHttpListener(
       const peer = req.socket instanceof TLSSocket ? req.socket.getPeerX509Certificate() : undefined;
       const principal = await gateway.identity.authenticate(header(req.headers, 'authorization'), peer);
       if (gateway.identity.mode !== 'none') await gateway.identity.recheck(principal);
+      doorChecks.set(req, now());
       return principal;
     } catch (err) {
       req.resume();
@@ -206,7 +221,7 @@ export async function startHttpListener(
     res.on('close', () => session.inflight.get(request.id)?.abort());
     const response = await gateway.handleRequest(request, session, channel, {
       forwardHeaders: paramHeaders(req.headers),
-      identityChecked: true,
+      identityChecked: checkedJustNow(req),
     });
     channel.finish(response, response.error?.code === JSONRPC.METHOD_NOT_FOUND ? 404 : statusFor(response));
   }
@@ -247,7 +262,9 @@ export async function startHttpListener(
       return;
     }
     const channel = new PostChannel(res, { acceptsSse: acceptsSse(req), replies: entry.replies });
-    const response = await gateway.handleRequest(message, entry.session, channel, { identityChecked: true });
+    const response = await gateway.handleRequest(message, entry.session, channel, {
+      identityChecked: checkedJustNow(req),
+    });
     channel.finish(response, statusFor(response));
   }
 
@@ -281,7 +298,9 @@ export async function startHttpListener(
       replies,
       headers: { 'mcp-session-id': id },
     });
-    const response = await gateway.handleRequest(message, session, channel, { identityChecked: true });
+    const response = await gateway.handleRequest(message, session, channel, {
+      identityChecked: checkedJustNow(req),
+    });
     if (response.result) sessions.set(id, entry);
     else await gateway.closeSession(session);
     channel.finish(response, statusFor(response));

@@ -209,6 +209,15 @@ describe('session-aware rules', () => {
     assert.equal(elsewhere.decision?.effect, 'allow', 'another session is not affected');
   });
 
+  it('keeps resources and prompts out of the tool history, so reading many files never locks tools out', () => {
+    const { svc } = serviceWith('@id("p") permit(principal, action, resource);');
+    for (let i = 0; i < MAX_TOOLS_PER_SESSION; i++)
+      svc.facts.record('s', alice.id, `file:///srv/${i}.txt`, FROZEN_NOW, false, false);
+    const snap = svc.facts.snapshot('s', alice.id, 'fs__read_text_file', FROZEN_NOW);
+    assert.equal(snap.toolsFull, false);
+    assert.deepEqual(snap.toolsUsed, []);
+  });
+
   it('denies calls outside the configured hours (policies/office-hours.cedar), on the injected clock', () => {
     const hours = readFileSync(join(ROOT, 'policies/office-hours.cedar'), 'utf8');
     const { svc } = serviceWith(`@id("p") permit(principal, action, resource);\n${hours}`, {

@@ -244,7 +244,12 @@ describe('slicing never decides other than the whole set (adversarial)', () => {
       reason: r.reason,
       utcOffsetMinutes: r.hourOffset,
       network: { address: r.address, transport: 'http' },
-      session: { callsLastMinute: r.callsLastMinute, toolsUsed: r.toolsUsed, sensitiveRead: r.sensitiveRead },
+      session: {
+        callsLastMinute: r.callsLastMinute,
+        toolsUsed: r.toolsUsed,
+        sensitiveRead: r.sensitiveRead,
+        toolsFull: false,
+      },
       approval: { granted: r.granted, breakGlass: r.breakGlass },
     };
     const req = toCedar(f);

@@ -196,7 +196,7 @@ describe('slicing by principal and resource scope', () => {
             const principal = { ...alice, id: r.id, claims: { groups: r.groups, dept: r.dept } };
             const req = toCedar({
               ...facts(catalog, r.tool, { principal, input: { path: r.path } }),
-              session: { callsLastMinute: 0, toolsUsed: r.toolsUsed, sensitiveRead: false },
+              session: { callsLastMinute: 0, toolsUsed: r.toolsUsed, sensitiveRead: false, toolsFull: false },
             });
             const whole = cedar.isAuthorized({
               principal: req.principal,

@@ -42,7 +42,7 @@ export function authorizeStage(policy: PolicyService): Stage {
       const now = policy.now();
       const name = targetName(call.target);
       const session = policy.facts.snapshot(ctx.session.key, ctx.principal.id, name, now);
-      if (session.toolsFull && !session.toolsUsed.includes(name)) {
+      if (call.target.kind === 'tool' && session.toolsFull && !session.toolsUsed.includes(name)) {
         ctx.decision = {
           effect: 'deny',
           determiningPolicies: ['builtin:session-history-full'],
@@ -80,6 +80,7 @@ export function authorizeStage(policy: PolicyService): Stage {
         name,
         now,
         policy.isSensitive(call.target, call.args),
+        call.target.kind === 'tool',
       );
     },
   };
