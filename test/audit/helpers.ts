@@ -5,9 +5,11 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { auditSchema } from '../../src/audit/config.ts';
+import { AuditLog, type AuditLogOptions } from '../../src/audit/log.ts';
 import { generateSignerKey } from '../../src/audit/note.ts';
-import type { AuditSetup } from '../../src/audit/open.ts';
+import { type AuditSetup, auditSigner, openAuditStore } from '../../src/audit/open.ts';
 import type { AppendItem } from '../../src/audit/store.ts';
+import { silentLogger } from '../../src/observability/log.ts';
 import { probeUpstream } from '../helpers.ts';
 
 export const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
@@ -68,4 +70,21 @@ export async function dropPgTables(): Promise<void> {
   } finally {
     await pool.end();
   }
+}
+
+/** The setup's store and an audit log writing to it with the setup's signer; `opts` override the defaults. */
+export async function openTestLog(setup: AuditSetup, opts: Partial<AuditLogOptions> = {}) {
+  const store = await openAuditStore(setup);
+  const signer = auditSigner(setup, silentLogger);
+  const log = new AuditLog(store, {
+    signer,
+    origin: signer.name,
+    checkpointEveryEntries: 1_000,
+    checkpointEveryMs: 60_000,
+    groupCommit: true,
+    maxBatch: 64,
+    log: silentLogger,
+    ...opts,
+  });
+  return { store, log };
 }

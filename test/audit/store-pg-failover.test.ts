@@ -6,7 +6,7 @@ import { auditSigner, openAuditStore } from '../../src/audit/open.ts';
 import { encodeRange, extend } from '../../src/audit/store.ts';
 import { verifyLog } from '../../src/audit/verify.ts';
 import { silentLogger } from '../../src/observability/log.ts';
-import { auditFixture, dropPgTables, item, PG_URL } from './helpers.ts';
+import { auditFixture, dropPgTables, item, openTestLog, PG_URL } from './helpers.ts';
 
 after(dropPgTables);
 
@@ -37,4 +37,15 @@ it('keeps the PostgreSQL log consistent when a failover loses the newest entry a
   });
   await a.close();
   await b.close();
+});
+
+it('fails appends with ERR_AUDIT_UNAVAILABLE once PostgreSQL is unreachable, on the one-round-trip path too', async () => {
+  const f = auditFixture('postgres');
+  const { store, log } = await openTestLog(f.setup);
+  await log.append(item(0));
+  await log.append(item(1)); // the writer now knows the head: the next append takes the one-round-trip path
+  // The database goes away under the writer (its pool can no longer hand out connections).
+  await (store as unknown as { pool: pg.Pool }).pool.end();
+  await assert.rejects(log.append(item(2)), { code: 'ERR_AUDIT_UNAVAILABLE' });
+  log.stopTimer();
 });
