@@ -64,7 +64,7 @@ export class Gateway {
     // identified, routed, authorized and durably recorded first.
     const stages: Stage[] = [
       parseStage,
-      identifyStage(this.identity),
+      identifyStage(this.identity, 'identify', { reuseTransportCheck: true }),
       routeStage(this.aggregator, this.pool.names),
       ...policyStages(this.aggregator, loaded, deps.log, this.now),
       auditDecisionStage(this.audit, this.now),

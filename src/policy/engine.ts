@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Decision } from '../pipeline/context.ts';
 import type { Catalog } from './catalog.ts';
-import type { EntityJson } from './cedar.ts';
-import { type AuthorizationAnswer, cedar, type DetailedError } from './cedar.ts';
+import { type AuthorizationAnswer, cedar, type DetailedError, type EntityJson } from './cedar.ts';
 import { ACTION, generateSchema } from './cedar-schema.ts';
 import { PolicyError } from './errors.ts';
 import type { LoadedPolicy, PolicySource } from './policy-set.ts';

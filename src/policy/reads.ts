@@ -96,18 +96,26 @@ export function attributesNamedIn(conditions: unknown): ReadonlySet<string> | tr
 }
 
 /** False when an attribute form is not understood. */
-function collectNames(node: unknown, names: Set<string>): boolean {
-  if (Array.isArray(node)) return node.every((child) => collectNames(child, names));
-  if (!isObject(node)) return true;
-  for (const [key, child] of Object.entries(node)) {
-    if ((key === '.' || key === 'has') && isObject(child)) {
+function collectNames(conditions: unknown, names: Set<string>): boolean {
+  return everyObject(conditions, (node) => {
+    for (const [key, child] of Object.entries(node)) {
+      if ((key !== '.' && key !== 'has') || !isObject(child)) continue;
       const attrs = typeof child.attr === 'string' ? [child.attr] : child.attr;
       if (!Array.isArray(attrs) || !attrs.every((a) => typeof a === 'string')) return false;
       for (const a of attrs) names.add(a);
     }
-    if (!collectNames(child, names)) return false;
-  }
-  return true;
+    return true;
+  });
+}
+
+/**
+ * Visits every object of a policy's JSON form, depth first, and stops as soon
+ * as `visit` returns false (then so does this).
+ */
+export function everyObject(node: unknown, visit: (o: Record<string, unknown>) => boolean): boolean {
+  if (Array.isArray(node)) return node.every((child) => everyObject(child, visit));
+  if (!isObject(node)) return true;
+  return visit(node) && Object.values(node).every((child) => everyObject(child, visit));
 }
 
 /** The attribute names any of several policies reads. */

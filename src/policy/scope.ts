@@ -1,5 +1,6 @@
 import { isObject } from '../jsonrpc.ts';
 import type { EntityJson } from './cedar.ts';
+import { everyObject } from './reads.ts';
 
 /** An entity uid as a policy or a request names it. */
 export interface EntityRef {
@@ -106,14 +107,13 @@ export function membershipTargetsOf(policyJson: unknown): ReadonlySet<string> | 
   return collectMembership(policyJson, named) ? named : true;
 }
 
-function collectMembership(node: unknown, named: Set<string>): boolean {
-  if (Array.isArray(node)) return node.every((child) => collectMembership(child, named));
-  if (!isObject(node)) return true;
-  const ref = entityRef(node);
-  if (ref) named.add(entityKey(ref));
-  if (isObject(node.in) && 'right' in node.in && !isEntityLiteral(node.in.right)) return false;
-  if (isObject(node.is) && node.is.in !== undefined && !isEntityLiteral(node.is.in)) return false;
-  return Object.values(node).every((child) => collectMembership(child, named));
+function collectMembership(policyJson: unknown, named: Set<string>): boolean {
+  return everyObject(policyJson, (node) => {
+    const ref = entityRef(node);
+    if (ref) named.add(entityKey(ref));
+    if (isObject(node.in) && 'right' in node.in && !isEntityLiteral(node.in.right)) return false;
+    return !(isObject(node.is) && node.is.in !== undefined && !isEntityLiteral(node.is.in));
+  });
 }
 
 /** An entity, or a set of entities, written out in the policy. */

@@ -7,8 +7,10 @@ import type { SessionSnapshot } from './request.ts';
  */
 export interface SessionFacts {
   snapshot(sessionKey: string, principalId: string, tool: string, now: number): SessionSnapshot;
-  /** An allowed call: counted for rate rules, remembered for the session. */
-  /** `isTool`: only tools enter the session's tool history (resources and prompts are counted for rates). */
+  /**
+   * An allowed call: counted for rate rules, remembered for the session. Only
+   * tools (`isTool`) enter the session's tool history.
+   */
   record(
     sessionKey: string,
     principalId: string,

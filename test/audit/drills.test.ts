@@ -6,14 +6,13 @@ import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { openCheckpoint, signCheckpoint } from '../../src/audit/checkpoint.ts';
-import { AuditLog } from '../../src/audit/log.ts';
 import { generateSignerKey, parseSignerKey } from '../../src/audit/note.ts';
 import { type AuditSetup, auditSigner, openAuditStore } from '../../src/audit/open.ts';
 import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
 import { verifyLog } from '../../src/audit/verify.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import { NODE, probeUpstream, ROOT, runCli } from '../helpers.ts';
-import { auditFixture, dropPgTables, item, ORIGIN, PG_URL, type StoreKind } from './helpers.ts';
+import { auditFixture, dropPgTables, item, ORIGIN, openTestLog, PG_URL, type StoreKind } from './helpers.ts';
 
 const pgAdmin = new pg.Pool({ connectionString: PG_URL, max: 2 });
 after(async () => {
@@ -25,16 +24,10 @@ const run = runCli;
 
 /** Builds a log of `n` entries with stored checkpoints and keeps its latest checkpoint in a file outside the database. */
 async function build(kind: StoreKind, n = 20, fixture = auditFixture(kind)) {
-  const store = await openAuditStore(fixture.setup);
-  const signer = auditSigner(fixture.setup, silentLogger);
-  const log = new AuditLog(store, {
-    signer,
-    origin: signer.name,
+  const { log } = await openTestLog(fixture.setup, {
     checkpointEveryEntries: 8,
-    checkpointEveryMs: 60_000,
     groupCommit: false,
     maxBatch: 1,
-    log: silentLogger,
   });
   for (let i = 0; i < n; i++) await log.append(item(i, { session: `s${i % 3}` }));
   await log.close();
@@ -148,17 +141,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         ...fresh,
         setup: { config: { ...f.setup.config, ...raw }, baseDir: fresh.dir } as AuditSetup,
       };
-      const store = await openAuditStore(rewritten.setup);
-      const signer = auditSigner(rewritten.setup, silentLogger);
-      const log = new AuditLog(store, {
-        signer,
-        origin: signer.name,
-        checkpointEveryEntries: 8,
-        checkpointEveryMs: 60_000,
-        groupCommit: true,
-        maxBatch: 8,
-        log: silentLogger,
-      });
+      const { log } = await openTestLog(rewritten.setup, { checkpointEveryEntries: 8, maxBatch: 8 });
       await Promise.all(Array.from({ length: 25 }, (_, i) => log.append(item(i === 5 ? 500 : i))));
       await log.close();
       const selfCheck = await run(['audit', 'verify', '--config', configPath]);

@@ -4,12 +4,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { checkpointText, openCheckpoint } from '../../src/audit/checkpoint.ts';
-import { AuditLog } from '../../src/audit/log.ts';
 import { verifyConsistency } from '../../src/audit/merkle.ts';
-import { auditSigner, openAuditStore } from '../../src/audit/open.ts';
+import { auditSigner } from '../../src/audit/open.ts';
 import { cosign, findCosignature, parseWitnessKey, witnessVerifierKey } from '../../src/audit/witness.ts';
 import { silentLogger } from '../../src/observability/log.ts';
-import { auditFixture, item } from './helpers.ts';
+import { auditFixture, item, openTestLog } from './helpers.ts';
 
 const NAME = 'witness.test/w1';
 const { privateKey } = generateKeyPairSync('ed25519');
@@ -65,16 +64,8 @@ describe('pushing checkpoints to a witness', () => {
   after(() => witness.server.close());
 
   const open = async () => {
-    const store = await openAuditStore(f.setup);
-    const signer = auditSigner(f.setup, silentLogger);
-    const log = new AuditLog(store, {
-      signer,
-      origin: signer.name,
+    const { store, log } = await openTestLog(f.setup, {
       checkpointEveryEntries: 1_000_000,
-      checkpointEveryMs: 60_000,
-      groupCommit: true,
-      maxBatch: 64,
-      log: silentLogger,
       witnesses: [{ url: witness.url, key: WITNESS_KEY }],
     });
     await log.init();

@@ -61,7 +61,7 @@ function pipelineWithHold(identity: Awaited<ReturnType<typeof world>>['identity'
   const forwarded: string[] = [];
   const pipeline = createPipeline(
     [
-      identifyStage(identity),
+      identifyStage(identity, 'identify', { reuseTransportCheck: true }),
       { name: 'hold', run: () => hold },
       identifyStage(identity, 'reidentify'),
       {

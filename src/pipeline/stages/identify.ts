@@ -8,17 +8,21 @@ import type { Stage } from '../runner.ts';
  * checked again for expiry and revocation (fail closed), and a gateway
  * token's `allowed_tools` (any other tool is as unknown as one that does not
  * exist). Runs first, and again just before forwarding, so a revocation
- * reaches calls still in flight. The first run skips the check when the
- * transport made it for this very request (`ctx.identityChecked`).
+ * reaches calls still in flight. `reuseTransportCheck`: skip the check when
+ * the transport made it for this very request (`ctx.identityChecked`); never
+ * for the run just before forwarding.
  */
-export function identifyStage(identity: IdentityService, name = 'identify'): Stage {
-  const beforeForwarding = name !== 'identify';
+export function identifyStage(
+  identity: IdentityService,
+  name = 'identify',
+  opts: { reuseTransportCheck?: boolean } = {},
+): Stage {
   return {
     name,
     async run(ctx: CallContext) {
       ctx.principal = ctx.session.principal;
       if (identity.mode === 'none') return;
-      if (beforeForwarding || !ctx.identityChecked) await identity.recheck(ctx.principal);
+      if (!(opts.reuseTransportCheck && ctx.identityChecked)) await identity.recheck(ctx.principal);
       const allowed = ctx.principal.allowedTools;
       if (allowed && ctx.request.method === 'tools/call') {
         const tool = String(ctx.request.params?.name);
