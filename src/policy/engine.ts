@@ -7,6 +7,7 @@ import { PolicyError } from './errors.ts';
 import type { LoadedPolicy, PolicySource } from './policy-set.ts';
 import { type ContextReads, mergeNames, mergeReads, pruneContext } from './reads.ts';
 import type { CedarRequest } from './request.ts';
+import { entityDigest, residualFor } from './residuals.ts';
 import {
   EntityGraph,
   entityKey,
@@ -49,6 +50,11 @@ interface Slice {
  */
 export const MAX_REQUEST_SLICES = 1024;
 
+/** Calls with the same slice and entities decided in full before their residuals are computed (~1 ms once). */
+export const RESIDUALS_AFTER = 2;
+
+let engineCount = 0;
+
 /**
  * One policy set, pre-parsed once and sliced per request: a call evaluates
  * only the policies whose action, principal and resource scopes can match it,
@@ -67,13 +73,21 @@ export class PolicyEngine {
   /** By pre-parsed set id (the hash of its policy ids): a set is parsed into wasm once. */
   private readonly parsed = new Map<string, Slice>();
   private readonly maxRequestSlices: number;
+  private readonly residualsAfter: number | 'never';
+  /** Distinguishes this engine's residuals from those of an engine over another set or catalog. */
+  private readonly serial = ++engineCount;
   private validatedAt = -1;
   private problems: readonly string[] = [];
 
-  constructor(source: PolicySource, catalog: Catalog, opts: { maxRequestSlices?: number } = {}) {
+  constructor(
+    source: PolicySource,
+    catalog: Catalog,
+    opts: { maxRequestSlices?: number; residualsAfter?: number | 'never' } = {},
+  ) {
     this.source = source;
     this.catalog = catalog;
     this.maxRequestSlices = opts.maxRequestSlices ?? MAX_REQUEST_SLICES;
+    this.residualsAfter = opts.residualsAfter ?? RESIDUALS_AFTER;
     this.byId = new Map(source.policies.map((p) => [p.id, p]));
     this.named = new Set(
       source.policies.flatMap((p) =>
@@ -107,7 +121,7 @@ export class PolicyEngine {
     try {
       const slice = this.slice(req, graph);
       if (!slice) return this.deny([], []);
-      answer = cedar.statefulIsAuthorized(cedarCall(slice, req, graph));
+      answer = cedar.statefulIsAuthorized(this.call(slice, req, graph));
     } catch (err) {
       return this.deny([], [String(err)], 'engine');
     }
@@ -134,6 +148,13 @@ export class PolicyEngine {
     const graph = EntityGraph.of(req.entities);
     const slice = this.slice(req, graph);
     return slice && cedarCall(slice, req, graph);
+  }
+
+  /** What Cedar is sent to decide this request, as `decide` sends it (and counted as one of its calls). */
+  decisionCallFor(req: CedarRequest): ReturnType<PolicyEngine['call']> | null {
+    const graph = EntityGraph.of(req.entities);
+    const slice = this.slice(req, graph);
+    return slice && this.call(slice, req, graph);
   }
 
   /**
@@ -181,6 +202,32 @@ export class PolicyEngine {
     } catch {
       return false;
     }
+  }
+
+  /** The Cedar call for a decision: on the slice's residuals for these entities when there are some. */
+  private call(slice: Slice, req: CedarRequest, graph: EntityGraph | undefined) {
+    const context = pruneContext(req.context, slice.contextReads) as Record<string, unknown>;
+    if (this.residualsAfter === 'never') return cedarCall(slice, req, graph, context);
+    const residuals = residualFor(
+      `${this.serial}\0${slice.id}`,
+      Object.keys(context),
+      req.entities.map(entityDigest),
+      this.residualsAfter,
+      () => ({
+        ...cedarCall(slice, req, graph, context),
+        policies: Object.fromEntries(slice.policies.map((p) => [p.id, p.text])),
+      }),
+    );
+    if (!residuals) return cedarCall(slice, req, graph, context);
+    const { principal, action, resource } = req;
+    return {
+      principal,
+      action,
+      resource,
+      context: context as never,
+      entities: [],
+      preparsedPolicySetId: residuals.id,
+    };
   }
 
   private run(
@@ -294,14 +341,19 @@ function requestViews(
  * only if one of them reads tags, and parents only if one of them can test
  * membership in them. Uids are always sent.
  */
-function cedarCall(slice: Slice, req: CedarRequest, graph: EntityGraph | undefined) {
+function cedarCall(
+  slice: Slice,
+  req: CedarRequest,
+  graph: EntityGraph | undefined,
+  context = pruneContext(req.context, slice.contextReads),
+) {
   // Parents are trimmed only where each entity's parents are all its ancestors.
   const memberships = graph?.flat ? slice.memberships : true;
   return {
     principal: req.principal,
     action: req.action,
     resource: req.resource,
-    context: pruneContext(req.context, slice.contextReads) as never,
+    context: context as never,
     entities: req.entities.map((e) => readableOf(e, slice, memberships)),
     preparsedPolicySetId: slice.id,
   };

@@ -66,11 +66,7 @@ export function toCedar(f: CallFacts): CedarRequest {
   const principal = principalEntity(f.principal);
   const resource = resourceEntity(f.target);
   const actionId = actionOf(f.method, f.target);
-  const action: EntityJson = {
-    uid: { type: 'Action', id: actionId },
-    attrs: {},
-    parents: f.target.kind === 'tool' ? [{ type: 'Action', id: ACTION.toolsCall }] : [],
-  };
+  const action = actionEntity(actionId, f.target.kind === 'tool');
   return {
     principal: principal.uid as CedarRequest['principal'],
     action: { type: 'Action', id: actionId },
@@ -78,6 +74,25 @@ export function toCedar(f: CallFacts): CedarRequest {
     context: contextOf(f),
     entities: [principal, resource, action],
   };
+}
+
+/** Frozen and shared: one per action id (tool actions come and go with the catalog, so not kept past it). */
+const actionEntities = new Map<string, EntityJson>();
+const MAX_ACTION_ENTITIES = 10_000;
+
+function actionEntity(id: string, isTool: boolean): EntityJson {
+  const key = `${isTool ? 't' : 'm'}:${id}`;
+  let entity = actionEntities.get(key);
+  if (!entity) {
+    entity = deepFreeze({
+      uid: { type: 'Action', id },
+      attrs: {},
+      parents: isTool ? [{ type: 'Action', id: ACTION.toolsCall }] : [],
+    });
+    if (actionEntities.size >= MAX_ACTION_ENTITIES) actionEntities.clear();
+    actionEntities.set(key, entity);
+  }
+  return entity;
 }
 
 /**

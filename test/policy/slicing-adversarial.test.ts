@@ -273,7 +273,8 @@ describe('slicing never decides other than the whole set (adversarial)', () => {
         fc.array(policy, { minLength: 1, maxLength: 7 }),
         fc.array(request, { minLength: 1, maxLength: 5 }),
         fc.constantFrom(0, 1, 2, 1024),
-        (policies, requests, maxRequestSlices) => {
+        fc.constantFrom(0, 1, 'never' as const),
+        (policies, requests, maxRequestSlices, residualsAfter) => {
           const text = policies
             .map(
               (p, i) =>
@@ -282,6 +283,7 @@ describe('slicing never decides other than the whole set (adversarial)', () => {
             .join('\n');
           const engine = new PolicyEngine(parsePolicyTexts([{ file: 't.cedar', text }]), catalog, {
             maxRequestSlices,
+            residualsAfter,
           });
           const problems = engine.validate();
           if (problems.length > 0) invalid.push(`${text}\n${problems.join('\n')}`);
@@ -289,7 +291,14 @@ describe('slicing never decides other than the whole set (adversarial)', () => {
           for (const r of requests) {
             const req = cedarRequest(r);
             const whole = wholeDecision(engine, req);
+            // Twice: with residualsAfter 1 the second decision is the first on residuals.
+            const first = engine.decide(req);
             const sliced = engine.decide(req);
+            const sorted = (d: typeof first) => ({
+              ...d,
+              determiningPolicies: [...d.determiningPolicies].sort(),
+            });
+            assert.deepEqual(sorted(sliced), sorted(first));
             checked++;
             if (whole.effect === 'allow') allowed++;
             const why = `${text}\n${JSON.stringify(r)}`;

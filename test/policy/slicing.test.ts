@@ -183,14 +183,17 @@ describe('slicing by principal and resource scope', () => {
       fc.property(
         fc.array(policy, { minLength: 1, maxLength: 6 }),
         fc.array(request, { minLength: 1, maxLength: 4 }),
-        (policies, requests) => {
+        fc.constantFrom(0, 'never' as const),
+        (policies, requests, residualsAfter) => {
           const text = policies
             .map(
               (p, i) =>
                 `@id("p${i}") ${p.effect}(${p.principal}, action in Action::"tools/call", ${p.resource}) ${p.condition};`,
             )
             .join('\n');
-          const engine = engineFor(text, catalog);
+          const engine = new PolicyEngine(parsePolicyTexts([{ file: 'test.cedar', text }]), catalog, {
+            residualsAfter,
+          });
           assert.deepEqual(engine.validate(), []);
           for (const r of requests) {
             const principal = { ...alice, id: r.id, claims: { groups: r.groups, dept: r.dept } };
