@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { canonicalize } from '../../src/audit/jcs.ts';
 
 describe('RFC 8785 canonical JSON', () => {
@@ -37,5 +38,25 @@ describe('RFC 8785 canonical JSON', () => {
     assert.throws(() => canonicalize(Number.NaN), { code: 'ERR_AUDIT_NOT_JSON' });
     assert.throws(() => canonicalize('\ud800'), { code: 'ERR_AUDIT_NOT_JSON' });
     assert.throws(() => canonicalize([undefined]), { code: 'ERR_AUDIT_NOT_JSON' });
+  });
+
+  it('reads back as the same value, whatever order its keys were written in', () => {
+    const reversed = (v: unknown): unknown => {
+      if (Array.isArray(v)) return v.map(reversed);
+      if (v === null || typeof v !== 'object') return v;
+      return Object.fromEntries(
+        Object.entries(v)
+          .reverse()
+          .map(([k, x]) => [k, reversed(x)]),
+      );
+    };
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        const text = canonicalize(value);
+        assert.deepEqual(JSON.parse(text), JSON.parse(JSON.stringify(value)));
+        assert.equal(canonicalize(reversed(value)), text);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
