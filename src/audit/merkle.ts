@@ -1,15 +1,19 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 
 /** RFC 6962 / RFC 9162 Merkle tree hashing and proofs over SHA-256. */
 
 export const HASH_SIZE = 32;
 export const EMPTY_ROOT: Buffer = createHash('sha256').digest();
 
+const LEAF_PREFIX = Buffer.of(0);
+const NODE_PREFIX = Buffer.of(1);
+
+// One-shot `hash` rather than a Hash object: a call appends about a dozen node hashes per entry.
 export const leafHash = (entry: Uint8Array): Buffer<ArrayBufferLike> =>
-  createHash('sha256').update(Buffer.of(0)).update(entry).digest();
+  hash('sha256', Buffer.concat([LEAF_PREFIX, entry]), 'buffer') as Buffer;
 
 export const nodeHash = (left: Uint8Array, right: Uint8Array): Buffer<ArrayBufferLike> =>
-  createHash('sha256').update(Buffer.of(1)).update(left).update(right).digest();
+  hash('sha256', Buffer.concat([NODE_PREFIX, left, right]), 'buffer') as Buffer;
 
 /** The largest power of two strictly smaller than n (n > 1). */
 export function splitPoint(n: number): number {
