@@ -130,13 +130,14 @@ export class PolicyEngine {
     const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
     // Cedar skips a policy whose condition errors; a skipped forbid would fail open.
     if (errors.length > 0) return this.deny(diagnostics.reason, errors, 'engine');
-    if (decision !== 'allow') return this.deny(diagnostics.reason, []);
+    if (decision !== 'allow') return this.deny([...diagnostics.reason].sort(), []);
     const obligations = new Set<string>();
     for (const id of diagnostics.reason)
       for (const o of this.byId.get(id)?.obligations ?? []) obligations.add(o);
     return {
       effect: 'allow',
-      determiningPolicies: diagnostics.reason,
+      // Sorted: Cedar reports a set, in an order that differs between equivalent calls.
+      determiningPolicies: [...diagnostics.reason].sort(),
       policySetHash: this.source.hash,
       obligations: [...obligations].sort(),
       errors: [],
@@ -150,7 +151,11 @@ export class PolicyEngine {
     return slice && cedarCall(slice, req, graph);
   }
 
-  /** What Cedar is sent to decide this request, as `decide` sends it (and counted as one of its calls). */
+  /**
+   * What Cedar is sent to decide this request, as `decide` sends it (and
+   * counted as one of its calls). A residual set id in it is good only until
+   * the next decision: an evicted slot is reused.
+   */
   decisionCallFor(req: CedarRequest): ReturnType<PolicyEngine['call']> | null {
     const graph = EntityGraph.of(req.entities);
     const slice = this.slice(req, graph);
@@ -210,6 +215,7 @@ export class PolicyEngine {
     if (this.residualsAfter === 'never') return cedarCall(slice, req, graph, context);
     const residuals = residualFor(
       `${this.serial}\0${slice.id}`,
+      req,
       Object.keys(context),
       req.entities.map(entityDigest),
       this.residualsAfter,

@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { isDeepFrozen } from '../freeze.ts';
 import { cedar, type EntityJson, type PolicyJson } from './cedar.ts';
 
 /**
@@ -20,6 +21,13 @@ import { cedar, type EntityJson, type PolicyJson } from './cedar.ts';
 
 /** Residual sets kept, across every engine (each holds a pre-parsed set in wasm memory, reused when evicted). */
 export const MAX_RESIDUAL_SETS = 4096;
+
+/**
+ * Names of the unknowns this process puts in place of context attributes: a
+ * policy may call `unknown("risk")` itself (the full call errors on it, so
+ * denies), and that must stay an unknown, never become `context.risk`.
+ */
+const UNKNOWN_PREFIX = `portcullis-context-${randomBytes(12).toString('hex')}:`;
 
 /** Operators whose answer depends on entity data a residual call does not carry. */
 const ENTITY_OPERATORS = new Set(['in', 'has', 'hasTag', 'getTag']);
@@ -121,26 +129,29 @@ export const residualEntries = (): number => sets.size;
  */
 export function residualFor(
   scope: string,
+  req: Pick<ResidualRequest, 'principal' | 'action' | 'resource'>,
   contextNames: readonly string[],
   entityKeys: readonly string[],
   after: number,
   request: () => ResidualRequest & { policies: Record<string, string> },
 ): ResidualSet | undefined {
-  const key = JSON.stringify([scope, contextNames, ...entityKeys]);
+  // The uids too: the entities need not include the principal, action or resource.
+  const uids = [req.principal, req.action, req.resource].map((u) => [u.type, u.id]);
+  const key = JSON.stringify([scope, uids, contextNames, ...entityKeys]);
   return sets.lookup(key, after, () => {
     const req = request();
     return buildResiduals(req, contextNames, req.policies);
   });
 }
 
-/** Per frozen entity object: a digest of its content (a frozen entity never changes). */
+/** Per deep-frozen entity object: a digest of its content (which can never change). */
 const digests = new WeakMap<object, string>();
 
 export function entityDigest(e: EntityJson): string {
   const known = digests.get(e);
   if (known) return known;
   const digest = createHash('sha256').update(JSON.stringify(e)).digest('base64url');
-  if (Object.isFrozen(e)) digests.set(e, digest);
+  if (isDeepFrozen(e)) digests.set(e, digest);
   return digest;
 }
 
@@ -156,7 +167,9 @@ function buildResiduals(
       principal: req.principal,
       action: req.action,
       resource: req.resource,
-      context: Object.fromEntries(names.map((n) => [n, { __extn: { fn: 'unknown', arg: n } }])) as never,
+      context: Object.fromEntries(
+        names.map((n) => [n, { __extn: { fn: 'unknown', arg: `${UNKNOWN_PREFIX}${n}` } }]),
+      ) as never,
       entities: req.entities as EntityJson[],
       policies: { staticPolicies: policies },
     });
@@ -209,8 +222,8 @@ function expression(node: unknown, unknowns: ReadonlySet<string>): never {
   if (ENTITY_OPERATORS.has(op)) throw new NotResidual(`${op} needs entity data`);
   if (op === 'is' && isObject(arg) && Object.hasOwn(arg, 'in'))
     throw new NotResidual('`is … in` needs entity data');
-  if (op === '.' && isObject(arg) && isLiteral(arg.left))
-    throw new NotResidual('attribute of a literal needs entity data');
+  if (op === '.' && isObject(arg) && !isContextPath(arg.left))
+    throw new NotResidual('an attribute of anything but the context may need entity data');
   if (op === 'Record') {
     // Attribute names are data; only the values are expressions.
     const attrs = Object.entries(arg as Record<string, unknown>).map(([k, v]) => [
@@ -236,12 +249,20 @@ function expressionFields(arg: unknown, unknowns: ReadonlySet<string>): unknown 
 }
 
 function contextAttribute(arg: unknown, unknowns: ReadonlySet<string>): unknown {
-  const name = Array.isArray(arg) && arg.length === 1 ? (arg[0] as { Value?: unknown }).Value : undefined;
-  if (typeof name !== 'string' || !unknowns.has(name)) throw new NotResidual('unexpected unknown');
+  const full = Array.isArray(arg) && arg.length === 1 ? (arg[0] as { Value?: unknown }).Value : undefined;
+  const name =
+    typeof full === 'string' && full.startsWith(UNKNOWN_PREFIX) ? full.slice(UNKNOWN_PREFIX.length) : '';
+  if (!unknowns.has(name)) throw new NotResidual('an unknown this engine did not put there');
   return { '.': { left: { Var: 'context' }, attr: name } };
+}
+
+/** `context`, one of the context's unknowns, or a record literal, then any chain of attributes. */
+function isContextPath(node: unknown): boolean {
+  if (!isObject(node)) return false;
+  if (node.Var === 'context' || Object.hasOwn(node, 'unknown') || Object.hasOwn(node, 'Record')) return true;
+  const dot = node['.'];
+  return isObject(dot) && isContextPath(dot.left);
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v);
-
-const isLiteral = (node: unknown): boolean => isObject(node) && Object.hasOwn(node, 'Value');

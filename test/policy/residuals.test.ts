@@ -78,6 +78,62 @@ describe('decisions on residual policies', () => {
     }
   });
 
+  it('keeps denying when a policy calls unknown() itself, as the full call does', () => {
+    // Found in review: the policy's own unknown("risk") was turned into context.risk.
+    const text = `@id("p") permit(principal, action, resource);
+@id("f") forbid(principal, action, resource) when { context.risk >= 0 && unknown("risk") > 10 };`;
+    for (const after of ['never', 0] as const) {
+      const d = engineOf(text, after).decide(read());
+      assert.equal(d.effect, 'deny', String(after));
+      assert.equal(d.failure, 'engine');
+    }
+  });
+
+  it('keys residuals by the principal, action and resource too, not only by the entities sent', () => {
+    // Found in review: two callers (or two actions) with the same entity list shared residuals.
+    const text =
+      '@id("p") permit(principal, action, resource) when { principal.user == "alice" && context.reason != "" };';
+    const base = read();
+    const bob = {
+      ...base.entities[0]!,
+      uid: { type: 'Caller', id: 'jwt:bob' },
+      attrs: { ...base.entities[0]!.attrs, id: 'jwt:bob', user: 'bob' },
+      parents: [],
+    };
+    const both = { ...base, entities: [...base.entities, bob] };
+    const engine = engineOf(text);
+    assert.equal(engine.decide(both).effect, 'allow');
+    assert.equal(engine.decide({ ...both, principal: { type: 'Caller', id: 'jwt:bob' } }).effect, 'deny');
+    const onRead = `@id("p") permit(principal, action, resource) when { action == Action::"tools/call:fs__read_text_file" && context.reason != "" };`;
+    const noAction = { ...base, entities: base.entities.slice(0, 2) };
+    const actions = engineOf(onRead);
+    assert.equal(actions.decide(noAction).effect, 'allow');
+    const write = { ...noAction, action: { type: 'Action', id: 'tools/call:fs__write_file' } };
+    assert.equal(actions.decide(write).effect, 'deny');
+  });
+
+  it('does not trust a digest of an entity frozen only at the top', () => {
+    const text =
+      '@id("p") permit(principal, action, resource) when { principal.user == "alice" && context.reason != "" };';
+    const base = read();
+    const caller = structuredClone(base.entities[0]!);
+    Object.freeze(caller);
+    const req = { ...base, entities: [caller, ...base.entities.slice(1)] };
+    const engine = engineOf(text);
+    assert.equal(engine.decide(req).effect, 'allow');
+    (caller.attrs as Record<string, unknown>).user = 'mallory';
+    assert.equal(engine.decide(req).effect, 'deny');
+  });
+
+  it('decides in full an attribute of an entity the partial evaluation left in the residual', () => {
+    // Found in review: `.` on an if-then-else of entity literals was denied for want of entity data.
+    const engine = engineOf(
+      '@id("p") permit(principal, action, resource) when { (if context.reason == "" then principal else principal).user == "alice" };',
+    );
+    assert.equal(engine.decisionCallFor(read())?.entities.length, 3);
+    assert.equal(engine.decide(read()).effect, 'allow');
+  });
+
   it('never builds residuals when told not to', () => {
     const engine = engineOf(TIERED, 'never');
     for (let i = 0; i < 5; i++) assert.equal(engine.decisionCallFor(read())?.entities.length, 3);
