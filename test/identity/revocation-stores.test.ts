@@ -93,3 +93,31 @@ describe('a revocation store that cannot be reached', () => {
     await redisDown.close();
   });
 });
+
+describe('the SQLite revocation store, checked over and over', () => {
+  it('sees a revocation another connection commits right after a check found none', async () => {
+    const path = join(dir, `again-${run}.db`);
+    const gateway = new SqliteRevocationStore(path);
+    const cli = new SqliteRevocationStore(path);
+    try {
+      for (let i = 0; i < 3; i++)
+        assert.equal(await gateway.find({ tokenId: 'j9', user: 'carol' }), undefined);
+      await cli.revoke({ kind: 'sub', value: 'carol', revokedAt: 5 });
+      assert.equal((await gateway.find({ tokenId: 'j9', user: 'carol' }))?.kind, 'sub');
+    } finally {
+      await gateway.close();
+      await cli.close();
+    }
+  });
+
+  it('sees its own revocation right after a check found none', async () => {
+    const store = new SqliteRevocationStore(join(dir, `own-${run}.db`));
+    try {
+      assert.equal(await store.find({ tokenId: 'j7' }), undefined);
+      await store.revoke({ kind: 'jti', value: 'j7', revokedAt: 6 });
+      assert.equal((await store.find({ tokenId: 'j7' }))?.kind, 'jti');
+    } finally {
+      await store.close();
+    }
+  });
+});
