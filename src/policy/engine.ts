@@ -7,6 +7,7 @@ import { PolicyError } from './errors.ts';
 import type { LoadedPolicy, PolicySource } from './policy-set.ts';
 import { type ContextReads, mergeNames, mergeReads, pruneContext } from './reads.ts';
 import type { CedarRequest } from './request.ts';
+import { BAIL } from './residual-eval.ts';
 import { entityDigest, residualFor } from './residuals.ts';
 import {
   EntityGraph,
@@ -121,7 +122,8 @@ export class PolicyEngine {
     try {
       const slice = this.slice(req, graph);
       if (!slice) return this.deny([], []);
-      answer = cedar.statefulIsAuthorized(this.call(slice, req, graph));
+      const { call, quick } = this.plan(slice, req, graph);
+      answer = quick ?? cedar.statefulIsAuthorized(call);
     } catch (err) {
       return this.deny([], [String(err)], 'engine');
     }
@@ -156,10 +158,10 @@ export class PolicyEngine {
    * counted as one of its calls). A residual set id in it is good only until
    * the next decision: an evicted slot is reused.
    */
-  decisionCallFor(req: CedarRequest): ReturnType<PolicyEngine['call']> | null {
+  decisionCallFor(req: CedarRequest): ReturnType<typeof cedarCall> | null {
     const graph = EntityGraph.of(req.entities);
     const slice = this.slice(req, graph);
-    return slice && this.call(slice, req, graph);
+    return slice && this.plan(slice, req, graph).call;
   }
 
   /**
@@ -209,10 +211,18 @@ export class PolicyEngine {
     }
   }
 
-  /** The Cedar call for a decision: on the slice's residuals for these entities when there are some. */
-  private call(slice: Slice, req: CedarRequest, graph: EntityGraph | undefined) {
+  /**
+   * How a decision is made: the Cedar call, on the slice's residuals for
+   * these entities when there are some; and `quick`, Cedar's answer as the
+   * residuals' JS form gives it, when it can.
+   */
+  private plan(
+    slice: Slice,
+    req: CedarRequest,
+    graph: EntityGraph | undefined,
+  ): { call: ReturnType<typeof cedarCall>; quick?: AuthorizationAnswer } {
     const context = pruneContext(req.context, slice.contextReads) as Record<string, unknown>;
-    if (this.residualsAfter === 'never') return cedarCall(slice, req, graph, context);
+    if (this.residualsAfter === 'never') return { call: cedarCall(slice, req, graph, context) };
     const residuals = residualFor(
       `${this.serial}\0${slice.id}`,
       req,
@@ -224,15 +234,22 @@ export class PolicyEngine {
         policies: Object.fromEntries(slice.policies.map((p) => [p.id, p.text])),
       }),
     );
-    if (!residuals) return cedarCall(slice, req, graph, context);
+    if (!residuals) return { call: cedarCall(slice, req, graph, context) };
     const { principal, action, resource } = req;
-    return {
+    const call = {
       principal,
       action,
       resource,
       context: context as never,
       entities: [],
       preparsedPolicySetId: residuals.id,
+    };
+    const quick = residuals.evaluate?.(context);
+    if (quick === undefined || quick === BAIL) return { call };
+    const diagnostics = { reason: [...quick.reason], errors: [] };
+    return {
+      call,
+      quick: { type: 'success', response: { decision: quick.decision, diagnostics }, warnings: [] },
     };
   }
 

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { isDeepFrozen } from '../freeze.ts';
 import { cedar, type EntityJson, type PolicyJson } from './cedar.ts';
+import { type CompiledResiduals, compileResiduals } from './residual-eval.ts';
 
 /**
  * Partial evaluation, computed once per slice, entities and context shape:
@@ -35,6 +36,8 @@ const ENTITY_OPERATORS = new Set(['in', 'has', 'hasTag', 'getTag']);
 export interface ResidualSet {
   /** The pre-parsed set's id. */
   readonly id: string;
+  /** The same residuals as a JS function, when they use only what it evaluates exactly. */
+  readonly evaluate: CompiledResiduals | null;
 }
 
 interface Entry {
@@ -97,7 +100,7 @@ export class ResidualSets {
       this.freeSlots.push(id);
       return null;
     }
-    return { id };
+    return { id, evaluate: compileResiduals(policies) };
   }
 
   private evictBeyond(max: number): void {
