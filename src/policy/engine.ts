@@ -105,8 +105,14 @@ export class PolicyEngine {
   /** Validation errors against the current catalog (strict mode); empty when the set is usable. */
   validate(): readonly string[] {
     if (this.validatedAt === this.catalog.version) return this.problems;
-    this.validatedAt = this.catalog.version;
-    this.problems = validateAgainst(this.source, this.catalog);
+    const version = this.catalog.version;
+    try {
+      this.problems = validateAgainst(this.source, this.catalog);
+    } catch (err) {
+      // A validator that cannot run proves nothing: the set stays unusable for this catalog.
+      this.problems = [`validation failed: ${String(err)}`];
+    }
+    this.validatedAt = version;
     return this.problems;
   }
 

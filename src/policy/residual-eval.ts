@@ -116,7 +116,8 @@ function attribute(arg: unknown): Expr {
   const name = arg.attr;
   return (context) => {
     const record = left(context);
-    if (!isRecord(record) || !Object.hasOwn(record, name)) return BAIL;
+    // Enumerable own properties only: what JSON.stringify, and so Cedar, sees.
+    if (!isRecord(record) || !Object.prototype.propertyIsEnumerable.call(record, name)) return BAIL;
     return record[name] as Value;
   };
 }
@@ -193,12 +194,16 @@ const isLong = (v: unknown): v is number => Number.isSafeInteger(v);
 const isPrimitive = (v: unknown): v is boolean | number | string =>
   typeof v === 'boolean' || isLong(v) || typeof v === 'string';
 
+/** Cedar reads its context through serde_json, which refuses nesting past 128; stay well inside. */
+const MAX_DEPTH = 64;
+
 /**
- * Whether Cedar reads `value` as the same plain value JS does: strings
- * without lone surrogates, integers, booleans, arrays and records, and no
- * `__extn` / `__entity` / `__expr` escapes anywhere.
+ * Whether Cedar reads `value` as the same plain value JS does: strings and
+ * keys without lone surrogates, integers, booleans, dense arrays and plain
+ * records (no prototype tricks, no `toJSON`), nested at most MAX_DEPTH deep,
+ * and no `__extn` / `__entity` / `__expr` escapes anywhere.
  */
-function plainJson(value: unknown): boolean {
+function plainJson(value: unknown, depth = 0): boolean {
   switch (typeof value) {
     case 'boolean':
       return true;
@@ -207,11 +212,27 @@ function plainJson(value: unknown): boolean {
     case 'string':
       return value.isWellFormed();
     case 'object':
-      if (value === null) return false;
-      if (Array.isArray(value)) return value.every(plainJson);
-      for (const [k, v] of Object.entries(value)) if (k.startsWith('__') || !plainJson(v)) return false;
-      return true;
+      if (value === null || depth >= MAX_DEPTH) return false;
+      return Array.isArray(value) ? plainArray(value, depth) : plainRecord(value, depth);
     default:
       return false;
   }
+}
+
+function plainArray(values: readonly unknown[], depth: number): boolean {
+  if (Object.getPrototypeOf(values) !== Array.prototype || Object.hasOwn(values, 'toJSON')) return false;
+  for (let i = 0; i < values.length; i++) if (!(i in values) || !plainJson(values[i], depth + 1)) return false;
+  return true;
+}
+
+function plainRecord(record: object, depth: number): boolean {
+  const proto = Object.getPrototypeOf(record);
+  if ((proto !== Object.prototype && proto !== null) || 'toJSON' in record) return false;
+  for (const k of Object.keys(record)) {
+    // A getter could answer JSON.stringify (what Cedar reads) and this evaluator differently.
+    const d = Object.getOwnPropertyDescriptor(record, k);
+    if (!d || !('value' in d)) return false;
+    if (k.startsWith('__') || !k.isWellFormed() || !plainJson(d.value, depth + 1)) return false;
+  }
+  return true;
 }

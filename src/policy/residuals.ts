@@ -181,19 +181,20 @@ function buildResiduals(
   }
   if (answer.type !== 'residuals' || answer.response.errored.length > 0) return null;
   const { satisfied, nontrivialResiduals, residuals } = answer.response;
-  const out: PolicySource = {};
+  const out: [string, PolicyJson][] = [];
   try {
     // Policies neither satisfied nor residual are false whatever the context: they can never apply.
     for (const id of new Set([...satisfied, ...nontrivialResiduals])) {
-      const policy = residuals[id];
+      const policy = Object.hasOwn(residuals, id) ? residuals[id] : undefined;
       if (!policy) return null;
-      out[id] = overContext(policy, unknowns);
+      out.push([id, overContext(policy, unknowns)]);
     }
   } catch (err) {
     if (err instanceof NotResidual) return null;
     throw err;
   }
-  return out;
+  // fromEntries defines properties: an assignment to `__proto__` (a policy may be @id("__proto__")) would not.
+  return Object.fromEntries(out);
 }
 
 /** A residual policy with each `unknown("name")` turned back into `context.name`; throws NotResidual. */

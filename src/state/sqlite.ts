@@ -4,21 +4,11 @@ import { DatabaseSync } from 'node:sqlite';
 import { PortcullisError } from '../errors.ts';
 import { keysOf, type Revocation, type RevocationStore, type RevocationSubject } from './revocations.ts';
 
-/** Unrevoked subjects remembered per database version (a few hundred bytes each). */
-const MAX_REMEMBERED = 10_000;
-
 /** The embedded default: one SQLite file (WAL), shared by the CLI and a running gateway. */
 export class SqliteRevocationStore implements RevocationStore {
   private readonly db: DatabaseSync;
   /** One statement per number of keys a subject has (1–3): a check is one query, not one per key. */
   private readonly lookups = new Map<number, ReturnType<DatabaseSync['prepare']>>();
-  private readonly dataVersion: ReturnType<DatabaseSync['prepare']>;
-  /**
-   * Subjects found unrevoked while the database stood at `version`. SQLite's
-   * data_version moves whenever another connection (the CLI, another process)
-   * commits, so a hit is exactly as fresh as a query, at half the cost.
-   */
-  private unrevoked = { version: -1, subjects: new Set<string>() };
 
   constructor(path: string) {
     try {
@@ -28,7 +18,6 @@ export class SqliteRevocationStore implements RevocationStore {
       this.db.exec(`CREATE TABLE IF NOT EXISTS revocations (
         kind TEXT NOT NULL, value TEXT NOT NULL, revoked_at INTEGER NOT NULL, reason TEXT,
         PRIMARY KEY (kind, value))`);
-      this.dataVersion = this.db.prepare('PRAGMA data_version');
     } catch (err) {
       throw new PortcullisError('ERR_STATE_UNAVAILABLE', `cannot open state store ${path}`, { cause: err });
     }
@@ -38,21 +27,13 @@ export class SqliteRevocationStore implements RevocationStore {
     this.db
       .prepare('INSERT OR IGNORE INTO revocations (kind, value, revoked_at, reason) VALUES (?, ?, ?, ?)')
       .run(r.kind, r.value, r.revokedAt, r.reason ?? null);
-    // This connection's own commits do not move its data_version.
-    this.unrevoked = { version: -1, subjects: new Set() };
   }
 
   async find(subject: RevocationSubject): Promise<Revocation | undefined> {
     const keys = keysOf(subject);
     if (keys.length === 0) return undefined;
-    const version = Number((this.dataVersion.get() as { data_version: number }).data_version);
-    if (version !== this.unrevoked.version) this.unrevoked = { version, subjects: new Set() };
-    const memo = JSON.stringify(keys.map((k) => [k.kind, k.value]));
-    if (this.unrevoked.subjects.has(memo)) return undefined;
     const row = this.lookup(keys.length).get(...keys.flatMap((k) => [k.kind, k.value])) as Row | undefined;
-    if (row) return fromRow(row);
-    if (this.unrevoked.subjects.size < MAX_REMEMBERED) this.unrevoked.subjects.add(memo);
-    return undefined;
+    return row ? fromRow(row) : undefined;
   }
 
   private lookup(keyCount: number): ReturnType<DatabaseSync['prepare']> {

@@ -238,4 +238,35 @@ describe('residual policies evaluated in JS', () => {
     assert.equal(evaluate({ ...c, extra: { __extn: { fn: 'ip', arg: '1.2.3.4' } } }), BAIL);
     assert.equal(evaluate({ reason: 'x', risk: 0 }), BAIL);
   });
+
+  it('leaves to Cedar every context JSON.stringify would give Cedar differently (review findings)', () => {
+    const read = (body: unknown) =>
+      compileResiduals({
+        p: {
+          effect: 'permit',
+          principal: { op: 'All' },
+          action: { op: 'All' },
+          resource: { op: 'All' },
+          conditions: [{ kind: 'when', body }],
+        } as PolicyJson,
+      })!;
+    const ok = read(attr(attr(ctx, 'r'), 'ok'));
+    class WithToJson {
+      ok = true;
+      toJSON() {
+        return { ok: false };
+      }
+    }
+    const getter = Object.defineProperty({}, 'ok', { get: () => true, enumerable: true });
+    const hidden = Object.defineProperty({}, 'ok', { value: true, enumerable: false });
+    let deep: unknown = 1;
+    for (let i = 0; i < 100; i++) deep = [deep];
+    for (const r of [{ ok: true, '\ud800': 1 }, new WithToJson(), getter, hidden, { ok: true, deep }]) {
+      assert.equal(ok({ r }), BAIL, JSON.stringify(r));
+    }
+    assert.deepEqual(ok({ r: { ok: true } }), { decision: 'allow', reason: ['p'] });
+    // biome-ignore lint/suspicious/noSparseArray: a hole is the point
+    const holes = [1, , 2];
+    assert.equal(read(binary('contains', attr(ctx, 's'), { Value: 2 }))({ s: holes }), BAIL);
+  });
 });

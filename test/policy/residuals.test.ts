@@ -134,6 +134,19 @@ describe('decisions on residual policies', () => {
     assert.equal(engine.decide(read()).effect, 'allow');
   });
 
+  it('keeps a forbid whose id is __proto__ in the residuals (review finding)', () => {
+    const text = `@id("p") permit(principal, action, resource);
+@id("__proto__") forbid(principal, action, resource) when { context.reason != "" };`;
+    for (const after of ['never', 0, 1] as const) {
+      const engine = engineOf(text, after);
+      for (let i = 0; i < 3; i++) {
+        const d = engine.decide(read());
+        assert.equal(d.effect, 'deny', `${after} #${i}`);
+        assert.deepEqual(d.determiningPolicies, ['__proto__']);
+      }
+    }
+  });
+
   it('never builds residuals when told not to', () => {
     const engine = engineOf(TIERED, 'never');
     for (let i = 0; i < 5; i++) assert.equal(engine.decisionCallFor(read())?.entities.length, 3);
@@ -197,5 +210,25 @@ describe('the residual sets', () => {
     assert.equal(sets.lookup('k', 2, none), undefined);
     assert.equal(sets.lookup('k', 2, none), undefined);
     assert.equal(builds, 1);
+  });
+});
+
+describe('validation that cannot run', () => {
+  it('keeps the set unusable instead of remembering it as valid (review finding)', () => {
+    const odd = catalogWith();
+    // A property name with a lone surrogate makes Cedar's validator throw, not answer.
+    const inputSchema = JSON.parse(
+      '{"type":"object","properties":{"\\ud800":{"type":"boolean"},"ok":{"type":"boolean"}}}',
+    );
+    odd.updateTools('fs', [{ name: 'fs__odd', inputSchema, annotations: { readOnlyHint: true } }]);
+    const engine = new PolicyEngine(
+      parsePolicyTexts([{ file: 't.cedar', text: '@id("p") permit(principal, action, resource);' }]),
+      odd,
+    );
+    for (let i = 0; i < 2; i++) {
+      const problems = engine.validate();
+      assert.equal(problems.length, 1);
+      assert.match(problems[0]!, /^validation failed/);
+    }
   });
 });
