@@ -221,7 +221,8 @@ function plainJson(value: unknown, depth = 0): boolean {
 
 function plainArray(values: readonly unknown[], depth: number): boolean {
   if (Object.getPrototypeOf(values) !== Array.prototype || Object.hasOwn(values, 'toJSON')) return false;
-  for (let i = 0; i < values.length; i++) if (!(i in values) || !plainJson(values[i], depth + 1)) return false;
+  for (let i = 0; i < values.length; i++)
+    if (!(i in values) || !plainJson(values[i], depth + 1)) return false;
   return true;
 }
 
