@@ -153,14 +153,15 @@ process.stdout.write(
 );
 const inside = realistic.inside;
 process.stdout.write(
-  `inside one realistic Cedar call: ${inside.as_sent_us} µs as sent; ${inside.one_policy_us} µs with one permit instead of ` +
+  `inside one full Cedar call (a caller's first calls; later ones go on residuals): ${inside.as_sent_us} µs as sent; ${inside.one_policy_us} µs with one permit instead of ` +
     `the slice; ${inside.one_policy_no_entities_us} µs without the 3 entities; ${inside.fixed_us} µs without context either\n`,
 );
 
 /**
  * The gateway benchmark's call under its policy set, the way the authorize
  * stage makes it: one Principal object reused across calls (a cached token),
- * session facts read before and recorded after each allowed call.
+ * session facts read before and recorded after each allowed call. After the
+ * first two calls the engine decides on residual policies (in JS here).
  */
 function measureRealistic() {
   const cfg = policySchema.parse({ tiers: { echo__echo: 'read' } });
@@ -232,8 +233,8 @@ function measureRealistic() {
 }
 
 /**
- * Where one Cedar call's time goes (mean µs straight into cedar-wasm): the
- * call as the engine sends it, the same request against a single
+ * Where one full Cedar call's time goes (mean µs straight into cedar-wasm):
+ * the call as the engine sends it before it has residuals, the same request against a single
  * `permit(principal, action, resource)`, that without entities, and without
  * context too (the fixed cost of a call).
  */
