@@ -328,9 +328,10 @@ export class PolicyEngine {
 
   private preparsed(policies: readonly LoadedPolicy[]): Slice | null {
     if (policies.length === 0) return null;
-    // JSON, not a join: a policy id may hold any character, NUL included (`@id("b\0c")`).
+    // Named by content (JSON, not a join: an id may hold any character, NUL included): a
+    // reloaded set re-parses into the same ids, so wasm memory, which is never freed, does not grow per reload.
     const id = createHash('sha256')
-      .update(JSON.stringify([this.source.hash, ...policies.map((p) => p.id)]))
+      .update(JSON.stringify(policies.map((p) => [p.id, p.text])))
       .digest('base64url');
     const known = this.parsed.get(id);
     if (known) return known;

@@ -228,6 +228,22 @@ describe('slicing by principal and resource scope', () => {
   });
 });
 
+describe('pre-parsed sets across reloads', () => {
+  it('names a slice by its own policies, so a reload that changed others parses it into the same id', () => {
+    const read = '@id("r") permit(principal, action, resource) when { context.reason != "" };';
+    const write = (limit: string) =>
+      `@id("w") forbid(principal, action == Action::"tools/call:fs__write_file", resource) when { context.input.content like "${limit}" };`;
+    const idOf = (...texts: string[]) =>
+      new PolicyEngine(parsePolicyTexts([{ file: 't.cedar', text: texts.join('\n') }]), catalog, {
+        residualsAfter: 'never',
+      }).decisionCallFor(callTo('fs__read_text_file'))?.preparsedPolicySetId;
+    // The write forbid is sliced away from a read call: editing it leaves the read slice as it was.
+    assert.equal(idOf(read, write('*a*')), idOf(read, write('*b*')));
+    assert.notEqual(idOf(read), idOf(read.replace('!=', '==')));
+    assert.notEqual(idOf(read), idOf(read.replace('"r"', '"r2"')));
+  });
+});
+
 describe('what Cedar is sent', () => {
   it('passes exactly the principal, resource and action entities, whose ancestors are their parents', () => {
     const targets: Target[] = [
