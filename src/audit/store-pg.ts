@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { statementName } from '../pg-statement.ts';
 import { CompactRange } from './merkle.ts';
 import {
   type AppendItem,
@@ -55,10 +56,13 @@ export class PgAuditStore implements AuditStore {
   private readonly t: string;
   /** The head as this writer last left it: the next append assumes it (one round trip) and checks it. */
   private last: CompactRange | undefined;
+  private readonly appendStatement: { name: string; text: string };
 
   private constructor(pool: pg.Pool, table: string) {
     this.pool = pool;
     this.t = table;
+    const text = `SELECT ${table}_append(${Array.from({ length: 15 }, (_, k) => `$${k + 1}`).join(',')})`;
+    this.appendStatement = { name: statementName(text), text };
   }
 
   static async open(url: string, table: string): Promise<PgAuditStore> {
@@ -104,9 +108,9 @@ export class PgAuditStore implements AuditStore {
     try {
       // The head must be the one this writer left, by size and by root: a head rolled back and
       // regrown elsewhere (a failover, a restore) has the size but not the root, and takes the locked path.
-      await client.query(
-        `SELECT ${this.t}_append(${Array.from({ length: 15 }, (_, k) => `$${k + 1}`).join(',')})`,
-        [
+      await client.query({
+        ...this.appendStatement,
+        values: [
           last.size,
           last.root(),
           next.size,
@@ -116,7 +120,7 @@ export class PgAuditStore implements AuditStore {
           ...columns(items),
           roots,
         ],
-      );
+      });
     } catch (err) {
       this.last = undefined;
       const code = (err as { code?: string }).code;

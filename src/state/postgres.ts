@@ -1,10 +1,13 @@
 import pg from 'pg';
+import { statementName } from '../pg-statement.ts';
 import { keysOf, type Revocation, type RevocationStore, type RevocationSubject } from './revocations.ts';
 
 /** Revocations in PostgreSQL, for replicas. `prefix` names the table (validated by the config schema). */
 export class PostgresRevocationStore implements RevocationStore {
   private readonly pool: pg.Pool;
   private readonly table: string;
+  /** Named: each pooled connection parses and plans it once (see pg-statement.ts). */
+  private readonly findStatement: { name: string; text: string };
   private ready: Promise<void> | undefined;
 
   constructor(url: string, prefix: string) {
@@ -12,6 +15,9 @@ export class PostgresRevocationStore implements RevocationStore {
     this.pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 3000 });
     this.pool.on('error', () => {});
     this.table = `${prefix}_revocations`;
+    const text = `SELECT kind, value, revoked_at, reason FROM ${this.table}
+       WHERE (kind, value) IN (SELECT * FROM unnest($1::text[], $2::text[])) LIMIT 1`;
+    this.findStatement = { name: statementName(text), text };
   }
 
   private init(): Promise<void> {
@@ -41,11 +47,10 @@ export class PostgresRevocationStore implements RevocationStore {
     const keys = keysOf(subject);
     if (keys.length === 0) return undefined;
     await this.init();
-    const res = await this.pool.query(
-      `SELECT kind, value, revoked_at, reason FROM ${this.table}
-       WHERE (kind, value) IN (SELECT * FROM unnest($1::text[], $2::text[])) LIMIT 1`,
-      [keys.map((k) => k.kind), keys.map((k) => k.value)],
-    );
+    const res = await this.pool.query({
+      ...this.findStatement,
+      values: [keys.map((k) => k.kind), keys.map((k) => k.value)],
+    });
     return res.rows[0] ? fromRow(res.rows[0]) : undefined;
   }
 
