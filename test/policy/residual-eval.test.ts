@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { cedar, type PolicyJson } from '../../src/policy/cedar.ts';
-import { BAIL, compileResiduals } from '../../src/policy/residual-eval.ts';
+import { BAIL, type CompiledResiduals, compileResiduals } from '../../src/policy/residual-eval.ts';
 
 const RUNS = Number(process.env.RESIDUAL_EVAL_RUNS ?? 400);
 
@@ -126,47 +126,61 @@ function cedarDecides(set: Record<string, PolicyJson>, c: Record<string, unknown
   return { decision: answer.response.decision, reason: [...answer.response.diagnostics.reason].sort() };
 }
 
+type Drafted = { effect: string; conditions: unknown[] };
+
+/** Residual-shaped policies (scopes All) named p0, p1, … */
+const residualSet = (ps: readonly Drafted[]): Record<string, PolicyJson> =>
+  Object.fromEntries(
+    ps.map((p, i) => [
+      `p${i}`,
+      {
+        effect: p.effect,
+        principal: { op: 'All' },
+        action: { op: 'All' },
+        resource: { op: 'All' },
+        conditions: p.conditions,
+      } as PolicyJson,
+    ]),
+  );
+
+/** Holds every JS answer to Cedar's over the same residuals and context; counts how many it gave. */
+function compareWithCedar(
+  set: Record<string, PolicyJson>,
+  contexts: readonly Record<string, unknown>[],
+  tally: { compared: number; answered: number },
+): void {
+  const evaluate: CompiledResiduals | null = compileResiduals(set);
+  assert.ok(evaluate, JSON.stringify(set));
+  for (const c of contexts) {
+    tally.compared++;
+    const js: ReturnType<CompiledResiduals> = evaluate(c);
+    if (js === BAIL) continue;
+    tally.answered++;
+    const jsDecision: { decision: string; reason: string[] } = {
+      decision: js.decision,
+      reason: [...js.reason].sort(),
+    };
+    assert.deepEqual(jsDecision, cedarDecides(set, c), JSON.stringify({ set, c }));
+  }
+}
+
 describe('residual policies evaluated in JS', () => {
   it('answers only where Cedar answers without an error, and then exactly as Cedar does', () => {
-    let answered = 0;
-    let compared = 0;
+    const tally = { compared: 0, answered: 0 };
     fc.assert(
       fc.property(policies, fc.array(context, { minLength: 1, maxLength: 4 }), (ps, contexts) => {
-        const set: Record<string, PolicyJson> = {};
-        ps.forEach((p, i) => {
-          set[`p${i}`] = {
-            effect: p.effect,
-            principal: { op: 'All' },
-            action: { op: 'All' },
-            resource: { op: 'All' },
-            conditions: p.conditions,
-          } as PolicyJson;
-        });
+        const set = residualSet(ps);
         if (cedar.checkParsePolicySet({ staticPolicies: set }).type !== 'success') return;
-        const evaluate = compileResiduals(set);
-        if (!evaluate) return;
-        for (const c of contexts) {
-          compared++;
-          const js = evaluate(c);
-          if (js === BAIL) continue;
-          answered++;
-          const why = JSON.stringify({ set, c });
-          assert.deepEqual(
-            { decision: js.decision, reason: [...js.reason].sort() },
-            cedarDecides(set, c),
-            why,
-          );
-        }
+        if (compileResiduals(set)) compareWithCedar(set, contexts, tally);
       }),
       { numRuns: RUNS },
     );
     // The comparison is not vacuous: the evaluator answers a fair share itself.
-    assert.ok(answered > compared / 10, `${answered} of ${compared} answered in JS`);
+    assert.ok(tally.answered > tally.compared / 10, `${tally.answered} of ${tally.compared} answered in JS`);
   });
 
   it('decides well-typed residuals exactly as Cedar does', () => {
-    let answered = 0;
-    let compared = 0;
+    const tally = { compared: 0, answered: 0 };
     const policy = fc.record({
       effect: fc.constantFrom('permit', 'forbid'),
       conditions: fc.array(fc.record({ kind: fc.constantFrom('when', 'unless'), body: typed.bool }), {
@@ -178,36 +192,11 @@ describe('residual policies evaluated in JS', () => {
       fc.property(
         fc.array(policy, { minLength: 1, maxLength: 3 }),
         fc.array(typedContext, { minLength: 1, maxLength: 6 }),
-        (ps, contexts) => {
-          const set: Record<string, PolicyJson> = {};
-          ps.forEach((p, i) => {
-            set[`p${i}`] = {
-              effect: p.effect,
-              principal: { op: 'All' },
-              action: { op: 'All' },
-              resource: { op: 'All' },
-              conditions: p.conditions,
-            } as PolicyJson;
-          });
-          const evaluate = compileResiduals(set);
-          assert.ok(evaluate, JSON.stringify(set));
-          for (const c of contexts) {
-            compared++;
-            const js = evaluate(c);
-            if (js === BAIL) continue;
-            answered++;
-            const why = JSON.stringify({ set, c });
-            assert.deepEqual(
-              { decision: js.decision, reason: [...js.reason].sort() },
-              cedarDecides(set, c),
-              why,
-            );
-          }
-        },
+        (ps, contexts) => compareWithCedar(residualSet(ps), contexts, tally),
       ),
       { numRuns: RUNS },
     );
-    assert.ok(answered > compared / 3, `${answered} of ${compared} answered in JS`);
+    assert.ok(tally.answered > tally.compared / 3, `${tally.answered} of ${tally.compared} answered in JS`);
   });
 
   it('decides the gateway benchmark call the way Cedar does, without Cedar', () => {
