@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { statementName } from '../pg-statement.ts';
+import { type NamedStatement, namedStatement } from '../pg-statement.ts';
 import { CompactRange } from './merkle.ts';
 import {
   type AppendItem,
@@ -56,13 +56,13 @@ export class PgAuditStore implements AuditStore {
   private readonly t: string;
   /** The head as this writer last left it: the next append assumes it (one round trip) and checks it. */
   private last: CompactRange | undefined;
-  private readonly appendStatement: { name: string; text: string };
+  private readonly appendStatement: NamedStatement;
 
   private constructor(pool: pg.Pool, table: string) {
     this.pool = pool;
     this.t = table;
     const text = `SELECT ${table}_append(${Array.from({ length: 15 }, (_, k) => `$${k + 1}`).join(',')})`;
-    this.appendStatement = { name: statementName(text), text };
+    this.appendStatement = namedStatement(text);
   }
 
   static async open(url: string, table: string): Promise<PgAuditStore> {

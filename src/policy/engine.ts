@@ -47,7 +47,7 @@ interface Slice {
 
 /**
  * Request-scoped slices kept at most (each may hold a set pre-parsed in wasm
- * memory, which is never freed); past it a request uses its action's slice.
+ * memory, which never shrinks); past it a request uses its action's slice.
  */
 export const MAX_REQUEST_SLICES = 1024;
 
@@ -55,6 +55,9 @@ export const MAX_REQUEST_SLICES = 1024;
 export const RESIDUALS_AFTER = 2;
 
 let engineCount = 0;
+
+/** Content-named sets already in wasm (per thread, as cedar-wasm keeps them): every engine may use them. */
+const parsedInProcess = new Set<string>();
 
 /**
  * One policy set, pre-parsed once and sliced per request: a call evaluates
@@ -71,7 +74,7 @@ export class PolicyEngine {
   private readonly named: ReadonlySet<string>;
   private readonly actionSlices = new Map<string, Slice | null>();
   private readonly requestSlices = new Map<string, Slice | null>();
-  /** By pre-parsed set id (the hash of its policy ids): a set is parsed into wasm once. */
+  /** By pre-parsed set id (a hash of its policies' ids and texts). */
   private readonly parsed = new Map<string, Slice>();
   private readonly maxRequestSlices: number;
   private readonly residualsAfter: number | 'never';
@@ -328,18 +331,21 @@ export class PolicyEngine {
 
   private preparsed(policies: readonly LoadedPolicy[]): Slice | null {
     if (policies.length === 0) return null;
-    // Named by content (JSON, not a join: an id may hold any character, NUL included): a
-    // reloaded set re-parses into the same ids, so wasm memory, which is never freed, does not grow per reload.
+    // Named by content (JSON, not a join: an id may hold any character, NUL included), so a
+    // reload finds the slices it did not change already parsed, and wasm memory does not grow per reload.
     const id = createHash('sha256')
       .update(JSON.stringify(policies.map((p) => [p.id, p.text])))
       .digest('base64url');
     const known = this.parsed.get(id);
     if (known) return known;
-    const parsed = cedar.preparsePolicySet(id, {
-      staticPolicies: Object.fromEntries(policies.map((p) => [p.id, p.text])),
-    });
-    if (parsed.type === 'failure')
-      throw new PolicyError('ERR_POLICY_ENGINE', 'pre-parse failed', parsed.errors.map(message));
+    if (!parsedInProcess.has(id)) {
+      const parsed = cedar.preparsePolicySet(id, {
+        staticPolicies: Object.fromEntries(policies.map((p) => [p.id, p.text])),
+      });
+      if (parsed.type === 'failure')
+        throw new PolicyError('ERR_POLICY_ENGINE', 'pre-parse failed', parsed.errors.map(message));
+      parsedInProcess.add(id);
+    }
     const slice: Slice = {
       id,
       policies,

@@ -76,7 +76,7 @@ export function toCedar(f: CallFacts): CedarRequest {
   };
 }
 
-/** Frozen and shared: one per action id (tool actions come and go with the catalog, so not kept past it). */
+/** Frozen and shared: one per action id and kind; a bounded cache (an entry depends on nothing else). */
 const actionEntities = new Map<string, EntityJson>();
 const MAX_ACTION_ENTITIES = 10_000;
 
