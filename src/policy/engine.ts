@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isDeepFrozen } from '../freeze.ts';
 import type { Decision } from '../pipeline/context.ts';
 import type { Catalog } from './catalog.ts';
 import { type AuthorizationAnswer, cedar, type DetailedError, type EntityJson } from './cedar.ts';
@@ -236,7 +237,7 @@ export class PolicyEngine {
       `${this.serial}\0${slice.id}`,
       req,
       Object.keys(context),
-      req.entities.map(entityDigest),
+      req.entities.map((e) => digestAsSent(e, slice, graph)),
       this.residualsAfter,
       () => ({
         ...cedarCall(slice, req, graph, context),
@@ -393,6 +394,31 @@ function cedarCall(
     entities: req.entities.map((e) => readableOf(e, slice, memberships)),
     preparsedPolicySetId: slice.id,
   };
+}
+
+/** Per deep-frozen entity: digests of it as each slice is sent it (by slice id and graph shape). */
+const sentDigests = new WeakMap<EntityJson, Map<string, string>>();
+
+/**
+ * A digest of the entity as Cedar is sent it for this slice: residuals depend
+ * on that alone, so two tokens of one caller that differ only in what the
+ * slice does not read (a `jti`, an `iat`) share them.
+ */
+function digestAsSent(e: EntityJson, slice: Slice, graph: EntityGraph | undefined): string {
+  const memberships = graph?.flat ? slice.memberships : true;
+  if (!isDeepFrozen(e)) return entityDigest(readableOf(e, slice, memberships));
+  const key = `${slice.id}\0${memberships === true}`;
+  let digests = sentDigests.get(e);
+  if (!digests) {
+    digests = new Map();
+    sentDigests.set(e, digests);
+  }
+  let digest = digests.get(key);
+  if (digest === undefined) {
+    digest = entityDigest(readableOf(e, slice, memberships));
+    digests.set(key, digest);
+  }
+  return digest;
 }
 
 function readableOf(e: EntityJson, slice: Slice, memberships: ReadonlySet<string> | true): EntityJson {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { deepFreeze } from '../../src/freeze.ts';
 import type { Principal } from '../../src/identity/principal.ts';
 import { cedar } from '../../src/policy/cedar.ts';
 import { PolicyEngine } from '../../src/policy/engine.ts';
@@ -45,6 +46,22 @@ describe('decisions on residual policies', () => {
     const noReason = engine.decide(read({ reason: '', input: { path: '/etc/shadow' } }));
     assert.equal(noReason.effect, 'deny');
     assert.equal(engine.decisionCallFor(read({ reason: '' }))?.entities.length, 0);
+  });
+
+  it('shares residuals between two tokens of one caller that differ only in what the slice does not read', () => {
+    const engine = engineOf(TIERED, 2);
+    const token = (jti: string): Principal =>
+      deepFreeze({ ...alice, tokenId: jti, claims: { ...alice.claims, jti } });
+    const first = token('t1');
+    for (let i = 0; i < 3; i++) engine.decisionCallFor(read({ principal: first }));
+    assert.equal(engine.decisionCallFor(read({ principal: token('t2') }))?.entities.length, 0);
+    // A slice that reads tags sends them, and then the claims set tokens apart.
+    const tagged = engineOf(
+      `@id("t") permit(principal, action, resource) when { principal.hasTag("jti") && context.reason != "" };`,
+      2,
+    );
+    for (let i = 0; i < 3; i++) tagged.decisionCallFor(read({ principal: first }));
+    assert.equal(tagged.decisionCallFor(read({ principal: token('t2') }))?.entities.length, 3);
   });
 
   it('gives a caller whose attributes differ residuals of its own', () => {
