@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { isDeepFrozen } from '../freeze.ts';
 import { cedar, type EntityJson, type PolicyJson } from './cedar.ts';
 import { type CompiledResiduals, compileResiduals } from './residual-eval.ts';
 
@@ -120,13 +119,10 @@ export type PolicySource = Record<string, PolicyJson>;
 
 const sets = new ResidualSets();
 
-/** How many residual keys the process holds (bounded by MAX_RESIDUAL_SETS). */
-export const residualEntries = (): number => sets.size;
-
 /**
  * The residual set of a slice for one request shape, keyed by `scope` (the
- * engine and slice), the context's attribute names and a digest of every
- * entity of the request; built (from what `request` returns: the call as the
+ * engine and slice), the request's uids, the context's attribute names and
+ * the digests of the entities as the slice sends them; built (from what `request` returns: the call as the
  * slice would be sent it, and the slice's policy texts) on the call after the
  * `after`-th.
  */
@@ -147,16 +143,9 @@ export function residualFor(
   });
 }
 
-/** Per deep-frozen entity object: a digest of its content (which can never change). */
-const digests = new WeakMap<object, string>();
-
-export function entityDigest(e: EntityJson): string {
-  const known = digests.get(e);
-  if (known) return known;
-  const digest = createHash('sha256').update(JSON.stringify(e)).digest('base64url');
-  if (isDeepFrozen(e)) digests.set(e, digest);
-  return digest;
-}
+/** A digest of an entity's content (the engine caches it per deep-frozen entity and slice). */
+export const entityDigest = (e: EntityJson): string =>
+  createHash('sha256').update(JSON.stringify(e)).digest('base64url');
 
 function buildResiduals(
   req: ResidualRequest,

@@ -1,10 +1,11 @@
 import type { Principal } from '../../src/identity/principal.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import { Catalog } from '../../src/policy/catalog.ts';
+import { cedar } from '../../src/policy/cedar.ts';
 import { type PolicyConfig, policySchema } from '../../src/policy/config.ts';
 import { PolicyEngine } from '../../src/policy/engine.ts';
 import { parsePolicyTexts } from '../../src/policy/policy-set.ts';
-import type { CallFacts } from '../../src/policy/request.ts';
+import type { CallFacts, CedarRequest } from '../../src/policy/request.ts';
 
 export const FROZEN_NOW = Date.UTC(2026, 10, 24, 10, 0, 0); // a Tuesday, 10:00 UTC
 
@@ -81,3 +82,15 @@ export function facts(catalog: Catalog, tool: string, over: Partial<CallFacts> =
 }
 
 export const log = silentLogger;
+
+/** Cedar's answer over the WHOLE set of `engine` on the UNTRIMMED request: what slicing must agree with. */
+export function wholeSetAnswer(engine: PolicyEngine, req: CedarRequest) {
+  return cedar.isAuthorized({
+    principal: req.principal,
+    action: req.action,
+    resource: req.resource,
+    context: req.context as never,
+    entities: req.entities,
+    policies: { staticPolicies: Object.fromEntries(engine.source.policies.map((p) => [p.id, p.text])) },
+  });
+}

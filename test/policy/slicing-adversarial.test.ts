@@ -7,21 +7,14 @@ import { PolicyEngine } from '../../src/policy/engine.ts';
 import { parsePolicyTexts } from '../../src/policy/policy-set.ts';
 import { type CallFacts, type CedarRequest, type Target, toCedar } from '../../src/policy/request.ts';
 import { MemorySessionFacts } from '../../src/policy/session-facts.ts';
-import { alice, catalogWith, engineFor, FROZEN_NOW, facts } from './fixtures.ts';
+import { alice, catalogWith, engineFor, FROZEN_NOW, facts, wholeSetAnswer } from './fixtures.ts';
 
 const catalog = catalogWith();
 const NUM_RUNS = Number(process.env.SLICING_RUNS ?? 150);
 
 /** What Cedar decides over the WHOLE set on the UNTRIMMED request (any evaluation error denies, as the engine does). */
 function wholeDecision(engine: PolicyEngine, req: CedarRequest) {
-  const answer = cedar.isAuthorized({
-    principal: req.principal,
-    action: req.action,
-    resource: req.resource,
-    context: req.context as never,
-    entities: req.entities,
-    policies: { staticPolicies: Object.fromEntries(engine.source.policies.map((p) => [p.id, p.text])) },
-  });
+  const answer = wholeSetAnswer(engine, req);
   assert.equal(answer.type, 'success', JSON.stringify(answer));
   if (answer.type !== 'success') throw new Error('unreachable');
   const { decision, diagnostics } = answer.response;

@@ -15,7 +15,7 @@ import {
   scopeConstraint,
   scopeView,
 } from '../../src/policy/scope.ts';
-import { alice, catalogWith, engineFor, facts } from './fixtures.ts';
+import { alice, catalogWith, engineFor, facts, wholeSetAnswer } from './fixtures.ts';
 
 const catalog = catalogWith();
 const PERMIT_ALL = '@id("all") permit(principal, action, resource);';
@@ -201,16 +201,7 @@ describe('slicing by principal and resource scope', () => {
               ...facts(catalog, r.tool, { principal, input: { path: r.path } }),
               session: { callsLastMinute: 0, toolsUsed: r.toolsUsed, sensitiveRead: false, toolsFull: false },
             });
-            const whole = cedar.isAuthorized({
-              principal: req.principal,
-              action: req.action,
-              resource: req.resource,
-              context: req.context as never,
-              entities: req.entities,
-              policies: {
-                staticPolicies: Object.fromEntries(engine.source.policies.map((p) => [p.id, p.text])),
-              },
-            });
+            const whole = wholeSetAnswer(engine, req);
             assert.equal(whole.type, 'success');
             if (whole.type !== 'success') return;
             const sliced = engine.decide(req);
