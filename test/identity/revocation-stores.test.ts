@@ -121,3 +121,15 @@ describe('the SQLite revocation store, checked over and over', () => {
     }
   });
 });
+
+describe('the PostgreSQL revocation store, unreachable', () => {
+  it('rejects a check rather than answering "not revoked"', async () => {
+    // Nothing listens on port 1: a refused connection must surface, so the caller denies.
+    const store = new PostgresRevocationStore('postgres://postgres@127.0.0.1:1/test', `t${run}down`);
+    try {
+      await assert.rejects(store.find({ tokenId: 'j1', user: 'alice' }));
+    } finally {
+      await store.close();
+    }
+  });
+});
