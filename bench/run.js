@@ -33,6 +33,7 @@ import {
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ECHO_SERVER = path.join(ROOT, 'bench', 'echo-server.js');
+const NODE_HOP = path.join(ROOT, 'bench', 'node-hop.js');
 const GATEWAY_BIN = path.join(ROOT, 'bin', 'portcullis.js');
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 const NODE = process.execPath;
@@ -58,6 +59,7 @@ const { values: flags } = parseArgs({
 const ALL_TARGETS = [
   'direct-http',
   'direct-stdio',
+  'node-hop',
   'portcullis-full',
   'portcullis-full-pg',
   'portcullis-pass',
@@ -728,6 +730,15 @@ const TARGETS = {
       return { stdio: proc, tool: 'echo', proxy: null, main: proc, upstreamPids: () => [proc.pid] };
     },
   },
+  'node-hop': {
+    label: 'bare node:http reverse proxy (no security work) -> echo server (HTTP)',
+    async start() {
+      const echo = await startEchoHttp('echo-http-behind-node-hop');
+      const proc = launch('node-hop', NODE, [NODE_HOP, '--upstream', echo.url]);
+      const { url } = await waitForListening(proc);
+      return { url, tool: 'echo', proxy: proc, main: proc, upstreamPids: () => [echo.proc.pid] };
+    },
+  },
   'portcullis-full': portcullisTarget('full pipeline', fullPipelineConfig, 'http'),
   'portcullis-full-pg': portcullisTarget('full pipeline, PostgreSQL', fullPipelinePostgresConfig, 'http'),
   'portcullis-pass': portcullisTarget('pass-through', passThroughConfig, 'http'),
@@ -1142,7 +1153,7 @@ function verdict(entries) {
   const ok = (name) => entries.find((e) => e.name === name && e.status === 'ok');
   const at = (e, c) => e?.results.find((r) => r.concurrency === c);
   const checks = [];
-  const add = (check, values, limit, cmp) => {
+  const add = (check, values, limit, cmp, bareHop = null) => {
     const known = values.filter((v) => v.value !== null && v.value !== undefined);
     const pass =
       known.length === 0
@@ -1150,26 +1161,37 @@ function verdict(entries) {
         : known.every((v) =>
             cmp === '<=' ? v.value <= limit : cmp === '>=' ? v.value >= limit : v.value < limit,
           );
-    checks.push({ check, values, limit, cmp, pass });
+    checks.push({ check, values, limit, cmp, pass, bareHop });
   };
   const full = ok('portcullis-full');
   const direct = ok('direct-http');
+  // The same ratio for a bare node:http hop that does no security work: the floor under the target.
+  const hop1 = at(ok('node-hop'), 1)?.vsDirectHttp;
+  const hop8 = at(ok('node-hop'), 8)?.vsDirectHttp;
   for (const gwName of ['portcullis-full', 'portcullis-full-pg']) {
     const gw = ok(gwName);
     if (!gw || !direct) continue;
     const r1 = at(gw, 1)?.vsDirectHttp;
     const r8 = at(gw, 8)?.vsDirectHttp;
     if (r1) {
-      add(`${gwName} p50 / direct-http, 1 caller`, [{ c: 1, value: r1.p50 }], 2.2, '<=');
-      add(`${gwName} p99 / direct-http, 1 caller`, [{ c: 1, value: r1.p99 }], 3, '<=');
+      add(`${gwName} p50 / direct-http, 1 caller`, [{ c: 1, value: r1.p50 }], 2.2, '<=', hop1?.p50);
+      add(`${gwName} p99 / direct-http, 1 caller`, [{ c: 1, value: r1.p99 }], 3, '<=', hop1?.p99);
       add(
         `${gwName} gateway CPU/call / direct server CPU/call, 1 caller`,
         [{ c: 1, value: r1.cpuPerCall }],
         2,
         '<=',
+        hop1?.cpuPerCall,
       );
     }
-    if (r8) add(`${gwName} calls/s / direct-http, 8 callers`, [{ c: 8, value: r8.callsPerSec }], 0.5, '>=');
+    if (r8)
+      add(
+        `${gwName} calls/s / direct-http, 8 callers`,
+        [{ c: 8, value: r8.callsPerSec }],
+        0.5,
+        '>=',
+        hop8?.callsPerSec,
+      );
   }
   for (const gwName of ['portcullis-full', 'portcullis-full-stdio']) {
     const gw = ok(gwName);
@@ -1204,9 +1226,15 @@ function printVerdict(report) {
     k.values.map((x) => (k.values.length > 1 ? `c=${x.c}: ${fmtX(x.value)}` : fmtX(x.value))).join(', '),
     `${k.cmp} ${k.limit.toFixed(2)}x`,
     k.pass === null ? 'n/a' : k.pass ? 'met' : 'MISSED',
+    k.bareHop === null || k.bareHop === undefined ? '' : fmtX(k.bareHop),
   ]);
+  const headers = ['check', 'measured', 'target', 'result', 'bare hop'];
   console.log(
-    `\ntargets of issue 3 (ratios in this run)\n${table(['check', 'measured', 'target', 'result'], rows, ['l', 'l', 'l', 'l'])}`,
+    `\ntargets of issue 3 (ratios in this run)\n${table(headers, rows, ['l', 'l', 'l', 'l', 'r'])}`,
+  );
+  console.log(
+    'bare hop = the same ratio for node-hop, a node:http reverse proxy doing no security work (bench/node-hop.js):' +
+      '\nwhat one extra Node process in the path costs on this machine before any control runs.',
   );
   console.log(
     `portcullis-full runs with: ${v.fullPipelineControls?.join(', ') || 'no controls (none has landed in the config schema yet)'}.` +
