@@ -6,6 +6,12 @@ export interface ArgumentLimits {
 }
 
 /**
+ * JSON may escape half a surrogate pair; such a string is not Unicode text, so
+ * policy cannot read it and the audit log cannot canonicalise it (RFC 8785).
+ */
+export const NOT_UNICODE = 'a string is not well-formed Unicode (it holds a lone surrogate)';
+
+/**
  * Why a value is out of bounds, or undefined. Walks iteratively so a hostile
  * nesting depth cannot exhaust the stack before the check says no.
  */
@@ -16,8 +22,14 @@ export function boundsProblem(value: unknown, limits: ArgumentLimits): string | 
     const { v, d } = stack.pop()!;
     if (d > limits.maxDepth) return `arguments nested deeper than ${limits.maxDepth}`;
     if (++nodes > limits.maxArgumentBytes) return 'arguments too large';
+    if (typeof v === 'string' && !v.isWellFormed()) return NOT_UNICODE;
     if (Array.isArray(v)) for (const x of v) stack.push({ v: x, d: d + 1 });
-    else if (isObject(v)) for (const x of Object.values(v)) stack.push({ v: x, d: d + 1 });
+    else if (isObject(v)) {
+      for (const [k, x] of Object.entries(v)) {
+        if (!k.isWellFormed()) return NOT_UNICODE;
+        stack.push({ v: x, d: d + 1 });
+      }
+    }
   }
   if (Buffer.byteLength(JSON.stringify(value) ?? '') > limits.maxArgumentBytes) {
     return `arguments larger than ${limits.maxArgumentBytes} bytes`;

@@ -197,6 +197,22 @@ describe('per-call authorization against the real filesystem server', () => {
     assert.equal(last().code, 'ERR_UNKNOWN_TARGET');
   });
 
+  it('rejects a lone surrogate in an argument value, an argument key or the reason as invalid params', async () => {
+    const cases = [
+      { arguments: { path: `${join(sandbox, 'note.txt')}\ud800` }, _meta: reason },
+      { arguments: { path: join(sandbox, 'note.txt'), extra: { ['k\udc00']: 1 } }, _meta: reason },
+      { arguments: { path: join(sandbox, 'note.txt') }, _meta: { 'io.portcullis/reason': 'why\ud83d' } },
+    ];
+    for (const c of cases) {
+      await assert.rejects(
+        client.callTool({ name: 'fs__read_text_file', ...c }),
+        denied(-32602, /not well-formed Unicode/),
+      );
+      assert.equal(last().code, 'ERR_INVALID_ARGUMENTS');
+      assert.equal(last().decision, undefined);
+    }
+  });
+
   it('denies a write-type tool after a sensitive read in the same session (exfiltration)', async () => {
     const fresh = await httpClient(gw.listener.url, 'legacy');
     try {

@@ -4,7 +4,7 @@ import { callInputs, REASON_META_KEY } from '../../policy/call-input.ts';
 import { NotRepresentable, toCedarValue } from '../../policy/cedar-types.ts';
 import { invalidArguments } from '../../policy/denials.ts';
 import { checkAgainstSchema } from '../../policy/json-schema.ts';
-import { boundsProblem } from '../../policy/limits.ts';
+import { boundsProblem, NOT_UNICODE } from '../../policy/limits.ts';
 import { networkOf } from '../../policy/network.ts';
 import type { Target } from '../../policy/request.ts';
 import type { PolicyService } from '../../policy/service.ts';
@@ -98,5 +98,6 @@ function declaredReason(params: JsonObject, tokenReason: string | undefined, max
   if (declared === undefined) return tokenReason ?? '';
   if (typeof declared !== 'string') throw invalidArguments('the declared reason must be a string');
   if (declared.length > max) throw invalidArguments('the declared reason is too long');
+  if (!declared.isWellFormed()) throw invalidArguments(`the declared reason: ${NOT_UNICODE}`);
   return declared.trim() === '' ? (tokenReason ?? '') : declared;
 }
