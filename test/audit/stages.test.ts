@@ -6,6 +6,7 @@ import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
 import { resultResponse } from '../../src/jsonrpc.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import type { CallContext } from '../../src/pipeline/context.ts';
+import { createPipeline } from '../../src/pipeline/runner.ts';
 import { auditDecisionStage } from '../../src/pipeline/stages/audit-decision.ts';
 import { auditOutcomeStage } from '../../src/pipeline/stages/audit-outcome.ts';
 import { testCallContext } from '../helpers.ts';
@@ -57,6 +58,47 @@ describe('the audit stages', () => {
     assert.equal(all.length, 1);
     assert.equal(all[0]!.type, 'outcome');
     assert.equal(all[0]!.decisionIndex, null);
+  });
+
+  it('withhold a result whose outcome record cannot be made durable, answering with a generic denial', async () => {
+    const f = auditFixture('sqlite');
+    const audit = new AuditService(() => openAudit(f.setup, silentLogger));
+    const ctx = call({ text: 'hi' });
+    const logged: Record<string, unknown>[] = [];
+    const pipeline = createPipeline(
+      [
+        auditDecisionStage(audit),
+        { name: 'disk-goes-away', run: async () => (await audit.ready).log.close() },
+        {
+          name: 'forward',
+          run: (c) => {
+            c.response = resultResponse(1, { content: [{ type: 'text', text: 'the secret' }] });
+          },
+        },
+      ],
+      [auditOutcomeStage(audit)],
+      { error: (_msg, fields) => logged.push(fields) },
+    );
+    await pipeline.run(ctx);
+    assert.equal(ctx.error?.code, 'ERR_AUDIT_UNAVAILABLE');
+    assert.equal(logged[0]?.stage, 'audit-outcome');
+    assert.equal(ctx.response?.result, undefined);
+    assert.deepEqual(ctx.response?.error, { code: -32001, message: 'Request denied' });
+    const all = await leaves(f.setup.config.path);
+    assert.deepEqual(
+      all.map((r) => r.type),
+      ['decision'],
+    );
+  });
+
+  it('keep the denial a call already had when its outcome record cannot be written', async () => {
+    const f = auditFixture('sqlite');
+    const audit = new AuditService(() => openAudit(f.setup, silentLogger));
+    const ctx = call({ text: 'hi' });
+    ctx.response = { jsonrpc: '2.0', id: 1, error: { code: -32001, message: 'Denied by policy' } };
+    await (await audit.ready).log.close();
+    await assert.rejects(async () => auditOutcomeStage(audit).run(ctx), { code: 'ERR_AUDIT_UNAVAILABLE' });
+    assert.deepEqual(ctx.response.error, { code: -32001, message: 'Denied by policy' });
   });
 
   it('link the outcome to the decision made durable before it', async () => {
