@@ -118,7 +118,7 @@ export class Gateway {
     return ctx.response!;
   }
 
-  /** Client notifications: cancellation reaches the call; others go to the session's upstreams. */
+  /** Client notifications: cancellation reaches the call; roots/list_changed goes to the session's upstreams; the rest is dropped. */
   async handleNotification(note: JsonRpcNotification, session: DownstreamSession): Promise<void> {
     if (note.method === 'notifications/initialized') return;
     if (note.method === 'notifications/cancelled') {
@@ -127,6 +127,14 @@ export class Gateway {
       return;
     }
     if (session.era === 'legacy' && !session.initialized) return;
+    if (!RELAYED_CLIENT_NOTIFICATIONS.has(note.method)) {
+      // A notification is never authorized or audited: only the few a client may send unasked are relayed.
+      this.log.warn('client notification dropped', {
+        method: note.method.slice(0, 200),
+        session: session.id,
+      });
+      return;
+    }
     const conns = await this.aggregator.connections(session);
     await Promise.all(conns.map((c) => c.notify(note.method, note.params)));
   }
@@ -144,6 +152,12 @@ export class Gateway {
     await this.audit.close();
   }
 }
+
+/**
+ * Client notifications relayed to upstreams. Anything else (a `tools/call`
+ * without an id, which no stage would see) stays at the gateway.
+ */
+const RELAYED_CLIENT_NOTIFICATIONS: ReadonlySet<string> = new Set(['notifications/roots/list_changed']);
 
 function upstreamSpec(name: string, cfg: UpstreamConfig, baseDir: string, log: Logger): UpstreamSpec {
   const restart = cfg.transport === 'stdio' ? cfg.restart : { initialDelayMs: 250, maxDelayMs: 30_000 };

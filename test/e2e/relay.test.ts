@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { RunningGateway } from '../../src/server.ts';
-import { type Era, httpClient, probeUpstream, startTestGateway, textOf } from '../helpers.ts';
+import {
+  type Era,
+  httpClient,
+  initializeBody,
+  post,
+  probeUpstream,
+  startTestGateway,
+  textOf,
+} from '../helpers.ts';
 
 for (const era of ['legacy', 'modern'] as Era[]) {
   describe(`relay over HTTP to a ${era} client`, () => {
@@ -39,3 +47,41 @@ for (const era of ['legacy', 'modern'] as Era[]) {
     });
   });
 }
+
+describe('client notifications', () => {
+  let gw: RunningGateway;
+  before(async () => {
+    gw = await startTestGateway({ upstreams: { probe: probeUpstream() } });
+  });
+  after(() => gw.close());
+
+  it('relays roots/list_changed to the upstream but never a request sent without an id', async () => {
+    const init = await post(gw.listener.url, initializeBody());
+    const session = {
+      'mcp-session-id': init.headers.get('mcp-session-id')!,
+      'mcp-protocol-version': '2025-11-25',
+    };
+    const send = (message: object) =>
+      post(gw.listener.url, JSON.stringify({ jsonrpc: '2.0', ...message }), session);
+    await send({ method: 'notifications/initialized' });
+    let id = 1;
+    const seen = async (): Promise<string[]> => {
+      const res = await send({
+        id: ++id,
+        method: 'tools/call',
+        params: { name: 'probe__unhandled_notifications' },
+      });
+      return JSON.parse(textOf((res.json as { result: unknown }).result)) as string[];
+    };
+    assert.deepEqual(await seen(), []);
+    const smuggled = { method: 'tools/call', params: { name: 'echo', arguments: { text: 'no id' } } };
+    assert.equal((await send(smuggled)).status, 202);
+    assert.equal((await send({ method: 'notifications/roots/list_changed' })).status, 202);
+    let upstreamSaw = await seen();
+    for (let i = 0; i < 20 && !upstreamSaw.includes('notifications/roots/list_changed'); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      upstreamSaw = await seen();
+    }
+    assert.deepEqual(upstreamSaw, ['notifications/roots/list_changed']);
+  });
+});
