@@ -3,10 +3,11 @@ import { describe, it } from 'node:test';
 import { openAudit } from '../../src/audit/open.ts';
 import { AuditService } from '../../src/audit/service.ts';
 import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
+import { Denial } from '../../src/errors.ts';
 import { resultResponse } from '../../src/jsonrpc.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import type { CallContext } from '../../src/pipeline/context.ts';
-import { createPipeline } from '../../src/pipeline/runner.ts';
+import { createPipeline, fail } from '../../src/pipeline/runner.ts';
 import { auditDecisionStage } from '../../src/pipeline/stages/audit-decision.ts';
 import { auditOutcomeStage } from '../../src/pipeline/stages/audit-outcome.ts';
 import { testCallContext } from '../helpers.ts';
@@ -91,14 +92,32 @@ describe('the audit stages', () => {
     );
   });
 
-  it('keep the denial a call already had when its outcome record cannot be written', async () => {
+  it('withhold an upstream error response too, with whatever data it carries', async () => {
     const f = auditFixture('sqlite');
     const audit = new AuditService(() => openAudit(f.setup, silentLogger));
     const ctx = call({ text: 'hi' });
-    ctx.response = { jsonrpc: '2.0', id: 1, error: { code: -32001, message: 'Denied by policy' } };
+    ctx.response = {
+      jsonrpc: '2.0',
+      id: 1,
+      error: { code: -32000, message: 'boom', data: { row: 'the secret' } },
+    };
     await (await audit.ready).log.close();
     await assert.rejects(async () => auditOutcomeStage(audit).run(ctx), { code: 'ERR_AUDIT_UNAVAILABLE' });
-    assert.deepEqual(ctx.response.error, { code: -32001, message: 'Denied by policy' });
+    assert.deepEqual(ctx.response.error, { code: -32001, message: 'Request denied' });
+  });
+
+  it('keep the denial the gateway already gave when its outcome record cannot be written', async () => {
+    const f = auditFixture('sqlite');
+    const audit = new AuditService(() => openAudit(f.setup, silentLogger));
+    const ctx = call({ text: 'hi' });
+    fail(
+      ctx,
+      new Denial('ERR_POLICY_DENIED', 'forbid', { publicMessage: 'Denied by policy', rpcCode: -32001 }),
+    );
+    await (await audit.ready).log.close();
+    await assert.rejects(async () => auditOutcomeStage(audit).run(ctx), { code: 'ERR_AUDIT_UNAVAILABLE' });
+    assert.equal(ctx.error?.code, 'ERR_POLICY_DENIED');
+    assert.deepEqual(ctx.response?.error, { code: -32001, message: 'Denied by policy' });
   });
 
   it('link the outcome to the decision made durable before it', async () => {

@@ -7,8 +7,8 @@ import { fail, type Stage } from '../runner.ts';
  * Terminal: records how every call ended, linked to its decision record. A call
  * stopped before the decision stage (refused by identity, routing or policy) gets
  * its decision record here, so denials carry who, what and which policies decided.
- * A result whose outcome record cannot be made durable is withheld: the caller
- * gets a generic denial, so nothing leaves the gateway that the log cannot prove.
+ * An upstream's answer whose outcome record cannot be made durable is withheld:
+ * the caller gets a generic denial, so nothing leaves that the log cannot prove.
  */
 export function auditOutcomeStage(audit: AuditService, now: () => number = Date.now): Stage {
   return {
@@ -26,7 +26,8 @@ export function auditOutcomeStage(audit: AuditService, now: () => number = Date.
         }
         await open.log.append(outcomeRecord(ctx, index, opts));
       } catch (err) {
-        if (!ctx.response?.error) {
+        // Whatever the upstream answered, result or error, stays here; a denial of the gateway's own goes out.
+        if (!ctx.error) {
           fail(
             ctx,
             new Denial('ERR_AUDIT_UNAVAILABLE', `outcome record not durable: ${String(err)}`, {
