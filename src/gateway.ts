@@ -62,14 +62,15 @@ export class Gateway {
     this.aggregator.listFilters.push(allowedToolsFilter);
     // The order is the security argument: nothing reaches `forward` that was not
     // identified, routed, authorized and durably recorded first.
+    const reidentify = identifyStage(this.identity, 'reidentify');
     const stages: Stage[] = [
       parseStage,
       identifyStage(this.identity, 'identify', { reuseTransportCheck: true }),
       routeStage(this.aggregator, this.pool.names),
       ...policyStages(this.aggregator, loaded, deps.log, this.now),
       auditDecisionStage(this.audit, this.now),
-      identifyStage(this.identity, 'reidentify'),
-      forwardStage(this.aggregator),
+      reidentify,
+      forwardStage(this.aggregator, async (ctx) => reidentify.run(ctx)),
     ];
     // Terminal stages run after every call, whatever happened (audit outcome record, issue 6).
     const terminal: Stage[] = [

@@ -152,6 +152,9 @@ export class UpstreamConnection {
     } = {},
   ): Promise<JsonRpcResponse> {
     if (this.closed) return Promise.resolve(unavailable(null, 'closed'));
+    // A cancel that landed before this send (say, during the decision's fsync) must stop it: an
+    // 'abort' listener added to an already-aborted signal never fires.
+    if (opts.signal?.aborted) return Promise.resolve(cancelled(null));
     const id = this.nextId++;
     const { params: sent, progressToken } = this.rewriteProgress(id, params);
     const message: JsonRpcRequest = { jsonrpc: '2.0', id, method, ...(sent ? { params: sent } : {}) };
@@ -193,7 +196,7 @@ export class UpstreamConnection {
   private cancel(id: JsonRpcId): void {
     if (!this.pending.has(id)) return;
     void this.notify('notifications/cancelled', { requestId: id, reason: 'client cancelled' });
-    this.settle(id, errorResponse(id, { code: JSONRPC.INTERNAL_ERROR, message: 'Request cancelled' }));
+    this.settle(id, cancelled(id));
   }
 
   /** Client progress tokens are replaced by ours, so tokens from different callers never meet upstream. */
@@ -301,7 +304,11 @@ export const GATEWAY_CLIENT: ClientProfile = { capabilities: {}, info: { ...GATE
 
 const asObject = (v: unknown): JsonObject => (isObject(v) ? v : {});
 
-export function unavailable(id: JsonRpcId | null, why: string): JsonRpcResponse {
+/** The answer to a call its client cancelled. */
+export const cancelled = (id: JsonRpcId | null): JsonRpcResponse =>
+  errorResponse(id, { code: JSONRPC.INTERNAL_ERROR, message: 'Request cancelled' });
+
+function unavailable(id: JsonRpcId | null, why: string): JsonRpcResponse {
   return errorResponse(id, {
     code: JSONRPC.UPSTREAM_UNAVAILABLE,
     message: why === 'timeout' ? 'Upstream timed out' : 'Upstream unavailable',

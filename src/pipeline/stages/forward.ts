@@ -9,8 +9,12 @@ import { bridgeSubscribe } from '../../upstream/subscribe-bridge.ts';
 import type { CallContext } from '../context.ts';
 import type { Stage } from '../runner.ts';
 
-/** Carries out the route: answers gateway methods, or relays to the upstream and relays back. */
-export function forwardStage(agg: Aggregator): Stage {
+/**
+ * Carries out the route: answers gateway methods, or relays to the upstream and
+ * relays back. `recheck` runs before any further request this call sends
+ * upstream (an `input_required` retry): the caller's identity and revocation again.
+ */
+export function forwardStage(agg: Aggregator, recheck: (ctx: CallContext) => Promise<void>): Stage {
   return {
     name: 'forward',
     async run(ctx: CallContext) {
@@ -36,7 +40,14 @@ export function forwardStage(agg: Aggregator): Stage {
           ...(ctx.forwardHeaders ? { headers: { ...ctx.forwardHeaders } } : {}),
         });
       let res = await send(params);
-      if (ctx.session.era === 'legacy') res = await fulfilInputRequired(res, params, ctx.sink, send);
+      if (ctx.session.era === 'legacy') {
+        res = await fulfilInputRequired(res, params, {
+          sink: ctx.sink,
+          retry: send,
+          signal: ctx.signal,
+          beforeRetry: () => recheck(ctx),
+        });
+      }
       ctx.response = res.result
         ? { ...res, id: ctx.request.id, result: eraResult(ctx, withClientSubscriptionId(res.result, ctx)) }
         : { ...res, id: ctx.request.id };
