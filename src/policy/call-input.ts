@@ -13,5 +13,19 @@ export interface CallInput {
 
 export const callInputs = new WeakMap<CallContext, CallInput>();
 
+/**
+ * The resources a `subscriptions/listen` asks to follow, each with the upstream
+ * that owns it: every one is authorized as a `resources/subscribe` of its own.
+ */
+export interface ListenInput {
+  readonly resources: readonly (Target & { kind: 'resource' })[];
+  readonly reason: string;
+}
+
+export const listenInputs = new WeakMap<CallContext, ListenInput>();
+
+/** More resources than this in one listen is refused (each costs a decision). */
+export const MAX_LISTEN_RESOURCES = 100;
+
 /** Where a caller declares why it makes this call (the gateway token's `reason` claim is the fallback). */
 export const REASON_META_KEY = 'io.portcullis/reason';

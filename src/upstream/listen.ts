@@ -1,5 +1,6 @@
 import { isObject, type JsonObject, type JsonRpcNotification } from '../jsonrpc.ts';
 import type { CallContext } from '../pipeline/context.ts';
+import { listenInputs } from '../policy/call-input.ts';
 import type { Aggregator } from './aggregate.ts';
 import { type RelatedSink, SUBSCRIPTION_ID, type UpstreamConnection } from './connection.ts';
 
@@ -50,7 +51,14 @@ function listenUpstream(
   filter: JsonObject,
   relay: RelatedSink,
 ) {
-  const params = agg.upstreamParams(conn, ctx.session, { notifications: filter });
+  // Each upstream hears only of the resources it owns (each authorized in the authorize stage).
+  const owned = (listenInputs.get(ctx)?.resources ?? [])
+    .filter((r) => r.server === conn.name)
+    .map((r) => r.uri);
+  const mine: JsonObject = { ...filter };
+  if (Array.isArray(filter.resourceSubscriptions))
+    mine.resourceSubscriptions = filter.resourceSubscriptions.filter((u) => owned.includes(String(u)));
+  const params = agg.upstreamParams(conn, ctx.session, { notifications: mine });
   return conn.request('subscriptions/listen', params, {
     sink: relay,
     signal: ctx.signal,

@@ -1,5 +1,5 @@
 import { unknownTarget } from '../../errors.ts';
-import { callInputs } from '../../policy/call-input.ts';
+import { callInputs, type ListenInput, listenInputs } from '../../policy/call-input.ts';
 import {
   obligationUnmet,
   policyDenied,
@@ -35,6 +35,8 @@ export function authorizeStage(policy: PolicyService): Stage {
       if (!route) throw new Error('authorize without a route');
       if (route.kind === 'gateway') {
         ctx.decision = { ...PROTOCOL, policySetHash: policy.live.source.hash };
+        const listen = listenInputs.get(ctx);
+        if (listen && listen.resources.length > 0) ctx.decision = authorizeListen(policy, ctx, listen);
         return;
       }
       const call = callInputs.get(ctx);
@@ -87,3 +89,37 @@ export function authorizeStage(policy: PolicyService): Stage {
 }
 
 const kindOf = (t: Target): string => (t.kind === 'server' ? 'method' : t.kind);
+
+/**
+ * A listen that follows resources is as many subscriptions: each is decided as
+ * `resources/subscribe` of that resource, and one denial denies the listen.
+ */
+function authorizeListen(policy: PolicyService, ctx: CallContext, listen: ListenInput): Decision {
+  const now = policy.now();
+  const determining = new Set<string>();
+  for (const target of listen.resources) {
+    const session = policy.facts.snapshot(ctx.session.key, ctx.principal.id, targetName(target), now);
+    const facts = {
+      ...policy.baseFacts(ctx.principal, 'resources/subscribe', target, session, now, networkOf(ctx.session)),
+      input: {},
+      reason: listen.reason,
+    };
+    const { failure, ...decision } = policy.decide(facts, ctx.callId);
+    ctx.decision = decision;
+    if (failure === 'engine') throw policyEngineFailed(decision);
+    if (failure === 'invalid') throw policyInvalid(decision);
+    if (decision.effect === 'deny') {
+      if (!policy.mayUse(facts)) throw unknownTarget('resource', target.uri);
+      throw policyDenied(decision);
+    }
+    if (decision.obligations.length > 0) throw obligationUnmet(decision);
+    for (const id of decision.determiningPolicies) determining.add(id);
+  }
+  return {
+    effect: 'allow',
+    determiningPolicies: [...determining],
+    policySetHash: policy.live.source.hash,
+    obligations: [],
+    errors: [],
+  };
+}

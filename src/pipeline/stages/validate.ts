@@ -1,6 +1,6 @@
 import { unknownTarget } from '../../errors.ts';
 import { isObject, type JsonObject } from '../../jsonrpc.ts';
-import { callInputs, REASON_META_KEY } from '../../policy/call-input.ts';
+import { callInputs, listenInputs, MAX_LISTEN_RESOURCES, REASON_META_KEY } from '../../policy/call-input.ts';
 import { NotRepresentable, toCedarValue } from '../../policy/cedar-types.ts';
 import { invalidArguments } from '../../policy/denials.ts';
 import { checkAgainstSchema } from '../../policy/json-schema.ts';
@@ -23,8 +23,13 @@ export function validateStage(agg: Aggregator, policy: PolicyService): Stage {
     name: 'validate',
     async run(ctx: CallContext) {
       const route = ctx.route;
-      if (route?.kind !== 'upstream') return;
       const params: JsonObject = ctx.request.params ?? {};
+      if (route?.kind === 'gateway' && route.method === 'subscriptions/listen') {
+        const reason = declaredReason(params, ctx.principal.reason, policy.cfg.limits.maxReasonLength);
+        listenInputs.set(ctx, { resources: await listenResources(agg, ctx, params), reason });
+        return;
+      }
+      if (route?.kind !== 'upstream') return;
       const reason = declaredReason(params, ctx.principal.reason, policy.cfg.limits.maxReasonLength);
       const args = isObject(params.arguments) ? params.arguments : {};
       const bounds = boundsProblem(args, policy.cfg.limits);
@@ -75,6 +80,22 @@ export function validateStage(agg: Aggregator, policy: PolicyService): Stage {
       callInputs.set(ctx, { target, input, args, reason });
     },
   };
+}
+
+/** The resources a listen asks to follow, each with its owner (an unknown one fails like a missing resource). */
+async function listenResources(agg: Aggregator, ctx: CallContext, params: JsonObject) {
+  const wanted = isObject(params.notifications) ? params.notifications.resourceSubscriptions : undefined;
+  if (wanted === undefined) return [];
+  if (!Array.isArray(wanted) || !wanted.every((u) => typeof u === 'string'))
+    throw invalidArguments('resourceSubscriptions must be an array of URIs');
+  if (wanted.length > MAX_LISTEN_RESOURCES)
+    throw invalidArguments(`more than ${MAX_LISTEN_RESOURCES} resourceSubscriptions`);
+  if (!wanted.every((u) => u.isWellFormed())) throw invalidArguments(`a resource URI: ${NOT_UNICODE}`);
+  const resources: { kind: 'resource'; uri: string; server: string }[] = [];
+  for (const uri of new Set(wanted)) {
+    resources.push({ kind: 'resource', uri, server: await agg.resolveResource(ctx.session, uri, ctx.sink) });
+  }
+  return resources;
 }
 
 function otherTarget(
