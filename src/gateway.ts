@@ -60,6 +60,10 @@ export class Gateway {
     this.identity =
       deps.identity ?? createIdentity(loaded.config, loaded.baseDir, { log: deps.log, now: this.now });
     this.aggregator.listFilters.push(allowedToolsFilter);
+    const identity = this.identity;
+    this.aggregator.recheck = async (principal) => {
+      if (identity.mode !== 'none') await identity.recheck(principal);
+    };
     // The order is the security argument: nothing reaches `forward` that was not
     // identified, routed, authorized and durably recorded first.
     const reidentify = identifyStage(this.identity, 'reidentify');

@@ -1,4 +1,5 @@
 import { JSONRPC, ProtocolError, unknownTarget } from '../errors.ts';
+import type { Principal } from '../identity/principal.ts';
 import { errorResponse, isObject, type JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
 import { GATEWAY_INFO, isLegacyVersion, LATEST_LEGACY, LATEST_MODERN, META } from '../protocol/versions.ts';
@@ -6,6 +7,7 @@ import type { DownstreamSession } from '../session.ts';
 import { modernMeta, type RelatedSink, type UpstreamConnection } from './connection.ts';
 import { exposeName, splitName } from './naming.ts';
 import type { UpstreamPool } from './pool.ts';
+import { revocationGate } from './revocation-gate.ts';
 
 export type ListMethod = 'tools/list' | 'prompts/list' | 'resources/list' | 'resources/templates/list';
 
@@ -55,6 +57,9 @@ export class Aggregator {
     name: unknown,
   ) => boolean)[] = [];
 
+  /** Expiry and revocation of a caller, again (the gateway sets it to its identity service's check). */
+  recheck: (principal: Principal) => Promise<void> = async () => {};
+
   constructor(pool: UpstreamPool, log: Logger) {
     this.pool = pool;
     this.log = log;
@@ -64,8 +69,23 @@ export class Aggregator {
   }
 
   connection(session: DownstreamSession, name: string): Promise<UpstreamConnection> {
-    const unrelated = session.unrelated ?? this.broadcaster(session.key);
+    const own = session.unrelated;
+    const unrelated = own
+      ? revocationGate(
+          own,
+          () => this.recheck(session.principal),
+          () => closeStream(own),
+        )
+      : this.broadcaster(session.key);
     return this.pool.get(session.key, session.principal.id, name, session.client, unrelated);
+  }
+
+  /**
+   * A stream that outlives the call that opened it (a legacy GET stream, a
+   * listen) relays upstream messages only while its caller still passes this.
+   */
+  gate(session: DownstreamSession, sink: RelatedSink, onRefused: () => void): RelatedSink {
+    return revocationGate(sink, () => this.recheck(session.principal), onRefused);
   }
 
   /**
@@ -292,3 +312,8 @@ function mergeFlags(a: JsonObject, b: JsonObject): JsonObject {
   for (const [k, v] of Object.entries(b)) out[k] = v === true || out[k] === true ? true : (out[k] ?? v);
   return out;
 }
+
+const closeStream = (sink: RelatedSink): void => {
+  const closable = sink as RelatedSink & { close?: () => void };
+  closable.close?.();
+};

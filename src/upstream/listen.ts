@@ -23,12 +23,17 @@ export async function listenAcrossUpstreams(agg: Aggregator, ctx: CallContext): 
   const requested = isObject(ctx.request.params?.notifications) ? ctx.request.params.notifications : {};
   const conns = await agg.connections(ctx.session);
   const honoured = honour(requested, await agg.capabilities(ctx.session));
-  const relay: RelatedSink = {
-    notify: (m) => {
-      if (m.method !== ACKNOWLEDGED && admits(honoured, m)) ctx.sink.notify(tag(m, subscriptionId));
+  // A listen outlives the check its request passed: it relays only while the caller still passes one.
+  const relay = agg.gate(
+    ctx.session,
+    {
+      notify: (m) => {
+        if (m.method !== ACKNOWLEDGED && admits(honoured, m)) ctx.sink.notify(tag(m, subscriptionId));
+      },
+      request: (m) => ctx.sink.request(m),
     },
-    request: (m) => ctx.sink.request(m),
-  };
+    () => ctx.session.inflight.get(ctx.request.id)?.abort(),
+  );
   ctx.sink.notify(
     tag({ jsonrpc: '2.0', method: ACKNOWLEDGED, params: { notifications: honoured } }, subscriptionId),
   );

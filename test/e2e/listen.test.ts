@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RunningGateway } from '../../src/server.ts';
+import { SqliteRevocationStore } from '../../src/state/sqlite.ts';
 import { SseParser } from '../../src/transport/sse.ts';
-import { NODE, post, probeUpstream, ROOT, startTestGateway } from '../helpers.ts';
+import { NODE, post, probeUpstream, ROOT, startAuthTestGateway, startTestGateway } from '../helpers.ts';
 
 const META = {
   'io.modelcontextprotocol/protocolVersion': '2026-07-28',
@@ -79,5 +82,100 @@ describe('subscriptions/listen across several upstreams', () => {
     assert.equal(events[1]!.method, 'notifications/tools/list_changed');
     assert.equal(events[1]!.params._meta['io.modelcontextprotocol/subscriptionId'], 'sub-1');
     abort.abort();
+  });
+});
+
+describe('a listen whose caller is revoked', () => {
+  let dir: string;
+  let gw: Awaited<ReturnType<typeof startAuthTestGateway>>;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-listen-revoke-'));
+    gw = await startAuthTestGateway(
+      {
+        upstreams: {
+          conf: {
+            transport: 'stdio',
+            command: NODE,
+            args: [join(ROOT, 'test/fixtures/conformance-server.ts'), '--stdio'],
+          },
+        },
+      },
+      dir,
+    );
+  });
+  after(async () => {
+    await gw.running.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('relays nothing more once the token is revoked, and ends the stream', { timeout: 20_000 }, async () => {
+    const tools = ['conf__test_trigger_tool_change'];
+    const listener = await gw.token('agent-1', tools);
+    const other = await gw.token('agent-1', tools);
+    const res = await fetch(gw.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${listener.token}`,
+        ...headers('subscriptions/listen'),
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 'sub-1',
+        method: 'subscriptions/listen',
+        params: { notifications: { toolsListChanged: true }, _meta: META },
+      }),
+    });
+    assert.equal(res.headers.get('content-type'), 'text/event-stream');
+    const events: { method?: string; result?: unknown }[] = [];
+    const parser = new SseParser((d) => events.push(JSON.parse(d)));
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let ended = false;
+    /** Reads until `n` events arrived, the stream ended, or `ms` passed. */
+    const readUntil = async (n: number, ms: number) => {
+      const deadline = Date.now() + ms;
+      while (!ended && events.length < n && Date.now() < deadline) {
+        const next = await Promise.race([
+          reader.read(),
+          new Promise<'late'>((r) => setTimeout(() => r('late'), deadline - Date.now())),
+        ]);
+        if (next === 'late') break;
+        if (next.done) ended = true;
+        else parser.push(decoder.decode(next.value));
+      }
+    };
+    const trigger = () =>
+      post(
+        gw.url,
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 2,
+          method: 'tools/call',
+          params: { name: 'conf__test_trigger_tool_change', arguments: {}, _meta: META },
+        }),
+        {
+          ...headers('tools/call', 'conf__test_trigger_tool_change'),
+          authorization: `Bearer ${other.token}`,
+        },
+      );
+    await readUntil(1, 5_000);
+    assert.equal(events[0]?.method, 'notifications/subscriptions/acknowledged');
+    assert.equal((await trigger()).status, 200);
+    await readUntil(2, 5_000);
+    assert.equal(events[1]?.method, 'notifications/tools/list_changed');
+
+    const store = new SqliteRevocationStore(join(dir, 'state.db'));
+    await store.revoke({ kind: 'jti', value: listener.jti, revokedAt: Date.now() });
+    await store.close();
+    assert.equal((await trigger()).status, 200);
+    await readUntil(10, 3_000);
+    assert.ok(ended, 'the revoked caller’s stream ended');
+    assert.deepEqual(
+      events.slice(2).filter((e) => e.method === 'notifications/tools/list_changed'),
+      [],
+    );
+    await reader.cancel().catch(() => {});
   });
 });

@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from '../../src/jsonrpc.ts';
+import { revocationGate } from '../../src/upstream/revocation-gate.ts';
+
+const note = (n: number): JsonRpcNotification => ({
+  jsonrpc: '2.0',
+  method: 'notifications/message',
+  params: { n },
+});
+const ask: JsonRpcRequest = { jsonrpc: '2.0', id: 9, method: 'sampling/createMessage', params: {} };
+
+function client() {
+  const seen: unknown[] = [];
+  return {
+    seen,
+    notify: (m: JsonRpcNotification) => void seen.push(m.params?.n),
+    request: async (m: JsonRpcRequest): Promise<JsonRpcResponse> => {
+      seen.push(m.method);
+      return { jsonrpc: '2.0', id: m.id, result: {} };
+    },
+  };
+}
+const settle = () => new Promise((r) => setImmediate(r));
+
+describe('the revocation gate on a long-lived stream', () => {
+  it('relays in order while the caller passes the check, each message checked', async () => {
+    const c = client();
+    let checks = 0;
+    const gate = revocationGate(
+      c,
+      async () => void checks++,
+      () => assert.fail('not refused'),
+    );
+    for (let n = 1; n <= 5; n++) gate.notify(note(n));
+    assert.deepEqual((await gate.request(ask)).result, {});
+    assert.deepEqual(c.seen, [1, 2, 3, 4, 5, 'sampling/createMessage']);
+    assert.equal(checks, 6);
+  });
+
+  it('closes for good at the first refusal: nothing more reaches the client, and the stream is ended once', async () => {
+    const c = client();
+    let revoked = false;
+    let ended = 0;
+    const gate = revocationGate(
+      c,
+      async () => {
+        if (revoked) throw new Error('revoked');
+      },
+      () => ended++,
+    );
+    gate.notify(note(1));
+    await settle();
+    revoked = true;
+    gate.notify(note(2));
+    const answer = await gate.request(ask);
+    revoked = false; // even if a later check would pass, the gate stays shut
+    gate.notify(note(3));
+    await settle();
+    assert.deepEqual(c.seen, [1]);
+    assert.equal(answer.result, undefined);
+    assert.equal(answer.error?.message, 'Client stream unavailable');
+    assert.equal(ended, 1);
+  });
+});
