@@ -116,6 +116,8 @@ export function outcomeRecord(
     error: ctx.error?.code ?? null,
     rpcError: res?.error ? res.error.code : null,
     resultHash: res?.result ? resultHash(res.result) : null,
+    // `no-answer`: the upstream got the call but never answered; it may have acted.
+    upstream: ctx.upstream ?? null,
     leaseId: optionalId(ctx, 'leaseId'),
   };
   return item(record, metaOf('outcome', f, status, time));

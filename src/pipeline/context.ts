@@ -31,6 +31,12 @@ export interface CallContext {
   /** The authorization decision for this call (policy stage). */
   decision?: Decision;
   response?: JsonRpcResponse;
+  /**
+   * Whether the upstream answered the request forwarded to it: `no-answer` (a
+   * timeout, a cancel, a lost connection) means it may have acted all the same.
+   * Unset when nothing was forwarded.
+   */
+  upstream?: 'answered' | 'no-answer';
   /** Set when a stage ended the call or something failed; never sent as-is. */
   error?: PortcullisError;
   /** Milliseconds spent in each stage. */

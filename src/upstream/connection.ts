@@ -151,10 +151,10 @@ export class UpstreamConnection {
       clientId?: JsonRpcId;
     } = {},
   ): Promise<JsonRpcResponse> {
-    if (this.closed) return Promise.resolve(unavailable(null, 'closed'));
+    if (this.closed) return Promise.resolve(unavailable(null, 'closed', false));
     // A cancel that landed before this send (say, during the decision's fsync) must stop it: an
     // 'abort' listener added to an already-aborted signal never fires.
-    if (opts.signal?.aborted) return Promise.resolve(cancelled(null));
+    if (opts.signal?.aborted) return Promise.resolve(cancelledUnsent(null));
     const id = this.nextId++;
     const { params: sent, progressToken } = this.rewriteProgress(id, params);
     const message: JsonRpcRequest = { jsonrpc: '2.0', id, method, ...(sent ? { params: sent } : {}) };
@@ -304,13 +304,37 @@ export const GATEWAY_CLIENT: ClientProfile = { capabilities: {}, info: { ...GATE
 
 const asObject = (v: unknown): JsonObject => (isObject(v) ? v : {});
 
-/** The answer to a call its client cancelled. */
-export const cancelled = (id: JsonRpcId | null): JsonRpcResponse =>
-  errorResponse(id, { code: JSONRPC.INTERNAL_ERROR, message: 'Request cancelled' });
+/** Answers the gateway made up: for a request the upstream never answered, or was never sent. */
+const madeUp = new WeakMap<JsonRpcResponse, 'no-answer' | 'not-sent'>();
 
-function unavailable(id: JsonRpcId | null, why: string): JsonRpcResponse {
-  return errorResponse(id, {
+/**
+ * What became of a request, from its response: `answered` by the upstream;
+ * `no-answer` (sent, then a timeout, a cancel or a lost connection: the
+ * upstream may have acted); undefined when it was never sent.
+ */
+export function upstreamOutcome(response: JsonRpcResponse): 'answered' | 'no-answer' | undefined {
+  const made = madeUp.get(response);
+  return made === undefined ? 'answered' : made === 'no-answer' ? made : undefined;
+}
+
+const mark = (response: JsonRpcResponse, why: 'no-answer' | 'not-sent'): JsonRpcResponse => {
+  madeUp.set(response, why);
+  return response;
+};
+
+const cancelledError = { code: JSONRPC.INTERNAL_ERROR, message: 'Request cancelled' };
+
+/** The answer to a call its client cancelled while the upstream had it. */
+const cancelled = (id: JsonRpcId): JsonRpcResponse => mark(errorResponse(id, cancelledError), 'no-answer');
+
+/** The answer to a call cancelled before it was sent (or a retry not sent). */
+export const cancelledUnsent = (id: JsonRpcId | null): JsonRpcResponse =>
+  mark(errorResponse(id, cancelledError), 'not-sent');
+
+function unavailable(id: JsonRpcId | null, why: string, sent = true): JsonRpcResponse {
+  const response = errorResponse(id, {
     code: JSONRPC.UPSTREAM_UNAVAILABLE,
     message: why === 'timeout' ? 'Upstream timed out' : 'Upstream unavailable',
   });
+  return mark(response, sent ? 'no-answer' : 'not-sent');
 }

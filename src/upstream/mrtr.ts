@@ -1,5 +1,5 @@
 import { isObject, type JsonObject, type JsonRpcResponse } from '../jsonrpc.ts';
-import { cancelled, type RelatedSink } from './connection.ts';
+import { cancelledUnsent, type RelatedSink } from './connection.ts';
 
 const MAX_ROUNDS = 8;
 
@@ -44,11 +44,11 @@ export async function fulfilInputRequired(
         }),
         rounds.signal,
       );
-      if (!answer) return cancelled(res.id);
+      if (!answer) return cancelledUnsent(res.id);
       if (!answer.result) return { ...answer, id: res.id };
       inputResponses[key] = answer.result;
     }
-    if (rounds.signal.aborted) return cancelled(res.id);
+    if (rounds.signal.aborted) return cancelledUnsent(res.id);
     await rounds.beforeRetry();
     const next: JsonObject = { ...(params ?? {}), inputResponses };
     if ('requestState' in result) next.requestState = result.requestState;

@@ -61,6 +61,7 @@ describe('the audit log behind a running gateway', () => {
     const outcome = all.find((r) => r.type === 'outcome' && r.callId === decision.callId)!;
     assert.equal(outcome.decisionIndex, all.indexOf(decision));
     assert.equal(outcome.status, 'ok');
+    assert.equal(outcome.upstream, 'answered');
     // 'none' until a policy decides; with the policy stage in place, its allow.
     assert.ok(
       decision.decision === 'none' || decision.decision.effect === 'allow',
@@ -84,6 +85,25 @@ describe('the audit log behind a running gateway', () => {
     assert.ok(all.some((r) => r.type === 'decision' && r.method === 'initialize'));
   });
 
+  it('records a call the upstream never answered as such: it may have acted all the same', async () => {
+    const f = auditFixture('sqlite');
+    const gw = await startTestGateway({
+      upstreams: { probe: probeUpstream({ timeoutMs: 300 }) },
+      audit: f.raw,
+    });
+    const client = await httpClient(gw.listener.url, 'legacy');
+    try {
+      await assert.rejects(client.callTool({ name: 'probe__hang', arguments: {} }), /Upstream timed out/);
+    } finally {
+      await client.close();
+      await gw.close();
+    }
+    const outcome = (await records(f)).find((r) => r.type === 'outcome' && r.tool === 'probe__hang')!;
+    assert.equal(outcome.status, 'error');
+    assert.equal(outcome.upstream, 'no-answer');
+    assert.equal(outcome.resultHash, null);
+  });
+
   it('records a call the gateway refused, with its decision and its error code', async () => {
     const f = auditFixture('sqlite');
     const gw = await startTestGateway({ upstreams: { probe: probeUpstream() }, audit: f.raw });
@@ -97,6 +117,7 @@ describe('the audit log behind a running gateway', () => {
     const outcome = (await records(f)).find((r) => r.type === 'outcome' && r.tool === 'nosuch__echo')!;
     assert.equal(outcome.status, 'error');
     assert.equal(outcome.error, 'ERR_UNKNOWN_TARGET');
+    assert.equal(outcome.upstream, null, 'never forwarded');
     const all = await records(f);
     const decision = all[outcome.decisionIndex]!;
     assert.equal(decision.type, 'decision');

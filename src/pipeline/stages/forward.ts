@@ -2,7 +2,7 @@ import { methodNotFound } from '../../errors.ts';
 import { isObject, type JsonObject, resultResponse } from '../../jsonrpc.ts';
 import { toModernResult } from '../../protocol/modern.ts';
 import { type Aggregator, isListMethod } from '../../upstream/aggregate.ts';
-import { SUBSCRIPTION_ID } from '../../upstream/connection.ts';
+import { SUBSCRIPTION_ID, upstreamOutcome } from '../../upstream/connection.ts';
 import { listenAcrossUpstreams } from '../../upstream/listen.ts';
 import { fulfilInputRequired } from '../../upstream/mrtr.ts';
 import { bridgeSubscribe } from '../../upstream/subscribe-bridge.ts';
@@ -40,6 +40,7 @@ export function forwardStage(agg: Aggregator, recheck: (ctx: CallContext) => Pro
           ...(ctx.forwardHeaders ? { headers: { ...ctx.forwardHeaders } } : {}),
         });
       let res = await send(params);
+      ctx.upstream = upstreamOutcome(res);
       if (ctx.session.era === 'legacy') {
         res = await fulfilInputRequired(res, params, {
           sink: ctx.sink,
@@ -48,6 +49,7 @@ export function forwardStage(agg: Aggregator, recheck: (ctx: CallContext) => Pro
           beforeRetry: () => recheck(ctx),
         });
       }
+      ctx.upstream = upstreamOutcome(res) ?? ctx.upstream;
       ctx.response = res.result
         ? { ...res, id: ctx.request.id, result: eraResult(ctx, withClientSubscriptionId(res.result, ctx)) }
         : { ...res, id: ctx.request.id };
