@@ -1,5 +1,6 @@
 import { createHash, createHmac } from 'node:crypto';
 import type { CallContext } from '../pipeline/context.ts';
+import { listenInputs } from '../policy/call-input.ts';
 import { canonicalize } from './jcs.ts';
 import type { AppendItem, Blob, EntryMeta } from './store.ts';
 
@@ -36,17 +37,19 @@ function callFields(ctx: CallContext) {
           ? params.uri
           : '';
   const p = ctx.principal;
+  // These come from callers; a lone surrogate in one must not keep a refused call out of the log.
+  const text = (s: string): string => s.toWellFormed();
   return {
     callId: ctx.callId,
-    session: ctx.session.key,
-    method: ctx.request.method,
-    tool: target,
+    session: text(ctx.session.key),
+    method: text(ctx.request.method),
+    tool: text(target),
     principal: {
-      id: p.id,
+      id: text(p.id),
       authMethod: p.authMethod,
-      ...(p.workload ? { workload: p.workload } : {}),
-      ...(p.user ? { user: p.user } : {}),
-      ...(p.tokenId ? { tokenId: p.tokenId } : {}),
+      ...(p.workload ? { workload: text(p.workload) } : {}),
+      ...(p.user ? { user: text(p.user) } : {}),
+      ...(p.tokenId ? { tokenId: text(p.tokenId) } : {}),
     },
   };
 }
@@ -70,6 +73,8 @@ export function decisionRecord(ctx: CallContext, opts: RecordOptions): AppendIte
     argsHash: sha256hex(canonicalize(args)),
     args: clear ? args : keyedValues(args, opts.hmacKey),
     argsClear: clear,
+    // A listen's resources, each authorized as a subscription of its own.
+    ...listenedResources(ctx),
     reason: ctx.principal.reason ?? null,
     // Set by the approval and break-glass stages once they exist.
     approvalId: optionalId(ctx, 'approvalId'),
@@ -138,6 +143,13 @@ function metaOf(
     session: f.session,
     time,
   };
+}
+
+function listenedResources(ctx: CallContext): { resources?: string[] } {
+  const listen = listenInputs.get(ctx);
+  return listen && listen.resources.length > 0
+    ? { resources: listen.resources.map((r) => `${r.server}:${r.uri.toWellFormed()}`) }
+    : {};
 }
 
 /** Ids later stages may attach to the call context (approval, break-glass, credential lease). */

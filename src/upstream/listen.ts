@@ -23,17 +23,14 @@ export async function listenAcrossUpstreams(agg: Aggregator, ctx: CallContext): 
   const requested = isObject(ctx.request.params?.notifications) ? ctx.request.params.notifications : {};
   const conns = await agg.connections(ctx.session);
   const honoured = honour(requested, await agg.capabilities(ctx.session));
-  // A listen outlives the check its request passed: it relays only while the caller still passes one.
-  const relay = agg.gate(
-    ctx.session,
-    {
-      notify: (m) => {
-        if (m.method !== ACKNOWLEDGED && admits(honoured, m)) ctx.sink.notify(tag(m, subscriptionId));
-      },
-      request: (m) => ctx.sink.request(m),
+  // A listen outlives the check its request passed: what it admits goes out only while the caller still passes one.
+  const toClient = agg.gate(ctx.session, ctx.sink, () => ctx.session.inflight.get(ctx.request.id)?.abort());
+  const relay: RelatedSink = {
+    notify: (m) => {
+      if (m.method !== ACKNOWLEDGED && admits(honoured, m)) toClient.notify(tag(m, subscriptionId));
     },
-    () => ctx.session.inflight.get(ctx.request.id)?.abort(),
-  );
+    request: (m) => toClient.request(m),
+  };
   ctx.sink.notify(
     tag({ jsonrpc: '2.0', method: ACKNOWLEDGED, params: { notifications: honoured } }, subscriptionId),
   );

@@ -5,9 +5,10 @@ import type { RelatedSink } from './connection.ts';
 /**
  * What an upstream sends on its own, outside any call in flight (list changes,
  * resource updates, sampling or elicitation requests), reaches a long-lived
- * client stream only while the caller still passes `check` (expiry and
- * revocation, looked up per message). The first refusal closes the gate for
- * good and calls `onRefused` (which ends the stream). Messages keep their order.
+ * client stream only while the caller passes `check` (expiry and revocation of
+ * the session's current principal, looked up per message, in order). A refused
+ * message is dropped and `onRefused` ends the stream; a client that comes back
+ * with a fresh token passes the next check again.
  */
 export function revocationGate(
   inner: RelatedSink,
@@ -15,25 +16,29 @@ export function revocationGate(
   onRefused: () => void,
 ): RelatedSink {
   let queue: Promise<boolean> = Promise.resolve(true);
-  let open = true;
   const pass = (): Promise<boolean> => {
-    queue = queue.then(async () => {
-      if (!open) return false;
-      try {
-        await check();
-        return true;
-      } catch {
-        open = false;
-        onRefused();
-        return false;
-      }
-    });
+    queue = queue.then(
+      () =>
+        check().then(
+          () => true,
+          () => {
+            onRefused();
+            return false;
+          },
+        ),
+      () => false,
+    );
     return queue;
   };
   return {
     notify(message) {
       void pass().then((ok) => {
-        if (ok) inner.notify(message);
+        if (!ok) return;
+        try {
+          inner.notify(message);
+        } catch {
+          // A stream that broke underneath is the transport's to notice; the gate only drops.
+        }
       });
     },
     async request(message) {

@@ -28,10 +28,13 @@ export function bridgeSubscribe(
     // An upstream that never acknowledges must not hold the client's subscribe forever.
     setTimeout(resolve, agg.timeoutOf(conn.name)).unref();
   });
+  // Updates outlive the subscribe's own check: each passes the revocation gate on its way to the stream.
+  const stream = session.unrelated;
+  const toClient = stream ? agg.gate(session, stream, () => abort.abort()) : undefined;
   const relay: RelatedSink = {
     notify: (m) => {
       if (m.method === 'notifications/subscriptions/acknowledged') acknowledged();
-      if (m.method === 'notifications/resources/updated') session.unrelated?.notify(untag(m));
+      if (m.method === 'notifications/resources/updated') toClient?.notify(untag(m));
     },
     request: (m) =>
       Promise.resolve({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Not supported' } }),

@@ -6,6 +6,7 @@ import { Denial } from '../../src/errors.ts';
 import { ANONYMOUS } from '../../src/identity/principal.ts';
 import { errorResponse, resultResponse } from '../../src/jsonrpc.ts';
 import type { CallContext } from '../../src/pipeline/context.ts';
+import { listenInputs } from '../../src/policy/call-input.ts';
 import { testCallContext } from '../helpers.ts';
 
 function call(args: unknown): CallContext {
@@ -86,5 +87,31 @@ describe('audit records', () => {
     const r = parse(outcomeRecord(ctx, 0, opts()).leaf);
     assert.equal(r.status, 'ok');
     assert.equal(r.resultHash, sha256hex(canonicalize({ content: [{ type: 'text', text: 'ok' }] })));
+  });
+});
+
+describe('audit records of hostile or unusual calls', () => {
+  it('still records a call whose tool name and method hold lone surrogates, with U+FFFD in their place', () => {
+    const ctx = testCallContext({
+      request: { jsonrpc: '2.0', id: 1, method: 'tools/call\ud800', params: { name: 'no\udc00such' } },
+      principal: { ...ANONYMOUS, id: 'mallory\ud83d' },
+    });
+    const decision = parse(decisionRecord(ctx, opts()).leaf);
+    const outcome = parse(outcomeRecord(ctx, null, opts()).leaf);
+    assert.equal(decision.tool, 'no\ufffdsuch');
+    assert.equal(outcome.method, 'tools/call\ufffd');
+    assert.equal((outcome.principal as { id: string }).id, 'mallory\ufffd');
+  });
+
+  it('names the resources a listen follows, with their upstreams, in its decision record', () => {
+    const ctx = testCallContext({
+      request: { jsonrpc: '2.0', id: 'sub', method: 'subscriptions/listen', params: {} },
+    });
+    listenInputs.set(ctx, {
+      resources: [{ kind: 'resource', uri: 'test://a', server: 'conf' }],
+      reason: '',
+    });
+    assert.deepEqual(parse(decisionRecord(ctx, opts()).leaf).resources, ['conf:test://a']);
+    assert.equal(parse(decisionRecord(call({}), opts()).leaf).resources, undefined);
   });
 });

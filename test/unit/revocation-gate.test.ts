@@ -38,7 +38,7 @@ describe('the revocation gate on a long-lived stream', () => {
     assert.equal(checks, 6);
   });
 
-  it('closes for good at the first refusal: nothing more reaches the client, and the stream is ended once', async () => {
+  it('drops what comes while the caller is refused and ends the stream; a refreshed caller passes again', async () => {
     const c = client();
     let revoked = false;
     let ended = 0;
@@ -54,12 +54,32 @@ describe('the revocation gate on a long-lived stream', () => {
     revoked = true;
     gate.notify(note(2));
     const answer = await gate.request(ask);
-    revoked = false; // even if a later check would pass, the gate stays shut
-    gate.notify(note(3));
-    await settle();
     assert.deepEqual(c.seen, [1]);
     assert.equal(answer.result, undefined);
     assert.equal(answer.error?.message, 'Client stream unavailable');
-    assert.equal(ended, 1);
+    assert.equal(ended, 2);
+    revoked = false; // the client came back with a fresh token: the session's principal passes again
+    gate.notify(note(3));
+    await settle();
+    assert.deepEqual(c.seen, [1, 3]);
+  });
+
+  it('survives a client stream that throws: later messages still go out', async () => {
+    let calls = 0;
+    const gate = revocationGate(
+      {
+        notify: () => {
+          calls++;
+          if (calls === 1) throw new Error('stream broke');
+        },
+        request: async (m) => ({ jsonrpc: '2.0', id: m.id, result: {} }),
+      },
+      async () => {},
+      () => assert.fail('not refused'),
+    );
+    gate.notify(note(1));
+    gate.notify(note(2));
+    await settle();
+    assert.equal(calls, 2);
   });
 });

@@ -97,6 +97,7 @@ const kindOf = (t: Target): string => (t.kind === 'server' ? 'method' : t.kind);
 function authorizeListen(policy: PolicyService, ctx: CallContext, listen: ListenInput): Decision {
   const now = policy.now();
   const determining = new Set<string>();
+  const errors = new Set<string>();
   for (const target of listen.resources) {
     const session = policy.facts.snapshot(ctx.session.key, ctx.principal.id, targetName(target), now);
     const facts = {
@@ -114,12 +115,17 @@ function authorizeListen(policy: PolicyService, ctx: CallContext, listen: Listen
     }
     if (decision.obligations.length > 0) throw obligationUnmet(decision);
     for (const id of decision.determiningPolicies) determining.add(id);
+    for (const e of decision.errors) errors.add(e);
+  }
+  for (const target of listen.resources) {
+    const sensitive = policy.isSensitive(target, {});
+    policy.facts.record(ctx.session.key, ctx.principal.id, targetName(target), now, sensitive, false);
   }
   return {
     effect: 'allow',
     determiningPolicies: [...determining],
     policySetHash: policy.live.source.hash,
     obligations: [],
-    errors: [],
+    errors: [...errors],
   };
 }

@@ -24,12 +24,25 @@ export function validateStage(agg: Aggregator, policy: PolicyService): Stage {
     async run(ctx: CallContext) {
       const route = ctx.route;
       const params: JsonObject = ctx.request.params ?? {};
-      if (route?.kind === 'gateway' && route.method === 'subscriptions/listen') {
+      if (
+        route?.kind === 'gateway' &&
+        route.method === 'subscriptions/listen' &&
+        ctx.session.era === 'modern'
+      ) {
         const reason = declaredReason(params, ctx.principal.reason, policy.cfg.limits.maxReasonLength);
         listenInputs.set(ctx, { resources: await listenResources(agg, ctx, params), reason });
         return;
       }
       if (route?.kind !== 'upstream') return;
+      const ref = isObject(params.ref) ? params.ref : {};
+      for (const [field, v] of [
+        ['name', params.name],
+        ['uri', params.uri],
+        ['ref.name', ref.name],
+        ['ref.uri', ref.uri],
+      ] as const) {
+        if (typeof v === 'string' && !v.isWellFormed()) throw invalidArguments(`${field}: ${NOT_UNICODE}`);
+      }
       const reason = declaredReason(params, ctx.principal.reason, policy.cfg.limits.maxReasonLength);
       const args = isObject(params.arguments) ? params.arguments : {};
       const bounds = boundsProblem(args, policy.cfg.limits);
