@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
 import type { Gateway } from '../gateway.ts';
+import { createRebindingGuard } from '../transport/guard.ts';
 import type { adminSchema } from './config.ts';
 
 export interface AdminListener {
@@ -14,7 +15,11 @@ export async function startAdminListener(
   cfg: z.infer<typeof adminSchema>,
   gateway: Gateway,
 ): Promise<AdminListener> {
+  // Loopback alone does not stop a web page that rebinds its own name to 127.0.0.1.
+  const guard = createRebindingGuard({ bindHost: cfg.host, allowedHosts: [], allowedOrigins: [] });
   const server = http.createServer((req, res) => {
+    if (!guard.hostAllowed(req.headers.host) || !guard.originAllowed(req.headers.origin))
+      return send(res, 403, 'text/plain', 'Forbidden\n');
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (req.method !== 'GET') return send(res, 405, 'text/plain', 'Method not allowed\n');
     if (path === '/healthz') return send(res, 200, 'application/json', JSON.stringify({ status: 'ok' }));

@@ -84,21 +84,22 @@ describe('bad input at the HTTP listener', () => {
     assert.equal((res.json as { error: { code: number } }).error.code, -32600);
   });
 
-  it('refuses a foreign Origin and a foreign Host with 403 (DNS rebinding)', async () => {
+  it('refuses a foreign Origin and a foreign Host with 403, names that look like 127.x too (DNS rebinding)', async () => {
     const origin = await post(gw.listener.url, initializeBody(), { origin: 'http://evil.example' });
     assert.equal(origin.status, 403);
-    const host = await new Promise<number>((resolve) => {
-      const req = http.request(
-        gw.listener.url,
-        { method: 'POST', headers: { host: 'evil.example:80' } },
-        (res) => {
+    // A name that only starts like a loopback address is a name an attacker's DNS can rebind.
+    const rebound = await post(gw.listener.url, initializeBody(), { origin: 'http://127.evil.example:80' });
+    assert.equal(rebound.status, 403);
+    const hostStatus = (host: string) =>
+      new Promise<number>((resolve) => {
+        const req = http.request(gw.listener.url, { method: 'POST', headers: { host } }, (res) => {
           res.resume();
           resolve(res.statusCode ?? 0);
-        },
-      );
-      req.end(initializeBody());
-    });
-    assert.equal(host, 403);
+        });
+        req.end(initializeBody());
+      });
+    assert.equal(await hostStatus('evil.example:80'), 403);
+    assert.equal(await hostStatus('127.evil.example:80'), 403);
     const local = await post(gw.listener.url, initializeBody(), { origin: 'http://localhost:3000' });
     assert.equal(local.status, 200);
   });
