@@ -66,16 +66,13 @@ export function authorizeStage(policy: PolicyService): Stage {
         input: call.input,
         reason: call.reason,
       };
-      const { failure, ...decision } = policy.decide(facts, ctx.callId);
-      ctx.decision = decision;
-      if (failure === 'engine') throw policyEngineFailed(decision);
-      if (failure === 'invalid') throw policyInvalid(decision);
-      if (decision.effect === 'deny') {
-        if (call.target.kind !== 'server' && !policy.mayUse(facts))
-          throw unknownTarget(kindOf(call.target), name);
-        throw policyDenied(decision);
-      }
-      if (decision.obligations.length > 0) throw obligationUnmet(decision);
+      const target = call.target;
+      decideOrDeny(
+        policy,
+        ctx,
+        facts,
+        target.kind === 'server' ? undefined : () => unknownTarget(kindOf(target), name),
+      );
       policy.facts.record(
         ctx.session.key,
         ctx.principal.id,
@@ -105,15 +102,7 @@ function authorizeListen(policy: PolicyService, ctx: CallContext, listen: Listen
       input: {},
       reason: listen.reason,
     };
-    const { failure, ...decision } = policy.decide(facts, ctx.callId);
-    ctx.decision = decision;
-    if (failure === 'engine') throw policyEngineFailed(decision);
-    if (failure === 'invalid') throw policyInvalid(decision);
-    if (decision.effect === 'deny') {
-      if (!policy.mayUse(facts)) throw unknownTarget('resource', target.uri);
-      throw policyDenied(decision);
-    }
-    if (decision.obligations.length > 0) throw obligationUnmet(decision);
+    const decision = decideOrDeny(policy, ctx, facts, () => unknownTarget('resource', target.uri));
     for (const id of decision.determiningPolicies) determining.add(id);
     for (const e of decision.errors) errors.add(e);
   }
@@ -128,4 +117,26 @@ function authorizeListen(policy: PolicyService, ctx: CallContext, listen: Listen
     obligations: [],
     errors: [...errors],
   };
+}
+
+/**
+ * Decides, keeps the decision on the call for the audit, and throws the denial
+ * the caller gets: `hidden` when the caller may not even see the target.
+ */
+function decideOrDeny(
+  policy: PolicyService,
+  ctx: CallContext,
+  facts: Parameters<PolicyService['decide']>[0],
+  hidden: (() => Error) | undefined,
+): Decision {
+  const { failure, ...decision } = policy.decide(facts, ctx.callId);
+  ctx.decision = decision;
+  if (failure === 'engine') throw policyEngineFailed(decision);
+  if (failure === 'invalid') throw policyInvalid(decision);
+  if (decision.effect === 'deny') {
+    if (hidden && !policy.mayUse(facts)) throw hidden();
+    throw policyDenied(decision);
+  }
+  if (decision.obligations.length > 0) throw obligationUnmet(decision);
+  return decision;
 }
