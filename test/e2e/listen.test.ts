@@ -19,6 +19,25 @@ const headers = (method: string, name?: string) => ({
   ...(name ? { 'mcp-name': name } : {}),
 });
 
+/** Opens a modern `subscriptions/listen` for tool list changes, subscription id `sub-1`. */
+const listenForToolChanges = (url: string, extra: Record<string, string>, signal?: AbortSignal) =>
+  fetch(url, {
+    method: 'POST',
+    ...(signal ? { signal } : {}),
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      ...headers('subscriptions/listen'),
+      ...extra,
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 'sub-1',
+      method: 'subscriptions/listen',
+      params: { notifications: { toolsListChanged: true }, _meta: META },
+    }),
+  });
+
 describe('subscriptions/listen across several upstreams', () => {
   let gw: RunningGateway;
   before(async () => {
@@ -39,21 +58,7 @@ describe('subscriptions/listen across several upstreams', () => {
     timeout: 20_000,
   }, async () => {
     const abort = new AbortController();
-    const res = await fetch(gw.listener.url, {
-      method: 'POST',
-      signal: abort.signal,
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        ...headers('subscriptions/listen'),
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 'sub-1',
-        method: 'subscriptions/listen',
-        params: { notifications: { toolsListChanged: true }, _meta: META },
-      }),
-    });
+    const res = await listenForToolChanges(gw.listener.url, {}, abort.signal);
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
     const events: { method: string; params: { _meta: Record<string, unknown> } }[] = [];
     const parser = new SseParser((d) => events.push(JSON.parse(d)));
@@ -112,21 +117,7 @@ describe('a listen whose caller is revoked', () => {
     const tools = ['conf__test_trigger_tool_change'];
     const listener = await gw.token('agent-1', tools);
     const other = await gw.token('agent-1', tools);
-    const res = await fetch(gw.url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${listener.token}`,
-        ...headers('subscriptions/listen'),
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 'sub-1',
-        method: 'subscriptions/listen',
-        params: { notifications: { toolsListChanged: true }, _meta: META },
-      }),
-    });
+    const res = await listenForToolChanges(gw.url, { authorization: `Bearer ${listener.token}` });
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
     const events: { method?: string; result?: unknown }[] = [];
     const parser = new SseParser((d) => events.push(JSON.parse(d)));
