@@ -16,15 +16,34 @@ export class ReplyBook {
   private next = 1;
   private readonly waiting = new Map<JsonRpcId, (r: JsonRpcResponse) => void>();
 
-  /** Gives `message` an id of ours and resolves when the client answers it. */
-  open(message: JsonRpcRequest, send: (m: JsonRpcMessage) => boolean): Promise<JsonRpcResponse> {
+  /**
+   * Gives `message` an id of ours and resolves when the client answers it; if
+   * `signal` aborts first, the client is told the request is cancelled and
+   * nothing waits for its answer any more.
+   */
+  open(
+    message: JsonRpcRequest,
+    send: (m: JsonRpcMessage) => boolean,
+    signal?: AbortSignal,
+  ): Promise<JsonRpcResponse> {
     const id = `pc-${this.next++}`;
     return new Promise((resolve) => {
-      this.waiting.set(id, resolve);
+      const cancel = () => {
+        if (!this.waiting.delete(id)) return;
+        send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id } });
+        resolve(errorResponse(id, { code: JSONRPC.INTERNAL_ERROR, message: 'Request cancelled' }));
+      };
+      this.waiting.set(id, (response) => {
+        signal?.removeEventListener('abort', cancel);
+        resolve(response);
+      });
       if (!send({ ...message, id })) {
         this.waiting.delete(id);
         resolve(errorResponse(id, { code: JSONRPC.INTERNAL_ERROR, message: 'Client stream unavailable' }));
+        return;
       }
+      if (signal?.aborted) cancel();
+      else signal?.addEventListener('abort', cancel, { once: true });
     });
   }
 
@@ -78,14 +97,14 @@ export class PostChannel implements RelatedSink {
     this.write(message);
   }
 
-  request(message: JsonRpcRequest): Promise<JsonRpcResponse> {
+  request(message: JsonRpcRequest, signal?: AbortSignal): Promise<JsonRpcResponse> {
     if (!this.replies) {
       // Modern clients take no server-to-client requests (MRTR replaces them).
       return Promise.resolve(
         errorResponse(message.id, { code: JSONRPC.METHOD_NOT_FOUND, message: 'Client takes no requests' }),
       );
     }
-    return this.replies.open(message, (m) => this.write(m));
+    return this.replies.open(message, (m) => this.write(m), signal);
   }
 
   finish(response: JsonRpcResponse, status = 200): void {
@@ -140,8 +159,8 @@ export class StandaloneStream implements RelatedSink {
     this.write(message);
   }
 
-  request(message: JsonRpcRequest): Promise<JsonRpcResponse> {
-    return this.replies.open(message, (m) => this.write(m));
+  request(message: JsonRpcRequest, signal?: AbortSignal): Promise<JsonRpcResponse> {
+    return this.replies.open(message, (m) => this.write(m), signal);
   }
 
   close(): void {

@@ -33,7 +33,7 @@ export function serveStdio(
   const write = (m: JsonRpcMessage): boolean => output.write(`${JSON.stringify(m)}\n`) || true;
   const sink: RelatedSink = {
     notify: (m: JsonRpcNotification) => void write(m),
-    request: (m: JsonRpcRequest) => replies.open(m, write),
+    request: (m: JsonRpcRequest, signal?: AbortSignal) => replies.open(m, write, signal),
   };
   const connection = randomUUID();
   let legacy: DownstreamSession | undefined;

@@ -17,8 +17,11 @@ import type { EraAware, MessageTransport } from './transport.ts';
 /** Where messages that belong to one forwarded request go (progress, server-to-client requests). */
 export interface RelatedSink {
   notify(message: JsonRpcNotification): void;
-  /** A server-to-client request; resolves with the client's response. */
-  request(message: JsonRpcRequest): Promise<JsonRpcResponse>;
+  /**
+   * A server-to-client request; resolves with the client's response, or, once
+   * `signal` aborts, with a cancel error (the client is told, and nothing waits on).
+   */
+  request(message: JsonRpcRequest, signal?: AbortSignal): Promise<JsonRpcResponse>;
 }
 
 /** What the gateway tells an upstream about the client it speaks for. */

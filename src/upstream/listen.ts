@@ -29,7 +29,7 @@ export async function listenAcrossUpstreams(agg: Aggregator, ctx: CallContext): 
     notify: (m) => {
       if (m.method !== ACKNOWLEDGED && admits(honoured, m)) toClient.notify(tag(m, subscriptionId));
     },
-    request: (m) => toClient.request(m),
+    request: (m, signal) => toClient.request(m, signal),
   };
   ctx.sink.notify(
     tag({ jsonrpc: '2.0', method: ACKNOWLEDGED, params: { notifications: honoured } }, subscriptionId),

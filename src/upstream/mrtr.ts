@@ -35,15 +35,13 @@ export async function fulfilInputRequired(
     const inputResponses: JsonObject = {};
     for (const [key, req] of Object.entries(requests)) {
       if (!isObject(req) || typeof req.method !== 'string') continue;
-      const answer = await untilAborted(
-        rounds.sink.request({
-          jsonrpc: '2.0',
-          id: 0,
-          method: req.method,
-          ...(isObject(req.params) ? { params: req.params } : {}),
-        }),
-        rounds.signal,
-      );
+      const question = {
+        jsonrpc: '2.0' as const,
+        id: 0,
+        method: req.method,
+        ...(isObject(req.params) ? { params: req.params } : {}),
+      };
+      const answer = await untilAborted(rounds.sink.request(question, rounds.signal), rounds.signal);
       if (!answer) return cancelledUnsent(res.id);
       if (!answer.result) return { ...answer, id: res.id };
       inputResponses[key] = answer.result;

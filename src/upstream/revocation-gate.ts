@@ -41,8 +41,8 @@ export function revocationGate(
         }
       });
     },
-    async request(message) {
-      if (await pass()) return inner.request(message);
+    async request(message, signal) {
+      if (await pass()) return inner.request(message, signal);
       return errorResponse(message.id, {
         code: JSONRPC.INTERNAL_ERROR,
         message: 'Client stream unavailable',

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PortcullisError } from '../../src/errors.ts';
 import type { JsonObject, JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../../src/jsonrpc.ts';
+import { ReplyBook } from '../../src/transport/channel.ts';
 import { UpstreamConnection } from '../../src/upstream/connection.ts';
 import { fulfilInputRequired } from '../../src/upstream/mrtr.ts';
 
@@ -116,5 +117,41 @@ describe('an upstream connection', () => {
     const res = await conn.request('tools/call', { name: 'x' }, { signal: abort.signal });
     assert.deepEqual(res.error, { code: -32603, message: 'Request cancelled' });
     assert.deepEqual(sent, []);
+  });
+});
+
+describe('a question put to the client', () => {
+  it('is withdrawn when its call is cancelled: the client is told, and a late answer finds nothing waiting', async () => {
+    const book = new ReplyBook();
+    const sent: JsonRpcMessage[] = [];
+    const abort = new AbortController();
+    const asked = book.open(
+      { jsonrpc: '2.0', id: 0, method: 'elicitation/create', params: {} },
+      (m) => sent.push(m) > 0,
+      abort.signal,
+    );
+    const question = sent[0] as JsonRpcRequest;
+    abort.abort();
+    assert.deepEqual((await asked).error, { code: -32603, message: 'Request cancelled' });
+    assert.deepEqual(sent[1], {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: question.id },
+    });
+    assert.equal(book.settle({ jsonrpc: '2.0', id: question.id, result: {} }), false);
+  });
+
+  it('is answered as before when nothing cancels it', async () => {
+    const book = new ReplyBook();
+    const sent: JsonRpcMessage[] = [];
+    const asked = book.open(
+      { jsonrpc: '2.0', id: 0, method: 'elicitation/create', params: {} },
+      (m) => sent.push(m) > 0,
+      new AbortController().signal,
+    );
+    const question = sent[0] as JsonRpcRequest;
+    assert.equal(book.settle({ jsonrpc: '2.0', id: question.id, result: { action: 'accept' } }), true);
+    assert.deepEqual((await asked).result, { action: 'accept' });
+    assert.equal(sent.length, 1);
   });
 });
