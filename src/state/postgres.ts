@@ -1,6 +1,12 @@
 import pg from 'pg';
 import { type NamedStatement, namedStatement } from '../pg-statement.ts';
-import { keysOf, type Revocation, type RevocationStore, type RevocationSubject } from './revocations.ts';
+import {
+  keysOf,
+  type Revocation,
+  type RevocationStore,
+  type RevocationSubject,
+  STORE_TIMEOUT_MS,
+} from './revocations.ts';
 
 /** Revocations in PostgreSQL, for replicas. `prefix` names the table (validated by the config schema). */
 export class PostgresRevocationStore implements RevocationStore {
@@ -12,7 +18,13 @@ export class PostgresRevocationStore implements RevocationStore {
   constructor(url: string, prefix: string) {
     if (!/^[a-z][a-z0-9_]{0,30}$/.test(prefix)) throw new Error('invalid table prefix');
     // Two checks per call: at 8 callers 4 connections queued them.
-    this.pool = new pg.Pool({ connectionString: url, max: 8, connectionTimeoutMillis: 3000 });
+    // Bounded waits: a database that stalls (a lock, a failover) must deny calls, not hang them.
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: 8,
+      connectionTimeoutMillis: 3000,
+      query_timeout: STORE_TIMEOUT_MS,
+    });
     this.pool.on('error', () => {});
     this.table = `${prefix}_revocations`;
     const text = `SELECT kind, value, revoked_at, reason FROM ${this.table}

@@ -1,5 +1,11 @@
 import { Redis } from 'ioredis';
-import { keysOf, type Revocation, type RevocationStore, type RevocationSubject } from './revocations.ts';
+import {
+  keysOf,
+  type Revocation,
+  type RevocationStore,
+  type RevocationSubject,
+  STORE_TIMEOUT_MS,
+} from './revocations.ts';
 
 /** Revocations in one Redis hash (`<prefix>revocations`, field `kind:value`), for replicas. */
 export class RedisRevocationStore implements RevocationStore {
@@ -11,6 +17,8 @@ export class RedisRevocationStore implements RevocationStore {
       lazyConnect: true,
       maxRetriesPerRequest: 1,
       connectTimeout: 3000,
+      // A server that accepts but never answers must deny calls, not hang them.
+      commandTimeout: STORE_TIMEOUT_MS,
       enableOfflineQueue: true,
     });
     this.redis.on('error', () => {});

@@ -20,6 +20,9 @@ export interface RevocationSubject {
  * Revocations shared by every replica. A store that cannot answer throws:
  * the caller treats that as revoked (fail closed).
  */
+/** The longest a revocation check waits for a shared store before it fails (and the call is denied). */
+export const STORE_TIMEOUT_MS = 3000;
+
 export interface RevocationStore {
   revoke(r: Revocation): Promise<void>;
   /** The first revocation that matches, if any. */

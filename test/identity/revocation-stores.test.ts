@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -130,6 +131,43 @@ describe('the PostgreSQL revocation store, unreachable', () => {
       await assert.rejects(store.find({ tokenId: 'j1', user: 'alice' }));
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('a revocation store that stalls', () => {
+  it('rejects a PostgreSQL check held up by a lock instead of waiting for it', {
+    timeout: 20_000,
+  }, async () => {
+    const table = `t${run}stall`;
+    const store = new PostgresRevocationStore(PG_URL, table);
+    const locker = new pg.Client(PG_URL);
+    await locker.connect();
+    try {
+      assert.equal(await store.find({ tokenId: 'warm' }), undefined); // creates the table
+      await locker.query('BEGIN');
+      await locker.query(`LOCK TABLE ${table}_revocations IN ACCESS EXCLUSIVE MODE`);
+      await assert.rejects(store.find({ tokenId: 'j1' }), /timeout/i);
+    } finally {
+      await locker.query('ROLLBACK').catch(() => {});
+      await locker.query(`DROP TABLE IF EXISTS ${table}_revocations`).catch(() => {});
+      await locker.end();
+      await store.close();
+    }
+  });
+
+  it('rejects a Redis check when the server accepts but never answers', { timeout: 20_000 }, async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((s) => void sockets.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const { port } = silent.address() as AddressInfo;
+    const store = new RedisRevocationStore(`redis://127.0.0.1:${port}`, 'x:');
+    try {
+      await assert.rejects(store.find({ tokenId: 'j1' }));
+    } finally {
+      await store.close().catch(() => {});
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
     }
   });
 });
