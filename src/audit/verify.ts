@@ -6,7 +6,15 @@ import type { Verifier } from './note.ts';
 import type { AuditStore } from './store.ts';
 
 export type VerifyResult =
-  | { ok: true; size: number; checkpoints: number }
+  | {
+      ok: true;
+      size: number;
+      checkpoints: number;
+      /** Entries up to here are covered by a verified signed checkpoint; the rest only by the database. */
+      signedSize: number;
+      /** Whether a checkpoint kept outside the database (`trusted`) was checked too. */
+      anchored: boolean;
+    }
   | { ok: false; index: number; reason: string };
 
 const bad = (index: number, reason: string): VerifyResult => ({ ok: false, index, reason });
@@ -89,7 +97,13 @@ export async function verifyLog(
       );
     }
   }
-  return { ok: true, size: head.size, checkpoints: stored.length };
+  return {
+    ok: true,
+    size: head.size,
+    checkpoints: stored.length,
+    signedSize: previous?.size ?? 0,
+    anchored: trusted !== undefined,
+  };
 }
 
 /** Payloads kept beside the log must still be there and hash to what the leaf commits to. */

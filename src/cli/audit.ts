@@ -117,7 +117,16 @@ async function verify(args: string[]): Promise<number> {
   const trusted = values.checkpoint ? readFileSync(values.checkpoint, 'utf8') : undefined;
   const result = await withStore(setup, (store) => verifyLog(store, verifier, trusted));
   if (!result.ok) return fail(`verification failed at index ${result.index}: ${result.reason}`);
-  out(JSON.stringify({ ok: true, size: result.size, checkpoints: result.checkpoints }));
+  out(JSON.stringify(result));
+  // What the database alone cannot prove: someone who can write it can delete checkpoints and rewrite after them.
+  if (result.signedSize < result.size)
+    process.stderr.write(
+      `portcullis audit: entries ${result.signedSize}..${result.size - 1} are not covered by a signed checkpoint yet\n`,
+    );
+  if (!result.anchored)
+    process.stderr.write(
+      'portcullis audit: no --checkpoint given: a rollback, or a rewrite after deleted checkpoints, is only caught against a checkpoint kept outside the database (yours, or a witness)\n',
+    );
   return 0;
 }
 

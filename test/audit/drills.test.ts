@@ -2,12 +2,15 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { openCheckpoint, signCheckpoint } from '../../src/audit/checkpoint.ts';
+import { CompactRange, leafHash } from '../../src/audit/merkle.ts';
 import { generateSignerKey, parseSignerKey } from '../../src/audit/note.ts';
 import { type AuditSetup, auditSigner, openAuditStore } from '../../src/audit/open.ts';
+import { encodeRange } from '../../src/audit/store.ts';
 import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
 import { verifyLog } from '../../src/audit/verify.ts';
 import { silentLogger } from '../../src/observability/log.ts';
@@ -60,6 +63,31 @@ async function attack(kind: StoreKind, setup: AuditSetup, statements: string[]):
     for (const s of statements) store.db.exec(s);
   } finally {
     await store.close();
+  }
+}
+
+/** What an attacker who rewrote entries does next: recompute each entry's stored root and the tree head. */
+function rebuildStoredRoots(path: string): void {
+  const db = new DatabaseSync(path);
+  try {
+    for (const trig of db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").all())
+      db.exec(`DROP TRIGGER ${(trig as { name: string }).name}`);
+    const rows = db.prepare('SELECT idx, leaf FROM audit_entries ORDER BY idx').all() as {
+      idx: number;
+      leaf: Uint8Array;
+    }[];
+    const range = new CompactRange();
+    for (const row of rows) {
+      range.append(leafHash(Buffer.from(row.leaf)));
+      db.prepare('UPDATE audit_entries SET root_after = ? WHERE idx = ?').run(range.root(), row.idx);
+    }
+    db.prepare('UPDATE audit_head SET size = ?, range = ?, root = ? WHERE id = 1').run(
+      range.size,
+      encodeRange(range),
+      range.root(),
+    );
+  } finally {
+    db.close();
   }
 }
 
@@ -125,6 +153,34 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.equal(r.code, 1);
       assert.match(r.stderr, /checkpoint at size 20: no signature from a known key/);
     });
+
+    // The rewrite recomputes the stored roots with SQLite; what verify reports does not depend on the store.
+    const sqliteOnly = kind === 'sqlite' ? it : () => {};
+    sqliteOnly(
+      'says how much the database alone proves when checkpoints were deleted and entries rewritten after them',
+      async () => {
+        const f = await build(kind);
+        await attack(kind, f.setup, [
+          'DELETE FROM audit_checkpoints WHERE size > 8',
+          `UPDATE audit_entries SET leaf = X'${Buffer.from('{"n":999}').toString('hex')}' WHERE idx = 12`,
+        ]);
+        rebuildStoredRoots(f.setup.config.path);
+        const alone = await run(['audit', 'verify', '--config', f.configPath]);
+        assert.equal(alone.code, 0, alone.stderr);
+        assert.deepEqual(JSON.parse(alone.stdout), {
+          ok: true,
+          size: 20,
+          checkpoints: 1,
+          signedSize: 8,
+          anchored: false,
+        });
+        assert.match(alone.stderr, /entries 8\.\.19 are not covered by a signed checkpoint/);
+        assert.match(alone.stderr, /no --checkpoint given/);
+        const anchored = await verify(f);
+        assert.equal(anchored.code, 1);
+        assert.match(anchored.stderr, /history differs from the trusted checkpoint at size 20/);
+      },
+    );
 
     it('catches a rewritten history with a fresh tree signed by the real key', async () => {
       const f = await build(kind);

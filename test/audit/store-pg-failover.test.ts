@@ -34,6 +34,8 @@ it('keeps the PostgreSQL log consistent when a failover loses the newest entry a
     ok: true,
     size: 3,
     checkpoints: 0,
+    signedSize: 0,
+    anchored: false,
   });
   await a.close();
   await b.close();
