@@ -8,6 +8,11 @@ export interface Principal {
   readonly authMethod: 'none' | 'jwt' | 'gateway-token' | 'mtls' | 'mtls+jwt';
   /** SPIFFE ID or OAuth client id. */
   readonly workload?: string;
+  /**
+   * The token's own workload (its client id) when a certificate's SPIFFE ID took
+   * its place (mTLS + token): revoking either workload stops the caller.
+   */
+  readonly tokenWorkload?: string;
   /** The token's `sub`. */
   readonly user?: string;
   readonly issuer?: string;

@@ -206,6 +206,7 @@ function boundToCertificate(p: Principal, peer: PeerIdentity): Principal {
     id: principalId(['mtls+jwt', p.issuer ?? null, peer.spiffeId, p.user ?? null]),
     authMethod: 'mtls+jwt',
     workload: peer.spiffeId,
+    ...(p.workload && p.workload !== peer.spiffeId ? { tokenWorkload: p.workload } : {}),
     expiresAt: Math.min(p.expiresAt ?? peer.notAfter, peer.notAfter),
   });
 }

@@ -14,15 +14,17 @@ export interface RevocationSubject {
   readonly tokenId?: string;
   readonly user?: string;
   readonly workload?: string;
+  /** A second workload the same caller answers to (a token's client id under mTLS). */
+  readonly tokenWorkload?: string;
 }
+
+/** The longest a revocation check waits for a shared store before it fails (and the call is denied). */
+export const STORE_TIMEOUT_MS = 3000;
 
 /**
  * Revocations shared by every replica. A store that cannot answer throws:
  * the caller treats that as revoked (fail closed).
  */
-/** The longest a revocation check waits for a shared store before it fails (and the call is denied). */
-export const STORE_TIMEOUT_MS = 3000;
-
 export interface RevocationStore {
   revoke(r: Revocation): Promise<void>;
   /** The first revocation that matches, if any. */
@@ -36,5 +38,7 @@ export function keysOf(subject: RevocationSubject): { kind: RevocationKind; valu
   if (subject.tokenId) out.push({ kind: 'jti', value: subject.tokenId });
   if (subject.user) out.push({ kind: 'sub', value: subject.user });
   if (subject.workload) out.push({ kind: 'workload', value: subject.workload });
+  if (subject.tokenWorkload && subject.tokenWorkload !== subject.workload)
+    out.push({ kind: 'workload', value: subject.tokenWorkload });
   return out;
 }

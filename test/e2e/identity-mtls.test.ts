@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { GatewayKeyDir } from '../../src/identity/gateway-keys.ts';
 import { peerIdentity } from '../../src/identity/spiffe.ts';
+import { SqliteRevocationStore } from '../../src/state/sqlite.ts';
 import {
   httpClient,
   initializeBody,
@@ -144,6 +145,26 @@ describe('an HTTPS listener that requires SPIFFE client certificates', () => {
     const auth = { authorization: `Bearer ${bound}` };
     assert.equal((await postTls(gw.url, ca.cert, agent, auth)).status, 200);
     assert.equal((await postTls(gw.url, ca.cert, other, auth)).status, 401);
+  });
+
+  it("stops a token over mTLS when the token's own client id is revoked, not only the SPIFFE ID", async () => {
+    const { kid, key } = new GatewayKeyDir(join(dir, 'keys')).signingKey();
+    const now = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT({ allowed_tools: ['probe__echo'], client_id: 'agent-app' })
+      .setProtectedHeader({ alg: 'EdDSA', kid })
+      .setIssuer(new URL(TEST_RESOURCE).origin)
+      .setSubject('bob')
+      .setAudience(TEST_RESOURCE)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 60)
+      .setJti('client-revoked-1')
+      .sign(key);
+    const auth = { authorization: `Bearer ${token}` };
+    assert.equal((await postTls(gw.url, ca.cert, agent, auth)).status, 200);
+    const store = new SqliteRevocationStore(join(dir, 'state.db'));
+    await store.revoke({ kind: 'workload', value: 'agent-app', revokedAt: Date.now() });
+    await store.close();
+    assert.equal((await postTls(gw.url, ca.cert, agent, auth)).status, 401);
   });
 
   it('picks up a new trust bundle without a restart (rotation during traffic)', async () => {
