@@ -115,6 +115,9 @@ export class Authenticator {
     if (missing.length > 0) throw authError('insufficient_scope', { missing });
     const user = str(claims.sub);
     const workload = str(claims[issuer.workloadClaim]) ?? str(claims.azp);
+    // A token with no user, no client and no id could be stopped by nothing but its expiry.
+    if (!user && !workload && !str(claims.jti))
+      throw authError('bad_claims', { why: 'nothing to revoke it by' });
     let allowedTools: string[] | undefined;
     if (issuer.gateway) {
       const tools = claims.allowed_tools;

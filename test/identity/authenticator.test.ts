@@ -130,9 +130,20 @@ describe('bearer token verification', () => {
       [{ iat: T0 + 31 }, 'iat_in_future'],
       [{ exp: 'later' }, 'missing_exp'],
       [{ sub: 42 }, 'bad_claims'],
+      // No sub, no client and no jti: nothing a revocation could name.
+      [{ sub: undefined, client_id: undefined }, 'bad_claims'],
     ];
     for (const [claims, why] of cases)
       assert.equal(await reason(auth.authenticate(`Bearer ${await sign(k, claims)}`)), why);
+  });
+
+  it('accepts a token a revocation can name by its id alone', async () => {
+    const k = ecKey('k1');
+    const { auth } = setup([k]);
+    const p = await auth.authenticate(
+      `Bearer ${await sign(k, { sub: undefined, client_id: undefined, jti: 'j-only' })}`,
+    );
+    assert.equal(p.tokenId, 'j-only');
   });
 
   it('accepts exp, nbf and iat within the configured clock tolerance', async () => {
