@@ -132,22 +132,21 @@ export class Gateway {
       return;
     }
     if (session.era === 'legacy' && !session.initialized) return;
-    // Over HTTP the door checked this caller just now; over stdio nothing else does.
-    if (
-      !(await this.aggregator.recheck(session.principal).then(
-        () => true,
-        () => false,
-      ))
-    ) {
-      this.log.warn('client notification dropped: caller refused', { session: session.id });
-      return;
-    }
     if (!RELAYED_CLIENT_NOTIFICATIONS.has(note.method)) {
       // A notification is never authorized or audited: only the few a client may send unasked are relayed.
       this.log.warn('client notification dropped', {
         method: note.method.slice(0, 200),
         session: session.id,
       });
+      return;
+    }
+    // Over HTTP the door checked this caller just now; over stdio nothing else does.
+    const refused = await this.aggregator.recheck(session.principal).then(
+      () => false,
+      () => true,
+    );
+    if (refused) {
+      this.log.warn('client notification dropped: caller refused', { session: session.id });
       return;
     }
     const conns = await this.aggregator.connections(session);

@@ -7,7 +7,7 @@ import { keysOf, type Revocation, type RevocationStore, type RevocationSubject }
 /** The embedded default: one SQLite file (WAL), shared by the CLI and a running gateway. */
 export class SqliteRevocationStore implements RevocationStore {
   private readonly db: DatabaseSync;
-  /** One statement per number of keys a subject has (1–3): a check is one query, not one per key. */
+  /** One statement per number of keys a subject has (1–4): a check is one query, not one per key. */
   private readonly lookups = new Map<number, ReturnType<DatabaseSync['prepare']>>();
 
   constructor(path: string) {

@@ -70,13 +70,7 @@ export class Aggregator {
 
   connection(session: DownstreamSession, name: string): Promise<UpstreamConnection> {
     const own = session.unrelated;
-    const unrelated = own
-      ? revocationGate(
-          own,
-          () => this.recheck(session.principal),
-          () => closeStream(own),
-        )
-      : this.broadcaster(session.key);
+    const unrelated = own ? this.gate(session, own, () => closeStream(own)) : this.broadcaster(session.key);
     return this.pool.get(session.key, session.principal.id, name, session.client, unrelated);
   }
 

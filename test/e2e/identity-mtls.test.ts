@@ -94,6 +94,21 @@ describe('an HTTPS listener that requires SPIFFE client certificates', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** A gateway token for `probe__echo`, signed with the gateway's own key, with `extra` claims. */
+  const gatewayToken = async (extra: Record<string, unknown>, sub: string, jti: string) => {
+    const { kid, key } = new GatewayKeyDir(join(dir, 'keys')).signingKey();
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({ allowed_tools: ['probe__echo'], ...extra })
+      .setProtectedHeader({ alg: 'EdDSA', kid })
+      .setIssuer(new URL(TEST_RESOURCE).origin)
+      .setSubject(sub)
+      .setAudience(TEST_RESOURCE)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 60)
+      .setJti(jti)
+      .sign(key);
+  };
+
   it('serves https and takes the workload from the SVID', async () => {
     assert.match(gw.url, /^https:/);
     const res = await postTls(gw.url, ca.cert, agent);
@@ -128,37 +143,14 @@ describe('an HTTPS listener that requires SPIFFE client certificates', () => {
     const other = makeLeaf(ca, 'agent2', ['URI:spiffe://prod.test/agent2']);
     const thumbprint = peerIdentity(new X509Certificate(readFileSync(agent.cert)));
     assert.ok(typeof thumbprint !== 'string');
-    const { kid, key } = new GatewayKeyDir(join(dir, 'keys')).signingKey();
-    const now = Math.floor(Date.now() / 1000);
-    const bound = await new SignJWT({
-      allowed_tools: ['probe__echo'],
-      cnf: { 'x5t#S256': thumbprint.thumbprint },
-    })
-      .setProtectedHeader({ alg: 'EdDSA', kid })
-      .setIssuer(new URL(TEST_RESOURCE).origin)
-      .setSubject('alice')
-      .setAudience(TEST_RESOURCE)
-      .setIssuedAt(now)
-      .setExpirationTime(now + 60)
-      .setJti('bound-1')
-      .sign(key);
+    const bound = await gatewayToken({ cnf: { 'x5t#S256': thumbprint.thumbprint } }, 'alice', 'bound-1');
     const auth = { authorization: `Bearer ${bound}` };
     assert.equal((await postTls(gw.url, ca.cert, agent, auth)).status, 200);
     assert.equal((await postTls(gw.url, ca.cert, other, auth)).status, 401);
   });
 
   it("stops a token over mTLS when the token's own client id is revoked, not only the SPIFFE ID", async () => {
-    const { kid, key } = new GatewayKeyDir(join(dir, 'keys')).signingKey();
-    const now = Math.floor(Date.now() / 1000);
-    const token = await new SignJWT({ allowed_tools: ['probe__echo'], client_id: 'agent-app' })
-      .setProtectedHeader({ alg: 'EdDSA', kid })
-      .setIssuer(new URL(TEST_RESOURCE).origin)
-      .setSubject('bob')
-      .setAudience(TEST_RESOURCE)
-      .setIssuedAt(now)
-      .setExpirationTime(now + 60)
-      .setJti('client-revoked-1')
-      .sign(key);
+    const token = await gatewayToken({ client_id: 'agent-app' }, 'bob', 'client-revoked-1');
     const auth = { authorization: `Bearer ${token}` };
     assert.equal((await postTls(gw.url, ca.cert, agent, auth)).status, 200);
     const store = new SqliteRevocationStore(join(dir, 'state.db'));
