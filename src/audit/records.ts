@@ -1,6 +1,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import type { CallContext } from '../pipeline/context.ts';
 import { listenInputs } from '../policy/call-input.ts';
+import { requestTarget } from '../protocol/targets.ts';
 import { canonicalize } from './jcs.ts';
 import type { AppendItem, Blob, EntryMeta } from './store.ts';
 
@@ -26,16 +27,8 @@ export interface RecordOptions {
 }
 
 function callFields(ctx: CallContext) {
-  const route = ctx.route;
-  const params = ctx.request.params as Record<string, unknown> | undefined;
-  const target =
-    route?.kind === 'upstream' && route.target
-      ? route.target.exposed
-      : typeof params?.name === 'string'
-        ? params.name
-        : typeof params?.uri === 'string'
-          ? params.uri
-          : '';
+  // Only a method that targets a tool, prompt or resource names one: a `ping` with a `name` param does not.
+  const target = requestTarget(ctx.request.method, ctx.request.params) ?? '';
   const p = ctx.principal;
   // These come from callers; a lone surrogate in one must not keep a refused call out of the log.
   const text = (s: string): string => s.toWellFormed();
