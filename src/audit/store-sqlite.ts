@@ -1,6 +1,6 @@
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { makePrivateDir, makePrivateFile } from '../private-files.ts';
 import { CompactRange } from './merkle.ts';
 import {
   type AppendItem,
@@ -43,7 +43,10 @@ export class SqliteAuditStore implements AuditStore {
   private appendStatements: ReturnType<typeof prepareAppend> | undefined;
 
   constructor(path: string, opts: { readOnly?: boolean } = {}) {
-    if (!opts.readOnly) mkdirSync(dirname(path), { recursive: true });
+    if (!opts.readOnly) {
+      makePrivateDir(dirname(path));
+      makePrivateFile(path);
+    }
     this.db = new DatabaseSync(path, { readOnly: opts.readOnly ?? false });
     this.db.exec('PRAGMA busy_timeout = 10000');
     if (opts.readOnly) return;
