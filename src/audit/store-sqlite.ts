@@ -1,6 +1,8 @@
+import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { makePrivateDir, makePrivateFile } from '../private-files.ts';
+import { AuditError } from './errors.ts';
 import { CompactRange } from './merkle.ts';
 import {
   type AppendItem,
@@ -39,6 +41,9 @@ CREATE TRIGGER IF NOT EXISTS audit_head_no_shrink BEFORE UPDATE ON audit_head WH
 /** The embedded store: one SQLite file in WAL mode, fully synchronous commits. */
 export class SqliteAuditStore implements AuditStore {
   readonly db: DatabaseSync;
+  readonly path: string;
+  /** Which file was opened: a path that later names another file (or none) no longer receives the records. */
+  private readonly opened: FileId | undefined;
   /** The append path's statements, prepared once: preparing costs more than running them. */
   private appendStatements: ReturnType<typeof prepareAppend> | undefined;
 
@@ -47,9 +52,11 @@ export class SqliteAuditStore implements AuditStore {
       makePrivateDir(dirname(path));
       makePrivateFile(path);
     }
+    this.path = path;
     this.db = new DatabaseSync(path, { readOnly: opts.readOnly ?? false });
     this.db.exec('PRAGMA busy_timeout = 10000');
     if (opts.readOnly) return;
+    this.opened = fileId(path);
     this.db.exec('PRAGMA journal_mode = WAL');
     this.db.exec('PRAGMA synchronous = FULL');
     this.db.exec(SCHEMA);
@@ -87,11 +94,24 @@ export class SqliteAuditStore implements AuditStore {
       const moved = moveHead.run(next.size, encodeRange(next), root, head.size);
       if (moved.changes !== 1) throw new Error('tree head moved under the writer lock');
       commit.run();
+      // Checked after the commit: a batch written while the file was being deleted or replaced is refused too.
+      this.assertSameFile();
       return { first: head.size, size: next.size, root };
     } catch (err) {
       if (this.db.isTransaction) this.db.exec('ROLLBACK');
       throw err;
     }
+  }
+
+  /** Throws unless the path still names the file this store opened (not deleted, not replaced). */
+  assertSameFile(): void {
+    if (!this.opened) return;
+    const now = fileId(this.path);
+    if (now?.dev === this.opened.dev && now.ino === this.opened.ino) return;
+    const what = now ? 'replaced by another file' : 'deleted';
+    throw new AuditError('ERR_AUDIT_STORE_LOST', `the audit database ${this.path} was ${what} while open`, {
+      detail: { path: this.path, what, opened: this.opened, now: now ?? null },
+    });
   }
 
   async head(): Promise<TreeHead> {
@@ -171,6 +191,16 @@ export class SqliteAuditStore implements AuditStore {
     if (this.db.isOpen) this.db.close();
   }
 }
+
+interface FileId {
+  readonly dev: number;
+  readonly ino: number;
+}
+
+const fileId = (path: string): FileId | undefined => {
+  const st = statSync(path, { throwIfNoEntry: false });
+  return st ? { dev: st.dev, ino: st.ino } : undefined;
+};
 
 function prepareAppend(db: DatabaseSync) {
   return {
