@@ -3,7 +3,8 @@ import type { CallContext } from '../pipeline/context.ts';
 import { listenInputs } from '../policy/call-input.ts';
 import { requestTarget } from '../protocol/targets.ts';
 import { canonicalize } from './jcs.ts';
-import type { AppendItem, Blob, EntryMeta } from './store.ts';
+import { metaOfRecord } from './meta.ts';
+import type { AppendItem, Blob } from './store.ts';
 
 /** Leaves stay well under the 65,535-byte limit of tlog-tiles entry bundles. */
 export const MAX_LEAF = 60 * 1024;
@@ -47,7 +48,10 @@ function callFields(ctx: CallContext) {
   };
 }
 
-function item(record: Record<string, unknown>, meta: EntryMeta, blobs: Blob[] = []): AppendItem {
+/** The record as a leaf, with the columns stored beside it taken from the record itself. */
+function item(record: Record<string, unknown>, blobs: Blob[] = []): AppendItem {
+  const meta = metaOfRecord(record);
+  if (!meta) throw new Error(`not an audit record: ${String(record.type)}`);
   return { leaf: Buffer.from(canonicalize(record), 'utf8'), meta, blobs };
 }
 
@@ -81,13 +85,12 @@ export function decisionRecord(ctx: CallContext, opts: RecordOptions): AppendIte
         }
       : 'none',
   };
-  const meta = metaOf('decision', f, d?.effect ?? 'none', record.time as number);
-  let leaf = item(record, meta);
+  let leaf = item(record);
   if (leaf.leaf.length > MAX_LEAF) {
     // Oversized arguments live beside the log; the leaf commits to them by hash.
     const data = Buffer.from(canonicalize(record.args), 'utf8');
     const hash = sha256hex(data);
-    leaf = item({ ...record, args: { blob: hash, bytes: data.length } }, meta, [{ hash, data }]);
+    leaf = item({ ...record, args: { blob: hash, bytes: data.length } }, [{ hash, data }]);
   }
   if (leaf.leaf.length > MAX_LEAF) throw new Error('audit record too large');
   return leaf;
@@ -118,24 +121,7 @@ export function outcomeRecord(
     upstream: ctx.upstream ?? null,
     leaseId: optionalId(ctx, 'leaseId'),
   };
-  return item(record, metaOf('outcome', f, status, time));
-}
-
-function metaOf(
-  kind: EntryMeta['kind'],
-  f: ReturnType<typeof callFields>,
-  decision: string,
-  time: number,
-): EntryMeta {
-  return {
-    kind,
-    callId: f.callId,
-    principal: f.principal.id,
-    tool: f.tool,
-    decision,
-    session: f.session,
-    time,
-  };
+  return item(record);
 }
 
 function listenedResources(ctx: CallContext): { resources?: string[] } {
@@ -175,15 +161,5 @@ export interface Refusal {
 }
 
 export function refusalRecord(r: Refusal): AppendItem {
-  const record = { v: 1, type: 'refusal', ...r };
-  const meta: EntryMeta = {
-    kind: 'refusal',
-    callId: r.callId,
-    principal: 'unauthenticated',
-    tool: '',
-    decision: 'deny',
-    session: '',
-    time: r.time,
-  };
-  return item(record, meta);
+  return item({ v: 1, type: 'refusal', ...r });
 }

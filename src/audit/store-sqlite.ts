@@ -8,7 +8,7 @@ import {
   type AppendItem,
   type AuditStore,
   decodeRange,
-  type EntryQuery,
+  type EntryMeta,
   encodeRange,
   extend,
   type StoredCheckpoint,
@@ -125,12 +125,21 @@ export class SqliteAuditStore implements AuditStore {
 
   async entries(from: number, to: number): Promise<StoredEntry[]> {
     const rows = this.db
-      .prepare('SELECT idx, leaf, root_after FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx')
-      .all(from, to) as { idx: number; leaf: Uint8Array; root_after: Uint8Array }[];
+      .prepare(`SELECT ${ENTRY_COLUMNS} FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx`)
+      .all(from, to) as unknown as EntryRow[];
     return rows.map((r) => ({
       index: r.idx,
       leaf: Buffer.from(r.leaf),
       rootAfter: Buffer.from(r.root_after),
+      meta: {
+        kind: r.kind,
+        callId: r.call_id,
+        principal: r.principal,
+        tool: r.tool,
+        decision: r.decision,
+        session: r.session,
+        time: r.time,
+      },
     }));
   }
 
@@ -142,30 +151,6 @@ export class SqliteAuditStore implements AuditStore {
     return this.db
       .prepare('SELECT size, note FROM audit_checkpoints ORDER BY size')
       .all() as unknown as StoredCheckpoint[];
-  }
-
-  async query(q: EntryQuery): Promise<StoredEntry[]> {
-    const where: string[] = ['idx > ?'];
-    const args: (string | number)[] = [q.afterIndex ?? -1];
-    for (const [col, v] of [
-      ['principal', q.principal],
-      ['tool', q.tool],
-      ['decision', q.decision],
-      ['session', q.session],
-    ] as const) {
-      if (v !== undefined) {
-        where.push(`${col} = ?`);
-        args.push(v);
-      }
-    }
-    if (q.since !== undefined) {
-      where.push('time >= ?');
-      args.push(q.since);
-    }
-    const rows = this.db
-      .prepare(`SELECT idx, leaf FROM audit_entries WHERE ${where.join(' AND ')} ORDER BY idx LIMIT ?`)
-      .all(...args, q.limit ?? 1_000_000) as { idx: number; leaf: Uint8Array }[];
-    return rows.map((r) => ({ index: r.idx, leaf: Buffer.from(r.leaf) }));
   }
 
   async addCosignature(c: StoredCosignature): Promise<void> {
@@ -190,6 +175,21 @@ export class SqliteAuditStore implements AuditStore {
   async close(): Promise<void> {
     if (this.db.isOpen) this.db.close();
   }
+}
+
+const ENTRY_COLUMNS = 'idx, leaf, root_after, kind, call_id, principal, tool, decision, session, time';
+
+interface EntryRow {
+  idx: number;
+  leaf: Uint8Array;
+  root_after: Uint8Array;
+  kind: EntryMeta['kind'];
+  call_id: string;
+  principal: string;
+  tool: string;
+  decision: string;
+  session: string;
+  time: number;
 }
 
 interface FileId {
