@@ -4,6 +4,7 @@ import { listenInputs } from '../policy/call-input.ts';
 import { requestTarget } from '../protocol/targets.ts';
 import { canonicalize } from './jcs.ts';
 import { metaOfRecord } from './meta.ts';
+import type { RefusalAggregate } from './refusals.ts';
 import type { AppendItem, Blob } from './store.ts';
 
 /** Leaves stay well under the 65,535-byte limit of tlog-tiles entry bundles. */
@@ -146,20 +147,21 @@ function resultHash(result: unknown): string {
   }
 }
 
-/** A request refused before any call existed (no or bad credentials): who knocked, and why it was refused. */
-export interface Refusal {
-  readonly callId: string;
-  readonly time: number;
-  readonly remoteAddress: string;
-  readonly httpMethod: string;
-  readonly status: number;
-  readonly code: string;
-  /** Why, in the identity layer's words; never the credential itself. */
-  readonly reason: string;
-  /** Refusals not recorded one by one since the last recorded one (rate limit). */
-  readonly notRecordedBefore: number;
-}
-
-export function refusalRecord(r: Refusal): AppendItem {
-  return item({ v: 1, type: 'refusal', ...r });
+/** The refusals of one source for one reason over an interval (or the catch-all past the bound). */
+export function refusalsRecord(a: RefusalAggregate, id: string): AppendItem {
+  return item({
+    v: 1,
+    type: 'refusals',
+    id,
+    time: a.to,
+    from: a.from,
+    to: a.to,
+    remoteAddress: a.remoteAddress === null ? null : a.remoteAddress.toWellFormed(),
+    reason: a.reason,
+    code: a.code,
+    status: a.status,
+    count: a.count,
+    methods: a.methods,
+    overflow: a.overflow,
+  });
 }
