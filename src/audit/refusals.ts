@@ -114,7 +114,9 @@ export class RefusalAggregator {
   ): RefusalAggregate {
     const { remoteAddress, reason, code, status, overflow } = fields;
     const from = this.windowStart ?? 0;
-    return { from, to: from, remoteAddress, reason, code, status, overflow, count: 0, methods: {} };
+    // No prototype: a method name is a key here.
+    const methods: Record<string, number> = Object.create(null);
+    return { from, to: from, remoteAddress, reason, code, status, overflow, count: 0, methods };
   }
 
   private flush(to: number): void {
