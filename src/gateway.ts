@@ -50,7 +50,7 @@ export class Gateway {
   constructor(loaded: LoadedConfig, deps: GatewayDeps) {
     this.log = deps.log;
     this.now = deps.now ?? Date.now;
-    this.audit = deps.audit ?? AuditService.fromConfig(loaded, deps.log);
+    this.audit = deps.audit ?? AuditService.fromConfig(loaded, deps.log, this.now);
     this.newId = deps.newId ?? randomUUID;
     const specs = Object.entries(loaded.config.upstreams).map(([name, cfg]) =>
       upstreamSpec(name, cfg, loaded.baseDir, deps.log),

@@ -47,6 +47,17 @@ export const auditSchema = z.strictObject({
       }),
     )
     .default([]),
+  /**
+   * Requests refused at the door (no or bad credentials) are recorded as counts
+   * per source address and reason per interval, in at most `maxAggregates`
+   * records plus one catch-all for the rest: never one record per request.
+   */
+  refusals: z
+    .strictObject({
+      intervalMs: z.number().int().min(1000).max(86_400_000).default(60_000),
+      maxAggregates: z.number().int().positive().max(100_000).default(100),
+    })
+    .prefault({}),
   /** Exposed tool names whose argument values are safe to keep in clear ("*": all). */
   clearArguments: z.array(z.string()).default([]),
 });

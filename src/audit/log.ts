@@ -94,6 +94,7 @@ export class AuditLog {
         }
       } catch (err) {
         this.opts.log.error('audit append failed', { err: String(err), entries: batch.length });
+        if (err instanceof AuditError && err.code === 'ERR_AUDIT_STORE_LOST') this.lost(err);
         for (const p of batch)
           p.reject(
             new AuditError('ERR_AUDIT_UNAVAILABLE', `audit append failed: ${String(err)}`, { cause: err }),
@@ -101,6 +102,16 @@ export class AuditLog {
       }
     }
     this.flushing = false;
+  }
+
+  /** The file behind the store is gone: nothing written from now on would be kept, so nothing is accepted. */
+  private lost(err: AuditError): void {
+    if (this.broken) return;
+    this.broken = err.message;
+    this.opts.log.error('AUDIT LOG FILE DELETED OR REPLACED: refusing further appends until restarted', {
+      reason: err.message,
+      ...err.detail,
+    });
   }
 
   /** Signs and stores a checkpoint of the current head if the tree grew; returns the latest checkpoint note. */

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { LoadedConfig } from '../config/load.ts';
 import { resolveValue } from '../config/secrets.ts';
 import { ConfigError } from '../errors.ts';
 import type { Logger } from '../observability/log.ts';
+import { makePrivateDir } from '../private-files.ts';
 import { type AuditConfig, auditSchema } from './config.ts';
 import { AuditLog } from './log.ts';
 import { generateSignerKey, parseSignerKey, type Signer } from './note.ts';
@@ -52,7 +53,7 @@ function keyText(
   if (ref) return resolveValue(ref, setup.baseDir);
   const path = join(keyDir(setup), file);
   if (!existsSync(path)) {
-    mkdirSync(dirname(path), { recursive: true });
+    makePrivateDir(dirname(path));
     try {
       writeFileSync(path, `${make()}\n`, { mode: 0o600, flag: 'wx' });
       log.warn('AUDIT: generated a key; keep it safe and back it up', { path });

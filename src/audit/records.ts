@@ -1,8 +1,11 @@
 import { createHash, createHmac } from 'node:crypto';
 import type { CallContext } from '../pipeline/context.ts';
 import { listenInputs } from '../policy/call-input.ts';
+import { requestTarget } from '../protocol/targets.ts';
 import { canonicalize } from './jcs.ts';
-import type { AppendItem, Blob, EntryMeta } from './store.ts';
+import { metaOfRecord } from './meta.ts';
+import type { RefusalAggregate } from './refusals.ts';
+import type { AppendItem, Blob } from './store.ts';
 
 /** Leaves stay well under the 65,535-byte limit of tlog-tiles entry bundles. */
 export const MAX_LEAF = 60 * 1024;
@@ -26,16 +29,8 @@ export interface RecordOptions {
 }
 
 function callFields(ctx: CallContext) {
-  const route = ctx.route;
-  const params = ctx.request.params as Record<string, unknown> | undefined;
-  const target =
-    route?.kind === 'upstream' && route.target
-      ? route.target.exposed
-      : typeof params?.name === 'string'
-        ? params.name
-        : typeof params?.uri === 'string'
-          ? params.uri
-          : '';
+  // Only a method that targets a tool, prompt or resource names one: a `ping` with a `name` param does not.
+  const target = requestTarget(ctx.request.method, ctx.request.params) ?? '';
   const p = ctx.principal;
   // These come from callers; a lone surrogate in one must not keep a refused call out of the log.
   const text = (s: string): string => s.toWellFormed();
@@ -54,7 +49,10 @@ function callFields(ctx: CallContext) {
   };
 }
 
-function item(record: Record<string, unknown>, meta: EntryMeta, blobs: Blob[] = []): AppendItem {
+/** The record as a leaf, with the columns stored beside it taken from the record itself. */
+function item(record: Record<string, unknown>, blobs: Blob[] = []): AppendItem {
+  const meta = metaOfRecord(record);
+  if (!meta) throw new Error(`not an audit record: ${String(record.type)}`);
   return { leaf: Buffer.from(canonicalize(record), 'utf8'), meta, blobs };
 }
 
@@ -88,13 +86,12 @@ export function decisionRecord(ctx: CallContext, opts: RecordOptions): AppendIte
         }
       : 'none',
   };
-  const meta = metaOf('decision', f, d?.effect ?? 'none', record.time as number);
-  let leaf = item(record, meta);
+  let leaf = item(record);
   if (leaf.leaf.length > MAX_LEAF) {
     // Oversized arguments live beside the log; the leaf commits to them by hash.
     const data = Buffer.from(canonicalize(record.args), 'utf8');
     const hash = sha256hex(data);
-    leaf = item({ ...record, args: { blob: hash, bytes: data.length } }, meta, [{ hash, data }]);
+    leaf = item({ ...record, args: { blob: hash, bytes: data.length } }, [{ hash, data }]);
   }
   if (leaf.leaf.length > MAX_LEAF) throw new Error('audit record too large');
   return leaf;
@@ -125,24 +122,7 @@ export function outcomeRecord(
     upstream: ctx.upstream ?? null,
     leaseId: optionalId(ctx, 'leaseId'),
   };
-  return item(record, metaOf('outcome', f, status, time));
-}
-
-function metaOf(
-  kind: EntryMeta['kind'],
-  f: ReturnType<typeof callFields>,
-  decision: string,
-  time: number,
-): EntryMeta {
-  return {
-    kind,
-    callId: f.callId,
-    principal: f.principal.id,
-    tool: f.tool,
-    decision,
-    session: f.session,
-    time,
-  };
+  return item(record);
 }
 
 function listenedResources(ctx: CallContext): { resources?: string[] } {
@@ -167,30 +147,21 @@ function resultHash(result: unknown): string {
   }
 }
 
-/** A request refused before any call existed (no or bad credentials): who knocked, and why it was refused. */
-export interface Refusal {
-  readonly callId: string;
-  readonly time: number;
-  readonly remoteAddress: string;
-  readonly httpMethod: string;
-  readonly status: number;
-  readonly code: string;
-  /** Why, in the identity layer's words; never the credential itself. */
-  readonly reason: string;
-  /** Refusals not recorded one by one since the last recorded one (rate limit). */
-  readonly notRecordedBefore: number;
-}
-
-export function refusalRecord(r: Refusal): AppendItem {
-  const record = { v: 1, type: 'refusal', ...r };
-  const meta: EntryMeta = {
-    kind: 'refusal',
-    callId: r.callId,
-    principal: 'unauthenticated',
-    tool: '',
-    decision: 'deny',
-    session: '',
-    time: r.time,
-  };
-  return item(record, meta);
+/** The refusals of one source for one reason over an interval (or the catch-all past the bound). */
+export function refusalsRecord(a: RefusalAggregate, id: string): AppendItem {
+  return item({
+    v: 1,
+    type: 'refusals',
+    id,
+    time: a.to,
+    from: a.from,
+    to: a.to,
+    remoteAddress: a.remoteAddress === null ? null : a.remoteAddress.toWellFormed(),
+    reason: a.reason,
+    code: a.code,
+    status: a.status,
+    count: a.count,
+    methods: a.methods,
+    overflow: a.overflow,
+  });
 }

@@ -1,10 +1,16 @@
 import type { LoadedConfig } from '../config/load.ts';
-import type { Logger } from '../observability/log.ts';
+import { type Logger, silentLogger } from '../observability/log.ts';
 import type { CallContext } from '../pipeline/context.ts';
+import { type AuditConfig, auditSchema } from './config.ts';
 import { auditSetup, type OpenAudit, openAudit } from './open.ts';
-import { type Refusal, refusalRecord } from './records.ts';
+import { type Refusal, RefusalAggregator } from './refusals.ts';
 
-const REFUSALS_PER_SECOND = 50;
+export interface AuditServiceOptions {
+  /** How refusals at the door are aggregated (the config's `audit.refusals`). */
+  readonly refusals?: AuditConfig['refusals'];
+  readonly now?: () => number;
+  readonly log?: Logger;
+}
 
 /**
  * The gateway's handle on its audit log. Opening may be asynchronous (PostgreSQL);
@@ -12,41 +18,38 @@ const REFUSALS_PER_SECOND = 50;
  */
 export class AuditService {
   readonly ready: Promise<OpenAudit>;
-  private refusalWindow = 0;
-  private refusalsInWindow = 0;
-  private refusalsSkipped = 0;
+  private readonly refusals: RefusalAggregator;
 
-  constructor(open: () => Promise<OpenAudit>) {
+  constructor(open: () => Promise<OpenAudit>, opts: AuditServiceOptions = {}) {
     this.ready = open();
     this.ready.catch(() => {});
+    const defaults = auditSchema.parse({}).refusals;
+    this.refusals = new RefusalAggregator({
+      intervalMs: opts.refusals?.intervalMs ?? defaults.intervalMs,
+      maxAggregates: opts.refusals?.maxAggregates ?? defaults.maxAggregates,
+      now: opts.now ?? Date.now,
+      log: opts.log ?? silentLogger,
+      write: async (item) => (await this.ready).log.append(item),
+    });
   }
 
-  static fromConfig(loaded: LoadedConfig, log: Logger): AuditService {
-    return new AuditService(async () => openAudit(auditSetup(loaded, log), log));
+  static fromConfig(loaded: LoadedConfig, log: Logger, now: () => number = Date.now): AuditService {
+    const setup = auditSetup(loaded, log);
+    return new AuditService(async () => openAudit(setup, log), {
+      refusals: setup.config.refusals,
+      now,
+      log,
+    });
   }
 
-  /**
-   * Records a request refused at the door. Anyone can knock, so at most
-   * `REFUSALS_PER_SECOND` are recorded one by one; the rest are counted and the
-   * count goes into the next record, so none disappears without a trace.
-   */
-  async recordRefusal(r: Omit<Refusal, 'notRecordedBefore'>): Promise<void> {
-    const second = Math.floor(r.time / 1000);
-    if (second !== this.refusalWindow) {
-      this.refusalWindow = second;
-      this.refusalsInWindow = 0;
-    }
-    if (++this.refusalsInWindow > REFUSALS_PER_SECOND) {
-      this.refusalsSkipped++;
-      return;
-    }
-    const notRecordedBefore = this.refusalsSkipped;
-    this.refusalsSkipped = 0;
-    const open = await this.ready;
-    await open.log.append(refusalRecord({ ...r, notRecordedBefore }));
+  /** Counts a request refused at the door; the counts are recorded per interval (see `RefusalAggregator`). */
+  recordRefusal(r: Refusal): void {
+    this.refusals.add(r);
   }
 
+  /** Writes the refusals counted so far, then closes the log. */
   async close(): Promise<void> {
+    await this.refusals.close();
     const opened = await this.ready.catch(() => undefined);
     await opened?.log.close();
   }

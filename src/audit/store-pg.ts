@@ -5,7 +5,7 @@ import {
   type AppendItem,
   type AuditStore,
   decodeRange,
-  type EntryQuery,
+  type EntryMeta,
   encodeRange,
   extend,
   type StoredCheckpoint,
@@ -199,13 +199,23 @@ export class PgAuditStore implements AuditStore {
 
   async entries(from: number, to: number): Promise<StoredEntry[]> {
     const { rows } = await this.pool.query(
-      `SELECT idx, leaf, root_after FROM ${this.t}_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx`,
+      `SELECT idx, leaf, root_after, kind, call_id, principal, tool, decision, session, time
+        FROM ${this.t}_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx`,
       [from, to],
     );
     return rows.map((r) => ({
       index: Number(r.idx),
       leaf: r.leaf as Buffer,
       rootAfter: r.root_after as Buffer,
+      meta: {
+        kind: r.kind as EntryMeta['kind'],
+        callId: r.call_id as string,
+        principal: r.principal as string,
+        tool: r.tool as string,
+        decision: r.decision as string,
+        session: r.session as string,
+        time: Number(r.time),
+      },
     }));
   }
 
@@ -219,32 +229,6 @@ export class PgAuditStore implements AuditStore {
   async checkpoints(): Promise<StoredCheckpoint[]> {
     const { rows } = await this.pool.query(`SELECT size, note FROM ${this.t}_checkpoints ORDER BY size`);
     return rows.map((r) => ({ size: Number(r.size), note: r.note as string }));
-  }
-
-  async query(q: EntryQuery): Promise<StoredEntry[]> {
-    const args: unknown[] = [q.afterIndex ?? -1];
-    const where = ['idx > $1'];
-    for (const [col, v] of [
-      ['principal', q.principal],
-      ['tool', q.tool],
-      ['decision', q.decision],
-      ['session', q.session],
-    ] as const) {
-      if (v !== undefined) {
-        args.push(v);
-        where.push(`${col} = $${args.length}`);
-      }
-    }
-    if (q.since !== undefined) {
-      args.push(q.since);
-      where.push(`time >= $${args.length}`);
-    }
-    args.push(q.limit ?? 1_000_000);
-    const { rows } = await this.pool.query(
-      `SELECT idx, leaf FROM ${this.t}_entries WHERE ${where.join(' AND ')} ORDER BY idx LIMIT $${args.length}`,
-      args,
-    );
-    return rows.map((r) => ({ index: Number(r.idx), leaf: r.leaf as Buffer }));
   }
 
   async addCosignature(c: StoredCosignature): Promise<void> {

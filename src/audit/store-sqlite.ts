@@ -1,12 +1,14 @@
-import { mkdirSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { makePrivateDir, makePrivateFile } from '../private-files.ts';
+import { AuditError } from './errors.ts';
 import { CompactRange } from './merkle.ts';
 import {
   type AppendItem,
   type AuditStore,
   decodeRange,
-  type EntryQuery,
+  type EntryMeta,
   encodeRange,
   extend,
   type StoredCheckpoint,
@@ -39,14 +41,22 @@ CREATE TRIGGER IF NOT EXISTS audit_head_no_shrink BEFORE UPDATE ON audit_head WH
 /** The embedded store: one SQLite file in WAL mode, fully synchronous commits. */
 export class SqliteAuditStore implements AuditStore {
   readonly db: DatabaseSync;
+  readonly path: string;
+  /** Which file was opened: a path that later names another file (or none) no longer receives the records. */
+  private readonly opened: FileId | undefined;
   /** The append path's statements, prepared once: preparing costs more than running them. */
   private appendStatements: ReturnType<typeof prepareAppend> | undefined;
 
   constructor(path: string, opts: { readOnly?: boolean } = {}) {
-    if (!opts.readOnly) mkdirSync(dirname(path), { recursive: true });
+    if (!opts.readOnly) {
+      makePrivateDir(dirname(path));
+      makePrivateFile(path);
+    }
+    this.path = path;
     this.db = new DatabaseSync(path, { readOnly: opts.readOnly ?? false });
     this.db.exec('PRAGMA busy_timeout = 10000');
     if (opts.readOnly) return;
+    this.opened = fileId(path);
     this.db.exec('PRAGMA journal_mode = WAL');
     this.db.exec('PRAGMA synchronous = FULL');
     this.db.exec(SCHEMA);
@@ -84,11 +94,24 @@ export class SqliteAuditStore implements AuditStore {
       const moved = moveHead.run(next.size, encodeRange(next), root, head.size);
       if (moved.changes !== 1) throw new Error('tree head moved under the writer lock');
       commit.run();
+      // Checked after the commit: a batch written while the file was being deleted or replaced is refused too.
+      this.assertSameFile();
       return { first: head.size, size: next.size, root };
     } catch (err) {
       if (this.db.isTransaction) this.db.exec('ROLLBACK');
       throw err;
     }
+  }
+
+  /** Throws unless the path still names the file this store opened (not deleted, not replaced). */
+  assertSameFile(): void {
+    if (!this.opened) return;
+    const now = fileId(this.path);
+    if (now?.dev === this.opened.dev && now.ino === this.opened.ino) return;
+    const what = now ? 'replaced by another file' : 'deleted';
+    throw new AuditError('ERR_AUDIT_STORE_LOST', `the audit database ${this.path} was ${what} while open`, {
+      detail: { path: this.path, what, opened: this.opened, now: now ?? null },
+    });
   }
 
   async head(): Promise<TreeHead> {
@@ -102,12 +125,21 @@ export class SqliteAuditStore implements AuditStore {
 
   async entries(from: number, to: number): Promise<StoredEntry[]> {
     const rows = this.db
-      .prepare('SELECT idx, leaf, root_after FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx')
-      .all(from, to) as { idx: number; leaf: Uint8Array; root_after: Uint8Array }[];
+      .prepare(`SELECT ${ENTRY_COLUMNS} FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx`)
+      .all(from, to) as unknown as EntryRow[];
     return rows.map((r) => ({
       index: r.idx,
       leaf: Buffer.from(r.leaf),
       rootAfter: Buffer.from(r.root_after),
+      meta: {
+        kind: r.kind,
+        callId: r.call_id,
+        principal: r.principal,
+        tool: r.tool,
+        decision: r.decision,
+        session: r.session,
+        time: r.time,
+      },
     }));
   }
 
@@ -119,30 +151,6 @@ export class SqliteAuditStore implements AuditStore {
     return this.db
       .prepare('SELECT size, note FROM audit_checkpoints ORDER BY size')
       .all() as unknown as StoredCheckpoint[];
-  }
-
-  async query(q: EntryQuery): Promise<StoredEntry[]> {
-    const where: string[] = ['idx > ?'];
-    const args: (string | number)[] = [q.afterIndex ?? -1];
-    for (const [col, v] of [
-      ['principal', q.principal],
-      ['tool', q.tool],
-      ['decision', q.decision],
-      ['session', q.session],
-    ] as const) {
-      if (v !== undefined) {
-        where.push(`${col} = ?`);
-        args.push(v);
-      }
-    }
-    if (q.since !== undefined) {
-      where.push('time >= ?');
-      args.push(q.since);
-    }
-    const rows = this.db
-      .prepare(`SELECT idx, leaf FROM audit_entries WHERE ${where.join(' AND ')} ORDER BY idx LIMIT ?`)
-      .all(...args, q.limit ?? 1_000_000) as { idx: number; leaf: Uint8Array }[];
-    return rows.map((r) => ({ index: r.idx, leaf: Buffer.from(r.leaf) }));
   }
 
   async addCosignature(c: StoredCosignature): Promise<void> {
@@ -168,6 +176,31 @@ export class SqliteAuditStore implements AuditStore {
     if (this.db.isOpen) this.db.close();
   }
 }
+
+const ENTRY_COLUMNS = 'idx, leaf, root_after, kind, call_id, principal, tool, decision, session, time';
+
+interface EntryRow {
+  idx: number;
+  leaf: Uint8Array;
+  root_after: Uint8Array;
+  kind: EntryMeta['kind'];
+  call_id: string;
+  principal: string;
+  tool: string;
+  decision: string;
+  session: string;
+  time: number;
+}
+
+interface FileId {
+  readonly dev: number;
+  readonly ino: number;
+}
+
+const fileId = (path: string): FileId | undefined => {
+  const st = statSync(path, { throwIfNoEntry: false });
+  return st ? { dev: st.dev, ino: st.ino } : undefined;
+};
 
 function prepareAppend(db: DatabaseSync) {
   return {

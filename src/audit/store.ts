@@ -1,6 +1,10 @@
 import { CompactRange, leafHash } from './merkle.ts';
 
-/** What the stores keep beside each leaf so `tail` and `replay` can find entries fast. */
+/**
+ * What the stores keep beside each leaf, in indexed columns for queries by
+ * hand. Derived from the leaf (`metaOfRecord`) and checked against it by
+ * `audit verify`, `tail` and `replay`: a column is never trusted on its own.
+ */
 export interface EntryMeta {
   readonly kind: 'decision' | 'outcome' | 'refusal';
   readonly callId: string;
@@ -27,6 +31,8 @@ export interface StoredEntry {
   readonly leaf: Buffer;
   /** The tree root right after this entry, as the writer computed it (untrusted; locates changes). */
   readonly rootAfter?: Buffer;
+  /** The columns stored beside the leaf (untrusted until checked against it). */
+  readonly meta: EntryMeta;
 }
 
 export interface TreeHead {
@@ -45,16 +51,6 @@ export interface StoredCosignature {
   readonly line: string;
 }
 
-export interface EntryQuery {
-  principal?: string;
-  tool?: string;
-  decision?: string;
-  session?: string;
-  since?: number;
-  afterIndex?: number;
-  limit?: number;
-}
-
 /**
  * An append-only log store. `append` runs under the store's single-writer lock:
  * it reads the stored tree head, writes the entries right after it and moves the
@@ -67,7 +63,6 @@ export interface AuditStore {
   entries(from: number, to: number): Promise<StoredEntry[]>;
   addCheckpoint(checkpoint: StoredCheckpoint): Promise<void>;
   checkpoints(): Promise<StoredCheckpoint[]>;
-  query(q: EntryQuery): Promise<StoredEntry[]>;
   /** A witness's cosignature line for the checkpoint of `size` (c2sp.org/tlog-cosignature). */
   addCosignature(c: StoredCosignature): Promise<void>;
   cosignatures(size: number): Promise<StoredCosignature[]>;

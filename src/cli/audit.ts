@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { openCheckpoint } from '../audit/checkpoint.ts';
 import { AuditLog } from '../audit/log.ts';
 import {
+  CompactRange,
   consistencyProof,
   inclusionProof,
   leafHash,
@@ -12,6 +13,13 @@ import {
 import { parseVerifierKey, type Verifier } from '../audit/note.ts';
 import { type AuditSetup, auditSigner, openAuditStore } from '../audit/open.ts';
 import { formatProof, verifyReceipt } from '../audit/receipt.ts';
+import {
+  type EntryFilter,
+  lastMatchingEntries,
+  matchesFilter,
+  matchingEntries,
+  signedMeta,
+} from '../audit/search.ts';
 import type { AuditStore, StoredEntry } from '../audit/store.ts';
 import { exportTiles } from '../audit/tiles.ts';
 import { verifyLog } from '../audit/verify.ts';
@@ -116,7 +124,10 @@ async function verify(args: string[]): Promise<number> {
   const verifier: Verifier = values.key ? parseVerifierKey(values.key) : auditSigner(setup, quiet);
   const trusted = values.checkpoint ? readFileSync(values.checkpoint, 'utf8') : undefined;
   const result = await withStore(setup, (store) => verifyLog(store, verifier, trusted));
-  if (!result.ok) return fail(`verification failed at index ${result.index}: ${result.reason}`);
+  if (!result.ok) {
+    out(JSON.stringify(result));
+    return fail(`verification failed at index ${result.index}: ${result.reason}`);
+  }
   out(JSON.stringify(result));
   // What the database alone cannot prove: someone who can write it can delete checkpoints and rewrite after them.
   if (result.signedSize < result.size)
@@ -246,22 +257,19 @@ async function tail(args: string[]): Promise<number> {
   });
   const setup = auditSetupFromConfig(required(values.config, '--config'));
   const limit = nonNegative(values.limit, '--limit');
-  const filter = {
+  const filter: EntryFilter = {
     ...(values.principal ? { principal: values.principal } : {}),
     ...(values.tool ? { tool: values.tool } : {}),
     ...(values.decision ? { decision: values.decision } : {}),
   };
   return withStore(setup, async (store) => {
-    const all = await store.query(filter);
-    const last = all.slice(Math.max(0, all.length - limit));
-    for (const e of last) printEntry(e);
-    let after = all[all.length - 1]?.index ?? -1;
+    let seen = (await store.head()).size;
+    for (const e of await lastMatchingEntries(store, filter, limit, seen)) printEntry(e);
     while (values.follow) {
       await new Promise((r) => setTimeout(r, 500));
-      for (const e of await store.query({ ...filter, afterIndex: after })) {
-        printEntry(e);
-        after = e.index;
-      }
+      const size = (await store.head()).size;
+      for (const e of await matchingEntries(store, filter, seen, size)) printEntry(e);
+      seen = size;
     }
     return 0;
   });
@@ -278,20 +286,33 @@ async function replay(args: string[]): Promise<number> {
   if (!values.session && !values.principal)
     throw new UsageError('replay: --session ID or --principal P is required');
   const since = values.since === undefined ? undefined : parseSince(values.since);
+  const filter: EntryFilter = {
+    ...(values.session ? { session: values.session } : {}),
+    ...(values.principal ? { principal: values.principal } : {}),
+    ...(since === undefined ? {} : { since }),
+  };
   return withStore(setup, async (store) => {
     const note = await freshCheckpoint(setup, store);
     const c = openCheckpoint(note, auditSigner(setup, quiet));
-    const { leaves } = await allLeaves(store, c.size);
-    const found = await store.query({
-      ...(values.session ? { session: values.session } : {}),
-      ...(values.principal ? { principal: values.principal } : {}),
-      ...(since === undefined ? {} : { since }),
-    });
+    const { entries, leaves } = await allLeaves(store, c.size);
+    // Selecting by leaf is only sound if the leaves are the signed ones.
+    const tree = new CompactRange();
+    for (const h of leaves) tree.append(h);
+    if (!tree.root().equals(c.root))
+      throw new PortcullisError(
+        'ERR_AUDIT_TAMPERED',
+        `stored entries do not match checkpoint ${c.size}; run audit verify`,
+      );
+    const found = entries.filter((e) => matchesFilter(signedMeta(e), filter));
     let failed = 0;
     for (const e of found) {
-      const ok =
-        e.index < c.size &&
-        verifyInclusion(e.index, c.size, leafHash(e.leaf), inclusionProof(leaves, e.index, c.size), c.root);
+      const ok = verifyInclusion(
+        e.index,
+        c.size,
+        leafHash(e.leaf),
+        inclusionProof(leaves, e.index, c.size),
+        c.root,
+      );
       if (!ok) failed++;
       printEntry(e, { verified: ok });
     }

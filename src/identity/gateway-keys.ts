@@ -5,9 +5,10 @@ import {
   type KeyObject,
   randomUUID,
 } from 'node:crypto';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PortcullisError } from '../errors.ts';
+import { makePrivateDir } from '../private-files.ts';
 import { isRecord } from './jwk.ts';
 
 /** One signing key in the key directory, as stored (`<kid>.json`, mode 0600). */
@@ -113,7 +114,7 @@ export class GatewayKeyDir {
 
   private write(k: StoredKey): void {
     try {
-      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      makePrivateDir(this.dir);
       const tmp = join(this.dir, `.${k.kid}.${process.pid}.tmp`);
       writeFileSync(tmp, JSON.stringify(k), { mode: 0o600 });
       chmodSync(tmp, 0o600);

@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { PortcullisError } from '../errors.ts';
+import { makePrivateDir, makePrivateFile } from '../private-files.ts';
 import { keysOf, type Revocation, type RevocationStore, type RevocationSubject } from './revocations.ts';
 
 /** The embedded default: one SQLite file (WAL), shared by the CLI and a running gateway. */
@@ -12,7 +12,10 @@ export class SqliteRevocationStore implements RevocationStore {
 
   constructor(path: string) {
     try {
-      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+      if (path !== ':memory:') {
+        makePrivateDir(dirname(path));
+        makePrivateFile(path);
+      }
       this.db = new DatabaseSync(path);
       this.db.exec('PRAGMA journal_mode=WAL; PRAGMA busy_timeout=2000;');
       this.db.exec(`CREATE TABLE IF NOT EXISTS revocations (

@@ -125,17 +125,13 @@ export async function startHttpListener(
         return undefined;
       }
       log.info('request refused', { code: err.code, reason: err.reason });
-      gateway.audit
-        .recordRefusal({
-          callId: randomUUID(),
-          time: now(),
-          remoteAddress: req.socket.remoteAddress ?? '',
-          httpMethod: req.method ?? '',
-          status: err.httpStatus,
-          code: err.code,
-          reason: err.reason,
-        })
-        .catch((e) => log.error('audit of a refused request failed', { err: String(e) }));
+      gateway.audit.recordRefusal({
+        remoteAddress: req.socket.remoteAddress ?? '',
+        httpMethod: req.method ?? '',
+        status: err.httpStatus,
+        code: err.code,
+        reason: err.reason,
+      });
       res.setHeader('www-authenticate', gateway.identity.challenge(err));
       sendError(res, err.httpStatus, null, err.toRpcError());
       return undefined;

@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { openCheckpoint, signCheckpoint } from '../../src/audit/checkpoint.ts';
+import { canonicalize } from '../../src/audit/jcs.ts';
 import { CompactRange, leafHash } from '../../src/audit/merkle.ts';
 import { generateSignerKey, parseSignerKey } from '../../src/audit/note.ts';
 import { type AuditSetup, auditSigner, openAuditStore } from '../../src/audit/open.ts';
@@ -15,7 +16,16 @@ import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
 import { verifyLog } from '../../src/audit/verify.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import { NODE, probeUpstream, ROOT, runCli } from '../helpers.ts';
-import { auditFixture, dropPgTables, item, ORIGIN, openTestLog, PG_URL, type StoreKind } from './helpers.ts';
+import {
+  auditFixture,
+  dropPgTables,
+  item,
+  ORIGIN,
+  openTestLog,
+  PG_URL,
+  record,
+  type StoreKind,
+} from './helpers.ts';
 
 const pgAdmin = new pg.Pool({ connectionString: PG_URL, max: 2 });
 after(async () => {
@@ -154,6 +164,70 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.match(r.stderr, /checkpoint at size 20: no signature from a known key/);
     });
 
+    it('names the index and column of every indexed column changed beside an intact leaf, even against a kept checkpoint', async () => {
+      const f = await build(kind);
+      const e = t(f.setup, 'entries');
+      const verifier = auditSigner(f.setup, silentLogger);
+      const columns: [string, string, string][] = [
+        ['tool', "'hidden'", "'t'"],
+        ['session', "'elsewhere'", "'s1'"],
+        ['principal', "'mallory'", "'p'"],
+        ['decision', "'allow'", "'none'"],
+        ['kind', "'outcome'", "'decision'"],
+        ['call_id', "'call-x'", "'call-4'"],
+        ['time', '999', '4'],
+      ];
+      for (const [column, changed, original] of columns) {
+        await attack(kind, f.setup, [`UPDATE ${e} SET ${column} = ${changed} WHERE idx = 4`]);
+        const store = await openAuditStore(f.setup);
+        const result = await verifyLog(store, verifier, f.trusted).finally(() => store.close());
+        assert.deepEqual(
+          { ...result, reason: undefined },
+          {
+            ok: false,
+            index: 4,
+            code: 'column-changed',
+            column,
+            reason: undefined,
+          },
+        );
+        await attack(kind, f.setup, [`UPDATE ${e} SET ${column} = ${original} WHERE idx = 4`]);
+      }
+      await attack(kind, f.setup, [`UPDATE ${e} SET tool = 'hidden' WHERE idx = 5`]);
+      const r = await verify(f);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /at index 5: column tool was changed: stored "hidden", the entry says "t"/);
+      assert.equal(JSON.parse(r.stdout).code, 'column-changed');
+    });
+
+    it('reports a changed column as tampering in tail and replay instead of hiding the entry', async () => {
+      const f = await build(kind);
+      const e = t(f.setup, 'entries');
+      await attack(kind, f.setup, [`UPDATE ${e} SET tool = 'hidden' WHERE idx = 5`]);
+      const tail = await run(['audit', 'tail', '--config', f.configPath, '--tool', 't', '--limit', '100']);
+      assert.equal(tail.code, 1, tail.stdout);
+      assert.match(tail.stderr, /\[ERR_AUDIT_TAMPERED\] entry 5: column tool was changed/);
+      await attack(kind, f.setup, [`UPDATE ${e} SET session = 'elsewhere' WHERE idx = 3`]);
+      const replay = await run(['audit', 'replay', '--config', f.configPath, '--session', 's0']);
+      assert.equal(replay.code, 1, replay.stdout);
+      assert.match(replay.stderr, /\[ERR_AUDIT_TAMPERED\] entry 3: column session was changed/);
+    });
+
+    it('selects tail and replay entries by what their signed leaf says', async () => {
+      const f = await build(kind);
+      const indexes = (stdout: string) =>
+        stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l).index as number);
+      const tail = await run(['audit', 'tail', '--config', f.configPath, '--tool', 't', '--limit', '3']);
+      assert.equal(tail.code, 0, tail.stderr);
+      assert.deepEqual(indexes(tail.stdout), [17, 18, 19]);
+      const replay = await run(['audit', 'replay', '--config', f.configPath, '--session', 's1']);
+      assert.equal(replay.code, 0, replay.stderr);
+      assert.deepEqual(indexes(replay.stdout), [1, 4, 7, 10, 13, 16, 19]);
+    });
+
     // The rewrite recomputes the stored roots with SQLite; what verify reports does not depend on the store.
     const sqliteOnly = kind === 'sqlite' ? it : () => {};
     sqliteOnly(
@@ -162,7 +236,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         const f = await build(kind);
         await attack(kind, f.setup, [
           'DELETE FROM audit_checkpoints WHERE size > 8',
-          `UPDATE audit_entries SET leaf = X'${Buffer.from('{"n":999}').toString('hex')}' WHERE idx = 12`,
+          `UPDATE audit_entries SET leaf = X'${Buffer.from(canonicalize({ ...record(12, { session: 's0' }), n: 999 })).toString('hex')}' WHERE idx = 12`,
         ]);
         rebuildStoredRoots(f.setup.config.path);
         const alone = await run(['audit', 'verify', '--config', f.configPath]);
@@ -235,7 +309,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         const size = result.ok ? result.size : 0;
         assert.ok(size >= acked.size);
         const entries = await store.entries(0, size);
-        for (const [index, n] of acked) assert.equal(entries[index]?.leaf.toString(), JSON.stringify({ n }));
+        for (const [index, n] of acked) assert.equal(JSON.parse(entries[index]!.leaf.toString()).n, n);
       } finally {
         await store.close();
       }

@@ -5,10 +5,12 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { auditSchema } from '../../src/audit/config.ts';
+import { canonicalize } from '../../src/audit/jcs.ts';
 import { AuditLog, type AuditLogOptions } from '../../src/audit/log.ts';
+import { metaOfRecord } from '../../src/audit/meta.ts';
 import { generateSignerKey } from '../../src/audit/note.ts';
 import { type AuditSetup, auditSigner, openAuditStore } from '../../src/audit/open.ts';
-import type { AppendItem } from '../../src/audit/store.ts';
+import type { AppendItem, EntryMeta } from '../../src/audit/store.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import { probeUpstream } from '../helpers.ts';
 
@@ -38,21 +40,37 @@ export function auditFixture(kind: StoreKind, extra: Record<string, unknown> = {
   return { dir, setup, raw, table, configPath };
 }
 
-export function item(n: number, extra: Partial<AppendItem['meta']> = {}): AppendItem {
-  return {
-    leaf: Buffer.from(JSON.stringify({ n })),
-    meta: {
-      kind: 'decision',
-      callId: `call-${n}`,
-      principal: 'p',
-      tool: 't',
-      decision: 'none',
-      session: 's',
-      time: n,
-      ...extra,
-    },
-    blobs: [],
+/** A decision record numbered `n` (its `n` field), with the columns stored beside it taken from it as the gateway does. */
+export function item(n: number, extra: Partial<Omit<EntryMeta, 'kind'>> = {}): AppendItem {
+  return itemOf(record(n, extra));
+}
+
+/** The decision record `item` writes, as an object, for tests that forge or change one. */
+export function record(n: number, extra: Partial<Omit<EntryMeta, 'kind'>> = {}): Record<string, unknown> {
+  const m = {
+    callId: `call-${n}`,
+    principal: 'p',
+    tool: 't',
+    decision: 'none',
+    session: 's',
+    time: n,
+    ...extra,
   };
+  return {
+    v: 1,
+    type: 'decision',
+    n,
+    callId: m.callId,
+    principal: { id: m.principal, authMethod: 'none' },
+    tool: m.tool,
+    session: m.session,
+    time: m.time,
+    decision: m.decision === 'none' ? 'none' : { effect: m.decision },
+  };
+}
+
+export function itemOf(r: Record<string, unknown>): AppendItem {
+  return { leaf: Buffer.from(canonicalize(r)), meta: metaOfRecord(r)!, blobs: [] };
 }
 
 /** Drops the PostgreSQL tables this test process created. */

@@ -93,14 +93,46 @@ describe('audit records', () => {
 describe('audit records of hostile or unusual calls', () => {
   it('still records a call whose tool name and method hold lone surrogates, with U+FFFD in their place', () => {
     const ctx = testCallContext({
-      request: { jsonrpc: '2.0', id: 1, method: 'tools/call\ud800', params: { name: 'no\udc00such' } },
+      request: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'no\udc00such' } },
       principal: { ...ANONYMOUS, id: 'mallory\ud83d' },
     });
+    const odd = testCallContext({ request: { jsonrpc: '2.0', id: 2, method: 'tools/call\ud800' } });
     const decision = parse(decisionRecord(ctx, opts()).leaf);
-    const outcome = parse(outcomeRecord(ctx, null, opts()).leaf);
+    const outcome = parse(outcomeRecord(odd, null, opts()).leaf);
     assert.equal(decision.tool, 'no\ufffdsuch');
     assert.equal(outcome.method, 'tools/call\ufffd');
-    assert.equal((outcome.principal as { id: string }).id, 'mallory\ufffd');
+    assert.equal(
+      (parse(outcomeRecord(ctx, null, opts()).leaf).principal as { id: string }).id,
+      'mallory\ufffd',
+    );
+  });
+
+  it('names no tool for protocol methods, whatever their params hold', () => {
+    for (const method of ['ping', 'tools/list', 'initialize', 'logging/setLevel', 'tools/call\ud800']) {
+      const ctx = testCallContext({
+        request: { jsonrpc: '2.0', id: 1, method, params: { name: 'fs__write_file', uri: 'file:///etc' } },
+      });
+      assert.equal(parse(decisionRecord(ctx, opts()).leaf).tool, '', method);
+      assert.equal(parse(outcomeRecord(ctx, null, opts()).leaf).tool, '', method);
+      assert.equal(decisionRecord(ctx, opts()).meta.tool, '', method);
+    }
+  });
+
+  it('names the tool, prompt or resource of each method that targets one', () => {
+    const cases: [string, Record<string, unknown>, string][] = [
+      ['tools/call', { name: 'fs__write_file' }, 'fs__write_file'],
+      ['prompts/get', { name: 'fs__summarise' }, 'fs__summarise'],
+      ['resources/read', { uri: 'file:///a', name: 'x' }, 'file:///a'],
+      ['resources/subscribe', { uri: 'file:///b' }, 'file:///b'],
+      ['resources/unsubscribe', { uri: 'file:///c' }, 'file:///c'],
+      ['completion/complete', { ref: { type: 'ref/prompt', name: 'fs__p' } }, 'fs__p'],
+      ['completion/complete', { ref: { type: 'ref/resource', uri: 'file:///d' } }, 'file:///d'],
+    ];
+    for (const [method, params, tool] of cases) {
+      const ctx = testCallContext({ request: { jsonrpc: '2.0', id: 1, method, params: params as never } });
+      assert.equal(parse(decisionRecord(ctx, opts()).leaf).tool, tool, method);
+      assert.equal(decisionRecord(ctx, opts()).meta.tool, tool, method);
+    }
   });
 
   it('names the resources a listen follows, with their upstreams, in its decision record', () => {

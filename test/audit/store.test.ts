@@ -11,7 +11,7 @@ import type { AuditStore } from '../../src/audit/store.ts';
 import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
 import { verifyLog } from '../../src/audit/verify.ts';
 import { silentLogger } from '../../src/observability/log.ts';
-import { auditFixture, dropPgTables, item, PG_URL, type StoreKind } from './helpers.ts';
+import { auditFixture, dropPgTables, item, itemOf, PG_URL, record, type StoreKind } from './helpers.ts';
 
 const pgAdmin = new pg.Pool({ connectionString: PG_URL, max: 2 });
 after(async () => {
@@ -116,11 +116,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const log = logOf(store, f.setup);
       const data = Buffer.from('{"big":"payload"}');
       const hash = createHash('sha256').update(data).digest('hex');
-      await log.append({
-        ...item(1),
-        leaf: Buffer.from(JSON.stringify({ args: { blob: hash } })),
-        blobs: [{ hash, data }],
-      });
+      await log.append({ ...itemOf({ ...record(1), args: { blob: hash } }), blobs: [{ hash, data }] });
       await log.checkpoint();
       assert.equal((await verifyLog(store, auditSigner(f.setup, silentLogger))).ok, true);
       await log.close();
@@ -137,6 +133,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(result, {
         ok: false,
         index: 0,
+        code: 'payload-changed',
         reason: `payload stored beside the log ${hash} was changed`,
       });
     });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { auditSchema } from '../../src/audit/config.ts';
 import { openAuditStore } from '../../src/audit/open.ts';
 import { initializeBody, post, probeUpstream, startAuthTestGateway } from '../helpers.ts';
@@ -17,34 +17,44 @@ describe('requests refused before any call exists', () => {
       dir,
     );
   });
-  after(() => gw.running.close());
 
   async function refusals(): Promise<Record<string, unknown>[]> {
     const store = await openAuditStore({ config: auditSchema.parse({ path: auditPath }), baseDir: dir });
     try {
       const head = await store.head();
       const all = (await store.entries(0, head.size)).map((e) => JSON.parse(e.leaf.toString()));
-      return all.filter((r) => r.type === 'refusal');
+      return all.filter((r) => r.type === 'refusals');
     } finally {
       await store.close();
     }
   }
 
-  it('are recorded in the audit log with why, and never with the credential', {
+  it('are recorded in the audit log as counts per source and reason, with why, and never with the credential', {
     timeout: 20_000,
   }, async () => {
     const forged = 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5In0.';
-    const res = await post(gw.url, initializeBody(), { authorization: `Bearer ${forged}` });
-    assert.equal(res.status, 401);
-    let found: Record<string, unknown>[] = [];
-    while (found.length === 0) {
-      found = await refusals();
-      if (found.length === 0) await new Promise((r) => setTimeout(r, 50));
+    const statuses: number[] = [];
+    try {
+      for (let i = 0; i < 3; i++)
+        statuses.push((await post(gw.url, initializeBody(), { authorization: `Bearer ${forged}` })).status);
+      statuses.push((await post(gw.url, initializeBody())).status);
+    } finally {
+      // Shutting down writes the interval's counts.
+      await gw.running.close();
     }
-    const [refusal] = found;
-    assert.equal(refusal!.status, 401);
-    assert.equal(refusal!.httpMethod, 'POST');
-    assert.equal(typeof refusal!.reason, 'string');
-    assert.ok(!JSON.stringify(refusal).includes(forged));
+    assert.deepEqual(statuses, [401, 401, 401, 401]);
+    const found = await refusals();
+    assert.equal(found.length, 2, JSON.stringify(found));
+    const byCount = found.sort((a, b) => (a.count as number) - (b.count as number));
+    assert.deepEqual(
+      byCount.map((r) => [r.count, r.status, r.methods, r.remoteAddress]),
+      [
+        [1, 401, { POST: 1 }, '127.0.0.1'],
+        [3, 401, { POST: 3 }, '127.0.0.1'],
+      ],
+    );
+    assert.equal(byCount[0]!.reason, 'missing');
+    assert.equal(typeof byCount[1]!.reason, 'string');
+    assert.ok(!JSON.stringify(found).includes(forged));
   });
 });

@@ -1,6 +1,7 @@
 import { invalidRequest, JSONRPC, methodNotFound, ProtocolError } from '../../errors.ts';
 import { isObject } from '../../jsonrpc.ts';
 import { checkModernEnvelope } from '../../protocol/modern.ts';
+import { TARGET_PARAM } from '../../protocol/targets.ts';
 import type { CallContext } from '../context.ts';
 import type { Stage } from '../runner.ts';
 
@@ -13,15 +14,6 @@ const LEGACY_ONLY = new Set([
   'resources/unsubscribe',
 ]);
 
-/** Which string parameter names the target of each targeted method. */
-const TARGET_PARAM: Record<string, string> = {
-  'tools/call': 'name',
-  'prompts/get': 'name',
-  'resources/read': 'uri',
-  'resources/subscribe': 'uri',
-  'resources/unsubscribe': 'uri',
-};
-
 /**
  * Checks the MCP-level shape of a request before anything routes on it: the
  * envelope was checked by the listener; here, targets and the era's rules.
@@ -31,7 +23,7 @@ export const parseStage: Stage = {
   run(ctx: CallContext) {
     const { method, params } = ctx.request;
     if (ctx.session.era === 'modern' && LEGACY_ONLY.has(method)) throw methodNotFound(method);
-    const targetKey = TARGET_PARAM[method];
+    const targetKey = TARGET_PARAM.get(method);
     if (targetKey !== undefined) {
       const target = params?.[targetKey];
       if (typeof target !== 'string' || target.length === 0)

@@ -1,0 +1,79 @@
+import { isObject } from '../jsonrpc.ts';
+import type { EntryMeta } from './store.ts';
+
+/** The stores' column for each field of `EntryMeta`. */
+export const COLUMN: Readonly<Record<keyof EntryMeta, string>> = {
+  kind: 'kind',
+  callId: 'call_id',
+  principal: 'principal',
+  tool: 'tool',
+  decision: 'decision',
+  session: 'session',
+  time: 'time',
+};
+
+/**
+ * What the stores keep beside a record, derived from the record alone: the
+ * columns are written from it and checked against it, so a column can never
+ * say something its signed leaf does not.
+ */
+export function metaOfRecord(r: Record<string, unknown>): EntryMeta | undefined {
+  const time = r.time;
+  if (typeof time !== 'number') return undefined;
+  if (r.type === 'decision' || r.type === 'outcome') {
+    const principal = isObject(r.principal) ? r.principal.id : undefined;
+    const decision = r.type === 'outcome' ? r.status : isObject(r.decision) ? r.decision.effect : r.decision;
+    const { callId, tool, session } = r;
+    if (
+      typeof callId !== 'string' ||
+      typeof principal !== 'string' ||
+      typeof tool !== 'string' ||
+      typeof decision !== 'string' ||
+      typeof session !== 'string'
+    )
+      return undefined;
+    return { kind: r.type, callId, principal, tool, decision, session, time };
+  }
+  if (r.type === 'refusal' || r.type === 'refusals') {
+    // One refused request (older logs), or the refusals of one source and reason over an interval.
+    const callId = r.type === 'refusal' ? r.callId : r.id;
+    if (typeof callId !== 'string') return undefined;
+    return {
+      kind: 'refusal',
+      callId,
+      principal: 'unauthenticated',
+      tool: '',
+      decision: 'deny',
+      session: '',
+      time,
+    };
+  }
+  return undefined;
+}
+
+/** The meta its signed leaf implies, or undefined when the leaf is not an audit record. */
+export function metaOfLeaf(leaf: Buffer): EntryMeta | undefined {
+  let record: unknown;
+  try {
+    record = JSON.parse(leaf.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  return isObject(record) ? metaOfRecord(record) : undefined;
+}
+
+export interface ColumnMismatch {
+  /** The store's column name. */
+  readonly column: string;
+  readonly stored: string | number;
+  readonly signed: string | number;
+}
+
+/** The first stored column that differs from what the signed leaf says. */
+export function columnMismatch(stored: EntryMeta, signed: EntryMeta): ColumnMismatch | undefined {
+  for (const field of Object.keys(COLUMN) as (keyof EntryMeta)[]) {
+    if (stored[field] !== signed[field])
+      return { column: COLUMN[field], stored: stored[field], signed: signed[field] };
+  }
+  return undefined;
+}
