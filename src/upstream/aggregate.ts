@@ -1,4 +1,4 @@
-import { JSONRPC, ProtocolError, unknownTarget } from '../errors.ts';
+import { JSONRPC, PortcullisError, ProtocolError, unknownTarget } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import { errorResponse, isObject, type JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
@@ -71,7 +71,19 @@ export class Aggregator {
   connection(session: DownstreamSession, name: string): Promise<UpstreamConnection> {
     const own = session.unrelated;
     const unrelated = own ? this.gate(session, own, () => closeStream(own)) : this.broadcaster(session.key);
-    return this.pool.get(session.key, session.principal.id, name, session.client, unrelated);
+    const who = {
+      key: session.key,
+      principal: session.principal.id,
+      holds: session.era === 'legacy',
+      client: session.client,
+      unrelated,
+    };
+    return this.pool.get(who, name);
+  }
+
+  /** A legacy session counts against its caller's session cap from `initialize` until it closes. */
+  admit(session: DownstreamSession): void {
+    if (session.era === 'legacy') this.pool.admitSession(session.key, session.principal.id);
   }
 
   /**
@@ -111,10 +123,15 @@ export class Aggregator {
     return () => set.delete(sink);
   }
 
-  /** Every upstream this session can reach; one that is down is left out (and logged), not fatal. */
+  /**
+   * Every upstream this session can reach; one that is down is left out (and
+   * logged), not fatal. A cap reached is: the caller is refused, not served a part.
+   */
   async connections(session: DownstreamSession): Promise<UpstreamConnection[]> {
     const names = this.pool.names;
     const settled = await Promise.allSettled(names.map((n) => this.connection(session, n)));
+    const refused = settled.find((s) => s.status === 'rejected' && isCapacity(s.reason));
+    if (refused?.status === 'rejected') throw refused.reason;
     const up: UpstreamConnection[] = [];
     settled.forEach((s, i) => {
       if (s.status === 'fulfilled') up.push(s.value);
@@ -300,6 +317,8 @@ export class Aggregator {
     return { ...(params ?? {}), _meta: { ...envelope, ...meta } };
   }
 }
+
+const isCapacity = (err: unknown): boolean => err instanceof PortcullisError && err.code === 'ERR_CAPACITY';
 
 function mergeFlags(a: JsonObject, b: JsonObject): JsonObject {
   const out: JsonObject = { ...a };
