@@ -6,7 +6,7 @@ import { GATEWAY_INFO, isLegacyVersion, LATEST_LEGACY, LATEST_MODERN, META } fro
 import type { DownstreamSession } from '../session.ts';
 import { modernMeta, type RelatedSink, type UpstreamConnection } from './connection.ts';
 import { exposeName, splitName } from './naming.ts';
-import type { UpstreamPool } from './pool.ts';
+import type { PoolClient, UpstreamPool } from './pool.ts';
 import { revocationGate } from './revocation-gate.ts';
 
 export type ListMethod = 'tools/list' | 'prompts/list' | 'resources/list' | 'resources/templates/list';
@@ -69,16 +69,19 @@ export class Aggregator {
   }
 
   connection(session: DownstreamSession, name: string): Promise<UpstreamConnection> {
+    return this.pool.get(this.poolClient(session), name);
+  }
+
+  private poolClient(session: DownstreamSession): PoolClient {
     const own = session.unrelated;
     const unrelated = own ? this.gate(session, own, () => closeStream(own)) : this.broadcaster(session.key);
-    const who = {
+    return {
       key: session.key,
       principal: session.principal.id,
       holds: session.era === 'legacy',
       client: session.client,
       unrelated,
     };
-    return this.pool.get(who, name);
   }
 
   /** A legacy session counts against its caller's session cap from `initialize` until it closes. */
@@ -129,7 +132,9 @@ export class Aggregator {
    */
   async connections(session: DownstreamSession): Promise<UpstreamConnection[]> {
     const names = this.pool.names;
-    const settled = await Promise.allSettled(names.map((n) => this.connection(session, n)));
+    const who = this.poolClient(session);
+    this.pool.reserve(who, names);
+    const settled = await Promise.allSettled(names.map((n) => this.pool.get(who, n)));
     const refused = settled.find((s) => s.status === 'rejected' && isCapacity(s.reason));
     if (refused?.status === 'rejected') throw refused.reason;
     const up: UpstreamConnection[] = [];

@@ -108,16 +108,50 @@ export class UpstreamPool {
   /** The instance of upstream `name` that serves `who`, started (and handshaken) on first use. */
   get(who: PoolClient, name: string): Promise<UpstreamConnection> {
     const spec = this.specs.get(name);
-    if (!spec) return Promise.reject(new Error(`unknown upstream ${name}`));
-    const isolation = spec.isolation === 'session' && !who.holds ? 'principal' : spec.isolation;
-    const scope =
-      isolation === 'shared' ? 'shared' : isolation === 'principal' ? `p:${who.principal}` : `s:${who.key}`;
-    const id = `${scope}\u0000${name}`;
-    const inst = this.instances.get(id) ?? this.start(id, spec, isolation, who);
+    const target = this.instanceId(who, name);
+    if (!spec || !target) return Promise.reject(new Error(`unknown upstream ${name}`));
+    const { id, isolation } = target;
+    let inst = this.instances.get(id);
+    try {
+      inst ??= this.start(id, spec, isolation, who);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     inst.lastUsed = this.now();
     if (who.holds) inst.holders.add(who.key);
     inst.sinks.set(who.key, who.unrelated);
     return inst.opening;
+  }
+
+  /**
+   * Refuses (ERR_CAPACITY) before anything starts when `who` needs more new
+   * instances of `names` than the caps leave room for, idle ones reclaimed:
+   * a caller refused halfway would have started processes for nothing.
+   */
+  reserve(who: PoolClient, names: readonly string[]): void {
+    const wanted = new Map(names.map((name) => this.instanceId(who, name)).map((p) => [p?.id, p]));
+    const missing = [...wanted.values()].filter(
+      (p): p is { id: string; isolation: Isolation } => p !== undefined && !this.instances.has(p.id),
+    );
+    const mine = missing.filter((p) => p.isolation !== 'shared').length;
+    const idle = (match: (i: Instance) => boolean) =>
+      [...this.instances.values()].filter((i) => match(i) && isIdle(i)).length;
+    const ownRoom =
+      this.limits.instancesPerPrincipal -
+      this.live(who.principal) +
+      idle((i) => i.principal === who.principal);
+    if (mine > ownRoom) throw overCapacity(`${who.principal} needs ${mine} more upstream instances`);
+    const totalRoom = this.limits.instancesTotal - this.instances.size + idle(() => true);
+    if (missing.length > totalRoom) throw overCapacity(`${missing.length} more upstream instances in total`);
+  }
+
+  private instanceId(who: PoolClient, name: string): { id: string; isolation: Isolation } | undefined {
+    const spec = this.specs.get(name);
+    if (!spec) return undefined;
+    const isolation = spec.isolation === 'session' && !who.holds ? 'principal' : spec.isolation;
+    const scope =
+      isolation === 'shared' ? 'shared' : isolation === 'principal' ? `p:${who.principal}` : `s:${who.key}`;
+    return { id: `${scope}\u0000${name}`, isolation };
   }
 
   private start(id: string, spec: UpstreamSpec, isolation: Isolation, who: PoolClient): Instance {
