@@ -173,6 +173,7 @@ export const clientStreamUnavailable = (waitedMs: number): ProtocolError =>
   new ProtocolError('ERR_CLIENT_STREAM_UNAVAILABLE', `no client stream opened within ${waitedMs} ms`, {
     publicMessage: 'Client stream unavailable: the client opened no GET stream to receive this request',
     rpcCode: JSONRPC.INTERNAL_ERROR,
+    publicData: { reason: 'client_stream_unavailable' },
   });
 
 export const internal = (cause: unknown): PortcullisError =>

@@ -143,8 +143,9 @@ interface Held {
 export interface StandaloneStreamOptions {
   /** How long a request waits for a stream to open before it fails (ERR_CLIENT_STREAM_UNAVAILABLE). */
   waitMs: number;
-  /** Told when a request starts waiting (for the log). */
+  /** Told when a request starts waiting, and when one gave up waiting (for the log). */
   onHeld?: (method: string) => void;
+  onGaveUp?: (method: string) => void;
 }
 
 /**
@@ -220,10 +221,10 @@ export class StandaloneStream implements RelatedSink {
           resolve({ ...response, id: message.id });
         },
       };
-      const timer = setTimeout(
-        () => entry.fail(errorResponse(message.id, clientStreamUnavailable(this.opts.waitMs).toRpcError())),
-        this.opts.waitMs,
-      );
+      const timer = setTimeout(() => {
+        entry.fail(errorResponse(message.id, clientStreamUnavailable(this.opts.waitMs).toRpcError()));
+        this.opts.onGaveUp?.(message.method);
+      }, this.opts.waitMs);
       const onAbort = () =>
         entry.fail(errorResponse(message.id, { code: JSONRPC.INTERNAL_ERROR, message: 'Request cancelled' }));
       signal?.addEventListener('abort', onAbort, { once: true });

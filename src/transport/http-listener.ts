@@ -296,6 +296,12 @@ export async function startHttpListener(
     const stream = new StandaloneStream(replies, {
       waitMs: listen.clientStreamWaitMs,
       onHeld: (method) => log.info('server request held for the client stream', { session: id, method }),
+      onGaveUp: (method) =>
+        log.warn('server request failed: no client stream', {
+          code: 'ERR_CLIENT_STREAM_UNAVAILABLE',
+          session: id,
+          method,
+        }),
     });
     const session = newSession({
       id,
