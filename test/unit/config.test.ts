@@ -40,7 +40,10 @@ describe('config', () => {
     const err = configError(() =>
       validateConfig({ ...minimal, limits: { sessionsPerPrincipal: 0, maxSessions: 1 } }),
     );
-    assert.deepEqual(err.issues.map((i) => i.path).sort(), ['limits.maxSessions', 'limits.sessionsPerPrincipal']);
+    assert.deepEqual(err.issues.map((i) => i.path).sort(), [
+      'limits.maxSessions',
+      'limits.sessionsPerPrincipal',
+    ]);
   });
 
   it('rejects an unknown key and names its exact path', () => {

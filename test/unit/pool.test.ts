@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PortcullisError } from '../../src/errors.ts';
+import { JSONRPC, PortcullisError } from '../../src/errors.ts';
 import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../../src/jsonrpc.ts';
 import { silentLogger } from '../../src/observability/log.ts';
+import { ReplyBook, StandaloneStream } from '../../src/transport/channel.ts';
 import { SessionQuota } from '../../src/upstream/capacity.ts';
 import { type Isolation, limitsSchema } from '../../src/upstream/config.ts';
 import type { ClientProfile, RelatedSink } from '../../src/upstream/connection.ts';
@@ -231,5 +232,33 @@ describe('the session quota', () => {
     quota.admit('s3', 'alice');
     assert.equal(quota.held('alice'), 2);
     assert.equal(quota.held('bob'), 1);
+  });
+});
+
+describe('the legacy GET stream', () => {
+  it('fails a server request after the configured hold with ERR_CLIENT_STREAM_UNAVAILABLE when no stream opens', async () => {
+    let gaveUp = '';
+    const stream = new StandaloneStream(new ReplyBook(), {
+      waitMs: 1,
+      onGaveUp: (method) => {
+        gaveUp = method;
+      },
+    });
+    const response = await stream.request({ jsonrpc: '2.0', id: 'srv-1', method: 'roots/list' });
+    assert.equal(response.id, 'srv-1');
+    assert.equal(response.error?.code, JSONRPC.INTERNAL_ERROR);
+    assert.deepEqual(response.error?.data, { reason: 'client_stream_unavailable' });
+    assert.equal(gaveUp, 'roots/list');
+    assert.equal(stream.waiting, 0);
+  });
+
+  it('fails a held request at once when its session closes', async () => {
+    const stream = new StandaloneStream(new ReplyBook(), { waitMs: 600_000 });
+    const pending = stream.request({ jsonrpc: '2.0', id: 'srv-2', method: 'roots/list' });
+    assert.equal(stream.waiting, 1);
+    stream.close();
+    const response = await pending;
+    assert.equal(response.id, 'srv-2');
+    assert.equal(response.error?.message, 'Session closed');
   });
 });
