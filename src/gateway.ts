@@ -156,6 +156,7 @@ export class Gateway {
   }
 
   async closeSession(session: DownstreamSession): Promise<void> {
+    session.closed = true;
     for (const abort of session.inflight.values()) abort.abort();
     for (const abort of session.subscriptions.values()) abort.abort();
     this.aggregator.forget(session.key);

@@ -1,4 +1,4 @@
-import { JSONRPC, PortcullisError, ProtocolError, unknownTarget } from '../errors.ts';
+import { JSONRPC, PortcullisError, ProtocolError, UpstreamError, unknownTarget } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import { errorResponse, isObject, type JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
@@ -68,11 +68,18 @@ export class Aggregator {
     this.byPrefix = new Map(specs.map((s) => [s.prefix, s.name]));
   }
 
-  connection(session: DownstreamSession, name: string): Promise<UpstreamConnection> {
+  async connection(session: DownstreamSession, name: string): Promise<UpstreamConnection> {
     return this.pool.get(this.poolClient(session), name);
   }
 
+  /** A call still running when its session closed would hold an instance no release ever frees. */
   private poolClient(session: DownstreamSession): PoolClient {
+    if (session.closed) {
+      throw new UpstreamError('ERR_SESSION_UNKNOWN', `session ${session.id} closed`, {
+        publicMessage: 'Session closed',
+        rpcCode: JSONRPC.UPSTREAM_UNAVAILABLE,
+      });
+    }
     const own = session.unrelated;
     const unrelated = own ? this.gate(session, own, () => closeStream(own)) : this.broadcaster(session.key);
     return {

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { JSONRPC, PortcullisError } from '../../src/errors.ts';
+import { ANONYMOUS } from '../../src/identity/principal.ts';
 import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../../src/jsonrpc.ts';
 import { silentLogger } from '../../src/observability/log.ts';
+import { newSession } from '../../src/session.ts';
 import { ReplyBook, StandaloneStream } from '../../src/transport/channel.ts';
+import { Aggregator } from '../../src/upstream/aggregate.ts';
 import { SessionQuota } from '../../src/upstream/capacity.ts';
 import { type Isolation, limitsSchema } from '../../src/upstream/config.ts';
 import type { ClientProfile, RelatedSink } from '../../src/upstream/connection.ts';
@@ -217,6 +220,29 @@ describe('the upstream pool', () => {
     await pool.get(caller('s1', 'alice', true), 'up');
     await assert.rejects(pool.get(caller('s2', 'bob', true), 'up'), isCapacity);
     await pool.closeAll();
+  });
+});
+
+describe('a session that has ended', () => {
+  it('takes no upstream instance for a call still running when it closed', async () => {
+    const { pool, spawned } = fixture({ isolation: 'session' });
+    const agg = new Aggregator(pool, silentLogger);
+    const session = newSession({
+      id: 's1',
+      key: 'legacy:s1',
+      principal: ANONYMOUS,
+      era: 'legacy',
+      protocolVersion: '2025-11-25',
+    });
+    await agg.connection(session, 'up');
+    session.closed = true;
+    await pool.release(session.key);
+    await assert.rejects(
+      agg.connection(session, 'up'),
+      (err: unknown) => err instanceof PortcullisError && err.code === 'ERR_SESSION_UNKNOWN',
+    );
+    assert.equal(pool.live(), 0);
+    assert.equal(spawned.length, 1);
   });
 });
 
