@@ -70,6 +70,8 @@ function gatewayConfig(port) {
       },
     },
     policy: { files: [join(ROOT, 'policies/permit-all-FOR-TESTS-ONLY.cedar')] },
+    // Every scenario is the same (anonymous) caller opening sessions it may never delete.
+    limits: { sessionsPerPrincipal: 1000, instancesPerPrincipal: 1000, instancesTotal: 1000 },
   };
 }
 
