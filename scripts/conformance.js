@@ -65,9 +65,13 @@ function gatewayConfig(port) {
         // The suites call tools by their bare names (test_simple_text, ...),
         // so the single upstream must be exposed without the `conf__` prefix.
         prefix: '',
+        // The suites exercise sampling, elicitation and roots: only a session's own instance relays them.
+        isolation: 'session',
       },
     },
     policy: { files: [join(ROOT, 'policies/permit-all-FOR-TESTS-ONLY.cedar')] },
+    // Every scenario is the same (anonymous) caller opening sessions it may never delete.
+    limits: { sessionsPerPrincipal: 1000, instancesPerPrincipal: 1000, instancesTotal: 1000 },
   };
 }
 

@@ -14,6 +14,8 @@ export const JSONRPC = {
   DENIED: -32001,
   /** Upstream failed, hung or is unavailable. */
   UPSTREAM_UNAVAILABLE: -32002,
+  /** A cap on sessions or upstream instances is reached; try again later (HTTP 503). */
+  OVERLOADED: -32003,
   HEADER_MISMATCH: -32020,
   MISSING_CAPABILITY: -32021,
   UNSUPPORTED_VERSION: -32022,
@@ -39,6 +41,8 @@ export type ErrorCode =
   | 'ERR_UPSTREAM_TIMEOUT'
   | 'ERR_UPSTREAM_UNAVAILABLE'
   | 'ERR_UPSTREAM_PROTOCOL'
+  | 'ERR_CAPACITY'
+  | 'ERR_CLIENT_STREAM_UNAVAILABLE'
   | 'ERR_STAGE_REENTERED'
   | 'ERR_AUTH_REQUIRED'
   | 'ERR_AUTH_INVALID'
@@ -155,6 +159,22 @@ export const methodNotFound = (method: string): Denial =>
   new Denial('ERR_METHOD_NOT_FOUND', `Method not found: ${method}`, {
     publicMessage: 'Method not found',
     rpcCode: JSONRPC.METHOD_NOT_FOUND,
+  });
+
+/** A cap is reached: refused before anything is spawned or held. `detail` says which cap, for the log. */
+export const overCapacity = (detail: string): Denial =>
+  new Denial('ERR_CAPACITY', `Over capacity: ${detail}`, {
+    publicMessage: 'Server busy, try again later',
+    rpcCode: JSONRPC.OVERLOADED,
+    httpStatus: 503,
+  });
+
+/** A server-to-client request found no client stream to go out on, not even after waiting for one. */
+export const clientStreamUnavailable = (waitedMs: number): ProtocolError =>
+  new ProtocolError('ERR_CLIENT_STREAM_UNAVAILABLE', `no client stream opened within ${waitedMs} ms`, {
+    publicMessage: 'Client stream unavailable: the client opened no GET stream to receive this request',
+    rpcCode: JSONRPC.INTERNAL_ERROR,
+    publicData: { reason: 'client_stream_unavailable' },
   });
 
 export const internal = (cause: unknown): PortcullisError =>

@@ -55,7 +55,7 @@ export class Gateway {
     const specs = Object.entries(loaded.config.upstreams).map(([name, cfg]) =>
       upstreamSpec(name, cfg, loaded.baseDir, deps.log),
     );
-    this.pool = new UpstreamPool(specs, deps.log, this.now);
+    this.pool = new UpstreamPool(specs, deps.log, { limits: loaded.config.limits, now: this.now });
     this.aggregator = new Aggregator(this.pool, deps.log);
     this.identity =
       deps.identity ?? createIdentity(loaded.config, loaded.baseDir, { log: deps.log, now: this.now });
@@ -149,11 +149,14 @@ export class Gateway {
       this.log.warn('client notification dropped: caller refused', { session: session.id });
       return;
     }
-    const conns = await this.aggregator.connections(session);
+    // Only a session's own instance was told of the client's roots; one serving many speaks for no one client.
+    const all = await this.aggregator.connections(session).catch(() => []);
+    const conns = all.filter((c) => c.isolation === 'session');
     await Promise.all(conns.map((c) => c.notify(note.method, note.params)));
   }
 
   async closeSession(session: DownstreamSession): Promise<void> {
+    session.closed = true;
     for (const abort of session.inflight.values()) abort.abort();
     for (const abort of session.subscriptions.values()) abort.abort();
     this.aggregator.forget(session.key);
@@ -180,6 +183,7 @@ function upstreamSpec(name: string, cfg: UpstreamConfig, baseDir: string, log: L
     prefix: cfg.prefix ?? name,
     timeoutMs: cfg.timeoutMs,
     restart,
+    isolation: cfg.isolation,
     createTransport: () =>
       cfg.transport === 'stdio' ? stdioTransport(name, cfg, baseDir, log) : httpTransport(name, cfg, baseDir),
   };

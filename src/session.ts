@@ -26,6 +26,8 @@ export interface DownstreamSession {
   logLevel?: string;
   /** Set once a legacy client sent `initialize`. */
   initialized: boolean;
+  /** Set when the session ends: nothing may take upstream instances in its name afterwards. */
+  closed: boolean;
   /** Upstream listens that stand in for this legacy client's resource subscriptions. */
   readonly subscriptions: Map<string, AbortController>;
   /** Client requests in flight, by client id: lets `notifications/cancelled` reach them. */
@@ -52,6 +54,7 @@ export function newSession(init: {
     client: init.client ?? { capabilities: {}, info: {} },
     ...(init.unrelated ? { unrelated: init.unrelated } : {}),
     initialized: false,
+    closed: false,
     inflight: new Map(),
     subscriptions: new Map(),
   };

@@ -5,6 +5,7 @@ import { identitySchema, upstreamMtlsSchema } from '../identity/config.ts';
 import { policySchema } from '../policy/config.ts';
 import { stateSchema } from '../state/config.ts';
 import { isLoopbackHost } from '../transport/guard.ts';
+import { isolationSchema, limitsSchema } from '../upstream/config.ts';
 
 /** `env:NAME` or `file:PATH`: secrets are referenced, never written into the config. */
 export const secretRef = z
@@ -32,6 +33,7 @@ const upstreamCommon = {
     .optional()
     .describe('Name prefix; defaults to the upstream name; "" means unprefixed'),
   timeoutMs: z.number().int().positive().max(600_000).default(30_000),
+  isolation: isolationSchema,
 };
 
 const stdioUpstream = z.strictObject({
@@ -83,7 +85,12 @@ const listenSchema = z
       .number()
       .int()
       .positive()
-      .default(30 * 60_000),
+      .default(10 * 60_000),
+    /**
+     * How long a server-to-client request with no request to ride on (roots/list
+     * at session start) waits for the client's GET stream before it fails.
+     */
+    clientStreamWaitMs: z.number().int().positive().max(60_000).default(5_000),
   })
   .prefault({});
 
@@ -100,6 +107,7 @@ export const configSchema = z
     log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).prefault({}),
     audit: auditSchema.optional(),
     policy: policySchema,
+    limits: limitsSchema,
   })
   .superRefine((cfg, ctx) => {
     const seen = new Map<string, string>();

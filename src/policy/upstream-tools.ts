@@ -23,13 +23,14 @@ export async function listUpstreamTools(
     name,
     prefix: cfg.prefix ?? name,
     timeoutMs: cfg.timeoutMs,
+    isolation: cfg.isolation,
     restart: cfg.transport === 'stdio' ? cfg.restart : { initialDelayMs: 250, maxDelayMs: 30_000 },
     createTransport: () =>
       cfg.transport === 'stdio'
         ? stdioTransport(name, cfg, loaded.baseDir, log)
         : httpTransport(name, cfg, loaded.baseDir),
   }));
-  const pool = new UpstreamPool(specs, log);
+  const pool = new UpstreamPool(specs, log, { limits: loaded.config.limits });
   const agg = new Aggregator(pool, log);
   let listed: { item: JsonObject; upstream: string }[] = [];
   agg.listFilter = (_s, _m, items) => {

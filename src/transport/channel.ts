@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { JSONRPC } from '../errors.ts';
+import { clientStreamUnavailable, JSONRPC } from '../errors.ts';
 import {
   errorResponse,
   type JsonRpcId,
@@ -107,7 +107,7 @@ export class PostChannel implements RelatedSink {
     return this.replies.open(message, (m) => this.write(m), signal);
   }
 
-  finish(response: JsonRpcResponse, status = 200): void {
+  finish(response: JsonRpcResponse, status = 200, headers: Record<string, string> = {}): void {
     if (this.res.writableEnded || this.res.destroyed) return;
     if (this.streaming) {
       this.res.end(sseEvent(JSON.stringify(response)));
@@ -116,6 +116,7 @@ export class PostChannel implements RelatedSink {
     const body = JSON.stringify(response);
     this.res.writeHead(status, {
       ...this.extraHeaders,
+      ...headers,
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(body),
     });
@@ -133,17 +134,44 @@ export class PostChannel implements RelatedSink {
   }
 }
 
-/** The legacy standalone GET stream: messages that belong to no request. */
+/** A server-to-client request waiting for the client to open its GET stream. */
+interface Held {
+  release(): void;
+  fail(response: JsonRpcResponse): void;
+}
+
+export interface StandaloneStreamOptions {
+  /** How long a request waits for a stream to open before it fails (ERR_CLIENT_STREAM_UNAVAILABLE). */
+  waitMs: number;
+  /** Told when a request starts waiting, and when one gave up waiting (for the log). */
+  onHeld?: (method: string) => void;
+  onGaveUp?: (method: string) => void;
+}
+
+/**
+ * The legacy standalone GET stream: messages that belong to no request. A
+ * server-to-client request sent while no stream is open (an upstream's
+ * `roots/list` right after `initialize`, before the client could open one)
+ * waits up to `waitMs` for a stream, then fails with a clear error.
+ */
 export class StandaloneStream implements RelatedSink {
   private res: ServerResponse | undefined;
   private readonly replies: ReplyBook;
+  private readonly opts: StandaloneStreamOptions;
+  private readonly held = new Set<Held>();
 
-  constructor(replies: ReplyBook) {
+  constructor(replies: ReplyBook, opts: StandaloneStreamOptions) {
     this.replies = replies;
+    this.opts = opts;
   }
 
   get open(): boolean {
     return this.res !== undefined && !this.res.writableEnded && !this.res.destroyed;
+  }
+
+  /** Requests waiting for a stream to open. */
+  get waiting(): number {
+    return this.held.size;
   }
 
   attach(res: ServerResponse): void {
@@ -153,6 +181,7 @@ export class StandaloneStream implements RelatedSink {
     res.on('close', () => {
       if (this.res === res) this.res = undefined;
     });
+    for (const h of [...this.held]) h.release();
   }
 
   notify(message: JsonRpcNotification): void {
@@ -160,12 +189,48 @@ export class StandaloneStream implements RelatedSink {
   }
 
   request(message: JsonRpcRequest, signal?: AbortSignal): Promise<JsonRpcResponse> {
-    return this.replies.open(message, (m) => this.write(m), signal);
+    if (this.open || signal?.aborted) return this.send(message, signal);
+    return this.hold(message, signal);
   }
 
   close(): void {
     this.res?.end();
     this.res = undefined;
+    for (const h of [...this.held])
+      h.fail(errorResponse(null, { code: JSONRPC.INTERNAL_ERROR, message: 'Session closed' }));
+  }
+
+  private send(message: JsonRpcRequest, signal?: AbortSignal): Promise<JsonRpcResponse> {
+    return this.replies.open(message, (m) => this.write(m), signal);
+  }
+
+  private hold(message: JsonRpcRequest, signal?: AbortSignal): Promise<JsonRpcResponse> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.held.delete(entry);
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const entry: Held = {
+        release: () => {
+          done();
+          resolve(this.send(message, signal));
+        },
+        fail: (response) => {
+          done();
+          resolve({ ...response, id: message.id });
+        },
+      };
+      const timer = setTimeout(() => {
+        entry.fail(errorResponse(message.id, clientStreamUnavailable(this.opts.waitMs).toRpcError()));
+        this.opts.onGaveUp?.(message.method);
+      }, this.opts.waitMs);
+      const onAbort = () =>
+        entry.fail(errorResponse(message.id, { code: JSONRPC.INTERNAL_ERROR, message: 'Request cancelled' }));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.held.add(entry);
+      this.opts.onHeld?.(message.method);
+    });
   }
 
   private write(message: JsonRpcMessage): boolean {

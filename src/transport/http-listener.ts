@@ -38,6 +38,8 @@ const DOOR_CHECK_FRESH_MS = 50;
 export interface HttpListener {
   readonly server: http.Server;
   readonly url: string;
+  /** Ends every legacy session idle (and without a GET stream) for `listen.sessionIdleMs` as of `at`. */
+  sweepSessions(at?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -65,6 +67,15 @@ export async function startHttpListener(
     allowedOrigins: listen.allowedOrigins,
   });
   const sessions = new Map<string, LegacyHttpSession>();
+  const retryAfter = { 'retry-after': String(config.limits.retryAfterSeconds) };
+  /** A refusal for capacity is a 503 that says when to come back. */
+  const finishCall = (channel: PostChannel, response: JsonRpcResponse, status = statusFor(response)) =>
+    channel.finish(response, status, status === 503 ? retryAfter : {});
+  const sendRefusal = (res: ServerResponse, id: JsonRpcResponse['id'], err: unknown) => {
+    if (err instanceof PortcullisError && err.httpStatus === 503)
+      res.setHeader('retry-after', retryAfter['retry-after']);
+    sendPortcullisError(res, id, err);
+  };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((err) => {
@@ -157,11 +168,7 @@ export async function startHttpListener(
       if (isModernMessage(message, req.headers)) return await handleModern(message, req, res, principal);
       return await handleLegacy(message, req, res, principal);
     } catch (err) {
-      return sendPortcullisError(
-        res,
-        'id' in message ? ((message.id as JsonRpcResponse['id']) ?? null) : null,
-        err,
-      );
+      return sendRefusal(res, 'id' in message ? ((message.id as JsonRpcResponse['id']) ?? null) : null, err);
     }
   }
 
@@ -219,7 +226,11 @@ export async function startHttpListener(
       forwardHeaders: paramHeaders(req.headers),
       identityChecked: checkedJustNow(req),
     });
-    channel.finish(response, response.error?.code === JSONRPC.METHOD_NOT_FOUND ? 404 : statusFor(response));
+    finishCall(
+      channel,
+      response,
+      response.error?.code === JSONRPC.METHOD_NOT_FOUND ? 404 : statusFor(response),
+    );
   }
 
   /** Whoever reads the body checks `Mcp-Param-*` against it (SEP-2243), using the tool's own schema. */
@@ -261,7 +272,7 @@ export async function startHttpListener(
     const response = await gateway.handleRequest(message, entry.session, channel, {
       identityChecked: checkedJustNow(req),
     });
-    channel.finish(response, statusFor(response));
+    finishCall(channel, response);
   }
 
   async function initialize(
@@ -278,7 +289,16 @@ export async function startHttpListener(
     }
     const id = randomUUID();
     const replies = new ReplyBook();
-    const stream = new StandaloneStream(replies);
+    const stream = new StandaloneStream(replies, {
+      waitMs: listen.clientStreamWaitMs,
+      onHeld: (method) => log.info('server request held for the client stream', { session: id, method }),
+      onGaveUp: (method) =>
+        log.warn('server request failed: no client stream', {
+          code: 'ERR_CLIENT_STREAM_UNAVAILABLE',
+          session: id,
+          method,
+        }),
+    });
     const session = newSession({
       id,
       key: `legacy:${id}`,
@@ -299,7 +319,7 @@ export async function startHttpListener(
     });
     if (response.result) sessions.set(id, entry);
     else await gateway.closeSession(session);
-    channel.finish(response, statusFor(response));
+    finishCall(channel, response);
   }
 
   function lookupSession(
@@ -375,14 +395,13 @@ export async function startHttpListener(
     await gateway.closeSession(entry.session);
   }
 
-  const sweeper = setInterval(
-    () => {
-      const cutoff = now() - listen.sessionIdleMs;
-      for (const entry of sessions.values())
-        if (entry.lastSeen < cutoff && !entry.stream.open) void endSession(entry);
-    },
-    Math.min(listen.sessionIdleMs, 60_000),
-  );
+  async function sweepSessions(at: number = now()): Promise<void> {
+    const cutoff = at - listen.sessionIdleMs;
+    const idle = [...sessions.values()].filter((e) => e.lastSeen < cutoff && !e.stream.open);
+    await Promise.all(idle.map(endSession));
+  }
+
+  const sweeper = setInterval(() => void sweepSessions(), Math.min(listen.sessionIdleMs, 60_000));
   sweeper.unref();
 
   await new Promise<void>((resolve, reject) => {
@@ -394,6 +413,7 @@ export async function startHttpListener(
   return {
     server,
     url: `${tls ? 'https' : 'http'}://${host}:${addr.port}${listen.path}`,
+    sweepSessions,
     async close() {
       clearInterval(sweeper);
       tls?.stop();
@@ -419,8 +439,9 @@ function acceptsSse(req: IncomingMessage): boolean {
   return (header(req.headers, 'accept') ?? '').includes('text/event-stream');
 }
 
-/** Errors a handler returns stay in-band on 200; only protocol-level refusals change the status. */
+/** Errors a handler returns stay in-band on 200; only protocol-level refusals and capacity change the status. */
 function statusFor(response: JsonRpcResponse): number {
+  if (response.error?.code === JSONRPC.OVERLOADED) return 503;
   return response.error?.code === JSONRPC.MISSING_CAPABILITY ? 400 : 200;
 }
 

@@ -1,4 +1,4 @@
-import { JSONRPC, ProtocolError, unknownTarget } from '../errors.ts';
+import { JSONRPC, PortcullisError, ProtocolError, UpstreamError, unknownTarget } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import { errorResponse, isObject, type JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
@@ -6,7 +6,7 @@ import { GATEWAY_INFO, isLegacyVersion, LATEST_LEGACY, LATEST_MODERN, META } fro
 import type { DownstreamSession } from '../session.ts';
 import { modernMeta, type RelatedSink, type UpstreamConnection } from './connection.ts';
 import { exposeName, splitName } from './naming.ts';
-import type { UpstreamPool } from './pool.ts';
+import type { PoolClient, UpstreamPool } from './pool.ts';
 import { revocationGate } from './revocation-gate.ts';
 
 export type ListMethod = 'tools/list' | 'prompts/list' | 'resources/list' | 'resources/templates/list';
@@ -68,10 +68,32 @@ export class Aggregator {
     this.byPrefix = new Map(specs.map((s) => [s.prefix, s.name]));
   }
 
-  connection(session: DownstreamSession, name: string): Promise<UpstreamConnection> {
+  async connection(session: DownstreamSession, name: string): Promise<UpstreamConnection> {
+    return this.pool.get(this.poolClient(session), name);
+  }
+
+  /** A call still running when its session closed would hold an instance no release ever frees. */
+  private poolClient(session: DownstreamSession): PoolClient {
+    if (session.closed) {
+      throw new UpstreamError('ERR_SESSION_UNKNOWN', `session ${session.id} closed`, {
+        publicMessage: 'Session closed',
+        rpcCode: JSONRPC.UPSTREAM_UNAVAILABLE,
+      });
+    }
     const own = session.unrelated;
     const unrelated = own ? this.gate(session, own, () => closeStream(own)) : this.broadcaster(session.key);
-    return this.pool.get(session.key, session.principal.id, name, session.client, unrelated);
+    return {
+      key: session.key,
+      principal: session.principal.id,
+      holds: session.era === 'legacy',
+      client: session.client,
+      unrelated,
+    };
+  }
+
+  /** A legacy session counts against its caller's session cap from `initialize` until it closes. */
+  admit(session: DownstreamSession): void {
+    if (session.era === 'legacy') this.pool.admitSession(session.key, session.principal.id);
   }
 
   /**
@@ -111,10 +133,17 @@ export class Aggregator {
     return () => set.delete(sink);
   }
 
-  /** Every upstream this session can reach; one that is down is left out (and logged), not fatal. */
+  /**
+   * Every upstream this session can reach; one that is down is left out (and
+   * logged), not fatal. A cap reached is: the caller is refused, not served a part.
+   */
   async connections(session: DownstreamSession): Promise<UpstreamConnection[]> {
     const names = this.pool.names;
-    const settled = await Promise.allSettled(names.map((n) => this.connection(session, n)));
+    const who = this.poolClient(session);
+    this.pool.reserve(who, names);
+    const settled = await Promise.allSettled(names.map((n) => this.pool.get(who, n)));
+    const refused = settled.find((s) => s.status === 'rejected' && isCapacity(s.reason));
+    if (refused?.status === 'rejected') throw refused.reason;
     const up: UpstreamConnection[] = [];
     settled.forEach((s, i) => {
       if (s.status === 'fulfilled') up.push(s.value);
@@ -300,6 +329,8 @@ export class Aggregator {
     return { ...(params ?? {}), _meta: { ...envelope, ...meta } };
   }
 }
+
+const isCapacity = (err: unknown): boolean => err instanceof PortcullisError && err.code === 'ERR_CAPACITY';
 
 function mergeFlags(a: JsonObject, b: JsonObject): JsonObject {
   const out: JsonObject = { ...a };

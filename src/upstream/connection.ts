@@ -12,6 +12,7 @@ import {
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
 import { type Era, GATEWAY_INFO, LATEST_LEGACY, LATEST_MODERN, META } from '../protocol/versions.ts';
+import type { Isolation } from './config.ts';
 import type { EraAware, MessageTransport } from './transport.ts';
 
 /** Where messages that belong to one forwarded request go (progress, server-to-client requests). */
@@ -52,6 +53,12 @@ export interface ConnectionOptions {
   timeoutMs: number;
   /** Messages from the upstream that belong to no request (list_changed, logging). */
   unrelated?: RelatedSink;
+  /**
+   * Who this connection serves. Only a session's own may relay a request of the
+   * upstream's to the client or route unprompted messages by the newest call;
+   * a shared one hands those to `unrelated` alone, which decides who sees them.
+   */
+  isolation?: Isolation;
   /** Era learned earlier for this upstream and principal; skips the probe. */
   knownEra?: Era;
   onClose?: () => void;
@@ -83,6 +90,15 @@ export class UpstreamConnection {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** True while any request (a call, a listen stream) waits on this upstream. */
+  get busy(): boolean {
+    return this.pending.size > 0;
+  }
+
+  get isolation(): Isolation {
+    return this.opts.isolation ?? 'session';
   }
 
   async open(client: ClientProfile): Promise<HandshakeResult> {
@@ -244,7 +260,8 @@ export class UpstreamConnection {
       return;
     }
     if (this.relaySubscription(message)) return;
-    (this.latestSink() ?? this.opts.unrelated)?.notify(message);
+    const latest = this.isolation === 'shared' ? undefined : this.latestSink();
+    (latest ?? this.opts.unrelated)?.notify(message);
   }
 
   /** `subscriptions/listen` events go to the stream of the listen request they name, under the client's id. */
@@ -265,7 +282,7 @@ export class UpstreamConnection {
       await this.transport.send({ jsonrpc: '2.0', id: message.id, result: {} }).catch(() => {});
       return;
     }
-    const sink = this.latestSink() ?? this.opts.unrelated;
+    const sink = (this.isolation === 'session' ? this.latestSink() : undefined) ?? this.opts.unrelated;
     const reply = sink
       ? await sink.request(message).catch(() => undefined)
       : errorResponse(message.id, { code: JSONRPC.METHOD_NOT_FOUND, message: 'No client to relay to' });

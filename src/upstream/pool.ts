@@ -1,7 +1,10 @@
-import { JSONRPC, UpstreamError } from '../errors.ts';
+import { JSONRPC, overCapacity, UpstreamError } from '../errors.ts';
+import { errorResponse, type JsonRpcNotification } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
 import type { Era } from '../protocol/versions.ts';
-import { type ClientProfile, type RelatedSink, UpstreamConnection } from './connection.ts';
+import { SessionQuota } from './capacity.ts';
+import type { Isolation, Limits } from './config.ts';
+import { type ClientProfile, GATEWAY_CLIENT, type RelatedSink, UpstreamConnection } from './connection.ts';
 import type { MessageTransport } from './transport.ts';
 
 export interface UpstreamSpec {
@@ -10,7 +13,20 @@ export interface UpstreamSpec {
   prefix: string;
   timeoutMs: number;
   restart: { initialDelayMs: number; maxDelayMs: number };
+  isolation: Isolation;
   createTransport(): MessageTransport;
+}
+
+/** Who asks the pool for an upstream instance. */
+export interface PoolClient {
+  /** The downstream session's key. */
+  key: string;
+  principal: string;
+  /** A legacy session holds what it uses until it ends; a stateless call holds nothing. */
+  holds: boolean;
+  client: ClientProfile;
+  /** Where this caller gets what the instance sends unprompted (list changes, logging). */
+  unrelated: RelatedSink;
 }
 
 interface Health {
@@ -18,23 +34,56 @@ interface Health {
   retryAt: number;
 }
 
+/** One running copy of an upstream and who it serves. */
+interface Instance {
+  readonly id: string;
+  readonly name: string;
+  /** '' for a shared instance: it counts against no one caller. */
+  readonly principal: string;
+  readonly isolation: Isolation;
+  opening: Promise<UpstreamConnection>;
+  conn: UpstreamConnection | undefined;
+  /** Legacy sessions using it; while any does, it is never reaped. */
+  readonly holders: Set<string>;
+  readonly sinks: Map<string, RelatedSink>;
+  lastUsed: number;
+}
+
+/** What a shared instance may announce to every caller: nothing that could carry another caller's data. */
+const SHARED_NOTIFICATIONS: ReadonlySet<string> = new Set([
+  'notifications/tools/list_changed',
+  'notifications/prompts/list_changed',
+  'notifications/resources/list_changed',
+]);
+
 /**
- * Live upstream connections, keyed by who they serve: each legacy client
- * session gets its own, so one caller's upstream state never leaks to another.
- * What era an upstream speaks is remembered per principal, never shared.
+ * Running upstream instances, keyed by the upstream's isolation: one for
+ * everyone (`shared`), one per caller identity (`principal`), or one per legacy
+ * session (`session`; a stateless call has no session, so it gets its
+ * principal's). Sessions and instances are capped per caller and in total;
+ * over a cap a request is refused (ERR_CAPACITY) after idle instances are
+ * reclaimed, never queued or spawned anyway. Instances no session holds are
+ * closed once idle. What era an upstream speaks is remembered per principal.
  */
 export class UpstreamPool {
   private readonly specs: ReadonlyMap<string, UpstreamSpec>;
-  private readonly conns = new Map<string, Promise<UpstreamConnection>>();
+  private readonly instances = new Map<string, Instance>();
   private readonly eras = new Map<string, Era>();
   private readonly health = new Map<string, Health>();
+  private readonly sessions: SessionQuota;
+  private readonly limits: Limits;
   private readonly log: Logger;
   private readonly now: () => number;
+  private readonly reaper: NodeJS.Timeout;
 
-  constructor(specs: readonly UpstreamSpec[], log: Logger, now: () => number = Date.now) {
+  constructor(specs: readonly UpstreamSpec[], log: Logger, opts: { limits: Limits; now?: () => number }) {
     this.specs = new Map(specs.map((s) => [s.name, s]));
     this.log = log;
-    this.now = now;
+    this.limits = opts.limits;
+    this.now = opts.now ?? Date.now;
+    this.sessions = new SessionQuota(opts.limits.sessionsPerPrincipal);
+    this.reaper = setInterval(() => void this.sweep(), Math.min(opts.limits.instanceIdleMs, 60_000));
+    this.reaper.unref();
   }
 
   get names(): string[] {
@@ -45,41 +94,151 @@ export class UpstreamPool {
     return this.specs.get(name);
   }
 
-  /** The connection for `key` to upstream `name`, opened (and handshaken) on first use. */
-  get(
-    key: string,
-    principal: string,
-    name: string,
-    client: ClientProfile,
-    unrelated?: RelatedSink,
-  ): Promise<UpstreamConnection> {
-    const id = `${key}\u0000${name}`;
-    const existing = this.conns.get(id);
-    if (existing) return existing;
-    const opening = this.open(id, principal, name, client, unrelated);
-    this.conns.set(id, opening);
-    opening.catch(() => this.conns.delete(id));
-    return opening;
+  /** Instances running or starting: all of them, or those counted against `principal`. */
+  live(principal?: string): number {
+    if (principal === undefined) return this.instances.size;
+    return [...this.instances.values()].filter((i) => i.principal === principal).length;
   }
 
-  private async open(
-    id: string,
-    principal: string,
-    name: string,
-    client: ClientProfile,
-    unrelated?: RelatedSink,
-  ): Promise<UpstreamConnection> {
+  /** Counts a legacy session against its caller's cap (ERR_CAPACITY over it) until `release`. */
+  admitSession(key: string, principal: string): void {
+    this.sessions.admit(key, principal);
+  }
+
+  /** The instance of upstream `name` that serves `who`, started (and handshaken) on first use. */
+  get(who: PoolClient, name: string): Promise<UpstreamConnection> {
     const spec = this.specs.get(name);
-    if (!spec) throw new Error(`unknown upstream ${name}`);
+    const target = this.instanceId(who, name);
+    if (!spec || !target) return Promise.reject(new Error(`unknown upstream ${name}`));
+    const { id, isolation } = target;
+    let inst = this.instances.get(id);
+    try {
+      inst ??= this.start(id, spec, isolation, who);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    inst.lastUsed = this.now();
+    if (who.holds) inst.holders.add(who.key);
+    inst.sinks.set(who.key, who.unrelated);
+    return inst.opening;
+  }
+
+  /**
+   * Refuses (ERR_CAPACITY) before anything starts when `who` needs more new
+   * instances of `names` than the caps leave room for, idle ones reclaimed:
+   * a caller refused halfway would have started processes for nothing.
+   */
+  reserve(who: PoolClient, names: readonly string[]): void {
+    const wanted = new Map(names.map((name) => this.instanceId(who, name)).map((p) => [p?.id, p]));
+    const missing = [...wanted.values()].filter(
+      (p): p is { id: string; isolation: Isolation } => p !== undefined && !this.instances.has(p.id),
+    );
+    const mine = missing.filter((p) => p.isolation !== 'shared').length;
+    const idle = (match: (i: Instance) => boolean) =>
+      [...this.instances.values()].filter((i) => match(i) && isIdle(i)).length;
+    const ownRoom =
+      this.limits.instancesPerPrincipal -
+      this.live(who.principal) +
+      idle((i) => i.principal === who.principal);
+    if (mine > ownRoom) throw overCapacity(`${who.principal} needs ${mine} more upstream instances`);
+    const totalRoom = this.limits.instancesTotal - this.instances.size + idle(() => true);
+    if (missing.length > totalRoom) throw overCapacity(`${missing.length} more upstream instances in total`);
+  }
+
+  private instanceId(who: PoolClient, name: string): { id: string; isolation: Isolation } | undefined {
+    const spec = this.specs.get(name);
+    if (!spec) return undefined;
+    const isolation = spec.isolation === 'session' && !who.holds ? 'principal' : spec.isolation;
+    const scope =
+      isolation === 'shared' ? 'shared' : isolation === 'principal' ? `p:${who.principal}` : `s:${who.key}`;
+    return { id: `${scope}\u0000${name}`, isolation };
+  }
+
+  private start(id: string, spec: UpstreamSpec, isolation: Isolation, who: PoolClient): Instance {
+    const principal = isolation === 'shared' ? '' : who.principal;
+    const room = this.makeRoom(principal);
+    // Only a session's own instance learns what its client can do; one serving many speaks for none of them.
+    const client = isolation === 'session' ? who.client : GATEWAY_CLIENT;
+    const inst: Instance = {
+      id,
+      name: spec.name,
+      principal,
+      isolation,
+      opening: room.then(() => this.open(inst, who.principal, client)),
+      conn: undefined,
+      holders: new Set(),
+      sinks: new Map(),
+      lastUsed: this.now(),
+    };
+    inst.opening.then(
+      (conn) => {
+        inst.conn = conn;
+      },
+      () => {
+        if (this.instances.get(id) === inst) this.instances.delete(id);
+      },
+    );
+    this.instances.set(id, inst);
+    return inst;
+  }
+
+  /**
+   * Refuses a new instance over a cap unless an idle one can be reclaimed; the
+   * returned promise settles once the reclaimed instance is closed, so the caps
+   * bound running processes, not just entries.
+   */
+  private makeRoom(principal: string): Promise<void> {
+    const closing: Promise<void>[] = [];
+    if (principal !== '' && this.live(principal) >= this.limits.instancesPerPrincipal) {
+      const idle = this.oldestIdle((i) => i.principal === principal);
+      if (!idle)
+        throw overCapacity(`${this.limits.instancesPerPrincipal} upstream instances serve ${principal}`);
+      closing.push(this.retire(idle));
+    }
+    if (this.instances.size >= this.limits.instancesTotal) {
+      const idle = this.oldestIdle(() => true);
+      if (!idle) throw overCapacity(`${this.limits.instancesTotal} upstream instances in total`);
+      closing.push(this.retire(idle));
+    }
+    return Promise.all(closing).then(() => {});
+  }
+
+  private oldestIdle(match: (i: Instance) => boolean): Instance | undefined {
+    let oldest: Instance | undefined;
+    for (const inst of this.instances.values()) {
+      if (!match(inst) || !isIdle(inst)) continue;
+      if (!oldest || inst.lastUsed < oldest.lastUsed) oldest = inst;
+    }
+    return oldest;
+  }
+
+  private retire(inst: Instance): Promise<void> {
+    if (this.instances.get(inst.id) === inst) this.instances.delete(inst.id);
+    this.log.debug('upstream instance closed', { upstream: inst.name, isolation: inst.isolation });
+    return inst.opening.then((c) => c.close()).catch(() => {});
+  }
+
+  /** Closes every instance idle (no holder, nothing in flight) for `instanceIdleMs` as of `at`. */
+  async sweep(at: number = this.now()): Promise<number> {
+    const cutoff = at - this.limits.instanceIdleMs;
+    const stale = [...this.instances.values()].filter((i) => isIdle(i) && i.lastUsed <= cutoff);
+    await Promise.all(stale.map((i) => this.retire(i)));
+    return stale.length;
+  }
+
+  private async open(inst: Instance, principal: string, client: ClientProfile): Promise<UpstreamConnection> {
+    const name = inst.name;
+    const spec = this.specs.get(name)!;
     await this.waitForBackoff(name, spec.timeoutMs);
     const eraKey = `${principal}\u0000${name}`;
     const knownEra = this.eras.get(eraKey);
     const conn = new UpstreamConnection(spec.createTransport(), {
       name,
       timeoutMs: spec.timeoutMs,
-      ...(unrelated ? { unrelated } : {}),
+      isolation: inst.isolation,
+      unrelated: this.fanOut(inst),
       ...(knownEra ? { knownEra } : {}),
-      onClose: () => this.lost(id, name),
+      onClose: () => this.lost(inst),
     });
     try {
       const hs = await conn.open(client);
@@ -98,11 +257,32 @@ export class UpstreamPool {
     }
   }
 
-  private lost(id: string, name: string): void {
-    this.conns.delete(id);
-    const spec = this.specs.get(name);
-    if (spec) this.recordFailure(name, spec);
-    this.log.warn('upstream connection lost; it will be restarted on next use', { upstream: name });
+  /**
+   * What an instance sends unprompted reaches every caller it serves; a request
+   * of its own reaches a client only from a session's own instance (one serving
+   * many was told of no client capabilities, and could not say whose it is).
+   */
+  private fanOut(inst: Instance): RelatedSink {
+    return {
+      notify: (message: JsonRpcNotification) => {
+        if (inst.isolation === 'shared' && !SHARED_NOTIFICATIONS.has(message.method)) return;
+        for (const sink of inst.sinks.values()) sink.notify(message);
+      },
+      request: (message, signal) => {
+        const own = inst.isolation === 'session' ? [...inst.sinks.values()][0] : undefined;
+        if (own) return own.request(message, signal);
+        return Promise.resolve(
+          errorResponse(message.id, { code: JSONRPC.METHOD_NOT_FOUND, message: 'Client takes no requests' }),
+        );
+      },
+    };
+  }
+
+  private lost(inst: Instance): void {
+    if (this.instances.get(inst.id) === inst) this.instances.delete(inst.id);
+    const spec = this.specs.get(inst.name);
+    if (spec) this.recordFailure(inst.name, spec);
+    this.log.warn('upstream connection lost; it will be restarted on next use', { upstream: inst.name });
   }
 
   private recordFailure(name: string, spec: UpstreamSpec): void {
@@ -125,16 +305,30 @@ export class UpstreamPool {
     await new Promise((r) => setTimeout(r, wait));
   }
 
-  /** Closes every connection that serves `key` (a session ended). */
+  /**
+   * A session ended: its place under the session cap is freed, its own
+   * instances are closed, and those it shared start their idle time.
+   */
   async release(key: string): Promise<void> {
-    const mine = [...this.conns.entries()].filter(([id]) => id.startsWith(`${key}\u0000`));
-    for (const [id] of mine) this.conns.delete(id);
-    await Promise.all(mine.map(([, p]) => p.then((c) => c.close()).catch(() => {})));
+    this.sessions.release(key);
+    const closing: Promise<void>[] = [];
+    for (const inst of [...this.instances.values()]) {
+      inst.sinks.delete(key);
+      if (!inst.holders.delete(key)) continue;
+      if (inst.isolation === 'session') closing.push(this.retire(inst));
+      else if (inst.holders.size === 0) inst.lastUsed = this.now();
+    }
+    await Promise.all(closing);
   }
 
   async closeAll(): Promise<void> {
-    const all = [...this.conns.values()];
-    this.conns.clear();
-    await Promise.all(all.map((p) => p.then((c) => c.close()).catch(() => {})));
+    clearInterval(this.reaper);
+    const all = [...this.instances.values()];
+    this.instances.clear();
+    await Promise.all(all.map((i) => i.opening.then((c) => c.close()).catch(() => {})));
   }
 }
+
+/** No session holds it, it is running, and nothing is in flight on it. */
+const isIdle = (inst: Instance): boolean =>
+  inst.holders.size === 0 && inst.conn !== undefined && !inst.conn.isClosed && !inst.conn.busy;

@@ -51,7 +51,8 @@ for (const era of ['legacy', 'modern'] as Era[]) {
 describe('client notifications', () => {
   let gw: RunningGateway;
   before(async () => {
-    gw = await startTestGateway({ upstreams: { probe: probeUpstream() } });
+    // Only a session's own upstream instance hears of the client's roots.
+    gw = await startTestGateway({ upstreams: { probe: probeUpstream({ isolation: 'session' }) } });
   });
   after(() => gw.close());
 

@@ -53,7 +53,11 @@ describe('a stdio caller that is revoked', () => {
     seenFile = join(dir, 'upstream-notifications.log');
     writeFileSync(seenFile, '');
     process.env.PORTCULLIS_TEST_SEEN_FILE = seenFile;
-    const probe = probeUpstream({ env: { PROBE_NOTIFICATIONS_FILE: 'env:PORTCULLIS_TEST_SEEN_FILE' } });
+    // Only a session's own upstream instance hears of the client's roots.
+    const probe = probeUpstream({
+      isolation: 'session',
+      env: { PROBE_NOTIFICATIONS_FILE: 'env:PORTCULLIS_TEST_SEEN_FILE' },
+    });
     gw = await startAuthTestGateway({ upstreams: { probe } }, dir);
   });
   after(async () => {

@@ -11,6 +11,7 @@ describe('upstream faults', () => {
     gw = await startTestGateway({
       upstreams: {
         probe: probeUpstream({
+          isolation: 'session',
           timeoutMs: 500,
           env: { PROBE_TOKEN: 'env:PROBE_SOURCE' },
           restart: { initialDelayMs: 50, maxDelayMs: 200 },
@@ -57,7 +58,7 @@ describe('upstream faults', () => {
     await client.close();
   });
 
-  it('keeps each legacy session on its own upstream process', async () => {
+  it('keeps each legacy session on its own upstream process with isolation session', async () => {
     const a = await httpClient(gw.listener.url, 'legacy');
     const b = await httpClient(gw.listener.url, 'legacy');
     const pa = textOf(await a.callTool({ name: 'probe__pid', arguments: {} }));

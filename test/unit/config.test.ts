@@ -26,6 +26,26 @@ describe('config', () => {
     assert.equal(cfg.listen.maxBodyBytes, 4 * 1024 * 1024);
   });
 
+  it('isolates upstreams per caller and caps sessions and instances by default', () => {
+    const cfg = validateConfig(minimal);
+    assert.equal(cfg.upstreams.fs?.isolation, 'principal');
+    assert.deepEqual(cfg.limits, {
+      sessionsPerPrincipal: 16,
+      instancesPerPrincipal: 8,
+      instancesTotal: 64,
+      instanceIdleMs: 300_000,
+      retryAfterSeconds: 5,
+    });
+    assert.equal(cfg.listen.clientStreamWaitMs, 5_000);
+    const err = configError(() =>
+      validateConfig({ ...minimal, limits: { sessionsPerPrincipal: 0, maxSessions: 1 } }),
+    );
+    assert.deepEqual(err.issues.map((i) => i.path).sort(), [
+      'limits.maxSessions',
+      'limits.sessionsPerPrincipal',
+    ]);
+  });
+
   it('rejects an unknown key and names its exact path', () => {
     const err = configError(() => validateConfig({ ...minimal, listen: { port: 1, prot: 2 } }));
     assert.deepEqual(

@@ -79,6 +79,7 @@ async function answerLocally(agg: Aggregator, ctx: CallContext, method: string):
     case 'ping':
       return {};
     case 'initialize':
+      agg.admit(session);
       // Upstream connections mirror what this client can do (sampling, roots, elicitation).
       session.client = {
         capabilities: isObject(params?.capabilities) ? params.capabilities : {},
