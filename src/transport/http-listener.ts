@@ -24,6 +24,7 @@ import { type DownstreamSession, newSession } from '../session.ts';
 import { readBody } from './body.ts';
 import { PostChannel, ReplyBook, StandaloneStream } from './channel.ts';
 import { createRebindingGuard } from './guard.ts';
+import { bodyRefusalReason, recordRefusal } from './refusals.ts';
 
 interface LegacyHttpSession {
   session: DownstreamSession;
@@ -125,17 +126,14 @@ export async function startHttpListener(
         return undefined;
       }
       log.info('request refused', { code: err.code, reason: err.reason });
-      gateway.audit
-        .recordRefusal({
-          callId: randomUUID(),
-          time: now(),
-          remoteAddress: req.socket.remoteAddress ?? '',
-          httpMethod: req.method ?? '',
-          status: err.httpStatus,
-          code: err.code,
-          reason: err.reason,
-        })
-        .catch((e) => log.error('audit of a refused request failed', { err: String(e) }));
+      void recordRefusal(gateway.audit, log, {
+        time: now(),
+        remoteAddress: req.socket.remoteAddress ?? '',
+        httpMethod: req.method ?? '',
+        status: err.httpStatus,
+        code: err.code,
+        reason: err.reason,
+      });
       res.setHeader('www-authenticate', gateway.identity.challenge(err));
       sendError(res, err.httpStatus, null, err.toRpcError());
       return undefined;
@@ -153,8 +151,9 @@ export async function startHttpListener(
     }
     let message: JsonRpcMessage;
     try {
-      message = parseMessage(await readBody(req, listen.maxBodyBytes));
+      message = parseMessage(await readBody(req, listen.maxBodyBytes), { maxDepth: listen.maxJsonDepth });
     } catch (err) {
+      if (err instanceof PortcullisError) await recordBodyRefusal(req, err);
       return sendPortcullisError(res, null, err);
     }
     try {
@@ -167,6 +166,20 @@ export async function startHttpListener(
         err,
       );
     }
+  }
+
+  /** A body refused before it became a call still leaves a record; it is durable before the answer. */
+  async function recordBodyRefusal(req: IncomingMessage, err: PortcullisError): Promise<void> {
+    const reason = bodyRefusalReason(err);
+    log.info('request refused', { code: err.code, reason });
+    await recordRefusal(gateway.audit, log, {
+      time: now(),
+      remoteAddress: req.socket.remoteAddress ?? '',
+      httpMethod: req.method ?? '',
+      status: err.httpStatus === 200 ? 400 : err.httpStatus,
+      code: err.code,
+      reason,
+    });
   }
 
   function isModernMessage(message: JsonRpcMessage, h: Headers): boolean {
