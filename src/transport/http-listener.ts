@@ -18,7 +18,13 @@ import {
   parseMessage,
 } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
-import { checkModernHeaders, checkParamHeaders, claimedVersion } from '../protocol/modern.ts';
+import {
+  checkModernHeaders,
+  checkParamHeaders,
+  claimedVersion,
+  headerArguments,
+  paramHeaderValues,
+} from '../protocol/modern.ts';
 import { DEFAULT_HTTP_LEGACY_VERSION, isLegacyVersion, isModernVersion, META } from '../protocol/versions.ts';
 import { type DownstreamSession, newSession } from '../session.ts';
 import { readBody } from './body.ts';
@@ -229,26 +235,35 @@ export async function startHttpListener(
     }
     const request = message as JsonRpcRequest;
     const channel = new PostChannel(res, { acceptsSse: acceptsSse(req) });
-    if (request.method === 'tools/call') await checkToolParamHeaders(request, session, channel, req.headers);
+    const forwardHeaders =
+      request.method === 'tools/call'
+        ? await checkToolParamHeaders(request, session, channel, req.headers)
+        : undefined;
     // In this era closing the response stream is how a client cancels.
     res.on('close', () => session.inflight.get(request.id)?.abort());
     const response = await gateway.handleRequest(request, session, channel, {
-      forwardHeaders: paramHeaders(req.headers),
+      ...(forwardHeaders ? { forwardHeaders } : {}),
       identityChecked: checkedJustNow(req),
     });
     channel.finish(response, response.error?.code === JSONRPC.METHOD_NOT_FOUND ? 404 : statusFor(response));
   }
 
-  /** Whoever reads the body checks `Mcp-Param-*` against it (SEP-2243), using the tool's own schema. */
+  /**
+   * Whoever reads the body checks `Mcp-Param-*` against it (SEP-2243), using
+   * the tool's own schema. What goes upstream is derived from the body for the
+   * headers that schema declares; any other `Mcp-Param-*` the client sent stops here.
+   */
   async function checkToolParamHeaders(
     request: JsonRpcRequest,
     session: DownstreamSession,
     sink: PostChannel,
     headers: Headers,
-  ): Promise<void> {
+  ): Promise<Record<string, string> | undefined> {
     const schema = await gateway.aggregator.toolSchema(session, String(request.params?.name), sink);
     const args = isObject(request.params?.arguments) ? request.params.arguments : {};
     checkParamHeaders(args, schema, headers);
+    const derived = paramHeaderValues(headerArguments(schema), args);
+    return Object.keys(derived).length > 0 ? derived : undefined;
   }
 
   async function handleLegacy(
@@ -419,15 +434,6 @@ export async function startHttpListener(
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
-}
-
-/** `Mcp-Param-*` headers are relayed to HTTP upstreams as sent, known or not (2026-07-28). */
-function paramHeaders(headers: Headers): Record<string, string> | undefined {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.startsWith('mcp-param-') && typeof value === 'string') out[name] = value;
-  }
-  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 const asObject = (v: unknown) => (isObject(v) ? v : {});

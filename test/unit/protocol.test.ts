@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PortcullisError } from '../../src/errors.ts';
 import { nestingExceeds, parseMessage } from '../../src/jsonrpc.ts';
-import { checkParamHeaders, decodeHeaderValue } from '../../src/protocol/modern.ts';
+import { checkParamHeaders, decodeHeaderValue, encodeHeaderValue } from '../../src/protocol/modern.ts';
 import { SseParser } from '../../src/transport/sse.ts';
-import { encodeHeaderValue } from '../../src/upstream/http.ts';
 import { exposeName, splitName } from '../../src/upstream/naming.ts';
 
 const codeOf = (fn: () => unknown): string => {
