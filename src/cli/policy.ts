@@ -146,7 +146,8 @@ async function serviceFor(
   const listed =
     tools === undefined
       ? await listUpstreamTools(loaded!, log)
-      : toolsFrom(typeof tools === 'string' ? JSON.parse(readFileSync(tools, 'utf8')) : tools);
+      : // JSON is YAML: a broken file is reported as FILE:LINE:COL like every other.
+        toolsFrom(typeof tools === 'string' ? parseYamlText(readText(tools), tools) : tools);
   const catalog = new Catalog(policy);
   const byUpstream = new Map<string, JsonObject[]>();
   for (const { item, upstream } of listed)

@@ -107,6 +107,14 @@ describe('malformed YAML', { concurrency: 2 }, () => {
     });
   }
 
+  it('reports a broken --tools JSON file of policy test the same way', async () => {
+    const tools = join(dir, 'tools.json');
+    writeFileSync(tools, '[{"name": "fs__read",\n  "name": "fs__write"}]\n');
+    const r = await runCli(['policy', 'test', noCases, '--tools', tools]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, `${tools}:2:3: Map keys must be unique\n`);
+  });
+
   it('points at where a syntax error stops the parser, too', async () => {
     const r = await runCli(['config', 'check', broken]);
     assert.equal(r.code, 2);
