@@ -33,17 +33,13 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${MAIN_USAGE}\n`);
     return name ? EXIT.OK : EXIT.USAGE;
   }
-  const command = COMMANDS[name];
   const help = helpFor(argv);
-  if (command && help) {
+  if (help) {
     process.stdout.write(`${help}\n`);
     return EXIT.OK;
   }
+  const command = COMMANDS[name];
   if (!command) {
-    if (help === MAIN_USAGE) {
-      process.stdout.write(`${MAIN_USAGE}\n`);
-      return EXIT.OK;
-    }
     process.stderr.write(`portcullis: unknown command "${name}"\n\n${MAIN_USAGE}\n`);
     return EXIT.USAGE;
   }
