@@ -141,11 +141,12 @@ export const parseError = (detail: string): ProtocolError =>
     httpStatus: 400,
   });
 
-export const invalidRequest = (detail: string): ProtocolError =>
+export const invalidRequest = (detail: string, logDetail?: Record<string, unknown>): ProtocolError =>
   new ProtocolError('ERR_INVALID_REQUEST', `Invalid JSON-RPC message: ${detail}`, {
     publicMessage: 'Invalid Request',
     rpcCode: JSONRPC.INVALID_REQUEST,
     httpStatus: 400,
+    ...(logDetail ? { detail: logDetail } : {}),
   });
 
 export const unknownTarget = (kind: string, name: string): Denial =>

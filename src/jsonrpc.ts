@@ -35,8 +35,27 @@ export const isRequest = (m: JsonRpcMessage): m is JsonRpcRequest => 'method' in
 export const isNotification = (m: JsonRpcMessage): m is JsonRpcNotification => 'method' in m && !('id' in m);
 export const isResponse = (m: JsonRpcMessage): m is JsonRpcResponse => !('method' in m);
 
-/** Parses one JSON-RPC message from text; batches are not part of MCP since 2025-06-18. */
-export function parseMessage(text: string): JsonRpcMessage {
+export interface ParseLimits {
+  /** Deepest nesting of arrays and objects; deeper messages are refused before JSON.parse. */
+  readonly maxDepth: number;
+}
+
+/** Default for `listen.maxJsonDepth`. */
+export const DEFAULT_MAX_JSON_DEPTH = 128;
+
+/**
+ * Parses one JSON-RPC message from text; batches are not part of MCP since
+ * 2025-06-18. Nesting is bounded first: everything downstream (freezing,
+ * canonical hashing, validation) may recurse over the value.
+ */
+export function parseMessage(
+  text: string,
+  limits: ParseLimits = { maxDepth: DEFAULT_MAX_JSON_DEPTH },
+): JsonRpcMessage {
+  if (nestingExceeds(text, limits.maxDepth)) {
+    const reason = `nested deeper than ${limits.maxDepth}`;
+    throw invalidRequest(reason, { reason });
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -44,6 +63,30 @@ export function parseMessage(text: string): JsonRpcMessage {
     throw parseError(err instanceof Error ? err.message : 'unparseable');
   }
   return validateMessage(value);
+}
+
+const [QUOTE, BACKSLASH, OPEN_BRACKET, CLOSE_BRACKET, OPEN_BRACE, CLOSE_BRACE] = [...'"\\[]{}'].map((c) =>
+  c.charCodeAt(0),
+) as [number, number, number, number, number, number];
+
+/**
+ * Whether arrays and objects in JSON text nest deeper than `max`, counting
+ * brackets outside strings. Malformed text is left to JSON.parse to refuse.
+ */
+export function nestingExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === BACKSLASH) i++;
+      else if (c === QUOTE) inString = false;
+    } else if (c === QUOTE) inString = true;
+    else if (c === OPEN_BRACKET || c === OPEN_BRACE) {
+      if (++depth > max) return true;
+    } else if (c === CLOSE_BRACKET || c === CLOSE_BRACE) depth--;
+  }
+  return false;
 }
 
 /** Checks the JSON-RPC 2.0 envelope only; the payload is relayed untouched. */

@@ -27,16 +27,7 @@ import { loadConfigFile } from '../config/load.ts';
 import { PortcullisError, UsageError } from '../errors.ts';
 import { createLogger } from '../observability/log.ts';
 import { parseCommandArgs, required } from './args.ts';
-
-const USAGE = `Usage: portcullis audit <command> --config FILE [options]
-  verify [--key VKEY] [--checkpoint FILE]   recompute the tree, check every checkpoint
-  checkpoint                                sign the current head if it grew; print the latest checkpoint
-  proof --index N --out DIR                 write DIR/entry and DIR/proof (c2sp.org/tlog-proof)
-  verify-proof DIR --key VKEY               check a receipt without the database (no --config)
-  consistency --old FILE --out DIR          prove the log extends an old checkpoint
-  export --tiles DIR                        write the log as c2sp.org/tlog-tiles
-  tail [--principal P] [--tool T] [--decision D] [--limit N] [--follow]
-  replay --session ID | --principal P [--since T]`;
+import { USAGE } from './usage.ts';
 
 const out = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -110,7 +101,7 @@ export async function auditCommand(args: string[]): Promise<number> {
     replay,
   };
   const command = sub ? commands[sub] : undefined;
-  if (!command) throw new UsageError(`audit: unknown or missing command\n${USAGE}`);
+  if (!command) throw new UsageError(`audit: unknown or missing command\n${USAGE.audit}`);
   return command(rest);
 }
 

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
-import { type LoadedConfig, loadConfigFile } from '../config/load.ts';
+import { type LoadedConfig, loadConfigFile, parseYamlText } from '../config/load.ts';
 import { ConfigError, UsageError } from '../errors.ts';
 import { isObject, type JsonObject } from '../jsonrpc.ts';
 import { createLogger } from '../observability/log.ts';
@@ -12,12 +11,9 @@ import { PolicyError } from '../policy/errors.ts';
 import { PolicyService } from '../policy/service.ts';
 import { listUpstreamTools } from '../policy/upstream-tools.ts';
 import { parseCommandArgs } from './args.ts';
+import { USAGE as USAGES } from './usage.ts';
 
-const USAGE = `usage:
-  portcullis policy check --config FILE [--tools TOOLS.json]
-  portcullis policy test CASES.yaml [--config FILE] [--tools TOOLS.json]
-  portcullis policy explain --config FILE --tool NAME [--args JSON] [--reason TEXT]
-                            [--principal JSON] [--time ISO] [--sensitive-read] [--tools TOOLS.json]`;
+const USAGE = USAGES.policy!;
 
 export async function policyCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
@@ -55,7 +51,7 @@ async function testCases(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, TOOL_OPTIONS, true);
   const file = positionals[0];
   if (!file) throw new UsageError(USAGE);
-  const doc = parseYaml(readFileSync(file, 'utf8')) as JsonObject;
+  const doc = parseYamlText(readText(file), file) as JsonObject;
   if (!isObject(doc) || !Array.isArray(doc.cases)) throw new UsageError(`${file}: needs a "cases" list`);
   const base = dirname(resolve(file));
   const configPath =
@@ -150,7 +146,8 @@ async function serviceFor(
   const listed =
     tools === undefined
       ? await listUpstreamTools(loaded!, log)
-      : toolsFrom(typeof tools === 'string' ? JSON.parse(readFileSync(tools, 'utf8')) : tools);
+      : // JSON is YAML: a broken file is reported as FILE:LINE:COL like every other.
+        toolsFrom(typeof tools === 'string' ? parseYamlText(readText(tools), tools) : tools);
   const catalog = new Catalog(policy);
   const byUpstream = new Map<string, JsonObject[]>();
   for (const { item, upstream } of listed)
@@ -168,6 +165,14 @@ function toolsFrom(raw: unknown): { item: JsonObject; upstream: string }[] {
     item,
     upstream: typeof item.upstream === 'string' ? item.upstream : String(item.name).split('__')[0]!,
   }));
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    throw new UsageError(`cannot read ${file}`);
+  }
 }
 
 function jsonArg(text: string, flag: string): unknown {

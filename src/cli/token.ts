@@ -3,14 +3,12 @@ import { ConfigError, UsageError } from '../errors.ts';
 import { mintGatewayToken, parseDuration } from '../identity/gateway-tokens.ts';
 import { gatewayIssuer, gatewayKeyDir } from '../identity/service.ts';
 import { parseCommandArgs, required } from './args.ts';
+import { USAGE } from './usage.ts';
 
 /** `portcullis token issue --sub S --tools a,b --ttl 10m --reason "..."`: prints the token on stdout. */
 export async function tokenCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub !== 'issue')
-    throw new UsageError(
-      'usage: portcullis token issue --config FILE --sub S --tools a,b --ttl 10m --reason TEXT',
-    );
+  if (sub !== 'issue') throw new UsageError(USAGE.token!);
   const { values } = parseCommandArgs(rest, {
     config: { type: 'string', short: 'c' },
     sub: { type: 'string' },

@@ -24,7 +24,14 @@ export async function wrapCommand(args: string[]): Promise<number> {
   const log = createLogger(loaded.config.log.level);
   const gateway = new Gateway(loaded, { log });
   const principal = await localPrincipal(loaded, gateway);
-  await serveStdio(gateway, process.stdin, process.stdout, loaded.config.listen.maxBodyBytes, principal);
+  await serveStdio(gateway, {
+    input: process.stdin,
+    output: process.stdout,
+    maxLineBytes: loaded.config.listen.maxBodyBytes,
+    maxDepth: loaded.config.listen.maxJsonDepth,
+    principal,
+    log,
+  });
   await gateway.close();
   return 0;
 }

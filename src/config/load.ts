@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { LineCounter, parse as parseYaml, YAMLError } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, PortcullisError } from '../errors.ts';
 import { type Config, configSchema } from './schema.ts';
@@ -22,14 +22,32 @@ export function loadConfigFile(path: string): LoadedConfig {
 }
 
 export function parseConfigText(text: string, source = 'config'): Config {
-  let raw: unknown;
-  try {
-    raw = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    throw new ConfigError(`${source}: not valid YAML: ${message}`, [{ path: '', message }], err);
+  return validateConfig(parseYamlText(text, source) ?? {}, source);
+}
+
+/** YAML that does not parse: `FILE:LINE:COL: message`, one line, where the parser stopped. */
+export class YamlSyntaxError extends ConfigError {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+  constructor(file: string, line: number, col: number, reason: string, cause: unknown) {
+    super(`${file}:${line}:${col}: ${reason}`, [{ path: '', message: reason }], cause);
+    this.file = file;
+    this.line = line;
+    this.col = col;
   }
-  return validateConfig(raw ?? {}, source);
+}
+
+/** Parses YAML (duplicate keys refused); a syntax error names the file, line and column. */
+export function parseYamlText(text: string, source: string): unknown {
+  const lineCounter = new LineCounter();
+  try {
+    return parseYaml(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
+  } catch (err) {
+    if (!(err instanceof YAMLError)) throw err;
+    const { line, col } = lineCounter.linePos(err.pos[0]);
+    throw new YamlSyntaxError(source, line, col, err.message.replace(/\s+/g, ' ').trim(), err);
+  }
 }
 
 export function validateConfig(raw: unknown, source = 'config'): Config {

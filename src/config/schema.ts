@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { adminSchema } from '../admin/config.ts';
 import { auditSchema } from '../audit/config.ts';
 import { identitySchema, upstreamMtlsSchema } from '../identity/config.ts';
+import { DEFAULT_MAX_JSON_DEPTH } from '../jsonrpc.ts';
 import { policySchema } from '../policy/config.ts';
 import { stateSchema } from '../state/config.ts';
 import { isLoopbackHost } from '../transport/guard.ts';
@@ -81,6 +82,8 @@ const listenSchema = z
       .int()
       .positive()
       .default(4 * 1024 * 1024),
+    /** Deepest nesting of arrays and objects in a message; deeper ones get -32600 and an audit record. */
+    maxJsonDepth: z.number().int().min(8).max(1000).default(DEFAULT_MAX_JSON_DEPTH),
     sessionIdleMs: z
       .number()
       .int()

@@ -17,7 +17,11 @@ export interface TrustedIssuer {
   readonly requiredScopes: readonly string[];
   readonly workloadClaim: string;
   /** Gateway-issued tokens: allowed_tools, jti and a bounded lifetime are required. */
-  readonly gateway?: { readonly maxTtlSeconds: number };
+  readonly gateway?: {
+    readonly maxTtlSeconds: number;
+    /** False when key `kid` was retired before `iatSeconds` (or is gone): the token is refused. */
+    readonly couldHaveSigned: (kid: string, iatSeconds: number) => boolean;
+  };
 }
 
 export interface AuthenticatorOptions {
@@ -87,6 +91,7 @@ export class Authenticator {
       toleranceSeconds: this.opts.toleranceSeconds,
       ...(issuer.gateway ? { maxLifetimeSeconds: issuer.gateway.maxTtlSeconds } : {}),
     });
+    if (issuer.gateway) checkKeyRetirement(issuer.gateway, jws.key.kid, claims.iat as number);
     return this.principalOf(issuer, claims);
   }
 
@@ -150,6 +155,21 @@ export class Authenticator {
     if (this.cache.size >= max) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(hash, p);
   }
+}
+
+/** A retired gateway key verifies only tokens it signed before it retired. */
+function checkKeyRetirement(
+  gateway: NonNullable<TrustedIssuer['gateway']>,
+  kid: string | undefined,
+  iat: number,
+): void {
+  let ok: boolean;
+  try {
+    ok = kid !== undefined && gateway.couldHaveSigned(kid, iat);
+  } catch (err) {
+    throw authError('keys_unavailable', { err: String(err) });
+  }
+  if (!ok) throw authError('key_retired', { kid });
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);

@@ -27,6 +27,7 @@ export type AuthReason =
   | 'iat_in_future'
   | 'missing_exp'
   | 'lifetime_exceeded'
+  | 'key_retired'
   | 'keys_unavailable'
   | 'revoked'
   | 'insufficient_scope'

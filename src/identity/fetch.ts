@@ -1,8 +1,9 @@
 import { lookup } from 'node:dns/promises';
 import http from 'node:http';
 import https from 'node:https';
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
 import { PortcullisError } from '../errors.ts';
+import { addressRefusal, isLoopback } from './address-guard.ts';
 import type { FetchConfig } from './config.ts';
 
 export interface FetchedJson {
@@ -13,51 +14,10 @@ export interface FetchedJson {
 
 export type JsonFetcher = (url: string) => Promise<FetchedJson>;
 
-const PRIVATE = new BlockList();
-for (const [net, bits] of [
-  ['10.0.0.0', 8],
-  ['172.16.0.0', 12],
-  ['192.168.0.0', 16],
-  ['100.64.0.0', 10],
-] as const)
-  PRIVATE.addSubnet(net, bits, 'ipv4');
-PRIVATE.addSubnet('fc00::', 7, 'ipv6');
-
-const LINK_LOCAL = new BlockList();
-LINK_LOCAL.addSubnet('169.254.0.0', 16, 'ipv4');
-LINK_LOCAL.addSubnet('fe80::', 10, 'ipv6');
-
-/** Never reachable from a metadata fetch, whatever the config says. */
-const ALWAYS_BLOCKED = new BlockList();
-for (const [net, bits] of [
-  ['0.0.0.0', 8],
-  ['224.0.0.0', 4],
-  ['240.0.0.0', 4],
-] as const)
-  ALWAYS_BLOCKED.addSubnet(net, bits, 'ipv4');
-ALWAYS_BLOCKED.addSubnet('ff00::', 8, 'ipv6');
-ALWAYS_BLOCKED.addAddress('::', 'ipv6');
-
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK.addAddress('::1', 'ipv6');
-
 const blocked = (why: string, url: string) =>
   new PortcullisError('ERR_FETCH_BLOCKED', `fetch refused: ${why}`, { detail: { url } });
 const failed = (why: string, url: string, cause?: unknown) =>
   new PortcullisError('ERR_FETCH_FAILED', `fetch failed: ${why}`, { detail: { url }, cause });
-
-/** Why an address may not be fetched from, or undefined when it may. */
-export function addressRefusal(address: string, cfg: FetchConfig): string | undefined {
-  const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
-  const mapped = family === 'ipv6' && /^::ffff:/i.test(address) ? address.slice(7) : undefined;
-  if (mapped && isIP(mapped) === 4) return addressRefusal(mapped, cfg);
-  if (ALWAYS_BLOCKED.check(address, family)) return 'reserved address';
-  if (LOOPBACK.check(address, family)) return cfg.allowLoopback ? undefined : 'loopback address';
-  if (LINK_LOCAL.check(address, family)) return cfg.allowPrivate ? undefined : 'link-local address';
-  if (PRIVATE.check(address, family)) return cfg.allowPrivate ? undefined : 'private address';
-  return undefined;
-}
 
 /**
  * GETs JSON from an identity provider without becoming an SSRF tool: HTTPS only
@@ -113,7 +73,7 @@ async function checkUrl(raw: string, cfg: FetchConfig): Promise<Target> {
     if (why) throw blocked(why, raw);
   }
   const first = addresses[0]!;
-  if (url.protocol === 'http:' && !LOOPBACK.check(first.address, first.family === 6 ? 'ipv6' : 'ipv4'))
+  if (url.protocol === 'http:' && !isLoopback(first.address))
     throw blocked('plain http to a non-loopback host', raw);
   return { url, address: first.address, family: first.family as 4 | 6 };
 }

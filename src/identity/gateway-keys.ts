@@ -70,6 +70,17 @@ export class GatewayKeyDir {
     return { kid: newest.kid, key: createPrivateKey({ key: newest.privateJwk as never, format: 'jwk' }) };
   }
 
+  /**
+   * Whether key `kid` could have signed a token issued at `iatSeconds`: an
+   * active key could; a retired one only before it retired (a token minted
+   * with it later came from whoever kept a copy); a deleted or unknown one never.
+   */
+  couldHaveSigned(kid: string, iatSeconds: number): boolean {
+    const key = this.read().find((k) => k.kid === kid);
+    if (!key) return false;
+    return key.retiredAt === undefined || iatSeconds * 1000 <= key.retiredAt;
+  }
+
   /** Public keys of every key still inside its overlap window. */
   jwks(overlapSeconds: number): { keys: Record<string, unknown>[] } {
     const cutoff = this.now() - overlapSeconds * 1000;

@@ -96,7 +96,10 @@ export function createIdentity(config: Config, baseDir: string, deps: IdentityDe
       algorithms: ['EdDSA'],
       requiredScopes: [],
       workloadClaim: 'client_id',
-      gateway: { maxTtlSeconds: cfg.gatewayTokens.maxTtlSeconds },
+      gateway: {
+        maxTtlSeconds: cfg.gatewayTokens.maxTtlSeconds,
+        couldHaveSigned: (kid, iat) => keyDir.couldHaveSigned(kid, iat),
+      },
     },
     ...cfg.issuers.map((i) => ({
       issuer: i.issuer,

@@ -15,7 +15,7 @@ export interface CallContext {
   readonly session: DownstreamSession;
   /** Where progress and server-to-client requests for this call go. */
   readonly sink: RelatedSink;
-  /** Client headers relayed as they are to HTTP upstreams (`Mcp-Param-*`). */
+  /** `Mcp-Param-*` headers for HTTP upstreams: only those the tool declares, with the body's values. */
   readonly forwardHeaders?: Readonly<Record<string, string>>;
   /** Aborted when the client cancels or goes away. */
   readonly signal: AbortSignal;

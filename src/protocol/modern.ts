@@ -80,16 +80,48 @@ export function checkModernEnvelope(message: JsonRpcMessage): string {
   return version;
 }
 
+/** Non-ASCII header values travel base64-encoded (MCP 2026-07-28 §HTTP headers). */
+export function encodeHeaderValue(value: string): string {
+  const plain = value !== '' && /^[\x20-\x7e]*$/.test(value) && value.trim() === value;
+  if (plain && !value.startsWith('=?base64?')) return value;
+  return `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`;
+}
+
+/** The [argument, header name] pairs a tool's inputSchema marks with `x-mcp-header`. */
+export function headerArguments(inputSchema: unknown): (readonly [string, string])[] {
+  const props = isObject(inputSchema) && isObject(inputSchema.properties) ? inputSchema.properties : {};
+  const marked: (readonly [string, string])[] = [];
+  for (const [prop, schema] of Object.entries(props)) {
+    const header = isObject(schema) ? schema['x-mcp-header'] : undefined;
+    if (typeof header === 'string') marked.push([prop, header]);
+  }
+  return marked;
+}
+
+/**
+ * The `Mcp-Param-*` headers for a call, derived from its arguments: only those
+ * the tool's schema declares, with the values the body holds.
+ */
+export function paramHeaderValues(
+  marked: readonly (readonly [string, string])[],
+  args: JsonObject,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [prop, header] of marked) {
+    const v = args[prop];
+    if (v !== undefined && v !== null)
+      out[`mcp-param-${header.toLowerCase()}`] = encodeHeaderValue(String(v));
+  }
+  return out;
+}
+
 /** `Mcp-Param-*` headers must agree with the arguments a tool marks with `x-mcp-header`. */
 export function checkParamHeaders(
   args: JsonObject,
   inputSchema: unknown,
   headers: Record<string, string | string[] | undefined>,
 ): void {
-  const props = isObject(inputSchema) && isObject(inputSchema.properties) ? inputSchema.properties : {};
-  for (const [prop, schema] of Object.entries(props)) {
-    const headerName = isObject(schema) ? schema['x-mcp-header'] : undefined;
-    if (typeof headerName !== 'string') continue;
+  for (const [prop, headerName] of headerArguments(inputSchema)) {
     const raw = headers[`mcp-param-${headerName.toLowerCase()}`];
     const value = args[prop];
     if (value === undefined || value === null) {

@@ -18,12 +18,19 @@ import {
   parseMessage,
 } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
-import { checkModernHeaders, checkParamHeaders, claimedVersion } from '../protocol/modern.ts';
+import {
+  checkModernHeaders,
+  checkParamHeaders,
+  claimedVersion,
+  headerArguments,
+  paramHeaderValues,
+} from '../protocol/modern.ts';
 import { DEFAULT_HTTP_LEGACY_VERSION, isLegacyVersion, isModernVersion, META } from '../protocol/versions.ts';
 import { type DownstreamSession, newSession } from '../session.ts';
 import { readBody } from './body.ts';
 import { PostChannel, ReplyBook, StandaloneStream } from './channel.ts';
 import { createRebindingGuard } from './guard.ts';
+import { bodyRefusalReason } from './refusals.ts';
 
 interface LegacyHttpSession {
   session: DownstreamSession;
@@ -160,8 +167,9 @@ export async function startHttpListener(
     }
     let message: JsonRpcMessage;
     try {
-      message = parseMessage(await readBody(req, listen.maxBodyBytes));
+      message = parseMessage(await readBody(req, listen.maxBodyBytes), { maxDepth: listen.maxJsonDepth });
     } catch (err) {
+      if (err instanceof PortcullisError) recordBodyRefusal(req, err);
       return sendPortcullisError(res, null, err);
     }
     try {
@@ -170,6 +178,19 @@ export async function startHttpListener(
     } catch (err) {
       return sendRefusal(res, 'id' in message ? ((message.id as JsonRpcResponse['id']) ?? null) : null, err);
     }
+  }
+
+  /** A body refused before it became a call is counted with the other refusals at the door. */
+  function recordBodyRefusal(req: IncomingMessage, err: PortcullisError): void {
+    const reason = bodyRefusalReason(err);
+    log.info('request refused', { code: err.code, reason });
+    gateway.audit.recordRefusal({
+      remoteAddress: req.socket.remoteAddress ?? '',
+      httpMethod: req.method ?? '',
+      status: err.httpStatus === 200 ? 400 : err.httpStatus,
+      code: err.code,
+      reason,
+    });
   }
 
   function isModernMessage(message: JsonRpcMessage, h: Headers): boolean {
@@ -219,11 +240,14 @@ export async function startHttpListener(
     }
     const request = message as JsonRpcRequest;
     const channel = new PostChannel(res, { acceptsSse: acceptsSse(req) });
-    if (request.method === 'tools/call') await checkToolParamHeaders(request, session, channel, req.headers);
+    const forwardHeaders =
+      request.method === 'tools/call'
+        ? await checkToolParamHeaders(request, session, channel, req.headers)
+        : undefined;
     // In this era closing the response stream is how a client cancels.
     res.on('close', () => session.inflight.get(request.id)?.abort());
     const response = await gateway.handleRequest(request, session, channel, {
-      forwardHeaders: paramHeaders(req.headers),
+      ...(forwardHeaders ? { forwardHeaders } : {}),
       identityChecked: checkedJustNow(req),
     });
     finishCall(
@@ -233,16 +257,22 @@ export async function startHttpListener(
     );
   }
 
-  /** Whoever reads the body checks `Mcp-Param-*` against it (SEP-2243), using the tool's own schema. */
+  /**
+   * Whoever reads the body checks `Mcp-Param-*` against it (SEP-2243), using
+   * the tool's own schema. What goes upstream is derived from the body for the
+   * headers that schema declares; any other `Mcp-Param-*` the client sent stops here.
+   */
   async function checkToolParamHeaders(
     request: JsonRpcRequest,
     session: DownstreamSession,
     sink: PostChannel,
     headers: Headers,
-  ): Promise<void> {
+  ): Promise<Record<string, string> | undefined> {
     const schema = await gateway.aggregator.toolSchema(session, String(request.params?.name), sink);
     const args = isObject(request.params?.arguments) ? request.params.arguments : {};
     checkParamHeaders(args, schema, headers);
+    const derived = paramHeaderValues(headerArguments(schema), args);
+    return Object.keys(derived).length > 0 ? derived : undefined;
   }
 
   async function handleLegacy(
@@ -422,15 +452,6 @@ export async function startHttpListener(
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
-}
-
-/** `Mcp-Param-*` headers are relayed to HTTP upstreams as sent, known or not (2026-07-28). */
-function paramHeaders(headers: Headers): Record<string, string> | undefined {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.startsWith('mcp-param-') && typeof value === 'string') out[name] = value;
-  }
-  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 const asObject = (v: unknown) => (isObject(v) ? v : {});

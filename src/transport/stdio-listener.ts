@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
-import { PortcullisError } from '../errors.ts';
+import { internal } from '../errors.ts';
 import type { Gateway } from '../gateway.ts';
 import { ANONYMOUS, type Principal } from '../identity/principal.ts';
 import {
+  DEFAULT_MAX_JSON_DEPTH,
   errorResponse,
   isNotification,
   isObject,
@@ -15,20 +16,29 @@ import {
   type JsonRpcResponse,
   parseMessage,
 } from '../jsonrpc.ts';
+import { type Logger, silentLogger } from '../observability/log.ts';
 import { claimedVersion } from '../protocol/modern.ts';
 import { isLegacyVersion, LATEST_LEGACY, META } from '../protocol/versions.ts';
 import { type DownstreamSession, newSession } from '../session.ts';
 import type { RelatedSink } from '../upstream/connection.ts';
+import { bodyTooLarge } from './body.ts';
 import { ReplyBook } from './channel.ts';
+import { bodyRefusalReason } from './refusals.ts';
+
+export interface StdioOptions {
+  readonly input: Readable;
+  readonly output: Writable;
+  readonly maxLineBytes: number;
+  /** Deepest nesting of arrays and objects in a message. */
+  readonly maxDepth?: number;
+  readonly principal?: Principal;
+  readonly log?: Logger;
+}
 
 /** Newline-delimited JSON-RPC on a pair of streams: one local client, as `portcullis wrap` serves it. */
-export function serveStdio(
-  gateway: Gateway,
-  input: Readable,
-  output: Writable,
-  maxLineBytes: number,
-  principal: Principal = ANONYMOUS,
-): Promise<void> {
+export function serveStdio(gateway: Gateway, opts: StdioOptions): Promise<void> {
+  const { input, output, maxLineBytes, principal = ANONYMOUS, log = silentLogger } = opts;
+  const limits = { maxDepth: opts.maxDepth ?? DEFAULT_MAX_JSON_DEPTH };
   const replies = new ReplyBook();
   const write = (m: JsonRpcMessage): boolean => output.write(`${JSON.stringify(m)}\n`) || true;
   const sink: RelatedSink = {
@@ -70,12 +80,20 @@ export function serveStdio(
     if (line.trim() === '') return;
     let message: JsonRpcMessage;
     try {
-      if (Buffer.byteLength(line) > maxLineBytes) throw new Error('message too large');
-      message = parseMessage(line);
-    } catch (err) {
-      const e =
-        err instanceof PortcullisError ? err.toRpcError() : { code: -32600, message: 'Message too large' };
-      write(errorResponse(null, e));
+      if (Buffer.byteLength(line) > maxLineBytes) throw bodyTooLarge(maxLineBytes);
+      message = parseMessage(line, limits);
+    } catch (caught) {
+      const err = internal(caught);
+      const reason = bodyRefusalReason(err);
+      log.info('message refused', { code: err.code, reason });
+      gateway.audit.recordRefusal({
+        remoteAddress: 'stdio',
+        httpMethod: '',
+        status: 0,
+        code: err.code,
+        reason,
+      });
+      write(errorResponse(null, err.toRpcError()));
       return;
     }
     if (isRequest(message)) {

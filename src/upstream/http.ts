@@ -12,6 +12,7 @@ import {
   type JsonRpcRequest,
   validateMessage,
 } from '../jsonrpc.ts';
+import { encodeHeaderValue, headerArguments, paramHeaderValues } from '../protocol/modern.ts';
 import type { Era } from '../protocol/versions.ts';
 import { SseParser } from '../transport/sse.ts';
 import type { EraAware, MessageTransport } from './transport.ts';
@@ -37,7 +38,7 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
   private readonly agent: http.Agent;
   private era: Era = 'legacy';
   /** Tool name → [argument, header name] pairs marked `x-mcp-header` in its schema. */
-  private readonly headerParams = new Map<string, [string, string][]>();
+  private readonly headerParams = new Map<string, readonly (readonly [string, string])[]>();
   private protocolVersion: string | undefined;
   private sessionId: string | undefined;
   private closed = false;
@@ -103,33 +104,17 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
    * `x-mcp-header`, derived from the body (a legacy client never sends them).
    */
   private paramHeaders(tool: string, message: JsonRpcMessage): Record<string, string> {
-    const marked = this.headerParams.get(tool);
     const args =
       isObject(message.params) && isObject(message.params.arguments) ? message.params.arguments : {};
-    const out: Record<string, string> = {};
-    for (const [prop, header] of marked ?? []) {
-      const v = args[prop];
-      if (v !== undefined && v !== null)
-        out[`mcp-param-${header.toLowerCase()}`] = encodeHeaderValue(String(v));
-    }
-    return out;
+    return paramHeaderValues(this.headerParams.get(tool) ?? [], args);
   }
 
   /** Learns, from the tools/list results passing through, which arguments travel as headers. */
   private learnTools(result: unknown): void {
     const tools = isObject(result) && Array.isArray(result.tools) ? result.tools : [];
     for (const tool of tools) {
-      if (!isObject(tool) || typeof tool.name !== 'string') continue;
-      const props =
-        isObject(tool.inputSchema) && isObject(tool.inputSchema.properties)
-          ? tool.inputSchema.properties
-          : {};
-      const marked: [string, string][] = [];
-      for (const [prop, schema] of Object.entries(props)) {
-        const header = isObject(schema) ? schema['x-mcp-header'] : undefined;
-        if (typeof header === 'string') marked.push([prop, header]);
-      }
-      this.headerParams.set(tool.name, marked);
+      if (isObject(tool) && typeof tool.name === 'string')
+        this.headerParams.set(tool.name, headerArguments(tool.inputSchema));
     }
   }
 
@@ -214,13 +199,6 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
 
 const isResponseTo = (m: JsonRpcMessage, request: JsonRpcRequest): boolean =>
   !('method' in m) && m.id === request.id;
-
-/** Non-ASCII header values travel base64-encoded (MCP 2026-07-28 §HTTP headers). */
-export function encodeHeaderValue(value: string): string {
-  const plain = value !== '' && /^[\x20-\x7e]*$/.test(value) && value.trim() === value;
-  if (plain && !value.startsWith('=?base64?')) return value;
-  return `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`;
-}
 
 export function httpTransport(
   _name: string,

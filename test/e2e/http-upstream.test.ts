@@ -1,10 +1,22 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
+import { encodeHeaderValue } from '../../src/protocol/modern.ts';
 import type { RunningGateway } from '../../src/server.ts';
-import { type Era, httpClient, NODE, probeUpstream, ROOT, startTestGateway, textOf } from '../helpers.ts';
+import {
+  type Era,
+  httpClient,
+  NODE,
+  post,
+  probeUpstream,
+  ROOT,
+  startTestGateway,
+  textOf,
+} from '../helpers.ts';
 
 // A gateway is itself a Streamable HTTP MCP server of both eras: the inner one
 // serves as a real HTTP upstream for the outer one.
@@ -108,5 +120,85 @@ describe('a modern HTTP upstream with x-mcp-header arguments', () => {
     });
     assert.equal(textOf(unicode), 'region=Zürich');
     await client.close();
+  });
+});
+
+describe('Mcp-Param headers on the way to an HTTP upstream', () => {
+  let child: ChildProcess;
+  let proxy: http.Server;
+  let gw: RunningGateway;
+  /** What reached the upstream: each POST's headers and JSON-RPC method. */
+  const seen: { method: string; headers: http.IncomingHttpHeaders }[] = [];
+  before(async () => {
+    const fixture = join(ROOT, 'test/fixtures/conformance-server.ts');
+    child = spawn(NODE, [fixture, '--port', '0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const line = await new Promise<string>((resolve) =>
+      createInterface({ input: child.stdout! }).once('line', resolve),
+    );
+    const upstream = new URL((JSON.parse(line) as { url: string }).url);
+    // A recording proxy in front of the real upstream.
+    proxy = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (req.method === 'POST') {
+          const method = (JSON.parse(body.toString()) as { method?: string }).method ?? '';
+          seen.push({ method, headers: req.headers });
+        }
+        const out = http.request(
+          upstream,
+          { method: req.method, headers: { ...req.headers, host: upstream.host } },
+          (up) => {
+            res.writeHead(up.statusCode ?? 502, up.headers);
+            up.pipe(res);
+          },
+        );
+        out.end(body);
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const port = (proxy.address() as AddressInfo).port;
+    const url = `http://127.0.0.1:${port}${upstream.pathname}`;
+    gw = await startTestGateway({ upstreams: { conf: { transport: 'http', url } } });
+  });
+  after(async () => {
+    await gw.close();
+    proxy.closeAllConnections();
+    proxy.close();
+    child.kill();
+  });
+
+  const paramHeadersOf = (h: http.IncomingHttpHeaders) =>
+    Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith('mcp-param-')));
+
+  it('forwards only the Mcp-Param headers the tool declares, with the values of the body', async () => {
+    const body = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: {
+        name: 'conf__test_x_mcp_header',
+        arguments: { region: 'Zürich', level: 3 },
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+          'io.modelcontextprotocol/clientCapabilities': {},
+          'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+        },
+      },
+    };
+    const res = await post(gw.listener.url, JSON.stringify(body), {
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'tools/call',
+      'mcp-name': 'conf__test_x_mcp_header',
+      'mcp-param-region': encodeHeaderValue('Zürich'),
+      'mcp-param-level': '3',
+      'mcp-param-authorization': 'Bearer smuggled',
+    });
+    assert.equal(res.status, 200, res.text);
+    assert.match(res.text, /region=Zürich/);
+    const calls = seen.filter((s) => s.method === 'tools/call');
+    assert.equal(calls.length, 1);
+    assert.deepEqual(paramHeadersOf(calls[0]!.headers), { 'mcp-param-region': encodeHeaderValue('Zürich') });
   });
 });

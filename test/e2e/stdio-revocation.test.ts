@@ -69,7 +69,9 @@ describe('a stdio caller that is revoked', () => {
     const gateway = gw.running.gateway;
     const { token, jti } = await gw.token('agent-1', ['probe__echo']);
     const principal = await gateway.identity.authenticate(`Bearer ${token}`);
-    const client = stdioClient((input, output) => serveStdio(gateway, input, output, 1 << 20, principal));
+    const client = stdioClient((input, output) =>
+      serveStdio(gateway, { input, output, maxLineBytes: 1 << 20, principal }),
+    );
     const info = { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } };
     await client.request('initialize', info);
     client.notify('notifications/initialized');

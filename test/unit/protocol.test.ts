@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PortcullisError } from '../../src/errors.ts';
-import { parseMessage } from '../../src/jsonrpc.ts';
-import { checkParamHeaders, decodeHeaderValue } from '../../src/protocol/modern.ts';
+import { nestingExceeds, parseMessage } from '../../src/jsonrpc.ts';
+import { checkParamHeaders, decodeHeaderValue, encodeHeaderValue } from '../../src/protocol/modern.ts';
 import { SseParser } from '../../src/transport/sse.ts';
-import { encodeHeaderValue } from '../../src/upstream/http.ts';
 import { exposeName, splitName } from '../../src/upstream/naming.ts';
 
 const codeOf = (fn: () => unknown): string => {
@@ -39,6 +38,24 @@ describe('JSON-RPC parsing', () => {
       codeOf(() => parseMessage('{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}')),
       'ERR_INVALID_REQUEST',
     );
+  });
+
+  it('refuses nesting deeper than the limit before parsing, counting no bracket inside a string', () => {
+    const nested = (n: number) =>
+      `{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":${'['.repeat(n)}${']'.repeat(n)}}}`;
+    assert.equal(
+      codeOf(() => parseMessage(nested(6), { maxDepth: 8 })),
+      'none',
+    );
+    assert.equal(
+      codeOf(() => parseMessage(nested(7), { maxDepth: 8 })),
+      'ERR_INVALID_REQUEST',
+    );
+    assert.equal(nestingExceeds(String.raw`["[[[[", "\\", "\\\"[[[["]`, 1), false);
+    assert.equal(nestingExceeds(String.raw`["\"[[", [[]]]`, 2), true);
+    assert.equal(nestingExceeds(String.raw`["\"[[", [[]]]`, 3), false);
+    assert.equal(nestingExceeds('{"a":{"b":{}}}', 3), false);
+    assert.equal(nestingExceeds('{"a":{"b":{}}}', 2), true);
   });
 
   it('keeps fields it does not know', () => {

@@ -1,0 +1,94 @@
+/** Every command's and subcommand's usage, keyed by its words: what `--help` prints. */
+export const USAGE: Readonly<Record<string, string>> = {
+  serve: 'Usage: portcullis serve --config FILE\n  run the gateway',
+  wrap: `Usage: portcullis wrap --config FILE [--server NAME]
+  speak MCP on stdin/stdout for a local client; --server exposes one upstream of the config`,
+  demo: `Usage: portcullis demo [--port N] [--dir DIR] [--json]
+  start on the embedded default (bundled upstreams, SQLite audit) and print a token and URL`,
+  config: 'Usage: portcullis config check FILE | portcullis config schema',
+  'config check': 'Usage: portcullis config check FILE\n  validate a config file',
+  'config schema': 'Usage: portcullis config schema\n  print the config JSON Schema',
+  policy: `Usage: portcullis policy <command> [options]
+  check --config FILE [--tools TOOLS.json]
+  test CASES.yaml [--config FILE] [--tools TOOLS.json]
+  explain --config FILE --tool NAME [--args JSON] [--reason TEXT]
+          [--principal JSON] [--time ISO] [--sensitive-read] [--tools TOOLS.json]`,
+  'policy check': `Usage: portcullis policy check --config FILE [--tools TOOLS.json]
+  parse the policies and validate them against the upstreams' tools`,
+  'policy test': `Usage: portcullis policy test CASES.yaml [--config FILE] [--tools TOOLS.json]
+  run YAML cases against their expected decisions; exit 1 on a mismatch`,
+  'policy explain': `Usage: portcullis policy explain --config FILE --tool NAME [--args JSON] [--reason TEXT]
+                            [--principal JSON] [--time ISO] [--sensitive-read] [--tools TOOLS.json]
+  show the decision for one call and the policies that made it`,
+  token: 'Usage: portcullis token issue --config FILE --sub S --tools a,b [--ttl 10m] --reason TEXT',
+  'token issue': `Usage: portcullis token issue --config FILE --sub S --tools a,b [--ttl 10m] --reason TEXT
+                             [--workload ID] [--json]
+  mint a gateway token naming the tools it may call`,
+  revoke: `Usage: portcullis revoke --config FILE --jti X | --sub S | --workload ID [--reason TEXT]
+  refuse those tokens from the next call on`,
+  audit: `Usage: portcullis audit <command> --config FILE [options]
+  verify [--key VKEY] [--checkpoint FILE]   recompute the tree, check every checkpoint
+  checkpoint                                sign the current head if it grew; print the latest checkpoint
+  proof --index N --out DIR                 write DIR/entry and DIR/proof (c2sp.org/tlog-proof)
+  verify-proof DIR --key VKEY               check a receipt without the database (no --config)
+  consistency --old FILE --out DIR          prove the log extends an old checkpoint
+  export --tiles DIR                        write the log as c2sp.org/tlog-tiles
+  tail [--principal P] [--tool T] [--decision D] [--limit N] [--follow]
+  replay --session ID | --principal P [--since T]`,
+  'audit verify': `Usage: portcullis audit verify --config FILE [--key VKEY] [--checkpoint FILE]
+  recompute the tree and check every checkpoint`,
+  'audit checkpoint': `Usage: portcullis audit checkpoint --config FILE
+  sign the current head if it grew; print the latest checkpoint`,
+  'audit proof': `Usage: portcullis audit proof --config FILE --index N --out DIR
+  write DIR/entry and DIR/proof (c2sp.org/tlog-proof)`,
+  'audit verify-proof': `Usage: portcullis audit verify-proof DIR --key VKEY
+  check a receipt without the database`,
+  'audit consistency': `Usage: portcullis audit consistency --config FILE --old FILE --out DIR
+  prove the log extends an old checkpoint`,
+  'audit export': `Usage: portcullis audit export --config FILE --tiles DIR
+  write the log as c2sp.org/tlog-tiles`,
+  'audit tail': `Usage: portcullis audit tail --config FILE [--principal P] [--tool T] [--decision D] [--limit N] [--follow]
+  print the newest entries`,
+  'audit replay': `Usage: portcullis audit replay --config FILE --session ID | --principal P [--since T]
+  print a session's calls, each checked against the log`,
+  keys: `Usage: portcullis keys --config FILE | keys generate --origin NAME --out FILE | keys rotate --config FILE
+  print the audit verifier key, write a new audit signer key, or rotate the gateway token key`,
+  'keys generate': `Usage: portcullis keys generate --origin NAME --out FILE
+  write a new audit signer key and print its verifier key`,
+  'keys rotate': `Usage: portcullis keys rotate --config FILE
+  a new gateway signing key; the old one verifies tokens it signed for one more token lifetime`,
+};
+
+export const MAIN_USAGE = `Usage: portcullis <command> [options]
+
+Commands:
+  serve  --config FILE                 run the gateway
+  wrap   --config FILE [--server NAME] speak MCP on stdin/stdout (for local clients)
+  demo   [--port N] [--json]           start on the embedded default with bundled upstreams
+  config check FILE                    validate a config file
+  config schema                        print the config JSON Schema
+  policy check|test|explain            validate policies, run policy test cases, explain a decision
+  token issue --config FILE --sub S --tools a,b --ttl 10m --reason TEXT   mint a gateway token
+  revoke --config FILE --jti X | --sub S | --workload ID   refuse from the next call on
+  keys rotate --config FILE            new gateway signing key (old one overlaps)
+  audit  <verify|checkpoint|proof|verify-proof|consistency|export|tail|replay> --config FILE
+  keys   --config FILE | generate --origin NAME --out FILE   audit verifier key
+
+Every command answers --help with its usage.
+Exit codes: 0 ok, 1 check failed, 2 usage or config error.`;
+
+const isHelp = (arg: string): boolean => arg === '--help' || arg === '-h';
+
+/**
+ * The usage to print when `argv` asks for help (`--help` or `-h` before any
+ * `--`): the subcommand's when it names one, else the command's.
+ */
+export function helpFor(argv: readonly string[]): string | undefined {
+  const end = argv.indexOf('--');
+  const args = end === -1 ? argv : argv.slice(0, end);
+  if (!args.some(isHelp)) return undefined;
+  const [name, sub] = args;
+  if (name === undefined || isHelp(name)) return MAIN_USAGE;
+  if (sub !== undefined && USAGE[`${name} ${sub}`]) return USAGE[`${name} ${sub}`];
+  return USAGE[name];
+}
