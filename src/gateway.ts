@@ -181,6 +181,8 @@ function upstreamSpec(name: string, cfg: UpstreamConfig, baseDir: string, log: L
     timeoutMs: cfg.timeoutMs,
     restart,
     createTransport: () =>
-      cfg.transport === 'stdio' ? stdioTransport(name, cfg, baseDir, log) : httpTransport(name, cfg, baseDir),
+      cfg.transport === 'stdio'
+        ? stdioTransport(name, cfg, baseDir, log)
+        : httpTransport(name, cfg, baseDir, log),
   };
 }

@@ -71,7 +71,8 @@ export class Aggregator {
   connection(session: DownstreamSession, name: string): Promise<UpstreamConnection> {
     const own = session.unrelated;
     const unrelated = own ? this.gate(session, own, () => closeStream(own)) : this.broadcaster(session.key);
-    return this.pool.get(session.key, session.principal.id, name, session.client, unrelated);
+    const client = { ...session.client, era: session.era };
+    return this.pool.get(session.key, session.principal.id, name, client, unrelated);
   }
 
   /**

@@ -52,7 +52,12 @@ export interface ConnectionOptions {
   timeoutMs: number;
   /** Messages from the upstream that belong to no request (list_changed, logging). */
   unrelated?: RelatedSink;
-  /** Era learned earlier for this upstream and principal; skips the probe. */
+  /**
+   * The era of the client this connection speaks for, tried first: some servers
+   * send sampling, elicitation and roots requests only in a 2025-era session.
+   */
+  clientEra?: Era;
+  /** Era this upstream answered in before for the same caller and client era; tried first. */
   knownEra?: Era;
   onClose?: () => void;
 }
@@ -85,14 +90,18 @@ export class UpstreamConnection {
     return this.closed;
   }
 
+  /** The handshake in the era tried first, falling back to the other when the upstream does not offer it. */
   async open(client: ClientProfile): Promise<HandshakeResult> {
     await this.transport.start();
-    const era = this.opts.knownEra;
-    this.handshake =
-      era === 'legacy'
-        ? await this.initialize(client)
-        : ((await this.discover(client)) ?? (await this.initialize(client)));
-    return this.handshake;
+    const first = this.opts.knownEra ?? this.opts.clientEra ?? 'modern';
+    const refusals: unknown[] = [];
+    const legacy = () => this.initialize(client).catch((err: unknown) => void refusals.push(err));
+    const modern = () => this.discover(client);
+    const handshake =
+      first === 'legacy' ? ((await legacy()) ?? (await modern())) : ((await modern()) ?? (await legacy()));
+    if (!handshake) throw refusals[0];
+    this.handshake = handshake;
+    return handshake;
   }
 
   /** Modern probe: `server/discover`. Undefined when the server does not speak the modern era. */

@@ -12,6 +12,7 @@ import {
   type JsonRpcRequest,
   validateMessage,
 } from '../jsonrpc.ts';
+import type { Logger } from '../observability/log.ts';
 import type { Era } from '../protocol/versions.ts';
 import { SseParser } from '../transport/sse.ts';
 import type { EraAware, MessageTransport } from './transport.ts';
@@ -22,6 +23,18 @@ const NAME_PARAM: Record<string, string> = {
   'resources/read': 'uri',
 };
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+const STREAM_RETRY_MAX_MS = 30_000;
+
+export interface HttpUpstreamOptions {
+  /** The upstream's name in the config, for logs. */
+  name: string;
+  url: string;
+  headers: Record<string, string>;
+  tls?: https.AgentOptions;
+  log: Logger;
+  /** How long the session's standalone stream may take to open before calls go ahead without it. */
+  timeoutMs: number;
+}
 
 /**
  * Streamable HTTP to an upstream with keep-alive `node:http` (the SDK's
@@ -35,6 +48,10 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
   private readonly url: URL;
   private readonly headers: Record<string, string>;
   private readonly agent: http.Agent;
+  private readonly opts: HttpUpstreamOptions;
+  /** The 2025-era session's GET stream: where servers send what belongs to no request. */
+  private standalone: http.ClientRequest | undefined;
+  private standaloneRetryMs = 1000;
   private era: Era = 'legacy';
   /** Tool name → [argument, header name] pairs marked `x-mcp-header` in its schema. */
   private readonly headerParams = new Map<string, [string, string][]>();
@@ -42,11 +59,12 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
   private sessionId: string | undefined;
   private closed = false;
 
-  constructor(url: string, headers: Record<string, string>, tls: https.AgentOptions = {}) {
-    this.url = new URL(url);
-    this.headers = headers;
+  constructor(opts: HttpUpstreamOptions) {
+    this.opts = opts;
+    this.url = new URL(opts.url);
+    this.headers = opts.headers;
     const Agent = this.url.protocol === 'https:' ? https.Agent : http.Agent;
-    this.agent = new Agent({ keepAlive: true, maxSockets: 64, ...tls });
+    this.agent = new Agent({ keepAlive: true, maxSockets: 64, ...opts.tls });
   }
 
   setEra(era: Era, protocolVersion: string): void {
@@ -62,11 +80,79 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
     const res = await this.post(body, { ...options.headers, ...this.requestHeaders(message) });
     this.sessionId = (res.headers['mcp-session-id'] as string | undefined) ?? this.sessionId;
     this.consume(res, isRequest(message) ? message : undefined);
+    // Open before any call goes out: a server request sent while no stream is open is lost.
+    if ('method' in message && message.method === 'notifications/initialized') await this.openStandalone();
+  }
+
+  /**
+   * A 2025-era session's GET stream carries what the server sends outside any
+   * POST: many servers send sampling, elicitation and roots requests there,
+   * and list changes. Resolves once it is open, refused, or took too long.
+   */
+  private openStandalone(): Promise<void> {
+    if (this.closed || this.era !== 'legacy' || !this.sessionId) return Promise.resolve();
+    const headers = { ...this.baseHeaders(), accept: 'text/event-stream' };
+    const mod = this.url.protocol === 'https:' ? https : http;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.opts.log.warn('upstream standalone stream slow to open; calls go ahead without it', {
+          upstream: this.opts.name,
+        });
+        resolve();
+      }, this.opts.timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const req = mod.request(this.url, { method: 'GET', headers, agent: this.agent }, (res) => {
+        done();
+        this.readStandalone(res);
+      });
+      this.standalone = req;
+      req.on('error', () => {
+        done();
+        this.reopenStandalone(req);
+      });
+      req.end();
+    });
+  }
+
+  private readStandalone(res: http.IncomingMessage): void {
+    const type = String(res.headers['content-type'] ?? '');
+    if (res.statusCode !== 200 || !type.startsWith('text/event-stream')) {
+      // 405: this server offers no such stream; it then sends everything on POST streams.
+      res.resume();
+      this.opts.log.debug('upstream has no standalone stream', {
+        upstream: this.opts.name,
+        status: res.statusCode,
+      });
+      return;
+    }
+    this.standaloneRetryMs = 1000;
+    res.setEncoding('utf8');
+    const parser = new SseParser((data) => {
+      const m = this.parse(data);
+      if (m) this.onmessage?.(m);
+    });
+    res.on('data', (c: string) => parser.push(c));
+    const req = this.standalone;
+    res.on('end', () => this.reopenStandalone(req));
+    res.on('error', () => this.reopenStandalone(req));
+  }
+
+  /** A stream the server (or a proxy) ended is opened again, waiting longer after each failure. */
+  private reopenStandalone(ended: http.ClientRequest | undefined): void {
+    if (this.closed || ended !== this.standalone) return;
+    this.standalone = undefined;
+    const wait = this.standaloneRetryMs;
+    this.standaloneRetryMs = Math.min(wait * 2, STREAM_RETRY_MAX_MS);
+    setTimeout(() => void this.openStandalone(), wait).unref();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.standalone?.destroy();
     if (this.sessionId && this.era === 'legacy') {
       await this.request('DELETE', undefined, this.baseHeaders())
         .then((r) => r.resume())
@@ -223,13 +309,14 @@ export function encodeHeaderValue(value: string): string {
 }
 
 export function httpTransport(
-  _name: string,
+  name: string,
   cfg: HttpUpstreamConfig,
   baseDir: string,
+  log: Logger,
 ): HttpUpstreamTransport {
   const headers = Object.fromEntries(
     Object.entries(cfg.headers).map(([k, v]) => [k.toLowerCase(), resolveValue(v, baseDir)]),
   );
   const tls = cfg.mtls ? upstreamTlsOptions(cfg.url, cfg.mtls, baseDir) : {};
-  return new HttpUpstreamTransport(cfg.url, headers, tls);
+  return new HttpUpstreamTransport({ name, url: cfg.url, headers, tls, log, timeoutMs: cfg.timeoutMs });
 }

@@ -13,6 +13,11 @@ export interface UpstreamSpec {
   createTransport(): MessageTransport;
 }
 
+/** A client as the pool sees it: what it can do, and its era (its upstream is reached in that era where offered). */
+export interface EraClient extends ClientProfile {
+  era: Era;
+}
+
 interface Health {
   failures: number;
   retryAt: number;
@@ -21,7 +26,9 @@ interface Health {
 /**
  * Live upstream connections, keyed by who they serve: each legacy client
  * session gets its own, so one caller's upstream state never leaks to another.
- * What era an upstream speaks is remembered per principal, never shared.
+ * Each client is paired with an upstream of its own era where the upstream
+ * offers it; the era an upstream answered in is remembered per principal and
+ * client era, never shared.
  */
 export class UpstreamPool {
   private readonly specs: ReadonlyMap<string, UpstreamSpec>;
@@ -50,7 +57,7 @@ export class UpstreamPool {
     key: string,
     principal: string,
     name: string,
-    client: ClientProfile,
+    client: EraClient,
     unrelated?: RelatedSink,
   ): Promise<UpstreamConnection> {
     const id = `${key}\u0000${name}`;
@@ -66,17 +73,18 @@ export class UpstreamPool {
     id: string,
     principal: string,
     name: string,
-    client: ClientProfile,
+    client: EraClient,
     unrelated?: RelatedSink,
   ): Promise<UpstreamConnection> {
     const spec = this.specs.get(name);
     if (!spec) throw new Error(`unknown upstream ${name}`);
     await this.waitForBackoff(name, spec.timeoutMs);
-    const eraKey = `${principal}\u0000${name}`;
+    const eraKey = `${principal}\u0000${name}\u0000${client.era}`;
     const knownEra = this.eras.get(eraKey);
     const conn = new UpstreamConnection(spec.createTransport(), {
       name,
       timeoutMs: spec.timeoutMs,
+      clientEra: client.era,
       ...(unrelated ? { unrelated } : {}),
       ...(knownEra ? { knownEra } : {}),
       onClose: () => this.lost(id, name),
