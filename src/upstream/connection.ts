@@ -84,6 +84,11 @@ export class UpstreamConnection {
     transport.onmessage = (m) => this.receive(m);
     transport.onclose = () => this.handleClose();
     transport.onerror = () => {};
+    transport.onunanswered = (id) => {
+      if (!this.pending.has(id)) return false;
+      this.settle(id, unavailable(id, 'no answer'));
+      return true;
+    };
   }
 
   get isClosed(): boolean {
@@ -94,20 +99,26 @@ export class UpstreamConnection {
   async open(client: ClientProfile): Promise<HandshakeResult> {
     await this.transport.start();
     const first = this.opts.knownEra ?? this.opts.clientEra ?? 'modern';
+    const patient = {};
     const refusals: unknown[] = [];
-    const legacy = () => this.initialize(client).catch((err: unknown) => void refusals.push(err));
-    const modern = () => this.discover(client);
+    const legacy = (o = {}) => this.initialize(client, o).catch((err: unknown) => void refusals.push(err));
+    const modern = (o = {}) => this.discover(client, o);
     const handshake =
-      first === 'legacy' ? ((await legacy()) ?? (await modern())) : ((await modern()) ?? (await legacy()));
+      first === 'legacy'
+        ? ((await legacy(patient)) ?? (await modern()))
+        : ((await modern(patient)) ?? (await legacy()));
     if (!handshake) throw refusals[0];
     this.handshake = handshake;
     return handshake;
   }
 
   /** Modern probe: `server/discover`. Undefined when the server does not speak the modern era. */
-  private async discover(client: ClientProfile): Promise<HandshakeResult | undefined> {
+  private async discover(
+    client: ClientProfile,
+    opts: { timeoutMs?: number },
+  ): Promise<HandshakeResult | undefined> {
     this.transport.setEra?.('modern', LATEST_MODERN);
-    const res = await this.request('server/discover', { _meta: modernMeta(client, LATEST_MODERN) });
+    const res = await this.request('server/discover', { _meta: modernMeta(client, LATEST_MODERN) }, opts);
     const result = res.result;
     const versions =
       isObject(result) && Array.isArray(result.supportedVersions) ? result.supportedVersions : [];
@@ -121,13 +132,14 @@ export class UpstreamConnection {
     };
   }
 
-  private async initialize(client: ClientProfile): Promise<HandshakeResult> {
+  private async initialize(client: ClientProfile, opts: { timeoutMs?: number }): Promise<HandshakeResult> {
     this.transport.setEra?.('legacy', LATEST_LEGACY);
-    const res = await this.request('initialize', {
+    const params = {
       protocolVersion: LATEST_LEGACY,
       capabilities: client.capabilities,
       clientInfo: client.info,
-    });
+    };
+    const res = await this.request('initialize', params, opts);
     if (!isObject(res.result) || typeof res.result.protocolVersion !== 'string') {
       throw new UpstreamError('ERR_UPSTREAM_PROTOCOL', `${this.name}: initialize failed`, {
         publicMessage: 'Upstream unavailable',
@@ -262,11 +274,18 @@ export class UpstreamConnection {
       isObject(message.params) && isObject(message.params._meta) ? message.params._meta : undefined;
     const subId = meta?.[SUBSCRIPTION_ID];
     if (subId === undefined || (typeof subId !== 'string' && typeof subId !== 'number')) return false;
-    const p = this.pending.get(subId);
+    const p = this.subscriber(subId);
     if (!p?.sink) return true; // a subscription nobody listens to any more
     const params = { ...message.params, _meta: { ...meta, [SUBSCRIPTION_ID]: p.clientId ?? subId } };
     p.sink.notify({ ...message, params });
     return true;
+  }
+
+  /** The listen a subscription id names: ours are numbers, which some servers echo back as strings. */
+  private subscriber(subId: string | number): Pending | undefined {
+    const exact = this.pending.get(subId);
+    if (exact || typeof subId === 'number') return exact;
+    return String(Number(subId)) === subId ? this.pending.get(Number(subId)) : undefined;
   }
 
   private async relayServerRequest(message: JsonRpcRequest): Promise<void> {

@@ -8,13 +8,14 @@ import {
   errorResponse,
   isObject,
   isRequest,
+  type JsonRpcId,
   type JsonRpcMessage,
   type JsonRpcRequest,
-  validateMessage,
 } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
 import type { Era } from '../protocol/versions.ts';
 import { SseParser } from '../transport/sse.ts';
+import { type ParsedBody, parseJsonBody } from './http-body.ts';
 import type { EraAware, MessageTransport } from './transport.ts';
 
 const NAME_PARAM: Record<string, string> = {
@@ -45,6 +46,7 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
   onmessage?: ((message: JsonRpcMessage) => void) | undefined;
   onclose?: (() => void) | undefined;
   onerror?: ((error: Error) => void) | undefined;
+  onunanswered?: ((id: JsonRpcId) => boolean) | undefined;
   private readonly url: URL;
   private readonly headers: Record<string, string>;
   private readonly agent: http.Agent;
@@ -130,10 +132,8 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
     }
     this.standaloneRetryMs = 1000;
     res.setEncoding('utf8');
-    const parser = new SseParser((data) => {
-      const m = this.parse(data);
-      if (m) this.onmessage?.(m);
-    });
+    const x: Exchange = { request: undefined, status: 200, answered: false, problems: [] };
+    const parser = new SseParser((data) => this.deliver(parseJsonBody(data), x));
     res.on('data', (c: string) => parser.push(c));
     const req = this.standalone;
     res.on('end', () => this.reopenStandalone(req));
@@ -241,62 +241,90 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
       return;
     }
     res.setEncoding('utf8');
-    let answered = false;
+    const x: Exchange = { request, status, answered: false, problems: [] };
+    const deliver = (text: string) => this.deliver(parseJsonBody(text), x);
+    let broken: string | undefined;
+    res.on('error', (err) => {
+      broken = `response broken off: ${err.message}`;
+    });
     // Whatever happens to this HTTP exchange, a request gets exactly one answer (never a wait for the timeout).
-    const deliver = (text: string): boolean => {
-      const m = this.parse(text);
-      if (!m) return false;
-      if (request && !answered && isResponseTo(m, request)) {
-        answered = true;
-        if (request.method === 'tools/list' && 'result' in m) this.learnTools(m.result);
-      } else if (request && !answered && 'error' in m && m.id === null) {
-        answered = true; // e.g. 400 "Server not initialized" with id null: it answers this request
-        this.onmessage?.({ ...m, id: request.id });
-        return true;
-      }
-      this.onmessage?.(m);
-      return true;
-    };
-    const finish = () => {
-      if (request && !answered) {
-        answered = true;
-        this.deliverHttpError(request, status);
-      }
-    };
     if (type.startsWith('text/event-stream') && status < 300) {
-      const parser = new SseParser((data) => void deliver(data));
+      const parser = new SseParser(deliver);
       res.on('data', (c: string) => parser.push(c));
-      res.on('end', finish);
-      res.on('error', finish);
+      res.on('close', () => this.finish(x, broken ?? 'the event stream ended before the answer'));
       return;
     }
     let text = '';
     res.on('data', (c: string) => {
       text += c;
-      if (text.length > MAX_RESPONSE_BYTES) res.destroy();
+      if (text.length > MAX_RESPONSE_BYTES) {
+        broken = `response larger than ${MAX_RESPONSE_BYTES} bytes`;
+        res.destroy();
+      }
     });
-    res.on('end', () => {
-      deliver(text);
-      finish();
-    });
-    res.on('error', finish);
+    res.on('end', () => deliver(text));
+    res.on('close', () => this.finish(x, broken));
   }
 
-  private parse(text: string): JsonRpcMessage | undefined {
-    try {
-      return validateMessage(JSON.parse(text));
-    } catch {
-      return undefined;
+  private deliver(parsed: ParsedBody, x: Exchange): void {
+    if (parsed.problems.length > 0) {
+      x.problems.push(...parsed.problems);
+      this.opts.log.warn('upstream sent what is not JSON-RPC; that part is dropped', {
+        upstream: this.opts.name,
+        method: x.request?.method,
+        status: x.status,
+        problems: parsed.problems,
+      });
     }
+    for (const m of parsed.messages) this.dispatch(m, x);
   }
 
-  private deliverHttpError(request: JsonRpcRequest, status: number): void {
-    if (status === 404 && this.era === 'legacy') this.sessionId = undefined;
-    this.onmessage?.(
-      errorResponse(request.id, { code: JSONRPC.UPSTREAM_UNAVAILABLE, message: `Upstream HTTP ${status}` }),
-    );
+  private dispatch(m: JsonRpcMessage, x: Exchange): void {
+    const request = x.request;
+    if (request && !x.answered && isResponseTo(m, request)) {
+      x.answered = true;
+      if (request.method === 'tools/list' && 'result' in m) this.learnTools(m.result);
+    } else if (request && !x.answered && 'error' in m && m.id === null) {
+      x.answered = true; // e.g. 400 "Server not initialized" with id null: it answers this request
+      this.onmessage?.({ ...m, id: request.id });
+      return;
+    }
+    this.onmessage?.(m);
+  }
+
+  /**
+   * A request this exchange did not answer gets an error made up here, and the
+   * log says which upstream and why; the connection marks it as no answer.
+   */
+  private finish(x: Exchange, broken: string | undefined): void {
+    const request = x.request;
+    if (!request || x.answered) return;
+    x.answered = true;
+    if (x.status === 404 && this.era === 'legacy') this.sessionId = undefined;
+    const causes = [x.status >= 300 ? `HTTP ${x.status}` : undefined, ...x.problems, broken];
+    const cause = causes.filter(Boolean).join('; ') || 'no response to this request in the body';
+    let awaited = true;
+    if (this.onunanswered) awaited = this.onunanswered(request.id);
+    else this.onmessage?.(errorResponse(request.id, UNAVAILABLE));
+    if (!awaited) return; // cancelled, timed out or closed already: nothing was made up
+    this.opts.log.warn('upstream gave no answer; the caller gets an error in its place', {
+      upstream: this.opts.name,
+      method: request.method,
+      status: x.status,
+      cause,
+    });
   }
 }
+
+interface Exchange {
+  request: JsonRpcRequest | undefined;
+  status: number;
+  answered: boolean;
+  /** What in the body was not JSON-RPC. */
+  problems: string[];
+}
+
+const UNAVAILABLE = { code: JSONRPC.UPSTREAM_UNAVAILABLE, message: 'Upstream unavailable' };
 
 const isResponseTo = (m: JsonRpcMessage, request: JsonRpcRequest): boolean =>
   !('method' in m) && m.id === request.id;
