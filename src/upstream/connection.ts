@@ -99,7 +99,8 @@ export class UpstreamConnection {
   async open(client: ClientProfile): Promise<HandshakeResult> {
     await this.transport.start();
     const first = this.opts.knownEra ?? this.opts.clientEra ?? 'modern';
-    const patient = {};
+    // A server spawned just now may still be starting: the first probe waits the time of two calls.
+    const patient = { timeoutMs: 2 * this.opts.timeoutMs };
     const refusals: unknown[] = [];
     const legacy = (o = {}) => this.initialize(client, o).catch((err: unknown) => void refusals.push(err));
     const modern = (o = {}) => this.discover(client, o);
