@@ -5,6 +5,7 @@ import type { Client } from '@modelcontextprotocol/client';
 import { JSONRPC } from '../../src/errors.ts';
 import { type Logger, silentLogger } from '../../src/observability/log.ts';
 import type { RunningGateway } from '../../src/server.ts';
+import { SseParser } from '../../src/transport/sse.ts';
 import { parseJsonBody } from '../../src/upstream/http-body.ts';
 import {
   FORBIDDEN_URI,
@@ -121,6 +122,62 @@ describe('an HTTP upstream that answers in the shapes real servers use', () => {
     assert.equal(warning.fields.upstream, 'raw');
   });
 });
+
+describe('a modern listen through an upstream that names subscriptions with strings', () => {
+  let upstream: RawUpstream;
+  let gw: RunningGateway;
+  before(async () => {
+    upstream = await startRawUpstream();
+    gw = await startTestGateway({
+      upstreams: { raw: { transport: 'http', url: upstream.url, timeoutMs: 600_000 } },
+    });
+  });
+  after(async () => {
+    await gw.close();
+    await upstream.close();
+  });
+
+  it('relays the resource update under the client subscription id', { timeout: 20_000 }, async () => {
+    const abort = new AbortController();
+    const upstreamListening = upstream.nextListen();
+    const res = await fetch(gw.listener.url, {
+      method: 'POST',
+      signal: abort.signal,
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'subscriptions/listen',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 'sub-9',
+        method: 'subscriptions/listen',
+        params: { notifications: { resourceSubscriptions: [WATCHED_URI] }, _meta: MODERN_META },
+      }),
+    });
+    const events: { method: string; params: { uri?: string; _meta: Record<string, unknown> } }[] = [];
+    const parser = new SseParser((d) => events.push(JSON.parse(d)));
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    await upstreamListening;
+    upstream.touch(WATCHED_URI);
+    while (!events.some((e) => e.method === 'notifications/resources/updated')) {
+      const { value } = await reader.read();
+      parser.push(decoder.decode(value));
+    }
+    const update = events.find((e) => e.method === 'notifications/resources/updated')!;
+    assert.equal(update.params.uri, WATCHED_URI);
+    assert.equal(update.params._meta['io.modelcontextprotocol/subscriptionId'], 'sub-9');
+    abort.abort();
+  });
+});
+
+const MODERN_META = {
+  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+  'io.modelcontextprotocol/clientCapabilities': {},
+  'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+};
 
 describe('reading an upstream body', () => {
   it('takes one message, a batch, or one message per line, and reports each part that is none', () => {
