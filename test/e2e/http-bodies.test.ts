@@ -2,11 +2,13 @@ import assert from 'node:assert/strict';
 import { EventEmitter, on } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@modelcontextprotocol/client';
+import { openAuditStore } from '../../src/audit/open.ts';
 import { JSONRPC } from '../../src/errors.ts';
 import { type Logger, silentLogger } from '../../src/observability/log.ts';
 import type { RunningGateway } from '../../src/server.ts';
 import { SseParser } from '../../src/transport/sse.ts';
 import { parseJsonBody } from '../../src/upstream/http-body.ts';
+import { auditFixture } from '../audit/helpers.ts';
 import {
   FORBIDDEN_URI,
   type RawUpstream,
@@ -120,6 +122,38 @@ describe('an HTTP upstream that answers in the shapes real servers use', () => {
     assert.equal(error.code, JSONRPC.INVALID_PARAMS);
     const warning = await warned((w) => /subscription/.test(w.msg));
     assert.equal(warning.fields.upstream, 'raw');
+  });
+});
+
+describe('the audit record of a call whose HTTP body held no answer', () => {
+  it('says the upstream gave no answer (it may have acted), not that it answered', {
+    timeout: 20_000,
+  }, async () => {
+    const upstream = await startRawUpstream();
+    const f = auditFixture('sqlite');
+    const gw = await startTestGateway({
+      upstreams: { raw: { transport: 'http', url: upstream.url, timeoutMs: 600_000 } },
+      audit: f.raw,
+    });
+    try {
+      const client = await httpClient(gw.listener.url, 'legacy');
+      await rpcError(client.callTool({ name: 'raw__garbage', arguments: {} }));
+      await client.close();
+    } finally {
+      await gw.close();
+      await upstream.close();
+    }
+    const store = await openAuditStore(f.setup);
+    try {
+      const entries = await store.entries(0, (await store.head()).size);
+      const outcome = entries
+        .map((e) => JSON.parse(e.leaf.toString()) as Record<string, unknown>)
+        .find((r) => r.type === 'outcome' && r.tool === 'raw__garbage');
+      assert.equal(outcome?.status, 'error');
+      assert.equal(outcome?.upstream, 'no-answer');
+    } finally {
+      await store.close();
+    }
   });
 });
 
