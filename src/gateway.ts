@@ -185,6 +185,8 @@ function upstreamSpec(name: string, cfg: UpstreamConfig, baseDir: string, log: L
     restart,
     isolation: cfg.isolation,
     createTransport: () =>
-      cfg.transport === 'stdio' ? stdioTransport(name, cfg, baseDir, log) : httpTransport(name, cfg, baseDir),
+      cfg.transport === 'stdio'
+        ? stdioTransport(name, cfg, baseDir, log)
+        : httpTransport(name, cfg, baseDir, log),
   };
 }

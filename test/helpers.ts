@@ -10,7 +10,7 @@ import { validateConfig } from '../src/config/load.ts';
 import type { Config } from '../src/config/schema.ts';
 import { ANONYMOUS } from '../src/identity/principal.ts';
 import { resultResponse } from '../src/jsonrpc.ts';
-import { silentLogger } from '../src/observability/log.ts';
+import { type Logger, silentLogger } from '../src/observability/log.ts';
 import type { CallContext } from '../src/pipeline/context.ts';
 import { type RunningGateway, startGateway } from '../src/server.ts';
 import { newSession } from '../src/session.ts';
@@ -34,8 +34,11 @@ export const probeUpstream = (extra: Record<string, unknown> = {}) => ({
 /** Relay tests exercise the protocol, not policy: without a `policy` section they get this permit-all set. */
 export const PERMIT_ALL_POLICY = join(ROOT, 'policies/permit-all-FOR-TESTS-ONLY.cedar');
 
-/** Starts a gateway in this process on a free loopback port. */
-export async function startTestGateway(config: Record<string, unknown>): Promise<RunningGateway> {
+/** Starts a gateway in this process on a free loopback port (logging to `log`, silent by default). */
+export async function startTestGateway(
+  config: Record<string, unknown>,
+  log: Logger = silentLogger,
+): Promise<RunningGateway> {
   const full = {
     policy: { files: [PERMIT_ALL_POLICY] },
     // Each test gateway keeps its own audit log, so test files never share one.
@@ -43,7 +46,7 @@ export async function startTestGateway(config: Record<string, unknown>): Promise
     ...config,
     listen: { host: '127.0.0.1', port: 0, ...((config.listen as object) ?? {}) },
   };
-  return startGateway({ config: validateConfig(full), baseDir: ROOT }, silentLogger, { banner: false });
+  return startGateway({ config: validateConfig(full), baseDir: ROOT }, log, { banner: false });
 }
 
 /**

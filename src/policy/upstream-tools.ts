@@ -28,7 +28,7 @@ export async function listUpstreamTools(
     createTransport: () =>
       cfg.transport === 'stdio'
         ? stdioTransport(name, cfg, loaded.baseDir, log)
-        : httpTransport(name, cfg, loaded.baseDir),
+        : httpTransport(name, cfg, loaded.baseDir, log),
   }));
   const pool = new UpstreamPool(specs, log, { limits: loaded.config.limits });
   const agg = new Aggregator(pool, log);

@@ -37,7 +37,7 @@ interface ResourceOwners {
  */
 export class Aggregator {
   private readonly pool: UpstreamPool;
-  private readonly log: Logger;
+  readonly log: Logger;
   private readonly prefixes: ReadonlySet<string>;
   private readonly byPrefix: ReadonlyMap<string, string>;
   private readonly owners = new Map<string, ResourceOwners>();
@@ -87,6 +87,7 @@ export class Aggregator {
       principal: session.principal.id,
       holds: session.era === 'legacy',
       client: session.client,
+      era: session.era,
       unrelated,
     };
   }

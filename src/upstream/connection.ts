@@ -59,7 +59,12 @@ export interface ConnectionOptions {
    * a shared one hands those to `unrelated` alone, which decides who sees them.
    */
   isolation?: Isolation;
-  /** Era learned earlier for this upstream and principal; skips the probe. */
+  /**
+   * The era of the client this connection speaks for, tried first: some servers
+   * send sampling, elicitation and roots requests only in a 2025-era session.
+   */
+  clientEra?: Era;
+  /** Era this upstream answered in before for the same caller and client era; tried first. */
   knownEra?: Era;
   onClose?: () => void;
 }
@@ -86,6 +91,11 @@ export class UpstreamConnection {
     transport.onmessage = (m) => this.receive(m);
     transport.onclose = () => this.handleClose();
     transport.onerror = () => {};
+    transport.onunanswered = (id) => {
+      if (!this.pending.has(id)) return false;
+      this.settle(id, unavailable(id, 'no answer'));
+      return true;
+    };
   }
 
   get isClosed(): boolean {
@@ -101,20 +111,31 @@ export class UpstreamConnection {
     return this.opts.isolation ?? 'session';
   }
 
+  /** The handshake in the era tried first, falling back to the other when the upstream does not offer it. */
   async open(client: ClientProfile): Promise<HandshakeResult> {
     await this.transport.start();
-    const era = this.opts.knownEra;
-    this.handshake =
-      era === 'legacy'
-        ? await this.initialize(client)
-        : ((await this.discover(client)) ?? (await this.initialize(client)));
-    return this.handshake;
+    const first = this.opts.knownEra ?? this.opts.clientEra ?? 'modern';
+    // A server spawned just now may still be starting: the first probe waits the time of two calls.
+    const patient = { timeoutMs: 2 * this.opts.timeoutMs };
+    const refusals: unknown[] = [];
+    const legacy = (o = {}) => this.initialize(client, o).catch((err: unknown) => void refusals.push(err));
+    const modern = (o = {}) => this.discover(client, o);
+    const handshake =
+      first === 'legacy'
+        ? ((await legacy(patient)) ?? (await modern()))
+        : ((await modern(patient)) ?? (await legacy()));
+    if (!handshake) throw refusals[0];
+    this.handshake = handshake;
+    return handshake;
   }
 
   /** Modern probe: `server/discover`. Undefined when the server does not speak the modern era. */
-  private async discover(client: ClientProfile): Promise<HandshakeResult | undefined> {
+  private async discover(
+    client: ClientProfile,
+    opts: { timeoutMs?: number },
+  ): Promise<HandshakeResult | undefined> {
     this.transport.setEra?.('modern', LATEST_MODERN);
-    const res = await this.request('server/discover', { _meta: modernMeta(client, LATEST_MODERN) });
+    const res = await this.request('server/discover', { _meta: modernMeta(client, LATEST_MODERN) }, opts);
     const result = res.result;
     const versions =
       isObject(result) && Array.isArray(result.supportedVersions) ? result.supportedVersions : [];
@@ -128,13 +149,14 @@ export class UpstreamConnection {
     };
   }
 
-  private async initialize(client: ClientProfile): Promise<HandshakeResult> {
+  private async initialize(client: ClientProfile, opts: { timeoutMs?: number }): Promise<HandshakeResult> {
     this.transport.setEra?.('legacy', LATEST_LEGACY);
-    const res = await this.request('initialize', {
+    const params = {
       protocolVersion: LATEST_LEGACY,
       capabilities: client.capabilities,
       clientInfo: client.info,
-    });
+    };
+    const res = await this.request('initialize', params, opts);
     if (!isObject(res.result) || typeof res.result.protocolVersion !== 'string') {
       throw new UpstreamError('ERR_UPSTREAM_PROTOCOL', `${this.name}: initialize failed`, {
         publicMessage: 'Upstream unavailable',
@@ -270,11 +292,18 @@ export class UpstreamConnection {
       isObject(message.params) && isObject(message.params._meta) ? message.params._meta : undefined;
     const subId = meta?.[SUBSCRIPTION_ID];
     if (subId === undefined || (typeof subId !== 'string' && typeof subId !== 'number')) return false;
-    const p = this.pending.get(subId);
+    const p = this.subscriber(subId);
     if (!p?.sink) return true; // a subscription nobody listens to any more
     const params = { ...message.params, _meta: { ...meta, [SUBSCRIPTION_ID]: p.clientId ?? subId } };
     p.sink.notify({ ...message, params });
     return true;
+  }
+
+  /** The listen a subscription id names: ours are numbers, which some servers echo back as strings. */
+  private subscriber(subId: string | number): Pending | undefined {
+    const exact = this.pending.get(subId);
+    if (exact || typeof subId === 'number') return exact;
+    return String(Number(subId)) === subId ? this.pending.get(Number(subId)) : undefined;
   }
 
   private async relayServerRequest(message: JsonRpcRequest): Promise<void> {

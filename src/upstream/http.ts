@@ -8,13 +8,15 @@ import {
   errorResponse,
   isObject,
   isRequest,
+  type JsonRpcId,
   type JsonRpcMessage,
   type JsonRpcRequest,
-  validateMessage,
 } from '../jsonrpc.ts';
+import type { Logger } from '../observability/log.ts';
 import { encodeHeaderValue, headerArguments, paramHeaderValues } from '../protocol/modern.ts';
 import type { Era } from '../protocol/versions.ts';
 import { SseParser } from '../transport/sse.ts';
+import { type ParsedBody, parseJsonBody } from './http-body.ts';
 import type { EraAware, MessageTransport } from './transport.ts';
 
 const NAME_PARAM: Record<string, string> = {
@@ -23,6 +25,18 @@ const NAME_PARAM: Record<string, string> = {
   'resources/read': 'uri',
 };
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+const STREAM_RETRY_MAX_MS = 30_000;
+
+export interface HttpUpstreamOptions {
+  /** The upstream's name in the config, for logs. */
+  name: string;
+  url: string;
+  headers: Record<string, string>;
+  tls?: https.AgentOptions;
+  log: Logger;
+  /** How long the session's standalone stream may take to open before calls go ahead without it. */
+  timeoutMs: number;
+}
 
 /**
  * Streamable HTTP to an upstream with keep-alive `node:http` (the SDK's
@@ -33,9 +47,14 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
   onmessage?: ((message: JsonRpcMessage) => void) | undefined;
   onclose?: (() => void) | undefined;
   onerror?: ((error: Error) => void) | undefined;
+  onunanswered?: ((id: JsonRpcId) => boolean) | undefined;
   private readonly url: URL;
   private readonly headers: Record<string, string>;
   private readonly agent: http.Agent;
+  private readonly opts: HttpUpstreamOptions;
+  /** The 2025-era session's GET stream: where servers send what belongs to no request. */
+  private standalone: http.ClientRequest | undefined;
+  private standaloneRetryMs = 1000;
   private era: Era = 'legacy';
   /** Tool name → [argument, header name] pairs marked `x-mcp-header` in its schema. */
   private readonly headerParams = new Map<string, readonly (readonly [string, string])[]>();
@@ -43,11 +62,12 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
   private sessionId: string | undefined;
   private closed = false;
 
-  constructor(url: string, headers: Record<string, string>, tls: https.AgentOptions = {}) {
-    this.url = new URL(url);
-    this.headers = headers;
+  constructor(opts: HttpUpstreamOptions) {
+    this.opts = opts;
+    this.url = new URL(opts.url);
+    this.headers = opts.headers;
     const Agent = this.url.protocol === 'https:' ? https.Agent : http.Agent;
-    this.agent = new Agent({ keepAlive: true, maxSockets: 64, ...tls });
+    this.agent = new Agent({ keepAlive: true, maxSockets: 64, ...opts.tls });
   }
 
   setEra(era: Era, protocolVersion: string): void {
@@ -63,11 +83,77 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
     const res = await this.post(body, { ...options.headers, ...this.requestHeaders(message) });
     this.sessionId = (res.headers['mcp-session-id'] as string | undefined) ?? this.sessionId;
     this.consume(res, isRequest(message) ? message : undefined);
+    // Open before any call goes out: a server request sent while no stream is open is lost.
+    if ('method' in message && message.method === 'notifications/initialized') await this.openStandalone();
+  }
+
+  /**
+   * A 2025-era session's GET stream carries what the server sends outside any
+   * POST: many servers send sampling, elicitation and roots requests there,
+   * and list changes. Resolves once it is open, refused, or took too long.
+   */
+  private openStandalone(): Promise<void> {
+    if (this.closed || this.era !== 'legacy' || !this.sessionId) return Promise.resolve();
+    const headers = { ...this.baseHeaders(), accept: 'text/event-stream' };
+    const mod = this.url.protocol === 'https:' ? https : http;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.opts.log.warn('upstream standalone stream slow to open; calls go ahead without it', {
+          upstream: this.opts.name,
+        });
+        resolve();
+      }, this.opts.timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const req = mod.request(this.url, { method: 'GET', headers, agent: this.agent }, (res) => {
+        done();
+        this.readStandalone(res);
+      });
+      this.standalone = req;
+      req.on('error', () => {
+        done();
+        this.reopenStandalone(req);
+      });
+      req.end();
+    });
+  }
+
+  private readStandalone(res: http.IncomingMessage): void {
+    const type = String(res.headers['content-type'] ?? '');
+    if (res.statusCode !== 200 || !type.startsWith('text/event-stream')) {
+      // 405: this server offers no such stream; it then sends everything on POST streams.
+      res.resume();
+      this.opts.log.debug('upstream has no standalone stream', {
+        upstream: this.opts.name,
+        status: res.statusCode,
+      });
+      return;
+    }
+    this.standaloneRetryMs = 1000;
+    res.setEncoding('utf8');
+    const x: Exchange = { request: undefined, status: 200, answered: false, problems: [] };
+    const parser = new SseParser((data) => this.deliver(parseJsonBody(data), x));
+    res.on('data', (c: string) => parser.push(c));
+    const req = this.standalone;
+    res.on('end', () => this.reopenStandalone(req));
+    res.on('error', () => this.reopenStandalone(req));
+  }
+
+  /** A stream the server (or a proxy) ended is opened again, waiting longer after each failure. */
+  private reopenStandalone(ended: http.ClientRequest | undefined): void {
+    if (this.closed || ended !== this.standalone) return;
+    this.standalone = undefined;
+    const wait = this.standaloneRetryMs;
+    this.standaloneRetryMs = Math.min(wait * 2, STREAM_RETRY_MAX_MS);
+    setTimeout(() => void this.openStandalone(), wait).unref();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.standalone?.destroy();
     if (this.sessionId && this.era === 'legacy') {
       await this.request('DELETE', undefined, this.baseHeaders())
         .then((r) => r.resume())
@@ -140,74 +226,103 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
       return;
     }
     res.setEncoding('utf8');
-    let answered = false;
+    const x: Exchange = { request, status, answered: false, problems: [] };
+    const deliver = (text: string) => this.deliver(parseJsonBody(text), x);
+    let broken: string | undefined;
+    res.on('error', (err) => {
+      broken = `response broken off: ${err.message}`;
+    });
     // Whatever happens to this HTTP exchange, a request gets exactly one answer (never a wait for the timeout).
-    const deliver = (text: string): boolean => {
-      const m = this.parse(text);
-      if (!m) return false;
-      if (request && !answered && isResponseTo(m, request)) {
-        answered = true;
-        if (request.method === 'tools/list' && 'result' in m) this.learnTools(m.result);
-      } else if (request && !answered && 'error' in m && m.id === null) {
-        answered = true; // e.g. 400 "Server not initialized" with id null: it answers this request
-        this.onmessage?.({ ...m, id: request.id });
-        return true;
-      }
-      this.onmessage?.(m);
-      return true;
-    };
-    const finish = () => {
-      if (request && !answered) {
-        answered = true;
-        this.deliverHttpError(request, status);
-      }
-    };
     if (type.startsWith('text/event-stream') && status < 300) {
-      const parser = new SseParser((data) => void deliver(data));
+      const parser = new SseParser(deliver);
       res.on('data', (c: string) => parser.push(c));
-      res.on('end', finish);
-      res.on('error', finish);
+      res.on('close', () => this.finish(x, broken ?? 'the event stream ended before the answer'));
       return;
     }
     let text = '';
     res.on('data', (c: string) => {
       text += c;
-      if (text.length > MAX_RESPONSE_BYTES) res.destroy();
+      if (text.length > MAX_RESPONSE_BYTES) {
+        broken = `response larger than ${MAX_RESPONSE_BYTES} bytes`;
+        res.destroy();
+      }
     });
-    res.on('end', () => {
-      deliver(text);
-      finish();
-    });
-    res.on('error', finish);
+    res.on('end', () => deliver(text));
+    res.on('close', () => this.finish(x, broken));
   }
 
-  private parse(text: string): JsonRpcMessage | undefined {
-    try {
-      return validateMessage(JSON.parse(text));
-    } catch {
-      return undefined;
+  private deliver(parsed: ParsedBody, x: Exchange): void {
+    if (parsed.problems.length > 0) {
+      x.problems.push(...parsed.problems);
+      this.opts.log.warn('upstream sent what is not JSON-RPC; that part is dropped', {
+        upstream: this.opts.name,
+        method: x.request?.method,
+        status: x.status,
+        problems: parsed.problems,
+      });
     }
+    for (const m of parsed.messages) this.dispatch(m, x);
   }
 
-  private deliverHttpError(request: JsonRpcRequest, status: number): void {
-    if (status === 404 && this.era === 'legacy') this.sessionId = undefined;
-    this.onmessage?.(
-      errorResponse(request.id, { code: JSONRPC.UPSTREAM_UNAVAILABLE, message: `Upstream HTTP ${status}` }),
-    );
+  private dispatch(m: JsonRpcMessage, x: Exchange): void {
+    const request = x.request;
+    if (request && !x.answered && isResponseTo(m, request)) {
+      x.answered = true;
+      if (request.method === 'tools/list' && 'result' in m) this.learnTools(m.result);
+    } else if (request && !x.answered && 'error' in m && m.id === null) {
+      x.answered = true; // e.g. 400 "Server not initialized" with id null: it answers this request
+      this.onmessage?.({ ...m, id: request.id });
+      return;
+    }
+    this.onmessage?.(m);
+  }
+
+  /**
+   * A request this exchange did not answer gets an error made up here, and the
+   * log says which upstream and why; the connection marks it as no answer.
+   */
+  private finish(x: Exchange, broken: string | undefined): void {
+    const request = x.request;
+    if (!request || x.answered) return;
+    x.answered = true;
+    if (x.status === 404 && this.era === 'legacy') this.sessionId = undefined;
+    const causes = [x.status >= 300 ? `HTTP ${x.status}` : undefined, ...x.problems, broken];
+    const cause = causes.filter(Boolean).join('; ') || 'no response to this request in the body';
+    let awaited = true;
+    if (this.onunanswered) awaited = this.onunanswered(request.id);
+    else this.onmessage?.(errorResponse(request.id, UNAVAILABLE));
+    if (!awaited) return; // cancelled, timed out or closed already: nothing was made up
+    this.opts.log.warn('upstream gave no answer; the caller gets an error in its place', {
+      upstream: this.opts.name,
+      method: request.method,
+      status: x.status,
+      cause,
+    });
   }
 }
+
+interface Exchange {
+  request: JsonRpcRequest | undefined;
+  status: number;
+  answered: boolean;
+  /** What in the body was not JSON-RPC. */
+  problems: string[];
+}
+
+const UNAVAILABLE = { code: JSONRPC.UPSTREAM_UNAVAILABLE, message: 'Upstream unavailable' };
 
 const isResponseTo = (m: JsonRpcMessage, request: JsonRpcRequest): boolean =>
   !('method' in m) && m.id === request.id;
 
 export function httpTransport(
-  _name: string,
+  name: string,
   cfg: HttpUpstreamConfig,
   baseDir: string,
+  log: Logger,
 ): HttpUpstreamTransport {
   const headers = Object.fromEntries(
     Object.entries(cfg.headers).map(([k, v]) => [k.toLowerCase(), resolveValue(v, baseDir)]),
   );
   const tls = cfg.mtls ? upstreamTlsOptions(cfg.url, cfg.mtls, baseDir) : {};
-  return new HttpUpstreamTransport(cfg.url, headers, tls);
+  return new HttpUpstreamTransport({ name, url: cfg.url, headers, tls, log, timeoutMs: cfg.timeoutMs });
 }

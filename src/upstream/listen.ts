@@ -61,11 +61,16 @@ function listenUpstream(
   if (Array.isArray(filter.resourceSubscriptions))
     mine.resourceSubscriptions = filter.resourceSubscriptions.filter((u) => owned.includes(String(u)));
   const params = agg.upstreamParams(conn, ctx.session, { notifications: mine });
-  return conn.request('subscriptions/listen', params, {
+  const listening = conn.request('subscriptions/listen', params, {
     sink: relay,
     signal: ctx.signal,
     timeoutMs: 0,
     clientId: ctx.request.id,
+  });
+  // The client's listen goes on with the other upstreams; this one's silence is logged, not hidden.
+  return listening.then((res) => {
+    if (res.error && !ctx.signal.aborted)
+      agg.log.warn('upstream ended a listen with an error', { upstream: conn.name, error: res.error });
   });
 }
 

@@ -25,6 +25,8 @@ export interface PoolClient {
   /** A legacy session holds what it uses until it ends; a stateless call holds nothing. */
   holds: boolean;
   client: ClientProfile;
+  /** Its era: its upstream is reached in that era where the upstream offers it. */
+  era: Era;
   /** Where this caller gets what the instance sends unprompted (list changes, logging). */
   unrelated: RelatedSink;
 }
@@ -63,7 +65,9 @@ const SHARED_NOTIFICATIONS: ReadonlySet<string> = new Set([
  * principal's). Sessions and instances are capped per caller and in total;
  * over a cap a request is refused (ERR_CAPACITY) after idle instances are
  * reclaimed, never queued or spawned anyway. Instances no session holds are
- * closed once idle. What era an upstream speaks is remembered per principal.
+ * closed once idle. Each client is paired with an upstream
+ * instance of its own era where the upstream offers it; the era an upstream
+ * answered in is remembered per principal and client era, never shared.
  */
 export class UpstreamPool {
   private readonly specs: ReadonlyMap<string, UpstreamSpec>;
@@ -151,7 +155,8 @@ export class UpstreamPool {
     const isolation = spec.isolation === 'session' && !who.holds ? 'principal' : spec.isolation;
     const scope =
       isolation === 'shared' ? 'shared' : isolation === 'principal' ? `p:${who.principal}` : `s:${who.key}`;
-    return { id: `${scope}\u0000${name}`, isolation };
+    // One instance per client era, so each client is paired with an upstream session of its own era.
+    return { id: `${scope}\u0000${name}\u0000${who.era}`, isolation };
   }
 
   private start(id: string, spec: UpstreamSpec, isolation: Isolation, who: PoolClient): Instance {
@@ -164,7 +169,7 @@ export class UpstreamPool {
       name: spec.name,
       principal,
       isolation,
-      opening: room.then(() => this.open(inst, who.principal, client)),
+      opening: room.then(() => this.open(inst, who.principal, { ...client, era: who.era })),
       conn: undefined,
       holders: new Set(),
       sinks: new Map(),
@@ -226,17 +231,22 @@ export class UpstreamPool {
     return stale.length;
   }
 
-  private async open(inst: Instance, principal: string, client: ClientProfile): Promise<UpstreamConnection> {
+  private async open(
+    inst: Instance,
+    principal: string,
+    client: ClientProfile & { era: Era },
+  ): Promise<UpstreamConnection> {
     const name = inst.name;
     const spec = this.specs.get(name)!;
     await this.waitForBackoff(name, spec.timeoutMs);
-    const eraKey = `${principal}\u0000${name}`;
+    const eraKey = `${principal}\u0000${name}\u0000${client.era}`;
     const knownEra = this.eras.get(eraKey);
     const conn = new UpstreamConnection(spec.createTransport(), {
       name,
       timeoutMs: spec.timeoutMs,
       isolation: inst.isolation,
       unrelated: this.fanOut(inst),
+      clientEra: client.era,
       ...(knownEra ? { knownEra } : {}),
       onClose: () => this.lost(inst),
     });

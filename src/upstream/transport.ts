@@ -1,4 +1,4 @@
-import type { JsonRpcMessage } from '../jsonrpc.ts';
+import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc.ts';
 import type { Era } from '../protocol/versions.ts';
 
 /**
@@ -13,6 +13,11 @@ export interface MessageTransport {
   onmessage?: ((message: JsonRpcMessage) => void) | undefined;
   onclose?: (() => void) | undefined;
   onerror?: ((error: Error) => void) | undefined;
+  /**
+   * A request whose exchange ended with no answer to it (an HTTP body that held
+   * none); returns whether it was still awaited. Left unset by transports that cannot tell.
+   */
+  onunanswered?: ((id: JsonRpcId) => boolean) | undefined;
 }
 
 /** Era-dependent knobs a transport needs (HTTP headers, session ids). */

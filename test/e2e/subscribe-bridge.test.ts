@@ -7,7 +7,8 @@ import { httpClient, NODE, ROOT, startTestGateway } from '../helpers.ts';
 describe('a legacy client subscribing to a resource of a modern upstream', () => {
   let gw: RunningGateway;
   before(async () => {
-    const fixture = [join(ROOT, 'test/fixtures/conformance-server.ts'), '--stdio'];
+    // Modern only: a legacy client of an upstream that offers a 2025-era session gets that session instead.
+    const fixture = [join(ROOT, 'test/fixtures/conformance-server.ts'), '--stdio', '--modern-only'];
     gw = await startTestGateway({
       upstreams: { conf: { transport: 'stdio', command: NODE, args: fixture } },
     });

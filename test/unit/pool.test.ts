@@ -86,6 +86,8 @@ const caller = (key: string, principal: string, holds: boolean, sink?: RelatedSi
   principal,
   holds,
   client: { capabilities: { roots: { listChanged: true } }, info: { name: key } },
+  // A stateless call is a 2026-07-28 client; a session holder a 2025-11-25 one.
+  era: holds ? 'legacy' : 'modern',
   unrelated: sink ?? { notify() {}, request: async (m) => ({ jsonrpc: '2.0', id: m.id, result: {} }) },
 });
 

@@ -1,5 +1,5 @@
 import { methodNotFound } from '../../errors.ts';
-import { isObject, type JsonObject, resultResponse } from '../../jsonrpc.ts';
+import { errorResponse, isObject, type JsonObject, resultResponse } from '../../jsonrpc.ts';
 import { toModernResult } from '../../protocol/modern.ts';
 import { type Aggregator, isListMethod } from '../../upstream/aggregate.ts';
 import { SUBSCRIPTION_ID, upstreamOutcome } from '../../upstream/connection.ts';
@@ -27,8 +27,14 @@ export function forwardStage(agg: Aggregator, recheck: (ctx: CallContext) => Pro
       }
       const conn = await agg.connection(ctx.session, route.upstream);
       if (isSubscription(route.method) && conn.handshake?.era === 'modern') {
-        await bridgeSubscribe(agg, ctx.session, conn, route.method, String(route.params?.uri));
-        ctx.response = resultResponse(ctx.request.id, {});
+        const refused = await bridgeSubscribe(
+          agg,
+          ctx.session,
+          conn,
+          route.method,
+          String(route.params?.uri),
+        );
+        ctx.response = refused ? errorResponse(ctx.request.id, refused) : resultResponse(ctx.request.id, {});
         return;
       }
       const params = agg.upstreamParams(conn, ctx.session, route.params);
