@@ -196,7 +196,13 @@ describe('session-aware rules', () => {
       });
       ctx.route = { kind: 'upstream', upstream: 'fs' } as never;
       const target = { kind: 'tool' as const, tool: svc.catalog.tool(tool)! };
-      callInputs.set(ctx, { target, input: { path: '/a' }, args: { path: '/a' }, reason: 'r' });
+      callInputs.set(ctx, {
+        target,
+        input: { path: '/a' },
+        args: { path: '/a' },
+        reason: 'r',
+        reasonSource: 'declared',
+      });
       return ctx;
     };
     const fresh = callTo('fs__read_text_file');
