@@ -1,4 +1,3 @@
-import { type FSWatcher, watch } from 'node:fs';
 import { ConfigError } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { JsonObject } from '../jsonrpc.ts';
@@ -11,6 +10,7 @@ import type { NetworkFacts } from './network.ts';
 import { loadPolicyFiles, type PolicySource } from './policy-set.ts';
 import { type CallFacts, type SessionSnapshot, type Target, toCedar } from './request.ts';
 import { MemorySessionFacts, type SessionFacts } from './session-facts.ts';
+import { PolicyFileWatcher } from './watch.ts';
 
 export interface ListedItem {
   readonly item: JsonObject;
@@ -45,7 +45,7 @@ export class PolicyService {
   private readonly log: Logger;
   private liveEngine: PolicyEngine;
   private shadowEngine: PolicyEngine | undefined;
-  private watchers: FSWatcher[] = [];
+  private watcher: PolicyFileWatcher | undefined;
 
   constructor(cfg: PolicyConfig, baseDir: string, deps: PolicyServiceDeps) {
     this.cfg = cfg;
@@ -114,24 +114,21 @@ export class PolicyService {
     }
   }
 
-  /** Hot reload on file change (debounced). */
+  /**
+   * Hot reload whenever a policy file changes, however it is saved (in place,
+   * by rename, by a symlink swap); every reload and every refused one is logged.
+   */
   watch(): void {
-    let timer: NodeJS.Timeout | undefined;
+    if (this.watcher) return;
     const files = [...this.liveEngine.source.files, ...(this.shadowEngine?.source.files ?? [])];
-    for (const file of files) {
-      const w = watch(file, () => {
-        clearTimeout(timer);
-        timer = setTimeout(() => this.reload(), 100);
-        timer.unref();
-      });
-      w.unref();
-      this.watchers.push(w);
-    }
+    this.watcher = new PolicyFileWatcher({ files, log: this.log, onChange: () => this.reload() });
+    this.watcher.start();
+    this.log.info('watching policy files', { files });
   }
 
   close(): void {
-    for (const w of this.watchers) w.close();
-    this.watchers = [];
+    this.watcher?.close();
+    this.watcher = undefined;
   }
 
   /** The aggregator's hook: learns tool definitions, returns only what this caller may use. */
