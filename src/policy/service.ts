@@ -52,7 +52,7 @@ export class PolicyService {
     this.baseDir = baseDir;
     this.log = deps.log;
     this.now = deps.now ?? Date.now;
-    this.facts = deps.facts ?? new MemorySessionFacts(cfg.session.windowMs);
+    this.facts = deps.facts ?? new MemorySessionFacts(cfg.session);
     this.catalog = deps.catalog ?? new Catalog(cfg);
     this.liveEngine = this.loadOrThrow(cfg.files, 'policy.files');
     if (cfg.shadow.length > 0) this.shadowEngine = this.loadOrThrow(cfg.shadow, 'policy.shadow');
@@ -134,7 +134,6 @@ export class PolicyService {
   /** The aggregator's hook: learns tool definitions, returns only what this caller may use. */
   filterList(
     principal: Principal,
-    sessionKey: string,
     method: string,
     items: readonly ListedItem[],
     network?: NetworkFacts,
@@ -153,7 +152,7 @@ export class PolicyService {
       .filter(({ item, upstream }) => {
         const target = listedTarget(this.catalog, method, item, upstream);
         if (!target) return false;
-        const facts = this.facts.snapshot(sessionKey, principal.id, targetName(target), now);
+        const facts = this.facts.snapshot(principal.id, targetName(target), now);
         return this.liveEngine.mayUse(
           toCedar(this.baseFacts(principal, methodFor(method), target, facts, now, network)),
         );
@@ -217,7 +216,7 @@ export class PolicyService {
     return decision;
   }
 
-  /** A call that matches a configured marker (or a read-sensitive tool) taints its session. */
+  /** A call that matches a configured marker (or a read-sensitive tool) taints its caller's history. */
   isSensitive(target: Target, args: Record<string, unknown>): boolean {
     if (target.kind !== 'tool') return false;
     if (target.tool.tier === 'read-sensitive') return true;

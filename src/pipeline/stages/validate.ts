@@ -86,7 +86,7 @@ export function validateStage(agg: Aggregator, policy: PolicyService): Stage {
       }
       if (problem !== undefined || !input) {
         const now = policy.now();
-        const session = policy.facts.snapshot(ctx.session.key, ctx.principal.id, exposed, now);
+        const session = policy.facts.snapshot(ctx.principal.id, exposed, now);
         if (
           !policy.mayUse(
             policy.baseFacts(ctx.principal, method, target, session, now, networkOf(ctx.session)),
