@@ -14,6 +14,7 @@ import {
   initializeBody,
   NODE,
   post,
+  probeUpstream,
   ROOT,
   startAuthTestGateway,
   TEST_RESOURCE,
@@ -229,6 +230,26 @@ describe('allow lists in the tokens of an issuer configured to carry them (allow
     for (const claims of [{}, { allowed_resources: 'test://*' }]) {
       const res = await post(gw.url, initializeBody(), { authorization: `Bearer ${await sign(claims)}` });
       assert.equal(res.status, 401, JSON.stringify(claims));
+    }
+  });
+});
+
+describe('a resource allowed by pattern behind a template the token cannot list, with several upstreams', () => {
+  it('is still routed to the upstream whose template it matches', async () => {
+    const gw = await startAuthTestGateway(
+      { upstreams: { conf: confUpstream, probe: probeUpstream() } },
+      mkdtempSync(join(tmpdir(), 'pc-allow-lists-route-')),
+    );
+    const { token } = await gw.token('agent-route', [], 600, { resources: ['test://template/7/*'] });
+    const client = await httpClient(gw.url, 'legacy', { authorization: `Bearer ${token}` });
+    try {
+      assert.deepEqual((await client.listResourceTemplates()).resourceTemplates, []);
+      const read = await client.readResource({ uri: 'test://template/7/data' });
+      assert.equal(read.contents[0]?.uri, 'test://template/7/data');
+      await assert.rejects(client.readResource({ uri: 'test://template/8/data' }), /Unknown resource/);
+    } finally {
+      await client.close();
+      await gw.running.close();
     }
   });
 });
