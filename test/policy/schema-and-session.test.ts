@@ -217,6 +217,31 @@ describe('session-aware rules', () => {
     assert.equal(elsewhere.decision?.effect, 'allow', 'another caller is not affected');
   });
 
+  it('refuses a new caller when the history holds as many callers as it may, all still remembered', async () => {
+    const { svc, setNow } = serviceWith('@id("p") permit(principal, action, resource);', {
+      session: { historyMs: 60_000, maxPrincipals: 1 },
+    });
+    const stage = authorizeStage(svc);
+    const callBy = (principal: typeof alice) => {
+      const ctx = testCallContext({
+        principal,
+        request: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'fs__read_text_file' } },
+      });
+      ctx.route = { kind: 'upstream', upstream: 'fs' } as never;
+      const target = { kind: 'tool' as const, tool: svc.catalog.tool('fs__read_text_file')! };
+      callInputs.set(ctx, { target, input: { path: '/a' }, args: {}, reason: 'r', reasonSource: 'declared' });
+      return ctx;
+    };
+    await stage.run(callBy(alice));
+    const bob = callBy({ ...alice, id: 'jwt:bob', user: 'bob' });
+    await assert.rejects(async () => stage.run(bob), { code: 'ERR_CALLER_HISTORY_FULL' });
+    assert.deepEqual(bob.decision?.determiningPolicies, ['builtin:caller-history-full']);
+    setNow(FROZEN_NOW + 120_000);
+    const later = callBy({ ...alice, id: 'jwt:bob', user: 'bob' });
+    await stage.run(later);
+    assert.equal(later.decision?.effect, 'allow', 'admitted once the other caller is over');
+  });
+
   it('keeps resources and prompts out of the tool history, so reading many files never locks tools out', () => {
     const { svc } = serviceWith('@id("p") permit(principal, action, resource);');
     for (let i = 0; i < MAX_TOOLS_PER_PRINCIPAL; i++)
