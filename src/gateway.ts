@@ -11,7 +11,7 @@ import { createPipeline, type Pipeline, type Stage } from './pipeline/runner.ts'
 import { auditDecisionStage } from './pipeline/stages/audit-decision.ts';
 import { auditOutcomeStage } from './pipeline/stages/audit-outcome.ts';
 import { forwardStage } from './pipeline/stages/forward.ts';
-import { allowedToolsFilter, identifyStage } from './pipeline/stages/identify.ts';
+import { allowListFilter, identifyStage } from './pipeline/stages/identify.ts';
 import { metricsStage } from './pipeline/stages/metrics.ts';
 import { parseStage } from './pipeline/stages/parse.ts';
 import { routeStage } from './pipeline/stages/route.ts';
@@ -59,7 +59,7 @@ export class Gateway {
     this.aggregator = new Aggregator(this.pool, deps.log);
     this.identity =
       deps.identity ?? createIdentity(loaded.config, loaded.baseDir, { log: deps.log, now: this.now });
-    this.aggregator.listFilters.push(allowedToolsFilter);
+    this.aggregator.listFilters.push(allowListFilter);
     const identity = this.identity;
     this.aggregator.recheck = async (principal) => {
       if (identity.mode !== 'none') await identity.recheck(principal);

@@ -64,14 +64,26 @@ export async function startAuthTestGateway(config: Record<string, unknown>, dir:
   const full = { ...config, identity, state };
   const running = await startTestGateway(full);
   const validated = validateConfig({ ...full, listen: { host: '127.0.0.1', port: 0 } });
-  const token = (sub: string, tools: string[], ttlSeconds = 600) =>
-    mintTestToken(validated.identity, sub, tools, ttlSeconds);
+  const token = (sub: string, tools: string[], ttlSeconds = 600, lists: TokenLists = {}) =>
+    mintTestToken(validated.identity, sub, tools, ttlSeconds, lists);
   return { running, token, url: running.listener.url };
 }
 
 export const TEST_RESOURCE = 'https://gateway.test/mcp';
 
-async function mintTestToken(identity: Config['identity'], sub: string, tools: string[], ttlSeconds: number) {
+/** Prompts and resources a test token may use besides its tools (none unless named). */
+export interface TokenLists {
+  prompts?: string[];
+  resources?: string[];
+}
+
+async function mintTestToken(
+  identity: Config['identity'],
+  sub: string,
+  tools: string[],
+  ttlSeconds: number,
+  lists: TokenLists,
+) {
   const { mintGatewayToken } = await import('../src/identity/gateway-tokens.ts');
   const { gatewayIssuer, gatewayKeyDir } = await import('../src/identity/service.ts');
   if (identity.mode !== 'token') throw new Error('not an authenticated gateway');
@@ -80,6 +92,7 @@ async function mintTestToken(identity: Config['identity'], sub: string, tools: s
     audience: identity.resource,
     sub,
     tools,
+    ...lists,
     ttlSeconds,
     maxTtlSeconds: identity.gatewayTokens.maxTtlSeconds,
     reason: 'test',

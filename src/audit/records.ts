@@ -1,6 +1,6 @@
 import { createHash, createHmac } from 'node:crypto';
 import type { CallContext } from '../pipeline/context.ts';
-import { listenInputs } from '../policy/call-input.ts';
+import { callInputs, listenInputs, type ReasonSource } from '../policy/call-input.ts';
 import { requestTarget } from '../protocol/targets.ts';
 import { canonicalize } from './jcs.ts';
 import { metaOfRecord } from './meta.ts';
@@ -73,7 +73,7 @@ export function decisionRecord(ctx: CallContext, opts: RecordOptions): AppendIte
     argsClear: clear,
     // A listen's resources, each authorized as a subscription of its own.
     ...listenedResources(ctx),
-    reason: ctx.principal.reason ?? null,
+    ...reasonOf(ctx),
     // Set by the approval and break-glass stages once they exist.
     approvalId: optionalId(ctx, 'approvalId'),
     breakGlassId: optionalId(ctx, 'breakGlassId'),
@@ -123,6 +123,23 @@ export function outcomeRecord(
     leaseId: optionalId(ctx, 'leaseId'),
   };
   return item(record);
+}
+
+/**
+ * The reason policy decided on and where it came from; a call stopped before
+ * its own was read (and the gateway's lists) carries the token's.
+ */
+function reasonOf(ctx: CallContext): { reason: string | null; reasonSource: ReasonSource } {
+  const input = callInputs.get(ctx) ?? listenInputs.get(ctx);
+  if (input)
+    return {
+      reason: input.reasonSource ? input.reason.toWellFormed() : null,
+      reasonSource: input.reasonSource,
+    };
+  const token = ctx.principal.reason;
+  return token
+    ? { reason: token.toWellFormed(), reasonSource: 'token' }
+    : { reason: null, reasonSource: null };
 }
 
 function listenedResources(ctx: CallContext): { resources?: string[] } {

@@ -25,6 +25,9 @@ export async function demoToken(loaded: LoadedConfig): Promise<string> {
     audience: identity.resource,
     sub: 'demo-caller',
     tools: DEMO_TOOLS,
+    // demo.cedar lets its caller read every resource and get every prompt.
+    prompts: ['*'],
+    resources: ['*'],
     ttlSeconds: identity.gatewayTokens.maxTtlSeconds,
     maxTtlSeconds: identity.gatewayTokens.maxTtlSeconds,
     reason: 'portcullis demo',

@@ -5,7 +5,10 @@ import { gatewayIssuer, gatewayKeyDir } from '../identity/service.ts';
 import { parseCommandArgs, required } from './args.ts';
 import { USAGE } from './usage.ts';
 
-/** `portcullis token issue --sub S --tools a,b --ttl 10m --reason "..."`: prints the token on stdout. */
+/**
+ * `portcullis token issue --sub S --tools a,b [--prompts p] [--resources 'uri*'] --ttl 10m --reason "..."`:
+ * prints the token on stdout. A kind not named is denied to the token.
+ */
 export async function tokenCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== 'issue') throw new UsageError(USAGE.token!);
@@ -14,6 +17,8 @@ export async function tokenCommand(args: string[]): Promise<number> {
     sub: { type: 'string' },
     workload: { type: 'string' },
     tools: { type: 'string' },
+    prompts: { type: 'string' },
+    resources: { type: 'string' },
     ttl: { type: 'string', default: '10m' },
     reason: { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -22,17 +27,19 @@ export async function tokenCommand(args: string[]): Promise<number> {
   const identity = loaded.config.identity;
   if (identity.mode !== 'token')
     throw new ConfigError('token issue needs identity.mode: token (the gateway must require tokens)');
-  const tools = required(values.tools, '--tools')
-    .split(',')
-    .map((t) => t.trim())
-    .filter(Boolean);
-  if (tools.length === 0) throw new UsageError('--tools must name at least one tool');
+  const tools = list(values.tools);
+  const prompts = list(values.prompts);
+  const resources = list(values.resources);
+  if (tools.length + prompts.length + resources.length === 0)
+    throw new UsageError('--tools, --prompts or --resources must name at least one thing the token may use');
   const minted = await mintGatewayToken(gatewayKeyDir(identity, loaded.baseDir), {
     issuer: gatewayIssuer(identity),
     audience: identity.resource,
     sub: required(values.sub, '--sub'),
     ...(values.workload ? { workload: values.workload } : {}),
     tools,
+    prompts,
+    resources,
     ttlSeconds: parseDuration(values.ttl),
     maxTtlSeconds: identity.gatewayTokens.maxTtlSeconds,
     reason: required(values.reason, '--reason'),
@@ -45,3 +52,10 @@ export async function tokenCommand(args: string[]): Promise<number> {
   );
   return 0;
 }
+
+/** A comma-separated list; left out: nothing of that kind. */
+const list = (text: string | undefined): string[] =>
+  (text ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);

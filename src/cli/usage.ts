@@ -20,10 +20,11 @@ export const USAGE: Readonly<Record<string, string>> = {
   'policy explain': `Usage: portcullis policy explain --config FILE --tool NAME [--args JSON] [--reason TEXT]
                             [--principal JSON] [--time ISO] [--sensitive-read] [--tools TOOLS.json]
   show the decision for one call and the policies that made it`,
-  token: 'Usage: portcullis token issue --config FILE --sub S --tools a,b [--ttl 10m] --reason TEXT',
-  'token issue': `Usage: portcullis token issue --config FILE --sub S --tools a,b [--ttl 10m] --reason TEXT
+  token:
+    'Usage: portcullis token issue --config FILE --sub S [--tools a,b] [--prompts a,b] [--resources URI*,…] [--ttl 10m] --reason TEXT',
+  'token issue': `Usage: portcullis token issue --config FILE --sub S [--tools a,b] [--prompts a,b] [--resources URI*,…] [--ttl 10m] --reason TEXT
                              [--workload ID] [--json]
-  mint a gateway token naming the tools it may call`,
+  mint a gateway token naming the tools, prompts and resources (URI patterns) it may use`,
   revoke: `Usage: portcullis revoke --config FILE --jti X | --sub S | --workload ID [--reason TEXT]
   refuse those tokens from the next call on`,
   audit: `Usage: portcullis audit <command> --config FILE [options]
@@ -68,7 +69,7 @@ Commands:
   config check FILE                    validate a config file
   config schema                        print the config JSON Schema
   policy check|test|explain            validate policies, run policy test cases, explain a decision
-  token issue --config FILE --sub S --tools a,b --ttl 10m --reason TEXT   mint a gateway token
+  token issue --config FILE --sub S --tools a,b [--prompts, --resources] --reason TEXT   mint a gateway token
   revoke --config FILE --jti X | --sub S | --workload ID   refuse from the next call on
   keys rotate --config FILE            new gateway signing key (old one overlaps)
   audit  <verify|checkpoint|proof|verify-proof|consistency|export|tail|replay> --config FILE

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { deepFreeze } from '../freeze.ts';
 import type { Logger } from '../observability/log.ts';
+import { allowListsOf } from './allow-lists.ts';
 import { decodeB64url } from './b64.ts';
 import { checkClaims, scopesOf } from './claims.ts';
 import { authError } from './errors.ts';
@@ -22,6 +23,8 @@ export interface TrustedIssuer {
     /** False when key `kid` was retired before `iatSeconds` (or is gone): the token is refused. */
     readonly couldHaveSigned: (kid: string, iatSeconds: number) => boolean;
   };
+  /** The issuer's tokens carry allow lists (gateway tokens always do). */
+  readonly allowListClaims?: boolean;
 }
 
 export interface AuthenticatorOptions {
@@ -123,13 +126,11 @@ export class Authenticator {
     // A token with no user, no client and no id could be stopped by nothing but its expiry.
     if (!user && !workload && !str(claims.jti))
       throw authError('bad_claims', { why: 'nothing to revoke it by' });
-    let allowedTools: string[] | undefined;
-    if (issuer.gateway) {
-      const tools = claims.allowed_tools;
-      if (!Array.isArray(tools) || !tools.every((t) => typeof t === 'string') || !str(claims.jti) || !user)
-        throw authError('bad_claims', { gatewayToken: true });
-      allowedTools = tools as string[];
-    }
+    if (issuer.gateway && (!Array.isArray(claims.allowed_tools) || !str(claims.jti) || !user))
+      throw authError('bad_claims', { gatewayToken: true });
+    const allowed = issuer.gateway || issuer.allowListClaims ? allowListsOf(claims) : undefined;
+    if (allowed === 'invalid' || ((issuer.gateway || issuer.allowListClaims) && !allowed))
+      throw authError('bad_claims', { allowLists: true });
     const id = `p_${createHash('sha256')
       .update(JSON.stringify([issuer.issuer, workload ?? null, user ?? null]))
       .digest('hex')
@@ -141,7 +142,7 @@ export class Authenticator {
       ...(user ? { user } : {}),
       issuer: issuer.issuer,
       scopes,
-      ...(allowedTools ? { allowedTools } : {}),
+      ...(allowed ? { allowed: deepFreeze(allowed) } : {}),
       ...(str(claims.jti) ? { tokenId: str(claims.jti) } : {}),
       expiresAt: claims.exp as number,
       ...(str(claims.reason) ? { reason: str(claims.reason) } : {}),

@@ -22,6 +22,12 @@ const issuerSchema = z.strictObject({
   requiredScopes: z.array(z.string().min(1)).default([]),
   /** Claim that names the workload (OAuth client). */
   workloadClaim: z.string().min(1).default('client_id'),
+  /**
+   * This issuer's tokens name what they allow (`allowed_tools`, `allowed_prompts`,
+   * `allowed_resources`), as gateway tokens do: every token must carry at least
+   * one of them, and every kind it does not name is denied.
+   */
+  allowListClaims: z.boolean().default(false),
 });
 
 const fetchSchema = z

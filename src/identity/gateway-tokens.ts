@@ -10,6 +10,10 @@ export interface MintRequest {
   readonly workload?: string;
   /** Exposed tool names this token may call. */
   readonly tools: readonly string[];
+  /** Exposed prompt names (`*` matches any run) this token may get and complete; none if left out. */
+  readonly prompts?: readonly string[];
+  /** Resource URI patterns (`*` matches any run) this token may read, subscribe to and complete; none if left out. */
+  readonly resources?: readonly string[];
   readonly ttlSeconds: number;
   readonly maxTtlSeconds: number;
   readonly reason: string;
@@ -17,7 +21,7 @@ export interface MintRequest {
   readonly newId?: () => string;
 }
 
-/** A gateway session token: EdDSA, short-lived, naming exactly the tools it may call. */
+/** A gateway session token: EdDSA, short-lived, naming exactly the tools, prompts and resources it may use. */
 export async function mintGatewayToken(
   keys: GatewayKeyDir,
   req: MintRequest,
@@ -30,6 +34,8 @@ export async function mintGatewayToken(
   const { kid, key } = keys.signingKey();
   const token = await new SignJWT({
     allowed_tools: [...req.tools],
+    allowed_prompts: [...(req.prompts ?? [])],
+    allowed_resources: [...(req.resources ?? [])],
     reason: req.reason,
     ...(req.workload ? { client_id: req.workload } : {}),
   })

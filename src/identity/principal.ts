@@ -1,3 +1,5 @@
+import type { AllowLists } from './allow-lists.ts';
+
 /**
  * Who is calling: the workload (SPIFFE ID or OAuth client) and the user
  * (`sub`), as established by the identity stage. Carried into policy and audit.
@@ -17,8 +19,11 @@ export interface Principal {
   readonly user?: string;
   readonly issuer?: string;
   readonly scopes: readonly string[];
-  /** Gateway-issued tokens only: the tools this token may call (exposed names). */
-  readonly allowedTools?: readonly string[];
+  /**
+   * What the token allows (gateway tokens, and issuers configured with
+   * `allowListClaims`): anything of any kind it does not name is denied. Unset: no such limit.
+   */
+  readonly allowed?: AllowLists;
   /** Token id (`jti`), for revocation. */
   readonly tokenId?: string;
   /** Seconds since the epoch; calls after this are refused. */

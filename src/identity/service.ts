@@ -107,6 +107,7 @@ export function createIdentity(config: Config, baseDir: string, deps: IdentityDe
       algorithms: i.algorithms,
       requiredScopes: i.requiredScopes,
       workloadClaim: i.workloadClaim,
+      allowListClaims: i.allowListClaims,
     })),
   ];
   const auth = new Authenticator({

@@ -9,7 +9,14 @@ export interface CallInput {
   /** The arguments as sent (for sensitive-read markers). */
   readonly args: Record<string, unknown>;
   readonly reason: string;
+  readonly reasonSource: ReasonSource;
 }
+
+/**
+ * Where the reason policy decided on came from: the call's own `_meta`
+ * (`declared`), the token's `reason` claim (`token`), or nowhere (null: "").
+ */
+export type ReasonSource = 'declared' | 'token' | null;
 
 export const callInputs = new WeakMap<CallContext, CallInput>();
 
@@ -20,6 +27,7 @@ export const callInputs = new WeakMap<CallContext, CallInput>();
 export interface ListenInput {
   readonly resources: readonly (Target & { kind: 'resource' })[];
   readonly reason: string;
+  readonly reasonSource: ReasonSource;
 }
 
 export const listenInputs = new WeakMap<CallContext, ListenInput>();

@@ -5,7 +5,7 @@ export type Tier = (typeof TIERS)[number];
 
 const toolName = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'must be an exposed ASCII tool name');
 
-/** A call matching this marks its session as having read sensitive data (for exfiltration rules). */
+/** A call matching this marks its caller as having read sensitive data (for exfiltration rules). */
 const sensitiveMark = z.strictObject({
   /** Exposed tool name; `*` matches any run of characters. */
   tool: z.string().min(1),
@@ -32,6 +32,18 @@ export const policySchema = z
       .strictObject({
         /** Window for `context.session.callsLastMinute`. */
         windowMs: z.number().int().positive().max(3_600_000).default(60_000),
+        /**
+         * How long a caller's sensitive read and the tools it used are remembered
+         * (`context.session.sensitiveRead`, `toolsUsed`), across all its sessions.
+         */
+        historyMs: z
+          .number()
+          .int()
+          .positive()
+          .max(7 * 24 * 3_600_000)
+          .default(6 * 3_600_000),
+        /** Callers remembered at once; a new caller beyond this is refused until one's history is over. */
+        maxPrincipals: z.number().int().positive().default(100_000),
       })
       .prefault({}),
     /** Offset of the local clock used for `context.time.hour`/`weekday`, in minutes from UTC. */

@@ -49,13 +49,28 @@ export const obligationUnmet = (d: Decision): Denial =>
   );
 
 /**
- * A session that has used as many distinct tools as its history holds may not
+ * A caller that has used as many distinct tools as its history holds may not
  * start on another: rules over `context.session.toolsUsed` would no longer see
  * it, so a long enough run of decoy calls could slip past them.
  */
 export const sessionHistoryFull = (tool: string, limit: number): Denial =>
-  new Denial('ERR_SESSION_HISTORY_FULL', `session already used ${limit} distinct tools; ${tool} is another`, {
-    publicMessage: 'Denied: this session has used too many distinct tools',
+  new Denial(
+    'ERR_SESSION_HISTORY_FULL',
+    `caller already used ${limit} distinct tools lately; ${tool} is another`,
+    {
+      publicMessage: 'Denied: too many distinct tools used lately',
+      rpcCode: JSONRPC.DENIED,
+    },
+  );
+
+/**
+ * The history remembers as many callers as it may, and none of them is over:
+ * a new caller is refused rather than one of them forgotten (which could
+ * forget a sensitive read before its time, and let an exfiltration through).
+ */
+export const callerHistoryFull = (principalId: string, limit: number): Denial =>
+  new Denial('ERR_CALLER_HISTORY_FULL', `history already holds ${limit} callers; ${principalId} is another`, {
+    publicMessage: 'Denied: try again later',
     rpcCode: JSONRPC.DENIED,
   });
 

@@ -15,7 +15,7 @@ export interface SessionSnapshot {
   callsLastMinute: number;
   toolsUsed: readonly string[];
   sensitiveRead: boolean;
-  /** The session's tool history is at its limit: a call to a tool not in it could not be remembered. */
+  /** The caller's tool history is at its limit: a call to a tool not in it could not be remembered. */
   toolsFull: boolean;
 }
 
@@ -220,7 +220,7 @@ function contextOf(f: CallFacts): Record<string, unknown> {
 
 /**
  * A simple additive score (0–100) until a real risk engine exists: unidentified
- * caller, no declared reason, a session that has read sensitive data, a tool
+ * caller, no declared reason, a caller that has read sensitive data lately, a tool
  * that writes or reaches out. Policies compare `context.risk` against a threshold.
  */
 export function riskOf(f: CallFacts): number {

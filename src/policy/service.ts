@@ -1,4 +1,3 @@
-import { type FSWatcher, watch } from 'node:fs';
 import { ConfigError } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { JsonObject } from '../jsonrpc.ts';
@@ -11,6 +10,7 @@ import type { NetworkFacts } from './network.ts';
 import { loadPolicyFiles, type PolicySource } from './policy-set.ts';
 import { type CallFacts, type SessionSnapshot, type Target, toCedar } from './request.ts';
 import { MemorySessionFacts, type SessionFacts } from './session-facts.ts';
+import { PolicyFileWatcher } from './watch.ts';
 
 export interface ListedItem {
   readonly item: JsonObject;
@@ -45,14 +45,14 @@ export class PolicyService {
   private readonly log: Logger;
   private liveEngine: PolicyEngine;
   private shadowEngine: PolicyEngine | undefined;
-  private watchers: FSWatcher[] = [];
+  private watcher: PolicyFileWatcher | undefined;
 
   constructor(cfg: PolicyConfig, baseDir: string, deps: PolicyServiceDeps) {
     this.cfg = cfg;
     this.baseDir = baseDir;
     this.log = deps.log;
     this.now = deps.now ?? Date.now;
-    this.facts = deps.facts ?? new MemorySessionFacts(cfg.session.windowMs);
+    this.facts = deps.facts ?? new MemorySessionFacts(cfg.session);
     this.catalog = deps.catalog ?? new Catalog(cfg);
     this.liveEngine = this.loadOrThrow(cfg.files, 'policy.files');
     if (cfg.shadow.length > 0) this.shadowEngine = this.loadOrThrow(cfg.shadow, 'policy.shadow');
@@ -114,30 +114,26 @@ export class PolicyService {
     }
   }
 
-  /** Hot reload on file change (debounced). */
+  /**
+   * Hot reload whenever a policy file changes, however it is saved (in place,
+   * by rename, by a symlink swap); every reload and every refused one is logged.
+   */
   watch(): void {
-    let timer: NodeJS.Timeout | undefined;
+    if (this.watcher) return;
     const files = [...this.liveEngine.source.files, ...(this.shadowEngine?.source.files ?? [])];
-    for (const file of files) {
-      const w = watch(file, () => {
-        clearTimeout(timer);
-        timer = setTimeout(() => this.reload(), 100);
-        timer.unref();
-      });
-      w.unref();
-      this.watchers.push(w);
-    }
+    this.watcher = new PolicyFileWatcher({ files, log: this.log, onChange: () => this.reload() });
+    this.watcher.start();
+    this.log.info('watching policy files', { files });
   }
 
   close(): void {
-    for (const w of this.watchers) w.close();
-    this.watchers = [];
+    this.watcher?.close();
+    this.watcher = undefined;
   }
 
   /** The aggregator's hook: learns tool definitions, returns only what this caller may use. */
   filterList(
     principal: Principal,
-    sessionKey: string,
     method: string,
     items: readonly ListedItem[],
     network?: NetworkFacts,
@@ -156,7 +152,7 @@ export class PolicyService {
       .filter(({ item, upstream }) => {
         const target = listedTarget(this.catalog, method, item, upstream);
         if (!target) return false;
-        const facts = this.facts.snapshot(sessionKey, principal.id, targetName(target), now);
+        const facts = this.facts.snapshot(principal.id, targetName(target), now);
         return this.liveEngine.mayUse(
           toCedar(this.baseFacts(principal, methodFor(method), target, facts, now, network)),
         );
@@ -220,7 +216,7 @@ export class PolicyService {
     return decision;
   }
 
-  /** A call that matches a configured marker (or a read-sensitive tool) taints its session. */
+  /** A call that matches a configured marker (or a read-sensitive tool) taints its caller's history. */
   isSensitive(target: Target, args: Record<string, unknown>): boolean {
     if (target.kind !== 'tool') return false;
     if (target.tool.tier === 'read-sensitive') return true;

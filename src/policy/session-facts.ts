@@ -1,38 +1,43 @@
 import type { SessionSnapshot } from './request.ts';
 
 /**
- * What a session (and a principal) has done so far, for session-aware rules.
+ * What a caller (a principal) has done lately, for session-aware rules. Kept
+ * per principal, not per session: a caller that reads a secret in one session
+ * and sends it from another (or from a stateless request) is the same caller.
  * Behind an interface so replicas can share it (Redis, Postgres) later; the
  * in-memory one serves a single gateway process.
  */
 export interface SessionFacts {
-  snapshot(sessionKey: string, principalId: string, tool: string, now: number): SessionSnapshot;
+  snapshot(principalId: string, name: string, now: number): SessionSnapshot;
   /**
-   * An allowed call: counted for rate rules, remembered for the session. Only
-   * tools (`isTool`) enter the session's tool history.
+   * Whether a call of this principal can be remembered. False only when as
+   * many callers as the history holds all still have something to remember:
+   * the call is then refused, since forgetting one of them could let it through.
    */
-  record(
-    sessionKey: string,
-    principalId: string,
-    tool: string,
-    now: number,
-    sensitive: boolean,
-    isTool?: boolean,
-  ): void;
+  admits(principalId: string, now: number): boolean;
+  /** An allowed call: counted for rate rules, remembered in the caller's history. */
+  record(principalId: string, name: string, now: number, call: RecordedCall): void;
 }
 
-export const MAX_TOOLS_PER_SESSION = 1000;
-const SESSION_IDLE_MS = 6 * 60 * 60_000;
+export interface RecordedCall {
+  /** The call read sensitive data (a marker or a read-sensitive tool). */
+  readonly sensitive: boolean;
+  /** Only tools enter the tool history (`toolsUsed`); resources and prompts are only counted. */
+  readonly tool: boolean;
+}
+
+export interface SessionFactsOptions {
+  /** The rate window (`callsLastMinute`). */
+  readonly windowMs: number;
+  /** How long a sensitive read and a used tool are remembered. */
+  readonly historyMs: number;
+  /** Callers remembered at once; beyond that, a new caller is refused until one expires. */
+  readonly maxPrincipals: number;
+}
+
+export const MAX_TOOLS_PER_PRINCIPAL = 1000;
 /** Slots a rate window is counted in: its precision is one slot (a second of a minute). */
 const SLOTS = 60;
-
-interface SessionState {
-  tools: Set<string>;
-  /** `tools` as handed out, until the set changes (snapshots share it; nobody mutates it). */
-  toolList: readonly string[] | undefined;
-  sensitiveRead: boolean;
-  lastSeen: number;
-}
 
 /**
  * Calls in the last window, counted per slot in a ring: constant memory and
@@ -91,66 +96,124 @@ class WindowCounter {
   }
 }
 
-export class MemorySessionFacts implements SessionFacts {
-  private readonly windowMs: number;
-  private readonly calls = new Map<string, WindowCounter>();
-  private readonly sessions = new Map<string, SessionState>();
-  private sweptAt = 0;
+/** One caller's recent history: rate counters, tools used (with when), the last sensitive read. */
+class PrincipalHistory {
+  readonly counters = new Map<string, WindowCounter>();
+  /** Tool name → when it was last used. */
+  readonly tools = new Map<string, number>();
+  sensitiveAt = Number.NEGATIVE_INFINITY;
+  lastSeen: number;
+  /** `tools` as handed out until it changes or an entry expires (snapshots share it; nobody mutates it). */
+  private list: readonly string[] | undefined;
+  private listExpiresAt = Number.POSITIVE_INFINITY;
 
-  constructor(windowMs = 60_000) {
-    this.windowMs = windowMs;
+  constructor(now: number) {
+    this.lastSeen = now;
   }
 
-  snapshot(sessionKey: string, principalId: string, tool: string, now: number): SessionSnapshot {
-    const s = this.sessions.get(sessionKey);
+  toolsUsed(now: number, historyMs: number): readonly string[] {
+    if (now >= this.listExpiresAt) {
+      this.expireTools(now, historyMs);
+      let first = Number.POSITIVE_INFINITY;
+      for (const at of this.tools.values()) first = Math.min(first, at);
+      this.listExpiresAt = first + historyMs;
+    }
+    this.list ??= Object.freeze([...this.tools.keys()]);
+    return this.list;
+  }
+
+  useTool(tool: string, now: number, historyMs: number): void {
+    if (!this.tools.has(tool)) {
+      this.expireTools(now, historyMs);
+      if (this.tools.size >= MAX_TOOLS_PER_PRINCIPAL) return;
+      this.list = undefined;
+      this.listExpiresAt = Math.min(this.listExpiresAt, now + historyMs);
+    }
+    this.tools.set(tool, Math.max(now, this.tools.get(tool) ?? now));
+  }
+
+  expireTools(now: number, historyMs: number): void {
+    for (const [tool, at] of this.tools) {
+      if (now - at < historyMs) continue;
+      this.tools.delete(tool);
+      this.list = undefined;
+    }
+  }
+
+  /** Nothing left to remember: every entry is older than the history and every counter has emptied. */
+  expired(now: number, retainMs: number): boolean {
+    return now - this.lastSeen >= retainMs;
+  }
+}
+
+export class MemorySessionFacts implements SessionFacts {
+  private readonly opts: SessionFactsOptions;
+  /** Least recently seen first: the order callers expire in. */
+  private readonly principals = new Map<string, PrincipalHistory>();
+  /** A principal is kept until its history and every rate count (one slot beyond the window) are over. */
+  private readonly retainMs: number;
+  private sweptAt = 0;
+
+  constructor(opts: Partial<SessionFactsOptions> = {}) {
+    this.opts = { windowMs: 60_000, historyMs: 6 * 3_600_000, maxPrincipals: 100_000, ...opts };
+    this.retainMs = Math.max(this.opts.historyMs, this.opts.windowMs * 2);
+  }
+
+  snapshot(principalId: string, name: string, now: number): SessionSnapshot {
+    const h = this.principals.get(principalId);
+    if (!h) return { callsLastMinute: 0, toolsUsed: [], sensitiveRead: false, toolsFull: false };
+    const toolsUsed = h.toolsUsed(now, this.opts.historyMs);
     return {
-      callsLastMinute: this.calls.get(rateKey(principalId, tool))?.total(now) ?? 0,
-      toolsUsed: s ? toolList(s) : [],
-      sensitiveRead: s?.sensitiveRead ?? false,
-      toolsFull: (s?.tools.size ?? 0) >= MAX_TOOLS_PER_SESSION,
+      callsLastMinute: h.counters.get(name)?.total(now) ?? 0,
+      toolsUsed,
+      // A clock stepped back keeps the mark: it is forgotten only once a whole history has passed.
+      sensitiveRead: now - h.sensitiveAt < this.opts.historyMs,
+      toolsFull: toolsUsed.length >= MAX_TOOLS_PER_PRINCIPAL,
     };
   }
 
-  record(
-    sessionKey: string,
-    principalId: string,
-    tool: string,
-    now: number,
-    sensitive: boolean,
-    isTool = true,
-  ): void {
-    const key = rateKey(principalId, tool);
-    let counter = this.calls.get(key);
+  admits(principalId: string, now: number): boolean {
+    if (this.principals.has(principalId) || this.principals.size < this.opts.maxPrincipals) return true;
+    for (const [id, h] of this.principals) {
+      if (!h.expired(now, this.retainMs)) break;
+      this.principals.delete(id);
+    }
+    return this.principals.size < this.opts.maxPrincipals;
+  }
+
+  record(principalId: string, name: string, now: number, call: RecordedCall): void {
+    if (!this.admits(principalId, now)) throw new Error('caller history full: the call must be refused');
+    const h = this.principals.get(principalId) ?? new PrincipalHistory(now);
+    // Moved to the back: the map stays ordered by when each caller was last seen.
+    this.principals.delete(principalId);
+    this.principals.set(principalId, h);
+    h.lastSeen = Math.max(h.lastSeen, now);
+    let counter = h.counters.get(name);
     if (!counter) {
-      counter = new WindowCounter(this.windowMs);
-      this.calls.set(key, counter);
+      counter = new WindowCounter(this.opts.windowMs);
+      h.counters.set(name, counter);
     }
     counter.add(now);
-    let s = this.sessions.get(sessionKey);
-    if (!s) {
-      s = { tools: new Set(), toolList: undefined, sensitiveRead: false, lastSeen: now };
-      this.sessions.set(sessionKey, s);
-    }
-    if (isTool && s.tools.size < MAX_TOOLS_PER_SESSION && !s.tools.has(tool)) {
-      s.tools.add(tool);
-      s.toolList = undefined;
-    }
-    s.sensitiveRead ||= sensitive;
-    s.lastSeen = now;
+    if (call.tool) h.useTool(name, now, this.opts.historyMs);
+    if (call.sensitive) h.sensitiveAt = Math.max(h.sensitiveAt, now);
     this.sweep(now);
   }
 
+  /** Callers seen at once (for tests and metrics). */
+  get size(): number {
+    return this.principals.size;
+  }
+
   private sweep(now: number): void {
-    if (now - this.sweptAt < this.windowMs) return;
+    if (now - this.sweptAt < this.opts.windowMs) return;
     this.sweptAt = now;
-    for (const [key, counter] of this.calls) if (counter.total(now) === 0) this.calls.delete(key);
-    for (const [key, s] of this.sessions) if (now - s.lastSeen > SESSION_IDLE_MS) this.sessions.delete(key);
+    for (const [id, h] of this.principals) {
+      if (h.expired(now, this.retainMs)) {
+        this.principals.delete(id);
+        continue;
+      }
+      for (const [name, counter] of h.counters) if (counter.total(now) === 0) h.counters.delete(name);
+      h.expireTools(now, this.opts.historyMs);
+    }
   }
 }
-
-function toolList(s: SessionState): readonly string[] {
-  s.toolList ??= Object.freeze([...s.tools]);
-  return s.toolList;
-}
-
-const rateKey = (principalId: string, tool: string): string => `${principalId}\0${tool}`;

@@ -17,6 +17,6 @@ export function policyStages(
   const policy = new PolicyService(loaded.config.policy, loaded.baseDir, { log, ...(now ? { now } : {}) });
   if (loaded.config.policy.watch) policy.watch();
   agg.listFilter = (session, method, items) =>
-    policy.filterList(session.principal, session.key, method, items, networkOf(session));
+    policy.filterList(session.principal, method, items, networkOf(session));
   return [validateStage(agg, policy), authorizeStage(policy)];
 }

@@ -199,7 +199,7 @@ export class Aggregator {
     const spec = LIST_SPEC[method];
     const conns = (await this.connections(session)).filter((c) => c.handshake?.capabilities[spec.capability]);
     const pages = await Promise.all(conns.map((c) => this.listAll(c, session, method, params, sink)));
-    const items: JsonObject[] = [];
+    let items: JsonObject[] = [];
     const seen = new Map<string, string>();
     conns.forEach((conn, i) => {
       const prefix = this.pool.spec(conn.name)!.prefix;
@@ -212,11 +212,15 @@ export class Aggregator {
           continue;
         }
         seen.set(id, conn.name);
-        if (this.listFilters.every((f) => f(session.principal, method, out[spec.idField]))) items.push(out);
+        items.push(out);
       }
     });
+    // Owners are learned from every item: a URI a token allows may come from a template it does not list.
     if (method === 'resources/list' || method === 'resources/templates/list')
       this.remember(session, method, items, seen);
+    items = items.filter((item) =>
+      this.listFilters.every((f) => f(session.principal, method, item[spec.idField])),
+    );
     if (method === 'tools/list')
       this.schemas.set(session.key, new Map(items.map((t) => [String(t.name), t.inputSchema])));
     const listed = items.map((item) => ({ item, upstream: seen.get(String(item[spec.idField]))! }));

@@ -142,6 +142,7 @@ describe('audit records of hostile or unusual calls', () => {
     listenInputs.set(ctx, {
       resources: [{ kind: 'resource', uri: 'test://a', server: 'conf' }],
       reason: '',
+      reasonSource: null,
     });
     assert.deepEqual(parse(decisionRecord(ctx, opts()).leaf).resources, ['conf:test://a']);
     assert.equal(parse(decisionRecord(call({}), opts()).leaf).resources, undefined);

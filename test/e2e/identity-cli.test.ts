@@ -81,6 +81,17 @@ describe('portcullis token issue, revoke and keys rotate against a running gatew
     assert.equal(tooLong.code, 2);
   });
 
+  it('names the prompts and resources a token may use, and none when they are left out', () => {
+    const claims = (token: string) =>
+      JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+    const r = issue('agent-5', ['--prompts', 'probe__a, probe__b', '--resources', 'memory://*']);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(claims(r.out).allowed_prompts, ['probe__a', 'probe__b']);
+    assert.deepEqual(claims(r.out).allowed_resources, ['memory://*']);
+    const toolsOnly = claims(issue('agent-5').out);
+    assert.deepEqual([toolsOnly.allowed_prompts, toolsOnly.allowed_resources], [[], []]);
+  });
+
   it('revokes by jti from the next request on', async () => {
     const r = issue('agent-2', ['--json']);
     const { token, jti } = JSON.parse(r.out) as { token: string; jti: string };

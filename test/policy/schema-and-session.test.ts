@@ -11,7 +11,7 @@ import { checkAgainstSchema } from '../../src/policy/json-schema.ts';
 import { boundsProblem } from '../../src/policy/limits.ts';
 import { toCedar } from '../../src/policy/request.ts';
 import { PolicyService } from '../../src/policy/service.ts';
-import { MAX_TOOLS_PER_SESSION } from '../../src/policy/session-facts.ts';
+import { MAX_TOOLS_PER_PRINCIPAL } from '../../src/policy/session-facts.ts';
 import { ROOT, testCallContext } from '../helpers.ts';
 import { alice, catalogWith, engineFor, FROZEN_NOW, FS_TOOLS, facts, log, policyConfig } from './fixtures.ts';
 
@@ -144,22 +144,25 @@ function serviceWith(text: string, extra: Record<string, unknown> = {}) {
 }
 
 describe('session-aware rules', () => {
-  it('denies a write-type or send-type tool after a sensitive read in the same session (exfiltration)', () => {
+  it('denies a write-type or send-type tool after a sensitive read by the same caller, in any session (exfiltration)', () => {
     const { svc } = serviceWith(
       '@id("p") permit(principal, action, resource);\n@id("x") forbid(principal, action in Action::"tools/call", resource is Tool) when { context.session.sensitiveRead && (resource.tier == "write" || resource.egress) };',
       { sensitive: [{ tool: 'fs__read_*', argument: 'path', pattern: '*secret*' }] },
     );
     const read = svc.catalog.tool('fs__read_text_file')!;
     assert.equal(svc.isSensitive({ kind: 'tool', tool: read }, { path: '/srv/secret.txt' }), true);
-    svc.facts.record('s1', alice.id, read.name, FROZEN_NOW, true);
-    const snap = svc.facts.snapshot('s1', alice.id, 'fs__send_report', FROZEN_NOW);
+    svc.facts.record(alice.id, read.name, FROZEN_NOW, { sensitive: true, tool: true });
+    const snap = svc.facts.snapshot(alice.id, 'fs__send_report', FROZEN_NOW);
     assert.equal(
       svc.decide(facts(svc.catalog, 'fs__send_report', { session: snap, input: { to: 'x' } })).effect,
       'deny',
     );
-    const other = svc.facts.snapshot('s2', alice.id, 'fs__send_report', FROZEN_NOW);
+    const bob = { ...alice, id: 'jwt:bob', user: 'bob' };
+    const other = svc.facts.snapshot(bob.id, 'fs__send_report', FROZEN_NOW);
     assert.equal(
-      svc.decide(facts(svc.catalog, 'fs__send_report', { session: other, input: { to: 'x' } })).effect,
+      svc.decide(
+        facts(svc.catalog, 'fs__send_report', { principal: bob, session: other, input: { to: 'x' } }),
+      ).effect,
       'allow',
     );
   });
@@ -168,24 +171,24 @@ describe('session-aware rules', () => {
     const { svc } = serviceWith(
       '@id("p") permit(principal, action, resource);\n@id("rate") forbid(principal, action, resource) when { context.session.callsLastMinute >= 2 };',
     );
-    const at = (t: number) => svc.facts.snapshot('s', alice.id, 'fs__read_text_file', t);
+    const at = (t: number) => svc.facts.snapshot(alice.id, 'fs__read_text_file', t);
     const decide = (t: number) =>
       svc.decide(facts(svc.catalog, 'fs__read_text_file', { session: at(t), input: { path: '/a' } })).effect;
-    svc.facts.record('s', alice.id, 'fs__read_text_file', FROZEN_NOW, false);
+    svc.facts.record(alice.id, 'fs__read_text_file', FROZEN_NOW, { sensitive: false, tool: true });
     assert.equal(decide(FROZEN_NOW), 'allow');
-    svc.facts.record('s', alice.id, 'fs__read_text_file', FROZEN_NOW + 1000, false);
+    svc.facts.record(alice.id, 'fs__read_text_file', FROZEN_NOW + 1000, { sensitive: false, tool: true });
     assert.equal(decide(FROZEN_NOW + 2000), 'deny');
     assert.equal(decide(FROZEN_NOW + 61_000), 'allow');
   });
 
-  it('refuses a tool new to a session whose tool history is full, so decoy calls cannot flush it', async () => {
+  it('refuses a tool new to a caller whose tool history is full, so decoy calls cannot flush it', async () => {
     const { svc } = serviceWith('@id("p") permit(principal, action, resource);');
-    for (let i = 0; i < MAX_TOOLS_PER_SESSION; i++)
-      svc.facts.record('s', alice.id, `decoy_${i}`, FROZEN_NOW, false);
+    for (let i = 0; i < MAX_TOOLS_PER_PRINCIPAL; i++)
+      svc.facts.record(alice.id, `decoy_${i}`, FROZEN_NOW, { sensitive: false, tool: true });
     const stage = authorizeStage(svc);
-    const callTo = (tool: string) => {
+    const callTo = (tool: string, principal = alice) => {
       const ctx = testCallContext({
-        principal: alice,
+        principal,
         sessionKey: 's',
         request: {
           jsonrpc: '2.0',
@@ -196,24 +199,54 @@ describe('session-aware rules', () => {
       });
       ctx.route = { kind: 'upstream', upstream: 'fs' } as never;
       const target = { kind: 'tool' as const, tool: svc.catalog.tool(tool)! };
-      callInputs.set(ctx, { target, input: { path: '/a' }, args: { path: '/a' }, reason: 'r' });
+      callInputs.set(ctx, {
+        target,
+        input: { path: '/a' },
+        args: { path: '/a' },
+        reason: 'r',
+        reasonSource: 'declared',
+      });
       return ctx;
     };
     const fresh = callTo('fs__read_text_file');
     await assert.rejects(async () => stage.run(fresh), { code: 'ERR_SESSION_HISTORY_FULL' });
     assert.deepEqual(fresh.decision?.determiningPolicies, ['builtin:session-history-full']);
-    svc.facts.record('t', alice.id, 'fs__read_text_file', FROZEN_NOW, false);
-    const elsewhere = { ...callTo('fs__read_text_file'), session: { ...fresh.session, key: 't' } };
+    const elsewhere = { ...callTo('fs__read_text_file', { ...alice, id: 'jwt:bob', user: 'bob' }) };
     callInputs.set(elsewhere, callInputs.get(fresh)!);
     await stage.run(elsewhere);
-    assert.equal(elsewhere.decision?.effect, 'allow', 'another session is not affected');
+    assert.equal(elsewhere.decision?.effect, 'allow', 'another caller is not affected');
+  });
+
+  it('refuses a new caller when the history holds as many callers as it may, all still remembered', async () => {
+    const { svc, setNow } = serviceWith('@id("p") permit(principal, action, resource);', {
+      session: { historyMs: 60_000, maxPrincipals: 1 },
+    });
+    const stage = authorizeStage(svc);
+    const callBy = (principal: typeof alice) => {
+      const ctx = testCallContext({
+        principal,
+        request: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'fs__read_text_file' } },
+      });
+      ctx.route = { kind: 'upstream', upstream: 'fs' } as never;
+      const target = { kind: 'tool' as const, tool: svc.catalog.tool('fs__read_text_file')! };
+      callInputs.set(ctx, { target, input: { path: '/a' }, args: {}, reason: 'r', reasonSource: 'declared' });
+      return ctx;
+    };
+    await stage.run(callBy(alice));
+    const bob = callBy({ ...alice, id: 'jwt:bob', user: 'bob' });
+    await assert.rejects(async () => stage.run(bob), { code: 'ERR_CALLER_HISTORY_FULL' });
+    assert.deepEqual(bob.decision?.determiningPolicies, ['builtin:caller-history-full']);
+    setNow(FROZEN_NOW + 120_000);
+    const later = callBy({ ...alice, id: 'jwt:bob', user: 'bob' });
+    await stage.run(later);
+    assert.equal(later.decision?.effect, 'allow', 'admitted once the other caller is over');
   });
 
   it('keeps resources and prompts out of the tool history, so reading many files never locks tools out', () => {
     const { svc } = serviceWith('@id("p") permit(principal, action, resource);');
-    for (let i = 0; i < MAX_TOOLS_PER_SESSION; i++)
-      svc.facts.record('s', alice.id, `file:///srv/${i}.txt`, FROZEN_NOW, false, false);
-    const snap = svc.facts.snapshot('s', alice.id, 'fs__read_text_file', FROZEN_NOW);
+    for (let i = 0; i < MAX_TOOLS_PER_PRINCIPAL; i++)
+      svc.facts.record(alice.id, `file:///srv/${i}.txt`, FROZEN_NOW, { sensitive: false, tool: false });
+    const snap = svc.facts.snapshot(alice.id, 'fs__read_text_file', FROZEN_NOW);
     assert.equal(snap.toolsFull, false);
     assert.deepEqual(snap.toolsUsed, []);
   });
@@ -241,7 +274,7 @@ describe('discovery, shadow and reload', () => {
       '@id("r") permit(principal, action == Action::"tools/call:fs__read_text_file", resource) when { context.reason != "" && context.input.path like "/srv/*" };',
     );
     const items = FS_TOOLS.map((item) => ({ item, upstream: 'fs' }));
-    const shown = svc.filterList(alice, 's', 'tools/list', items).map((t) => t.name);
+    const shown = svc.filterList(alice, 'tools/list', items).map((t) => t.name);
     assert.deepEqual(shown, ['fs__read_text_file']);
   });
 

@@ -318,12 +318,13 @@ describe('session facts under a wall clock that steps back', () => {
   // Failed on 24ba74d (counted 1 of 101): the ring overwrote the newest slots.
   it('still counts the calls just made after the clock steps back more than a window', () => {
     const facts = new MemorySessionFacts();
-    for (let i = 0; i < 100; i++) facts.record('s', 'alice', 'fs__read_text_file', FROZEN_NOW, false);
+    for (let i = 0; i < 100; i++)
+      facts.record('alice', 'fs__read_text_file', FROZEN_NOW, { sensitive: false, tool: true });
     // An NTP step of -61 s: the 100 calls were made within the last second of real time.
     const after = FROZEN_NOW - 61_000;
-    facts.record('s', 'alice', 'fs__read_text_file', after, false);
-    assert.ok(facts.snapshot('s', 'alice', 'fs__read_text_file', after).callsLastMinute >= 101);
+    facts.record('alice', 'fs__read_text_file', after, { sensitive: false, tool: true });
+    assert.ok(facts.snapshot('alice', 'fs__read_text_file', after).callsLastMinute >= 101);
     // Carried calls still expire: a window and a slot later, nothing is counted.
-    assert.equal(facts.snapshot('s', 'alice', 'fs__read_text_file', after + 62_000).callsLastMinute, 0);
+    assert.equal(facts.snapshot('alice', 'fs__read_text_file', after + 62_000).callsLastMinute, 0);
   });
 });

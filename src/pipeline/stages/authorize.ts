@@ -1,6 +1,7 @@
 import { unknownTarget } from '../../errors.ts';
 import { callInputs, type ListenInput, listenInputs } from '../../policy/call-input.ts';
 import {
+  callerHistoryFull,
   obligationUnmet,
   policyDenied,
   policyEngineFailed,
@@ -10,7 +11,7 @@ import {
 import { networkOf } from '../../policy/network.ts';
 import type { Target } from '../../policy/request.ts';
 import { type PolicyService, targetName } from '../../policy/service.ts';
-import { MAX_TOOLS_PER_SESSION } from '../../policy/session-facts.ts';
+import { MAX_TOOLS_PER_PRINCIPAL } from '../../policy/session-facts.ts';
 import type { CallContext, Decision } from '../context.ts';
 import type { Stage } from '../runner.ts';
 
@@ -43,16 +44,11 @@ export function authorizeStage(policy: PolicyService): Stage {
       if (!call) throw new Error('authorize without validated input');
       const now = policy.now();
       const name = targetName(call.target);
-      const session = policy.facts.snapshot(ctx.session.key, ctx.principal.id, name, now);
+      admitOrDeny(policy, ctx, now);
+      const session = policy.facts.snapshot(ctx.principal.id, name, now);
       if (call.target.kind === 'tool' && session.toolsFull && !session.toolsUsed.includes(name)) {
-        ctx.decision = {
-          effect: 'deny',
-          determiningPolicies: ['builtin:session-history-full'],
-          policySetHash: policy.live.source.hash,
-          obligations: [],
-          errors: [],
-        };
-        throw sessionHistoryFull(name, MAX_TOOLS_PER_SESSION);
+        ctx.decision = builtinDenial(policy, 'builtin:session-history-full');
+        throw sessionHistoryFull(name, MAX_TOOLS_PER_PRINCIPAL);
       }
       const facts = {
         ...policy.baseFacts(
@@ -73,17 +69,28 @@ export function authorizeStage(policy: PolicyService): Stage {
         facts,
         target.kind === 'server' ? undefined : () => unknownTarget(kindOf(target), name),
       );
-      policy.facts.record(
-        ctx.session.key,
-        ctx.principal.id,
-        name,
-        now,
-        policy.isSensitive(call.target, call.args),
-        call.target.kind === 'tool',
-      );
+      policy.facts.record(ctx.principal.id, name, now, {
+        sensitive: policy.isSensitive(call.target, call.args),
+        tool: call.target.kind === 'tool',
+      });
     },
   };
 }
+
+/** A caller the history cannot take (it is full of callers still remembered) is refused, never forgotten. */
+function admitOrDeny(policy: PolicyService, ctx: CallContext, now: number): void {
+  if (policy.facts.admits(ctx.principal.id, now)) return;
+  ctx.decision = builtinDenial(policy, 'builtin:caller-history-full');
+  throw callerHistoryFull(ctx.principal.id, policy.cfg.session.maxPrincipals);
+}
+
+const builtinDenial = (policy: PolicyService, id: string): Decision => ({
+  effect: 'deny',
+  determiningPolicies: [id],
+  policySetHash: policy.live.source.hash,
+  obligations: [],
+  errors: [],
+});
 
 const kindOf = (t: Target): string => (t.kind === 'server' ? 'method' : t.kind);
 
@@ -93,10 +100,11 @@ const kindOf = (t: Target): string => (t.kind === 'server' ? 'method' : t.kind);
  */
 function authorizeListen(policy: PolicyService, ctx: CallContext, listen: ListenInput): Decision {
   const now = policy.now();
+  admitOrDeny(policy, ctx, now);
   const determining = new Set<string>();
   const errors = new Set<string>();
   for (const target of listen.resources) {
-    const session = policy.facts.snapshot(ctx.session.key, ctx.principal.id, targetName(target), now);
+    const session = policy.facts.snapshot(ctx.principal.id, targetName(target), now);
     const facts = {
       ...policy.baseFacts(ctx.principal, 'resources/subscribe', target, session, now, networkOf(ctx.session)),
       input: {},
@@ -108,7 +116,7 @@ function authorizeListen(policy: PolicyService, ctx: CallContext, listen: Listen
   }
   for (const target of listen.resources) {
     const sensitive = policy.isSensitive(target, {});
-    policy.facts.record(ctx.session.key, ctx.principal.id, targetName(target), now, sensitive, false);
+    policy.facts.record(ctx.principal.id, targetName(target), now, { sensitive, tool: false });
   }
   return {
     effect: 'allow',

@@ -1,13 +1,13 @@
-import { unknownTarget } from '../../errors.ts';
+import { allowsListed, checkAllowLists } from '../../identity/allow-lists.ts';
 import type { IdentityService } from '../../identity/service.ts';
 import type { CallContext } from '../context.ts';
 import type { Stage } from '../runner.ts';
 
 /**
  * Re-establishes who is calling on every call: the session's principal,
- * checked again for expiry and revocation (fail closed), and a gateway
- * token's `allowed_tools` (any other tool is as unknown as one that does not
- * exist). Runs first, and again just before forwarding, so a revocation
+ * checked again for expiry and revocation (fail closed), and a token's
+ * allow lists (a tool, prompt or resource it does not name is as unknown as
+ * one that does not exist, and so is any other kind of request). Runs first, and again just before forwarding, so a revocation
  * reaches calls still in flight. `reuseTransportCheck`: skip the check when
  * the transport made it for this very request (`ctx.identityChecked`); never
  * for the run just before forwarding.
@@ -23,21 +23,12 @@ export function identifyStage(
       ctx.principal = ctx.session.principal;
       if (identity.mode === 'none') return;
       if (!(opts.reuseTransportCheck && ctx.identityChecked)) await identity.recheck(ctx.principal);
-      const allowed = ctx.principal.allowedTools;
-      if (allowed && ctx.request.method === 'tools/call') {
-        const tool = String(ctx.request.params?.name);
-        if (!allowed.includes(tool)) throw unknownTarget('tool', tool);
-      }
+      const allowed = ctx.principal.allowed;
+      if (allowed) checkAllowLists(allowed, ctx.request.method, ctx.request.params);
     },
   };
 }
 
-/** tools/list shows a gateway-token holder only the tools its token names. */
-export const allowedToolsFilter = (
-  principal: CallContext['principal'],
-  method: string,
-  name: unknown,
-): boolean =>
-  method !== 'tools/list' ||
-  principal.allowedTools === undefined ||
-  principal.allowedTools.includes(String(name));
+/** Lists show a token holder only the tools, prompts, resources and templates its token allows. */
+export const allowListFilter = (principal: CallContext['principal'], method: string, id: unknown): boolean =>
+  principal.allowed === undefined || allowsListed(principal.allowed, method, id);

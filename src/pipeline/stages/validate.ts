@@ -1,6 +1,12 @@
 import { unknownTarget } from '../../errors.ts';
 import { isObject, type JsonObject } from '../../jsonrpc.ts';
-import { callInputs, listenInputs, MAX_LISTEN_RESOURCES, REASON_META_KEY } from '../../policy/call-input.ts';
+import {
+  callInputs,
+  listenInputs,
+  MAX_LISTEN_RESOURCES,
+  REASON_META_KEY,
+  type ReasonSource,
+} from '../../policy/call-input.ts';
 import { NotRepresentable, toCedarValue } from '../../policy/cedar-types.ts';
 import { invalidArguments } from '../../policy/denials.ts';
 import { checkAgainstSchema } from '../../policy/json-schema.ts';
@@ -30,7 +36,7 @@ export function validateStage(agg: Aggregator, policy: PolicyService): Stage {
         ctx.session.era === 'modern'
       ) {
         const reason = declaredReason(params, ctx.principal.reason, policy.cfg.limits.maxReasonLength);
-        listenInputs.set(ctx, { resources: await listenResources(agg, ctx, params), reason });
+        listenInputs.set(ctx, { resources: await listenResources(agg, ctx, params), ...reason });
         return;
       }
       if (route?.kind !== 'upstream') return;
@@ -53,7 +59,7 @@ export function validateStage(agg: Aggregator, policy: PolicyService): Stage {
           target: otherTarget(method, route.upstream, params, route.target?.exposed),
           input: {},
           args,
-          reason,
+          ...reason,
         });
         return;
       }
@@ -80,7 +86,7 @@ export function validateStage(agg: Aggregator, policy: PolicyService): Stage {
       }
       if (problem !== undefined || !input) {
         const now = policy.now();
-        const session = policy.facts.snapshot(ctx.session.key, ctx.principal.id, exposed, now);
+        const session = policy.facts.snapshot(ctx.principal.id, exposed, now);
         if (
           !policy.mayUse(
             policy.baseFacts(ctx.principal, method, target, session, now, networkOf(ctx.session)),
@@ -90,7 +96,7 @@ export function validateStage(agg: Aggregator, policy: PolicyService): Stage {
         }
         throw invalidArguments(problem ?? 'invalid');
       }
-      callInputs.set(ctx, { target, input, args, reason });
+      callInputs.set(ctx, { target, input, args, ...reason });
     },
   };
 }
@@ -125,13 +131,19 @@ function otherTarget(
   return { kind: 'server', server: upstream };
 }
 
-/** `params._meta["io.portcullis/reason"]` for this call, else the gateway token's reason, else "". */
-function declaredReason(params: JsonObject, tokenReason: string | undefined, max: number): string {
+/** `params._meta["io.portcullis/reason"]` for this call, else the token's reason, else "", and which it was. */
+function declaredReason(
+  params: JsonObject,
+  tokenReason: string | undefined,
+  max: number,
+): { reason: string; reasonSource: ReasonSource } {
   const meta = isObject(params._meta) ? params._meta : {};
   const declared = meta[REASON_META_KEY];
-  if (declared === undefined) return tokenReason ?? '';
-  if (typeof declared !== 'string') throw invalidArguments('the declared reason must be a string');
-  if (declared.length > max) throw invalidArguments('the declared reason is too long');
-  if (!declared.isWellFormed()) throw invalidArguments(`the declared reason: ${NOT_UNICODE}`);
-  return declared.trim() === '' ? (tokenReason ?? '') : declared;
+  if (declared !== undefined) {
+    if (typeof declared !== 'string') throw invalidArguments('the declared reason must be a string');
+    if (declared.length > max) throw invalidArguments('the declared reason is too long');
+    if (!declared.isWellFormed()) throw invalidArguments(`the declared reason: ${NOT_UNICODE}`);
+    if (declared.trim() !== '') return { reason: declared, reasonSource: 'declared' };
+  }
+  return tokenReason ? { reason: tokenReason, reasonSource: 'token' } : { reason: '', reasonSource: null };
 }
