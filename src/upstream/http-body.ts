@@ -1,4 +1,7 @@
-import { type JsonRpcMessage, validateMessage } from '../jsonrpc.ts';
+import { type JsonRpcMessage, nestingExceeds, validateMessage } from '../jsonrpc.ts';
+
+/** Deeper answers are refused before parsing: the gateway's own walks (hashing, freezing) recurse. */
+export const UPSTREAM_MAX_JSON_DEPTH = 1000;
 
 /** What one upstream body (or SSE event) held: its JSON-RPC messages, and why any part of it was none. */
 export interface ParsedBody {
@@ -46,6 +49,9 @@ function collect(value: unknown, where: string, out: ParsedBody): void {
 }
 
 function tryParse(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
+  if (nestingExceeds(text, UPSTREAM_MAX_JSON_DEPTH)) {
+    return { ok: false, error: `nested deeper than ${UPSTREAM_MAX_JSON_DEPTH}` };
+  }
   try {
     return { ok: true, value: JSON.parse(text) };
   } catch (err) {

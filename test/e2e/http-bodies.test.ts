@@ -7,7 +7,7 @@ import { JSONRPC } from '../../src/errors.ts';
 import { type Logger, silentLogger } from '../../src/observability/log.ts';
 import type { RunningGateway } from '../../src/server.ts';
 import { SseParser } from '../../src/transport/sse.ts';
-import { parseJsonBody } from '../../src/upstream/http-body.ts';
+import { parseJsonBody, UPSTREAM_MAX_JSON_DEPTH } from '../../src/upstream/http-body.ts';
 import { auditFixture } from '../audit/helpers.ts';
 import {
   FORBIDDEN_URI,
@@ -229,5 +229,14 @@ describe('reading an upstream body', () => {
     const garbage = parseJsonBody('"secret-token-xyz" and more');
     assert.match(garbage.problems[0]!, /^body is not JSON/);
     assert.doesNotMatch(garbage.problems.join(), /secret-token/);
+  });
+
+  it('refuses an answer nested deeper than the bound before parsing it, and keeps one at the bound', () => {
+    const nested = (n: number) =>
+      `{"jsonrpc":"2.0","id":1,"result":{"v":${'['.repeat(n - 2)}${']'.repeat(n - 2)}}}`;
+    assert.equal(parseJsonBody(nested(UPSTREAM_MAX_JSON_DEPTH)).messages.length, 1);
+    const deep = parseJsonBody(nested(1_000_000));
+    assert.deepEqual(deep.messages, []);
+    assert.deepEqual(deep.problems, [`body is not JSON: nested deeper than ${UPSTREAM_MAX_JSON_DEPTH}`]);
   });
 });
