@@ -9,7 +9,7 @@ import { Catalog } from '../policy/catalog.ts';
 import { type PolicyConfig, policySchema } from '../policy/config.ts';
 import { PolicyError } from '../policy/errors.ts';
 import { PolicyService } from '../policy/service.ts';
-import { listUpstreamTools } from '../policy/upstream-tools.ts';
+import { listUpstreamTools } from '../upstream/list-tools.ts';
 import { parseCommandArgs } from './args.ts';
 import { USAGE as USAGES } from './usage.ts';
 

@@ -3,11 +3,11 @@ import { ANONYMOUS } from '../identity/principal.ts';
 import type { JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
 import { newSession } from '../session.ts';
-import { Aggregator } from '../upstream/aggregate.ts';
-import type { RelatedSink } from '../upstream/connection.ts';
-import { httpTransport } from '../upstream/http.ts';
-import { UpstreamPool } from '../upstream/pool.ts';
-import { stdioTransport } from '../upstream/stdio.ts';
+import { Aggregator } from './aggregate.ts';
+import type { RelatedSink } from './connection.ts';
+import { httpTransport } from './http.ts';
+import { UpstreamPool } from './pool.ts';
+import { stdioTransport } from './stdio.ts';
 
 const NO_CLIENT: RelatedSink = {
   notify() {},
