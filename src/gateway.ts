@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { AuditService } from './audit/service.ts';
 import type { LoadedConfig } from './config/load.ts';
-import type { UpstreamConfig } from './config/schema.ts';
+import type { PortcullisError } from './errors.ts';
+import type { Principal } from './identity/principal.ts';
 import { createIdentity, type IdentityService } from './identity/service.ts';
 import { isObject, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from './jsonrpc.ts';
 import type { Logger } from './observability/log.ts';
@@ -10,18 +11,21 @@ import type { CallContext } from './pipeline/context.ts';
 import { createPipeline, type Pipeline, type Stage } from './pipeline/runner.ts';
 import { auditDecisionStage } from './pipeline/stages/audit-decision.ts';
 import { auditOutcomeStage } from './pipeline/stages/audit-outcome.ts';
+import { authorizeStage } from './pipeline/stages/authorize.ts';
+import { filterListStage } from './pipeline/stages/filter-list.ts';
 import { forwardStage } from './pipeline/stages/forward.ts';
-import { allowListFilter, identifyStage } from './pipeline/stages/identify.ts';
+import { identifyStage } from './pipeline/stages/identify.ts';
 import { metricsStage } from './pipeline/stages/metrics.ts';
+import { paramHeadersStage } from './pipeline/stages/param-headers.ts';
 import { parseStage } from './pipeline/stages/parse.ts';
 import { routeStage } from './pipeline/stages/route.ts';
-import { policyStages } from './policy/wire.ts';
+import { validateStage } from './pipeline/stages/validate.ts';
+import { PolicyService } from './policy/service.ts';
 import type { DownstreamSession } from './session.ts';
 import { Aggregator } from './upstream/aggregate.ts';
 import type { RelatedSink } from './upstream/connection.ts';
-import { httpTransport } from './upstream/http.ts';
-import { UpstreamPool, type UpstreamSpec } from './upstream/pool.ts';
-import { stdioTransport } from './upstream/stdio.ts';
+import { UpstreamPool } from './upstream/pool.ts';
+import { upstreamSpecs } from './upstream/spec.ts';
 
 export interface GatewayDeps {
   log: Logger;
@@ -35,12 +39,23 @@ export interface GatewayDeps {
   identity?: IdentityService;
 }
 
-/** The transport-independent core: turns each client message into a pipeline run. */
+/** How one call ended: the response to send, and the gateway's own error when a stage ended it. */
+export interface CallResult {
+  readonly response: JsonRpcResponse;
+  /** Its `httpStatus` is what an HTTP listener answers with (the body stays the JSON-RPC error). */
+  readonly error?: PortcullisError;
+}
+
+/**
+ * The one place the system is wired: collaborators are built or given here,
+ * and the stage list below is the whole story of a call.
+ */
 export class Gateway {
   readonly pool: UpstreamPool;
   readonly aggregator: Aggregator;
   readonly pipeline: Pipeline;
   readonly identity: IdentityService;
+  readonly policy: PolicyService;
   readonly audit: AuditService;
   readonly metrics = new Metrics();
   private readonly log: Logger;
@@ -52,29 +67,34 @@ export class Gateway {
     this.now = deps.now ?? Date.now;
     this.audit = deps.audit ?? AuditService.fromConfig(loaded, deps.log, this.now);
     this.newId = deps.newId ?? randomUUID;
-    const specs = Object.entries(loaded.config.upstreams).map(([name, cfg]) =>
-      upstreamSpec(name, cfg, loaded.baseDir, deps.log),
-    );
-    this.pool = new UpstreamPool(specs, deps.log, { limits: loaded.config.limits, now: this.now });
-    this.aggregator = new Aggregator(this.pool, deps.log);
+    this.pool = new UpstreamPool(upstreamSpecs(loaded, deps.log), deps.log, {
+      limits: loaded.config.limits,
+      now: this.now,
+    });
     this.identity =
       deps.identity ?? createIdentity(loaded.config, loaded.baseDir, { log: deps.log, now: this.now });
-    this.aggregator.listFilters.push(allowListFilter);
-    const identity = this.identity;
-    this.aggregator.recheck = async (principal) => {
-      if (identity.mode !== 'none') await identity.recheck(principal);
-    };
+    this.policy = new PolicyService(loaded.config.policy, loaded.baseDir, { log: deps.log, now: this.now });
+    if (loaded.config.policy.watch) this.policy.watch();
+    const policy = this.policy;
+    this.aggregator = new Aggregator(this.pool, deps.log, {
+      recheck: (principal) => this.recheck(principal),
+      toolsListed: (items) => policy.learnTools(items),
+    });
     // The order is the security argument: nothing reaches `forward` that was not
     // identified, routed, authorized and durably recorded first.
     const reidentify = identifyStage(this.identity, 'reidentify');
     const stages: Stage[] = [
       parseStage,
-      identifyStage(this.identity, 'identify', { reuseTransportCheck: true }),
+      identifyStage(this.identity, 'identify'),
       routeStage(this.aggregator, this.pool.names),
-      ...policyStages(this.aggregator, loaded, deps.log, this.now),
+      paramHeadersStage(this.aggregator),
+      validateStage(this.aggregator, policy),
+      authorizeStage(policy),
       auditDecisionStage(this.audit, this.now),
       reidentify,
       forwardStage(this.aggregator, async (ctx) => reidentify.run(ctx)),
+      // A gateway list leaves `forward` unanswered: only what this caller may see goes out.
+      filterListStage(policy),
     ];
     // Terminal stages run after every call, whatever happened (audit outcome record, issue 6).
     const terminal: Stage[] = [
@@ -91,8 +111,8 @@ export class Gateway {
     request: JsonRpcRequest,
     session: DownstreamSession,
     sink: RelatedSink,
-    opts: { forwardHeaders?: Record<string, string>; identityChecked?: boolean } = {},
-  ): Promise<JsonRpcResponse> {
+    opts: { requestHeaders?: CallContext['requestHeaders'] } = {},
+  ): Promise<CallResult> {
     const abort = new AbortController();
     session.inflight.set(request.id, abort);
     const ctx: CallContext = {
@@ -104,8 +124,7 @@ export class Gateway {
       sink,
       signal: abort.signal,
       timings: {},
-      ...(opts.forwardHeaders ? { forwardHeaders: opts.forwardHeaders } : {}),
-      ...(opts.identityChecked ? { identityChecked: true } : {}),
+      ...(opts.requestHeaders ? { requestHeaders: opts.requestHeaders } : {}),
     };
     try {
       await this.pipeline.run(ctx);
@@ -120,7 +139,12 @@ export class Gateway {
         err: ctx.error.message,
       });
     }
-    return ctx.response!;
+    return { response: ctx.response!, ...(ctx.error ? { error: ctx.error } : {}) };
+  }
+
+  /** Expiry and revocation of a caller, again (an open gateway has no credential to check). */
+  async recheck(principal: Principal): Promise<void> {
+    if (this.identity.mode !== 'none') await this.identity.recheck(principal);
   }
 
   /** Client notifications: cancellation reaches the call; roots/list_changed goes to the session's upstreams; the rest is dropped. */
@@ -141,7 +165,7 @@ export class Gateway {
       return;
     }
     // Over HTTP the door checked this caller just now; over stdio nothing else does.
-    const refused = await this.aggregator.recheck(session.principal).then(
+    const refused = await this.recheck(session.principal).then(
       () => false,
       () => true,
     );
@@ -164,6 +188,7 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    this.policy.close();
     await this.pool.closeAll();
     await this.identity.close();
     await this.audit.close();
@@ -175,18 +200,3 @@ export class Gateway {
  * without an id, which no stage would see) stays at the gateway.
  */
 const RELAYED_CLIENT_NOTIFICATIONS: ReadonlySet<string> = new Set(['notifications/roots/list_changed']);
-
-function upstreamSpec(name: string, cfg: UpstreamConfig, baseDir: string, log: Logger): UpstreamSpec {
-  const restart = cfg.transport === 'stdio' ? cfg.restart : { initialDelayMs: 250, maxDelayMs: 30_000 };
-  return {
-    name,
-    prefix: cfg.prefix ?? name,
-    timeoutMs: cfg.timeoutMs,
-    restart,
-    isolation: cfg.isolation,
-    createTransport: () =>
-      cfg.transport === 'stdio'
-        ? stdioTransport(name, cfg, baseDir, log)
-        : httpTransport(name, cfg, baseDir, log),
-  };
-}

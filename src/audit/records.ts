@@ -1,6 +1,8 @@
 import { createHash, createHmac } from 'node:crypto';
-import type { CallContext } from '../pipeline/context.ts';
-import { callInputs, listenInputs, type ReasonSource } from '../policy/call-input.ts';
+import type { Principal } from '../identity/principal.ts';
+import type { JsonObject, JsonRpcResponse } from '../jsonrpc.ts';
+import type { CallInput, ListenInput, ReasonSource } from '../policy/call-input.ts';
+import type { Decision } from '../policy/decision.ts';
 import { requestTarget } from '../protocol/targets.ts';
 import { canonicalize } from './jcs.ts';
 import { metaOfRecord } from './meta.ts';
@@ -22,13 +24,33 @@ export function keyedValues(value: unknown, key: Buffer): unknown {
   return `hmac-sha256:${createHmac('sha256', key).update(canonicalize(value)).digest('base64url')}`;
 }
 
+/** What a call's audit records are made of (the pipeline's call context is one). */
+export interface AuditCall {
+  readonly callId: string;
+  readonly startedAt: number;
+  readonly request: { readonly method: string; readonly params?: JsonObject | undefined };
+  readonly session: { readonly key: string };
+  readonly principal: Principal;
+  /** What policy decided on (its reason, and where that came from). */
+  readonly callInput?: Pick<CallInput, 'reason' | 'reasonSource'> | undefined;
+  readonly listenInput?: Pick<ListenInput, 'resources' | 'reason' | 'reasonSource'> | undefined;
+  readonly decision?: Decision | undefined;
+  readonly approvalId?: string | undefined;
+  readonly breakGlassId?: string | undefined;
+  readonly leaseId?: string | undefined;
+  readonly response?: JsonRpcResponse | undefined;
+  readonly error?: { readonly code: string } | undefined;
+  /** `no-answer`: the upstream got the call but never answered; it may have acted. */
+  readonly upstream?: 'answered' | 'no-answer' | undefined;
+}
+
 export interface RecordOptions {
   readonly hmacKey: Buffer;
   readonly clearArguments: readonly string[];
   readonly now: () => number;
 }
 
-function callFields(ctx: CallContext) {
+function callFields(ctx: AuditCall) {
   // Only a method that targets a tool, prompt or resource names one: a `ping` with a `name` param does not.
   const target = requestTarget(ctx.request.method, ctx.request.params) ?? '';
   const p = ctx.principal;
@@ -57,10 +79,9 @@ function item(record: Record<string, unknown>, blobs: Blob[] = []): AppendItem {
 }
 
 /** Written before forwarding: who, what, with which arguments, and what was decided. */
-export function decisionRecord(ctx: CallContext, opts: RecordOptions): AppendItem {
+export function decisionRecord(ctx: AuditCall, opts: RecordOptions): AppendItem {
   const f = callFields(ctx);
-  const params = ctx.request.params as Record<string, unknown> | undefined;
-  const args = params?.arguments ?? null;
+  const args = ctx.request.params?.arguments ?? null;
   const clear = opts.clearArguments.includes('*') || opts.clearArguments.includes(f.tool);
   const d = ctx.decision;
   const record: Record<string, unknown> = {
@@ -75,8 +96,8 @@ export function decisionRecord(ctx: CallContext, opts: RecordOptions): AppendIte
     ...listenedResources(ctx),
     ...reasonOf(ctx),
     // Set by the approval and break-glass stages once they exist.
-    approvalId: optionalId(ctx, 'approvalId'),
-    breakGlassId: optionalId(ctx, 'breakGlassId'),
+    approvalId: ctx.approvalId ?? null,
+    breakGlassId: ctx.breakGlassId ?? null,
     decision: d
       ? {
           effect: d.effect,
@@ -98,11 +119,7 @@ export function decisionRecord(ctx: CallContext, opts: RecordOptions): AppendIte
 }
 
 /** Written after the call, whatever happened; linked to its decision record by index. */
-export function outcomeRecord(
-  ctx: CallContext,
-  decisionIndex: number | null,
-  opts: RecordOptions,
-): AppendItem {
+export function outcomeRecord(ctx: AuditCall, decisionIndex: number | null, opts: RecordOptions): AppendItem {
   const f = callFields(ctx);
   const time = opts.now();
   const res = ctx.response;
@@ -120,7 +137,7 @@ export function outcomeRecord(
     resultHash: res?.result ? resultHash(res.result) : null,
     // `no-answer`: the upstream got the call but never answered; it may have acted.
     upstream: ctx.upstream ?? null,
-    leaseId: optionalId(ctx, 'leaseId'),
+    leaseId: ctx.leaseId ?? null,
   };
   return item(record);
 }
@@ -129,8 +146,8 @@ export function outcomeRecord(
  * The reason policy decided on and where it came from; a call stopped before
  * its own was read (and the gateway's lists) carries the token's.
  */
-function reasonOf(ctx: CallContext): { reason: string | null; reasonSource: ReasonSource } {
-  const input = callInputs.get(ctx) ?? listenInputs.get(ctx);
+function reasonOf(ctx: AuditCall): { reason: string | null; reasonSource: ReasonSource } {
+  const input = ctx.callInput ?? ctx.listenInput;
   if (input)
     return {
       reason: input.reasonSource ? input.reason.toWellFormed() : null,
@@ -142,17 +159,11 @@ function reasonOf(ctx: CallContext): { reason: string | null; reasonSource: Reas
     : { reason: null, reasonSource: null };
 }
 
-function listenedResources(ctx: CallContext): { resources?: string[] } {
-  const listen = listenInputs.get(ctx);
+function listenedResources(ctx: AuditCall): { resources?: string[] } {
+  const listen = ctx.listenInput;
   return listen && listen.resources.length > 0
     ? { resources: listen.resources.map((r) => `${r.server}:${r.uri.toWellFormed()}`) }
     : {};
-}
-
-/** Ids later stages may attach to the call context (approval, break-glass, credential lease). */
-function optionalId(ctx: CallContext, name: string): string | null {
-  const v = (ctx as unknown as Record<string, unknown>)[name];
-  return typeof v === 'string' ? v : null;
 }
 
 /** RFC 8785 when the result is representable; else (lone surrogates) a hash of its plain JSON, marked as such. */

@@ -1,6 +1,5 @@
 import type { LoadedConfig } from '../config/load.ts';
 import { type Logger, silentLogger } from '../observability/log.ts';
-import type { CallContext } from '../pipeline/context.ts';
 import { type AuditConfig, auditSchema } from './config.ts';
 import { auditSetup, type OpenAudit, openAudit } from './open.ts';
 import { type Refusal, RefusalAggregator } from './refusals.ts';
@@ -54,12 +53,3 @@ export class AuditService {
     await opened?.log.close();
   }
 }
-
-/** Links a call's outcome record to its decision record. */
-const decisionIndexes = new WeakMap<CallContext, number>();
-
-export const setDecisionIndex = (ctx: CallContext, index: number): void => {
-  decisionIndexes.set(ctx, index);
-};
-
-export const decisionIndexOf = (ctx: CallContext): number | null => decisionIndexes.get(ctx) ?? null;

@@ -1,11 +1,19 @@
 import type { PortcullisError } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { JsonRpcRequest, JsonRpcResponse } from '../jsonrpc.ts';
+import type { CallInput, ListenInput } from '../policy/call-input.ts';
+import type { Decision } from '../policy/decision.ts';
 import type { DownstreamSession } from '../session.ts';
+import type { ListedItem, ListMethod } from '../upstream/aggregate.ts';
 import type { RelatedSink } from '../upstream/connection.ts';
 import type { Route } from './route-types.ts';
 
-/** One client request on its way through the pipeline. Stages read it and add to it. */
+export type { Decision } from '../policy/decision.ts';
+
+/**
+ * One client request on its way through the pipeline. Stages read it and add
+ * to it: every value one stage hands to a later one is a field declared here.
+ */
 export interface CallContext {
   /** Gateway-wide unique id of this call (for logs and audit). */
   readonly callId: string;
@@ -15,21 +23,34 @@ export interface CallContext {
   readonly session: DownstreamSession;
   /** Where progress and server-to-client requests for this call go. */
   readonly sink: RelatedSink;
-  /** `Mcp-Param-*` headers for HTTP upstreams: only those the tool declares, with the body's values. */
-  readonly forwardHeaders?: Readonly<Record<string, string>>;
+  /**
+   * The HTTP headers the request came with (lower-case names), when it came
+   * over HTTP in the modern era: the param-headers stage checks `Mcp-Param-*` against the body.
+   */
+  readonly requestHeaders?: Readonly<Record<string, string | string[] | undefined>>;
   /** Aborted when the client cancels or goes away. */
   readonly signal: AbortSignal;
-  /**
-   * The transport checked this request's principal for expiry and revocation
-   * just before the pipeline (the HTTP listener does, to answer 401): the
-   * first identify stage need not repeat it. The check before forwarding always runs.
-   */
-  readonly identityChecked?: boolean;
-  /** Who is calling; starts as the session's, refreshed by the identify stage on every call. */
+  /** Who is calling; starts as the session's (verified by the transport), re-checked by the identify stage on every call. */
   principal: Principal;
   route?: Route;
+  /** `Mcp-Param-*` headers for HTTP upstreams (param-headers stage): only those the tool declares, with the body's values. */
+  forwardHeaders?: Readonly<Record<string, string>>;
+  /** What policy decides a call to one target on (validate stage, for authorize and the audit). */
+  callInput?: CallInput;
+  /** What policy decides a `subscriptions/listen` on (validate stage, for authorize, forward and the audit). */
+  listenInput?: ListenInput;
   /** The authorization decision for this call (policy stage). */
   decision?: Decision;
+  /** Index of this call's decision record in the audit log (audit-decision stage, for the outcome record). */
+  decisionIndex?: number;
+  /** Set by the approval stage once it exists; recorded in the audit. */
+  approvalId?: string;
+  /** Set by the break-glass stage once it exists; recorded in the audit. */
+  breakGlassId?: string;
+  /** Set by the credential broker stage once it exists; recorded in the audit. */
+  leaseId?: string;
+  /** A gateway list, every upstream's items unfiltered (forward stage): the filter-list stage answers with what the caller may see. */
+  listed?: { readonly method: ListMethod; readonly items: readonly ListedItem[] };
   response?: JsonRpcResponse;
   /**
    * Whether the upstream answered the request forwarded to it: `no-answer` (a
@@ -41,16 +62,4 @@ export interface CallContext {
   error?: PortcullisError;
   /** Milliseconds spent in each stage. */
   readonly timings: Record<string, number>;
-}
-
-/** What the policy engine decided for one call, with enough to explain and audit it. */
-export interface Decision {
-  readonly effect: 'allow' | 'deny';
-  /** Ids of the policies that determined the effect. */
-  readonly determiningPolicies: readonly string[];
-  /** Hash of the policy set that decided (which version of the rules). */
-  readonly policySetHash: string;
-  /** Conditions an allow carries (`approval`, `mask`); a stage that cannot honour one denies. */
-  readonly obligations: readonly string[];
-  readonly errors: readonly string[];
 }

@@ -1,4 +1,3 @@
-import type { CallContext } from '../pipeline/context.ts';
 import type { Target } from './request.ts';
 
 /** What the validate stage established for the authorize stage: the snapshot policy decides on. */
@@ -18,8 +17,6 @@ export interface CallInput {
  */
 export type ReasonSource = 'declared' | 'token' | null;
 
-export const callInputs = new WeakMap<CallContext, CallInput>();
-
 /**
  * The resources a `subscriptions/listen` asks to follow, each with the upstream
  * that owns it: every one is authorized as a `resources/subscribe` of its own.
@@ -29,8 +26,6 @@ export interface ListenInput {
   readonly reason: string;
   readonly reasonSource: ReasonSource;
 }
-
-export const listenInputs = new WeakMap<CallContext, ListenInput>();
 
 /** More resources than this in one listen is refused (each costs a decision). */
 export const MAX_LISTEN_RESOURCES = 100;

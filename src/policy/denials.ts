@@ -1,5 +1,5 @@
 import { Denial, JSONRPC, ProtocolError } from '../errors.ts';
-import type { Decision } from '../pipeline/context.ts';
+import type { Decision } from './decision.ts';
 
 const detailOf = (d: Decision) => ({
   policySetHash: d.policySetHash,

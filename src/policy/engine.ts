@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { isDeepFrozen } from '../freeze.ts';
-import type { Decision } from '../pipeline/context.ts';
 import type { Catalog } from './catalog.ts';
 import { type AuthorizationAnswer, cedar, type DetailedError, type EntityJson } from './cedar.ts';
 import { ACTION, generateSchema } from './cedar-schema.ts';
+import type { Decision } from './decision.ts';
 import { PolicyError } from './errors.ts';
 import type { LoadedPolicy, PolicySource } from './policy-set.ts';
 import { type ContextReads, mergeNames, mergeReads, pruneContext } from './reads.ts';

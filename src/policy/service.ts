@@ -131,22 +131,23 @@ export class PolicyService {
     this.watcher = undefined;
   }
 
-  /** The aggregator's hook: learns tool definitions, returns only what this caller may use. */
+  /** Learns the tool definitions upstreams listed (every listing, whoever asked). */
+  learnTools(items: readonly ListedItem[]): void {
+    const byUpstream = new Map<string, JsonObject[]>();
+    for (const { item, upstream } of items)
+      byUpstream.set(upstream, [...(byUpstream.get(upstream) ?? []), item]);
+    let changed = false;
+    for (const [upstream, list] of byUpstream) changed = this.catalog.updateTools(upstream, list) || changed;
+    if (changed) this.revalidated();
+  }
+
+  /** Only the listed items this caller may use. */
   filterList(
     principal: Principal,
     method: string,
     items: readonly ListedItem[],
     network?: NetworkFacts,
   ): JsonObject[] {
-    if (method === 'tools/list') {
-      const byUpstream = new Map<string, JsonObject[]>();
-      for (const { item, upstream } of items)
-        byUpstream.set(upstream, [...(byUpstream.get(upstream) ?? []), item]);
-      let changed = false;
-      for (const [upstream, list] of byUpstream)
-        changed = this.catalog.updateTools(upstream, list) || changed;
-      if (changed) this.revalidated();
-    }
     const now = this.now();
     return items
       .filter(({ item, upstream }) => {

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Config } from '../config/schema.ts';
 import { JSONRPC, PortcullisError, ProtocolError } from '../errors.ts';
-import type { Gateway } from '../gateway.ts';
+import type { CallResult, Gateway } from '../gateway.ts';
 import { AuthError } from '../identity/errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import {
@@ -18,13 +18,7 @@ import {
   parseMessage,
 } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
-import {
-  checkModernHeaders,
-  checkParamHeaders,
-  claimedVersion,
-  headerArguments,
-  paramHeaderValues,
-} from '../protocol/modern.ts';
+import { checkModernHeaders, claimedVersion } from '../protocol/modern.ts';
 import { DEFAULT_HTTP_LEGACY_VERSION, isLegacyVersion, isModernVersion, META } from '../protocol/versions.ts';
 import { type DownstreamSession, newSession } from '../session.ts';
 import { readBody } from './body.ts';
@@ -38,9 +32,6 @@ interface LegacyHttpSession {
   stream: StandaloneStream;
   lastSeen: number;
 }
-
-/** How old the door's credential check may be for the pipeline to rely on it. */
-const DOOR_CHECK_FRESH_MS = 50;
 
 export interface HttpListener {
   readonly server: http.Server;
@@ -75,9 +66,18 @@ export async function startHttpListener(
   });
   const sessions = new Map<string, LegacyHttpSession>();
   const retryAfter = { 'retry-after': String(config.limits.retryAfterSeconds) };
-  /** A refusal for capacity is a 503 that says when to come back. */
-  const finishCall = (channel: PostChannel, response: JsonRpcResponse, status = statusFor(response)) =>
-    channel.finish(response, status, status === 503 ? retryAfter : {});
+  /**
+   * A call the gateway ended answers with its error's HTTP status (a refused
+   * credential: 401 and a challenge); otherwise the response says. A refusal
+   * for capacity is a 503 that says when to come back.
+   */
+  const finishCall = (channel: PostChannel, call: CallResult, fallback = statusFor(call.response)) => {
+    const err = call.error;
+    const status = err && err.httpStatus !== 200 ? err.httpStatus : fallback;
+    const headers: Record<string, string> = status === 503 ? { ...retryAfter } : {};
+    if (err instanceof AuthError) headers['www-authenticate'] = gateway.identity.challenge(err);
+    channel.finish(call.response, status, headers);
+  };
   const sendRefusal = (res: ServerResponse, id: JsonRpcResponse['id'], err: unknown) => {
     if (err instanceof PortcullisError && err.httpStatus === 503)
       res.setHeader('retry-after', retryAfter['retry-after']);
@@ -109,51 +109,62 @@ export async function startHttpListener(
     const principal = await authenticate(req, res);
     if (!principal) return;
     if (req.method === 'POST') return handlePost(req, res, principal);
+    // No call follows: expiry and revocation are checked here, or nowhere.
+    if (!(await stillValid(req, res, principal))) return;
     if (req.method === 'GET') return handleGet(req, res, principal);
     if (req.method === 'DELETE') return handleDelete(req, res, principal);
     res.setHeader('allow', 'GET, POST, DELETE');
     return sendError(res, 405, null, { code: -32000, message: 'Method not allowed.' });
   }
 
-  /** When each request's credentials were checked at the door (before its body was read). */
-  const doorChecks = new WeakMap<IncomingMessage, number>();
   /**
-   * The pipeline may skip its first identity check only when the door's is
-   * recent: a slow body or an upstream lookup before the call can outlast a revocation.
+   * Verifies the credential. Expiry and revocation are checked again by the
+   * identify stage of every call, after the body is read; `stillValid` checks
+   * them for what runs no call.
    */
-  const checkedJustNow = (req: IncomingMessage): boolean => {
-    const at = doorChecks.get(req);
-    return at !== undefined && now() - at <= DOOR_CHECK_FRESH_MS;
-  };
-
   async function authenticate(req: IncomingMessage, res: ServerResponse): Promise<Principal | undefined> {
     try {
       // Node keeps only the first of repeated Authorization headers: refuse the ambiguity instead.
       if (req.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === 'authorization').length > 1)
         throw new AuthError('bad_request', { why: 'several Authorization headers' });
       const peer = req.socket instanceof TLSSocket ? req.socket.getPeerX509Certificate() : undefined;
-      const principal = await gateway.identity.authenticate(header(req.headers, 'authorization'), peer);
-      if (gateway.identity.mode !== 'none') await gateway.identity.recheck(principal);
-      doorChecks.set(req, now());
-      return principal;
+      return await gateway.identity.authenticate(header(req.headers, 'authorization'), peer);
     } catch (err) {
-      req.resume();
-      if (!(err instanceof AuthError)) {
-        sendPortcullisError(res, null, err);
-        return undefined;
-      }
-      log.info('request refused', { code: err.code, reason: err.reason });
-      gateway.audit.recordRefusal({
-        remoteAddress: req.socket.remoteAddress ?? '',
-        httpMethod: req.method ?? '',
-        status: err.httpStatus,
-        code: err.code,
-        reason: err.reason,
-      });
-      res.setHeader('www-authenticate', gateway.identity.challenge(err));
-      sendError(res, err.httpStatus, null, err.toRpcError());
+      refuseAtDoor(req, res, err);
       return undefined;
     }
+  }
+
+  async function stillValid(
+    req: IncomingMessage,
+    res: ServerResponse,
+    principal: Principal,
+  ): Promise<boolean> {
+    try {
+      await gateway.recheck(principal);
+      return true;
+    } catch (err) {
+      refuseAtDoor(req, res, err);
+      return false;
+    }
+  }
+
+  function refuseAtDoor(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    req.resume();
+    if (!(err instanceof AuthError)) {
+      sendPortcullisError(res, null, err);
+      return;
+    }
+    log.info('request refused', { code: err.code, reason: err.reason });
+    gateway.audit.recordRefusal({
+      remoteAddress: req.socket.remoteAddress ?? '',
+      httpMethod: req.method ?? '',
+      status: err.httpStatus,
+      code: err.code,
+      reason: err.reason,
+    });
+    res.setHeader('www-authenticate', gateway.identity.challenge(err));
+    sendError(res, err.httpStatus, null, err.toRpcError());
   }
 
   async function handlePost(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
@@ -172,6 +183,7 @@ export async function startHttpListener(
       if (err instanceof PortcullisError) recordBodyRefusal(req, err);
       return sendPortcullisError(res, null, err);
     }
+    if (!isRequest(message) && !(await stillValid(req, res, principal))) return;
     try {
       if (isModernMessage(message, req.headers)) return await handleModern(message, req, res, principal);
       return await handleLegacy(message, req, res, principal);
@@ -240,39 +252,14 @@ export async function startHttpListener(
     }
     const request = message as JsonRpcRequest;
     const channel = new PostChannel(res, { acceptsSse: acceptsSse(req) });
-    const forwardHeaders =
-      request.method === 'tools/call'
-        ? await checkToolParamHeaders(request, session, channel, req.headers)
-        : undefined;
     // In this era closing the response stream is how a client cancels.
     res.on('close', () => session.inflight.get(request.id)?.abort());
-    const response = await gateway.handleRequest(request, session, channel, {
-      ...(forwardHeaders ? { forwardHeaders } : {}),
-      identityChecked: checkedJustNow(req),
-    });
+    const call = await gateway.handleRequest(request, session, channel, { requestHeaders: req.headers });
     finishCall(
       channel,
-      response,
-      response.error?.code === JSONRPC.METHOD_NOT_FOUND ? 404 : statusFor(response),
+      call,
+      call.response.error?.code === JSONRPC.METHOD_NOT_FOUND ? 404 : statusFor(call.response),
     );
-  }
-
-  /**
-   * Whoever reads the body checks `Mcp-Param-*` against it (SEP-2243), using
-   * the tool's own schema. What goes upstream is derived from the body for the
-   * headers that schema declares; any other `Mcp-Param-*` the client sent stops here.
-   */
-  async function checkToolParamHeaders(
-    request: JsonRpcRequest,
-    session: DownstreamSession,
-    sink: PostChannel,
-    headers: Headers,
-  ): Promise<Record<string, string> | undefined> {
-    const schema = await gateway.aggregator.toolSchema(session, String(request.params?.name), sink);
-    const args = isObject(request.params?.arguments) ? request.params.arguments : {};
-    checkParamHeaders(args, schema, headers);
-    const derived = paramHeaderValues(headerArguments(schema), args);
-    return Object.keys(derived).length > 0 ? derived : undefined;
   }
 
   async function handleLegacy(
@@ -299,10 +286,7 @@ export async function startHttpListener(
       return;
     }
     const channel = new PostChannel(res, { acceptsSse: acceptsSse(req), replies: entry.replies });
-    const response = await gateway.handleRequest(message, entry.session, channel, {
-      identityChecked: checkedJustNow(req),
-    });
-    finishCall(channel, response);
+    finishCall(channel, await gateway.handleRequest(message, entry.session, channel));
   }
 
   async function initialize(
@@ -344,12 +328,10 @@ export async function startHttpListener(
       replies,
       headers: { 'mcp-session-id': id },
     });
-    const response = await gateway.handleRequest(message, session, channel, {
-      identityChecked: checkedJustNow(req),
-    });
-    if (response.result) sessions.set(id, entry);
+    const call = await gateway.handleRequest(message, session, channel);
+    if (call.response.result) sessions.set(id, entry);
     else await gateway.closeSession(session);
-    finishCall(channel, response);
+    finishCall(channel, call);
   }
 
   function lookupSession(

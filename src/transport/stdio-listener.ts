@@ -97,7 +97,7 @@ export function serveStdio(gateway: Gateway, opts: StdioOptions): Promise<void> 
       return;
     }
     if (isRequest(message)) {
-      const response = await gateway.handleRequest(message, sessionFor(message), sink);
+      const { response } = await gateway.handleRequest(message, sessionFor(message), sink);
       write(response);
     } else if (isNotification(message)) {
       await gateway.handleNotification(message, sessionFor(message));

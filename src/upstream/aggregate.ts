@@ -26,6 +26,28 @@ const MAX_PAGES = 100;
 
 export const isListMethod = (m: string): m is ListMethod => m in LIST_SPEC;
 
+/** One listed item (names already exposed) and the upstream that listed it. */
+export interface ListedItem {
+  readonly item: JsonObject;
+  readonly upstream: string;
+}
+
+/** What the aggregator cannot decide itself. Both are required: nothing here defaults to allowing. */
+export interface AggregatorDeps {
+  /** Expiry and revocation of a caller, again: a stream that outlives its call relays only while this passes. */
+  readonly recheck: (principal: Principal) => Promise<void>;
+  /** Told of every upstream's tools each time they are listed (policy learns tool definitions there). */
+  readonly toolsListed: (items: readonly ListedItem[]) => void;
+}
+
+/** A list's result as the client sees it, from the items it may see. */
+export const listResult = (method: ListMethod, items: readonly JsonObject[]): JsonObject => ({
+  [LIST_SPEC[method].key]: [...items],
+});
+
+/** What names a listed item: a tool's or prompt's exposed name, a resource's URI, a template's URI template. */
+export const listedId = (method: ListMethod, item: JsonObject): unknown => item[LIST_SPEC[method].idField];
+
 interface ResourceOwners {
   exact: Map<string, string>;
   templates: { prefix: string; upstream: string }[];
@@ -42,27 +64,14 @@ export class Aggregator {
   private readonly byPrefix: ReadonlyMap<string, string>;
   private readonly owners = new Map<string, ResourceOwners>();
   private readonly listeners = new Map<string, Set<RelatedSink>>();
-  /** Policy hook (issue 5): sees every listed item (feeding tool definitions to policy), returns those the caller may use. */
-  listFilter?: (
-    session: DownstreamSession,
-    method: ListMethod,
-    items: { item: JsonObject; upstream: string }[],
-  ) => JsonObject[];
+  private readonly deps: AggregatorDeps;
   /** Exposed tool name → its input schema, per session key, from the last tools/list. */
   private readonly schemas = new Map<string, Map<string, unknown>>();
-  /** Hooks that hide list items from a caller (identity's allowed tools, policy). */
-  readonly listFilters: ((
-    principal: DownstreamSession['principal'],
-    method: ListMethod,
-    name: unknown,
-  ) => boolean)[] = [];
 
-  /** Expiry and revocation of a caller, again (the gateway sets it to its identity service's check). */
-  recheck: (principal: Principal) => Promise<void> = async () => {};
-
-  constructor(pool: UpstreamPool, log: Logger) {
+  constructor(pool: UpstreamPool, log: Logger, deps: AggregatorDeps) {
     this.pool = pool;
     this.log = log;
+    this.deps = deps;
     const specs = pool.names.map((n) => pool.spec(n)!);
     this.prefixes = new Set(specs.map((s) => s.prefix));
     this.byPrefix = new Map(specs.map((s) => [s.prefix, s.name]));
@@ -102,7 +111,7 @@ export class Aggregator {
    * listen) relays upstream messages only while its caller still passes this.
    */
   gate(session: DownstreamSession, sink: RelatedSink, onRefused: () => void): RelatedSink {
-    return revocationGate(sink, () => this.recheck(session.principal), onRefused);
+    return revocationGate(sink, () => this.deps.recheck(session.principal), onRefused);
   }
 
   /**
@@ -183,13 +192,16 @@ export class Aggregator {
     };
   }
 
-  /** One page holding every upstream's items: the gateway hands out no cursors of its own. */
+  /**
+   * One page holding every upstream's items, unfiltered: the gateway hands out
+   * no cursors of its own, and what a caller may see is the pipeline's to decide.
+   */
   async list(
     session: DownstreamSession,
     method: ListMethod,
     params: JsonObject | undefined,
     sink: RelatedSink,
-  ): Promise<JsonObject> {
+  ): Promise<ListedItem[]> {
     if (params?.cursor !== undefined) {
       throw new ProtocolError('ERR_INVALID_REQUEST', 'cursor not issued by this gateway', {
         publicMessage: 'Invalid cursor',
@@ -199,7 +211,7 @@ export class Aggregator {
     const spec = LIST_SPEC[method];
     const conns = (await this.connections(session)).filter((c) => c.handshake?.capabilities[spec.capability]);
     const pages = await Promise.all(conns.map((c) => this.listAll(c, session, method, params, sink)));
-    let items: JsonObject[] = [];
+    const listed: ListedItem[] = [];
     const seen = new Map<string, string>();
     conns.forEach((conn, i) => {
       const prefix = this.pool.spec(conn.name)!.prefix;
@@ -212,19 +224,17 @@ export class Aggregator {
           continue;
         }
         seen.set(id, conn.name);
-        items.push(out);
+        listed.push({ item: out, upstream: conn.name });
       }
     });
     // Owners are learned from every item: a URI a token allows may come from a template it does not list.
     if (method === 'resources/list' || method === 'resources/templates/list')
-      this.remember(session, method, items, seen);
-    items = items.filter((item) =>
-      this.listFilters.every((f) => f(session.principal, method, item[spec.idField])),
-    );
-    if (method === 'tools/list')
-      this.schemas.set(session.key, new Map(items.map((t) => [String(t.name), t.inputSchema])));
-    const listed = items.map((item) => ({ item, upstream: seen.get(String(item[spec.idField]))! }));
-    return { [spec.key]: this.listFilter ? this.listFilter(session, method, listed) : items };
+      this.remember(session, method, listed);
+    if (method === 'tools/list') {
+      this.schemas.set(session.key, new Map(listed.map(({ item }) => [String(item.name), item.inputSchema])));
+      this.deps.toolsListed(listed);
+    }
+    return listed;
   }
 
   private async listAll(
@@ -252,20 +262,15 @@ export class Aggregator {
     return items;
   }
 
-  private remember(
-    session: DownstreamSession,
-    method: ListMethod,
-    items: JsonObject[],
-    owner: Map<string, string>,
-  ): void {
+  private remember(session: DownstreamSession, method: ListMethod, listed: readonly ListedItem[]): void {
     const o = this.ownersOf(session);
-    for (const item of items) {
+    for (const { item, upstream } of listed) {
       if (method === 'resources/list' && typeof item.uri === 'string') {
-        o.exact.set(item.uri, owner.get(item.uri)!);
+        o.exact.set(item.uri, upstream);
       } else if (typeof item.uriTemplate === 'string') {
         const prefix = item.uriTemplate.split('{')[0] ?? '';
         o.templates = o.templates.filter((t) => t.prefix !== prefix);
-        o.templates.push({ prefix, upstream: owner.get(item.uriTemplate)! });
+        o.templates.push({ prefix, upstream });
       }
     }
   }

@@ -39,13 +39,35 @@ export interface HandshakeResult {
   instructions?: string;
 }
 
+/**
+ * What became of a request sent upstream: `answered` by the upstream;
+ * `no-answer` (sent, then a timeout, a cancel or a lost connection: the
+ * upstream may have acted); `not-sent`.
+ */
+export type UpstreamOutcome = 'answered' | 'no-answer' | 'not-sent';
+
+/** An upstream's response, or the one the gateway made up for it, and which it is. */
+export interface UpstreamReply {
+  readonly response: JsonRpcResponse;
+  readonly outcome: UpstreamOutcome;
+}
+
 interface Pending {
-  resolve(r: JsonRpcResponse): void;
+  resolve(r: UpstreamReply): void;
   /** The id the client gave this request: listen notifications carry it as their subscription id. */
   clientId?: JsonRpcId;
   sink: RelatedSink | undefined;
   timer: NodeJS.Timeout | undefined;
   progressToken?: string | number;
+}
+
+export interface RequestOptions {
+  sink?: RelatedSink;
+  signal?: AbortSignal;
+  /** 0 for no timeout. */
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+  clientId?: JsonRpcId;
 }
 
 export interface ConnectionOptions {
@@ -180,26 +202,29 @@ export class UpstreamConnection {
    * Sends a request and resolves with the upstream's response (an error
    * response on timeout or loss of the upstream; it never rejects for those).
    */
-  request(
+  async request(
     method: string,
     params: JsonObject | undefined,
-    opts: {
-      sink?: RelatedSink;
-      signal?: AbortSignal;
-      /** 0 for no timeout. */
-      timeoutMs?: number;
-      headers?: Record<string, string>;
-      clientId?: JsonRpcId;
-    } = {},
+    opts: RequestOptions = {},
   ): Promise<JsonRpcResponse> {
+    return (await this.exchange(method, params, opts)).response;
+  }
+
+  /** As `request`, and says whether the upstream answered, may have acted unanswered, or never got it. */
+  exchange(
+    method: string,
+    params: JsonObject | undefined,
+    opts: RequestOptions = {},
+  ): Promise<UpstreamReply> {
     if (this.closed) return Promise.resolve(unavailable(null, 'closed', false));
     // A cancel that landed before this send (say, during the decision's fsync) must stop it: an
     // 'abort' listener added to an already-aborted signal never fires.
-    if (opts.signal?.aborted) return Promise.resolve(cancelledUnsent(null));
+    if (opts.signal?.aborted)
+      return Promise.resolve({ response: cancelledUnsent(null), outcome: 'not-sent' });
     const id = this.nextId++;
     const { params: sent, progressToken } = this.rewriteProgress(id, params);
     const message: JsonRpcRequest = { jsonrpc: '2.0', id, method, ...(sent ? { params: sent } : {}) };
-    return new Promise<JsonRpcResponse>((resolve) => {
+    return new Promise<UpstreamReply>((resolve) => {
       // timeoutMs 0: a stream that lives until cancelled (subscriptions/listen).
       const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs;
       const timer =
@@ -253,13 +278,13 @@ export class UpstreamConnection {
     return { params: { ...params, _meta: { ...meta, progressToken: ours } }, progressToken: original };
   }
 
-  private settle(id: JsonRpcId, response: JsonRpcResponse): void {
+  private settle(id: JsonRpcId, reply: UpstreamReply): void {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
     clearTimeout(p.timer);
     if (p.progressToken !== undefined) this.progress.delete(`${this.name}-p${id}`);
-    p.resolve(response);
+    p.resolve(reply);
   }
 
   private receive(message: JsonRpcMessage): void {
@@ -269,7 +294,8 @@ export class UpstreamConnection {
       return;
     }
     const id = message.id;
-    if (id !== null && this.pending.has(id)) this.settle(id, message as JsonRpcResponse);
+    if (id !== null && this.pending.has(id))
+      this.settle(id, { response: message as JsonRpcResponse, outcome: 'answered' });
   }
 
   private relayNotification(message: JsonRpcNotification): void {
@@ -353,37 +379,21 @@ export const GATEWAY_CLIENT: ClientProfile = { capabilities: {}, info: { ...GATE
 
 const asObject = (v: unknown): JsonObject => (isObject(v) ? v : {});
 
-/** Answers the gateway made up: for a request the upstream never answered, or was never sent. */
-const madeUp = new WeakMap<JsonRpcResponse, 'no-answer' | 'not-sent'>();
-
-/**
- * What became of a request, from its response: `answered` by the upstream;
- * `no-answer` (sent, then a timeout, a cancel or a lost connection: the
- * upstream may have acted); undefined when it was never sent.
- */
-export function upstreamOutcome(response: JsonRpcResponse): 'answered' | 'no-answer' | undefined {
-  const made = madeUp.get(response);
-  return made === undefined ? 'answered' : made === 'no-answer' ? made : undefined;
-}
-
-const mark = (response: JsonRpcResponse, why: 'no-answer' | 'not-sent'): JsonRpcResponse => {
-  madeUp.set(response, why);
-  return response;
-};
-
 const cancelledError = { code: JSONRPC.INTERNAL_ERROR, message: 'Request cancelled' };
 
 /** The answer to a call its client cancelled while the upstream had it. */
-const cancelled = (id: JsonRpcId): JsonRpcResponse => mark(errorResponse(id, cancelledError), 'no-answer');
+const cancelled = (id: JsonRpcId): UpstreamReply => ({
+  response: errorResponse(id, cancelledError),
+  outcome: 'no-answer',
+});
 
 /** The answer to a call cancelled before it was sent (or a retry not sent). */
-export const cancelledUnsent = (id: JsonRpcId | null): JsonRpcResponse =>
-  mark(errorResponse(id, cancelledError), 'not-sent');
+export const cancelledUnsent = (id: JsonRpcId | null): JsonRpcResponse => errorResponse(id, cancelledError);
 
-function unavailable(id: JsonRpcId | null, why: string, sent = true): JsonRpcResponse {
+function unavailable(id: JsonRpcId | null, why: string, sent = true): UpstreamReply {
   const response = errorResponse(id, {
     code: JSONRPC.UPSTREAM_UNAVAILABLE,
     message: why === 'timeout' ? 'Upstream timed out' : 'Upstream unavailable',
   });
-  return mark(response, sent ? 'no-answer' : 'not-sent');
+  return { response, outcome: sent ? 'no-answer' : 'not-sent' };
 }

@@ -1,13 +1,11 @@
 import type { LoadedConfig } from '../config/load.ts';
 import { ANONYMOUS } from '../identity/principal.ts';
-import type { JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
 import { newSession } from '../session.ts';
-import { Aggregator } from './aggregate.ts';
+import { Aggregator, type ListedItem } from './aggregate.ts';
 import type { RelatedSink } from './connection.ts';
-import { httpTransport } from './http.ts';
 import { UpstreamPool } from './pool.ts';
-import { stdioTransport } from './stdio.ts';
+import { upstreamSpecs } from './spec.ts';
 
 const NO_CLIENT: RelatedSink = {
   notify() {},
@@ -15,28 +13,15 @@ const NO_CLIENT: RelatedSink = {
 };
 
 /** For the CLI: every upstream's tools/list, once, with exposed names (what policy is written against). */
-export async function listUpstreamTools(
-  loaded: LoadedConfig,
-  log: Logger,
-): Promise<{ item: JsonObject; upstream: string }[]> {
-  const specs = Object.entries(loaded.config.upstreams).map(([name, cfg]) => ({
-    name,
-    prefix: cfg.prefix ?? name,
-    timeoutMs: cfg.timeoutMs,
-    isolation: cfg.isolation,
-    restart: cfg.transport === 'stdio' ? cfg.restart : { initialDelayMs: 250, maxDelayMs: 30_000 },
-    createTransport: () =>
-      cfg.transport === 'stdio'
-        ? stdioTransport(name, cfg, loaded.baseDir, log)
-        : httpTransport(name, cfg, loaded.baseDir, log),
-  }));
-  const pool = new UpstreamPool(specs, log, { limits: loaded.config.limits });
-  const agg = new Aggregator(pool, log);
-  let listed: { item: JsonObject; upstream: string }[] = [];
-  agg.listFilter = (_s, _m, items) => {
-    listed = items;
-    return [];
-  };
+export async function listUpstreamTools(loaded: LoadedConfig, log: Logger): Promise<ListedItem[]> {
+  const pool = new UpstreamPool(upstreamSpecs(loaded, log), log, { limits: loaded.config.limits });
+  const agg = new Aggregator(pool, log, {
+    // Nothing here relays to a caller: no stream is opened that would need one re-checked.
+    recheck: async () => {
+      throw new Error('no caller to re-check');
+    },
+    toolsListed: () => {},
+  });
   const session = newSession({
     id: 'policy-cli',
     key: 'policy-cli',
@@ -46,8 +31,7 @@ export async function listUpstreamTools(
     client: { capabilities: {}, info: { name: 'portcullis-policy', version: '1.0.0' } },
   });
   try {
-    await agg.list(session, 'tools/list', undefined, NO_CLIENT);
-    return listed;
+    return await agg.list(session, 'tools/list', undefined, NO_CLIENT);
   } finally {
     await pool.closeAll();
   }

@@ -1,6 +1,5 @@
-import { isObject, type JsonObject, type JsonRpcNotification } from '../jsonrpc.ts';
-import type { CallContext } from '../pipeline/context.ts';
-import { listenInputs } from '../policy/call-input.ts';
+import { isObject, type JsonObject, type JsonRpcId, type JsonRpcNotification } from '../jsonrpc.ts';
+import type { DownstreamSession } from '../session.ts';
 import type { Aggregator } from './aggregate.ts';
 import { type RelatedSink, SUBSCRIPTION_ID, type UpstreamConnection } from './connection.ts';
 
@@ -12,13 +11,25 @@ const FLAG_OF: Record<string, string> = {
   'notifications/resources/list_changed': 'resourcesListChanged',
 };
 
+/** One client's listen, as the gateway received and authorized it. */
+export interface ListenCall {
+  readonly request: { readonly id: JsonRpcId; readonly params?: JsonObject | undefined };
+  readonly session: DownstreamSession;
+  /** The client's stream for this listen. */
+  readonly sink: RelatedSink;
+  /** Aborted when the client goes away: the listen ends. */
+  readonly signal: AbortSignal;
+  /** The resources it follows, each with the upstream that owns it (each authorized as a subscription). */
+  readonly resources: readonly { readonly uri: string; readonly server: string }[];
+}
+
 /**
  * `subscriptions/listen` across every upstream: the gateway acknowledges what
  * it can honour, opens a listen on each modern upstream, takes legacy
  * upstreams' unprompted list changes, and relays all of it on the client's
  * stream under the client's subscription id until the client goes away.
  */
-export async function listenAcrossUpstreams(agg: Aggregator, ctx: CallContext): Promise<JsonObject> {
+export async function listenAcrossUpstreams(agg: Aggregator, ctx: ListenCall): Promise<JsonObject> {
   const subscriptionId = ctx.request.id;
   const requested = isObject(ctx.request.params?.notifications) ? ctx.request.params.notifications : {};
   const conns = await agg.connections(ctx.session);
@@ -48,15 +59,13 @@ export async function listenAcrossUpstreams(agg: Aggregator, ctx: CallContext): 
 
 function listenUpstream(
   agg: Aggregator,
-  ctx: CallContext,
+  ctx: ListenCall,
   conn: UpstreamConnection,
   filter: JsonObject,
   relay: RelatedSink,
 ) {
   // Each upstream hears only of the resources it owns (each authorized in the authorize stage).
-  const owned = (listenInputs.get(ctx)?.resources ?? [])
-    .filter((r) => r.server === conn.name)
-    .map((r) => r.uri);
+  const owned = ctx.resources.filter((r) => r.server === conn.name).map((r) => r.uri);
   const mine: JsonObject = { ...filter };
   if (Array.isArray(filter.resourceSubscriptions))
     mine.resourceSubscriptions = filter.resourceSubscriptions.filter((u) => owned.includes(String(u)));

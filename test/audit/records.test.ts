@@ -6,7 +6,6 @@ import { Denial } from '../../src/errors.ts';
 import { ANONYMOUS } from '../../src/identity/principal.ts';
 import { errorResponse, resultResponse } from '../../src/jsonrpc.ts';
 import type { CallContext } from '../../src/pipeline/context.ts';
-import { listenInputs } from '../../src/policy/call-input.ts';
 import { testCallContext } from '../helpers.ts';
 
 function call(args: unknown): CallContext {
@@ -138,11 +137,11 @@ describe('audit records of hostile or unusual calls', () => {
   it('names the resources a listen follows, with their upstreams, in its decision record', () => {
     const ctx = testCallContext({
       request: { jsonrpc: '2.0', id: 'sub', method: 'subscriptions/listen', params: {} },
-    });
-    listenInputs.set(ctx, {
-      resources: [{ kind: 'resource', uri: 'test://a', server: 'conf' }],
-      reason: '',
-      reasonSource: null,
+      listenInput: {
+        resources: [{ kind: 'resource', uri: 'test://a', server: 'conf' }],
+        reason: '',
+        reasonSource: null,
+      },
     });
     assert.deepEqual(parse(decisionRecord(ctx, opts()).leaf).resources, ['conf:test://a']);
     assert.equal(parse(decisionRecord(call({}), opts()).leaf).resources, undefined);

@@ -61,7 +61,7 @@ function pipelineWithHold(identity: Awaited<ReturnType<typeof world>>['identity'
   const forwarded: string[] = [];
   const pipeline = createPipeline(
     [
-      identifyStage(identity, 'identify', { reuseTransportCheck: true }),
+      identifyStage(identity, 'identify'),
       { name: 'hold', run: () => hold },
       identifyStage(identity, 'reidentify'),
       {
@@ -79,7 +79,7 @@ function pipelineWithHold(identity: Awaited<ReturnType<typeof world>>['identity'
 }
 
 describe('the identify stage', () => {
-  it('checks revocation once per call when the transport already did, and still before forwarding', async () => {
+  it('checks revocation at the start of every call and again before forwarding', async () => {
     const store = new SqliteRevocationStore(join(dir, 'state.db'));
     let lookups = 0;
     const counting: RevocationStore = Object.assign(Object.create(store) as RevocationStore, {
@@ -90,14 +90,12 @@ describe('the identify stage', () => {
     });
     const w = await world(counting);
     const { pipeline, forwarded } = pipelineWithHold(w.identity, Promise.resolve());
-    const checked = { ...call(w.principal, 'tools/call', { name: 'probe__echo' }), identityChecked: true };
-    await pipeline.run(checked);
-    assert.equal(lookups, 1, 'only the check before forwarding');
-    const unchecked = call(w.principal, 'tools/call', { name: 'probe__echo' });
-    await pipeline.run(unchecked);
-    assert.equal(lookups, 3, 'both checks when the transport made none (stdio)');
+    await pipeline.run(call(w.principal, 'tools/call', { name: 'probe__echo' }));
+    assert.equal(lookups, 2, 'at identify and before forwarding');
+    await pipeline.run(call(w.principal, 'tools/call', { name: 'probe__echo' }));
+    assert.equal(lookups, 4, 'again for the next call: no check is reused');
     await w.store.revoke({ kind: 'jti', value: w.jti, revokedAt: T0 * 1000 });
-    const revoked = { ...call(w.principal, 'tools/call', { name: 'probe__echo' }), identityChecked: true };
+    const revoked = call(w.principal, 'tools/call', { name: 'probe__echo' });
     await pipeline.run(revoked);
     assert.equal(revoked.error?.code, 'ERR_TOKEN_REVOKED');
     assert.deepEqual(forwarded, ['tools/call', 'tools/call']);

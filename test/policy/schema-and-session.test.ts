@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { authorizeStage } from '../../src/pipeline/stages/authorize.ts';
-import { callInputs } from '../../src/policy/call-input.ts';
 import { Catalog, tierOf } from '../../src/policy/catalog.ts';
 import { cedarTypeOf, toCedarValue } from '../../src/policy/cedar-types.ts';
 import { checkAgainstSchema } from '../../src/policy/json-schema.ts';
@@ -199,20 +198,20 @@ describe('session-aware rules', () => {
       });
       ctx.route = { kind: 'upstream', upstream: 'fs' } as never;
       const target = { kind: 'tool' as const, tool: svc.catalog.tool(tool)! };
-      callInputs.set(ctx, {
+      ctx.callInput = {
         target,
         input: { path: '/a' },
         args: { path: '/a' },
         reason: 'r',
         reasonSource: 'declared',
-      });
+      };
       return ctx;
     };
     const fresh = callTo('fs__read_text_file');
     await assert.rejects(async () => stage.run(fresh), { code: 'ERR_SESSION_HISTORY_FULL' });
     assert.deepEqual(fresh.decision?.determiningPolicies, ['builtin:session-history-full']);
     const elsewhere = { ...callTo('fs__read_text_file', { ...alice, id: 'jwt:bob', user: 'bob' }) };
-    callInputs.set(elsewhere, callInputs.get(fresh)!);
+    elsewhere.callInput = fresh.callInput!;
     await stage.run(elsewhere);
     assert.equal(elsewhere.decision?.effect, 'allow', 'another caller is not affected');
   });
@@ -229,7 +228,7 @@ describe('session-aware rules', () => {
       });
       ctx.route = { kind: 'upstream', upstream: 'fs' } as never;
       const target = { kind: 'tool' as const, tool: svc.catalog.tool('fs__read_text_file')! };
-      callInputs.set(ctx, { target, input: { path: '/a' }, args: {}, reason: 'r', reasonSource: 'declared' });
+      ctx.callInput = { target, input: { path: '/a' }, args: {}, reason: 'r', reasonSource: 'declared' };
       return ctx;
     };
     await stage.run(callBy(alice));

@@ -228,7 +228,12 @@ describe('the upstream pool', () => {
 describe('a session that has ended', () => {
   it('takes no upstream instance for a call still running when it closed', async () => {
     const { pool, spawned } = fixture({ isolation: 'session' });
-    const agg = new Aggregator(pool, silentLogger);
+    const agg = new Aggregator(pool, silentLogger, {
+      recheck: async () => {
+        throw new Error('no stream is opened here');
+      },
+      toolsListed: () => {},
+    });
     const session = newSession({
       id: 's1',
       key: 'legacy:s1',

@@ -1,5 +1,5 @@
 import { decisionRecord } from '../../audit/records.ts';
-import { type AuditService, setDecisionIndex } from '../../audit/service.ts';
+import type { AuditService } from '../../audit/service.ts';
 import { Denial, JSONRPC } from '../../errors.ts';
 import type { Stage } from '../runner.ts';
 
@@ -21,7 +21,7 @@ export function auditDecisionStage(audit: AuditService, now: () => number = Date
           cause: err,
         });
       }
-      setDecisionIndex(ctx, index);
+      ctx.decisionIndex = index;
     },
   };
 }

@@ -1,5 +1,5 @@
 import { decisionRecord, outcomeRecord } from '../../audit/records.ts';
-import { type AuditService, decisionIndexOf } from '../../audit/service.ts';
+import type { AuditService } from '../../audit/service.ts';
 import { Denial, JSONRPC } from '../../errors.ts';
 import { fail, type Stage } from '../runner.ts';
 
@@ -17,7 +17,7 @@ export function auditOutcomeStage(audit: AuditService, now: () => number = Date.
       try {
         const open = await audit.ready;
         const opts = { hmacKey: open.hmacKey, clearArguments: open.clearArguments, now };
-        let index = decisionIndexOf(ctx);
+        let index = ctx.decisionIndex ?? null;
         if (index === null) {
           // Best effort: a call whose arguments cannot even be canonicalised still gets its outcome.
           index = await Promise.resolve()

@@ -1,5 +1,5 @@
 import { unknownTarget } from '../../errors.ts';
-import { callInputs, type ListenInput, listenInputs } from '../../policy/call-input.ts';
+import type { ListenInput } from '../../policy/call-input.ts';
 import {
   callerHistoryFull,
   obligationUnmet,
@@ -36,11 +36,11 @@ export function authorizeStage(policy: PolicyService): Stage {
       if (!route) throw new Error('authorize without a route');
       if (route.kind === 'gateway') {
         ctx.decision = { ...PROTOCOL, policySetHash: policy.live.source.hash };
-        const listen = listenInputs.get(ctx);
+        const listen = ctx.listenInput;
         if (listen && listen.resources.length > 0) ctx.decision = authorizeListen(policy, ctx, listen);
         return;
       }
-      const call = callInputs.get(ctx);
+      const call = ctx.callInput;
       if (!call) throw new Error('authorize without validated input');
       const now = policy.now();
       const name = targetName(call.target);

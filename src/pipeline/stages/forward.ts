@@ -2,7 +2,7 @@ import { methodNotFound } from '../../errors.ts';
 import { errorResponse, isObject, type JsonObject, resultResponse } from '../../jsonrpc.ts';
 import { toModernResult } from '../../protocol/modern.ts';
 import { type Aggregator, isListMethod } from '../../upstream/aggregate.ts';
-import { SUBSCRIPTION_ID, upstreamOutcome } from '../../upstream/connection.ts';
+import { SUBSCRIPTION_ID } from '../../upstream/connection.ts';
 import { listenAcrossUpstreams } from '../../upstream/listen.ts';
 import { fulfilInputRequired } from '../../upstream/mrtr.ts';
 import { bridgeSubscribe } from '../../upstream/subscribe-bridge.ts';
@@ -21,6 +21,12 @@ export function forwardStage(agg: Aggregator, recheck: (ctx: CallContext) => Pro
       const route = ctx.route;
       if (!route) throw new Error('forward without a route');
       if (route.kind === 'gateway') {
+        if (isListMethod(route.method)) {
+          // What the caller may see of it is the filter-list stage's to decide: it answers.
+          const items = await agg.list(ctx.session, route.method, ctx.request.params, ctx.sink);
+          ctx.listed = { method: route.method, items };
+          return;
+        }
         const result = await answerLocally(agg, ctx, route.method);
         ctx.response = resultResponse(ctx.request.id, eraResult(ctx, result));
         return;
@@ -38,15 +44,18 @@ export function forwardStage(agg: Aggregator, recheck: (ctx: CallContext) => Pro
         return;
       }
       const params = agg.upstreamParams(conn, ctx.session, route.params);
-      const send = (p: JsonObject | undefined) =>
-        conn.request(route.method, p, {
+      const send = async (p: JsonObject | undefined) => {
+        const reply = await conn.exchange(route.method, p, {
           sink: ctx.sink,
           signal: ctx.signal,
           clientId: ctx.request.id,
           ...(ctx.forwardHeaders ? { headers: { ...ctx.forwardHeaders } } : {}),
         });
+        // A retry never sent leaves what became of the last one sent.
+        if (reply.outcome !== 'not-sent') ctx.upstream = reply.outcome;
+        return reply.response;
+      };
       let res = await send(params);
-      ctx.upstream = upstreamOutcome(res);
       if (ctx.session.era === 'legacy') {
         res = await fulfilInputRequired(res, params, {
           sink: ctx.sink,
@@ -55,7 +64,6 @@ export function forwardStage(agg: Aggregator, recheck: (ctx: CallContext) => Pro
           beforeRetry: () => recheck(ctx),
         });
       }
-      ctx.upstream = upstreamOutcome(res) ?? ctx.upstream;
       ctx.response = res.result
         ? { ...res, id: ctx.request.id, result: eraResult(ctx, withClientSubscriptionId(res.result, ctx)) }
         : { ...res, id: ctx.request.id };
@@ -74,13 +82,12 @@ const isSubscription = (method: string): boolean =>
   method === 'resources/subscribe' || method === 'resources/unsubscribe';
 
 /** A legacy upstream's result, on its way to a modern client, gains the fields that era requires. */
-const eraResult = (ctx: CallContext, result: JsonObject): JsonObject =>
+export const eraResult = (ctx: CallContext, result: JsonObject): JsonObject =>
   ctx.session.era === 'modern' ? toModernResult(ctx.request.method, result) : result;
 
 async function answerLocally(agg: Aggregator, ctx: CallContext, method: string): Promise<JsonObject> {
   const { session, request } = ctx;
   const params = request.params;
-  if (isListMethod(method)) return agg.list(session, method, params, ctx.sink);
   switch (method) {
     case 'ping':
       return {};
@@ -95,7 +102,13 @@ async function answerLocally(agg: Aggregator, ctx: CallContext, method: string):
       return agg.initializeResult(session, params?.protocolVersion);
     case 'subscriptions/listen':
       if (session.era !== 'modern') throw methodNotFound(method);
-      return listenAcrossUpstreams(agg, ctx);
+      return listenAcrossUpstreams(agg, {
+        request,
+        session,
+        sink: ctx.sink,
+        signal: ctx.signal,
+        resources: ctx.listenInput?.resources ?? [],
+      });
     case 'server/discover':
       return agg.discoverResult(session);
     case 'logging/setLevel': {

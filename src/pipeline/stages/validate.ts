@@ -1,12 +1,6 @@
 import { unknownTarget } from '../../errors.ts';
 import { isObject, type JsonObject } from '../../jsonrpc.ts';
-import {
-  callInputs,
-  listenInputs,
-  MAX_LISTEN_RESOURCES,
-  REASON_META_KEY,
-  type ReasonSource,
-} from '../../policy/call-input.ts';
+import { MAX_LISTEN_RESOURCES, REASON_META_KEY, type ReasonSource } from '../../policy/call-input.ts';
 import { NotRepresentable, toCedarValue } from '../../policy/cedar-types.ts';
 import { invalidArguments } from '../../policy/denials.ts';
 import { checkAgainstSchema } from '../../policy/json-schema.ts';
@@ -36,7 +30,7 @@ export function validateStage(agg: Aggregator, policy: PolicyService): Stage {
         ctx.session.era === 'modern'
       ) {
         const reason = declaredReason(params, ctx.principal.reason, policy.cfg.limits.maxReasonLength);
-        listenInputs.set(ctx, { resources: await listenResources(agg, ctx, params), ...reason });
+        ctx.listenInput = { resources: await listenResources(agg, ctx, params), ...reason };
         return;
       }
       if (route?.kind !== 'upstream') return;
@@ -55,12 +49,12 @@ export function validateStage(agg: Aggregator, policy: PolicyService): Stage {
       if (bounds) throw invalidArguments(bounds);
       const method = ctx.request.method;
       if (method !== 'tools/call') {
-        callInputs.set(ctx, {
+        ctx.callInput = {
           target: otherTarget(method, route.upstream, params, route.target?.exposed),
           input: {},
           args,
           ...reason,
-        });
+        };
         return;
       }
       const exposed = route.target?.exposed ?? '';
@@ -96,7 +90,7 @@ export function validateStage(agg: Aggregator, policy: PolicyService): Stage {
         }
         throw invalidArguments(problem ?? 'invalid');
       }
-      callInputs.set(ctx, { target, input, args, ...reason });
+      ctx.callInput = { target, input, args, ...reason };
     },
   };
 }

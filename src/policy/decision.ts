@@ -1,0 +1,11 @@
+/** What the policy engine decided for one call, with enough to explain and audit it. */
+export interface Decision {
+  readonly effect: 'allow' | 'deny';
+  /** Ids of the policies that determined the effect. */
+  readonly determiningPolicies: readonly string[];
+  /** Hash of the policy set that decided (which version of the rules). */
+  readonly policySetHash: string;
+  /** Conditions an allow carries (`approval`, `mask`); a stage that cannot honour one denies. */
+  readonly obligations: readonly string[];
+  readonly errors: readonly string[];
+}
