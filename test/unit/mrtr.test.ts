@@ -118,6 +118,28 @@ describe('an upstream connection', () => {
     assert.deepEqual(res.error, { code: -32603, message: 'Request cancelled' });
     assert.deepEqual(sent, []);
   });
+
+  it('says with each reply whether the upstream answered, may have acted unanswered, or never got the request', async () => {
+    const sent: JsonRpcMessage[] = [];
+    const transport = {
+      start: async () => {},
+      send: async (m: JsonRpcMessage) => void sent.push(m),
+      close: async () => {},
+      onmessage: undefined as ((m: JsonRpcMessage) => void) | undefined,
+    };
+    const conn = new UpstreamConnection(transport, { name: 'up', timeoutMs: 0 });
+    const answered = conn.exchange('tools/call', { name: 'x' });
+    const sentId = (sent[0] as JsonRpcRequest).id;
+    transport.onmessage?.({ jsonrpc: '2.0', id: sentId, result: { content: [] } });
+    assert.equal((await answered).outcome, 'answered');
+    const abort = new AbortController();
+    const cancelled = conn.exchange('tools/call', { name: 'x' }, { signal: abort.signal });
+    abort.abort();
+    assert.equal((await cancelled).outcome, 'no-answer');
+    assert.equal((await conn.exchange('tools/call', {}, { signal: abort.signal })).outcome, 'not-sent');
+    await conn.close();
+    assert.equal((await conn.exchange('tools/call', {})).outcome, 'not-sent');
+  });
 });
 
 describe('a question put to the client', () => {

@@ -10,7 +10,7 @@ import type { Stage } from '../runner.ts';
  * headers that schema declares; any other `Mcp-Param-*` the client sent stops
  * here. Only a `tools/call` that came with HTTP headers has any to check.
  */
-export function paramHeadersStage(agg: Aggregator): Stage {
+export function paramHeadersStage(agg: Pick<Aggregator, 'toolSchema'>): Stage {
   return {
     name: 'param-headers',
     async run(ctx: CallContext) {

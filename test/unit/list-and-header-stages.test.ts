@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import type { Principal } from '../../src/identity/principal.ts';
+import type { CallContext } from '../../src/pipeline/context.ts';
+import { createPipeline } from '../../src/pipeline/runner.ts';
+import { filterListStage } from '../../src/pipeline/stages/filter-list.ts';
+import { paramHeadersStage } from '../../src/pipeline/stages/param-headers.ts';
+import { PolicyService } from '../../src/policy/service.ts';
+import { testCallContext } from '../helpers.ts';
+import { alice, FROZEN_NOW, FS_TOOLS, log, policyConfig } from '../policy/fixtures.ts';
+
+function policyWith(text: string): PolicyService {
+  const dir = mkdtempSync(join(tmpdir(), 'pc-stages-'));
+  writeFileSync(join(dir, 'p.cedar'), text);
+  const svc = new PolicyService(policyConfig({ files: ['p.cedar'], trustAnnotations: ['fs'] }), dir, {
+    log,
+    now: () => FROZEN_NOW,
+  });
+  svc.learnTools(FS_TOOLS.map((item) => ({ item, upstream: 'fs' })));
+  return svc;
+}
+
+const listCall = (principal: Principal): CallContext => {
+  const ctx = testCallContext({
+    principal,
+    request: { jsonrpc: '2.0', id: 7, method: 'tools/list', params: {} },
+  });
+  ctx.listed = { method: 'tools/list', items: FS_TOOLS.map((item) => ({ item, upstream: 'fs' })) };
+  return ctx;
+};
+
+const names = (ctx: CallContext): unknown =>
+  (ctx.response?.result?.tools as { name: string }[] | undefined)?.map((t) => t.name);
+
+describe('the filter-list stage', () => {
+  it('answers a list with only the tools policy lets the caller use', async () => {
+    const stage = filterListStage(
+      policyWith('@id("r") permit(principal, action == Action::"tools/call:fs__read_text_file", resource);'),
+    );
+    const ctx = listCall(alice);
+    await stage.run(ctx);
+    assert.equal(ctx.response?.id, 7);
+    assert.deepEqual(names(ctx), ['fs__read_text_file']);
+  });
+
+  it("leaves out what the caller's token does not name, whatever policy allows", async () => {
+    const stage = filterListStage(policyWith('@id("p") permit(principal, action, resource);'));
+    const ctx = listCall({ ...alice, allowed: { tools: ['fs__write_file'], prompts: [], resources: [] } });
+    await stage.run(ctx);
+    assert.deepEqual(names(ctx), ['fs__write_file']);
+  });
+
+  it('fails a list closed when no stage filters it: the call ends with ERR_INTERNAL, nothing listed goes out', async () => {
+    const forwardOnly = {
+      name: 'forward',
+      run(ctx: CallContext) {
+        ctx.listed = { method: 'tools/list', items: FS_TOOLS.map((item) => ({ item, upstream: 'fs' })) };
+      },
+    };
+    const ctx = listCall(alice);
+    await createPipeline([forwardOnly], [], log).run(ctx);
+    assert.equal(ctx.error?.code, 'ERR_INTERNAL');
+    assert.equal(ctx.response?.result, undefined);
+  });
+});
+
+const SCHEMA = {
+  type: 'object',
+  properties: { region: { type: 'string', 'x-mcp-header': 'Region' }, note: { type: 'string' } },
+};
+
+function toolCall(headers: Record<string, string> | undefined, args: Record<string, unknown>): CallContext {
+  return testCallContext({
+    era: 'modern',
+    request: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'geo__find', arguments: args } },
+    ...(headers ? { requestHeaders: headers } : {}),
+  });
+}
+
+describe('the param-headers stage', () => {
+  const stage = paramHeadersStage({ toolSchema: async () => SCHEMA });
+
+  it('refuses a call whose Mcp-Param header disagrees with its arguments with ERR_HEADER_MISMATCH', async () => {
+    const ctx = toolCall({ 'mcp-param-region': 'us' }, { region: 'eu' });
+    await assert.rejects(async () => stage.run(ctx), { code: 'ERR_HEADER_MISMATCH', httpStatus: 400 });
+    assert.equal(ctx.forwardHeaders, undefined);
+  });
+
+  it('hands forward only the headers the tool declares, with the values the body holds', async () => {
+    const ctx = toolCall({ 'mcp-param-region': 'eu', 'mcp-param-other': 'x' }, { region: 'eu', note: 'n' });
+    await stage.run(ctx);
+    assert.deepEqual(ctx.forwardHeaders, { 'mcp-param-region': 'eu' });
+  });
+
+  it('has nothing to check for a call that came without HTTP headers (stdio, legacy)', async () => {
+    const asked: string[] = [];
+    const quiet = paramHeadersStage({
+      toolSchema: async (_s, name) => {
+        asked.push(name);
+        return SCHEMA;
+      },
+    });
+    const ctx = toolCall(undefined, { region: 'eu' });
+    await quiet.run(ctx);
+    assert.equal(ctx.forwardHeaders, undefined);
+    assert.deepEqual(asked, []);
+  });
+});
