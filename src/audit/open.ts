@@ -10,7 +10,6 @@ import { type AuditConfig, auditSchema } from './config.ts';
 import { AuditLog } from './log.ts';
 import { generateSignerKey, parseSignerKey, type Signer } from './note.ts';
 import type { AuditStore } from './store.ts';
-import { PgAuditStore } from './store-pg.ts';
 import { SqliteAuditStore } from './store-sqlite.ts';
 import { parseWitnessKey } from './witness.ts';
 
@@ -101,6 +100,8 @@ export async function openAuditStore(
       throw new ConfigError('audit.url is required for store: postgres', [
         { path: 'audit.url', message: 'required' },
       ]);
+    // Loaded only when configured: a SQLite gateway never loads `pg`.
+    const { PgAuditStore } = await import('./store-pg.ts');
     return PgAuditStore.open(resolveValue(c.url, setup.baseDir), c.table);
   }
   return new SqliteAuditStore(sqlitePath(setup), opts);

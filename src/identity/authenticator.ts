@@ -3,10 +3,11 @@ import { deepFreeze } from '../freeze.ts';
 import type { Logger } from '../observability/log.ts';
 import { allowListsOf } from './allow-lists.ts';
 import { decodeB64url } from './b64.ts';
-import { checkClaims, scopesOf } from './claims.ts';
+import { scopesOf } from './claims.ts';
 import { authError } from './errors.ts';
 import { isRecord } from './jwk.ts';
-import { DEFAULT_JWS_LIMITS, verifyCompactJws } from './jws.ts';
+import { DEFAULT_JWS_LIMITS } from './jws.ts';
+import { type VerifiedJwt, verifyJwt } from './jwt.ts';
 import type { KeyCache } from './key-cache.ts';
 import type { Principal } from './principal.ts';
 
@@ -78,23 +79,23 @@ export class Authenticator {
 
   private async verify(token: string): Promise<Principal> {
     const issuer = this.issuerOf(token);
-    let keys = await issuer.keys.current();
-    let jws: Awaited<ReturnType<typeof verifyCompactJws>>;
-    try {
-      jws = await verifyCompactJws(token, keys, issuer.algorithms);
-    } catch (err) {
-      if (!(isUnknownKid(err) && (await issuer.keys.refreshForUnknownKid()))) throw err;
-      keys = await issuer.keys.current();
-      jws = await verifyCompactJws(token, keys, issuer.algorithms);
-    }
-    const claims = checkClaims(jws.payload, {
+    const rules = {
       issuer: issuer.issuer,
       audience: this.opts.resource,
-      nowSeconds: Math.floor(this.opts.now() / 1000),
+      algorithms: issuer.algorithms,
+      nowMs: this.opts.now(),
       toleranceSeconds: this.opts.toleranceSeconds,
       ...(issuer.gateway ? { maxLifetimeSeconds: issuer.gateway.maxTtlSeconds } : {}),
-    });
-    if (issuer.gateway) checkKeyRetirement(issuer.gateway, jws.key.kid, claims.iat as number);
+    };
+    let verified: VerifiedJwt;
+    try {
+      verified = await verifyJwt(token, await issuer.keys.current(), rules);
+    } catch (err) {
+      if (!(isUnknownKid(err) && (await issuer.keys.refreshForUnknownKid()))) throw err;
+      verified = await verifyJwt(token, await issuer.keys.current(), rules);
+    }
+    const { claims, key } = verified;
+    if (issuer.gateway) checkKeyRetirement(issuer.gateway, key.kid, claims.iat as number);
     return this.principalOf(issuer, claims);
   }
 

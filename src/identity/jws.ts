@@ -22,17 +22,25 @@ export interface VerifiedJws {
   readonly key: VerifyKey;
 }
 
+/** A compact JWS whose shape and header passed every check, before any cryptography. */
+export interface InspectedJws {
+  readonly header: Readonly<Record<string, unknown>>;
+  readonly alg: string;
+  readonly kid: string | undefined;
+  readonly segments: { readonly protected: string; readonly payload: string; readonly signature: string };
+  readonly payload: Buffer;
+}
+
 /**
- * Verifies a JWS in compact serialization against keys the gateway already
- * trusts, with the algorithm allowlist of the issuer. Everything about the
- * token's shape is checked before any cryptography runs.
+ * Checks everything about a compact JWS that needs no key: its size, strict
+ * base64url, the header's JSON, the issuer's algorithm allowlist, and the
+ * headers Portcullis never honours (`crit`, `b64`, key-carrying ones).
  */
-export async function verifyCompactJws(
+export function inspectCompactJws(
   token: unknown,
-  keys: readonly VerifyKey[],
   algorithms: readonly string[],
   limits: JwsLimits = DEFAULT_JWS_LIMITS,
-): Promise<VerifiedJws> {
+): InspectedJws {
   if (typeof token !== 'string' || token.length === 0) throw authError('malformed');
   if (token.length > limits.maxTokenChars) throw authError('too_large');
   const parts = token.split('.');
@@ -50,16 +58,36 @@ export async function verifyCompactJws(
   if ('crit' in header || 'b64' in header) throw authError('crit_unsupported');
   if (KEY_CARRYING.some((k) => k in header)) throw authError('untrusted_key_header');
   if (header.kid !== undefined && typeof header.kid !== 'string') throw authError('bad_header');
-  const candidates = candidatesFor(keys, alg, header.kid as string | undefined);
-  for (const key of candidates) {
+  return {
+    header,
+    alg,
+    kid: header.kid as string | undefined,
+    segments: { protected: h, payload: p, signature: s },
+    payload: pb,
+  };
+}
+
+/**
+ * Verifies a JWS in compact serialization against keys the gateway already
+ * trusts, with the algorithm allowlist of the issuer. Everything about the
+ * token's shape is checked before any cryptography runs.
+ */
+export async function verifyCompactJws(
+  token: unknown,
+  keys: readonly VerifyKey[],
+  algorithms: readonly string[],
+  limits: JwsLimits = DEFAULT_JWS_LIMITS,
+): Promise<VerifiedJws> {
+  const jws = inspectCompactJws(token, algorithms, limits);
+  for (const key of candidatesFor(keys, jws.alg, jws.kid)) {
     try {
-      await flattenedVerify({ protected: h, payload: p, signature: s }, key.key, { algorithms: [alg] });
-      return { header, payload: pb, key };
+      await flattenedVerify(jws.segments, key.key, { algorithms: [jws.alg] });
+      return { header: jws.header, payload: jws.payload, key };
     } catch {
       // try the next candidate; the outcome is decided below
     }
   }
-  throw authError('bad_signature', { kid: header.kid, alg });
+  throw authError('bad_signature', { kid: jws.kid, alg: jws.alg });
 }
 
 function parseHeader(bytes: Buffer): Record<string, unknown> {
@@ -73,7 +101,8 @@ function parseHeader(bytes: Buffer): Record<string, unknown> {
   return header;
 }
 
-function candidatesFor(keys: readonly VerifyKey[], alg: string, kid: string | undefined): VerifyKey[] {
+/** The trusted keys that may verify `alg` (and `kid`, when the header names one). */
+export function candidatesFor(keys: readonly VerifyKey[], alg: string, kid: string | undefined): VerifyKey[] {
   const spec = ALGORITHMS[alg]!;
   const byKid = kid === undefined ? keys : keys.filter((k) => k.kid === kid);
   if (kid !== undefined && byKid.length === 0) throw authError('unknown_kid', { kid: kid.slice(0, 128) });
