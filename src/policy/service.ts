@@ -2,15 +2,15 @@ import { ConfigError } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
-import { Catalog } from './catalog.ts';
 import type { PolicyConfig } from './config.ts';
-import { type EngineDecision, PolicyEngine } from './engine.ts';
+import { type EngineDecision, PolicyEngine } from './engine/engine.ts';
+import { loadPolicyFiles, type PolicySource } from './engine/policy-set.ts';
+import { PolicyFileWatcher } from './engine/watch.ts';
 import { PolicyError } from './errors.ts';
-import type { NetworkFacts } from './network.ts';
-import { loadPolicyFiles, type PolicySource } from './policy-set.ts';
-import { type CallFacts, type SessionSnapshot, type Target, toCedar } from './request.ts';
-import { MemorySessionFacts, type SessionFacts } from './session-facts.ts';
-import { PolicyFileWatcher } from './watch.ts';
+import type { NetworkFacts } from './facts/network.ts';
+import { type CallFacts, type SessionSnapshot, type Target, toCedar } from './facts/request.ts';
+import { MemorySessionFacts, type SessionFacts } from './facts/session-facts.ts';
+import { Catalog } from './model/catalog.ts';
 
 export interface ListedItem {
   readonly item: JsonObject;

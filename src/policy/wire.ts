@@ -4,7 +4,7 @@ import type { Stage } from '../pipeline/runner.ts';
 import { authorizeStage } from '../pipeline/stages/authorize.ts';
 import { validateStage } from '../pipeline/stages/validate.ts';
 import type { Aggregator } from '../upstream/aggregate.ts';
-import { networkOf } from './network.ts';
+import { networkOf } from './facts/network.ts';
 import { PolicyService } from './service.ts';
 
 /** The validate and authorize stages, with the aggregator's list hook feeding and filtering through policy. */

@@ -8,10 +8,10 @@ import {
   policyInvalid,
   sessionHistoryFull,
 } from '../../policy/denials.ts';
-import { networkOf } from '../../policy/network.ts';
-import type { Target } from '../../policy/request.ts';
+import { networkOf } from '../../policy/facts/network.ts';
+import type { Target } from '../../policy/facts/request.ts';
+import { MAX_TOOLS_PER_PRINCIPAL } from '../../policy/facts/session-facts.ts';
 import { type PolicyService, targetName } from '../../policy/service.ts';
-import { MAX_TOOLS_PER_PRINCIPAL } from '../../policy/session-facts.ts';
 import type { CallContext, Decision } from '../context.ts';
 import type { Stage } from '../runner.ts';
 

@@ -7,12 +7,12 @@ import {
   REASON_META_KEY,
   type ReasonSource,
 } from '../../policy/call-input.ts';
-import { NotRepresentable, toCedarValue } from '../../policy/cedar-types.ts';
 import { invalidArguments } from '../../policy/denials.ts';
-import { checkAgainstSchema } from '../../policy/json-schema.ts';
-import { boundsProblem, NOT_UNICODE } from '../../policy/limits.ts';
-import { networkOf } from '../../policy/network.ts';
-import type { Target } from '../../policy/request.ts';
+import { networkOf } from '../../policy/facts/network.ts';
+import type { Target } from '../../policy/facts/request.ts';
+import { NotRepresentable, toCedarValue } from '../../policy/model/cedar-types.ts';
+import { checkAgainstSchema } from '../../policy/model/json-schema.ts';
+import { boundsProblem, NOT_UNICODE } from '../../policy/model/limits.ts';
 import type { PolicyService } from '../../policy/service.ts';
 import type { Aggregator } from '../../upstream/aggregate.ts';
 import type { CallContext } from '../context.ts';

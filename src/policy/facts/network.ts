@@ -1,4 +1,4 @@
-import type { DownstreamSession } from '../session.ts';
+import type { DownstreamSession } from '../../session.ts';
 
 export interface NetworkFacts {
   address: string;

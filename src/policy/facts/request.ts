@@ -1,9 +1,9 @@
 import { isIP } from 'node:net';
-import { deepFreeze } from '../freeze.ts';
-import type { Principal } from '../identity/principal.ts';
-import type { ToolDef } from './catalog.ts';
-import type { EntityJson } from './cedar.ts';
-import { ACTION, toolAction } from './cedar-schema.ts';
+import { deepFreeze } from '../../freeze.ts';
+import type { Principal } from '../../identity/principal.ts';
+import type { EntityJson } from '../engine/cedar.ts';
+import type { ToolDef } from '../model/catalog.ts';
+import { ACTION, toolAction } from '../model/cedar-schema.ts';
 
 export type Target =
   | { kind: 'tool'; tool: ToolDef }

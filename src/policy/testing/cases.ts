@@ -1,10 +1,10 @@
-import { ANONYMOUS, type Principal } from '../identity/principal.ts';
-import { isObject, type JsonObject } from '../jsonrpc.ts';
-import { NotRepresentable, toCedarValue } from './cedar-types.ts';
-import type { EngineDecision } from './engine.ts';
-import { checkAgainstSchema } from './json-schema.ts';
-import type { CallFacts } from './request.ts';
-import type { PolicyService } from './service.ts';
+import { ANONYMOUS, type Principal } from '../../identity/principal.ts';
+import { isObject, type JsonObject } from '../../jsonrpc.ts';
+import type { EngineDecision } from '../engine/engine.ts';
+import type { CallFacts } from '../facts/request.ts';
+import { NotRepresentable, toCedarValue } from '../model/cedar-types.ts';
+import { checkAgainstSchema } from '../model/json-schema.ts';
+import type { PolicyService } from '../service.ts';
 
 /** One request as written in a policy test file or on the `policy explain` command line. */
 export interface PolicyCase {
