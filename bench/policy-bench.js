@@ -17,13 +17,13 @@
  * one-off costs (validation against the generated schema, discovery for one caller).
  */
 import { parseArgs } from 'node:util';
-import { Catalog } from '../src/policy/catalog.ts';
-import { cedar } from '../src/policy/cedar.ts';
 import { policySchema } from '../src/policy/config.ts';
-import { PolicyEngine } from '../src/policy/engine.ts';
-import { parsePolicyTexts } from '../src/policy/policy-set.ts';
-import { toCedar } from '../src/policy/request.ts';
-import { MemorySessionFacts } from '../src/policy/session-facts.ts';
+import { cedar } from '../src/policy/engine/cedar.ts';
+import { PolicyEngine } from '../src/policy/engine/engine.ts';
+import { parsePolicyTexts } from '../src/policy/engine/policy-set.ts';
+import { toCedar } from '../src/policy/facts/request.ts';
+import { MemorySessionFacts } from '../src/policy/facts/session-facts.ts';
+import { Catalog } from '../src/policy/model/catalog.ts';
 import { realisticPolicySet } from './gateway-configs.js';
 
 const { values } = parseArgs({ options: { decisions: { type: 'string', default: '20000' } } });

@@ -4,11 +4,11 @@ import { type LoadedConfig, loadConfigFile, parseYamlText } from '../config/load
 import { ConfigError, UsageError } from '../errors.ts';
 import { isObject, type JsonObject } from '../jsonrpc.ts';
 import { createLogger } from '../observability/log.ts';
-import { evaluateCase, mismatches, type PolicyCase } from '../policy/cases.ts';
-import { Catalog } from '../policy/catalog.ts';
 import { type PolicyConfig, policySchema } from '../policy/config.ts';
 import { PolicyError } from '../policy/errors.ts';
+import { Catalog } from '../policy/model/catalog.ts';
 import { PolicyService } from '../policy/service.ts';
+import { evaluateCase, mismatches, type PolicyCase } from '../policy/testing/cases.ts';
 import { listUpstreamTools } from '../upstream/list-tools.ts';
 import { parseCommandArgs } from './args.ts';
 import { USAGE as USAGES } from './usage.ts';

@@ -1,5 +1,6 @@
 import { methodNotFound, unknownTarget } from '../errors.ts';
 import { isObject, type JsonObject } from '../jsonrpc.ts';
+import { methodSpec } from '../protocol/methods.ts';
 
 /**
  * What a token that names what it allows may reach. Every kind it does not
@@ -51,18 +52,6 @@ export function allowsListed(a: AllowLists, method: string, id: unknown): boolea
   return false;
 }
 
-/** Methods the gateway answers itself; lists among them are filtered item by item. */
-const GATEWAY_METHODS: ReadonlySet<string> = new Set([
-  'initialize',
-  'ping',
-  'server/discover',
-  'logging/setLevel',
-  'tools/list',
-  'prompts/list',
-  'resources/list',
-  'resources/templates/list',
-]);
-
 /**
  * Throws what a request outside the allow lists gets: the same answer as a
  * target that does not exist. Whatever kind of request the lists do not cover
@@ -91,7 +80,8 @@ export function checkAllowLists(a: AllowLists, method: string, params: JsonObjec
       for (const uri of listenedUris(p)) if (!allowsResource(a, uri)) throw unknownTarget('resource', uri);
       return;
     default:
-      if (!GATEWAY_METHODS.has(method)) throw methodNotFound(method);
+      // Methods the gateway answers itself pass; lists among them are filtered item by item.
+      if (methodSpec(method)?.answeredBy !== 'gateway') throw methodNotFound(method);
   }
 }
 

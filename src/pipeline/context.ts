@@ -3,8 +3,9 @@ import type { Principal } from '../identity/principal.ts';
 import type { JsonRpcRequest, JsonRpcResponse } from '../jsonrpc.ts';
 import type { CallInput, ListenInput } from '../policy/call-input.ts';
 import type { Decision } from '../policy/decision.ts';
+import type { ListMethod } from '../protocol/methods.ts';
 import type { DownstreamSession } from '../session.ts';
-import type { ListedItem, ListMethod } from '../upstream/aggregate.ts';
+import type { ListedItem } from '../upstream/aggregate.ts';
 import type { RelatedSink } from '../upstream/connection.ts';
 import type { Route } from './route-types.ts';
 

@@ -1,4 +1,4 @@
-import type { Target } from './request.ts';
+import type { Target } from './facts/request.ts';
 
 /** What the validate stage established for the authorize stage: the snapshot policy decides on. */
 export interface CallInput {

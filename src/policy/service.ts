@@ -2,15 +2,16 @@ import { ConfigError } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
-import { Catalog } from './catalog.ts';
+import { isListMethod, listSpec } from '../protocol/methods.ts';
 import type { PolicyConfig } from './config.ts';
-import { type EngineDecision, PolicyEngine } from './engine.ts';
+import { type EngineDecision, PolicyEngine } from './engine/engine.ts';
+import { loadPolicyFiles, type PolicySource } from './engine/policy-set.ts';
+import { PolicyFileWatcher } from './engine/watch.ts';
 import { PolicyError } from './errors.ts';
-import type { NetworkFacts } from './network.ts';
-import { loadPolicyFiles, type PolicySource } from './policy-set.ts';
-import { type CallFacts, type SessionSnapshot, type Target, toCedar } from './request.ts';
-import { MemorySessionFacts, type SessionFacts } from './session-facts.ts';
-import { PolicyFileWatcher } from './watch.ts';
+import type { NetworkFacts } from './facts/network.ts';
+import { type CallFacts, type SessionSnapshot, type Target, toCedar } from './facts/request.ts';
+import { MemorySessionFacts, type SessionFacts } from './facts/session-facts.ts';
+import { Catalog } from './model/catalog.ts';
 
 export interface ListedItem {
   readonly item: JsonObject;
@@ -255,10 +256,9 @@ export class PolicyService {
 export const targetName = (t: Target): string =>
   t.kind === 'tool' ? t.tool.name : t.kind === 'resource' ? t.uri : t.kind === 'prompt' ? t.name : t.server;
 
+/** The call a listed item is for: an item is shown when the caller could make it. */
 function methodFor(listMethod: string): string {
-  if (listMethod === 'tools/list') return 'tools/call';
-  if (listMethod === 'prompts/list') return 'prompts/get';
-  return 'resources/read';
+  return isListMethod(listMethod) ? listSpec(listMethod).callMethod : 'resources/read';
 }
 
 function listedTarget(

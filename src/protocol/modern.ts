@@ -1,23 +1,11 @@
 import { JSONRPC, ProtocolError } from '../errors.ts';
 import { isObject, type JsonObject, type JsonRpcMessage } from '../jsonrpc.ts';
+import { methodSpec, targetParam } from './methods.ts';
 import { isModernVersion, META, MODERN_VERSIONS } from './versions.ts';
 
-/** Methods whose target travels in `Mcp-Name`, and which parameter holds it. */
-export const NAME_HEADER_SOURCE: Record<string, string> = {
-  'tools/call': 'name',
-  'prompts/get': 'name',
-  'resources/read': 'uri',
-};
-
-/** Results that carry cache hints in the modern era. */
-const CACHEABLE = new Set([
-  'server/discover',
-  'tools/list',
-  'prompts/list',
-  'resources/list',
-  'resources/templates/list',
-  'resources/read',
-]);
+/** Which parameter holds a method's target when it travels in `Mcp-Name` too. */
+export const nameHeaderParam = (method: string): string | undefined =>
+  methodSpec(method)?.nameHeader ? targetParam(method) : undefined;
 
 export const decodeHeaderValue = (v: string): string | undefined => {
   const m = /^=\?base64\?([A-Za-z0-9+/=]*)\?=$/.exec(v);
@@ -61,7 +49,7 @@ export function checkModernHeaders(message: JsonRpcMessage & { method: string },
   if (!('id' in message)) return; // notifications are exempt from header presence checks
   if (h.protocolVersion !== version) throw mismatch('MCP-Protocol-Version');
   if (h.method !== message.method) throw mismatch('Mcp-Method');
-  const key = NAME_HEADER_SOURCE[message.method];
+  const key = nameHeaderParam(message.method);
   if (key !== undefined) {
     const bodyValue = (message.params as JsonObject)[key];
     const headerValue = h.name === undefined ? undefined : decodeHeaderValue(h.name);
@@ -151,7 +139,7 @@ const invalidMeta = (what: string): ProtocolError =>
 /** A result going to a modern client: `resultType` always, cache hints where the schema needs them. */
 export function toModernResult(method: string, result: JsonObject): JsonObject {
   const out: JsonObject = 'resultType' in result ? { ...result } : { ...result, resultType: 'complete' };
-  if (CACHEABLE.has(method)) {
+  if (methodSpec(method)?.cacheable) {
     if (!('ttlMs' in out)) out.ttlMs = 0;
     if (!('cacheScope' in out)) out.cacheScope = 'private';
   }

@@ -2,6 +2,7 @@ import { JSONRPC, PortcullisError, ProtocolError, UpstreamError, unknownTarget }
 import type { Principal } from '../identity/principal.ts';
 import { errorResponse, isObject, type JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
+import { type ListMethod, listSpec } from '../protocol/methods.ts';
 import { GATEWAY_INFO, isLegacyVersion, LATEST_LEGACY, LATEST_MODERN, META } from '../protocol/versions.ts';
 import type { DownstreamSession } from '../session.ts';
 import { modernMeta, type RelatedSink, type UpstreamConnection } from './connection.ts';
@@ -9,22 +10,7 @@ import { exposeName, splitName } from './naming.ts';
 import type { PoolClient, UpstreamPool } from './pool.ts';
 import { revocationGate } from './revocation-gate.ts';
 
-export type ListMethod = 'tools/list' | 'prompts/list' | 'resources/list' | 'resources/templates/list';
-
-const LIST_SPEC: Record<ListMethod, { key: string; capability: string; rename: boolean; idField: string }> = {
-  'tools/list': { key: 'tools', capability: 'tools', rename: true, idField: 'name' },
-  'prompts/list': { key: 'prompts', capability: 'prompts', rename: true, idField: 'name' },
-  'resources/list': { key: 'resources', capability: 'resources', rename: false, idField: 'uri' },
-  'resources/templates/list': {
-    key: 'resourceTemplates',
-    capability: 'resources',
-    rename: false,
-    idField: 'uriTemplate',
-  },
-};
 const MAX_PAGES = 100;
-
-export const isListMethod = (m: string): m is ListMethod => m in LIST_SPEC;
 
 /** One listed item (names already exposed) and the upstream that listed it. */
 export interface ListedItem {
@@ -42,11 +28,11 @@ export interface AggregatorDeps {
 
 /** A list's result as the client sees it, from the items it may see. */
 export const listResult = (method: ListMethod, items: readonly JsonObject[]): JsonObject => ({
-  [LIST_SPEC[method].key]: [...items],
+  [listSpec(method).key]: [...items],
 });
 
 /** What names a listed item: a tool's or prompt's exposed name, a resource's URI, a template's URI template. */
-export const listedId = (method: ListMethod, item: JsonObject): unknown => item[LIST_SPEC[method].idField];
+export const listedId = (method: ListMethod, item: JsonObject): unknown => item[listSpec(method).idField];
 
 interface ResourceOwners {
   exact: Map<string, string>;
@@ -208,7 +194,7 @@ export class Aggregator {
         rpcCode: JSONRPC.INVALID_PARAMS,
       });
     }
-    const spec = LIST_SPEC[method];
+    const spec = listSpec(method);
     const conns = (await this.connections(session)).filter((c) => c.handshake?.capabilities[spec.capability]);
     const pages = await Promise.all(conns.map((c) => this.listAll(c, session, method, params, sink)));
     const listed: ListedItem[] = [];
@@ -254,7 +240,7 @@ export class Aggregator {
         this.log.warn('upstream list failed', { upstream: conn.name, method, error: res.error });
         break;
       }
-      const batch = result[LIST_SPEC[method].key];
+      const batch = result[listSpec(method).key];
       if (Array.isArray(batch)) items.push(...batch.filter(isObject));
       cursor = result.nextCursor;
       if (typeof cursor !== 'string' || cursor === '') break;

@@ -13,17 +13,17 @@ import {
   type JsonRpcRequest,
 } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
-import { encodeHeaderValue, headerArguments, paramHeaderValues } from '../protocol/modern.ts';
+import {
+  encodeHeaderValue,
+  headerArguments,
+  nameHeaderParam,
+  paramHeaderValues,
+} from '../protocol/modern.ts';
 import type { Era } from '../protocol/versions.ts';
 import { SseParser } from '../transport/sse.ts';
 import { type ParsedBody, parseJsonBody } from './http-body.ts';
 import type { EraAware, MessageTransport } from './transport.ts';
 
-const NAME_PARAM: Record<string, string> = {
-  'tools/call': 'name',
-  'prompts/get': 'name',
-  'resources/read': 'uri',
-};
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 const STREAM_RETRY_MAX_MS = 30_000;
 
@@ -176,7 +176,7 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
     if (this.era === 'modern' && 'method' in message) {
       const method = String(message.method);
       h['mcp-method'] = method;
-      const key = NAME_PARAM[method];
+      const key = nameHeaderParam(method);
       const name = key && isObject(message.params) ? message.params[key] : undefined;
       if (typeof name === 'string') h['mcp-name'] = encodeHeaderValue(name);
       if (method === 'tools/call' && typeof name === 'string')

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { evaluateCase } from '../../src/policy/cases.ts';
-import { Catalog } from '../../src/policy/catalog.ts';
+import { Catalog } from '../../src/policy/model/catalog.ts';
 import { PolicyService } from '../../src/policy/service.ts';
+import { evaluateCase } from '../../src/policy/testing/cases.ts';
 import { ROOT } from '../helpers.ts';
 import { FS_TOOLS, log, policyConfig } from './fixtures.ts';
 

@@ -1,11 +1,11 @@
 import type { Principal } from '../../src/identity/principal.ts';
 import { silentLogger } from '../../src/observability/log.ts';
-import { Catalog } from '../../src/policy/catalog.ts';
-import { cedar } from '../../src/policy/cedar.ts';
 import { type PolicyConfig, policySchema } from '../../src/policy/config.ts';
-import { PolicyEngine } from '../../src/policy/engine.ts';
-import { parsePolicyTexts } from '../../src/policy/policy-set.ts';
-import type { CallFacts, CedarRequest } from '../../src/policy/request.ts';
+import { cedar } from '../../src/policy/engine/cedar.ts';
+import { PolicyEngine } from '../../src/policy/engine/engine.ts';
+import { parsePolicyTexts } from '../../src/policy/engine/policy-set.ts';
+import type { CallFacts, CedarRequest } from '../../src/policy/facts/request.ts';
+import { Catalog } from '../../src/policy/model/catalog.ts';
 
 export const FROZEN_NOW = Date.UTC(2026, 10, 24, 10, 0, 0); // a Tuesday, 10:00 UTC
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { cedar, type PolicyJson } from '../../src/policy/cedar.ts';
-import { BAIL, type CompiledResiduals, compileResiduals } from '../../src/policy/residual-eval.ts';
+import { cedar, type PolicyJson } from '../../src/policy/engine/cedar.ts';
+import { BAIL, type CompiledResiduals, compileResiduals } from '../../src/policy/engine/residual-eval.ts';
 
 const RUNS = Number(process.env.RESIDUAL_EVAL_RUNS ?? 400);
 

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { deepFreeze } from '../../src/freeze.ts';
 import type { Principal } from '../../src/identity/principal.ts';
-import { cedar } from '../../src/policy/cedar.ts';
-import { PolicyEngine } from '../../src/policy/engine.ts';
-import { parsePolicyTexts } from '../../src/policy/policy-set.ts';
-import { toCedar } from '../../src/policy/request.ts';
-import { type PolicySource, ResidualSets } from '../../src/policy/residuals.ts';
+import { cedar } from '../../src/policy/engine/cedar.ts';
+import { PolicyEngine } from '../../src/policy/engine/engine.ts';
+import { parsePolicyTexts } from '../../src/policy/engine/policy-set.ts';
+import { type PolicySource, ResidualSets } from '../../src/policy/engine/residuals.ts';
+import { toCedar } from '../../src/policy/facts/request.ts';
 import { alice, catalogWith, facts } from './fixtures.ts';
 
 const catalog = catalogWith();

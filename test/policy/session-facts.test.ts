@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { MemorySessionFacts } from '../../src/policy/session-facts.ts';
+import { MemorySessionFacts } from '../../src/policy/facts/session-facts.ts';
 import { FROZEN_NOW } from './fixtures.ts';
 
 const TOOL = 'fs__read_text_file';

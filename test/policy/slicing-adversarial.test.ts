@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Principal } from '../../src/identity/principal.ts';
-import { cedar } from '../../src/policy/cedar.ts';
-import { PolicyEngine } from '../../src/policy/engine.ts';
-import { parsePolicyTexts } from '../../src/policy/policy-set.ts';
-import { type CallFacts, type CedarRequest, type Target, toCedar } from '../../src/policy/request.ts';
-import { MemorySessionFacts } from '../../src/policy/session-facts.ts';
+import { cedar } from '../../src/policy/engine/cedar.ts';
+import { PolicyEngine } from '../../src/policy/engine/engine.ts';
+import { parsePolicyTexts } from '../../src/policy/engine/policy-set.ts';
+import { type CallFacts, type CedarRequest, type Target, toCedar } from '../../src/policy/facts/request.ts';
+import { MemorySessionFacts } from '../../src/policy/facts/session-facts.ts';
 import { alice, catalogWith, engineFor, FROZEN_NOW, facts, wholeSetAnswer } from './fixtures.ts';
 
 const catalog = catalogWith();

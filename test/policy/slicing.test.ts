@@ -2,11 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Principal } from '../../src/identity/principal.ts';
-import { cedar } from '../../src/policy/cedar.ts';
-import { PolicyEngine } from '../../src/policy/engine.ts';
-import { parsePolicyTexts } from '../../src/policy/policy-set.ts';
-import { attributesNamedIn, contextReadsOf } from '../../src/policy/reads.ts';
-import { type CedarRequest, principalEntity, type Target, toCedar } from '../../src/policy/request.ts';
+import { cedar } from '../../src/policy/engine/cedar.ts';
+import { PolicyEngine } from '../../src/policy/engine/engine.ts';
+import { parsePolicyTexts } from '../../src/policy/engine/policy-set.ts';
+import { attributesNamedIn, contextReadsOf } from '../../src/policy/engine/reads.ts';
 import {
   EntityGraph,
   entityKey,
@@ -14,7 +13,8 @@ import {
   membershipTargetsOf,
   scopeConstraint,
   scopeView,
-} from '../../src/policy/scope.ts';
+} from '../../src/policy/engine/scope.ts';
+import { type CedarRequest, principalEntity, type Target, toCedar } from '../../src/policy/facts/request.ts';
 import { alice, catalogWith, engineFor, facts, wholeSetAnswer } from './fixtures.ts';
 
 const catalog = catalogWith();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { toCedar } from '../../src/policy/request.ts';
+import { toCedar } from '../../src/policy/facts/request.ts';
 import { catalogWith, engineFor, facts } from './fixtures.ts';
 
 const catalog = catalogWith();

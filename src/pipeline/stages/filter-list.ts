@@ -1,6 +1,6 @@
 import { allowsListed } from '../../identity/allow-lists.ts';
 import { resultResponse } from '../../jsonrpc.ts';
-import { networkOf } from '../../policy/network.ts';
+import { networkOf } from '../../policy/facts/network.ts';
 import type { PolicyService } from '../../policy/service.ts';
 import { listedId, listResult } from '../../upstream/aggregate.ts';
 import type { CallContext } from '../context.ts';

@@ -1,7 +1,8 @@
 import { methodNotFound } from '../../errors.ts';
 import { errorResponse, isObject, type JsonObject, resultResponse } from '../../jsonrpc.ts';
+import { isListMethod } from '../../protocol/methods.ts';
 import { toModernResult } from '../../protocol/modern.ts';
-import { type Aggregator, isListMethod } from '../../upstream/aggregate.ts';
+import type { Aggregator } from '../../upstream/aggregate.ts';
 import { SUBSCRIPTION_ID } from '../../upstream/connection.ts';
 import { listenAcrossUpstreams } from '../../upstream/listen.ts';
 import { fulfilInputRequired } from '../../upstream/mrtr.ts';

@@ -1,18 +1,9 @@
 import { invalidRequest, JSONRPC, methodNotFound, ProtocolError } from '../../errors.ts';
 import { isObject } from '../../jsonrpc.ts';
+import { methodSpec, targetParam } from '../../protocol/methods.ts';
 import { checkModernEnvelope } from '../../protocol/modern.ts';
-import { TARGET_PARAM } from '../../protocol/targets.ts';
 import type { CallContext } from '../context.ts';
 import type { Stage } from '../runner.ts';
-
-/** Methods the 2026-07-28 era removed: a modern client gets 404 / -32601 for them. */
-const LEGACY_ONLY = new Set([
-  'initialize',
-  'ping',
-  'logging/setLevel',
-  'resources/subscribe',
-  'resources/unsubscribe',
-]);
 
 /**
  * Checks the MCP-level shape of a request before anything routes on it: the
@@ -22,14 +13,16 @@ export const parseStage: Stage = {
   name: 'parse',
   run(ctx: CallContext) {
     const { method, params } = ctx.request;
-    if (ctx.session.era === 'modern' && LEGACY_ONLY.has(method)) throw methodNotFound(method);
-    const targetKey = TARGET_PARAM.get(method);
+    const spec = methodSpec(method);
+    // Methods the 2026-07-28 era removed: a modern client gets 404 / -32601 for them.
+    if (ctx.session.era === 'modern' && spec?.era === 'legacy') throw methodNotFound(method);
+    const targetKey = targetParam(method);
     if (targetKey !== undefined) {
       const target = params?.[targetKey];
       if (typeof target !== 'string' || target.length === 0)
         throw invalidParams(`${targetKey} must be a non-empty string`);
     }
-    if ((method === 'tools/call' || method === 'prompts/get') && params && 'arguments' in params) {
+    if (spec?.arguments && params && 'arguments' in params) {
       if (!isObject(params.arguments)) throw invalidParams('arguments must be an object');
     }
     if (ctx.session.era === 'modern') checkModernEnvelope(ctx.request);

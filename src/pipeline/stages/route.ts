@@ -1,17 +1,9 @@
 import { methodNotFound } from '../../errors.ts';
 import { isObject, type JsonObject } from '../../jsonrpc.ts';
-import { type Aggregator, isListMethod } from '../../upstream/aggregate.ts';
+import { methodSpec } from '../../protocol/methods.ts';
+import type { Aggregator } from '../../upstream/aggregate.ts';
 import type { CallContext } from '../context.ts';
 import type { Stage } from '../runner.ts';
-
-const GATEWAY_METHODS = new Set([
-  'initialize',
-  'ping',
-  'server/discover',
-  'logging/setLevel',
-  'subscriptions/listen',
-]);
-const RESOURCE_METHODS = new Set(['resources/read', 'resources/subscribe', 'resources/unsubscribe']);
 
 /** Decides which upstream (if any) a call is for, and translates names back to the upstream's own. */
 export function routeStage(agg: Aggregator, upstreamNames: readonly string[]): Stage {
@@ -20,21 +12,23 @@ export function routeStage(agg: Aggregator, upstreamNames: readonly string[]): S
     async run(ctx: CallContext) {
       const { method } = ctx.request;
       const params = ctx.request.params;
-      if (GATEWAY_METHODS.has(method) || isListMethod(method)) {
+      const spec = methodSpec(method);
+      const target = typeof spec?.target === 'object' ? spec.target.kind : spec?.target;
+      if (spec?.answeredBy === 'gateway') {
         ctx.route = { kind: 'gateway', method };
-      } else if (method === 'tools/call' || method === 'prompts/get') {
+      } else if (target === 'tool' || target === 'prompt') {
         const exposed = String(params?.name);
-        const t = agg.resolveName(method === 'tools/call' ? 'tool' : 'prompt', exposed);
+        const t = agg.resolveName(target, exposed);
         ctx.route = upstream(
           t.upstream,
           method,
           { ...params, name: t.original },
           { exposed, original: t.original },
         );
-      } else if (RESOURCE_METHODS.has(method)) {
+      } else if (target === 'resource') {
         const owner = await agg.resolveResource(ctx.session, String(params?.uri), ctx.sink);
         ctx.route = upstream(owner, method, params);
-      } else if (method === 'completion/complete') {
+      } else if (target === 'ref') {
         ctx.route = await routeCompletion(agg, ctx, params);
       } else if (upstreamNames.length === 1) {
         // A method the gateway does not know goes, untouched, to the only upstream there is.

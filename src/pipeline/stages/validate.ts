@@ -1,14 +1,18 @@
-import { unknownTarget } from '../../errors.ts';
 import { isObject, type JsonObject } from '../../jsonrpc.ts';
-import { MAX_LISTEN_RESOURCES, REASON_META_KEY, type ReasonSource } from '../../policy/call-input.ts';
-import { NotRepresentable, toCedarValue } from '../../policy/cedar-types.ts';
+import { MAX_LISTEN_RESOURCES, REASON_META_KEY } from '../../policy/call-input.ts';
+import {
+  type CallQuery,
+  type CallTarget,
+  reasonMeta,
+  refusalOf,
+  resolveReason,
+  validateCall,
+} from '../../policy/decide.ts';
 import { invalidArguments } from '../../policy/denials.ts';
-import { checkAgainstSchema } from '../../policy/json-schema.ts';
-import { boundsProblem, NOT_UNICODE } from '../../policy/limits.ts';
-import { networkOf } from '../../policy/network.ts';
-import type { Target } from '../../policy/request.ts';
+import { NOT_UNICODE } from '../../policy/model/limits.ts';
 import type { PolicyService } from '../../policy/service.ts';
 import type { Aggregator } from '../../upstream/aggregate.ts';
+import { gatewayQuery } from '../call-query.ts';
 import type { CallContext } from '../context.ts';
 import type { Stage } from '../runner.ts';
 
@@ -44,53 +48,26 @@ export function validateStage(agg: Aggregator, policy: PolicyService): Stage {
         if (typeof v === 'string' && !v.isWellFormed()) throw invalidArguments(`${field}: ${NOT_UNICODE}`);
       }
       const reason = declaredReason(params, ctx.principal.reason, policy.cfg.limits.maxReasonLength);
-      const args = isObject(params.arguments) ? params.arguments : {};
-      const bounds = boundsProblem(args, policy.cfg.limits);
-      if (bounds) throw invalidArguments(bounds);
       const method = ctx.request.method;
-      if (method !== 'tools/call') {
-        ctx.callInput = {
-          target: otherTarget(method, route.upstream, params, route.target?.exposed),
-          input: {},
-          args,
-          ...reason,
-        };
-        return;
-      }
-      const exposed = route.target?.exposed ?? '';
-      if (policy.catalog.isRefused(exposed)) throw unknownTarget('tool', exposed);
-      if (!policy.catalog.tool(exposed)) {
+      const exposed = route.target?.exposed;
+      const query: CallQuery = {
+        ...gatewayQuery(policy, ctx),
+        target:
+          method === 'tools/call'
+            ? { kind: 'tool', name: exposed ?? '' }
+            : otherTarget(method, route.upstream, params, exposed),
+        arguments: isObject(params.arguments) ? params.arguments : {},
+        reason: reason.reason,
+      };
+      let checked = validateCall(policy, query);
+      if ('kind' in checked && checked.kind === 'unknown-tool' && checked.missing) {
         // An upstream that is down fails here as it would in forward (no definition: no decision).
         await agg.connection(ctx.session, route.upstream);
-        await agg.toolSchema(ctx.session, exposed, ctx.sink);
+        await agg.toolSchema(ctx.session, checked.name, ctx.sink);
+        checked = validateCall(policy, query);
       }
-      const tool = policy.catalog.tool(exposed);
-      if (!tool) throw unknownTarget('tool', exposed);
-      const target: Target = { kind: 'tool', tool };
-      const problems = checkAgainstSchema(tool.inputSchema, args, policy.cfg.limits.maxDepth);
-      let input: Record<string, unknown> | undefined;
-      let problem = problems[0];
-      if (!problem) {
-        try {
-          input = toCedarValue(tool.input, args) as Record<string, unknown>;
-        } catch (err) {
-          if (!(err instanceof NotRepresentable)) throw err;
-          problem = `a value cannot be represented for policy (${err.message})`;
-        }
-      }
-      if (problem !== undefined || !input) {
-        const now = policy.now();
-        const session = policy.facts.snapshot(ctx.principal.id, exposed, now);
-        if (
-          !policy.mayUse(
-            policy.baseFacts(ctx.principal, method, target, session, now, networkOf(ctx.session)),
-          )
-        ) {
-          throw unknownTarget('tool', exposed);
-        }
-        throw invalidArguments(problem ?? 'invalid');
-      }
-      ctx.callInput = { target, input, args, ...reason };
+      if ('kind' in checked) throw refusalOf(policy, query, checked) ?? new Error('validated without a call');
+      ctx.callInput = { ...checked, ...reason };
     },
   };
 }
@@ -116,7 +93,7 @@ function otherTarget(
   upstream: string,
   params: JsonObject,
   exposed: string | undefined,
-): Target {
+): CallTarget {
   if (method === 'prompts/get')
     return { kind: 'prompt', name: exposed ?? String(params.name), server: upstream };
   if (method.startsWith('resources/') && typeof params.uri === 'string') {
@@ -126,18 +103,5 @@ function otherTarget(
 }
 
 /** `params._meta["io.portcullis/reason"]` for this call, else the token's reason, else "", and which it was. */
-function declaredReason(
-  params: JsonObject,
-  tokenReason: string | undefined,
-  max: number,
-): { reason: string; reasonSource: ReasonSource } {
-  const meta = isObject(params._meta) ? params._meta : {};
-  const declared = meta[REASON_META_KEY];
-  if (declared !== undefined) {
-    if (typeof declared !== 'string') throw invalidArguments('the declared reason must be a string');
-    if (declared.length > max) throw invalidArguments('the declared reason is too long');
-    if (!declared.isWellFormed()) throw invalidArguments(`the declared reason: ${NOT_UNICODE}`);
-    if (declared.trim() !== '') return { reason: declared, reasonSource: 'declared' };
-  }
-  return tokenReason ? { reason: tokenReason, reasonSource: 'token' } : { reason: '', reasonSource: null };
-}
+const declaredReason = (params: JsonObject, tokenReason: string | undefined, max: number) =>
+  resolveReason(reasonMeta(params, REASON_META_KEY), tokenReason, max);

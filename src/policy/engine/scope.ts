@@ -1,4 +1,4 @@
-import { isObject } from '../jsonrpc.ts';
+import { isObject } from '../../jsonrpc.ts';
 import type { EntityJson } from './cedar.ts';
 import { everyObject } from './reads.ts';
 

@@ -1,4 +1,4 @@
-import { isObject } from '../jsonrpc.ts';
+import { isObject } from '../../jsonrpc.ts';
 
 /**
  * Which context attributes a policy (or a slice of policies) reads: `true`

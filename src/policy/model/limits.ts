@@ -1,4 +1,4 @@
-import { isObject } from '../jsonrpc.ts';
+import { isObject } from '../../jsonrpc.ts';
 
 export interface ArgumentLimits {
   maxArgumentBytes: number;

@@ -1,4 +1,4 @@
-import { isObject, type JsonObject } from '../jsonrpc.ts';
+import { isObject, type JsonObject } from '../../jsonrpc.ts';
 
 /** The subset of Cedar's JSON schema types that tool arguments map to. */
 export type CedarType =

@@ -1,10 +1,11 @@
-import { ANONYMOUS, type Principal } from '../identity/principal.ts';
-import { isObject, type JsonObject } from '../jsonrpc.ts';
-import { NotRepresentable, toCedarValue } from './cedar-types.ts';
-import type { EngineDecision } from './engine.ts';
-import { checkAgainstSchema } from './json-schema.ts';
-import type { CallFacts } from './request.ts';
-import type { PolicyService } from './service.ts';
+import { PortcullisError } from '../../errors.ts';
+import { ANONYMOUS, type Principal } from '../../identity/principal.ts';
+import { isObject, type JsonObject } from '../../jsonrpc.ts';
+import { type CallQuery, decideCall, resolveReason } from '../decide.ts';
+import type { EngineDecision } from '../engine/engine.ts';
+import { networkFacts } from '../facts/network.ts';
+import { MAX_TOOLS_PER_PRINCIPAL } from '../facts/session-facts.ts';
+import type { PolicyService } from '../service.ts';
 
 /** One request as written in a policy test file or on the `policy explain` command line. */
 export interface PolicyCase {
@@ -13,7 +14,13 @@ export interface PolicyCase {
   tool: string;
   arguments?: JsonObject;
   reason?: string;
-  session?: { sensitiveRead?: boolean; callsLastMinute?: number; toolsUsed?: string[] };
+  session?: {
+    sensitiveRead?: boolean;
+    callsLastMinute?: number;
+    toolsUsed?: string[];
+    /** The history holds as many other callers as it may: this one is refused. */
+    callerHistoryFull?: boolean;
+  };
   /** ISO time; defaults to the service clock. */
   time?: string;
   address?: string;
@@ -42,42 +49,43 @@ export function principalOf(p: Partial<Principal> | undefined): Principal {
   };
 }
 
-/** Decides a case exactly as the validate and authorize stages would. */
+/** Decides a case on the gateway's own decision path (the validate and authorize stages). */
 export function evaluateCase(svc: PolicyService, c: PolicyCase): CaseOutcome {
-  const tool = svc.catalog.tool(c.tool);
-  if (!tool) return { kind: 'unknown-tool' };
-  const args = isObject(c.arguments) ? c.arguments : {};
-  const problems = checkAgainstSchema(tool.inputSchema, args);
-  if (problems.length > 0) return { kind: 'invalid-arguments', problem: problems.join('; ') };
-  let input: Record<string, unknown>;
+  let query: CallQuery;
   try {
-    input = toCedarValue(tool.input, args) as Record<string, unknown>;
+    query = caseQuery(svc, c);
   } catch (err) {
-    if (err instanceof NotRepresentable) return { kind: 'invalid-arguments', problem: err.message };
+    // The declared reason is refused before anything else, as the validate stage refuses it.
+    if (err instanceof PortcullisError && err.code === 'ERR_INVALID_ARGUMENTS')
+      return { kind: 'invalid-arguments', problem: err.message };
     throw err;
   }
+  const out = decideCall(svc, query);
+  if (out.kind !== 'decision') return out.kind === 'unknown-tool' ? { kind: 'unknown-tool' } : out;
+  return { kind: 'decision', decision: out.decision, visible: out.visible };
+}
+
+/** The call a case describes, as the gateway would see it: a local caller is a stdio one. */
+export function caseQuery(svc: PolicyService, c: PolicyCase): CallQuery {
   const principal = principalOf(c.principal);
-  const now = c.time ? Date.parse(c.time) : svc.now();
-  const facts: CallFacts = {
-    ...svc.baseFacts(
-      principal,
-      'tools/call',
-      { kind: 'tool', tool },
-      {
-        callsLastMinute: c.session?.callsLastMinute ?? 0,
-        toolsUsed: c.session?.toolsUsed ?? [],
-        sensitiveRead: c.session?.sensitiveRead ?? false,
-        toolsFull: false,
-      },
-      now,
-    ),
-    input,
-    reason: c.reason ?? principal.reason ?? '',
-    network: { address: c.address ?? '127.0.0.1', transport: c.address ? 'http' : 'local' },
+  const toolsUsed = c.session?.toolsUsed ?? [];
+  const session = {
+    callsLastMinute: c.session?.callsLastMinute ?? 0,
+    toolsUsed,
+    sensitiveRead: c.session?.sensitiveRead ?? false,
+    toolsFull: toolsUsed.length >= MAX_TOOLS_PER_PRINCIPAL,
+  };
+  return {
+    principal,
+    method: 'tools/call',
+    target: { kind: 'tool', name: c.tool },
+    arguments: isObject(c.arguments) ? c.arguments : {},
+    reason: resolveReason(c.reason, principal.reason, svc.cfg.limits.maxReasonLength).reason,
+    network: networkFacts(c.address),
+    history: { admits: () => !c.session?.callerHistoryFull, snapshot: () => session },
+    now: c.time ? Date.parse(c.time) : svc.now(),
     approval: { granted: c.approval?.granted ?? false, breakGlass: c.approval?.breakGlass ?? false },
   };
-  const decision = svc.decide(facts);
-  return { kind: 'decision', decision, visible: decision.effect === 'allow' || svc.mayUse(facts) };
 }
 
 /** Why a case's outcome does not match what it expects; empty when it does. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { isObject, type JsonObject } from '../jsonrpc.ts';
+import { isObject, type JsonObject } from '../../jsonrpc.ts';
+import type { PolicyConfig, Tier } from '../config.ts';
 import { type CedarType, inputRecordType } from './cedar-types.ts';
-import type { PolicyConfig, Tier } from './config.ts';
 
 export interface Annotations {
   readOnlyHint: boolean;

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
+import { PolicyError } from '../errors.ts';
 import { cedar, type DetailedError } from './cedar.ts';
-import { PolicyError } from './errors.ts';
 import { attributesNamedIn, type ContextReads, contextReadsOf } from './reads.ts';
 import { membershipTargetsOf, type ScopeConstraint, scopeConstraint } from './scope.ts';
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type FSWatcher, readFileSync, realpathSync, watch } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Logger } from '../observability/log.ts';
+import type { Logger } from '../../observability/log.ts';
 
 export interface PolicyFileWatcherOptions {
   /** Absolute paths as configured (a symlink stays a symlink: its target may be swapped). */

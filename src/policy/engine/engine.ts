@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
-import { isDeepFrozen } from '../freeze.ts';
-import type { Catalog } from './catalog.ts';
+import { isDeepFrozen } from '../../freeze.ts';
+import type { Decision } from '../decision.ts';
+import { PolicyError } from '../errors.ts';
+import type { CedarRequest } from '../facts/request.ts';
+import type { Catalog } from '../model/catalog.ts';
+import { ACTION, generateSchema } from '../model/cedar-schema.ts';
 import { type AuthorizationAnswer, cedar, type DetailedError, type EntityJson } from './cedar.ts';
-import { ACTION, generateSchema } from './cedar-schema.ts';
-import type { Decision } from './decision.ts';
-import { PolicyError } from './errors.ts';
 import type { LoadedPolicy, PolicySource } from './policy-set.ts';
 import { type ContextReads, mergeNames, mergeReads, pruneContext } from './reads.ts';
-import type { CedarRequest } from './request.ts';
 import { BAIL } from './residual-eval.ts';
 import { entityDigest, residualFor } from './residuals.ts';
 import {

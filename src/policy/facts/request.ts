@@ -1,9 +1,10 @@
 import { isIP } from 'node:net';
-import { deepFreeze } from '../freeze.ts';
-import type { Principal } from '../identity/principal.ts';
-import type { ToolDef } from './catalog.ts';
-import type { EntityJson } from './cedar.ts';
-import { ACTION, toolAction } from './cedar-schema.ts';
+import { deepFreeze } from '../../freeze.ts';
+import type { Principal } from '../../identity/principal.ts';
+import { methodSpec } from '../../protocol/methods.ts';
+import type { EntityJson } from '../engine/cedar.ts';
+import type { ToolDef } from '../model/catalog.ts';
+import { ACTION, toolAction } from '../model/cedar-schema.ts';
 
 export type Target =
   | { kind: 'tool'; tool: ToolDef }
@@ -49,16 +50,7 @@ const MAX_TAG_LENGTH = 1024;
 
 export function actionOf(method: string, target: Target): string {
   if (target.kind === 'tool') return toolAction(target.tool.name);
-  switch (method) {
-    case ACTION.resourcesRead:
-    case ACTION.resourcesSubscribe:
-    case ACTION.resourcesUnsubscribe:
-    case ACTION.promptsGet:
-    case ACTION.completion:
-      return method;
-    default:
-      return ACTION.other;
-  }
+  return methodSpec(method)?.action === 'own' ? method : ACTION.other;
 }
 
 /** The request in Cedar's terms, with only the entities this one decision needs. */

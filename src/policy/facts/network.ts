@@ -1,4 +1,4 @@
-import type { DownstreamSession } from '../session.ts';
+import type { DownstreamSession } from '../../session.ts';
 
 export interface NetworkFacts {
   address: string;
@@ -6,8 +6,10 @@ export interface NetworkFacts {
 }
 
 /** Where the caller is: the HTTP peer, or (stdio) a local process given the loopback address. */
-export function networkOf(session: DownstreamSession): NetworkFacts {
-  const address = session.remoteAddress;
+export const networkOf = (session: DownstreamSession): NetworkFacts => networkFacts(session.remoteAddress);
+
+/** The facts for a peer address (undefined: a local stdio process). */
+export function networkFacts(address: string | undefined): NetworkFacts {
   return address === undefined
     ? { address: '127.0.0.1', transport: 'stdio' }
     : { address: stripMapped(address), transport: 'http' };

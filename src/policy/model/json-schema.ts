@@ -1,4 +1,4 @@
-import { isObject, type JsonObject } from '../jsonrpc.ts';
+import { isObject, type JsonObject } from '../../jsonrpc.ts';
 
 /**
  * A small JSON Schema subset checker for tool arguments: type, properties,
