@@ -36,8 +36,9 @@ export function bridgeSubscribe(
       upstream: conn.name,
       cause: `no acknowledgement within ${timeoutMs} ms`,
     });
-    settle(TIMED_OUT);
+    if (session.subscriptions.get(key) === abort) session.subscriptions.delete(key);
     abort.abort();
+    settle(TIMED_OUT);
   }, timeoutMs);
   timer.unref();
   const acknowledged = () => {
