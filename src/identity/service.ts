@@ -2,7 +2,7 @@ import { createHash, type X509Certificate } from 'node:crypto';
 import type { RequestListener } from 'node:http';
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.ts';
-import { ConfigError, JSONRPC, PortcullisError } from '../errors.ts';
+import { ConfigError, PortcullisError } from '../errors.ts';
 import type { Logger } from '../observability/log.ts';
 import { openRevocationStore } from '../state/open.ts';
 import type { RevocationStore } from '../state/revocations.ts';
@@ -158,9 +158,6 @@ export function createIdentity(config: Config, baseDir: string, deps: IdentityDe
         hit = await revocations().find(principal);
       } catch (err) {
         throw new PortcullisError('ERR_STATE_UNAVAILABLE', 'revocation store unavailable', {
-          publicMessage: 'Service unavailable',
-          rpcCode: JSONRPC.DENIED,
-          httpStatus: 503,
           cause: err,
         });
       }

@@ -3,7 +3,14 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Config } from '../config/schema.ts';
-import { JSONRPC, PortcullisError, ProtocolError } from '../errors.ts';
+import {
+  type ErrorCode,
+  type ErrorInit,
+  internal,
+  JSONRPC,
+  PortcullisError,
+  ProtocolError,
+} from '../errors.ts';
 import type { Gateway } from '../gateway.ts';
 import { AuthError } from '../identity/errors.ts';
 import type { Principal } from '../identity/principal.ts';
@@ -23,6 +30,7 @@ import {
   checkParamHeaders,
   claimedVersion,
   headerArguments,
+  invalidMeta,
   paramHeaderValues,
 } from '../protocol/modern.ts';
 import { DEFAULT_HTTP_LEGACY_VERSION, isLegacyVersion, isModernVersion, META } from '../protocol/versions.ts';
@@ -87,8 +95,7 @@ export async function startHttpListener(
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((err) => {
       log.error('http handler failed', { err: String(err) });
-      if (!res.headersSent)
-        sendError(res, 500, null, { code: JSONRPC.INTERNAL_ERROR, message: 'Internal error' });
+      if (!res.headersSent) sendPortcullisError(res, null, internal(err));
       else res.end();
     });
   };
@@ -98,13 +105,12 @@ export async function startHttpListener(
   server.keepAliveTimeout = 65_000;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!guard.hostAllowed(req.headers.host)) return forbidden(res, 'Host');
-    if (!guard.originAllowed(header(req.headers, 'origin'))) return forbidden(res, 'Origin');
+    if (!guard.hostAllowed(req.headers.host)) return refuse(res, 'ERR_HOST_FORBIDDEN');
+    if (!guard.originAllowed(header(req.headers, 'origin'))) return refuse(res, 'ERR_ORIGIN_FORBIDDEN');
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const doc = req.method === 'GET' ? gateway.identity.wellKnown(path) : undefined;
     if (doc !== undefined) return sendJson(res, 200, doc);
-    if (path !== listen.path)
-      return sendError(res, 404, null, { code: JSONRPC.INVALID_REQUEST, message: 'Not found' });
+    if (path !== listen.path) return refuse(res, 'ERR_NOT_FOUND');
     // Who is calling is settled before anything else is read.
     const principal = await authenticate(req, res);
     if (!principal) return;
@@ -112,7 +118,7 @@ export async function startHttpListener(
     if (req.method === 'GET') return handleGet(req, res, principal);
     if (req.method === 'DELETE') return handleDelete(req, res, principal);
     res.setHeader('allow', 'GET, POST, DELETE');
-    return sendError(res, 405, null, { code: -32000, message: 'Method not allowed.' });
+    return refuse(res, 'ERR_HTTP_METHOD_NOT_ALLOWED');
   }
 
   /** When each request's credentials were checked at the door (before its body was read). */
@@ -151,7 +157,7 @@ export async function startHttpListener(
         reason: err.reason,
       });
       res.setHeader('www-authenticate', gateway.identity.challenge(err));
-      sendError(res, err.httpStatus, null, err.toRpcError());
+      sendPortcullisError(res, null, err);
       return undefined;
     }
   }
@@ -160,10 +166,7 @@ export async function startHttpListener(
     const type = header(req.headers, 'content-type') ?? '';
     if (!/^application\/json\b/i.test(type)) {
       req.resume();
-      return sendError(res, 415, null, {
-        code: -32000,
-        message: 'Unsupported Media Type: Content-Type must be application/json',
-      });
+      return refuse(res, 'ERR_UNSUPPORTED_MEDIA_TYPE');
     }
     let message: JsonRpcMessage;
     try {
@@ -187,7 +190,7 @@ export async function startHttpListener(
     gateway.audit.recordRefusal({
       remoteAddress: req.socket.remoteAddress ?? '',
       httpMethod: req.method ?? '',
-      status: err.httpStatus === 200 ? 400 : err.httpStatus,
+      status: err.httpStatus,
       code: err.code,
       reason,
     });
@@ -198,11 +201,7 @@ export async function startHttpListener(
     if (claimed !== undefined) return !(message.method === 'initialize' && isLegacyVersion(claimed));
     const headerVersion = header(h, 'mcp-protocol-version');
     if (headerVersion && isModernVersion(headerVersion) && 'method' in message) {
-      throw new ProtocolError('ERR_INVALID_REQUEST', 'modern version header without _meta', {
-        publicMessage: `Invalid _meta envelope: ${META.protocolVersion}: missing`,
-        rpcCode: JSONRPC.INVALID_PARAMS,
-        httpStatus: 400,
-      });
+      throw invalidMeta(`${META.protocolVersion}: missing`);
     }
     return false;
   }
@@ -286,12 +285,8 @@ export async function startHttpListener(
     const entry = lookupSession(req, res, principal);
     if (!entry) return;
     const versionHeader = header(req.headers, 'mcp-protocol-version') ?? DEFAULT_HTTP_LEGACY_VERSION;
-    if (!isLegacyVersion(versionHeader)) {
-      return sendError(res, 400, null, {
-        code: -32000,
-        message: `Bad Request: Unsupported protocol version: ${versionHeader}`,
-      });
-    }
+    if (!isLegacyVersion(versionHeader))
+      return refuse(res, 'ERR_UNSUPPORTED_VERSION_HEADER', { publicArgs: [versionHeader] });
     if (!isRequest(message)) {
       accepted(res);
       if (isNotification(message)) await gateway.handleNotification(message, entry.session);
@@ -311,12 +306,7 @@ export async function startHttpListener(
     res: ServerResponse,
     principal: Principal,
   ): Promise<void> {
-    if (header(req.headers, 'mcp-session-id')) {
-      return sendError(res, 400, message.id, {
-        code: JSONRPC.INVALID_REQUEST,
-        message: 'Invalid Request: Server already initialized',
-      });
-    }
+    if (header(req.headers, 'mcp-session-id')) return refuse(res, 'ERR_ALREADY_INITIALIZED', {}, message.id);
     const id = randomUUID();
     const replies = new ReplyBook();
     const stream = new StandaloneStream(replies, {
@@ -359,12 +349,12 @@ export async function startHttpListener(
   ): LegacyHttpSession | undefined {
     const id = header(req.headers, 'mcp-session-id');
     if (!id) {
-      sendError(res, 400, null, { code: -32000, message: 'Bad Request: Mcp-Session-Id header is required' });
+      refuse(res, 'ERR_SESSION_REQUIRED');
       return undefined;
     }
     const entry = sessions.get(id);
     if (!entry) {
-      sendError(res, 404, null, { code: -32001, message: 'Session not found' });
+      refuse(res, 'ERR_SESSION_UNKNOWN');
       return undefined;
     }
     // A session id is not a credential: it stays bound to the principal that created it.
@@ -373,7 +363,7 @@ export async function startHttpListener(
         code: 'ERR_PRINCIPAL_MISMATCH',
         session: entry.session.id,
       });
-      sendError(res, 403, null, { code: JSONRPC.DENIED, message: 'Forbidden' });
+      refuse(res, 'ERR_PRINCIPAL_MISMATCH');
       return undefined;
     }
     entry.session.principal = principal;
@@ -384,22 +374,13 @@ export async function startHttpListener(
   async function handleGet(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
     if (!header(req.headers, 'mcp-session-id')) {
       res.setHeader('allow', 'POST');
-      return sendError(res, 405, null, { code: -32000, message: 'Method not allowed.' });
+      return refuse(res, 'ERR_HTTP_METHOD_NOT_ALLOWED');
     }
-    if (!(header(req.headers, 'accept') ?? '').includes('text/event-stream')) {
-      return sendError(res, 406, null, {
-        code: -32000,
-        message: 'Not Acceptable: Client must accept text/event-stream',
-      });
-    }
+    if (!(header(req.headers, 'accept') ?? '').includes('text/event-stream'))
+      return refuse(res, 'ERR_NOT_ACCEPTABLE');
     const entry = lookupSession(req, res, principal);
     if (!entry) return;
-    if (entry.stream.open) {
-      return sendError(res, 409, null, {
-        code: -32000,
-        message: 'Conflict: Only one SSE stream is allowed per session',
-      });
-    }
+    if (entry.stream.open) return refuse(res, 'ERR_STREAM_CONFLICT');
     entry.stream.attach(res);
   }
 
@@ -410,7 +391,7 @@ export async function startHttpListener(
   ): Promise<void> {
     if (!header(req.headers, 'mcp-session-id')) {
       res.setHeader('allow', 'POST');
-      return sendError(res, 405, null, { code: -32000, message: 'Method not allowed.' });
+      return refuse(res, 'ERR_HTTP_METHOD_NOT_ALLOWED');
     }
     const entry = lookupSession(req, res, principal);
     if (!entry) return;
@@ -470,8 +451,14 @@ function accepted(res: ServerResponse): void {
   res.writeHead(202).end();
 }
 
-function forbidden(res: ServerResponse, what: string): void {
-  sendError(res, 403, null, { code: -32000, message: `Forbidden: ${what} not allowed` });
+/** A refusal by the HTTP transport itself: the table gives its status, JSON-RPC code and text. */
+function refuse(
+  res: ServerResponse,
+  code: ErrorCode,
+  init: ErrorInit = {},
+  id: JsonRpcResponse['id'] = null,
+): void {
+  sendPortcullisError(res, id, new ProtocolError(code, `refused at the HTTP transport: ${code}`, init));
 }
 
 function sendJson(res: ServerResponse, status: number, doc: unknown): void {
@@ -493,7 +480,7 @@ function sendError(
 
 function sendPortcullisError(res: ServerResponse, id: JsonRpcResponse['id'], err: unknown): void {
   if (err instanceof PortcullisError) {
-    sendError(res, err.httpStatus === 200 ? 400 : err.httpStatus, id, err.toRpcError());
+    sendError(res, err.httpStatus, id, err.toRpcError());
     return;
   }
   throw err;

@@ -1,4 +1,4 @@
-import { invalidRequest, JSONRPC, methodNotFound, ProtocolError } from '../../errors.ts';
+import { invalidParams, invalidRequest, methodNotFound } from '../../errors.ts';
 import { isObject } from '../../jsonrpc.ts';
 import { checkModernEnvelope } from '../../protocol/modern.ts';
 import { TARGET_PARAM } from '../../protocol/targets.ts';
@@ -38,9 +38,3 @@ export const parseStage: Stage = {
     }
   },
 };
-
-const invalidParams = (detail: string): ProtocolError =>
-  new ProtocolError('ERR_INVALID_REQUEST', `Invalid params: ${detail}`, {
-    publicMessage: `Invalid params: ${detail}`,
-    rpcCode: JSONRPC.INVALID_PARAMS,
-  });
