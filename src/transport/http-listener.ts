@@ -38,14 +38,8 @@ import { type DownstreamSession, newSession } from '../session.ts';
 import { readBody } from './body.ts';
 import { PostChannel, ReplyBook, StandaloneStream } from './channel.ts';
 import { createRebindingGuard } from './guard.ts';
+import { type LegacyHttpSession, LegacySessionTable } from './legacy-sessions.ts';
 import { bodyRefusalReason } from './refusals.ts';
-
-interface LegacyHttpSession {
-  session: DownstreamSession;
-  replies: ReplyBook;
-  stream: StandaloneStream;
-  lastSeen: number;
-}
 
 /** How old the door's credential check may be for the pipeline to rely on it. */
 const DOOR_CHECK_FRESH_MS = 50;
@@ -81,7 +75,11 @@ export async function startHttpListener(
     allowedHosts: listen.allowedHosts,
     allowedOrigins: listen.allowedOrigins,
   });
-  const sessions = new Map<string, LegacyHttpSession>();
+  const sessions = new LegacySessionTable({
+    idleMs: listen.sessionIdleMs,
+    close: (session) => gateway.closeSession(session),
+    now,
+  });
   const retryAfter = { 'retry-after': String(config.limits.retryAfterSeconds) };
   /** A refusal for capacity is a 503 that says when to come back. */
   const finishCall = (channel: PostChannel, response: JsonRpcResponse, status = statusFor(response)) =>
@@ -328,7 +326,6 @@ export async function startHttpListener(
       protocolVersion: DEFAULT_HTTP_LEGACY_VERSION,
       unrelated: stream,
     });
-    const entry: LegacyHttpSession = { session, replies, stream, lastSeen: now() };
     const channel = new PostChannel(res, {
       acceptsSse: acceptsSse(req),
       replies,
@@ -337,7 +334,7 @@ export async function startHttpListener(
     const response = await gateway.handleRequest(message, session, channel, {
       identityChecked: checkedJustNow(req),
     });
-    if (response.result) sessions.set(id, entry);
+    if (response.result) sessions.add({ session, replies, stream });
     else await gateway.closeSession(session);
     finishCall(channel, response);
   }
@@ -347,28 +344,14 @@ export async function startHttpListener(
     res: ServerResponse,
     principal: Principal,
   ): LegacyHttpSession | undefined {
-    const id = header(req.headers, 'mcp-session-id');
-    if (!id) {
-      refuse(res, 'ERR_SESSION_REQUIRED');
+    try {
+      return sessions.resolve(header(req.headers, 'mcp-session-id'), principal);
+    } catch (err) {
+      if (err instanceof PortcullisError && err.code === 'ERR_PRINCIPAL_MISMATCH')
+        log.warn('session used by another principal', { code: err.code, session: err.detail.session });
+      sendPortcullisError(res, null, err);
       return undefined;
     }
-    const entry = sessions.get(id);
-    if (!entry) {
-      refuse(res, 'ERR_SESSION_UNKNOWN');
-      return undefined;
-    }
-    // A session id is not a credential: it stays bound to the principal that created it.
-    if (entry.session.principal.id !== principal.id) {
-      log.warn('session used by another principal', {
-        code: 'ERR_PRINCIPAL_MISMATCH',
-        session: entry.session.id,
-      });
-      refuse(res, 'ERR_PRINCIPAL_MISMATCH');
-      return undefined;
-    }
-    entry.session.principal = principal;
-    entry.lastSeen = now();
-    return entry;
   }
 
   async function handleGet(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
@@ -395,23 +378,11 @@ export async function startHttpListener(
     }
     const entry = lookupSession(req, res, principal);
     if (!entry) return;
-    await endSession(entry);
+    await sessions.end(entry);
     res.writeHead(200).end();
   }
 
-  async function endSession(entry: LegacyHttpSession): Promise<void> {
-    sessions.delete(entry.session.id);
-    entry.stream.close();
-    entry.replies.failAll();
-    await gateway.closeSession(entry.session);
-  }
-
-  async function sweepSessions(at: number = now()): Promise<void> {
-    const cutoff = at - listen.sessionIdleMs;
-    const idle = [...sessions.values()].filter((e) => e.lastSeen < cutoff && !e.stream.open);
-    await Promise.all(idle.map(endSession));
-  }
-
+  const sweepSessions = (at?: number): Promise<void> => sessions.sweep(at);
   const sweeper = setInterval(() => void sweepSessions(), Math.min(listen.sessionIdleMs, 60_000));
   sweeper.unref();
 
@@ -428,7 +399,7 @@ export async function startHttpListener(
     async close() {
       clearInterval(sweeper);
       tls?.stop();
-      await Promise.all([...sessions.values()].map(endSession));
+      await sessions.closeAll();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },
