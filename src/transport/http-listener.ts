@@ -305,27 +305,7 @@ export async function startHttpListener(
     principal: Principal,
   ): Promise<void> {
     if (header(req.headers, 'mcp-session-id')) return refuse(res, 'ERR_ALREADY_INITIALIZED', {}, message.id);
-    const id = randomUUID();
-    const replies = new ReplyBook();
-    const stream = new StandaloneStream(replies, {
-      waitMs: listen.clientStreamWaitMs,
-      onHeld: (method) => log.info('server request held for the client stream', { session: id, method }),
-      onGaveUp: (method) =>
-        log.warn('server request failed: no client stream', {
-          code: 'ERR_CLIENT_STREAM_UNAVAILABLE',
-          session: id,
-          method,
-        }),
-    });
-    const session = newSession({
-      id,
-      key: `legacy:${id}`,
-      principal,
-      remoteAddress: req.socket.remoteAddress,
-      era: 'legacy',
-      protocolVersion: DEFAULT_HTTP_LEGACY_VERSION,
-      unrelated: stream,
-    });
+    const { id, session, replies, stream } = newLegacySession(req, principal, listen.clientStreamWaitMs, log);
     const channel = new PostChannel(res, {
       acceptsSse: acceptsSse(req),
       replies,
@@ -386,15 +366,10 @@ export async function startHttpListener(
   const sweeper = setInterval(() => void sweepSessions(), Math.min(listen.sessionIdleMs, 60_000));
   sweeper.unref();
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => resolve());
-  });
-  const addr = server.address() as AddressInfo;
-  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const origin = await listenAt(server, listen, { tls: tls !== undefined });
   return {
     server,
-    url: `${tls ? 'https' : 'http'}://${host}:${addr.port}${listen.path}`,
+    url: `${origin}${listen.path}`,
     sweepSessions,
     async close() {
       clearInterval(sweeper);
@@ -404,6 +379,52 @@ export async function startHttpListener(
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
+}
+
+/** Starts listening; resolves with the origin (scheme, host and port) clients reach. */
+async function listenAt(
+  server: http.Server,
+  listen: Config['listen'],
+  opts: { tls: boolean },
+): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return `${opts.tls ? 'https' : 'http'}://${host}:${addr.port}`;
+}
+
+/** A new legacy session with its reply book and its (not yet opened) GET stream. */
+function newLegacySession(
+  req: IncomingMessage,
+  principal: Principal,
+  clientStreamWaitMs: number,
+  log: Logger,
+) {
+  const id = randomUUID();
+  const replies = new ReplyBook();
+  const stream = new StandaloneStream(replies, {
+    waitMs: clientStreamWaitMs,
+    onHeld: (method) => log.info('server request held for the client stream', { session: id, method }),
+    onGaveUp: (method) =>
+      log.warn('server request failed: no client stream', {
+        code: 'ERR_CLIENT_STREAM_UNAVAILABLE',
+        session: id,
+        method,
+      }),
+  });
+  const session = newSession({
+    id,
+    key: `legacy:${id}`,
+    principal,
+    remoteAddress: req.socket.remoteAddress,
+    era: 'legacy',
+    protocolVersion: DEFAULT_HTTP_LEGACY_VERSION,
+    unrelated: stream,
+  });
+  return { id, session, replies, stream };
 }
 
 const asObject = (v: unknown) => (isObject(v) ? v : {});
