@@ -1,7 +1,9 @@
 /**
  * Every error Portcullis raises on purpose, with a stable string `code`.
- * Only `publicMessage` and `rpcCode` ever reach the wire; `message` and `detail`
- * go to logs and the audit record.
+ * `ERRORS` is the one table of what each code means on the wire: its JSON-RPC
+ * code, its HTTP status and its public message. Throw sites name a code and
+ * add internal detail; only the table's message (with any `publicArgs`) and
+ * `publicData` ever reach the caller.
  */
 
 export const JSONRPC = {
@@ -10,80 +12,161 @@ export const JSONRPC = {
   METHOD_NOT_FOUND: -32601,
   INVALID_PARAMS: -32602,
   INTERNAL_ERROR: -32603,
-  /** Gateway-level denial (policy, identity, unknown target). */
-  DENIED: -32001,
+  /** What the SDK's reference server answers for a refusal at the HTTP transport (bad method, headers, media type). */
+  TRANSPORT_REFUSED: -32000,
+  /** What the SDK's reference server answers, with HTTP 404, for an unknown `Mcp-Session-Id`. */
+  SESSION_NOT_FOUND: -32001,
   /** Upstream failed, hung or is unavailable. */
   UPSTREAM_UNAVAILABLE: -32002,
   /** A cap on sessions or upstream instances is reached; try again later (HTTP 503). */
   OVERLOADED: -32003,
+  /** Gateway-level denial (policy, identity, audit): distinct from the SDK's session-not-found. */
+  DENIED: -32004,
   HEADER_MISMATCH: -32020,
   MISSING_CAPABILITY: -32021,
   UNSUPPORTED_VERSION: -32022,
 } as const;
 
-export type ErrorCode =
-  | 'ERR_CONFIG_INVALID'
-  | 'ERR_CONFIG_UNREADABLE'
-  | 'ERR_SECRET_UNRESOLVED'
-  | 'ERR_USAGE'
-  | 'ERR_PARSE'
-  | 'ERR_INVALID_REQUEST'
-  | 'ERR_BODY_TOO_LARGE'
-  | 'ERR_HEADER_MISMATCH'
-  | 'ERR_UNSUPPORTED_VERSION'
-  | 'ERR_ORIGIN_FORBIDDEN'
-  | 'ERR_HOST_FORBIDDEN'
-  | 'ERR_SESSION_REQUIRED'
-  | 'ERR_SESSION_UNKNOWN'
-  | 'ERR_METHOD_NOT_FOUND'
-  | 'ERR_UNKNOWN_TARGET'
-  | 'ERR_NAME_COLLISION'
-  | 'ERR_UPSTREAM_TIMEOUT'
-  | 'ERR_UPSTREAM_UNAVAILABLE'
-  | 'ERR_UPSTREAM_PROTOCOL'
-  | 'ERR_CAPACITY'
-  | 'ERR_CLIENT_STREAM_UNAVAILABLE'
-  | 'ERR_STAGE_REENTERED'
-  | 'ERR_AUTH_REQUIRED'
-  | 'ERR_AUTH_INVALID'
-  | 'ERR_AUTH_MALFORMED'
-  | 'ERR_AUTH_INSUFFICIENT_SCOPE'
-  | 'ERR_TOKEN_REVOKED'
-  | 'ERR_TOKEN_EXPIRED'
-  | 'ERR_PRINCIPAL_MISMATCH'
-  | 'ERR_TOOL_NOT_ALLOWED'
-  | 'ERR_FETCH_BLOCKED'
-  | 'ERR_FETCH_FAILED'
-  | 'ERR_KEYS_UNAVAILABLE'
-  | 'ERR_STATE_UNAVAILABLE'
-  | 'ERR_AUDIT_UNAVAILABLE'
-  | 'ERR_AUDIT_KEY_INVALID'
-  | 'ERR_AUDIT_NOTE_INVALID'
-  | 'ERR_AUDIT_SIGNATURE_INVALID'
-  | 'ERR_AUDIT_NOT_JSON'
-  | 'ERR_AUDIT_INCONSISTENT'
-  | 'ERR_AUDIT_TAMPERED'
-  | 'ERR_AUDIT_STORE_LOST'
-  | 'ERR_AUDIT_PROOF_INVALID'
-  | 'ERR_POLICY_DENIED'
-  | 'ERR_POLICY_ENGINE'
-  | 'ERR_POLICY_INVALID'
-  | 'ERR_OBLIGATION_UNMET'
-  | 'ERR_SESSION_HISTORY_FULL'
-  | 'ERR_CALLER_HISTORY_FULL'
-  | 'ERR_INVALID_ARGUMENTS'
-  | 'ERR_INTERNAL';
+export interface ErrorSpec {
+  readonly rpc: number;
+  /** The status when the error ends an HTTP exchange; an error answered inside a call stays in-band. */
+  readonly http: number;
+  /** Safe text for the caller; `%s` takes the throw site's `publicArgs` in order. */
+  readonly public: string;
+}
+
+const INTERNAL = { rpc: JSONRPC.INTERNAL_ERROR, http: 500, public: 'Internal error' } as const;
+const UNAUTHORIZED = { rpc: JSONRPC.DENIED, http: 401, public: 'Unauthorized' } as const;
+
+export const ERRORS = {
+  ERR_CONFIG_INVALID: INTERNAL,
+  ERR_CONFIG_UNREADABLE: INTERNAL,
+  ERR_SECRET_UNRESOLVED: INTERNAL,
+  ERR_USAGE: INTERNAL,
+  ERR_PARSE: { rpc: JSONRPC.PARSE_ERROR, http: 400, public: 'Parse error' },
+  ERR_INVALID_REQUEST: { rpc: JSONRPC.INVALID_REQUEST, http: 400, public: 'Invalid Request' },
+  ERR_INVALID_PARAMS: { rpc: JSONRPC.INVALID_PARAMS, http: 400, public: 'Invalid params: %s' },
+  ERR_INVALID_ARGUMENTS: { rpc: JSONRPC.INVALID_PARAMS, http: 400, public: 'Invalid params: %s' },
+  ERR_INVALID_CURSOR: { rpc: JSONRPC.INVALID_PARAMS, http: 400, public: 'Invalid cursor' },
+  ERR_INVALID_META: {
+    rpc: JSONRPC.INVALID_PARAMS,
+    http: 400,
+    public: 'Invalid _meta envelope for protocol revision 2026-07-28: %s',
+  },
+  ERR_BODY_TOO_LARGE: { rpc: JSONRPC.INVALID_REQUEST, http: 413, public: 'Request body too large' },
+  ERR_HEADER_MISMATCH: {
+    rpc: JSONRPC.HEADER_MISMATCH,
+    http: 400,
+    public: 'Bad Request: the request headers and body disagree (%s)',
+  },
+  ERR_UNSUPPORTED_VERSION: {
+    rpc: JSONRPC.UNSUPPORTED_VERSION,
+    http: 400,
+    public: 'Unsupported protocol version: %s',
+  },
+  ERR_UNSUPPORTED_VERSION_HEADER: {
+    rpc: JSONRPC.TRANSPORT_REFUSED,
+    http: 400,
+    public: 'Bad Request: Unsupported protocol version: %s',
+  },
+  ERR_ORIGIN_FORBIDDEN: {
+    rpc: JSONRPC.TRANSPORT_REFUSED,
+    http: 403,
+    public: 'Forbidden: Origin not allowed',
+  },
+  ERR_HOST_FORBIDDEN: { rpc: JSONRPC.TRANSPORT_REFUSED, http: 403, public: 'Forbidden: Host not allowed' },
+  ERR_NOT_FOUND: { rpc: JSONRPC.INVALID_REQUEST, http: 404, public: 'Not found' },
+  ERR_HTTP_METHOD_NOT_ALLOWED: { rpc: JSONRPC.TRANSPORT_REFUSED, http: 405, public: 'Method not allowed.' },
+  ERR_NOT_ACCEPTABLE: {
+    rpc: JSONRPC.TRANSPORT_REFUSED,
+    http: 406,
+    public: 'Not Acceptable: Client must accept text/event-stream',
+  },
+  ERR_STREAM_CONFLICT: {
+    rpc: JSONRPC.TRANSPORT_REFUSED,
+    http: 409,
+    public: 'Conflict: Only one SSE stream is allowed per session',
+  },
+  ERR_UNSUPPORTED_MEDIA_TYPE: {
+    rpc: JSONRPC.TRANSPORT_REFUSED,
+    http: 415,
+    public: 'Unsupported Media Type: Content-Type must be application/json',
+  },
+  ERR_ALREADY_INITIALIZED: {
+    rpc: JSONRPC.INVALID_REQUEST,
+    http: 400,
+    public: 'Invalid Request: Server already initialized',
+  },
+  ERR_SESSION_REQUIRED: {
+    rpc: JSONRPC.TRANSPORT_REFUSED,
+    http: 400,
+    public: 'Bad Request: Mcp-Session-Id header is required',
+  },
+  ERR_SESSION_UNKNOWN: { rpc: JSONRPC.SESSION_NOT_FOUND, http: 404, public: 'Session not found' },
+  ERR_SESSION_CLOSED: { rpc: JSONRPC.UPSTREAM_UNAVAILABLE, http: 404, public: 'Session closed' },
+  ERR_PRINCIPAL_MISMATCH: { rpc: JSONRPC.DENIED, http: 403, public: 'Forbidden' },
+  ERR_METHOD_NOT_FOUND: { rpc: JSONRPC.METHOD_NOT_FOUND, http: 404, public: 'Method not found' },
+  ERR_UNKNOWN_TARGET: { rpc: JSONRPC.INVALID_PARAMS, http: 400, public: 'Unknown %s' },
+  ERR_UPSTREAM_UNAVAILABLE: { rpc: JSONRPC.UPSTREAM_UNAVAILABLE, http: 502, public: 'Upstream unavailable' },
+  ERR_UPSTREAM_PROTOCOL: { rpc: JSONRPC.UPSTREAM_UNAVAILABLE, http: 502, public: 'Upstream unavailable' },
+  ERR_CAPACITY: { rpc: JSONRPC.OVERLOADED, http: 503, public: 'Server busy, try again later' },
+  ERR_CLIENT_STREAM_UNAVAILABLE: {
+    rpc: JSONRPC.INTERNAL_ERROR,
+    http: 500,
+    public: 'Client stream unavailable: the client opened no GET stream to receive this request',
+  },
+  ERR_AUTH_REQUIRED: UNAUTHORIZED,
+  ERR_AUTH_INVALID: UNAUTHORIZED,
+  ERR_AUTH_MALFORMED: { rpc: JSONRPC.DENIED, http: 400, public: 'Unauthorized' },
+  ERR_AUTH_INSUFFICIENT_SCOPE: { rpc: JSONRPC.DENIED, http: 403, public: 'Insufficient scope' },
+  ERR_TOKEN_REVOKED: UNAUTHORIZED,
+  ERR_TOKEN_EXPIRED: UNAUTHORIZED,
+  ERR_FETCH_BLOCKED: { rpc: JSONRPC.INTERNAL_ERROR, http: 502, public: 'Internal error' },
+  ERR_FETCH_FAILED: { rpc: JSONRPC.INTERNAL_ERROR, http: 502, public: 'Internal error' },
+  ERR_KEYS_UNAVAILABLE: { rpc: JSONRPC.INTERNAL_ERROR, http: 503, public: 'Service unavailable' },
+  ERR_STATE_UNAVAILABLE: { rpc: JSONRPC.DENIED, http: 503, public: 'Service unavailable' },
+  ERR_AUDIT_UNAVAILABLE: { rpc: JSONRPC.DENIED, http: 503, public: 'Request denied' },
+  ERR_AUDIT_KEY_INVALID: INTERNAL,
+  ERR_AUDIT_NOTE_INVALID: INTERNAL,
+  ERR_AUDIT_SIGNATURE_INVALID: INTERNAL,
+  ERR_AUDIT_NOT_JSON: INTERNAL,
+  ERR_AUDIT_INCONSISTENT: INTERNAL,
+  ERR_AUDIT_TAMPERED: INTERNAL,
+  ERR_AUDIT_STORE_LOST: INTERNAL,
+  ERR_AUDIT_PROOF_INVALID: INTERNAL,
+  ERR_POLICY_DENIED: { rpc: JSONRPC.DENIED, http: 403, public: 'Denied by policy' },
+  ERR_POLICY_ENGINE: { rpc: JSONRPC.DENIED, http: 500, public: 'Denied' },
+  ERR_POLICY_INVALID: { rpc: JSONRPC.DENIED, http: 500, public: 'Denied' },
+  ERR_OBLIGATION_UNMET: {
+    rpc: JSONRPC.DENIED,
+    http: 403,
+    public: 'Denied: a required safeguard is not available',
+  },
+  ERR_APPROVAL_REQUIRED: { rpc: JSONRPC.DENIED, http: 403, public: 'Approval required' },
+  ERR_SESSION_HISTORY_FULL: {
+    rpc: JSONRPC.DENIED,
+    http: 403,
+    public: 'Denied: too many distinct tools used lately',
+  },
+  ERR_CALLER_HISTORY_FULL: { rpc: JSONRPC.DENIED, http: 429, public: 'Denied: try again later' },
+  ERR_INTERNAL: INTERNAL,
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
 
 export interface ErrorInit {
-  /** Safe text for the caller; never names upstreams, paths or secrets. */
-  publicMessage?: string;
-  rpcCode?: number;
-  httpStatus?: number;
+  /** Safe values for the `%s` slots of the code's public message; never names upstreams, paths or secrets. */
+  publicArgs?: readonly string[];
   detail?: Record<string, unknown>;
   /** Structured `error.data` that is safe for the caller to see. */
   publicData?: unknown;
   cause?: unknown;
 }
+
+const fillIn = (template: string, args: readonly string[]): string => {
+  let i = 0;
+  return template.replace(/%s/g, () => args[i++] ?? '');
+};
 
 export class PortcullisError extends Error {
   readonly code: ErrorCode;
@@ -95,11 +178,12 @@ export class PortcullisError extends Error {
 
   constructor(code: ErrorCode, message: string, init: ErrorInit = {}) {
     super(message, init.cause === undefined ? undefined : { cause: init.cause });
+    const spec: ErrorSpec = ERRORS[code];
     this.name = new.target.name;
     this.code = code;
-    this.publicMessage = init.publicMessage ?? 'Request failed';
-    this.rpcCode = init.rpcCode ?? JSONRPC.INTERNAL_ERROR;
-    this.httpStatus = init.httpStatus ?? 200;
+    this.publicMessage = fillIn(spec.public, init.publicArgs ?? []);
+    this.rpcCode = spec.rpc;
+    this.httpStatus = spec.http;
     this.detail = init.detail ?? {};
     this.publicData = init.publicData;
   }
@@ -136,54 +220,35 @@ export class Denial extends PortcullisError {}
 export class UpstreamError extends PortcullisError {}
 
 export const parseError = (detail: string): ProtocolError =>
-  new ProtocolError('ERR_PARSE', `Malformed JSON: ${detail}`, {
-    publicMessage: 'Parse error',
-    rpcCode: JSONRPC.PARSE_ERROR,
-    httpStatus: 400,
-  });
+  new ProtocolError('ERR_PARSE', `Malformed JSON: ${detail}`);
 
 export const invalidRequest = (detail: string, logDetail?: Record<string, unknown>): ProtocolError =>
   new ProtocolError('ERR_INVALID_REQUEST', `Invalid JSON-RPC message: ${detail}`, {
-    publicMessage: 'Invalid Request',
-    rpcCode: JSONRPC.INVALID_REQUEST,
-    httpStatus: 400,
     ...(logDetail ? { detail: logDetail } : {}),
   });
 
+/** `detail` is shown to the caller: it names only the caller's own parameters. */
+export const invalidParams = (detail: string): ProtocolError =>
+  new ProtocolError('ERR_INVALID_PARAMS', `Invalid params: ${detail}`, { publicArgs: [detail] });
+
 export const unknownTarget = (kind: string, name: string): Denial =>
-  new Denial('ERR_UNKNOWN_TARGET', `No ${kind} named ${JSON.stringify(name)}`, {
-    // The same text for "does not exist" and "exists but hidden or unroutable".
-    publicMessage: `Unknown ${kind}`,
-    rpcCode: JSONRPC.INVALID_PARAMS,
-  });
+  // The same text for "does not exist" and "exists but hidden or unroutable".
+  new Denial('ERR_UNKNOWN_TARGET', `No ${kind} named ${JSON.stringify(name)}`, { publicArgs: [kind] });
 
 export const methodNotFound = (method: string): Denial =>
-  new Denial('ERR_METHOD_NOT_FOUND', `Method not found: ${method}`, {
-    publicMessage: 'Method not found',
-    rpcCode: JSONRPC.METHOD_NOT_FOUND,
-  });
+  new Denial('ERR_METHOD_NOT_FOUND', `Method not found: ${method}`);
 
 /** A cap is reached: refused before anything is spawned or held. `detail` says which cap, for the log. */
 export const overCapacity = (detail: string): Denial =>
-  new Denial('ERR_CAPACITY', `Over capacity: ${detail}`, {
-    publicMessage: 'Server busy, try again later',
-    rpcCode: JSONRPC.OVERLOADED,
-    httpStatus: 503,
-  });
+  new Denial('ERR_CAPACITY', `Over capacity: ${detail}`);
 
 /** A server-to-client request found no client stream to go out on, not even after waiting for one. */
 export const clientStreamUnavailable = (waitedMs: number): ProtocolError =>
   new ProtocolError('ERR_CLIENT_STREAM_UNAVAILABLE', `no client stream opened within ${waitedMs} ms`, {
-    publicMessage: 'Client stream unavailable: the client opened no GET stream to receive this request',
-    rpcCode: JSONRPC.INTERNAL_ERROR,
     publicData: { reason: 'client_stream_unavailable' },
   });
 
 export const internal = (cause: unknown): PortcullisError =>
   cause instanceof PortcullisError
     ? cause
-    : new PortcullisError('ERR_INTERNAL', cause instanceof Error ? cause.message : String(cause), {
-        publicMessage: 'Internal error',
-        rpcCode: JSONRPC.INTERNAL_ERROR,
-        cause,
-      });
+    : new PortcullisError('ERR_INTERNAL', cause instanceof Error ? cause.message : String(cause), { cause });

@@ -1,4 +1,4 @@
-import { Denial, type ErrorCode, JSONRPC } from '../errors.ts';
+import { Denial, type ErrorCode } from '../errors.ts';
 
 /**
  * Why a credential was refused. Goes to the log and the audit record; the
@@ -35,18 +35,11 @@ export type AuthReason =
   | 'cert_binding'
   | 'bad_certificate';
 
-/** A refused credential: 401 (or 403 for scope) with a generic text; `reason` is for logs only. */
+/** A refused credential: 401 (403 for scope, 400 when malformed) with a generic text; `reason` is for logs only. */
 export class AuthError extends Denial {
   readonly reason: AuthReason;
   constructor(reason: AuthReason, detail: Record<string, unknown> = {}) {
-    const scope = reason === 'insufficient_scope';
-    const malformed = reason === 'bad_request';
-    super(codeFor(reason), `credential refused: ${reason}`, {
-      publicMessage: scope ? 'Insufficient scope' : 'Unauthorized',
-      rpcCode: JSONRPC.DENIED,
-      httpStatus: scope ? 403 : malformed ? 400 : 401,
-      detail: { reason, ...detail },
-    });
+    super(codeFor(reason), `credential refused: ${reason}`, { detail: { reason, ...detail } });
     this.reason = reason;
   }
 }

@@ -2,7 +2,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { RequestListener } from 'node:http';
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.ts';
-import { JSONRPC, PortcullisError } from '../errors.ts';
+import { ConfigError, PortcullisError } from '../errors.ts';
 import type { Logger } from '../observability/log.ts';
 import { openRevocationStore } from '../state/open.ts';
 import type { RevocationStore } from '../state/revocations.ts';
@@ -130,12 +130,7 @@ async function recheckToken(
   try {
     hit = await deps.revocations().find(principal);
   } catch (err) {
-    throw new PortcullisError('ERR_STATE_UNAVAILABLE', 'revocation store unavailable', {
-      publicMessage: 'Service unavailable',
-      rpcCode: JSONRPC.DENIED,
-      httpStatus: 503,
-      cause: err,
-    });
+    throw new PortcullisError('ERR_STATE_UNAVAILABLE', 'revocation store unavailable', { cause: err });
   }
   if (hit) throw authError('revoked', { kind: hit.kind });
 }

@@ -1,4 +1,4 @@
-import { Denial, JSONRPC, ProtocolError } from '../errors.ts';
+import { Denial, ProtocolError } from '../errors.ts';
 import type { Decision } from './decision.ts';
 
 const detailOf = (d: Decision) => ({
@@ -12,40 +12,25 @@ export const policyDenied = (d: Decision): Denial =>
   new Denial(
     'ERR_POLICY_DENIED',
     `denied by policy (${d.determiningPolicies.join(', ') || 'no permit applies'})`,
-    {
-      publicMessage: 'Denied by policy',
-      rpcCode: JSONRPC.DENIED,
-      detail: detailOf(d),
-    },
+    { detail: detailOf(d) },
   );
 
 export const policyEngineFailed = (d: Decision): Denial =>
   new Denial('ERR_POLICY_ENGINE', `policy engine error: ${d.errors.join('; ')}`, {
-    publicMessage: 'Denied',
-    rpcCode: JSONRPC.DENIED,
     detail: detailOf(d),
   });
 
 export const policyInvalid = (d: Decision): Denial =>
   new Denial('ERR_POLICY_INVALID', `policy set does not validate: ${d.errors.join('; ')}`, {
-    publicMessage: 'Denied',
-    rpcCode: JSONRPC.DENIED,
     detail: detailOf(d),
   });
 
 /** An allow that carries a condition no stage can honour yet: fail closed, and say which. */
 export const obligationUnmet = (d: Decision): Denial =>
   new Denial(
-    'ERR_OBLIGATION_UNMET',
+    d.obligations.includes('approval') ? 'ERR_APPROVAL_REQUIRED' : 'ERR_OBLIGATION_UNMET',
     `allowed only with ${d.obligations.join(', ')}, which is not available`,
-    {
-      publicMessage: d.obligations.includes('approval')
-        ? 'Approval required'
-        : 'Denied: a required safeguard is not available',
-      rpcCode: JSONRPC.DENIED,
-      publicData: { obligations: d.obligations },
-      detail: detailOf(d),
-    },
+    { publicData: { obligations: d.obligations }, detail: detailOf(d) },
   );
 
 /**
@@ -57,10 +42,6 @@ export const sessionHistoryFull = (tool: string, limit: number): Denial =>
   new Denial(
     'ERR_SESSION_HISTORY_FULL',
     `caller already used ${limit} distinct tools lately; ${tool} is another`,
-    {
-      publicMessage: 'Denied: too many distinct tools used lately',
-      rpcCode: JSONRPC.DENIED,
-    },
   );
 
 /**
@@ -69,13 +50,7 @@ export const sessionHistoryFull = (tool: string, limit: number): Denial =>
  * forget a sensitive read before its time, and let an exfiltration through).
  */
 export const callerHistoryFull = (principalId: string, limit: number): Denial =>
-  new Denial('ERR_CALLER_HISTORY_FULL', `history already holds ${limit} callers; ${principalId} is another`, {
-    publicMessage: 'Denied: try again later',
-    rpcCode: JSONRPC.DENIED,
-  });
+  new Denial('ERR_CALLER_HISTORY_FULL', `history already holds ${limit} callers; ${principalId} is another`);
 
 export const invalidArguments = (detail: string): ProtocolError =>
-  new ProtocolError('ERR_INVALID_ARGUMENTS', `Invalid arguments: ${detail}`, {
-    publicMessage: `Invalid params: ${detail}`,
-    rpcCode: JSONRPC.INVALID_PARAMS,
-  });
+  new ProtocolError('ERR_INVALID_ARGUMENTS', `Invalid arguments: ${detail}`, { publicArgs: [detail] });

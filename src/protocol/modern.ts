@@ -1,4 +1,4 @@
-import { JSONRPC, ProtocolError } from '../errors.ts';
+import { ProtocolError } from '../errors.ts';
 import { isObject, type JsonObject, type JsonRpcMessage } from '../jsonrpc.ts';
 import { methodSpec, targetParam } from './methods.ts';
 import { isModernVersion, META, MODERN_VERSIONS } from './versions.ts';
@@ -17,9 +17,7 @@ export const decodeHeaderValue = (v: string): string | undefined => {
 
 const mismatch = (what: string): ProtocolError =>
   new ProtocolError('ERR_HEADER_MISMATCH', `Header mismatch: ${what}`, {
-    publicMessage: `Bad Request: the request headers and body disagree (${what})`,
-    rpcCode: JSONRPC.HEADER_MISMATCH,
-    httpStatus: 400,
+    publicArgs: [what],
   });
 
 /** The protocol version a modern message claims in `_meta`, if any. */
@@ -123,18 +121,12 @@ export function checkParamHeaders(
 
 export const unsupportedVersion = (requested: string | undefined): ProtocolError =>
   new ProtocolError('ERR_UNSUPPORTED_VERSION', `Unsupported protocol version: ${String(requested)}`, {
-    publicMessage: `Unsupported protocol version: ${requested ?? 'the request did not name a protocol version'}`,
-    rpcCode: JSONRPC.UNSUPPORTED_VERSION,
-    httpStatus: 400,
+    publicArgs: [requested ?? 'the request did not name a protocol version'],
     publicData: { supported: [...MODERN_VERSIONS], ...(requested ? { requested } : {}) },
   });
 
-const invalidMeta = (what: string): ProtocolError =>
-  new ProtocolError('ERR_INVALID_REQUEST', `Invalid _meta envelope: ${what}`, {
-    publicMessage: `Invalid _meta envelope for protocol revision 2026-07-28: ${what}`,
-    rpcCode: JSONRPC.INVALID_PARAMS,
-    httpStatus: 400,
-  });
+export const invalidMeta = (what: string): ProtocolError =>
+  new ProtocolError('ERR_INVALID_META', `Invalid _meta envelope: ${what}`, { publicArgs: [what] });
 
 /** A result going to a modern client: `resultType` always, cache hints where the schema needs them. */
 export function toModernResult(method: string, result: JsonObject): JsonObject {

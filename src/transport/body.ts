@@ -1,12 +1,8 @@
 import type { IncomingMessage } from 'node:http';
-import { JSONRPC, PortcullisError } from '../errors.ts';
+import { PortcullisError } from '../errors.ts';
 
 export const bodyTooLarge = (limit: number): PortcullisError =>
-  new PortcullisError('ERR_BODY_TOO_LARGE', `Request body exceeds ${limit} bytes`, {
-    publicMessage: 'Request body too large',
-    rpcCode: JSONRPC.INVALID_REQUEST,
-    httpStatus: 413,
-  });
+  new PortcullisError('ERR_BODY_TOO_LARGE', `Request body exceeds ${limit} bytes`);
 
 /** Reads a request body, refusing (before buffering it) anything over `limit` bytes. */
 export function readBody(req: IncomingMessage, limit: number): Promise<string> {

@@ -3,7 +3,14 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Config } from '../config/schema.ts';
-import { JSONRPC, PortcullisError, ProtocolError } from '../errors.ts';
+import {
+  type ErrorCode,
+  type ErrorInit,
+  internal,
+  JSONRPC,
+  PortcullisError,
+  ProtocolError,
+} from '../errors.ts';
 import type { CallResult, Gateway } from '../gateway.ts';
 import { AuthError } from '../identity/errors.ts';
 import type { Principal } from '../identity/principal.ts';
@@ -18,20 +25,14 @@ import {
   parseMessage,
 } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
-import { checkModernHeaders, claimedVersion } from '../protocol/modern.ts';
+import { checkModernHeaders, claimedVersion, invalidMeta } from '../protocol/modern.ts';
 import { DEFAULT_HTTP_LEGACY_VERSION, isLegacyVersion, isModernVersion, META } from '../protocol/versions.ts';
 import { type DownstreamSession, newSession } from '../session.ts';
 import { readBody } from './body.ts';
 import { PostChannel, ReplyBook, StandaloneStream } from './channel.ts';
 import { createRebindingGuard } from './guard.ts';
+import { type LegacyHttpSession, LegacySessionTable } from './legacy-sessions.ts';
 import { bodyRefusalReason } from './refusals.ts';
-
-interface LegacyHttpSession {
-  session: DownstreamSession;
-  replies: ReplyBook;
-  stream: StandaloneStream;
-  lastSeen: number;
-}
 
 export interface HttpListener {
   readonly server: http.Server;
@@ -64,18 +65,23 @@ export async function startHttpListener(
     allowedHosts: listen.allowedHosts,
     allowedOrigins: listen.allowedOrigins,
   });
-  const sessions = new Map<string, LegacyHttpSession>();
+  const sessions = new LegacySessionTable({
+    idleMs: listen.sessionIdleMs,
+    close: (session) => gateway.closeSession(session),
+    now,
+  });
   const retryAfter = { 'retry-after': String(config.limits.retryAfterSeconds) };
   /**
-   * A call the gateway ended answers with its error's HTTP status (a refused
-   * credential: 401 and a challenge); otherwise the response says. A refusal
-   * for capacity is a 503 that says when to come back.
+   * A call ended by a refused credential answers with its HTTP status and a
+   * challenge (401); every other error of a call stays in-band, with the
+   * status the response implies. A refusal for capacity is a 503 that says
+   * when to come back.
    */
   const finishCall = (channel: PostChannel, call: CallResult, fallback = statusFor(call.response)) => {
-    const err = call.error;
-    const status = err && err.httpStatus !== 200 ? err.httpStatus : fallback;
+    const refused = call.error instanceof AuthError ? call.error : undefined;
+    const status = refused?.httpStatus ?? fallback;
     const headers: Record<string, string> = status === 503 ? { ...retryAfter } : {};
-    if (err instanceof AuthError) headers['www-authenticate'] = gateway.identity.challenge(err);
+    if (refused) headers['www-authenticate'] = gateway.identity.challenge(refused);
     channel.finish(call.response, status, headers);
   };
   const sendRefusal = (res: ServerResponse, id: JsonRpcResponse['id'], err: unknown) => {
@@ -87,8 +93,7 @@ export async function startHttpListener(
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((err) => {
       log.error('http handler failed', { err: String(err) });
-      if (!res.headersSent)
-        sendError(res, 500, null, { code: JSONRPC.INTERNAL_ERROR, message: 'Internal error' });
+      if (!res.headersSent) sendPortcullisError(res, null, internal(err));
       else res.end();
     });
   };
@@ -98,13 +103,12 @@ export async function startHttpListener(
   server.keepAliveTimeout = 65_000;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!guard.hostAllowed(req.headers.host)) return forbidden(res, 'Host');
-    if (!guard.originAllowed(header(req.headers, 'origin'))) return forbidden(res, 'Origin');
+    if (!guard.hostAllowed(req.headers.host)) return refuse(res, 'ERR_HOST_FORBIDDEN');
+    if (!guard.originAllowed(header(req.headers, 'origin'))) return refuse(res, 'ERR_ORIGIN_FORBIDDEN');
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const doc = req.method === 'GET' ? gateway.identity.wellKnown(path) : undefined;
     if (doc !== undefined) return sendJson(res, 200, doc);
-    if (path !== listen.path)
-      return sendError(res, 404, null, { code: JSONRPC.INVALID_REQUEST, message: 'Not found' });
+    if (path !== listen.path) return refuse(res, 'ERR_NOT_FOUND');
     // Who is calling is settled before anything else is read.
     const principal = await authenticate(req, res);
     if (!principal) return;
@@ -114,7 +118,7 @@ export async function startHttpListener(
     if (req.method === 'GET') return handleGet(req, res, principal);
     if (req.method === 'DELETE') return handleDelete(req, res, principal);
     res.setHeader('allow', 'GET, POST, DELETE');
-    return sendError(res, 405, null, { code: -32000, message: 'Method not allowed.' });
+    return refuse(res, 'ERR_HTTP_METHOD_NOT_ALLOWED');
   }
 
   /**
@@ -164,17 +168,14 @@ export async function startHttpListener(
       reason: err.reason,
     });
     res.setHeader('www-authenticate', gateway.identity.challenge(err));
-    sendError(res, err.httpStatus, null, err.toRpcError());
+    sendPortcullisError(res, null, err);
   }
 
   async function handlePost(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
     const type = header(req.headers, 'content-type') ?? '';
     if (!/^application\/json\b/i.test(type)) {
       req.resume();
-      return sendError(res, 415, null, {
-        code: -32000,
-        message: 'Unsupported Media Type: Content-Type must be application/json',
-      });
+      return refuse(res, 'ERR_UNSUPPORTED_MEDIA_TYPE');
     }
     let message: JsonRpcMessage;
     try {
@@ -199,7 +200,7 @@ export async function startHttpListener(
     gateway.audit.recordRefusal({
       remoteAddress: req.socket.remoteAddress ?? '',
       httpMethod: req.method ?? '',
-      status: err.httpStatus === 200 ? 400 : err.httpStatus,
+      status: err.httpStatus,
       code: err.code,
       reason,
     });
@@ -210,11 +211,7 @@ export async function startHttpListener(
     if (claimed !== undefined) return !(message.method === 'initialize' && isLegacyVersion(claimed));
     const headerVersion = header(h, 'mcp-protocol-version');
     if (headerVersion && isModernVersion(headerVersion) && 'method' in message) {
-      throw new ProtocolError('ERR_INVALID_REQUEST', 'modern version header without _meta', {
-        publicMessage: `Invalid _meta envelope: ${META.protocolVersion}: missing`,
-        rpcCode: JSONRPC.INVALID_PARAMS,
-        httpStatus: 400,
-      });
+      throw invalidMeta(`${META.protocolVersion}: missing`);
     }
     return false;
   }
@@ -273,12 +270,8 @@ export async function startHttpListener(
     const entry = lookupSession(req, res, principal);
     if (!entry) return;
     const versionHeader = header(req.headers, 'mcp-protocol-version') ?? DEFAULT_HTTP_LEGACY_VERSION;
-    if (!isLegacyVersion(versionHeader)) {
-      return sendError(res, 400, null, {
-        code: -32000,
-        message: `Bad Request: Unsupported protocol version: ${versionHeader}`,
-      });
-    }
+    if (!isLegacyVersion(versionHeader))
+      return refuse(res, 'ERR_UNSUPPORTED_VERSION_HEADER', { publicArgs: [versionHeader] });
     if (!isRequest(message)) {
       accepted(res);
       if (isNotification(message)) await gateway.handleNotification(message, entry.session);
@@ -295,41 +288,15 @@ export async function startHttpListener(
     res: ServerResponse,
     principal: Principal,
   ): Promise<void> {
-    if (header(req.headers, 'mcp-session-id')) {
-      return sendError(res, 400, message.id, {
-        code: JSONRPC.INVALID_REQUEST,
-        message: 'Invalid Request: Server already initialized',
-      });
-    }
-    const id = randomUUID();
-    const replies = new ReplyBook();
-    const stream = new StandaloneStream(replies, {
-      waitMs: listen.clientStreamWaitMs,
-      onHeld: (method) => log.info('server request held for the client stream', { session: id, method }),
-      onGaveUp: (method) =>
-        log.warn('server request failed: no client stream', {
-          code: 'ERR_CLIENT_STREAM_UNAVAILABLE',
-          session: id,
-          method,
-        }),
-    });
-    const session = newSession({
-      id,
-      key: `legacy:${id}`,
-      principal,
-      remoteAddress: req.socket.remoteAddress,
-      era: 'legacy',
-      protocolVersion: DEFAULT_HTTP_LEGACY_VERSION,
-      unrelated: stream,
-    });
-    const entry: LegacyHttpSession = { session, replies, stream, lastSeen: now() };
+    if (header(req.headers, 'mcp-session-id')) return refuse(res, 'ERR_ALREADY_INITIALIZED', {}, message.id);
+    const { id, session, replies, stream } = newLegacySession(req, principal, listen.clientStreamWaitMs, log);
     const channel = new PostChannel(res, {
       acceptsSse: acceptsSse(req),
       replies,
       headers: { 'mcp-session-id': id },
     });
     const call = await gateway.handleRequest(message, session, channel);
-    if (call.response.result) sessions.set(id, entry);
+    if (call.response.result) sessions.add({ session, replies, stream });
     else await gateway.closeSession(session);
     finishCall(channel, call);
   }
@@ -339,49 +306,26 @@ export async function startHttpListener(
     res: ServerResponse,
     principal: Principal,
   ): LegacyHttpSession | undefined {
-    const id = header(req.headers, 'mcp-session-id');
-    if (!id) {
-      sendError(res, 400, null, { code: -32000, message: 'Bad Request: Mcp-Session-Id header is required' });
+    try {
+      return sessions.resolve(header(req.headers, 'mcp-session-id'), principal);
+    } catch (err) {
+      if (err instanceof PortcullisError && err.code === 'ERR_PRINCIPAL_MISMATCH')
+        log.warn('session used by another principal', { code: err.code, session: err.detail.session });
+      sendPortcullisError(res, null, err);
       return undefined;
     }
-    const entry = sessions.get(id);
-    if (!entry) {
-      sendError(res, 404, null, { code: -32001, message: 'Session not found' });
-      return undefined;
-    }
-    // A session id is not a credential: it stays bound to the principal that created it.
-    if (entry.session.principal.id !== principal.id) {
-      log.warn('session used by another principal', {
-        code: 'ERR_PRINCIPAL_MISMATCH',
-        session: entry.session.id,
-      });
-      sendError(res, 403, null, { code: JSONRPC.DENIED, message: 'Forbidden' });
-      return undefined;
-    }
-    entry.session.principal = principal;
-    entry.lastSeen = now();
-    return entry;
   }
 
   async function handleGet(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
     if (!header(req.headers, 'mcp-session-id')) {
       res.setHeader('allow', 'POST');
-      return sendError(res, 405, null, { code: -32000, message: 'Method not allowed.' });
+      return refuse(res, 'ERR_HTTP_METHOD_NOT_ALLOWED');
     }
-    if (!(header(req.headers, 'accept') ?? '').includes('text/event-stream')) {
-      return sendError(res, 406, null, {
-        code: -32000,
-        message: 'Not Acceptable: Client must accept text/event-stream',
-      });
-    }
+    if (!(header(req.headers, 'accept') ?? '').includes('text/event-stream'))
+      return refuse(res, 'ERR_NOT_ACCEPTABLE');
     const entry = lookupSession(req, res, principal);
     if (!entry) return;
-    if (entry.stream.open) {
-      return sendError(res, 409, null, {
-        code: -32000,
-        message: 'Conflict: Only one SSE stream is allowed per session',
-      });
-    }
+    if (entry.stream.open) return refuse(res, 'ERR_STREAM_CONFLICT');
     entry.stream.attach(res);
   }
 
@@ -392,48 +336,77 @@ export async function startHttpListener(
   ): Promise<void> {
     if (!header(req.headers, 'mcp-session-id')) {
       res.setHeader('allow', 'POST');
-      return sendError(res, 405, null, { code: -32000, message: 'Method not allowed.' });
+      return refuse(res, 'ERR_HTTP_METHOD_NOT_ALLOWED');
     }
     const entry = lookupSession(req, res, principal);
     if (!entry) return;
-    await endSession(entry);
+    await sessions.end(entry);
     res.writeHead(200).end();
   }
 
-  async function endSession(entry: LegacyHttpSession): Promise<void> {
-    sessions.delete(entry.session.id);
-    entry.stream.close();
-    entry.replies.failAll();
-    await gateway.closeSession(entry.session);
-  }
-
-  async function sweepSessions(at: number = now()): Promise<void> {
-    const cutoff = at - listen.sessionIdleMs;
-    const idle = [...sessions.values()].filter((e) => e.lastSeen < cutoff && !e.stream.open);
-    await Promise.all(idle.map(endSession));
-  }
-
+  const sweepSessions = (at?: number): Promise<void> => sessions.sweep(at);
   const sweeper = setInterval(() => void sweepSessions(), Math.min(listen.sessionIdleMs, 60_000));
   sweeper.unref();
 
+  const origin = await listenAt(server, listen, { tls: tls !== undefined });
+  return {
+    server,
+    url: `${origin}${listen.path}`,
+    sweepSessions,
+    async close() {
+      clearInterval(sweeper);
+      tls?.stop();
+      await sessions.closeAll();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** Starts listening; resolves with the origin (scheme, host and port) clients reach. */
+async function listenAt(
+  server: http.Server,
+  listen: Config['listen'],
+  opts: { tls: boolean },
+): Promise<string> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(listen.port, listen.host, () => resolve());
   });
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  return {
-    server,
-    url: `${tls ? 'https' : 'http'}://${host}:${addr.port}${listen.path}`,
-    sweepSessions,
-    async close() {
-      clearInterval(sweeper);
-      tls?.stop();
-      await Promise.all([...sessions.values()].map(endSession));
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
+  return `${opts.tls ? 'https' : 'http'}://${host}:${addr.port}`;
+}
+
+/** A new legacy session with its reply book and its (not yet opened) GET stream. */
+function newLegacySession(
+  req: IncomingMessage,
+  principal: Principal,
+  clientStreamWaitMs: number,
+  log: Logger,
+) {
+  const id = randomUUID();
+  const replies = new ReplyBook();
+  const stream = new StandaloneStream(replies, {
+    waitMs: clientStreamWaitMs,
+    onHeld: (method) => log.info('server request held for the client stream', { session: id, method }),
+    onGaveUp: (method) =>
+      log.warn('server request failed: no client stream', {
+        code: 'ERR_CLIENT_STREAM_UNAVAILABLE',
+        session: id,
+        method,
+      }),
+  });
+  const session = newSession({
+    id,
+    key: `legacy:${id}`,
+    principal,
+    remoteAddress: req.socket.remoteAddress,
+    era: 'legacy',
+    protocolVersion: DEFAULT_HTTP_LEGACY_VERSION,
+    unrelated: stream,
+  });
+  return { id, session, replies, stream };
 }
 
 const asObject = (v: unknown) => (isObject(v) ? v : {});
@@ -452,8 +425,14 @@ function accepted(res: ServerResponse): void {
   res.writeHead(202).end();
 }
 
-function forbidden(res: ServerResponse, what: string): void {
-  sendError(res, 403, null, { code: -32000, message: `Forbidden: ${what} not allowed` });
+/** A refusal by the HTTP transport itself: the table gives its status, JSON-RPC code and text. */
+function refuse(
+  res: ServerResponse,
+  code: ErrorCode,
+  init: ErrorInit = {},
+  id: JsonRpcResponse['id'] = null,
+): void {
+  sendPortcullisError(res, id, new ProtocolError(code, `refused at the HTTP transport: ${code}`, init));
 }
 
 function sendJson(res: ServerResponse, status: number, doc: unknown): void {
@@ -475,7 +454,7 @@ function sendError(
 
 function sendPortcullisError(res: ServerResponse, id: JsonRpcResponse['id'], err: unknown): void {
   if (err instanceof PortcullisError) {
-    sendError(res, err.httpStatus === 200 ? 400 : err.httpStatus, id, err.toRpcError());
+    sendError(res, err.httpStatus, id, err.toRpcError());
     return;
   }
   throw err;

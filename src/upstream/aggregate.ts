@@ -70,10 +70,7 @@ export class Aggregator {
   /** A call still running when its session closed would hold an instance no release ever frees. */
   private poolClient(session: DownstreamSession): PoolClient {
     if (session.closed) {
-      throw new UpstreamError('ERR_SESSION_UNKNOWN', `session ${session.id} closed`, {
-        publicMessage: 'Session closed',
-        rpcCode: JSONRPC.UPSTREAM_UNAVAILABLE,
-      });
+      throw new UpstreamError('ERR_SESSION_CLOSED', `session ${session.id} closed`);
     }
     const own = session.unrelated;
     const unrelated = own ? this.gate(session, own, () => closeStream(own)) : this.broadcaster(session.key);
@@ -189,10 +186,7 @@ export class Aggregator {
     sink: RelatedSink,
   ): Promise<ListedItem[]> {
     if (params?.cursor !== undefined) {
-      throw new ProtocolError('ERR_INVALID_REQUEST', 'cursor not issued by this gateway', {
-        publicMessage: 'Invalid cursor',
-        rpcCode: JSONRPC.INVALID_PARAMS,
-      });
+      throw new ProtocolError('ERR_INVALID_CURSOR', 'cursor not issued by this gateway');
     }
     const spec = listSpec(method);
     const conns = (await this.connections(session)).filter((c) => c.handshake?.capabilities[spec.capability]);

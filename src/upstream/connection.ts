@@ -181,8 +181,6 @@ export class UpstreamConnection {
     const res = await this.request('initialize', params, opts);
     if (!isObject(res.result) || typeof res.result.protocolVersion !== 'string') {
       throw new UpstreamError('ERR_UPSTREAM_PROTOCOL', `${this.name}: initialize failed`, {
-        publicMessage: 'Upstream unavailable',
-        rpcCode: JSONRPC.UPSTREAM_UNAVAILABLE,
         detail: { error: res.error },
       });
     }

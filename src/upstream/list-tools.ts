@@ -1,4 +1,5 @@
 import type { LoadedConfig } from '../config/load.ts';
+import { JSONRPC } from '../errors.ts';
 import { ANONYMOUS } from '../identity/principal.ts';
 import type { Logger } from '../observability/log.ts';
 import { newSession } from '../session.ts';
@@ -9,7 +10,11 @@ import { upstreamSpecs } from './spec.ts';
 
 const NO_CLIENT: RelatedSink = {
   notify() {},
-  request: async (m) => ({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'not supported' } }),
+  request: async (m) => ({
+    jsonrpc: '2.0',
+    id: m.id,
+    error: { code: JSONRPC.METHOD_NOT_FOUND, message: 'not supported' },
+  }),
 };
 
 /** For the CLI: every upstream's tools/list, once, with exposed names (what policy is written against). */

@@ -260,8 +260,6 @@ export class UpstreamPool {
       await conn.close();
       this.recordFailure(name, spec);
       throw new UpstreamError('ERR_UPSTREAM_UNAVAILABLE', `${name}: cannot connect: ${String(err)}`, {
-        publicMessage: 'Upstream unavailable',
-        rpcCode: JSONRPC.UPSTREAM_UNAVAILABLE,
         cause: err,
       });
     }
@@ -307,10 +305,7 @@ export class UpstreamPool {
     const wait = h.retryAt - this.now();
     if (wait <= 0) return;
     if (wait > timeoutMs) {
-      throw new UpstreamError('ERR_UPSTREAM_UNAVAILABLE', `${name}: restarting, backoff ${wait} ms`, {
-        publicMessage: 'Upstream unavailable',
-        rpcCode: JSONRPC.UPSTREAM_UNAVAILABLE,
-      });
+      throw new UpstreamError('ERR_UPSTREAM_UNAVAILABLE', `${name}: restarting, backoff ${wait} ms`);
     }
     await new Promise((r) => setTimeout(r, wait));
   }

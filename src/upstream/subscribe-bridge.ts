@@ -81,7 +81,11 @@ function relay(
       if (m.method === 'notifications/resources/updated') toClient?.notify(untag(m));
     },
     request: (m) =>
-      Promise.resolve({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Not supported' } }),
+      Promise.resolve({
+        jsonrpc: '2.0',
+        id: m.id,
+        error: { code: JSONRPC.METHOD_NOT_FOUND, message: 'Not supported' },
+      }),
   };
 }
 

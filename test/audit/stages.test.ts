@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { openAudit } from '../../src/audit/open.ts';
 import { AuditService } from '../../src/audit/service.ts';
 import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
-import { Denial } from '../../src/errors.ts';
+import { Denial, JSONRPC } from '../../src/errors.ts';
 import { resultResponse } from '../../src/jsonrpc.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import type { CallContext } from '../../src/pipeline/context.ts';
@@ -84,7 +84,7 @@ describe('the audit stages', () => {
     assert.equal(ctx.error?.code, 'ERR_AUDIT_UNAVAILABLE');
     assert.equal(logged[0]?.stage, 'audit-outcome');
     assert.equal(ctx.response?.result, undefined);
-    assert.deepEqual(ctx.response?.error, { code: -32001, message: 'Request denied' });
+    assert.deepEqual(ctx.response?.error, { code: JSONRPC.DENIED, message: 'Request denied' });
     const all = await leaves(f.setup.config.path);
     assert.deepEqual(
       all.map((r) => r.type),
@@ -103,21 +103,18 @@ describe('the audit stages', () => {
     };
     await (await audit.ready).log.close();
     await assert.rejects(async () => auditOutcomeStage(audit).run(ctx), { code: 'ERR_AUDIT_UNAVAILABLE' });
-    assert.deepEqual(ctx.response.error, { code: -32001, message: 'Request denied' });
+    assert.deepEqual(ctx.response.error, { code: JSONRPC.DENIED, message: 'Request denied' });
   });
 
   it('keep the denial the gateway already gave when its outcome record cannot be written', async () => {
     const f = auditFixture('sqlite');
     const audit = new AuditService(() => openAudit(f.setup, silentLogger));
     const ctx = call({ text: 'hi' });
-    fail(
-      ctx,
-      new Denial('ERR_POLICY_DENIED', 'forbid', { publicMessage: 'Denied by policy', rpcCode: -32001 }),
-    );
+    fail(ctx, new Denial('ERR_POLICY_DENIED', 'forbid'));
     await (await audit.ready).log.close();
     await assert.rejects(async () => auditOutcomeStage(audit).run(ctx), { code: 'ERR_AUDIT_UNAVAILABLE' });
     assert.equal(ctx.error?.code, 'ERR_POLICY_DENIED');
-    assert.deepEqual(ctx.response?.error, { code: -32001, message: 'Denied by policy' });
+    assert.deepEqual(ctx.response?.error, { code: JSONRPC.DENIED, message: 'Denied by policy' });
   });
 
   it('link the outcome to the decision made durable before it', async () => {

@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { JSONRPC } from '../../src/errors.ts';
 import type { RunningGateway } from '../../src/server.ts';
 import { corpus, initializeBody, post, probeUpstream, startTestGateway } from '../helpers.ts';
 
@@ -106,8 +107,17 @@ describe('bad input at the HTTP listener', () => {
 
   it('requires a session id after initialize (400) and rejects an unknown one (404)', async () => {
     const ping = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' });
-    assert.equal((await post(gw.listener.url, ping)).status, 400);
-    assert.equal((await post(gw.listener.url, ping, { 'mcp-session-id': 'no-such-session' })).status, 404);
+    const missing = await post(gw.listener.url, ping);
+    assert.equal(missing.status, 400);
+    assert.equal((missing.json as { error: { code: number } }).error.code, JSONRPC.TRANSPORT_REFUSED);
+    const unknown = await post(gw.listener.url, ping, { 'mcp-session-id': 'no-such-session' });
+    assert.equal(unknown.status, 404);
+    // The SDK's reference server answers an unknown session so; clients re-initialize on it.
+    assert.deepEqual((unknown.json as { error: unknown }).error, {
+      code: JSONRPC.SESSION_NOT_FOUND,
+      message: 'Session not found',
+    });
+    assert.notEqual(JSONRPC.SESSION_NOT_FOUND, JSONRPC.DENIED);
   });
 
   it('answers a modern request whose Mcp-Method header disagrees with the body with 400 and -32020', async () => {

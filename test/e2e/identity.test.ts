@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
+import { JSONRPC } from '../../src/errors.ts';
 import { GatewayKeyDir } from '../../src/identity/gateway-keys.ts';
 import type { RunningGateway } from '../../src/server.ts';
 import { SqliteRevocationStore } from '../../src/state/sqlite.ts';
@@ -168,6 +169,7 @@ describe('an authenticated gateway (identity.mode: token)', () => {
     const { token: other } = await gw.token('agent-2', ALLOWED);
     const res = await post(gw.url, listBody, { ...bearer(other), 'mcp-session-id': sessionId });
     assert.equal(res.status, 403);
+    assert.equal((res.json as { error: { code: number } }).error.code, JSONRPC.DENIED);
     const same = await post(gw.url, listBody, { ...bearer(token), 'mcp-session-id': sessionId });
     assert.equal(same.status, 200);
   });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@modelcontextprotocol/client';
+import { JSONRPC } from '../../src/errors.ts';
 import type { CallContext } from '../../src/pipeline/context.ts';
 import type { Stage } from '../../src/pipeline/runner.ts';
 import type { RunningGateway } from '../../src/server.ts';
@@ -131,7 +132,7 @@ describe('per-call authorization against the real filesystem server', () => {
   it('denies a read tool without a reason', async () => {
     await assert.rejects(
       client.callTool({ name: 'fs__read_text_file', arguments: { path: join(sandbox, 'note.txt') } }),
-      denied(-32001, /Denied by policy/),
+      denied(JSONRPC.DENIED, /Denied by policy/),
     );
     assert.equal(last().code, 'ERR_POLICY_DENIED');
   });
@@ -143,7 +144,7 @@ describe('per-call authorization against the real filesystem server', () => {
         arguments: { path: join(outside, 'other.txt') },
         _meta: reason,
       }),
-      denied(-32001, /Denied by policy/),
+      denied(JSONRPC.DENIED, /Denied by policy/),
     );
     assert.deepEqual(last().decision?.determiningPolicies, ['reads-inside-sandbox-only']);
   });
@@ -155,9 +156,9 @@ describe('per-call authorization against the real filesystem server', () => {
         arguments: { path: join(sandbox, 'w.txt'), content: 'x' },
         _meta: reason,
       }),
-      denied(-32001, /Approval required/),
+      denied(JSONRPC.DENIED, /Approval required/),
     );
-    assert.equal(last().code, 'ERR_OBLIGATION_UNMET');
+    assert.equal(last().code, 'ERR_APPROVAL_REQUIRED');
     assert.deepEqual(last().decision?.obligations, ['approval']);
   });
 
@@ -281,7 +282,7 @@ describe('deny by default', () => {
       assert.deepEqual((await client.listTools()).tools, []);
       await assert.rejects(
         client.callTool({ name: 'fs__read_text_file', arguments: { path: join(sandbox, 'note.txt') } }),
-        denied(-32001, /^Denied$/),
+        denied(JSONRPC.DENIED, /^Denied$/),
       );
       assert.equal(last().code, 'ERR_POLICY_INVALID');
       assert.match(last().decision?.errors.join() ?? '', /attribute `input\.pathh` in context/);

@@ -40,10 +40,7 @@ describe('pipeline runner', () => {
   it('turns a typed denial into its public JSON-RPC error and still runs the terminal stage', async () => {
     const seen: string[] = [];
     const deny = recorder(seen, 'deny', () => {
-      throw new Denial('ERR_UNKNOWN_TARGET', 'secret detail: upstream fs', {
-        publicMessage: 'Unknown tool',
-        rpcCode: JSONRPC.INVALID_PARAMS,
-      });
+      throw new Denial('ERR_UNKNOWN_TARGET', 'secret detail: upstream fs', { publicArgs: ['tool'] });
     });
     const p = createPipeline([deny, recorder(seen, 'forward')], [recorder(seen, 'audit')], log);
     const ctx = context();

@@ -246,7 +246,7 @@ describe('a session that has ended', () => {
     await pool.release(session.key);
     await assert.rejects(
       agg.connection(session, 'up'),
-      (err: unknown) => err instanceof PortcullisError && err.code === 'ERR_SESSION_UNKNOWN',
+      (err: unknown) => err instanceof PortcullisError && err.code === 'ERR_SESSION_CLOSED',
     );
     assert.equal(pool.live(), 0);
     assert.equal(spawned.length, 1);

@@ -1,6 +1,6 @@
 import { decisionRecord } from '../../audit/records.ts';
 import type { AuditService } from '../../audit/service.ts';
-import { Denial, JSONRPC } from '../../errors.ts';
+import { Denial } from '../../errors.ts';
 import type { Stage } from '../runner.ts';
 
 /** Makes the decision record durable before anything is forwarded; if it cannot, the call is denied. */
@@ -16,8 +16,6 @@ export function auditDecisionStage(audit: AuditService, now: () => number = Date
         );
       } catch (err) {
         throw new Denial('ERR_AUDIT_UNAVAILABLE', `decision record not durable: ${String(err)}`, {
-          publicMessage: 'Request denied',
-          rpcCode: JSONRPC.DENIED,
           cause: err,
         });
       }

@@ -1,6 +1,6 @@
 import { decisionRecord, outcomeRecord } from '../../audit/records.ts';
 import type { AuditService } from '../../audit/service.ts';
-import { Denial, JSONRPC } from '../../errors.ts';
+import { Denial } from '../../errors.ts';
 import { fail, type Stage } from '../runner.ts';
 
 /**
@@ -31,8 +31,6 @@ export function auditOutcomeStage(audit: AuditService, now: () => number = Date.
           fail(
             ctx,
             new Denial('ERR_AUDIT_UNAVAILABLE', `outcome record not durable: ${String(err)}`, {
-              publicMessage: 'Request denied',
-              rpcCode: JSONRPC.DENIED,
               cause: err,
             }),
           );

@@ -1,4 +1,4 @@
-import { invalidRequest, JSONRPC, methodNotFound, ProtocolError } from '../../errors.ts';
+import { invalidParams, invalidRequest, methodNotFound } from '../../errors.ts';
 import { isObject } from '../../jsonrpc.ts';
 import { methodSpec, targetParam } from '../../protocol/methods.ts';
 import { checkModernEnvelope } from '../../protocol/modern.ts';
@@ -31,9 +31,3 @@ export const parseStage: Stage = {
     }
   },
 };
-
-const invalidParams = (detail: string): ProtocolError =>
-  new ProtocolError('ERR_INVALID_REQUEST', `Invalid params: ${detail}`, {
-    publicMessage: `Invalid params: ${detail}`,
-    rpcCode: JSONRPC.INVALID_PARAMS,
-  });
