@@ -1,8 +1,10 @@
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
@@ -14,6 +16,10 @@ import { type Logger, silentLogger } from '../src/observability/log.ts';
 import type { CallContext } from '../src/pipeline/context.ts';
 import { type RunningGateway, startGateway } from '../src/server.ts';
 import { newSession } from '../src/session.ts';
+
+/** The PostgreSQL and Redis the tests use (real servers; tests keep apart by unique table names and key prefixes). */
+export const PG_URL = process.env.PORTCULLIS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const REDIS_URL = process.env.PORTCULLIS_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const NODE = process.execPath;
@@ -213,4 +219,40 @@ export function testCallContext(
     timings: {},
     ...fields,
   };
+}
+
+/**
+ * A validator for `assert.rejects`: the error carries `code` (a Portcullis error code,
+ * or the JSON-RPC error number an MCP client sees) and, when given, a message matching `message`.
+ */
+export const failsWith =
+  (code: string | number, message?: RegExp) =>
+  (err: unknown): true => {
+    assert.equal((err as { code?: unknown }).code, code);
+    if (message) assert.match(String((err as { message?: unknown }).message), message);
+    return true;
+  };
+
+/**
+ * Calls the probe's `hang` tool and fires the gateway's upstream timeout on a mocked clock:
+ * the clock moves past `timeoutMs` only once the call has reached the upstream (the tool's
+ * progress notification says so), so a slow start can neither fire the timeout early nor
+ * make the call fail some other way. Resolves with the call's rejection.
+ */
+export async function hangUntilUpstreamTimeout(t: TestContext, client: Client, timeoutMs: number) {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    let started = () => {};
+    const reached = new Promise<void>((resolve) => (started = resolve));
+    const call = client.callTool({ name: 'probe__hang', arguments: {} }, { onprogress: () => started() });
+    const settled = call.then(
+      (r) => assert.fail(`a hung call was answered: ${JSON.stringify(r)}`),
+      (err: unknown) => err,
+    );
+    await Promise.race([reached, settled]);
+    t.mock.timers.tick(timeoutMs);
+    return await settled;
+  } finally {
+    t.mock.timers.reset();
+  }
 }
