@@ -10,6 +10,7 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { validateConfig } from '../src/config/load.ts';
 import type { Config } from '../src/config/schema.ts';
+import { type ErrorCode, PortcullisError } from '../src/errors.ts';
 import { ANONYMOUS } from '../src/identity/principal.ts';
 import { resultResponse } from '../src/jsonrpc.ts';
 import { type Logger, silentLogger } from '../src/observability/log.ts';
@@ -222,12 +223,14 @@ export function testCallContext(
 }
 
 /**
- * A validator for `assert.rejects`: the error carries `code` (a Portcullis error code,
- * or the JSON-RPC error number an MCP client sees) and, when given, a message matching `message`.
+ * A validator for `assert.rejects` (and `assert.throws`): the error is a PortcullisError with
+ * this `code`, or, for a number, an error carrying the JSON-RPC code an MCP client sees; when
+ * given, its message matches `message`.
  */
 export const failsWith =
-  (code: string | number, message?: RegExp) =>
+  (code: ErrorCode | number, message?: RegExp) =>
   (err: unknown): true => {
+    if (typeof code === 'string') assert.ok(err instanceof PortcullisError, `not a PortcullisError: ${err}`);
     assert.equal((err as { code?: unknown }).code, code);
     if (message) assert.match(String((err as { message?: unknown }).message), message);
     return true;

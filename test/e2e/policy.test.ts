@@ -7,7 +7,15 @@ import type { Client } from '@modelcontextprotocol/client';
 import type { CallContext } from '../../src/pipeline/context.ts';
 import type { Stage } from '../../src/pipeline/runner.ts';
 import type { RunningGateway } from '../../src/server.ts';
-import { httpClient, NODE, probeUpstream, serverEntry, startTestGateway, textOf } from '../helpers.ts';
+import {
+  failsWith,
+  httpClient,
+  NODE,
+  probeUpstream,
+  serverEntry,
+  startTestGateway,
+  textOf,
+} from '../helpers.ts';
 
 const sandbox = realpathSync(mkdtempSync(join(tmpdir(), 'pc-policy-sandbox-')));
 const outside = realpathSync(mkdtempSync(join(tmpdir(), 'pc-policy-outside-')));
@@ -46,12 +54,6 @@ when { context.session.sensitiveRead && (resource.tier == "write" || resource.eg
 `;
 
 const reason = { 'io.portcullis/reason': 'ticket 42' };
-const denied = (code: number, message: RegExp) => (err: unknown) => {
-  const e = err as { code?: number; message?: string };
-  assert.equal(e.code, code);
-  assert.match(String(e.message), message);
-  return true;
-};
 
 /** What the audit stage will see: the decision and the error code of every call, by tool. */
 const seen: { tool: unknown; code: string | undefined; decision: CallContext['decision'] }[] = [];
@@ -131,7 +133,7 @@ describe('per-call authorization against the real filesystem server', () => {
   it('denies a read tool without a reason', async () => {
     await assert.rejects(
       client.callTool({ name: 'fs__read_text_file', arguments: { path: join(sandbox, 'note.txt') } }),
-      denied(-32001, /Denied by policy/),
+      failsWith(-32001, /Denied by policy/),
     );
     assert.equal(last().code, 'ERR_POLICY_DENIED');
   });
@@ -143,7 +145,7 @@ describe('per-call authorization against the real filesystem server', () => {
         arguments: { path: join(outside, 'other.txt') },
         _meta: reason,
       }),
-      denied(-32001, /Denied by policy/),
+      failsWith(-32001, /Denied by policy/),
     );
     assert.deepEqual(last().decision?.determiningPolicies, ['reads-inside-sandbox-only']);
   });
@@ -155,7 +157,7 @@ describe('per-call authorization against the real filesystem server', () => {
         arguments: { path: join(sandbox, 'w.txt'), content: 'x' },
         _meta: reason,
       }),
-      denied(-32001, /Approval required/),
+      failsWith(-32001, /Approval required/),
     );
     assert.equal(last().code, 'ERR_OBLIGATION_UNMET');
     assert.deepEqual(last().decision?.obligations, ['approval']);
@@ -164,7 +166,7 @@ describe('per-call authorization against the real filesystem server', () => {
   it('rejects arguments that do not match the inputSchema before policy', async () => {
     await assert.rejects(
       client.callTool({ name: 'fs__read_text_file', arguments: { path: 42 }, _meta: reason }),
-      denied(-32602, /argument `path` must be of type string/),
+      failsWith(-32602, /argument `path` must be of type string/),
     );
     assert.equal(last().code, 'ERR_INVALID_ARGUMENTS');
     assert.equal(last().decision, undefined);
@@ -179,7 +181,7 @@ describe('per-call authorization against the real filesystem server', () => {
         arguments: { path: join(sandbox, 'note.txt'), deep },
         _meta: reason,
       }),
-      denied(-32602, /nested deeper than 32/),
+      failsWith(-32602, /nested deeper than 32/),
     );
     assert.equal(last().code, 'ERR_INVALID_ARGUMENTS');
     await assert.rejects(
@@ -188,11 +190,11 @@ describe('per-call authorization against the real filesystem server', () => {
         arguments: { path: join(sandbox, 'note.txt') },
         _meta: { 'io.portcullis/reason': 42 },
       }),
-      denied(-32602, /reason must be a string/),
+      failsWith(-32602, /reason must be a string/),
     );
     await assert.rejects(
       client.callTool({ name: 'fs__reád_text_file', arguments: {}, _meta: reason }),
-      denied(-32602, /Unknown tool/),
+      failsWith(-32602, /Unknown tool/),
     );
     assert.equal(last().code, 'ERR_UNKNOWN_TARGET');
   });
@@ -206,7 +208,7 @@ describe('per-call authorization against the real filesystem server', () => {
     for (const c of cases) {
       await assert.rejects(
         client.callTool({ name: 'fs__read_text_file', ...c }),
-        denied(-32602, /not well-formed Unicode/),
+        failsWith(-32602, /not well-formed Unicode/),
       );
       assert.equal(last().code, 'ERR_INVALID_ARGUMENTS');
       assert.equal(last().decision, undefined);
@@ -230,7 +232,7 @@ describe('per-call authorization against the real filesystem server', () => {
       });
       assert.match(textOf(secret), /launch codes/);
       // A forbid that surely applies hides the tool for this session: the same answer as a missing tool.
-      await assert.rejects(mkdir('after'), denied(-32602, /Unknown tool/));
+      await assert.rejects(mkdir('after'), failsWith(-32602, /Unknown tool/));
       assert.equal(last().code, 'ERR_UNKNOWN_TARGET');
       assert.deepEqual(last().decision?.determiningPolicies, ['no-egress-after-sensitive-read']);
       const names = (await fresh.listTools()).tools.map((t) => t.name);
@@ -250,7 +252,7 @@ describe('deny by default', () => {
       assert.deepEqual((await client.listTools()).tools, []);
       await assert.rejects(
         client.callTool({ name: 'probe__echo', arguments: { text: 'x' } }),
-        denied(-32602, /Unknown tool/),
+        failsWith(-32602, /Unknown tool/),
       );
     } finally {
       await client.close();
@@ -281,7 +283,7 @@ describe('deny by default', () => {
       assert.deepEqual((await client.listTools()).tools, []);
       await assert.rejects(
         client.callTool({ name: 'fs__read_text_file', arguments: { path: join(sandbox, 'note.txt') } }),
-        denied(-32001, /^Denied$/),
+        failsWith(-32001, /^Denied$/),
       );
       assert.equal(last().code, 'ERR_POLICY_INVALID');
       assert.match(last().decision?.errors.join() ?? '', /attribute `input\.pathh` in context/);
