@@ -13,7 +13,6 @@ import {
 import { type Caller, drive, HttpMcpSession, StdioMcpClient } from './load.ts';
 import { descendants } from './measure.ts';
 import {
-  type BenchProcess,
   children,
   descendantPids,
   freePort,
