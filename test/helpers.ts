@@ -60,7 +60,11 @@ export async function startTestGateway(
  * A gateway that requires tokens (identity.mode: token), its keys and state in
  * `dir`; `token()` mints a gateway token for it.
  */
-export async function startAuthTestGateway(config: Record<string, unknown>, dir: string) {
+export async function startAuthTestGateway(
+  config: Record<string, unknown>,
+  dir: string,
+  log: Logger = silentLogger,
+) {
   const identity = {
     mode: 'token',
     resource: TEST_RESOURCE,
@@ -69,7 +73,7 @@ export async function startAuthTestGateway(config: Record<string, unknown>, dir:
   };
   const state = config.state ?? { store: 'sqlite', path: join(dir, 'state.db') };
   const full = { ...config, identity, state };
-  const running = await startTestGateway(full);
+  const running = await startTestGateway(full, log);
   const validated = validateConfig({ ...full, listen: { host: '127.0.0.1', port: 0 } });
   const token = (sub: string, tools: string[], ttlSeconds = 600, lists: TokenLists = {}) =>
     mintTestToken(validated.identity, sub, tools, ttlSeconds, lists);
@@ -258,4 +262,31 @@ export async function hangUntilUpstreamTimeout(t: TestContext, client: Client, t
   } finally {
     t.mock.timers.reset();
   }
+}
+
+/**
+ * Resolves once `check` holds, looking again after each short pause: for effects
+ * outside the process that send no signal (a file another process appends to, a
+ * watched file reloaded). The test's own timeout bounds the wait, not a count of tries.
+ */
+export async function eventually(check: () => boolean | Promise<boolean>): Promise<void> {
+  while (!(await check())) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+/** A logger that resolves `next(prefix)` with the next message logged at any level that starts with `prefix`. */
+export function signallingLogger(): Logger & { next(prefix: string): Promise<string> } {
+  const waiters: { prefix: string; resolve: (msg: string) => void }[] = [];
+  const seen = (msg: string) => {
+    for (const w of waiters.filter((x) => msg.startsWith(x.prefix))) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(msg);
+    }
+  };
+  return {
+    debug: seen,
+    info: seen,
+    warn: seen,
+    error: seen,
+    next: (prefix) => new Promise((resolve) => waiters.push({ prefix, resolve })),
+  };
 }
