@@ -1,19 +1,26 @@
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { validateConfig } from '../src/config/load.ts';
 import type { Config } from '../src/config/schema.ts';
+import { type ErrorCode, PortcullisError } from '../src/errors.ts';
 import { ANONYMOUS } from '../src/identity/principal.ts';
 import { resultResponse } from '../src/jsonrpc.ts';
 import { type Logger, silentLogger } from '../src/observability/log.ts';
 import type { CallContext } from '../src/pipeline/context.ts';
 import { type RunningGateway, startGateway } from '../src/server.ts';
 import { newSession } from '../src/session.ts';
+
+/** The PostgreSQL and Redis the tests use (real servers; tests keep apart by unique table names and key prefixes). */
+export const PG_URL = process.env.PORTCULLIS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const REDIS_URL = process.env.PORTCULLIS_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const NODE = process.execPath;
@@ -53,7 +60,11 @@ export async function startTestGateway(
  * A gateway that requires tokens (identity.mode: token), its keys and state in
  * `dir`; `token()` mints a gateway token for it.
  */
-export async function startAuthTestGateway(config: Record<string, unknown>, dir: string) {
+export async function startAuthTestGateway(
+  config: Record<string, unknown>,
+  dir: string,
+  log: Logger = silentLogger,
+) {
   const identity = {
     mode: 'token',
     resource: TEST_RESOURCE,
@@ -62,7 +73,7 @@ export async function startAuthTestGateway(config: Record<string, unknown>, dir:
   };
   const state = config.state ?? { store: 'sqlite', path: join(dir, 'state.db') };
   const full = { ...config, identity, state };
-  const running = await startTestGateway(full);
+  const running = await startTestGateway(full, log);
   const validated = validateConfig({ ...full, listen: { host: '127.0.0.1', port: 0 } });
   const token = (sub: string, tools: string[], ttlSeconds = 600, lists: TokenLists = {}) =>
     mintTestToken(validated.identity, sub, tools, ttlSeconds, lists);
@@ -212,5 +223,70 @@ export function testCallContext(
     signal: new AbortController().signal,
     timings: {},
     ...fields,
+  };
+}
+
+/**
+ * A validator for `assert.rejects` (and `assert.throws`): the error is a PortcullisError with
+ * this `code`, or, for a number, an error carrying the JSON-RPC code an MCP client sees; when
+ * given, its message matches `message`.
+ */
+export const failsWith =
+  (code: ErrorCode | number, message?: RegExp) =>
+  (err: unknown): true => {
+    if (typeof code === 'string') assert.ok(err instanceof PortcullisError, `not a PortcullisError: ${err}`);
+    assert.equal((err as { code?: unknown }).code, code);
+    if (message) assert.match(String((err as { message?: unknown }).message), message);
+    return true;
+  };
+
+/**
+ * Calls the probe's `hang` tool and fires the gateway's upstream timeout on a mocked clock:
+ * the clock moves past `timeoutMs` only once the call has reached the upstream (the tool's
+ * progress notification says so), so a slow start can neither fire the timeout early nor
+ * make the call fail some other way. Resolves with the call's rejection.
+ */
+export async function hangUntilUpstreamTimeout(t: TestContext, client: Client, timeoutMs: number) {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    let started = () => {};
+    const reached = new Promise<void>((resolve) => (started = resolve));
+    const call = client.callTool({ name: 'probe__hang', arguments: {} }, { onprogress: () => started() });
+    const settled = call.then(
+      (r) => assert.fail(`a hung call was answered: ${JSON.stringify(r)}`),
+      (err: unknown) => err,
+    );
+    await Promise.race([reached, settled]);
+    t.mock.timers.tick(timeoutMs);
+    return await settled;
+  } finally {
+    t.mock.timers.reset();
+  }
+}
+
+/**
+ * Resolves once `check` holds, looking again after each short pause: for effects
+ * outside the process that send no signal (a file another process appends to, a
+ * watched file reloaded). The test's own timeout bounds the wait, not a count of tries.
+ */
+export async function eventually(check: () => boolean | Promise<boolean>): Promise<void> {
+  while (!(await check())) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+/** A logger that resolves `next(prefix)` with the next message logged at any level that starts with `prefix`. */
+export function signallingLogger(): Logger & { next(prefix: string): Promise<string> } {
+  const waiters: { prefix: string; resolve: (msg: string) => void }[] = [];
+  const seen = (msg: string) => {
+    for (const w of waiters.filter((x) => msg.startsWith(x.prefix))) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(msg);
+    }
+  };
+  return {
+    debug: seen,
+    info: seen,
+    warn: seen,
+    error: seen,
+    next: (prefix) => new Promise((resolve) => waiters.push({ prefix, resolve })),
   };
 }

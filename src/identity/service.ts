@@ -2,7 +2,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { RequestListener } from 'node:http';
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.ts';
-import { ConfigError, PortcullisError } from '../errors.ts';
+import { PortcullisError } from '../errors.ts';
 import type { Logger } from '../observability/log.ts';
 import { openRevocationStore } from '../state/open.ts';
 import type { RevocationStore } from '../state/revocations.ts';

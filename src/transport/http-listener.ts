@@ -27,7 +27,7 @@ import {
 import type { Logger } from '../observability/log.ts';
 import { checkModernHeaders, claimedVersion, invalidMeta } from '../protocol/modern.ts';
 import { DEFAULT_HTTP_LEGACY_VERSION, isLegacyVersion, isModernVersion, META } from '../protocol/versions.ts';
-import { type DownstreamSession, newSession } from '../session.ts';
+import { newSession } from '../session.ts';
 import { readBody } from './body.ts';
 import { PostChannel, ReplyBook, StandaloneStream } from './channel.ts';
 import { createRebindingGuard } from './guard.ts';

@@ -15,17 +15,8 @@ import { encodeRange } from '../../src/audit/store.ts';
 import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
 import { verifyLog } from '../../src/audit/verify.ts';
 import { silentLogger } from '../../src/observability/log.ts';
-import { NODE, probeUpstream, ROOT, runCli } from '../helpers.ts';
-import {
-  auditFixture,
-  dropPgTables,
-  item,
-  ORIGIN,
-  openTestLog,
-  PG_URL,
-  record,
-  type StoreKind,
-} from './helpers.ts';
+import { NODE, PG_URL, probeUpstream, ROOT, runCli } from '../helpers.ts';
+import { auditFixture, dropPgTables, item, ORIGIN, openTestLog, record, type StoreKind } from './helpers.ts';
 
 const pgAdmin = new pg.Pool({ connectionString: PG_URL, max: 2 });
 after(async () => {

@@ -12,9 +12,8 @@ import { generateSignerKey } from '../../src/audit/note.ts';
 import { type AuditSetup, auditSigner, openAuditStore } from '../../src/audit/open.ts';
 import type { AppendItem, EntryMeta } from '../../src/audit/store.ts';
 import { silentLogger } from '../../src/observability/log.ts';
-import { probeUpstream } from '../helpers.ts';
+import { PG_URL, probeUpstream } from '../helpers.ts';
 
-export const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
 export const ORIGIN = 'test.portcullis/audit';
 
 export type StoreKind = 'sqlite' | 'postgres';

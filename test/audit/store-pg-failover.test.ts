@@ -6,7 +6,8 @@ import { auditSigner, openAuditStore } from '../../src/audit/open.ts';
 import { encodeRange, extend } from '../../src/audit/store.ts';
 import { verifyLog } from '../../src/audit/verify.ts';
 import { silentLogger } from '../../src/observability/log.ts';
-import { auditFixture, dropPgTables, item, openTestLog, PG_URL } from './helpers.ts';
+import { PG_URL } from '../helpers.ts';
+import { auditFixture, dropPgTables, item, openTestLog } from './helpers.ts';
 
 after(dropPgTables);
 

@@ -11,7 +11,8 @@ import type { AuditStore } from '../../src/audit/store.ts';
 import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
 import { verifyLog } from '../../src/audit/verify.ts';
 import { silentLogger } from '../../src/observability/log.ts';
-import { auditFixture, dropPgTables, item, itemOf, PG_URL, record, type StoreKind } from './helpers.ts';
+import { PG_URL } from '../helpers.ts';
+import { auditFixture, dropPgTables, item, itemOf, record, type StoreKind } from './helpers.ts';
 
 const pgAdmin = new pg.Pool({ connectionString: PG_URL, max: 2 });
 after(async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { RunningGateway } from '../../src/server.ts';
-import { httpClient, initializeBody, post, probeUpstream, startTestGateway } from '../helpers.ts';
+import { failsWith, httpClient, initializeBody, post, probeUpstream, startTestGateway } from '../helpers.ts';
 
 describe('admin API', () => {
   let gw: RunningGateway;
@@ -64,7 +64,7 @@ describe('admin API', () => {
   it('refuses a non-loopback admin listener in the config', async () => {
     await assert.rejects(
       startTestGateway({ upstreams: { probe: probeUpstream() }, admin: { host: '0.0.0.0' } }),
-      (e: { code?: string }) => e.code === 'ERR_CONFIG_INVALID',
+      failsWith('ERR_CONFIG_INVALID'),
     );
   });
 });

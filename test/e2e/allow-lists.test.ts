@@ -10,6 +10,7 @@ import { SignJWT } from 'jose';
 import type { CallContext } from '../../src/pipeline/context.ts';
 import type { Stage } from '../../src/pipeline/runner.ts';
 import {
+  failsWith,
   httpClient,
   initializeBody,
   NODE,
@@ -32,8 +33,7 @@ const recorder: Stage = {
 };
 
 const unknown = (kind: string) => (err: unknown) => {
-  assert.equal((err as { code?: number }).code, -32602);
-  assert.match(String((err as Error).message), new RegExp(`Unknown ${kind}`));
+  failsWith(-32602, new RegExp(`Unknown ${kind}`))(err);
   assert.equal(codes.at(-1), 'ERR_UNKNOWN_TARGET');
   return true;
 };

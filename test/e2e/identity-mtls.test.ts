@@ -10,6 +10,7 @@ import { GatewayKeyDir } from '../../src/identity/gateway-keys.ts';
 import { peerIdentity } from '../../src/identity/spiffe.ts';
 import { SqliteRevocationStore } from '../../src/state/sqlite.ts';
 import {
+  eventually,
   httpClient,
   initializeBody,
   probeUpstream,
@@ -165,15 +166,13 @@ describe('an HTTPS listener that requires SPIFFE client certificates', () => {
     await assert.rejects(postTls(gw.url, ca.cert, rotated));
     const both = `${readFileSync(ca.cert, 'utf8')}${readFileSync(next.cert, 'utf8')}`;
     writeFileSync(bundle, both);
-    let status = 0;
-    for (let i = 0; i < 100 && status !== 200; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      status = await postTls(gw.url, ca.cert, rotated).then(
+    await eventually(async () => {
+      const status = await postTls(gw.url, ca.cert, rotated).then(
         (r) => r.status,
         () => 0,
       );
-    }
-    assert.equal(status, 200);
+      return status === 200;
+    });
     assert.equal((await postTls(gw.url, ca.cert, agent)).status, 200);
   });
 });

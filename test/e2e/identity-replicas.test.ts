@@ -8,11 +8,9 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { StateConfig } from '../../src/state/config.ts';
 import { openRevocationStore } from '../../src/state/open.ts';
-import { initializeBody, post, probeUpstream, startAuthTestGateway } from '../helpers.ts';
+import { initializeBody, PG_URL, post, probeUpstream, REDIS_URL, startAuthTestGateway } from '../helpers.ts';
 
 const run = randomBytes(4).toString('hex');
-const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
-const REDIS_URL = 'redis://127.0.0.1:6379';
 
 const shared: [string, StateConfig, () => Promise<void>][] = [
   [

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Client } from '@modelcontextprotocol/client';
 import type { CallContext } from '../../src/pipeline/context.ts';
 import type { Stage } from '../../src/pipeline/runner.ts';
-import { httpClient, probeUpstream, startAuthTestGateway, textOf } from '../helpers.ts';
+import { failsWith, httpClient, probeUpstream, startAuthTestGateway, textOf } from '../helpers.ts';
 
 const POLICY = `
 @id("all") permit(principal, action, resource);
@@ -28,7 +28,7 @@ const recorder: Stage = {
 };
 
 const refusedAsUnknown = (err: unknown) => {
-  assert.equal((err as { code?: number }).code, -32602);
+  failsWith(-32602)(err);
   assert.equal(seen.at(-1)?.code, 'ERR_UNKNOWN_TARGET');
   assert.deepEqual(seen.at(-1)?.decision?.determiningPolicies, ['no-echo-after-sensitive-read']);
   return true;

@@ -8,7 +8,15 @@ import { JSONRPC } from '../../src/errors.ts';
 import type { CallContext } from '../../src/pipeline/context.ts';
 import type { Stage } from '../../src/pipeline/runner.ts';
 import type { RunningGateway } from '../../src/server.ts';
-import { httpClient, NODE, probeUpstream, serverEntry, startTestGateway, textOf } from '../helpers.ts';
+import {
+  failsWith,
+  httpClient,
+  NODE,
+  probeUpstream,
+  serverEntry,
+  startTestGateway,
+  textOf,
+} from '../helpers.ts';
 
 const sandbox = realpathSync(mkdtempSync(join(tmpdir(), 'pc-policy-sandbox-')));
 const outside = realpathSync(mkdtempSync(join(tmpdir(), 'pc-policy-outside-')));
@@ -47,12 +55,6 @@ when { context.session.sensitiveRead && (resource.tier == "write" || resource.eg
 `;
 
 const reason = { 'io.portcullis/reason': 'ticket 42' };
-const denied = (code: number, message: RegExp) => (err: unknown) => {
-  const e = err as { code?: number; message?: string };
-  assert.equal(e.code, code);
-  assert.match(String(e.message), message);
-  return true;
-};
 
 /** What the audit stage will see: the decision and the error code of every call, by tool. */
 const seen: { tool: unknown; code: string | undefined; decision: CallContext['decision'] }[] = [];
@@ -132,7 +134,7 @@ describe('per-call authorization against the real filesystem server', () => {
   it('denies a read tool without a reason', async () => {
     await assert.rejects(
       client.callTool({ name: 'fs__read_text_file', arguments: { path: join(sandbox, 'note.txt') } }),
-      denied(JSONRPC.DENIED, /Denied by policy/),
+      failsWith(JSONRPC.DENIED, /Denied by policy/),
     );
     assert.equal(last().code, 'ERR_POLICY_DENIED');
   });
@@ -144,7 +146,7 @@ describe('per-call authorization against the real filesystem server', () => {
         arguments: { path: join(outside, 'other.txt') },
         _meta: reason,
       }),
-      denied(JSONRPC.DENIED, /Denied by policy/),
+      failsWith(JSONRPC.DENIED, /Denied by policy/),
     );
     assert.deepEqual(last().decision?.determiningPolicies, ['reads-inside-sandbox-only']);
   });
@@ -156,7 +158,7 @@ describe('per-call authorization against the real filesystem server', () => {
         arguments: { path: join(sandbox, 'w.txt'), content: 'x' },
         _meta: reason,
       }),
-      denied(JSONRPC.DENIED, /Approval required/),
+      failsWith(JSONRPC.DENIED, /Approval required/),
     );
     assert.equal(last().code, 'ERR_APPROVAL_REQUIRED');
     assert.deepEqual(last().decision?.obligations, ['approval']);
@@ -165,7 +167,7 @@ describe('per-call authorization against the real filesystem server', () => {
   it('rejects arguments that do not match the inputSchema before policy', async () => {
     await assert.rejects(
       client.callTool({ name: 'fs__read_text_file', arguments: { path: 42 }, _meta: reason }),
-      denied(-32602, /argument `path` must be of type string/),
+      failsWith(-32602, /argument `path` must be of type string/),
     );
     assert.equal(last().code, 'ERR_INVALID_ARGUMENTS');
     assert.equal(last().decision, undefined);
@@ -180,7 +182,7 @@ describe('per-call authorization against the real filesystem server', () => {
         arguments: { path: join(sandbox, 'note.txt'), deep },
         _meta: reason,
       }),
-      denied(-32602, /nested deeper than 32/),
+      failsWith(-32602, /nested deeper than 32/),
     );
     assert.equal(last().code, 'ERR_INVALID_ARGUMENTS');
     await assert.rejects(
@@ -189,11 +191,11 @@ describe('per-call authorization against the real filesystem server', () => {
         arguments: { path: join(sandbox, 'note.txt') },
         _meta: { 'io.portcullis/reason': 42 },
       }),
-      denied(-32602, /reason must be a string/),
+      failsWith(-32602, /reason must be a string/),
     );
     await assert.rejects(
       client.callTool({ name: 'fs__reád_text_file', arguments: {}, _meta: reason }),
-      denied(-32602, /Unknown tool/),
+      failsWith(-32602, /Unknown tool/),
     );
     assert.equal(last().code, 'ERR_UNKNOWN_TARGET');
   });
@@ -207,7 +209,7 @@ describe('per-call authorization against the real filesystem server', () => {
     for (const c of cases) {
       await assert.rejects(
         client.callTool({ name: 'fs__read_text_file', ...c }),
-        denied(-32602, /not well-formed Unicode/),
+        failsWith(-32602, /not well-formed Unicode/),
       );
       assert.equal(last().code, 'ERR_INVALID_ARGUMENTS');
       assert.equal(last().decision, undefined);
@@ -231,7 +233,7 @@ describe('per-call authorization against the real filesystem server', () => {
       });
       assert.match(textOf(secret), /launch codes/);
       // A forbid that surely applies hides the tool for this session: the same answer as a missing tool.
-      await assert.rejects(mkdir('after'), denied(-32602, /Unknown tool/));
+      await assert.rejects(mkdir('after'), failsWith(-32602, /Unknown tool/));
       assert.equal(last().code, 'ERR_UNKNOWN_TARGET');
       assert.deepEqual(last().decision?.determiningPolicies, ['no-egress-after-sensitive-read']);
       const names = (await fresh.listTools()).tools.map((t) => t.name);
@@ -251,7 +253,7 @@ describe('deny by default', () => {
       assert.deepEqual((await client.listTools()).tools, []);
       await assert.rejects(
         client.callTool({ name: 'probe__echo', arguments: { text: 'x' } }),
-        denied(-32602, /Unknown tool/),
+        failsWith(-32602, /Unknown tool/),
       );
     } finally {
       await client.close();
@@ -282,7 +284,7 @@ describe('deny by default', () => {
       assert.deepEqual((await client.listTools()).tools, []);
       await assert.rejects(
         client.callTool({ name: 'fs__read_text_file', arguments: { path: join(sandbox, 'note.txt') } }),
-        denied(JSONRPC.DENIED, /^Denied$/),
+        failsWith(JSONRPC.DENIED, /^Denied$/),
       );
       assert.equal(last().code, 'ERR_POLICY_INVALID');
       assert.match(last().decision?.errors.join() ?? '', /attribute `input\.pathh` in context/);

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { RunningGateway } from '../../src/server.ts';
 import {
   type Era,
+  eventually,
   httpClient,
   initializeBody,
   post,
@@ -78,11 +79,7 @@ describe('client notifications', () => {
     const smuggled = { method: 'tools/call', params: { name: 'echo', arguments: { text: 'no id' } } };
     assert.equal((await send(smuggled)).status, 202);
     assert.equal((await send({ method: 'notifications/roots/list_changed' })).status, 202);
-    let upstreamSaw = await seen();
-    for (let i = 0; i < 20 && !upstreamSaw.includes('notifications/roots/list_changed'); i++) {
-      await new Promise((r) => setTimeout(r, 25));
-      upstreamSaw = await seen();
-    }
-    assert.deepEqual(upstreamSaw, ['notifications/roots/list_changed']);
+    await eventually(async () => (await seen()).includes('notifications/roots/list_changed'));
+    assert.deepEqual(await seen(), ['notifications/roots/list_changed']);
   });
 });

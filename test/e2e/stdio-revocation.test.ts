@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { JsonRpcResponse } from '../../src/jsonrpc.ts';
 import { SqliteRevocationStore } from '../../src/state/sqlite.ts';
 import { serveStdio } from '../../src/transport/stdio-listener.ts';
-import { probeUpstream, startAuthTestGateway, textOf } from '../helpers.ts';
+import { eventually, probeUpstream, signallingLogger, startAuthTestGateway, textOf } from '../helpers.ts';
 
 /** A stdio client of the gateway on in-memory pipes (what `portcullis wrap` serves). */
 function stdioClient(serve: (input: PassThrough, output: PassThrough) => Promise<void>) {
@@ -48,6 +48,7 @@ describe('a stdio caller that is revoked', () => {
   let dir: string;
   let seenFile: string;
   let gw: Awaited<ReturnType<typeof startAuthTestGateway>>;
+  const log = signallingLogger();
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-stdio-revoke-'));
     seenFile = join(dir, 'upstream-notifications.log');
@@ -58,7 +59,7 @@ describe('a stdio caller that is revoked', () => {
       isolation: 'session',
       env: { PROBE_NOTIFICATIONS_FILE: 'env:PORTCULLIS_TEST_SEEN_FILE' },
     });
-    gw = await startAuthTestGateway({ upstreams: { probe } }, dir);
+    gw = await startAuthTestGateway({ upstreams: { probe } }, dir, log);
   });
   after(async () => {
     await gw.running.close();
@@ -79,7 +80,7 @@ describe('a stdio caller that is revoked', () => {
     assert.equal(textOf(echoed.result), 'hi');
     const upstreamSaw = () => readFileSync(seenFile, 'utf8').split('\n').filter(Boolean);
     client.notify('notifications/roots/list_changed');
-    for (let i = 0; i < 40 && upstreamSaw().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    await eventually(() => upstreamSaw().length > 0);
     assert.deepEqual(upstreamSaw(), ['notifications/roots/list_changed']);
 
     const store = new SqliteRevocationStore(join(dir, 'state.db'));
@@ -87,8 +88,10 @@ describe('a stdio caller that is revoked', () => {
     await store.close();
     const refused = await client.request('tools/call', { name: 'probe__echo', arguments: { text: 'hi' } });
     assert.ok(refused.error, 'a call is refused once revoked');
+    // The gateway says when it has dropped it: nothing can reach the upstream after that.
+    const dropped = log.next('client notification dropped');
     client.notify('notifications/roots/list_changed');
-    await new Promise((r) => setTimeout(r, 300));
+    assert.match(await dropped, /caller refused/);
     await client.close();
     assert.deepEqual(
       upstreamSaw(),

@@ -1,7 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { RunningGateway } from '../../src/server.ts';
-import { httpClient, probeUpstream, startTestGateway, textOf } from '../helpers.ts';
+import {
+  failsWith,
+  hangUntilUpstreamTimeout,
+  httpClient,
+  probeUpstream,
+  startTestGateway,
+  textOf,
+} from '../helpers.ts';
+
+const TIMEOUT_MS = 30_000;
 
 describe('upstream faults', () => {
   let gw: RunningGateway;
@@ -12,7 +21,7 @@ describe('upstream faults', () => {
       upstreams: {
         probe: probeUpstream({
           isolation: 'session',
-          timeoutMs: 500,
+          timeoutMs: TIMEOUT_MS,
           env: { PROBE_TOKEN: 'env:PROBE_SOURCE' },
           restart: { initialDelayMs: 50, maxDelayMs: 200 },
         }),
@@ -21,9 +30,9 @@ describe('upstream faults', () => {
   });
   after(() => gw.close());
 
-  it('fails a call to a hung upstream within the configured timeout and stays up', async () => {
+  it('fails a call to a hung upstream within the configured timeout and stays up', async (t) => {
     const client = await httpClient(gw.listener.url, 'legacy');
-    await assert.rejects(client.callTool({ name: 'probe__hang', arguments: {} }), /Upstream timed out/);
+    failsWith(-32002, /Upstream timed out/)(await hangUntilUpstreamTimeout(t, client, TIMEOUT_MS));
     const echo = await client.callTool({ name: 'probe__echo', arguments: { text: 'still here' } });
     assert.equal(textOf(echo), 'still here');
     await client.close();
@@ -32,7 +41,10 @@ describe('upstream faults', () => {
   it('fails the call when a stdio upstream dies and restarts it for the next call', async () => {
     const client = await httpClient(gw.listener.url, 'legacy');
     const before = textOf(await client.callTool({ name: 'probe__pid', arguments: {} }));
-    await assert.rejects(client.callTool({ name: 'probe__crash', arguments: {} }), /Upstream unavailable/);
+    await assert.rejects(
+      client.callTool({ name: 'probe__crash', arguments: {} }),
+      failsWith(-32002, /Upstream unavailable/),
+    );
     const after = textOf(await client.callTool({ name: 'probe__pid', arguments: {} }));
     assert.notEqual(after, before);
     await client.close();

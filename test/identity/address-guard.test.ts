@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PortcullisError } from '../../src/errors.ts';
 import { addressRefusal } from '../../src/identity/address-guard.ts';
 import { createJsonFetcher } from '../../src/identity/fetch.ts';
 import { IPV4_SPECIAL, IPV6_SPECIAL, NEVER_REACHED } from '../../src/identity/special-addresses.ts';
+import { failsWith } from '../helpers.ts';
 
 const STRICT = { allowLoopback: false, allowPrivate: false };
 const OPEN = { allowLoopback: true, allowPrivate: true };
@@ -129,11 +129,7 @@ describe('the metadata and JWKS fetch address guard', () => {
   it('refuses a fetch to a benchmarking address or to loopback behind NAT64, before connecting', async () => {
     const fetchJson = createJsonFetcher({ ...OPEN, timeoutMs: 2000, maxBytes: 1024, maxRedirects: 0 });
     for (const url of ['https://198.18.0.1/jwks', 'https://[64:ff9b::7f00:1]/jwks', 'https://[fec0::1]/']) {
-      await assert.rejects(
-        fetchJson(url),
-        (err: unknown) => err instanceof PortcullisError && err.code === 'ERR_FETCH_BLOCKED',
-        url,
-      );
+      await assert.rejects(fetchJson(url), failsWith('ERR_FETCH_BLOCKED'), url);
     }
   });
 });

@@ -11,10 +11,9 @@ import { PostgresRevocationStore } from '../../src/state/postgres.ts';
 import { RedisRevocationStore } from '../../src/state/redis.ts';
 import type { RevocationStore } from '../../src/state/revocations.ts';
 import { SqliteRevocationStore } from '../../src/state/sqlite.ts';
+import { PG_URL, REDIS_URL } from '../helpers.ts';
 
 const run = randomBytes(4).toString('hex');
-const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
-const REDIS_URL = 'redis://127.0.0.1:6379';
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-state-'));
 
 const stores: [string, () => RevocationStore, () => Promise<void>][] = [

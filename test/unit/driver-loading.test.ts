@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { PG_URL } from '../audit/helpers.ts';
-import { NODE, ROOT } from '../helpers.ts';
+
+import { NODE, PG_URL, ROOT } from '../helpers.ts';
 
 const run = promisify(execFile);
 const dirs: string[] = [];

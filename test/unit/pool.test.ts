@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { JSONRPC, PortcullisError } from '../../src/errors.ts';
+import { JSONRPC } from '../../src/errors.ts';
 import { ANONYMOUS } from '../../src/identity/principal.ts';
 import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../../src/jsonrpc.ts';
 import { silentLogger } from '../../src/observability/log.ts';
@@ -12,6 +12,7 @@ import { type Isolation, limitsSchema } from '../../src/upstream/config.ts';
 import type { ClientProfile, RelatedSink } from '../../src/upstream/connection.ts';
 import { type PoolClient, UpstreamPool } from '../../src/upstream/pool.ts';
 import type { MessageTransport } from '../../src/upstream/transport.ts';
+import { failsWith } from '../helpers.ts';
 
 /** An in-memory legacy upstream: answers initialize and ping, records what it was told, can ask the client. */
 class FakeUpstream implements MessageTransport {
@@ -91,7 +92,7 @@ const caller = (key: string, principal: string, holds: boolean, sink?: RelatedSi
   unrelated: sink ?? { notify() {}, request: async (m) => ({ jsonrpc: '2.0', id: m.id, result: {} }) },
 });
 
-const isCapacity = (err: unknown) => err instanceof PortcullisError && err.code === 'ERR_CAPACITY';
+const isCapacity = failsWith('ERR_CAPACITY');
 
 describe('the upstream pool', () => {
   it('serves every session of one caller from one instance with isolation principal, and other callers from their own', async () => {
@@ -244,10 +245,7 @@ describe('a session that has ended', () => {
     await agg.connection(session, 'up');
     session.closed = true;
     await pool.release(session.key);
-    await assert.rejects(
-      agg.connection(session, 'up'),
-      (err: unknown) => err instanceof PortcullisError && err.code === 'ERR_SESSION_CLOSED',
-    );
+    await assert.rejects(agg.connection(session, 'up'), failsWith('ERR_SESSION_CLOSED'));
     assert.equal(pool.live(), 0);
     assert.equal(spawned.length, 1);
   });
