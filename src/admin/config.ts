@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isLoopbackHost } from '../transport/guard.ts';
+import { isLoopbackHost } from '../config/loopback.ts';
 
 /** The admin API has no authentication of its own yet, so it may only listen on loopback. */
 export const adminSchema = z

@@ -6,7 +6,6 @@ import type { Decision } from '../policy/decision.ts';
 import { requestTarget } from '../protocol/targets.ts';
 import { canonicalize } from './jcs.ts';
 import { metaOfRecord } from './meta.ts';
-import type { RefusalAggregate } from './refusals.ts';
 import type { AppendItem, Blob } from './store.ts';
 
 /** Leaves stay well under the 65,535-byte limit of tlog-tiles entry bundles. */
@@ -72,7 +71,8 @@ function callFields(ctx: AuditCall) {
 }
 
 /** The record as a leaf, with the columns stored beside it taken from the record itself. */
-function item(record: Record<string, unknown>, blobs: Blob[] = []): AppendItem {
+/** A record as a log entry: its canonical JSON is the signed leaf. */
+export function item(record: Record<string, unknown>, blobs: Blob[] = []): AppendItem {
   const meta = metaOfRecord(record);
   if (!meta) throw new Error(`not an audit record: ${String(record.type)}`);
   return { leaf: Buffer.from(canonicalize(record), 'utf8'), meta, blobs };
@@ -173,23 +173,4 @@ function resultHash(result: unknown): string {
   } catch {
     return `json:${sha256hex(JSON.stringify(result))}`;
   }
-}
-
-/** The refusals of one source for one reason over an interval (or the catch-all past the bound). */
-export function refusalsRecord(a: RefusalAggregate, id: string): AppendItem {
-  return item({
-    v: 1,
-    type: 'refusals',
-    id,
-    time: a.to,
-    from: a.from,
-    to: a.to,
-    remoteAddress: a.remoteAddress === null ? null : a.remoteAddress.toWellFormed(),
-    reason: a.reason,
-    code: a.code,
-    status: a.status,
-    count: a.count,
-    methods: a.methods,
-    overflow: a.overflow,
-  });
 }

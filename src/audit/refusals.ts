@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../observability/log.ts';
-import { refusalsRecord } from './records.ts';
+import { item } from './records.ts';
 import type { AppendItem } from './store.ts';
 
 /** One request refused at the door (no or bad credentials), before any call existed. */
@@ -141,4 +141,23 @@ export class RefusalAggregator {
       aggregates: lost,
     });
   }
+}
+
+/** The refusals of one source for one reason over an interval (or the catch-all past the bound). */
+export function refusalsRecord(a: RefusalAggregate, id: string): AppendItem {
+  return item({
+    v: 1,
+    type: 'refusals',
+    id,
+    time: a.to,
+    from: a.from,
+    to: a.to,
+    remoteAddress: a.remoteAddress === null ? null : a.remoteAddress.toWellFormed(),
+    reason: a.reason,
+    code: a.code,
+    status: a.status,
+    count: a.count,
+    methods: a.methods,
+    overflow: a.overflow,
+  });
 }

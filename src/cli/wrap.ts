@@ -23,7 +23,7 @@ export async function wrapCommand(args: string[]): Promise<number> {
   }
   const log = createLogger(loaded.config.log.level);
   const gateway = new Gateway(loaded, { log });
-  const principal = await localPrincipal(loaded, gateway);
+  const principal = await localPrincipal(loaded, gateway.identity);
   await serveStdio(gateway, {
     input: process.stdin,
     output: process.stdout,

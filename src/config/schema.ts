@@ -5,8 +5,8 @@ import { identitySchema, upstreamMtlsSchema } from '../identity/config.ts';
 import { DEFAULT_MAX_JSON_DEPTH } from '../jsonrpc.ts';
 import { policySchema } from '../policy/config.ts';
 import { stateSchema } from '../state/config.ts';
-import { isLoopbackHost } from '../transport/guard.ts';
 import { isolationSchema, limitsSchema } from '../upstream/config.ts';
+import { isLoopbackHost } from './loopback.ts';
 
 /** `env:NAME` or `file:PATH`: secrets are referenced, never written into the config. */
 export const secretRef = z

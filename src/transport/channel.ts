@@ -8,8 +8,8 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
+import { sseEvent } from '../protocol/sse.ts';
 import type { RelatedSink } from '../upstream/connection.ts';
-import { sseEvent } from './sse.ts';
 
 /** Server-to-client requests awaiting the client's answer, per downstream session. */
 export class ReplyBook {

@@ -19,8 +19,8 @@ import {
   nameHeaderParam,
   paramHeaderValues,
 } from '../protocol/modern.ts';
+import { SseParser } from '../protocol/sse.ts';
 import type { Era } from '../protocol/versions.ts';
-import { SseParser } from '../transport/sse.ts';
 import { type ParsedBody, parseJsonBody } from './http-body.ts';
 import type { EraAware, MessageTransport } from './transport.ts';
 

@@ -7,8 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { validateConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/log.ts';
+import { SseParser } from '../../src/protocol/sse.ts';
 import { type RunningGateway, startGateway } from '../../src/server.ts';
-import { SseParser } from '../../src/transport/sse.ts';
 import { NODE, PERMIT_ALL_POLICY, post, ROOT, serverEntry, textOf } from '../helpers.ts';
 
 const HELD = 'server request held for the client stream';

@@ -5,8 +5,8 @@ import type { Client } from '@modelcontextprotocol/client';
 import { openAuditStore } from '../../src/audit/open.ts';
 import { JSONRPC } from '../../src/errors.ts';
 import { type Logger, silentLogger } from '../../src/observability/log.ts';
+import { SseParser } from '../../src/protocol/sse.ts';
 import type { RunningGateway } from '../../src/server.ts';
-import { SseParser } from '../../src/transport/sse.ts';
 import { parseJsonBody, UPSTREAM_MAX_JSON_DEPTH } from '../../src/upstream/http-body.ts';
 import { auditFixture } from '../audit/helpers.ts';
 import {

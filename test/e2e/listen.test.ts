@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { SseParser } from '../../src/protocol/sse.ts';
 import type { RunningGateway } from '../../src/server.ts';
 import { SqliteRevocationStore } from '../../src/state/sqlite.ts';
-import { SseParser } from '../../src/transport/sse.ts';
 import { NODE, post, probeUpstream, ROOT, startAuthTestGateway, startTestGateway } from '../helpers.ts';
 
 const META = {

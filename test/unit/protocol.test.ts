@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { PortcullisError } from '../../src/errors.ts';
 import { nestingExceeds, parseMessage } from '../../src/jsonrpc.ts';
 import { checkParamHeaders, decodeHeaderValue, encodeHeaderValue } from '../../src/protocol/modern.ts';
-import { SseParser } from '../../src/transport/sse.ts';
+import { SseParser } from '../../src/protocol/sse.ts';
 import { exposeName, splitName } from '../../src/upstream/naming.ts';
 
 const codeOf = (fn: () => unknown): string => {
