@@ -3,19 +3,11 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Config } from '../config/schema.ts';
-import {
-  type ErrorCode,
-  type ErrorInit,
-  internal,
-  JSONRPC,
-  PortcullisError,
-  ProtocolError,
-} from '../errors.ts';
+import { internal, JSONRPC, PortcullisError } from '../errors.ts';
 import type { CallResult, Gateway } from '../gateway.ts';
 import { AuthError } from '../identity/errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import {
-  errorResponse,
   isNotification,
   isObject,
   isRequest,
@@ -31,6 +23,15 @@ import { newSession } from '../session.ts';
 import { readBody } from './body.ts';
 import { PostChannel, ReplyBook, StandaloneStream } from './channel.ts';
 import { createRebindingGuard } from './guard.ts';
+import {
+  accepted,
+  acceptsSse,
+  header,
+  refuse,
+  sendJson,
+  sendPortcullisError,
+  statusFor,
+} from './http-reply.ts';
 import { type LegacyHttpSession, LegacySessionTable } from './legacy-sessions.ts';
 import { bodyRefusalReason } from './refusals.ts';
 
@@ -43,10 +44,6 @@ export interface HttpListener {
 }
 
 type Headers = IncomingMessage['headers'];
-const header = (h: Headers, name: string): string | undefined => {
-  const v = h[name];
-  return Array.isArray(v) ? v[0] : v;
-};
 
 /**
  * Streamable HTTP for MCP clients of both eras on one path: legacy clients
@@ -410,52 +407,3 @@ function newLegacySession(
 }
 
 const asObject = (v: unknown) => (isObject(v) ? v : {});
-
-function acceptsSse(req: IncomingMessage): boolean {
-  return (header(req.headers, 'accept') ?? '').includes('text/event-stream');
-}
-
-/** Errors a handler returns stay in-band on 200; only protocol-level refusals and capacity change the status. */
-function statusFor(response: JsonRpcResponse): number {
-  if (response.error?.code === JSONRPC.OVERLOADED) return 503;
-  return response.error?.code === JSONRPC.MISSING_CAPABILITY ? 400 : 200;
-}
-
-function accepted(res: ServerResponse): void {
-  res.writeHead(202).end();
-}
-
-/** A refusal by the HTTP transport itself: the table gives its status, JSON-RPC code and text. */
-function refuse(
-  res: ServerResponse,
-  code: ErrorCode,
-  init: ErrorInit = {},
-  id: JsonRpcResponse['id'] = null,
-): void {
-  sendPortcullisError(res, id, new ProtocolError(code, `refused at the HTTP transport: ${code}`, init));
-}
-
-function sendJson(res: ServerResponse, status: number, doc: unknown): void {
-  const body = JSON.stringify(doc);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
-}
-
-function sendError(
-  res: ServerResponse,
-  status: number,
-  id: JsonRpcResponse['id'],
-  error: { code: number; message: string; data?: unknown },
-): void {
-  const body = JSON.stringify(errorResponse(id, error));
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
-}
-
-function sendPortcullisError(res: ServerResponse, id: JsonRpcResponse['id'], err: unknown): void {
-  if (err instanceof PortcullisError) {
-    sendError(res, err.httpStatus, id, err.toRpcError());
-    return;
-  }
-  throw err;
-}
