@@ -74,6 +74,8 @@ const [QUOTE, BACKSLASH, OPEN_BRACKET, CLOSE_BRACKET, OPEN_BRACE, CLOSE_BRACE] =
  * brackets outside strings. Malformed text is left to JSON.parse to refuse.
  */
 export function nestingExceeds(text: string, max: number): boolean {
+  // Each level needs an opening bracket: text this short cannot nest deeper.
+  if (text.length <= max) return false;
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {

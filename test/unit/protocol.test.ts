@@ -56,6 +56,9 @@ describe('JSON-RPC parsing', () => {
     assert.equal(nestingExceeds(String.raw`["\"[[", [[]]]`, 3), false);
     assert.equal(nestingExceeds('{"a":{"b":{}}}', 3), false);
     assert.equal(nestingExceeds('{"a":{"b":{}}}', 2), true);
+    // Text no longer than the bound is not scanned, and cannot exceed it even unclosed.
+    assert.equal(nestingExceeds('[[[', 3), false);
+    assert.equal(nestingExceeds('[[[[', 3), true);
   });
 
   it('keeps fields it does not know', () => {
