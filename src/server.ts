@@ -8,7 +8,8 @@ export interface RunningGateway {
   gateway: Gateway;
   listener: HttpListener;
   admin: AdminListener | undefined;
-  close(): Promise<void>;
+  /** Stops the listeners, then the gateway; `onStep` hears which part it is closing. */
+  close(onStep?: (step: string) => void): Promise<void>;
 }
 
 const OPEN_GATEWAY_BANNER = `
@@ -37,17 +38,25 @@ export async function startGateway(
     gateway,
     listener,
     admin,
-    async close() {
+    async close(onStep) {
+      onStep?.('admin listener');
       await admin?.close();
+      onStep?.('MCP listener');
       await listener.close();
+      onStep?.('gateway');
       await gateway.close();
     },
   };
 }
 
-/** Resolves when the process is asked to stop. */
+/**
+ * Resolves when the process is asked to stop. The handlers stay: a repeated
+ * signal (a terminal's Ctrl-C and a forwarded one, a supervisor's retry) must
+ * not kill a gateway that is still writing its audit log on the way out; the
+ * shutdown grace period bounds how long that takes.
+ */
 export function untilSignal(): Promise<string> {
   return new Promise((resolve) => {
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => resolve(sig));
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => resolve(sig));
   });
 }

@@ -9,6 +9,7 @@ import { startGateway, untilSignal } from '../server.ts';
 import { parseCommandArgs } from './args.ts';
 import { bundledServerEntry } from './bundled.ts';
 import { DEMO_TOOLS, demoToken, freePortIfZero } from './demo-token.ts';
+import { closeOnStop } from './shutdown.ts';
 
 const POLICY_DIR = fileURLToPath(new URL('../../policies/', import.meta.url));
 
@@ -49,7 +50,7 @@ export async function demoCommand(args: string[]): Promise<number> {
   };
   process.stdout.write(values.json ? `${JSON.stringify(info)}\n` : humanSummary(info));
   await untilSignal();
-  await running.close();
+  await closeOnStop(running, log);
   return 0;
 }
 

@@ -2,6 +2,7 @@ import { loadConfigFile } from '../config/load.ts';
 import { createLogger } from '../observability/log.ts';
 import { startGateway, untilSignal } from '../server.ts';
 import { parseCommandArgs, required } from './args.ts';
+import { closeOnStop } from './shutdown.ts';
 
 export async function serveCommand(args: string[]): Promise<number> {
   const { values } = parseCommandArgs(args, { config: { type: 'string', short: 'c' } });
@@ -16,6 +17,6 @@ export async function serveCommand(args: string[]): Promise<number> {
   const ready = { event: 'listening', url: running.listener.url, adminUrl: running.admin?.url };
   process.stdout.write(`${JSON.stringify(ready)}\n`);
   await untilSignal();
-  await running.close();
+  await closeOnStop(running, log);
   return 0;
 }
