@@ -48,8 +48,10 @@ export async function demoCommand(args: string[]): Promise<number> {
       `npx @modelcontextprotocol/inspector --cli ${running.listener.url} --transport http ${auth} --method tools/call --tool-name fs__list_directory --tool-args-json '{"path":"${join(dir, 'sandbox')}"}'`,
     ],
   };
+  // Whoever reads the line below may stop us at once: the handlers are in place first.
+  const stopped = untilSignal();
   process.stdout.write(values.json ? `${JSON.stringify(info)}\n` : humanSummary(info));
-  await untilSignal();
+  await stopped;
   await closeOnStop(running, log);
   return 0;
 }

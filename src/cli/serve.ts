@@ -15,8 +15,10 @@ export async function serveCommand(args: string[]): Promise<number> {
     throw err;
   });
   const ready = { event: 'listening', url: running.listener.url, adminUrl: running.admin?.url };
+  // Whoever reads the line below may stop us at once: the handlers are in place first.
+  const stopped = untilSignal();
   process.stdout.write(`${JSON.stringify(ready)}\n`);
-  await untilSignal();
+  await stopped;
   await closeOnStop(running, log);
   return 0;
 }
