@@ -105,3 +105,15 @@ export async function openTestLog(setup: AuditSetup, opts: Partial<AuditLogOptio
   });
   return { store, log };
 }
+
+/** The refusal-count records of the SQLite audit log at `path`, read back as JSON. */
+export async function refusalRecords(path: string, baseDir: string): Promise<Record<string, unknown>[]> {
+  const store = await openAuditStore({ config: auditSchema.parse({ path }), baseDir });
+  try {
+    const head = await store.head();
+    const all = (await store.entries(0, head.size)).map((e) => JSON.parse(e.leaf.toString()));
+    return all.filter((r) => r.type === 'refusals');
+  } finally {
+    await store.close();
+  }
+}

@@ -3,8 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { auditSchema } from '../../src/audit/config.ts';
-import { openAuditStore } from '../../src/audit/open.ts';
+import { refusalRecords } from '../audit/helpers.ts';
 import { initializeBody, post, probeUpstream, startAuthTestGateway } from '../helpers.ts';
 
 describe('requests refused before any call exists', () => {
@@ -18,16 +17,7 @@ describe('requests refused before any call exists', () => {
     );
   });
 
-  async function refusals(): Promise<Record<string, unknown>[]> {
-    const store = await openAuditStore({ config: auditSchema.parse({ path: auditPath }), baseDir: dir });
-    try {
-      const head = await store.head();
-      const all = (await store.entries(0, head.size)).map((e) => JSON.parse(e.leaf.toString()));
-      return all.filter((r) => r.type === 'refusals');
-    } finally {
-      await store.close();
-    }
-  }
+  const refusals = () => refusalRecords(auditPath, dir);
 
   it('are recorded in the audit log as counts per source and reason, with why, and never with the credential', {
     timeout: 20_000,

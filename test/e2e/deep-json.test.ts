@@ -5,10 +5,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PassThrough } from 'node:stream';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
-import { auditSchema } from '../../src/audit/config.ts';
-import { openAuditStore } from '../../src/audit/open.ts';
 import type { RunningGateway } from '../../src/server.ts';
 import { serveStdio } from '../../src/transport/stdio-listener.ts';
+import { refusalRecords } from '../audit/helpers.ts';
 import { initializeBody, post, probeUpstream, startTestGateway } from '../helpers.ts';
 
 const MILLION = 1_000_000;
@@ -30,16 +29,7 @@ describe('a body nested a million levels deep', () => {
   afterEach(() => gw.close());
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  async function refusals(): Promise<Record<string, unknown>[]> {
-    const store = await openAuditStore({ config: auditSchema.parse({ path: auditPath }), baseDir: dir });
-    try {
-      const head = await store.head();
-      const all = (await store.entries(0, head.size)).map((e) => JSON.parse(e.leaf.toString()));
-      return all.filter((r) => r.type === 'refusals');
-    } finally {
-      await store.close();
-    }
-  }
+  const refusals = () => refusalRecords(auditPath, dir);
 
   it('gets -32600 over HTTP with an audit record, and the gateway keeps serving', async () => {
     const before = (await refusals()).length;
