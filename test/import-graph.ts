@@ -22,6 +22,7 @@ const FOLDERS: Record<string, Layer> = {
   audit: 'domain',
   upstream: 'domain',
   state: 'domain',
+  approval: 'domain',
   config: 'core',
   protocol: 'core',
   // Logs, metrics and traces are used from every layer and import nothing above them.
