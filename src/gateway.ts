@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import type { Announcer } from './approval/service.ts';
+import { ApprovalService } from './approval/service.ts';
+import { HeldCalls } from './approval/wakeups.ts';
 import { AuditService } from './audit/service.ts';
 import type { LoadedConfig } from './config/load.ts';
 import type { PortcullisError } from './errors.ts';
@@ -9,6 +12,7 @@ import type { Logger } from './observability/log.ts';
 import { Metrics } from './observability/metrics.ts';
 import type { CallContext } from './pipeline/context.ts';
 import { createPipeline, type Pipeline, type Stage } from './pipeline/runner.ts';
+import { approvalStage } from './pipeline/stages/approval.ts';
 import { auditDecisionStage } from './pipeline/stages/audit-decision.ts';
 import { auditOutcomeStage } from './pipeline/stages/audit-outcome.ts';
 import { authorizeStage } from './pipeline/stages/authorize.ts';
@@ -22,6 +26,8 @@ import { routeStage } from './pipeline/stages/route.ts';
 import { validateStage } from './pipeline/stages/validate.ts';
 import { PolicyService } from './policy/service.ts';
 import type { DownstreamSession } from './session.ts';
+import { openRecordStore } from './state/open.ts';
+import type { RecordStore } from './state/records.ts';
 import { Aggregator } from './upstream/aggregate.ts';
 import type { RelatedSink } from './upstream/connection.ts';
 import { UpstreamPool } from './upstream/pool.ts';
@@ -37,7 +43,18 @@ export interface GatewayDeps {
   audit?: AuditService;
   /** Caller identity; by default built from the config's `identity` section. */
   identity?: IdentityService;
+  /** Approvals and break-glass windows shared by replicas; by default opened from the config's `state` section. */
+  records?: RecordStore;
+  /** Where approval events are announced (webhooks); by default the log. */
+  announcer?: Announcer;
 }
+
+/** Obligations a stage of this pipeline honours: `approval` (the approval stage). */
+const HONOURED: ReadonlySet<string> = new Set(['approval']);
+/** What an approved call's second decision may still carry. */
+const HONOURED_AFTER_APPROVAL: ReadonlySet<string> = new Set();
+/** How often expired approvals are ended (and recorded) by this replica. */
+const SWEEP_MS = 5000;
 
 /** How one call ended: the response to send, and the gateway's own error when a stage ended it. */
 export interface CallResult {
@@ -58,6 +75,9 @@ export class Gateway {
   readonly policy: PolicyService;
   readonly audit: AuditService;
   readonly metrics = new Metrics();
+  readonly records: RecordStore;
+  readonly approvals: ApprovalService;
+  private readonly sweeper: NodeJS.Timeout;
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly newId: () => string;
@@ -76,6 +96,20 @@ export class Gateway {
     this.policy = new PolicyService(loaded.config.policy, loaded.baseDir, { log: deps.log, now: this.now });
     if (loaded.config.policy.watch) this.policy.watch();
     const policy = this.policy;
+    this.records = deps.records ?? openRecordStore(loaded.config.state, loaded.baseDir);
+    const approvalsCfg = loaded.config.approvals;
+    this.approvals = new ApprovalService({
+      store: this.records,
+      journal: (record) => this.audit.append(record),
+      announcer: deps.announcer ?? logAnnouncer(deps.log),
+      log: deps.log,
+      now: this.now,
+      ttlMs: approvalsCfg.ttlMs,
+      gateway: randomUUID(),
+    });
+    this.sweeper = setInterval(() => {
+      this.approvals.sweep().catch((err) => deps.log.warn('approval sweep failed', { err: String(err) }));
+    }, SWEEP_MS).unref();
     this.aggregator = new Aggregator(this.pool, deps.log, {
       recheck: (principal) => this.recheck(principal),
       toolsListed: (items) => policy.learnTools(items),
@@ -89,8 +123,22 @@ export class Gateway {
       routeStage(this.aggregator, this.pool.names),
       paramHeadersStage(this.aggregator),
       validateStage(this.aggregator, policy),
-      authorizeStage(policy),
+      authorizeStage(policy, HONOURED),
       auditDecisionStage(this.audit, this.now),
+      // Held until approved, after the decision is durable: the wait and its outcome link to that record.
+      approvalStage({
+        approvals: this.approvals,
+        held: new HeldCalls({
+          perPrincipal: approvalsCfg.maxHeldPerPrincipal,
+          total: approvalsCfg.maxHeldTotal,
+        }),
+        policy,
+        holdMs: approvalsCfg.holdMs,
+        keepAliveMs: approvalsCfg.keepAliveMs,
+        honouredLater: HONOURED_AFTER_APPROVAL,
+        now: this.now,
+      }),
+      // Again after any wait: a token that expired or was revoked meanwhile stops the call here.
       reidentify,
       forwardStage(this.aggregator, async (ctx) => reidentify.run(ctx)),
       // A gateway list leaves `forward` unanswered: only what this caller may see goes out.
@@ -187,13 +235,29 @@ export class Gateway {
     await this.pool.release(session.key);
   }
 
+  /** Ends every call held for approval: each is answered ERR_APPROVAL_ABANDONED, and what it waited on can never be used. */
+  async releaseHeld(): Promise<void> {
+    clearInterval(this.sweeper);
+    await this.approvals
+      .abandonMine()
+      .catch((err) => this.log.warn('approvals not abandoned', { err: String(err) }));
+  }
+
   async close(): Promise<void> {
+    await this.releaseHeld();
     this.policy.close();
     await this.pool.closeAll();
     await this.identity.close();
     await this.audit.close();
+    await this.records.close();
   }
 }
+
+/** Without webhooks, approval events go to the log, where an operator's tooling can pick them up. */
+const logAnnouncer = (log: Logger): Announcer => ({
+  announce: (event) =>
+    log.warn('approval event', { event: event.type, id: event.id, summary: event.summary }),
+});
 
 /**
  * Client notifications relayed to upstreams. Anything else (a `tools/call`

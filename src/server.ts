@@ -39,6 +39,9 @@ export async function startGateway(
     listener,
     admin,
     async close(onStep) {
+      // Held calls end first (abandoned, answered cleanly) so the listeners have nothing left waiting.
+      onStep?.('held calls');
+      await gateway.releaseHeld();
       onStep?.('admin listener');
       await admin?.close();
       onStep?.('MCP listener');

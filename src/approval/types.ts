@@ -19,6 +19,8 @@ export interface Approval {
   readonly status: ApprovalStatus;
   /** The caller's principal id; never one of its approvers. */
   readonly principal: string;
+  /** The caller's user (`sub`), if any: an operator of that name cannot approve it either. */
+  readonly user?: string;
   /** The caller as approvers see it (workload, user), for display only. */
   readonly principalLabel: string;
   /** The tool's exposed name (`upstream__tool`). */

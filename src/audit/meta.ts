@@ -34,6 +34,20 @@ export function metaOfRecord(r: Record<string, unknown>): EntryMeta | undefined 
       return undefined;
     return { kind: r.type, callId, principal, tool, decision, session, time };
   }
+  if (r.type === 'approval' || r.type === 'breakglass') {
+    // An approval's or break-glass window's life: `event` is what happened (requested, granted, used, …).
+    const principal = isObject(r.principal) ? r.principal.id : undefined;
+    const { callId, tool, session, event } = r;
+    if (
+      typeof callId !== 'string' ||
+      typeof principal !== 'string' ||
+      typeof tool !== 'string' ||
+      typeof event !== 'string' ||
+      typeof session !== 'string'
+    )
+      return undefined;
+    return { kind: r.type, callId, principal, tool, decision: event, session, time };
+  }
   if (r.type === 'refusal' || r.type === 'refusals') {
     // One refused request (older logs), or the refusals of one source and reason over an interval.
     const callId = r.type === 'refusal' ? r.callId : r.id;

@@ -2,6 +2,7 @@ import type { LoadedConfig } from '../config/load.ts';
 import { type Logger, silentLogger } from '../observability/log.ts';
 import { type AuditConfig, auditSchema } from './config.ts';
 import { auditSetup, type OpenAudit, openAudit } from './open.ts';
+import { item } from './records.ts';
 import { type Refusal, RefusalAggregator } from './refusals.ts';
 
 export interface AuditServiceOptions {
@@ -39,6 +40,11 @@ export class AuditService {
       now,
       log,
     });
+  }
+
+  /** Appends one record (an approval's or a break-glass window's life) and resolves with its index once durable. */
+  async append(record: Record<string, unknown>): Promise<number> {
+    return (await this.ready).log.append(item(record));
   }
 
   /** Counts a request refused at the door; the counts are recorded per interval (see `RefusalAggregator`). */

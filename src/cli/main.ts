@@ -1,5 +1,6 @@
 import { YamlSyntaxError } from '../config/load.ts';
 import { ConfigError, PortcullisError, UsageError } from '../errors.ts';
+import { approvalsCommand } from './approvals.ts';
 import { auditCommand } from './audit.ts';
 import { configCommand } from './config.ts';
 import { demoCommand } from './demo.ts';
@@ -23,6 +24,7 @@ export const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   token: tokenCommand,
   revoke: revokeCommand,
   audit: auditCommand,
+  approvals: approvalsCommand,
   // `keys rotate` (gateway token keys, identity) beside the audit verifier key commands.
   keys: (a) => (a[0] === 'rotate' ? keysRotateCommand(a.slice(1)) : keysCommand(a)),
 };

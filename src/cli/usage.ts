@@ -52,6 +52,11 @@ export const USAGE: Readonly<Record<string, string>> = {
   print the newest entries`,
   'audit replay': `Usage: portcullis audit replay --config FILE --session ID | --principal P [--since T]
   print a session's calls, each checked against the log`,
+  approvals: `Usage: portcullis approvals <command> --config FILE [options]
+  list [--all] [--json]                              the approvals waiting (--all: every one kept)
+  show ID [--json]                                   one approval, with the arguments it would release
+  approve ID --as NAME [--comment TEXT] [--args-hash H]   grant it as operator NAME
+  deny ID --as NAME --comment TEXT                   deny it as operator NAME`,
   keys: `Usage: portcullis keys --config FILE | keys generate --origin NAME --out FILE | keys rotate --config FILE
   print the audit verifier key, write a new audit signer key, or rotate the gateway token key`,
   'keys generate': `Usage: portcullis keys generate --origin NAME --out FILE
@@ -71,6 +76,7 @@ Commands:
   policy check|test|explain            validate policies, run policy test cases, explain a decision
   token issue --config FILE --sub S --tools a,b [--prompts, --resources] --reason TEXT   mint a gateway token
   revoke --config FILE --jti X | --sub S | --workload ID   refuse from the next call on
+  approvals list|show|approve|deny --config FILE   decide calls held for approval (--as NAME)
   keys rotate --config FILE            new gateway signing key (old one overlaps)
   audit  <verify|checkpoint|proof|verify-proof|consistency|export|tail|replay> --config FILE
   keys   --config FILE | generate --origin NAME --out FILE   audit verifier key

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { adminSchema } from '../admin/config.ts';
+import { approvalsSchema } from '../approval/config.ts';
 import { auditSchema } from '../audit/config.ts';
 import { identitySchema, upstreamMtlsSchema } from '../identity/config.ts';
 import { DEFAULT_MAX_JSON_DEPTH } from '../jsonrpc.ts';
@@ -111,6 +112,7 @@ export const configSchema = z
     audit: auditSchema.optional(),
     policy: policySchema,
     limits: limitsSchema,
+    approvals: approvalsSchema,
   })
   .superRefine((cfg, ctx) => {
     const seen = new Map<string, string>();

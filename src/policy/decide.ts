@@ -142,8 +142,18 @@ function builtin(policy: PolicyService, call: ValidatedCall, which: BuiltinDenia
   return { kind: 'decision', decision, visible: true, call, builtin: which };
 }
 
-/** The error the gateway answers an outcome with; undefined for an allow it can honour. */
-export function refusalOf(policy: PolicyService, q: CallQuery, out: CallOutcome): Error | undefined {
+/** Obligations some later stage honours; an allow that carries any other is refused. */
+export type Honoured = ReadonlySet<string>;
+
+const NOTHING_HONOURED: Honoured = new Set();
+
+/** The error the gateway answers an outcome with; undefined for an allow whose obligations are all `honoured`. */
+export function refusalOf(
+  policy: PolicyService,
+  q: CallQuery,
+  out: CallOutcome,
+  honoured: Honoured = NOTHING_HONOURED,
+): Error | undefined {
   if (out.kind === 'invalid-arguments') return invalidArguments(out.problem);
   if (out.kind === 'unknown-tool') return unknownTarget('tool', out.name);
   const { decision, call } = out;
@@ -158,7 +168,7 @@ export function refusalOf(policy: PolicyService, q: CallQuery, out: CallOutcome)
       return unknownTarget(call.target.kind, targetName(call.target));
     return policyDenied(decision);
   }
-  if (decision.obligations.length > 0) return obligationUnmet(decision);
+  if (decision.obligations.some((o) => !honoured.has(o))) return obligationUnmet(decision);
   return undefined;
 }
 

@@ -7,5 +7,7 @@ export interface Decision {
   readonly policySetHash: string;
   /** Conditions an allow carries (`approval`, `mask`); a stage that cannot honour one denies. */
   readonly obligations: readonly string[];
+  /** With an `approval` obligation: how many distinct approvers must grant it (the policies' `@approvals`, highest wins). */
+  readonly approvers?: number;
   readonly errors: readonly string[];
 }

@@ -107,6 +107,12 @@ export class PostChannel implements RelatedSink {
     return this.replies.open(message, (m) => this.write(m), signal);
   }
 
+  keepAlive(): void {
+    if (!this.acceptsSse || this.res.writableEnded || this.res.destroyed) return;
+    this.startStream();
+    this.res.write(': keep-alive\n\n');
+  }
+
   finish(response: JsonRpcResponse, status = 200, headers: Record<string, string> = {}): void {
     if (this.res.writableEnded || this.res.destroyed) return;
     if (this.streaming) {
@@ -125,12 +131,15 @@ export class PostChannel implements RelatedSink {
 
   private write(message: JsonRpcMessage): boolean {
     if (!this.acceptsSse || this.res.writableEnded || this.res.destroyed) return false;
-    if (!this.streaming) {
-      this.streaming = true;
-      this.res.writeHead(200, { ...this.extraHeaders, ...SSE_HEADERS });
-    }
+    this.startStream();
     this.res.write(sseEvent(JSON.stringify(message)));
     return true;
+  }
+
+  private startStream(): void {
+    if (this.streaming) return;
+    this.streaming = true;
+    this.res.writeHead(200, { ...this.extraHeaders, ...SSE_HEADERS });
   }
 }
 

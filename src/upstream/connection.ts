@@ -23,6 +23,8 @@ export interface RelatedSink {
    * `signal` aborts, with a cancel error (the client is told, and nothing waits on).
    */
   request(message: JsonRpcRequest, signal?: AbortSignal): Promise<JsonRpcResponse>;
+  /** Tells the client the call is alive without a message (an SSE comment); where there is no stream, nothing. */
+  keepAlive?(): void;
 }
 
 /** What the gateway tells an upstream about the client it speaks for. */

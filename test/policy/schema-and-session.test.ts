@@ -184,7 +184,7 @@ describe('session-aware rules', () => {
     const { svc } = serviceWith('@id("p") permit(principal, action, resource);');
     for (let i = 0; i < MAX_TOOLS_PER_PRINCIPAL; i++)
       svc.facts.record(alice.id, `decoy_${i}`, FROZEN_NOW, { sensitive: false, tool: true });
-    const stage = authorizeStage(svc);
+    const stage = authorizeStage(svc, new Set());
     const callTo = (tool: string, principal = alice) => {
       const ctx = testCallContext({
         principal,
@@ -220,7 +220,7 @@ describe('session-aware rules', () => {
     const { svc, setNow } = serviceWith('@id("p") permit(principal, action, resource);', {
       session: { historyMs: 60_000, maxPrincipals: 1 },
     });
-    const stage = authorizeStage(svc);
+    const stage = authorizeStage(svc, new Set());
     const callBy = (principal: typeof alice) => {
       const ctx = testCallContext({
         principal,

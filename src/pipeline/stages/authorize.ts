@@ -1,5 +1,5 @@
 import type { ListenInput } from '../../policy/call-input.ts';
-import { authorizeCall, type CallQuery, refusalOf } from '../../policy/decide.ts';
+import { authorizeCall, type CallQuery, type Honoured, refusalOf } from '../../policy/decide.ts';
 import { type PolicyService, targetName } from '../../policy/service.ts';
 import { gatewayQuery } from '../call-query.ts';
 import type { CallContext, Decision } from '../context.ts';
@@ -16,9 +16,9 @@ const PROTOCOL: Decision = {
 
 /**
  * The Cedar decision for every call, recorded in `ctx.decision`. Deny by
- * default; an engine error or an obligation no stage can honour yet denies too.
+ * default; an engine error or an obligation no later stage honours denies too.
  */
-export function authorizeStage(policy: PolicyService): Stage {
+export function authorizeStage(policy: PolicyService, honoured: Honoured): Stage {
   return {
     name: 'authorize',
     run(ctx: CallContext) {
@@ -43,7 +43,7 @@ export function authorizeStage(policy: PolicyService): Stage {
         const { failure: _, ...decision } = outcome.decision;
         ctx.decision = decision;
       }
-      const refusal = refusalOf(policy, query, outcome);
+      const refusal = refusalOf(policy, query, outcome, honoured);
       if (refusal) throw refusal;
       policy.facts.record(ctx.principal.id, targetName(call.target), query.now, {
         sensitive: policy.isSensitive(call.target, call.args),

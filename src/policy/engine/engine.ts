@@ -144,14 +144,19 @@ export class PolicyEngine {
     if (errors.length > 0) return this.deny(diagnostics.reason, errors, 'engine');
     if (decision !== 'allow') return this.deny([...diagnostics.reason].sort(), []);
     const obligations = new Set<string>();
-    for (const id of diagnostics.reason)
-      for (const o of this.byId.get(id)?.obligations ?? []) obligations.add(o);
+    let approvers = 0;
+    for (const id of diagnostics.reason) {
+      const policy = this.byId.get(id);
+      for (const o of policy?.obligations ?? []) obligations.add(o);
+      if (policy?.obligations.includes('approval')) approvers = Math.max(approvers, policy.approvers);
+    }
     return {
       effect: 'allow',
       // Sorted: Cedar reports a set, in an order that differs between equivalent calls.
       determiningPolicies: [...diagnostics.reason].sort(),
       policySetHash: this.source.hash,
       obligations: [...obligations].sort(),
+      ...(approvers > 0 ? { approvers } : {}),
       errors: [],
     };
   }

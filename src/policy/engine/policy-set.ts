@@ -19,6 +19,8 @@ export interface LoadedPolicy {
   readonly resource: ScopeConstraint;
   /** `@obligation("approval, mask")`: conditions an allow determined by this policy carries. */
   readonly obligations: readonly string[];
+  /** `@approvals("2")`: distinct approvers an `approval` obligation needs (1 when unset). */
+  readonly approvers: number;
   /** `file:line` where it starts. */
   readonly source: string;
   /** Reads context that discovery cannot know (arguments, reason, approval): needs partial evaluation there. */
@@ -90,6 +92,11 @@ function describePolicy(text: string, fallbackId: string, source: string): Loade
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+  const unknown = obligations.filter((o) => !OBLIGATIONS.includes(o));
+  if (unknown.length > 0)
+    return `${source}: unknown obligation "${unknown[0]}" (known: ${OBLIGATIONS.join(', ')})`;
+  const approvers = approversOf(annotations.approvals, obligations);
+  if (typeof approvers === 'string') return `${source}: ${approvers}`;
   let actions: ActionScope;
   if (action.op === 'All') actions = { all: true };
   else if ('entity' in action) actions = { all: false, ids: [uidId(action.entity)] };
@@ -103,6 +110,7 @@ function describePolicy(text: string, fallbackId: string, source: string): Loade
     principal: scopeConstraint(principal),
     resource: scopeConstraint(resource),
     obligations,
+    approvers,
     source,
     readsCallContext: CALL_CONTEXT.test(text),
     readsTags: TAGS.test(text),
@@ -110,6 +118,20 @@ function describePolicy(text: string, fallbackId: string, source: string): Loade
     attributes: attributesNamedIn(conditions),
     memberships: membershipTargetsOf(json.json),
   };
+}
+
+/** The obligations a stage honours (or, for `mask`, will): any other name is a load error, not a silent denial. */
+export const OBLIGATIONS: readonly string[] = ['approval', 'confirm', 'mask'];
+
+/** At most this many distinct approvers for one call: more is a typo, not a control. */
+export const MAX_APPROVERS = 5;
+
+function approversOf(annotation: string | undefined, obligations: readonly string[]): number | string {
+  if (annotation === undefined) return 1;
+  if (!obligations.includes('approval')) return '@approvals needs @obligation("approval") on the same policy';
+  if (!/^[1-9][0-9]*$/.test(annotation.trim()) || Number(annotation) > MAX_APPROVERS)
+    return `@approvals must be a whole number from 1 to ${MAX_APPROVERS}, not "${annotation}"`;
+  return Number(annotation);
 }
 
 const TAGS = /\b(?:getTag|hasTag)\b/;
