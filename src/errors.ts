@@ -164,6 +164,9 @@ export const ERRORS = {
     public: 'Denied: the client cannot confirm this call',
   },
   ERR_CONFIRM_DECLINED: { rpc: JSONRPC.DENIED, http: 403, public: 'Denied: the user did not confirm' },
+  ERR_WEBHOOK_SIGNATURE: UNAUTHORIZED,
+  ERR_WEBHOOK_STALE: UNAUTHORIZED,
+  ERR_WEBHOOK_REPLAYED: { rpc: JSONRPC.DENIED, http: 409, public: 'Conflict: message already received' },
   ERR_SESSION_HISTORY_FULL: {
     rpc: JSONRPC.DENIED,
     http: 403,
