@@ -48,6 +48,8 @@ const FILES: Record<string, Layer> = {
 const OVERRIDES: Record<string, Layer> = {
   // The algorithm lists the identity config schema names; plain data that imports nothing.
   'identity/algorithms.ts': 'core',
+  // The approvals.webhooks and approvals.callbacks pieces of the config schema: plain data the config core imports.
+  'approval/webhook-config.ts': 'core',
 };
 
 /**
