@@ -167,6 +167,7 @@ export const ERRORS = {
   ERR_WEBHOOK_SIGNATURE: UNAUTHORIZED,
   ERR_WEBHOOK_STALE: UNAUTHORIZED,
   ERR_WEBHOOK_REPLAYED: { rpc: JSONRPC.DENIED, http: 409, public: 'Conflict: message already received' },
+  ERR_WEBHOOK_BAD_BODY: { rpc: JSONRPC.INVALID_REQUEST, http: 400, public: 'Invalid callback body' },
   ERR_SESSION_HISTORY_FULL: {
     rpc: JSONRPC.DENIED,
     http: 403,
