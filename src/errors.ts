@@ -125,6 +125,7 @@ export const ERRORS = {
   ERR_FETCH_FAILED: { rpc: JSONRPC.INTERNAL_ERROR, http: 502, public: 'Internal error' },
   ERR_KEYS_UNAVAILABLE: { rpc: JSONRPC.INTERNAL_ERROR, http: 503, public: 'Service unavailable' },
   ERR_STATE_UNAVAILABLE: { rpc: JSONRPC.DENIED, http: 503, public: 'Service unavailable' },
+  ERR_STATE_RECORD_TOO_LARGE: { rpc: JSONRPC.DENIED, http: 413, public: 'Denied: too large to hold' },
   ERR_AUDIT_UNAVAILABLE: { rpc: JSONRPC.DENIED, http: 503, public: 'Request denied' },
   ERR_AUDIT_KEY_INVALID: INTERNAL,
   ERR_AUDIT_NOTE_INVALID: INTERNAL,

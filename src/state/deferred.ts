@@ -1,3 +1,5 @@
+import { guarded } from './record-rules.ts';
+import type { RecordKind, RecordQuery, RecordStore, StoredRecord } from './records.ts';
 import type { Revocation, RevocationStore, RevocationSubject } from './revocations.ts';
 
 /**
@@ -35,5 +37,56 @@ export class DeferredRevocationStore implements RevocationStore {
   private opened(): Promise<RevocationStore> {
     this.store ??= this.load();
     return this.store;
+  }
+}
+
+/**
+ * A record store whose driver loads on first use, like the revocation store
+ * above. A driver that fails to load fails every call with `ERR_STATE_UNAVAILABLE`.
+ */
+export class DeferredRecordStore implements RecordStore {
+  private readonly load: () => Promise<RecordStore>;
+  private store: Promise<RecordStore> | undefined;
+
+  constructor(load: () => Promise<RecordStore>) {
+    this.load = load;
+  }
+
+  async insert(record: Omit<StoredRecord, 'version'>): Promise<boolean> {
+    return (await this.opened()).insert(record);
+  }
+
+  async get(kind: RecordKind, id: string): Promise<StoredRecord | undefined> {
+    return (await this.opened()).get(kind, id);
+  }
+
+  async getMany(kind: RecordKind, ids: readonly string[]): Promise<StoredRecord[]> {
+    return (await this.opened()).getMany(kind, ids);
+  }
+
+  async find(kind: RecordKind, query: RecordQuery): Promise<StoredRecord[]> {
+    return (await this.opened()).find(kind, query);
+  }
+
+  async replace(
+    expected: StoredRecord,
+    change: Pick<StoredRecord, 'status' | 'matchKey' | 'expiresAt' | 'body'>,
+  ): Promise<StoredRecord | undefined> {
+    return (await this.opened()).replace(expected, change);
+  }
+
+  async purgeExpired(before: number): Promise<number> {
+    return (await this.opened()).purgeExpired(before);
+  }
+
+  async close(): Promise<void> {
+    if (!this.store) return;
+    const store = await this.store.catch(() => undefined);
+    await store?.close();
+  }
+
+  private opened(): Promise<RecordStore> {
+    this.store ??= this.load();
+    return guarded('loading the driver', () => this.store!);
   }
 }
