@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Announcer } from './approval/service.ts';
 import { ApprovalService } from './approval/service.ts';
 import { HeldCalls } from './approval/wakeups.ts';
+import { WebhookNotifier } from './approval/webhooks.ts';
 import { AuditService } from './audit/service.ts';
 import type { LoadedConfig } from './config/load.ts';
 import type { PortcullisError } from './errors.ts';
@@ -45,7 +46,7 @@ export interface GatewayDeps {
   identity?: IdentityService;
   /** Approvals and break-glass windows shared by replicas; by default opened from the config's `state` section. */
   records?: RecordStore;
-  /** Where approval events are announced (webhooks); by default the log. */
+  /** Where approval events are announced; by default the webhooks of `approvals.webhooks`. */
   announcer?: Announcer;
 }
 
@@ -77,6 +78,8 @@ export class Gateway {
   readonly metrics = new Metrics();
   readonly records: RecordStore;
   readonly approvals: ApprovalService;
+  /** Approval and break-glass events go out here (webhooks; the log records each delivery). */
+  readonly announcer: Announcer & { close?(): Promise<void> };
   private readonly sweeper: NodeJS.Timeout;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -97,11 +100,14 @@ export class Gateway {
     if (loaded.config.policy.watch) this.policy.watch();
     const policy = this.policy;
     this.records = deps.records ?? openRecordStore(loaded.config.state, loaded.baseDir);
+    this.announcer =
+      deps.announcer ??
+      new WebhookNotifier(loaded.config.approvals.webhooks, { logger: deps.log, baseDir: loaded.baseDir });
     const approvalsCfg = loaded.config.approvals;
     this.approvals = new ApprovalService({
       store: this.records,
       journal: (record) => this.audit.append(record),
-      announcer: deps.announcer ?? logAnnouncer(deps.log),
+      announcer: this.announcer,
       log: deps.log,
       now: this.now,
       ttlMs: approvalsCfg.ttlMs,
@@ -248,6 +254,7 @@ export class Gateway {
     this.policy.close();
     await this.pool.closeAll();
     await this.identity.close();
+    await this.announcer.close?.();
     await this.audit.close();
     await this.records.close();
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { callbacksSchema, webhooksSchema } from './webhook-config.ts';
 
 /** Who may approve: each entry names identities the gateway verified, never the caller itself. */
 export const approverIdentitySchema = z.union([
@@ -17,7 +18,7 @@ export const approversSchema = z
   .strictObject({
     /** Names the CLI accepts in `--as` (the operator running it, who has the config and the state store). */
     operators: z.array(z.string().regex(OPERATOR, 'an operator name: letters, digits, . _ @ -')).default([]),
-    /** Identities that may decide through the admin API. */
+    /** Identities that may decide through the admin API; `principal: webhook:SOURCE:USER` names a callback's approver. */
     identities: z.array(approverIdentitySchema).default([]),
   })
   .prefault({});
@@ -34,6 +35,10 @@ export const approvalsSchema = z
     maxHeldPerPrincipal: z.number().int().min(1).max(10_000).default(4),
     maxHeldTotal: z.number().int().min(1).max(100_000).default(64),
     approvers: approversSchema,
+    /** Signed announcements of each approval event (and break-glass alerts), JSON or Slack-shaped. */
+    webhooks: webhooksSchema,
+    /** Sources that may POST decisions back (`/approvals/callback/NAME` on the admin listener), each with its secret. */
+    callbacks: callbacksSchema,
   })
   .prefault({});
 

@@ -86,8 +86,8 @@ async function setUp(approvals: Record<string, unknown>, sub = 'carol'): Promise
 function heldCall(client: Client, name: string, args: Record<string, unknown>) {
   let announce!: (id: string) => void;
   const held = new Promise<string>((resolve) => (announce = resolve));
-  const result = client.callTool({ name, arguments: args, _meta: reason }, undefined, {
-    onprogress: (p) => {
+  const result = client.callTool({ name, arguments: args, _meta: reason }, {
+    onprogress: (p: { message?: string }) => {
       const id = /apr_[A-Za-z0-9_-]+/.exec(p.message ?? '')?.[0];
       if (id) announce(id);
     },
