@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 
-import { NODE, PG_URL, ROOT } from '../helpers.ts';
+import pg from 'pg';
+import { NODE, PG_URL, REDIS_URL, ROOT } from '../helpers.ts';
 
 const run = promisify(execFile);
 const dirs: string[] = [];
@@ -50,5 +51,42 @@ describe('storage drivers load only for the store kind configured', () => {
       state: { store: 'redis', url: 'redis://127.0.0.1:6379', prefix: `${unique()}:` },
     });
     assert.deepEqual(drivers, ['ioredis']);
+  });
+});
+
+/** The drivers a fresh process loaded while opening the record store for `state` and using it once. */
+async function recordDriversLoaded(state: Record<string, unknown>): Promise<string[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-record-drivers-'));
+  dirs.push(dir);
+  const { stdout } = await run(NODE, [
+    join(ROOT, 'test/fixtures/record-driver-probe.ts'),
+    JSON.stringify(state),
+    dir,
+  ]);
+  const out = JSON.parse(stdout.trim().split('\n').at(-1)!) as { found: boolean; drivers: string[] };
+  assert.equal(out.found, true, 'the probe record was written and read back');
+  return out.drivers;
+}
+
+describe('the record store loads only the driver of the store kind configured', () => {
+  it('in SQLite mode it loads neither pg nor ioredis', async () => {
+    assert.deepEqual(await recordDriversLoaded({ store: 'sqlite', path: 'state.db' }), []);
+  });
+
+  it('on PostgreSQL it loads pg and not ioredis', async () => {
+    const prefix = unique();
+    try {
+      assert.deepEqual(await recordDriversLoaded({ store: 'postgres', url: PG_URL, prefix }), ['pg']);
+    } finally {
+      const c = new pg.Client(PG_URL);
+      await c.connect();
+      await c.query(`DROP TABLE IF EXISTS ${prefix}_records`);
+      await c.end();
+    }
+  });
+
+  it('on Redis it loads ioredis and not pg', async () => {
+    const prefix = `${unique()}:`;
+    assert.deepEqual(await recordDriversLoaded({ store: 'redis', url: REDIS_URL, prefix }), ['ioredis']);
   });
 });
