@@ -81,6 +81,8 @@ export class Gateway {
   /** Approval and break-glass events go out here (webhooks; the log records each delivery). */
   readonly announcer: Announcer & { close?(): Promise<void> };
   private readonly sweeper: NodeJS.Timeout;
+  /** Every call in the pipeline, so a shutdown can let the held ones answer before the listeners close. */
+  private readonly inPipeline = new Map<Promise<void>, CallContext>();
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly newId: () => string;
@@ -180,9 +182,12 @@ export class Gateway {
       timings: {},
       ...(opts.requestHeaders ? { requestHeaders: opts.requestHeaders } : {}),
     };
+    const run = this.pipeline.run(ctx);
+    this.inPipeline.set(run, ctx);
     try {
-      await this.pipeline.run(ctx);
+      await run;
     } finally {
+      this.inPipeline.delete(run);
       session.inflight.delete(request.id);
     }
     if (ctx.error) {
@@ -247,6 +252,10 @@ export class Gateway {
     await this.approvals
       .abandonMine()
       .catch((err) => this.log.warn('approvals not abandoned', { err: String(err) }));
+    const held = [...this.inPipeline].filter(([, ctx]) => ctx.held).map(([run]) => run);
+    await Promise.allSettled(held);
+    // The transport writes each answer when its call resolves: one turn of the loop later.
+    await new Promise((resolve) => setImmediate(resolve));
   }
 
   async close(): Promise<void> {

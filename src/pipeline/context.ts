@@ -44,8 +44,10 @@ export interface CallContext {
   decision?: Decision;
   /** Index of this call's decision record in the audit log (audit-decision stage, for the outcome record). */
   decisionIndex?: number;
-  /** Set by the approval stage once it exists; recorded in the audit. */
+  /** The approval this call used (approval stage); recorded in the audit. */
   approvalId?: string;
+  /** Set while the approval stage holds the call: a gateway shutting down lets such calls answer first. */
+  held?: boolean;
   /** Set by the break-glass stage once it exists; recorded in the audit. */
   breakGlassId?: string;
   /** Set by the credential broker stage once it exists; recorded in the audit. */

@@ -67,7 +67,7 @@ async function setUp(approvals: Record<string, unknown>, sub = 'carol'): Promise
       state: { store: 'sqlite', path: join(dir, 'state.db') },
     }),
   );
-  const token = await gw.token(sub, TOOLS);
+  const { token } = await gw.token(sub, TOOLS);
   const client = await httpClient(gw.url, 'legacy', { authorization: `Bearer ${token}` });
   return {
     client,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -87,6 +87,8 @@ describe('per-call authorization against the real filesystem server', () => {
         trustAnnotations: ['fs'],
         sensitive: [{ tool: 'fs__read_text_file', argument: 'path', pattern: '*secret*' }],
       },
+      // Nobody approves here: a held write ends pending after this short hold.
+      approvals: { holdMs: 100 },
     });
     (gw.gateway.pipeline.terminal as Stage[]).push(recorder);
     client = await httpClient(gw.listener.url, 'legacy');
@@ -151,17 +153,18 @@ describe('per-call authorization against the real filesystem server', () => {
     assert.deepEqual(last().decision?.determiningPolicies, ['reads-inside-sandbox-only']);
   });
 
-  it('denies write_file with the approval obligation it cannot meet yet', async () => {
+  it('holds write_file for the approval its decision asks for, and ends it pending when nobody decides', async () => {
     await assert.rejects(
       client.callTool({
         name: 'fs__write_file',
         arguments: { path: join(sandbox, 'w.txt'), content: 'x' },
         _meta: reason,
       }),
-      failsWith(JSONRPC.DENIED, /Approval required/),
+      failsWith(JSONRPC.DENIED, /Approval pending/),
     );
-    assert.equal(last().code, 'ERR_APPROVAL_REQUIRED');
+    assert.equal(last().code, 'ERR_APPROVAL_PENDING');
     assert.deepEqual(last().decision?.obligations, ['approval']);
+    assert.throws(() => readFileSync(join(sandbox, 'w.txt')), { code: 'ENOENT' });
   });
 
   it('rejects arguments that do not match the inputSchema before policy', async () => {

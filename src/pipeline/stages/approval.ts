@@ -36,6 +36,7 @@ export function approvalStage(deps: ApprovalStageDeps): Stage {
       if (!ctx.decision?.obligations.includes('approval')) return;
       const call = ctx.callInput;
       if (!call || call.target.kind !== 'tool') throw new Error('approval without a tool call');
+      ctx.held = true;
       const a = await holdForApproval(deps.approvals, deps.held, toApprove(ctx, call), {
         signal: ctx.signal,
         holdMs: deps.holdMs,
