@@ -1,9 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCheckpoint } from '../audit/checkpoint.ts';
-import { AuditLog } from '../audit/log.ts';
 import {
-  CompactRange,
   consistencyProof,
   inclusionProof,
   leafHash,
@@ -11,22 +9,16 @@ import {
   verifyInclusion,
 } from '../audit/merkle.ts';
 import { parseVerifierKey, type Verifier } from '../audit/note.ts';
-import { type AuditSetup, auditSigner, openAuditStore } from '../audit/open.ts';
+import { auditSigner } from '../audit/open.ts';
 import { formatProof, verifyReceipt } from '../audit/receipt.ts';
-import {
-  type EntryFilter,
-  lastMatchingEntries,
-  matchesFilter,
-  matchingEntries,
-  signedMeta,
-} from '../audit/search.ts';
+import { type EntryFilter, lastMatchingEntries, matchingEntries } from '../audit/search.ts';
 import type { AuditStore, StoredEntry } from '../audit/store.ts';
 import { exportTiles } from '../audit/tiles.ts';
 import { verifyLog } from '../audit/verify.ts';
-import { loadConfigFile } from '../config/load.ts';
 import { PortcullisError, UsageError } from '../errors.ts';
-import { createLogger } from '../observability/log.ts';
 import { parseCommandArgs, required } from './args.ts';
+import { replayCommand } from './audit-replay.ts';
+import { auditSetupFromConfig, freshCheckpoint, quiet, withStore } from './audit-store.ts';
 import { USAGE } from './usage.ts';
 
 const out = (line: string): void => {
@@ -36,46 +28,6 @@ const fail = (msg: string): number => {
   process.stderr.write(`portcullis audit: ${msg}\n`);
   return 1;
 };
-
-export function auditSetupFromConfig(path: string): AuditSetup {
-  const loaded = loadConfigFile(path);
-  if (!loaded.config.audit) throw new UsageError(`${path} has no audit section`);
-  return { config: loaded.config.audit, baseDir: loaded.baseDir };
-}
-
-const quiet = createLogger('error');
-
-async function withStore<T>(setup: AuditSetup, fn: (store: AuditStore) => Promise<T>): Promise<T> {
-  const store = await openAuditStore(setup);
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
-
-/** Signs a checkpoint of the current head if it grew, then returns the latest stored checkpoint note. */
-async function freshCheckpoint(setup: AuditSetup, store: AuditStore): Promise<string> {
-  const signer = auditSigner(setup, quiet);
-  const log = new AuditLog(store, {
-    signer,
-    origin: signer.name,
-    checkpointEveryEntries: Number.MAX_SAFE_INTEGER,
-    checkpointEveryMs: 2 ** 30,
-    groupCommit: false,
-    maxBatch: 1,
-    log: quiet,
-  });
-  try {
-    await log.checkpoint();
-  } finally {
-    log.stopTimer();
-  }
-  const all = await store.checkpoints();
-  const last = all[all.length - 1];
-  if (!last) throw new PortcullisError('ERR_AUDIT_INCONSISTENT', 'the log is empty: no checkpoint yet');
-  return last.note;
-}
 
 async function allLeaves(
   store: AuditStore,
@@ -98,7 +50,7 @@ export async function auditCommand(args: string[]): Promise<number> {
     consistency,
     export: exportCmd,
     tail,
-    replay,
+    replay: replayCommand,
   };
   const command = sub ? commands[sub] : undefined;
   if (!command) throw new UsageError(`audit: unknown or missing command\n${USAGE.audit}`);
@@ -266,59 +218,7 @@ async function tail(args: string[]): Promise<number> {
   });
 }
 
-async function replay(args: string[]): Promise<number> {
-  const { values } = parseCommandArgs(args, {
-    config: { type: 'string' },
-    session: { type: 'string' },
-    principal: { type: 'string' },
-    since: { type: 'string' },
-  });
-  const setup = auditSetupFromConfig(required(values.config, '--config'));
-  if (!values.session && !values.principal)
-    throw new UsageError('replay: --session ID or --principal P is required');
-  const since = values.since === undefined ? undefined : parseSince(values.since);
-  const filter: EntryFilter = {
-    ...(values.session ? { session: values.session } : {}),
-    ...(values.principal ? { principal: values.principal } : {}),
-    ...(since === undefined ? {} : { since }),
-  };
-  return withStore(setup, async (store) => {
-    const note = await freshCheckpoint(setup, store);
-    const c = openCheckpoint(note, auditSigner(setup, quiet));
-    const { entries, leaves } = await allLeaves(store, c.size);
-    // Selecting by leaf is only sound if the leaves are the signed ones.
-    const tree = new CompactRange();
-    for (const h of leaves) tree.append(h);
-    if (!tree.root().equals(c.root))
-      throw new PortcullisError(
-        'ERR_AUDIT_TAMPERED',
-        `stored entries do not match checkpoint ${c.size}; run audit verify`,
-      );
-    const found = entries.filter((e) => matchesFilter(signedMeta(e), filter));
-    let failed = 0;
-    for (const e of found) {
-      const ok = verifyInclusion(
-        e.index,
-        c.size,
-        leafHash(e.leaf),
-        inclusionProof(leaves, e.index, c.size),
-        c.root,
-      );
-      if (!ok) failed++;
-      printEntry(e, { verified: ok });
-    }
-    return failed === 0 ? 0 : fail(`${failed} entries do not verify against checkpoint ${c.size}`);
-  });
-}
-
 function nonNegative(v: string, flag: string): number {
   if (!/^(0|[1-9][0-9]*)$/.test(v)) throw new UsageError(`${flag} must be a non-negative integer`);
   return Number(v);
-}
-
-function parseSince(v: string): number {
-  const t = /^[0-9]+$/.test(v) ? Number(v) : Date.parse(v);
-  if (!Number.isFinite(t))
-    throw new UsageError('--since must be milliseconds since the epoch or an ISO date');
-  return t;
 }

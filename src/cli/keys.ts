@@ -4,7 +4,7 @@ import { auditSigner } from '../audit/open.ts';
 import { UsageError } from '../errors.ts';
 import { createLogger } from '../observability/log.ts';
 import { parseCommandArgs, required } from './args.ts';
-import { auditSetupFromConfig } from './audit.ts';
+import { auditSetupFromConfig } from './audit-store.ts';
 
 /**
  * `keys --config FILE` prints the audit log's verifier key (`name+id+key`);

@@ -35,7 +35,7 @@ export const USAGE: Readonly<Record<string, string>> = {
   consistency --old FILE --out DIR          prove the log extends an old checkpoint
   export --tiles DIR                        write the log as c2sp.org/tlog-tiles
   tail [--principal P] [--tool T] [--decision D] [--limit N] [--follow]
-  replay --session ID | --principal P [--since T]`,
+  replay [--session ID] [--principal P] [--since T] [--key VKEY] [--json]`,
   'audit verify': `Usage: portcullis audit verify --config FILE [--key VKEY] [--checkpoint FILE]
   recompute the tree and check every checkpoint`,
   'audit checkpoint': `Usage: portcullis audit checkpoint --config FILE
@@ -50,8 +50,11 @@ export const USAGE: Readonly<Record<string, string>> = {
   write the log as c2sp.org/tlog-tiles`,
   'audit tail': `Usage: portcullis audit tail --config FILE [--principal P] [--tool T] [--decision D] [--limit N] [--follow]
   print the newest entries`,
-  'audit replay': `Usage: portcullis audit replay --config FILE --session ID | --principal P [--since T]
-  print a session's calls, each checked against the log`,
+  'audit replay': `Usage: portcullis audit replay --config FILE [--session ID] [--principal P] [--since T]
+                             [--key VKEY] [--json]
+  print the matching calls in log order, each entry proven against the latest signed checkpoint;
+  at least one of --session, --principal, --since (ISO-8601, or a time ago: 15m, 2h, 7d);
+  --key checks with a verifier key and signs nothing; exit 1 naming an entry that was tampered with`,
   approvals: `Usage: portcullis approvals <command> --config FILE [options]
   list [--all] [--json]                              the approvals waiting (--all: every one kept)
   show ID [--json]                                   one approval, with the arguments it would release

@@ -4,7 +4,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
-import pg from 'pg';
 import { stringify } from 'yaml';
 import { openCheckpoint, signCheckpoint } from '../../src/audit/checkpoint.ts';
 import { canonicalize } from '../../src/audit/jcs.ts';
@@ -12,17 +11,21 @@ import { CompactRange, leafHash } from '../../src/audit/merkle.ts';
 import { generateSignerKey, parseSignerKey } from '../../src/audit/note.ts';
 import { type AuditSetup, auditSigner, openAuditStore } from '../../src/audit/open.ts';
 import { encodeRange } from '../../src/audit/store.ts';
-import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
 import { verifyLog } from '../../src/audit/verify.ts';
 import { silentLogger } from '../../src/observability/log.ts';
-import { NODE, PG_URL, probeUpstream, ROOT, runCli } from '../helpers.ts';
-import { auditFixture, dropPgTables, item, ORIGIN, openTestLog, record, type StoreKind } from './helpers.ts';
+import { NODE, probeUpstream, ROOT, runCli } from '../helpers.ts';
+import {
+  attack,
+  auditFixture,
+  dropPgTables,
+  item,
+  ORIGIN,
+  openTestLog,
+  record,
+  type StoreKind,
+} from './helpers.ts';
 
-const pgAdmin = new pg.Pool({ connectionString: PG_URL, max: 2 });
-after(async () => {
-  await pgAdmin.end();
-  await dropPgTables();
-});
+after(dropPgTables);
 
 const run = runCli;
 
@@ -41,30 +44,6 @@ async function build(kind: StoreKind, n = 20, fixture = auditFixture(kind)) {
   const trustedFile = join(fixture.dir, 'kept-elsewhere.checkpoint');
   writeFileSync(trustedFile, trusted);
   return { ...fixture, trustedFile, trusted };
-}
-
-/** SQL as an attacker with direct database access: the append-only triggers are bypassed first. */
-async function attack(kind: StoreKind, setup: AuditSetup, statements: string[]): Promise<void> {
-  if (kind === 'postgres') {
-    const client = await pgAdmin.connect();
-    try {
-      await client.query('SET session_replication_role = replica');
-      for (const s of statements) await client.query(s);
-    } finally {
-      await client.query('RESET session_replication_role');
-      client.release();
-    }
-    return;
-  }
-  const store = new SqliteAuditStore(setup.config.path);
-  try {
-    for (const trig of store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").all()) {
-      store.db.exec(`DROP TRIGGER ${(trig as { name: string }).name}`);
-    }
-    for (const s of statements) store.db.exec(s);
-  } finally {
-    await store.close();
-  }
 }
 
 /** What an attacker who rewrote entries does next: recompute each entry's stored root and the tree head. */
@@ -214,9 +193,13 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const tail = await run(['audit', 'tail', '--config', f.configPath, '--tool', 't', '--limit', '3']);
       assert.equal(tail.code, 0, tail.stderr);
       assert.deepEqual(indexes(tail.stdout), [17, 18, 19]);
-      const replay = await run(['audit', 'replay', '--config', f.configPath, '--session', 's1']);
+      const replay = await run(['audit', 'replay', '--config', f.configPath, '--session', 's1', '--json']);
       assert.equal(replay.code, 0, replay.stderr);
-      assert.deepEqual(indexes(replay.stdout), [1, 4, 7, 10, 13, 16, 19]);
+      const calls: { entries: { index: number }[] }[] = JSON.parse(replay.stdout).calls;
+      assert.deepEqual(
+        calls.flatMap((c) => c.entries.map((e) => e.index)),
+        [1, 4, 7, 10, 13, 16, 19],
+      );
     });
 
     // The rewrite recomputes the stored roots with SQLite; what verify reports does not depend on the store.

@@ -11,6 +11,7 @@ import { metaOfRecord } from '../../src/audit/meta.ts';
 import { generateSignerKey } from '../../src/audit/note.ts';
 import { type AuditSetup, auditSigner, openAuditStore } from '../../src/audit/open.ts';
 import type { AppendItem, EntryMeta } from '../../src/audit/store.ts';
+import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import { PG_URL, probeUpstream } from '../helpers.ts';
 
@@ -71,6 +72,38 @@ export function record(n: number, extra: Partial<Omit<EntryMeta, 'kind'>> = {}):
 export function itemOf(r: Record<string, unknown>): AppendItem {
   return { leaf: Buffer.from(canonicalize(r)), meta: metaOfRecord(r)!, blobs: [] };
 }
+
+/** SQL as an attacker with direct database access: the append-only triggers are bypassed first. */
+export async function attack(kind: StoreKind, setup: AuditSetup, statements: string[]): Promise<void> {
+  if (kind === 'postgres') {
+    const client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
+    try {
+      await client.query('SET session_replication_role = replica');
+      for (const s of statements) await client.query(s);
+    } finally {
+      await client.end();
+    }
+    return;
+  }
+  const store = new SqliteAuditStore(setup.config.path);
+  try {
+    for (const trig of store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").all()) {
+      store.db.exec(`DROP TRIGGER ${(trig as { name: string }).name}`);
+    }
+    for (const s of statements) store.db.exec(s);
+  } finally {
+    await store.close();
+  }
+}
+
+/** The name of one of the store's tables (`entries`, `checkpoints`, …) in SQL. */
+export const tableOf = (kind: StoreKind, setup: AuditSetup, name: string): string =>
+  kind === 'postgres' ? `${setup.config.table}_${name}` : `audit_${name}`;
+
+/** A byte string as an SQL literal of the store's dialect. */
+export const bytesLiteral = (kind: StoreKind, data: Buffer): string =>
+  kind === 'postgres' ? `'\\x${data.toString('hex')}'::bytea` : `X'${data.toString('hex')}'`;
 
 /** Drops the PostgreSQL tables this test process created. */
 export async function dropPgTables(): Promise<void> {

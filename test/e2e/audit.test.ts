@@ -288,12 +288,11 @@ describe('the audit log behind a running gateway', () => {
     assert.ok(tailed.every((e) => e.record.tool === 'probe__echo'));
 
     const session = tailed[0].record.session as string;
-    const replay = await cli(['audit', 'replay', '--config', f.configPath, '--session', session]);
+    const replay = await cli(['audit', 'replay', '--config', f.configPath, '--session', session, '--json']);
     assert.equal(replay.code, 0, replay.stderr);
-    const replayed = replay.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l));
+    const replayed: { index: number; verified: boolean; record: { session: string } }[] = JSON.parse(
+      replay.stdout,
+    ).calls.flatMap((c: { entries: unknown[] }) => c.entries);
     assert.ok(replayed.length >= 6);
     assert.ok(replayed.every((e) => e.verified === true && e.record.session === session));
     const byPrincipal = await cli([
