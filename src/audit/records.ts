@@ -137,6 +137,9 @@ export function outcomeRecord(ctx: AuditCall, decisionIndex: number | null, opts
     resultHash: res?.result ? resultHash(res.result) : null,
     // `no-answer`: the upstream got the call but never answered; it may have acted.
     upstream: ctx.upstream ?? null,
+    // The approval this call used and the break-glass window it passed under, known only once it ran.
+    approvalId: ctx.approvalId ?? null,
+    breakGlassId: ctx.breakGlassId ?? null,
     leaseId: ctx.leaseId ?? null,
   };
   return item(record);
