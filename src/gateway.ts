@@ -50,10 +50,10 @@ export interface GatewayDeps {
   announcer?: Announcer;
 }
 
-/** Obligations a stage of this pipeline honours: `approval` (the approval stage). */
-const HONOURED: ReadonlySet<string> = new Set(['approval']);
+/** Obligations a stage of this pipeline honours: `approval` and `confirm` (the approval stage). */
+const HONOURED: ReadonlySet<string> = new Set(['approval', 'confirm']);
 /** What an approved call's second decision may still carry. */
-const HONOURED_AFTER_APPROVAL: ReadonlySet<string> = new Set();
+const HONOURED_AFTER_APPROVAL: ReadonlySet<string> = new Set(['confirm']);
 /** How often expired approvals are ended (and recorded) by this replica. */
 const SWEEP_MS = 5000;
 
@@ -145,6 +145,7 @@ export class Gateway {
         keepAliveMs: approvalsCfg.keepAliveMs,
         honouredLater: HONOURED_AFTER_APPROVAL,
         now: this.now,
+        journal: (record) => this.audit.append(record),
       }),
       // Again after any wait: a token that expired or was revoked meanwhile stops the call here.
       reidentify,

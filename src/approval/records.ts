@@ -45,3 +45,25 @@ export function approvalRecord(
     ...(extra.code ? { code: extra.code } : {}),
   };
 }
+
+/** A user's confirmation through elicitation (`confirm`): recorded as such, never as an approval. */
+export function confirmationRecord(
+  call: { callId: string; session: string; principal: string; tool: string; argsHash: string },
+  decisionIndex: number | null,
+  time: number,
+): Record<string, unknown> {
+  return {
+    v: 1,
+    type: 'approval',
+    event: 'confirmed',
+    time,
+    callId: call.callId,
+    session: call.session,
+    tool: call.tool,
+    principal: { id: call.principal },
+    decisionIndex,
+    argsHash: call.argsHash,
+    approver: `user-of:${call.principal}`,
+    channel: 'elicitation',
+  };
+}

@@ -5,8 +5,19 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@modelcontextprotocol/client';
+import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { JSONRPC } from '../../src/errors.ts';
-import { failsWith, httpClient, NODE, runCli, serverEntry, startAuthTestGateway, textOf } from '../helpers.ts';
+import {
+  failsWith,
+  httpClient,
+  NODE,
+  runCli,
+  serverEntry,
+  startAuthTestGateway,
+  textOf,
+} from '../helpers.ts';
 
 const POLICY = `
 @id("reads")
@@ -37,6 +48,8 @@ const TOOLS = ['fs__write_file', 'fs__create_directory', 'fs__read_text_file'];
 
 interface Setup {
   client: Client;
+  url: string;
+  token: string;
   stopGateway(): Promise<void>;
   configPath: string;
   dir: string;
@@ -45,13 +58,17 @@ interface Setup {
 }
 
 /** A token gateway in front of the real filesystem server, its config also on disk for the CLI. */
-async function setUp(approvals: Record<string, unknown>, sub = 'carol'): Promise<Setup> {
+async function setUp(approvals: Record<string, unknown>, sub = 'carol', policy = POLICY): Promise<Setup> {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'pc-approvals-')));
   const sandbox = realpathSync(mkdtempSync(join(tmpdir(), 'pc-approvals-sandbox-')));
-  writeFileSync(join(dir, 'approvals.cedar'), POLICY);
+  writeFileSync(join(dir, 'approvals.cedar'), policy);
   const config = {
     upstreams: {
-      fs: { transport: 'stdio', command: NODE, args: [serverEntry('@modelcontextprotocol/server-filesystem'), sandbox] },
+      fs: {
+        transport: 'stdio',
+        command: NODE,
+        args: [serverEntry('@modelcontextprotocol/server-filesystem'), sandbox],
+      },
     },
     policy: { files: [join(dir, 'approvals.cedar')], trustAnnotations: ['fs'] },
     audit: { path: join(dir, 'audit.db') },
@@ -63,7 +80,11 @@ async function setUp(approvals: Record<string, unknown>, sub = 'carol'): Promise
     configPath,
     JSON.stringify({
       ...config,
-      identity: { mode: 'token', resource: 'https://gateway.test/mcp', gatewayTokens: { keyDir: join(dir, 'keys') } },
+      identity: {
+        mode: 'token',
+        resource: 'https://gateway.test/mcp',
+        gatewayTokens: { keyDir: join(dir, 'keys') },
+      },
       state: { store: 'sqlite', path: join(dir, 'state.db') },
     }),
   );
@@ -71,6 +92,8 @@ async function setUp(approvals: Record<string, unknown>, sub = 'carol'): Promise
   const client = await httpClient(gw.url, 'legacy', { authorization: `Bearer ${token}` });
   return {
     client,
+    url: gw.url,
+    token,
     configPath,
     dir,
     sandbox,
@@ -86,13 +109,16 @@ async function setUp(approvals: Record<string, unknown>, sub = 'carol'): Promise
 function heldCall(client: Client, name: string, args: Record<string, unknown>) {
   let announce!: (id: string) => void;
   const held = new Promise<string>((resolve) => (announce = resolve));
-  const result = client.callTool({ name, arguments: args, _meta: reason }, {
-    onprogress: (p: { message?: string }) => {
-      const id = /apr_[A-Za-z0-9_-]+/.exec(p.message ?? '')?.[0];
-      if (id) announce(id);
+  const result = client.callTool(
+    { name, arguments: args, _meta: reason },
+    {
+      onprogress: (p: { message?: string }) => {
+        const id = /apr_[A-Za-z0-9_-]+/.exec(p.message ?? '')?.[0];
+        if (id) announce(id);
+      },
+      resetTimeoutOnProgress: true,
     },
-    resetTimeoutOnProgress: true,
-  });
+  );
   // A call that ends before it was ever held (refused) must not leave `held` hanging forever.
   result.catch(() => announce(''));
   return { held, result };
@@ -180,7 +206,11 @@ describe('a write held for approval, approved through the CLI (SDK client, real 
     const { held, result } = heldCall(s.client, 'fs__create_directory', { path });
     const id = await held;
     assert.equal((await cli(s, 'approve', id, '--as', 'alice')).code, 0);
-    const listed = JSON.parse((await cli(s, 'list', '--json')).stdout) as { id: string; grants: number; status: string }[];
+    const listed = JSON.parse((await cli(s, 'list', '--json')).stdout) as {
+      id: string;
+      grants: number;
+      status: string;
+    }[];
     assert.deepEqual(
       listed.filter((a) => a.id === id).map((a) => [a.status, a.grants]),
       [['pending', 1]],
@@ -198,7 +228,9 @@ describe('approvals that outlive the wait', () => {
     try {
       const args = { path: join(s.sandbox, 'later.txt'), content: 'granted after the caller gave up' };
       const call = () => s.client.callTool({ name: 'fs__write_file', arguments: args, _meta: reason });
-      const pending = await call().catch((e: unknown) => e as { code: number; data?: { approvalId?: string } });
+      const pending = await call().catch(
+        (e: unknown) => e as { code: number; data?: { approvalId?: string } },
+      );
       assert.equal((pending as { code: number }).code, JSONRPC.DENIED);
       const id = (pending as { data?: { approvalId?: string } }).data?.approvalId;
       assert.match(String(id), /^apr_/);
@@ -212,7 +244,11 @@ describe('approvals that outlive the wait', () => {
       const otherId = String(other.data?.approvalId);
       assert.equal((await cli(s, 'approve', otherId, '--as', 'alice')).code, 0);
       await assert.rejects(
-        s.client.callTool({ name: 'fs__write_file', arguments: { ...args, content: 'changed' }, _meta: reason }),
+        s.client.callTool({
+          name: 'fs__write_file',
+          arguments: { ...args, content: 'changed' },
+          _meta: reason,
+        }),
         failsWith(JSONRPC.DENIED, /Approval pending/),
       );
     } finally {
@@ -223,7 +259,10 @@ describe('approvals that outlive the wait', () => {
   it('an approval nobody decides expires, and the waiting call is denied', async () => {
     const s = await setUp({ ttlMs: 1000, keepAliveMs: 100 });
     try {
-      const { held, result } = heldCall(s.client, 'fs__write_file', { path: join(s.sandbox, 'x'), content: 'x' });
+      const { held, result } = heldCall(s.client, 'fs__write_file', {
+        path: join(s.sandbox, 'x'),
+        content: 'x',
+      });
       const id = await held.catch(() => '');
       await assert.rejects(result, failsWith(JSONRPC.DENIED, /Approval expired/));
       const late = await cli(s, 'approve', id || 'apr_none', '--as', 'alice');
@@ -236,7 +275,10 @@ describe('approvals that outlive the wait', () => {
 
   it('a gateway that shuts down while a call waits answers it cleanly, and its approval cannot be used afterwards', async () => {
     const s = await setUp({ keepAliveMs: 100 });
-    const { held, result } = heldCall(s.client, 'fs__write_file', { path: join(s.sandbox, 'y'), content: 'y' });
+    const { held, result } = heldCall(s.client, 'fs__write_file', {
+      path: join(s.sandbox, 'y'),
+      content: 'y',
+    });
     const id = await held;
     const outcome = result.catch((e: unknown) => e);
     await s.stopGateway();
@@ -244,5 +286,69 @@ describe('approvals that outlive the wait', () => {
     await s.client.close().catch(() => {});
     const late = await cli(s, 'approve', id, '--as', 'alice');
     assert.match(late.stderr, /ERR_APPROVAL_NOT_PENDING/);
+  });
+});
+
+const CONFIRM_POLICY = `
+@id("mkdir-if-the-user-confirms")
+@obligation("confirm")
+permit(principal, action == Action::"tools/call:fs__create_directory", resource)
+when { context.reason != "" };
+`;
+
+/** A v1 SDK client (what most deployed clients ship) whose user answers each elicitation with `answer`. */
+async function confirmingClient(s: Setup, answer: 'accept' | 'decline'): Promise<V1Client> {
+  const client = new V1Client({ name: 'confirmer', version: '1.0.0' }, { capabilities: { elicitation: {} } });
+  client.setRequestHandler(ElicitRequestSchema, async () =>
+    answer === 'accept' ? { action: 'accept', content: { confirm: true } } : { action: 'decline' },
+  );
+  await client.connect(
+    new V1Transport(new URL(s.url), { requestInit: { headers: { authorization: `Bearer ${s.token}` } } }),
+  );
+  return client;
+}
+
+describe('a call the policy asks the user to confirm (@obligation("confirm"), MCP elicitation)', () => {
+  let s: Setup;
+  before(async () => {
+    s = await setUp({}, 'carol', CONFIRM_POLICY);
+  });
+  after(async () => s?.close());
+
+  it('goes ahead once the user confirms, and the log records a confirmation, not an approval', async () => {
+    const client = await confirmingClient(s, 'accept');
+    try {
+      const path = join(s.sandbox, 'confirmed');
+      const res = await client.callTool({ name: 'fs__create_directory', arguments: { path }, _meta: reason });
+      assert.match(textOf(res), /Successfully created directory/);
+      assert.equal(auditEvents(s).at(-1), 'confirmed');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('is denied when the user declines', async () => {
+    const client = await confirmingClient(s, 'decline');
+    try {
+      const path = join(s.sandbox, 'declined');
+      await assert.rejects(
+        client.callTool({ name: 'fs__create_directory', arguments: { path }, _meta: reason }),
+        failsWith(JSONRPC.DENIED, /did not confirm/),
+      );
+      assert.throws(() => readFileSync(path), { code: 'ENOENT' });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('is denied when the client offers no elicitation', async () => {
+    await assert.rejects(
+      s.client.callTool({
+        name: 'fs__create_directory',
+        arguments: { path: join(s.sandbox, 'n') },
+        _meta: reason,
+      }),
+      failsWith(JSONRPC.DENIED, /cannot confirm/),
+    );
   });
 });

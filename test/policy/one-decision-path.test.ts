@@ -155,7 +155,8 @@ async function throughGateway(dir: string, c: Case) {
   });
   const noUpstream = {} as never;
   try {
-    for (const stage of [validateStage(noUpstream, svc), authorizeStage(svc, new Set())]) await stage.run(ctx);
+    for (const stage of [validateStage(noUpstream, svc), authorizeStage(svc, new Set())])
+      await stage.run(ctx);
     return { code: undefined, decision: ctx.decision };
   } catch (err) {
     return { code: (err as { code?: string }).code, decision: ctx.decision };

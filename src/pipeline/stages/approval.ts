@@ -1,5 +1,7 @@
+import { confirmWithUser } from '../../approval/confirm.ts';
 import { holdForApproval } from '../../approval/gate.ts';
-import type { ApprovalService } from '../../approval/service.ts';
+import { confirmationRecord } from '../../approval/records.ts';
+import type { ApprovalService, Journal } from '../../approval/service.ts';
 import type { HeldCalls } from '../../approval/wakeups.ts';
 import { canonicalize } from '../../audit/jcs.ts';
 import { sha256hex } from '../../audit/records.ts';
@@ -20,6 +22,8 @@ export interface ApprovalStageDeps {
   /** Obligations later stages honour: what the approved call's second decision may still carry. */
   readonly honouredLater: Honoured;
   readonly now: () => number;
+  /** Where a user's confirmation is recorded (the audit log); the call waits until it is durable. */
+  readonly journal: Journal;
 }
 
 /**
@@ -33,9 +37,12 @@ export function approvalStage(deps: ApprovalStageDeps): Stage {
   return {
     name: 'approval',
     async run(ctx) {
-      if (!ctx.decision?.obligations.includes('approval')) return;
+      const obligations = ctx.decision?.obligations;
+      if (!obligations || obligations.length === 0) return;
       const call = ctx.callInput;
       if (!call || call.target.kind !== 'tool') throw new Error('approval without a tool call');
+      if (obligations.includes('confirm')) await confirm(deps, ctx, call);
+      if (!obligations.includes('approval')) return;
       ctx.held = true;
       const a = await holdForApproval(deps.approvals, deps.held, toApprove(ctx, call), {
         signal: ctx.signal,
@@ -48,6 +55,22 @@ export function approvalStage(deps: ApprovalStageDeps): Stage {
       ctx.approvalId = a.id;
     },
   };
+}
+
+/** The user confirms through elicitation on the call's own stream; recorded before the call goes on. */
+async function confirm(deps: ApprovalStageDeps, ctx: CallContext, call: CallInput): Promise<void> {
+  const subject = toApprove(ctx, call);
+  await confirmWithUser(
+    {
+      tool: subject.tool,
+      argsHash: subject.argsHash,
+      reason: call.reason,
+      clientCanElicit: isObject(ctx.session.client.capabilities.elicitation),
+    },
+    (request, signal) => ctx.sink.request(request, signal),
+    ctx.signal,
+  );
+  await deps.journal(confirmationRecord(subject, ctx.decisionIndex ?? null, deps.now()));
 }
 
 function toApprove(ctx: CallContext, call: CallInput) {
