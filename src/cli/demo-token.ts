@@ -3,8 +3,9 @@ import type { LoadedConfig } from '../config/load.ts';
 import { mintGatewayToken } from '../identity/gateway-tokens.ts';
 import { gatewayIssuer, gatewayKeyDir } from '../identity/service.ts';
 
-/** The demo caller may read the sandbox and the memory graph; writing is not on its token. */
+/** The demo caller may read the sandbox and the memory graph, and write in the sandbox through an approval. */
 export const DEMO_TOOLS = [
+  'fs__write_file',
   'fs__list_allowed_directories',
   'fs__list_directory',
   'fs__read_text_file',

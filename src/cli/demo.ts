@@ -12,6 +12,9 @@ import { DEMO_TOOLS, demoToken, freePortIfZero } from './demo-token.ts';
 import { closeOnStop } from './shutdown.ts';
 
 const POLICY_DIR = fileURLToPath(new URL('../../policies/', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/portcullis.js', import.meta.url));
+/** Who approves the demo caller's writes: the person running the demo, by this name. */
+export const DEMO_OPERATOR = 'demo-operator';
 
 /**
  * The embedded default: a config in `.portcullis/demo` fronting two real MCP
@@ -32,6 +35,9 @@ export async function demoCommand(args: string[]): Promise<number> {
   await running.gateway.audit.ready;
   const audit = { config: loaded.config.audit!, baseDir: loaded.baseDir };
   const auth = `--header "Authorization: Bearer ${token}"`;
+  const inspector = `npx @modelcontextprotocol/inspector --cli ${running.listener.url} --transport http ${auth}`;
+  const cli = `node ${BIN}`;
+  const note = join(dir, 'sandbox', 'note.txt');
   const info = {
     event: 'demo',
     mcpUrl: running.listener.url,
@@ -44,8 +50,12 @@ export async function demoCommand(args: string[]): Promise<number> {
     token,
     tokenTools: DEMO_TOOLS,
     tryNext: [
-      `npx @modelcontextprotocol/inspector --cli ${running.listener.url} --transport http ${auth} --method tools/list`,
-      `npx @modelcontextprotocol/inspector --cli ${running.listener.url} --transport http ${auth} --method tools/call --tool-name fs__list_directory --tool-args-json '{"path":"${join(dir, 'sandbox')}"}'`,
+      `${inspector} --method tools/list`,
+      `${inspector} --method tools/call --tool-name fs__list_directory --tool-args-json '{"path":"${join(dir, 'sandbox')}"}'`,
+      // A write waits for a human: run it, then approve it from another terminal; a retry after a timeout uses the grant.
+      `${inspector} --method tools/call --tool-name fs__write_file --tool-args-json '{"path":"${note}","content":"written through an approval"}'`,
+      `${cli} approvals list --config ${configPath}`,
+      `${cli} approvals approve APPROVAL_ID --config ${configPath} --as ${DEMO_OPERATOR} --comment "ok for the demo"`,
     ],
   };
   // Whoever reads the line below may stop us at once: the handlers are in place first.
@@ -85,7 +95,8 @@ function writeDemoConfig(dir: string, port: number): string {
         env: { MEMORY_FILE_PATH: join(dir, 'memory.jsonl') },
       },
     },
-    // Reads work for the demo's caller; writes need an approval, so are denied for now.
+    // Reads work for the demo's caller; writes wait for an approval by the operator.
+    approvals: { approvers: { operators: [DEMO_OPERATOR] }, keepAliveMs: 2000 },
     policy: {
       files: [join(POLICY_DIR, 'default.cedar'), join(POLICY_DIR, 'demo.cedar')],
       trustAnnotations: ['fs', 'memory'],
@@ -121,7 +132,12 @@ function humanSummary(info: {
     `  verifier key : ${info.auditVerifierKey}  (portcullis audit verify --config ${info.config})`,
     '',
     'Try next:',
-    ...info.tryNext.map((c) => `  ${c}`),
+    ...info.tryNext.slice(0, 2).map((c) => `  ${c}`),
+    '',
+    'Write through an approval: this call waits (the Inspector may time out first; run it again once approved)',
+    `  ${info.tryNext[2]}`,
+    'and from another terminal, list what waits and approve it:',
+    ...info.tryNext.slice(3).map((c) => `  ${c}`),
     '',
     'Stop with Ctrl-C.',
     '',

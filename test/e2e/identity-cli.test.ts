@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -10,12 +10,14 @@ import { loadConfigFile } from '../../src/config/load.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import { type RunningGateway, startGateway } from '../../src/server.ts';
 import {
+  httpClient,
   initializeBody,
   NODE,
   PERMIT_ALL_POLICY,
   post,
   probeUpstream,
   ROOT,
+  runCli,
   textOf,
   wrapClient,
 } from '../helpers.ts';
@@ -140,6 +142,37 @@ describe('portcullis token issue, revoke and keys rotate against a running gatew
   });
 });
 
+/** The demo's printed write waits; its printed approve command (with the id filled in) lets it through. */
+async function writeThroughApproval(info: { mcpUrl: string; token: string; tryNext: string[] }) {
+  const client = await httpClient(info.mcpUrl, 'legacy', { authorization: `Bearer ${info.token}` });
+  try {
+    const write = info.tryNext.find((c) => c.includes('fs__write_file'))!;
+    const args = JSON.parse(/--tool-args-json '([^']+)'/.exec(write)![1]!) as Record<string, unknown>;
+    let announce!: (id: string) => void;
+    const held = new Promise<string>((resolve) => (announce = resolve));
+    const result = client.callTool(
+      { name: 'fs__write_file', arguments: args },
+      {
+        onprogress: (p: { message?: string }) => {
+          const id = /apr_[A-Za-z0-9_-]+/.exec(p.message ?? '')?.[0];
+          if (id) announce(id);
+        },
+      },
+    );
+    result.catch(() => announce(''));
+    const approve = info.tryNext
+      .find((c) => c.includes('approvals approve'))!
+      .replace('APPROVAL_ID', await held);
+    const words = approve.match(/"[^"]*"|\S+/g)!.map((w) => w.replace(/^"|"$/g, ''));
+    const ran = await runCli(words.slice(2));
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.match(textOf(await result), /Successfully wrote/);
+    assert.equal(readFileSync(String(args.path), 'utf8'), 'written through an approval');
+  } finally {
+    await client.close();
+  }
+}
+
 describe('portcullis demo', () => {
   it('answers 401 without a token and serves its printed token', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'portcullis-demo-'));
@@ -156,7 +189,10 @@ describe('portcullis demo', () => {
         (await post(info.mcpUrl, initializeBody(), { authorization: `Bearer ${info.token}` })).status,
         200,
       );
-      assert.ok(info.tryNext.every((c) => c.includes(`--header "Authorization: Bearer ${info.token}"`)));
+      const inspector = info.tryNext.filter((c) => c.includes('inspector'));
+      assert.equal(inspector.length, 3);
+      assert.ok(inspector.every((c) => c.includes(`--header "Authorization: Bearer ${info.token}"`)));
+      await writeThroughApproval(info);
     } finally {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
