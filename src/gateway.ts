@@ -27,6 +27,7 @@ import { routeStage } from './pipeline/stages/route.ts';
 import { validateStage } from './pipeline/stages/validate.ts';
 import { PolicyService } from './policy/service.ts';
 import type { DownstreamSession } from './session.ts';
+import { DeferredRecordStore } from './state/deferred.ts';
 import { openRecordStore } from './state/open.ts';
 import type { RecordStore } from './state/records.ts';
 import { Aggregator } from './upstream/aggregate.ts';
@@ -101,7 +102,10 @@ export class Gateway {
     this.policy = new PolicyService(loaded.config.policy, loaded.baseDir, { log: deps.log, now: this.now });
     if (loaded.config.policy.watch) this.policy.watch();
     const policy = this.policy;
-    this.records = deps.records ?? openRecordStore(loaded.config.state, loaded.baseDir);
+    // Opened on first use: a gateway that never holds a call never touches the state store for it.
+    this.records =
+      deps.records ??
+      new DeferredRecordStore(async () => openRecordStore(loaded.config.state, loaded.baseDir));
     this.announcer =
       deps.announcer ??
       new WebhookNotifier(loaded.config.approvals.webhooks, { logger: deps.log, baseDir: loaded.baseDir });

@@ -59,6 +59,8 @@ export class ApprovalService {
   private readonly d: ApprovalServiceDeps;
   /** Approvals this process created and has not seen end: abandoned on close. */
   private readonly mine = new Set<string>();
+  /** Whether this process ever held a call or decided one: a gateway that never did leaves the store alone. */
+  private used = false;
 
   constructor(deps: ApprovalServiceDeps) {
     this.d = deps;
@@ -80,6 +82,7 @@ export class ApprovalService {
    * else a new pending one (recorded and announced).
    */
   async open(call: CallToApprove): Promise<Approval> {
+    this.used = true;
     const now = this.d.now();
     const found = await this.d.store.find('approval', {
       matchKey: matchKeyOf(call),
@@ -225,6 +228,7 @@ export class ApprovalService {
 
   /** Expires what is past its time and purges what is long gone; run now and then by any replica. */
   async sweep(): Promise<number> {
+    if (!this.used) return 0;
     const now = this.d.now();
     const open = await this.list(['pending', 'granted'], 1000);
     let expired = 0;
