@@ -201,6 +201,19 @@ describe('a write held for approval, approved through the CLI (SDK client, real 
     assert.equal(auditEvents(s).filter((e) => e === 'refused').length >= 3, true);
   });
 
+  it('holds a 2026-07-28 client the same way, with progress on its stream', async () => {
+    const modern = await httpClient(s.url, 'modern', { authorization: `Bearer ${s.token}` });
+    try {
+      const path = join(s.sandbox, 'modern.txt');
+      const { held, result } = heldCall(modern, 'fs__write_file', { path, content: 'modern' });
+      const id = await held;
+      assert.equal((await cli(s, 'approve', id, '--as', 'alice')).code, 0);
+      assert.match(textOf(await result), /Successfully wrote/);
+    } finally {
+      await modern.close();
+    }
+  });
+
   it('needs two distinct approvers where the policy says @approvals("2")', async () => {
     const path = join(s.sandbox, 'two-approvers');
     const { held, result } = heldCall(s.client, 'fs__create_directory', { path });
