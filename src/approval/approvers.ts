@@ -44,8 +44,13 @@ function matches(m: ApproverIdentity, p: Principal): boolean {
  * name is the caller's user. The CLI's operator name is only as trusted as the
  * machine it runs on, which is why both names are compared.
  */
-export function isSelfApproval(approver: string, caller: { principal: string; user?: string }): boolean {
+export function isSelfApproval(
+  act: { approver: string; user?: string },
+  caller: { principal: string; user?: string },
+): boolean {
+  const { approver } = act;
   if (approver === caller.principal) return true;
+  if (act.user !== undefined && act.user === caller.user) return true;
   const name = approver.startsWith('operator:') ? approver.slice('operator:'.length) : undefined;
   return name !== undefined && (name === caller.user || name === caller.principal);
 }

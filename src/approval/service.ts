@@ -282,7 +282,7 @@ function refuseDecision(
     throw new PortcullisError('ERR_APPROVAL_NOT_PENDING', `approval ${a.id} is ${a.status}`);
   if (expectHash !== undefined && expectHash !== a.argsHash)
     throw new PortcullisError('ERR_APPROVAL_MISMATCH', `approval ${a.id}: argument hash ${expectHash}`);
-  if (isSelfApproval(act.approver, { principal: a.principal, ...(a.user ? { user: a.user } : {}) }))
+  if (isSelfApproval(act, { principal: a.principal, ...(a.user ? { user: a.user } : {}) }))
     throw new PortcullisError('ERR_APPROVAL_SELF', `${act.approver} cannot decide its own call`);
   if (verdict === 'grant' && a.grants.some((g) => g.approver === act.approver))
     throw new PortcullisError('ERR_APPROVAL_DUPLICATE', `${act.approver} already approved ${a.id}`);

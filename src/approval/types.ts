@@ -8,6 +8,8 @@ export type ApprovalChannel = 'cli' | 'admin-api' | 'webhook' | 'elicitation';
 export interface ApproverAct {
   /** The approver's identity: a principal id, `operator:NAME` for the CLI, `webhook:SOURCE:USER` for a callback. */
   readonly approver: string;
+  /** The approver's user (`sub`) when it is a verified caller: the same person through another workload is still the caller. */
+  readonly user?: string;
   readonly channel: ApprovalChannel;
   readonly comment: string;
   readonly at: number;
