@@ -9,7 +9,13 @@ import { loadPolicyFiles, type PolicySource } from './engine/policy-set.ts';
 import { PolicyFileWatcher } from './engine/watch.ts';
 import { PolicyError } from './errors.ts';
 import type { NetworkFacts } from './facts/network.ts';
-import { type CallFacts, type SessionSnapshot, type Target, toCedar } from './facts/request.ts';
+import {
+  type CallFacts,
+  type CedarRequest,
+  type SessionSnapshot,
+  type Target,
+  toCedar,
+} from './facts/request.ts';
 import { MemorySessionFacts, type SessionFacts } from './facts/session-facts.ts';
 import { Catalog } from './model/catalog.ts';
 
@@ -183,8 +189,12 @@ export class PolicyService {
 
   /** The live decision; the shadow set is evaluated beside it, and only counted and logged. */
   decide(f: CallFacts, callId = ''): EngineDecision {
+    return this.decideRequest(toCedar(f), callId);
+  }
+
+  /** A request already in Cedar's terms (the admin API's actions), decided as `decide` does. */
+  decideRequest(request: CedarRequest, callId = ''): EngineDecision {
     const live = this.liveEngine;
-    const request = toCedar(f);
     const decision = live.decide(request);
     const shadow = this.shadowEngine;
     if (shadow) {

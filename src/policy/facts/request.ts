@@ -184,21 +184,12 @@ function resourceEntity(t: Target): EntityJson {
 }
 
 function contextOf(f: CallFacts): Record<string, unknown> {
-  const local = new Date(f.now + f.utcOffsetMinutes * 60_000);
   return {
     method: f.method,
     reason: f.reason,
     risk: riskOf(f),
-    time: {
-      now: Math.floor(f.now / 1000),
-      hour: local.getUTCHours(),
-      minute: local.getUTCMinutes(),
-      weekday: local.getUTCDay(),
-    },
-    network: {
-      address: { __extn: { fn: 'ip', arg: isIP(f.network.address) ? f.network.address : '0.0.0.0' } },
-      transport: f.network.transport,
-    },
+    time: timeContext(f.now, f.utcOffsetMinutes),
+    network: networkContext(f.network),
     session: {
       callsLastMinute: f.session.callsLastMinute,
       // Shared, not copied: session facts hand out a list nobody edits, and it can hold a thousand tools.
@@ -207,6 +198,25 @@ function contextOf(f: CallFacts): Record<string, unknown> {
     },
     approval: { ...f.approval },
     input: f.input,
+  };
+}
+
+/** `context.time`: epoch seconds, and the hour, minute and weekday on the policy's clock. */
+export function timeContext(now: number, utcOffsetMinutes: number): Record<string, number> {
+  const local = new Date(now + utcOffsetMinutes * 60_000);
+  return {
+    now: Math.floor(now / 1000),
+    hour: local.getUTCHours(),
+    minute: local.getUTCMinutes(),
+    weekday: local.getUTCDay(),
+  };
+}
+
+/** `context.network`: the peer address as a Cedar `ipaddr` (0.0.0.0 when it is not an IP). */
+export function networkContext(network: { address: string; transport: string }): Record<string, unknown> {
+  return {
+    address: { __extn: { fn: 'ip', arg: isIP(network.address) ? network.address : '0.0.0.0' } },
+    transport: network.transport,
   };
 }
 

@@ -14,6 +14,26 @@ export const ACTION = {
 
 export const toolAction = (tool: string): string => `${ACTION.toolsCall}:${tool}`;
 
+/** The admin API's actions on held calls' approvals: the resource is an `Approval` (the queue, to list). */
+export const ADMIN_ACTION = {
+  list: 'approvals/list',
+  show: 'approvals/show',
+  approve: 'approvals/approve',
+  deny: 'approvals/deny',
+} as const;
+
+export type AdminAction = (typeof ADMIN_ACTION)[keyof typeof ADMIN_ACTION];
+
+/**
+ * The role the gateway gives a caller that `approvals.approvers` names: only
+ * config grants it (a token's `roles` claim makes `Group`s), and only an
+ * admin-API request carries it.
+ */
+export const APPROVER_ROLE = { type: 'Role', id: 'approver' } as const;
+
+/** The one queue of approvals, the resource of `approvals/list`. */
+export const APPROVAL_QUEUE = { type: 'ApprovalQueue', id: 'approvals' } as const;
+
 const str = { type: 'String' } as const;
 const long = { type: 'Long' } as const;
 const bool = { type: 'Boolean' } as const;
@@ -57,7 +77,7 @@ const annotations = {
 
 const ENTITY_TYPES = {
   Caller: {
-    memberOfTypes: ['Group', 'Workload', 'User'],
+    memberOfTypes: ['Group', 'Workload', 'User', 'Role'],
     shape: {
       type: 'Record',
       attributes: {
@@ -76,6 +96,7 @@ const ENTITY_TYPES = {
   Group: {},
   Workload: {},
   User: {},
+  Role: {},
   Server: {},
   Tool: {
     memberOfTypes: ['Server'],
@@ -92,6 +113,11 @@ const ENTITY_TYPES = {
     memberOfTypes: ['Server'],
     shape: { type: 'Record', attributes: { server: req(str), tier: req(str) } },
   },
+  /** A held call's approval: its tool, the caller's principal id, and how many approvers it needs. */
+  Approval: {
+    shape: { type: 'Record', attributes: { tool: req(str), principal: req(str), required: req(long) } },
+  },
+  ApprovalQueue: {},
 };
 
 const applies = (resourceTypes: string[], input: unknown = EMPTY_INPUT) => ({
@@ -108,6 +134,10 @@ export function generateSchema(catalog: Catalog): Record<string, unknown> {
     [ACTION.promptsGet]: applies(['Prompt']),
     [ACTION.completion]: applies(['Server']),
     [ACTION.other]: applies(['Server']),
+    [ADMIN_ACTION.list]: applies([APPROVAL_QUEUE.type]),
+    [ADMIN_ACTION.show]: applies(['Approval']),
+    [ADMIN_ACTION.approve]: applies(['Approval']),
+    [ADMIN_ACTION.deny]: applies(['Approval']),
   };
   for (const tool of catalog.allTools()) {
     actions[toolAction(tool.name)] = {
