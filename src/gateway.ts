@@ -85,7 +85,8 @@ export class Gateway {
   /** Every call in the pipeline, so a shutdown can let the held ones answer before the listeners close. */
   private readonly inPipeline = new Map<Promise<void>, CallContext>();
   private readonly log: Logger;
-  private readonly now: () => number;
+  /** The gateway's clock (injected in tests): approvals, the admin API and policy all read it. */
+  readonly now: () => number;
   private readonly newId: () => string;
 
   constructor(loaded: LoadedConfig, deps: GatewayDeps) {

@@ -28,7 +28,12 @@ export async function startGateway(
   const gateway = new Gateway(loaded, { log });
   const listener = await startHttpListener(loaded.config, gateway, log);
   const admin = loaded.config.admin.enabled
-    ? await startAdminListener(loaded.config.admin, gateway)
+    ? await startAdminListener(loaded, gateway, log).catch(async (err) => {
+        // A callback secret that does not resolve stops the start: nothing is left listening.
+        await listener.close();
+        await gateway.close();
+        throw err;
+      })
     : undefined;
   if (loaded.config.identity.mode === 'none') {
     if (opts.banner !== false) process.stderr.write(OPEN_GATEWAY_BANNER);

@@ -1,26 +1,53 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { z } from 'zod';
+import { ApproverRole } from '../approval/approvers.ts';
+import { callbackVerifiers } from '../approval/callback.ts';
+import type { LoadedConfig } from '../config/load.ts';
 import type { Gateway } from '../gateway.ts';
+import type { Logger } from '../observability/log.ts';
 import { createRebindingGuard } from '../transport/guard.ts';
-import type { adminSchema } from './config.ts';
+import { ApprovalsApi } from './approvals-api.ts';
 
 export interface AdminListener {
   readonly url: string;
   close(): Promise<void>;
 }
 
-/** Read-only operational endpoints: health, Prometheus metrics, upstream status. */
+/**
+ * Operational endpoints (health, Prometheus metrics, upstream status), open
+ * to whoever reaches the port, and the approvals API under `/approvals`, for
+ * authenticated approvers and signed callbacks only.
+ */
 export async function startAdminListener(
-  cfg: z.infer<typeof adminSchema>,
+  loaded: LoadedConfig,
   gateway: Gateway,
+  log: Logger,
 ): Promise<AdminListener> {
+  const cfg = loaded.config.admin;
   // Loopback alone does not stop a web page that rebinds its own name to 127.0.0.1.
-  const guard = createRebindingGuard({ bindHost: cfg.host, allowedHosts: [], allowedOrigins: [] });
+  const guard = createRebindingGuard({
+    bindHost: cfg.host,
+    allowedHosts: cfg.allowedHosts,
+    allowedOrigins: [],
+  });
+  const approvals = new ApprovalsApi({
+    gateway,
+    approvers: new ApproverRole(loaded.config.approvals.approvers),
+    // Secrets are resolved now: a bad one stops the start, not the first callback.
+    callbacks: callbackVerifiers(loaded.config.approvals.callbacks, {
+      baseDir: loaded.baseDir,
+      nonces: gateway.records,
+      now: gateway.now,
+    }),
+    now: gateway.now,
+    log,
+  });
   const server = http.createServer((req, res) => {
     if (!guard.hostAllowed(req.headers.host) || !guard.originAllowed(req.headers.origin))
       return send(res, 403, 'text/plain', 'Forbidden\n');
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
+    if (path === '/approvals' || path.startsWith('/approvals/')) return void approvals.handle(req, res, url);
     if (req.method !== 'GET') return send(res, 405, 'text/plain', 'Method not allowed\n');
     if (path === '/healthz') return send(res, 200, 'application/json', JSON.stringify({ status: 'ok' }));
     if (path === '/metrics') return send(res, 200, 'text/plain; version=0.0.4', gateway.metrics.render());

@@ -29,6 +29,17 @@ export class ApproverRole {
       throw new PortcullisError('ERR_APPROVER_NOT_ALLOWED', `${principal.id} holds no approver role`);
     return principal.id;
   }
+
+  /**
+   * An approver known only by its id (`webhook:SOURCE:USER`, from a signed
+   * callback): allowed only by an entry naming that principal, never by a
+   * user, workload or claim entry, which speak of identities the gateway verified.
+   */
+  named(id: string): string {
+    if (!this.identities.some((m) => 'principal' in m && m.principal === id))
+      throw new PortcullisError('ERR_APPROVER_NOT_ALLOWED', `${id} holds no approver role`);
+    return id;
+  }
 }
 
 function matches(m: ApproverIdentity, p: Principal): boolean {

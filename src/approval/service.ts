@@ -201,6 +201,16 @@ export class ApprovalService {
     throw new PortcullisError('ERR_STATE_UNAVAILABLE', `approval ${id}: too many concurrent changes`);
   }
 
+  /**
+   * Records a refusal made before a decision reached `decide` (an approver
+   * without the role or refused by policy, a callback body that is no
+   * decision): an approval record with event `refused`, for the approval the
+   * refused request named, if it exists.
+   */
+  async refused(id: string, act: ApproverAct, code: string): Promise<void> {
+    await this.recordRefusal(id, act, code);
+  }
+
   private async recordRefusal(id: string, act: ApproverAct, code: string): Promise<void> {
     const a = await this.get(id).catch(() => undefined);
     const subject: Approval = a ?? unknownApproval(id);

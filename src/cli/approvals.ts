@@ -1,6 +1,7 @@
 import { ApproverRole } from '../approval/approvers.ts';
 import { ApprovalService } from '../approval/service.ts';
 import type { Approval, ApprovalStatus } from '../approval/types.ts';
+import { approvalDetail, approvalSummary } from '../approval/view.ts';
 import { AuditService } from '../audit/service.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { PortcullisError, UsageError } from '../errors.ts';
@@ -81,7 +82,7 @@ export async function approvalsCommand(args: string[]): Promise<number> {
 
 function list(items: Approval[], json: boolean | undefined): number {
   if (json) {
-    out(JSON.stringify(items.map(brief)));
+    out(JSON.stringify(items.map(approvalSummary)));
     return 0;
   }
   if (items.length === 0) out('no approvals waiting');
@@ -97,29 +98,8 @@ function list(items: Approval[], json: boolean | undefined): number {
 function show(a: Approval | undefined, json: boolean | undefined): number {
   if (!a) throw new PortcullisError('ERR_APPROVAL_UNKNOWN', 'no such approval');
   if (json) out(JSON.stringify(a));
-  else
-    out(
-      JSON.stringify(
-        { ...brief(a), arguments: a.arguments, grants: a.grants, denial: a.denial ?? null },
-        null,
-        2,
-      ),
-    );
+  else out(JSON.stringify(approvalDetail(a), null, 2));
   return 0;
 }
-
-const brief = (a: Approval) => ({
-  id: a.id,
-  status: a.status,
-  tool: a.tool,
-  principal: a.principal,
-  caller: a.principalLabel,
-  reason: a.reason,
-  argsHash: a.argsHash,
-  grants: a.grants.length,
-  required: a.required,
-  createdAt: new Date(a.createdAt).toISOString(),
-  expiresAt: new Date(a.expiresAt).toISOString(),
-});
 
 const pad = (s: ApprovalStatus): string => s.padEnd(9);

@@ -135,6 +135,13 @@ export const configSchema = z
         message: `an open gateway (identity.mode: none) may only listen on loopback, not ${cfg.listen.host}`,
       });
     }
+    if (cfg.identity.mode === 'none' && cfg.admin.enabled && !isLoopbackHost(cfg.admin.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['admin', 'host'],
+        message: `the admin listener may only listen off loopback (${cfg.admin.host}) when callers are identified (identity.mode: token)`,
+      });
+    }
     if (seen.has('') && Object.keys(cfg.upstreams).length > 1) {
       ctx.addIssue({
         code: 'custom',

@@ -5,6 +5,7 @@ import type { PortcullisError } from '../errors.ts';
 import type { Gateway } from '../gateway.ts';
 import { AuthError } from '../identity/errors.ts';
 import type { Principal } from '../identity/principal.ts';
+import type { IdentityService } from '../identity/service.ts';
 import type { Logger } from '../observability/log.ts';
 import { createRebindingGuard } from './guard.ts';
 import { header, sendPortcullisError } from './http-reply.ts';
@@ -49,6 +50,22 @@ export class DoorRules {
   }
 }
 
+/**
+ * The caller of an HTTP request, as the gateway's identity verifies it: the
+ * one `Authorization` header and, over TLS, the peer's certificate. Throws
+ * the refusal (an AuthError for a missing or bad credential).
+ */
+export async function verifyCaller(
+  identity: Pick<IdentityService, 'authenticate'>,
+  req: Pick<IncomingMessage, 'rawHeaders' | 'headers' | 'socket'>,
+): Promise<Principal> {
+  // Node keeps only the first of repeated Authorization headers: refuse the ambiguity instead.
+  if (req.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === 'authorization').length > 1)
+    throw new AuthError('bad_request', { why: 'several Authorization headers' });
+  const peer = req.socket instanceof TLSSocket ? req.socket.getPeerX509Certificate() : undefined;
+  return identity.authenticate(header(req.headers, 'authorization'), peer);
+}
+
 export interface HttpDoorDeps {
   gateway: Pick<Gateway, 'identity' | 'recheck' | 'audit'>;
   listen: DoorListen;
@@ -78,11 +95,7 @@ export class HttpDoor {
    */
   async authenticate(req: IncomingMessage, res: ServerResponse): Promise<Principal | undefined> {
     try {
-      // Node keeps only the first of repeated Authorization headers: refuse the ambiguity instead.
-      if (req.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === 'authorization').length > 1)
-        throw new AuthError('bad_request', { why: 'several Authorization headers' });
-      const peer = req.socket instanceof TLSSocket ? req.socket.getPeerX509Certificate() : undefined;
-      return await this.#gateway.identity.authenticate(header(req.headers, 'authorization'), peer);
+      return await verifyCaller(this.#gateway.identity, req);
     } catch (err) {
       this.#refuse(req, res, err);
       return undefined;

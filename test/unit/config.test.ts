@@ -46,6 +46,19 @@ describe('config', () => {
     ]);
   });
 
+  it('lets the admin listener off loopback only when callers are identified', () => {
+    const off = { host: '0.0.0.0', allowedHosts: ['admin.internal'] };
+    const err = configError(() => validateConfig({ ...minimal, admin: off }));
+    assert.deepEqual(
+      err.issues.map((i) => i.path),
+      ['admin.host'],
+    );
+    assert.match(err.issues[0]!.message, /identity\.mode: token/);
+    const identity = { mode: 'token', resource: 'https://gateway.example/mcp' };
+    assert.equal(validateConfig({ ...minimal, identity, admin: off }).admin.host, '0.0.0.0');
+    assert.equal(validateConfig({ ...minimal, admin: { ...off, enabled: false } }).admin.enabled, false);
+  });
+
   it('rejects an unknown key and names its exact path', () => {
     const err = configError(() => validateConfig({ ...minimal, listen: { port: 1, prot: 2 } }));
     assert.deepEqual(
