@@ -136,12 +136,11 @@ export class ApprovalsApi {
   }
 
   #act(caller: AdminCaller, comment: string): ApproverAct {
-    return {
-      approver: caller.kind === 'principal' ? caller.principal.id : caller.approver,
-      channel: caller.kind === 'principal' ? 'admin-api' : 'webhook',
-      comment,
-      at: this.#d.now(),
-    };
+    const at = this.#d.now();
+    if (caller.kind === 'callback') return { approver: caller.approver, channel: 'webhook', comment, at };
+    const { id, user } = caller.principal;
+    // The user too: the caller's own user through another workload is still the caller.
+    return { approver: id, ...(user ? { user } : {}), channel: 'admin-api', comment, at };
   }
 
   /** Runs a check; a refusal it throws is recorded against the approval before it is answered. */
