@@ -275,12 +275,6 @@ export class Gateway {
   }
 }
 
-/** Without webhooks, approval events go to the log, where an operator's tooling can pick them up. */
-const logAnnouncer = (log: Logger): Announcer => ({
-  announce: (event) =>
-    log.warn('approval event', { event: event.type, id: event.id, summary: event.summary }),
-});
-
 /**
  * Client notifications relayed to upstreams. Anything else (a `tools/call`
  * without an id, which no stage would see) stays at the gateway.

@@ -3,7 +3,7 @@ import { PortcullisError } from '../errors.ts';
 import type { Logger } from '../observability/log.ts';
 import type { RecordStore, StoredRecord } from '../state/records.ts';
 import { isSelfApproval } from './approvers.ts';
-import { type ApprovalAuditEvent, approvalRecord } from './records.ts';
+import { approvalRecord } from './records.ts';
 import type { Approval, ApprovalEvent, ApproverAct } from './types.ts';
 import { Wakeups } from './wakeups.ts';
 
@@ -153,7 +153,7 @@ export class ApprovalService {
     decided: Record<string, unknown> = {},
   ): Promise<boolean> {
     const rec = await this.d.store.get('approval', a.id);
-    if (!rec || rec.status !== 'granted') return false;
+    if (rec?.status !== 'granted') return false;
     const now = this.d.now();
     if (now >= a.expiresAt) {
       await this.expire(fromRecord(rec));
@@ -257,6 +257,8 @@ export class ApprovalService {
   }
 
   private announce(type: ApprovalEvent['type'], a: Approval, act?: ApproverAct): void {
+    // The log gets every event even with no webhook configured: operators' tooling can follow it.
+    this.d.log.info('approval event', { event: type, id: a.id, tool: a.tool, principal: a.principal });
     try {
       this.d.announcer.announce({
         type,

@@ -40,7 +40,7 @@ export function approvalStage(deps: ApprovalStageDeps): Stage {
       const obligations = ctx.decision?.obligations;
       if (!obligations || obligations.length === 0) return;
       const call = ctx.callInput;
-      if (!call || call.target.kind !== 'tool') throw new Error('approval without a tool call');
+      if (call?.target.kind !== 'tool') throw new Error('approval without a tool call');
       if (obligations.includes('confirm')) await confirm(deps, ctx, call);
       if (!obligations.includes('approval')) return;
       ctx.held = true;
