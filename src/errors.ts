@@ -159,6 +159,20 @@ export const ERRORS = {
   ERR_APPROVAL_DUPLICATE: { rpc: JSONRPC.DENIED, http: 409, public: 'This approver already approved' },
   ERR_APPROVAL_MISMATCH: { rpc: JSONRPC.DENIED, http: 409, public: 'The approval does not match the call' },
   ERR_APPROVER_NOT_ALLOWED: { rpc: JSONRPC.DENIED, http: 403, public: 'Not an approver' },
+  ERR_BREAKGLASS_SCOPE: { rpc: JSONRPC.INVALID_PARAMS, http: 400, public: 'Invalid break-glass scope' },
+  ERR_BREAKGLASS_TTL: { rpc: JSONRPC.INVALID_PARAMS, http: 400, public: 'Invalid break-glass duration' },
+  ERR_BREAKGLASS_UNKNOWN: { rpc: JSONRPC.DENIED, http: 404, public: 'Unknown break-glass window' },
+  ERR_BREAKGLASS_NOT_PENDING: {
+    rpc: JSONRPC.DENIED,
+    http: 409,
+    public: 'The break-glass window is not awaiting approval',
+  },
+  ERR_BREAKGLASS_ENDED: { rpc: JSONRPC.DENIED, http: 409, public: 'The break-glass window has ended' },
+  ERR_BREAKGLASS_SELF: {
+    rpc: JSONRPC.DENIED,
+    http: 403,
+    public: 'Whoever asked for a break-glass window cannot approve it',
+  },
   ERR_CONFIRM_UNAVAILABLE: {
     rpc: JSONRPC.DENIED,
     http: 403,

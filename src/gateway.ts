@@ -4,6 +4,7 @@ import { ApprovalService } from './approval/service.ts';
 import { HeldCalls } from './approval/wakeups.ts';
 import { WebhookNotifier } from './approval/webhooks.ts';
 import { AuditService } from './audit/service.ts';
+import { BreakGlass } from './breakglass/guard.ts';
 import type { LoadedConfig } from './config/load.ts';
 import type { PortcullisError } from './errors.ts';
 import type { Principal } from './identity/principal.ts';
@@ -17,6 +18,7 @@ import { approvalStage } from './pipeline/stages/approval.ts';
 import { auditDecisionStage } from './pipeline/stages/audit-decision.ts';
 import { auditOutcomeStage } from './pipeline/stages/audit-outcome.ts';
 import { authorizeStage } from './pipeline/stages/authorize.ts';
+import { breakGlassStage } from './pipeline/stages/break-glass.ts';
 import { filterListStage } from './pipeline/stages/filter-list.ts';
 import { forwardStage } from './pipeline/stages/forward.ts';
 import { identifyStage } from './pipeline/stages/identify.ts';
@@ -79,6 +81,8 @@ export class Gateway {
   readonly metrics = new Metrics();
   readonly records: RecordStore;
   readonly approvals: ApprovalService;
+  /** The open break-glass windows, the only way a refused call ever passes. */
+  readonly breakGlass: BreakGlass;
   /** Approval and break-glass events go out here (webhooks; the log records each delivery). */
   readonly announcer: Announcer & { close?(): Promise<void> };
   private readonly sweeper: NodeJS.Timeout;
@@ -120,6 +124,16 @@ export class Gateway {
       ttlMs: approvalsCfg.ttlMs,
       gateway: randomUUID(),
     });
+    this.breakGlass = new BreakGlass({
+      store: this.records,
+      journal: (record) => this.audit.append(record),
+      announcer: this.announcer,
+      log: deps.log,
+      now: this.now,
+      config: approvalsCfg.breakGlass,
+      upstreams: Object.keys(loaded.config.upstreams),
+    });
+    this.breakGlass.start();
     this.sweeper = setInterval(() => {
       this.approvals.sweep().catch((err) => deps.log.warn('approval sweep failed', { err: String(err) }));
     }, SWEEP_MS).unref();
@@ -136,8 +150,10 @@ export class Gateway {
       routeStage(this.aggregator, this.pool.names),
       paramHeadersStage(this.aggregator),
       validateStage(this.aggregator, policy),
-      authorizeStage(policy, HONOURED),
+      authorizeStage(policy, HONOURED, this.breakGlass),
       auditDecisionStage(this.audit, this.now),
+      // Only once its decision record is durable does a call let through by break-glass raise its alert.
+      breakGlassStage(this.breakGlass),
       // Held until approved, after the decision is durable: the wait and its outcome link to that record.
       approvalStage({
         approvals: this.approvals,
@@ -270,6 +286,7 @@ export class Gateway {
     await this.pool.closeAll();
     await this.identity.close();
     await this.announcer.close?.();
+    await this.breakGlass.stop();
     await this.audit.close();
     await this.records.close();
   }

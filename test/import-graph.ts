@@ -23,6 +23,7 @@ const FOLDERS: Record<string, Layer> = {
   upstream: 'domain',
   state: 'domain',
   approval: 'domain',
+  breakglass: 'domain',
   config: 'core',
   protocol: 'core',
   // Logs, metrics and traces are used from every layer and import nothing above them.

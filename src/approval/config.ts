@@ -23,6 +23,18 @@ export const approversSchema = z
   })
   .prefault({});
 
+/** Break-glass windows: asked for with `portcullis breakglass open`, opened by two other operators. */
+export const breakGlassSchema = z
+  .strictObject({
+    /** The longest window `--ttl` may ask for. */
+    maxTtlMs: z.number().int().min(1000).max(86_400_000).default(14_400_000),
+    /** How long a request waits for its two approvers before it expires. */
+    requestTtlMs: z.number().int().min(1000).max(86_400_000).default(900_000),
+    /** How often each gateway reads the windows from the state store (and ends those past their time). */
+    refreshMs: z.number().int().min(50).max(60_000).default(1000),
+  })
+  .prefault({});
+
 /** Just-in-time approval of calls whose decision carries the `approval` obligation. */
 export const approvalsSchema = z
   .strictObject({
@@ -39,8 +51,10 @@ export const approvalsSchema = z
     webhooks: webhooksSchema,
     /** Sources that may POST decisions back (`/approvals/callback/NAME` on the admin listener), each with its secret. */
     callbacks: callbacksSchema,
+    breakGlass: breakGlassSchema,
   })
   .prefault({});
 
 export type ApprovalsConfig = z.infer<typeof approvalsSchema>;
 export type ApproverIdentity = z.infer<typeof approverIdentitySchema>;
+export type BreakGlassConfig = z.infer<typeof breakGlassSchema>;

@@ -95,7 +95,7 @@ export function decisionRecord(ctx: AuditCall, opts: RecordOptions): AppendItem 
     // A listen's resources, each authorized as a subscription of its own.
     ...listenedResources(ctx),
     ...reasonOf(ctx),
-    // Set by the approval and break-glass stages once they exist.
+    // The break-glass window is known here (authorize stage); an approval only once the call was held.
     approvalId: ctx.approvalId ?? null,
     breakGlassId: ctx.breakGlassId ?? null,
     decision: d
@@ -104,6 +104,8 @@ export function decisionRecord(ctx: AuditCall, opts: RecordOptions): AppendItem 
           determiningPolicies: d.determiningPolicies,
           policySetHash: d.policySetHash,
           obligations: d.obligations,
+          // What a break-glass window let through: the refusal the call would otherwise have met.
+          ...(d.overridden ? { overridden: d.overridden } : {}),
         }
       : 'none',
   };

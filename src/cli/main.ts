@@ -2,6 +2,7 @@ import { YamlSyntaxError } from '../config/load.ts';
 import { ConfigError, PortcullisError, UsageError } from '../errors.ts';
 import { approvalsCommand } from './approvals.ts';
 import { auditCommand } from './audit.ts';
+import { breakglassCommand } from './breakglass.ts';
 import { configCommand } from './config.ts';
 import { demoCommand } from './demo.ts';
 import { keysCommand } from './keys.ts';
@@ -25,6 +26,7 @@ export const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   revoke: revokeCommand,
   audit: auditCommand,
   approvals: approvalsCommand,
+  breakglass: breakglassCommand,
   // `keys rotate` (gateway token keys, identity) beside the audit verifier key commands.
   keys: (a) => (a[0] === 'rotate' ? keysRotateCommand(a.slice(1)) : keysCommand(a)),
 };

@@ -60,6 +60,21 @@ export const USAGE: Readonly<Record<string, string>> = {
   show ID [--json]                                   one approval, with the arguments it would release
   approve ID --as NAME [--comment TEXT] [--args-hash H]   grant it as operator NAME
   deny ID --as NAME --comment TEXT                   deny it as operator NAME`,
+  breakglass: `Usage: portcullis breakglass <command> --config FILE [options]
+  open --scope S --ttl 15m --reason TEXT --as NAME   ask for a window (two other operators open it)
+  approve ID --as NAME [--comment TEXT]              approve it as operator NAME; the second approval opens it
+  close ID --as NAME [--comment TEXT]                close it now (or refuse a request)
+  list [--all] [--json]                              the windows requested or open (--all: every one kept)
+  scope: comma-separated tool:NAME (a trailing * matches a prefix), upstream:NAME, principal:ID or principal:user:SUB`,
+  'breakglass open': `Usage: portcullis breakglass open --config FILE --scope S --ttl 15m --reason TEXT --as NAME
+  ask for a break-glass window: while open, calls in its scope pass even when policy or approval refuse them;
+  it needs two approvals by operators other than NAME, and closes itself after --ttl`,
+  'breakglass approve': `Usage: portcullis breakglass approve ID --config FILE --as NAME [--comment TEXT]
+  approve a requested window as operator NAME; the second approval opens it`,
+  'breakglass close': `Usage: portcullis breakglass close ID --config FILE --as NAME [--comment TEXT]
+  close an open window now, or refuse a request`,
+  'breakglass list': `Usage: portcullis breakglass list --config FILE [--all] [--json]
+  the windows requested or open (--all: every one the state store keeps)`,
   keys: `Usage: portcullis keys --config FILE | keys generate --origin NAME --out FILE | keys rotate --config FILE
   print the audit verifier key, write a new audit signer key, or rotate the gateway token key`,
   'keys generate': `Usage: portcullis keys generate --origin NAME --out FILE
@@ -80,6 +95,7 @@ Commands:
   token issue --config FILE --sub S --tools a,b [--prompts, --resources] --reason TEXT   mint a gateway token
   revoke --config FILE --jti X | --sub S | --workload ID   refuse from the next call on
   approvals list|show|approve|deny --config FILE   decide calls held for approval (--as NAME)
+  breakglass open|approve|close|list --config FILE   audited, dual-approved windows that fail open (--as NAME)
   keys rotate --config FILE            new gateway signing key (old one overlaps)
   audit  <verify|checkpoint|proof|verify-proof|consistency|export|tail|replay> --config FILE
   keys   --config FILE | generate --origin NAME --out FILE   audit verifier key

@@ -10,4 +10,13 @@ export interface Decision {
   /** With an `approval` obligation: how many distinct approvers must grant it (the policies' `@approvals`, highest wins). */
   readonly approvers?: number;
   readonly errors: readonly string[];
+  /**
+   * Set on the allow a break-glass window gives a call that would have been
+   * refused: the refusal's code and the decision that refused it.
+   */
+  readonly overridden?: {
+    readonly code: string;
+    readonly determiningPolicies: readonly string[];
+    readonly obligations: readonly string[];
+  };
 }

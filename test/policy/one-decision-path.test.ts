@@ -14,6 +14,7 @@ import { MAX_TOOLS_PER_PRINCIPAL } from '../../src/policy/facts/session-facts.ts
 import { Catalog } from '../../src/policy/model/catalog.ts';
 import { PolicyService } from '../../src/policy/service.ts';
 import { evaluateCase, type PolicyCase } from '../../src/policy/testing/cases.ts';
+import { noBreakGlass } from '../breakglass/fixtures.ts';
 import { runCli, testCallContext } from '../helpers.ts';
 import { FROZEN_NOW, FS_TOOLS } from './fixtures.ts';
 
@@ -155,7 +156,7 @@ async function throughGateway(dir: string, c: Case) {
   });
   const noUpstream = {} as never;
   try {
-    for (const stage of [validateStage(noUpstream, svc), authorizeStage(svc, new Set())])
+    for (const stage of [validateStage(noUpstream, svc), authorizeStage(svc, new Set(), noBreakGlass())])
       await stage.run(ctx);
     return { code: undefined, decision: ctx.decision };
   } catch (err) {

@@ -11,6 +11,7 @@ import { cedarTypeOf, toCedarValue } from '../../src/policy/model/cedar-types.ts
 import { checkAgainstSchema } from '../../src/policy/model/json-schema.ts';
 import { boundsProblem } from '../../src/policy/model/limits.ts';
 import { PolicyService } from '../../src/policy/service.ts';
+import { noBreakGlass } from '../breakglass/fixtures.ts';
 import { ROOT, testCallContext } from '../helpers.ts';
 import { alice, catalogWith, engineFor, FROZEN_NOW, FS_TOOLS, facts, log, policyConfig } from './fixtures.ts';
 
@@ -184,7 +185,7 @@ describe('session-aware rules', () => {
     const { svc } = serviceWith('@id("p") permit(principal, action, resource);');
     for (let i = 0; i < MAX_TOOLS_PER_PRINCIPAL; i++)
       svc.facts.record(alice.id, `decoy_${i}`, FROZEN_NOW, { sensitive: false, tool: true });
-    const stage = authorizeStage(svc, new Set());
+    const stage = authorizeStage(svc, new Set(), noBreakGlass());
     const callTo = (tool: string, principal = alice) => {
       const ctx = testCallContext({
         principal,
@@ -220,7 +221,7 @@ describe('session-aware rules', () => {
     const { svc, setNow } = serviceWith('@id("p") permit(principal, action, resource);', {
       session: { historyMs: 60_000, maxPrincipals: 1 },
     });
-    const stage = authorizeStage(svc, new Set());
+    const stage = authorizeStage(svc, new Set(), noBreakGlass());
     const callBy = (principal: typeof alice) => {
       const ctx = testCallContext({
         principal,

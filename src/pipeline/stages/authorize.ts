@@ -1,9 +1,11 @@
+import type { BreakGlass } from '../../breakglass/guard.ts';
 import type { ListenInput } from '../../policy/call-input.ts';
 import { authorizeCall, type CallQuery, type Honoured, refusalOf } from '../../policy/decide.ts';
 import { type PolicyService, targetName } from '../../policy/service.ts';
 import { gatewayQuery } from '../call-query.ts';
 import type { CallContext, Decision } from '../context.ts';
 import type { Stage } from '../runner.ts';
+import { breakGlassOverride } from './break-glass.ts';
 
 /** Protocol plumbing the gateway answers itself; lists are filtered item by item instead. */
 const PROTOCOL: Decision = {
@@ -17,8 +19,10 @@ const PROTOCOL: Decision = {
 /**
  * The Cedar decision for every call, recorded in `ctx.decision`. Deny by
  * default; an engine error or an obligation no later stage honours denies too.
+ * The one exception is a call an open break-glass window covers (see
+ * break-glass.ts): it is allowed, marked with the window's id.
  */
-export function authorizeStage(policy: PolicyService, honoured: Honoured): Stage {
+export function authorizeStage(policy: PolicyService, honoured: Honoured, breakGlass: BreakGlass): Stage {
   return {
     name: 'authorize',
     run(ctx: CallContext) {
@@ -44,7 +48,13 @@ export function authorizeStage(policy: PolicyService, honoured: Honoured): Stage
         ctx.decision = decision;
       }
       const refusal = refusalOf(policy, query, outcome, honoured);
-      if (refusal) throw refusal;
+      if (refusal || ctx.decision?.obligations.length) {
+        const glass = breakGlassOverride(breakGlass, ctx, call, outcome, refusal, honoured);
+        if (glass) {
+          ctx.breakGlassId = glass.windowId;
+          ctx.decision = glass.decision;
+        } else if (refusal) throw refusal;
+      }
       policy.facts.record(ctx.principal.id, targetName(call.target), query.now, {
         sensitive: policy.isSensitive(call.target, call.args),
         tool: call.target.kind === 'tool',
