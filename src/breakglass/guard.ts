@@ -7,7 +7,7 @@ import { BreakGlassAlerts } from './alerts.ts';
 import { breakGlassRecord } from './records.ts';
 import { type BreakGlassScope, covers, parseScope } from './scope.ts';
 import { BreakGlassService } from './service.ts';
-import { type BreakGlassWindow, fromRecord } from './window.ts';
+import { type BreakGlassWindow, fromRecord, openingProblem } from './window.ts';
 
 export interface BreakGlassDeps {
   readonly store: RecordStore;
@@ -57,6 +57,8 @@ export class BreakGlass {
   private readonly lastUse = new Map<string, { at: number; uses: number }>();
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
+  /** Windows marked open that this service could not have opened: refused once, logged once. */
+  private readonly ignored = new Set<string>();
   /** Counts the changes this process made, so a read of the store begun before one does not undo it. */
   private generation = 0;
 
@@ -152,13 +154,18 @@ export class BreakGlass {
   private keep(into: Map<string, InForce>, w: BreakGlassWindow): void {
     const known = this.inForce.get(w.id);
     if (known) return void into.set(w.id, known);
+    if (this.ignored.has(w.id)) return;
     try {
+      const problem = openingProblem(w, this.d.config.maxTtlMs);
+      if (problem) throw new Error(problem);
       into.set(w.id, { window: w, scope: parseScope(w.scope) });
       this.d.log.warn('break-glass window in force', { alert: true, breakGlassId: w.id, scope: w.scope });
     } catch (err) {
-      this.d.log.error('break-glass window with a bad scope ignored', {
+      this.ignored.add(w.id);
+      this.d.log.error('break-glass window ignored', {
+        alert: true,
         breakGlassId: w.id,
-        err: String(err),
+        problem: String(err),
       });
     }
   }

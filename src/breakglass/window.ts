@@ -36,6 +36,21 @@ export interface BreakGlassWindow {
 /** Still able to change: a request or an open window (either may be past `expiresAt`, not yet recorded). */
 export const isLive = (w: BreakGlassWindow): boolean => w.status === 'requested' || w.status === 'open';
 
+/**
+ * Why an `open` record is not a window this service could have opened, if it
+ * is not: fewer than two distinct approvers besides the requester, or a time
+ * longer than any allowed. A record changed behind the service's back is not
+ * honoured.
+ */
+export function openingProblem(w: BreakGlassWindow, maxTtlMs: number): string | undefined {
+  const approvers = new Set(w.approvers.map((a) => a.approver));
+  approvers.delete(w.openedBy);
+  if (approvers.size < APPROVERS_NEEDED) return `${approvers.size} distinct approvers besides the requester`;
+  if (w.openedAt === undefined || w.ttlMs > maxTtlMs || w.expiresAt > w.openedAt + w.ttlMs)
+    return 'open longer than its ttl allows';
+  return undefined;
+}
+
 /** The status column is the truth; the body carries the rest. */
 export const fromRecord = (rec: StoredRecord): BreakGlassWindow => ({
   ...(rec.body as unknown as BreakGlassWindow),

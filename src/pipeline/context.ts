@@ -48,7 +48,7 @@ export interface CallContext {
   approvalId?: string;
   /** Set while the approval stage holds the call: a gateway shutting down lets such calls answer first. */
   held?: boolean;
-  /** Set by the break-glass stage once it exists; recorded in the audit. */
+  /** The break-glass window that let this call through (authorize stage); recorded in the audit. */
   breakGlassId?: string;
   /** Set by the credential broker stage once it exists; recorded in the audit. */
   leaseId?: string;

@@ -210,6 +210,41 @@ describe('break-glass windows', () => {
     assert.equal((await s.guard.windows.approve(w.id, s.act('dave'))).status, 'open');
   });
 
+  it('ignores a window marked open behind its back without two approvers or beyond the longest ttl', async () => {
+    const s = setUp();
+    const forged = (id: string, approvers: string[], ttlMs = TTL) => ({
+      kind: 'breakglass' as const,
+      id,
+      status: 'open',
+      matchKey: '',
+      createdAt: T0,
+      expiresAt: T0 + ttlMs,
+      body: {
+        id,
+        status: 'open',
+        scope: 'tool:fs__write_file',
+        reason: 'r',
+        openedBy: 'operator:alice',
+        approvers: approvers.map((a) => ({ approver: a, channel: 'cli', comment: '', at: T0 })),
+        ttlMs,
+        requestedAt: T0,
+        openedAt: T0,
+        expiresAt: T0 + ttlMs,
+      },
+    });
+    await s.store.insert(forged('bg_one', ['operator:bob']));
+    await s.store.insert(forged('bg_self', ['operator:alice', 'operator:bob']));
+    await s.store.insert(forged('bg_twice', ['operator:bob', 'operator:bob']));
+    await s.store.insert(forged('bg_long', ['operator:bob', 'operator:dave'], 3_600_001));
+    await s.guard.refresh();
+    await s.guard.refresh();
+    assert.equal(s.guard.cover(write), undefined);
+    const ignored = s.lines
+      .filter((l) => l.msg === 'break-glass window ignored')
+      .map((l) => l.fields.breakGlassId);
+    assert.deepEqual(ignored.sort(), ['bg_long', 'bg_one', 'bg_self', 'bg_twice'], 'each logged once');
+  });
+
   it('never covers a caller nobody authenticated, nor one its principal terms do not name', async () => {
     const s = setUp();
     await s.open('tool:fs__write_*,principal:user:carol');
