@@ -173,6 +173,9 @@ export const ERRORS = {
     http: 403,
     public: 'Whoever asked for a break-glass window cannot approve it',
   },
+  ERR_PIN_UNKNOWN: { rpc: JSONRPC.DENIED, http: 404, public: 'Unknown tool pin' },
+  ERR_PIN_NOT_QUARANTINED: { rpc: JSONRPC.DENIED, http: 409, public: 'The tool is not quarantined' },
+  ERR_PIN_ALREADY_QUARANTINED: { rpc: JSONRPC.DENIED, http: 409, public: 'The tool is already quarantined' },
   ERR_CONFIRM_UNAVAILABLE: {
     rpc: JSONRPC.DENIED,
     http: 403,

@@ -12,6 +12,9 @@ import { createIdentity, type IdentityService } from './identity/service.ts';
 import { isObject, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from './jsonrpc.ts';
 import type { Logger } from './observability/log.ts';
 import { Metrics } from './observability/metrics.ts';
+import { PinEvents } from './pinning/events.ts';
+import { PinStore } from './pinning/pins.ts';
+import { ToolPins, upstreamPinning } from './pinning/tool-pins.ts';
 import type { CallContext } from './pipeline/context.ts';
 import { createPipeline, type Pipeline, type Stage } from './pipeline/runner.ts';
 import { approvalStage } from './pipeline/stages/approval.ts';
@@ -22,6 +25,7 @@ import { breakGlassStage } from './pipeline/stages/break-glass.ts';
 import { filterListStage } from './pipeline/stages/filter-list.ts';
 import { forwardStage } from './pipeline/stages/forward.ts';
 import { identifyStage } from './pipeline/stages/identify.ts';
+import { inspectResultStage } from './pipeline/stages/inspect-result.ts';
 import { metricsStage } from './pipeline/stages/metrics.ts';
 import { paramHeadersStage } from './pipeline/stages/param-headers.ts';
 import { parseStage } from './pipeline/stages/parse.ts';
@@ -34,6 +38,7 @@ import { openRecordStore } from './state/open.ts';
 import type { RecordStore } from './state/records.ts';
 import { Aggregator } from './upstream/aggregate.ts';
 import type { RelatedSink } from './upstream/connection.ts';
+import { exposeName } from './upstream/naming.ts';
 import { UpstreamPool } from './upstream/pool.ts';
 import { upstreamSpecs } from './upstream/spec.ts';
 
@@ -83,6 +88,8 @@ export class Gateway {
   readonly approvals: ApprovalService;
   /** The open break-glass windows, the only way a refused call ever passes. */
   readonly breakGlass: BreakGlass;
+  /** Tool-definition pins (rug pulls, poisoning), shared with other replicas through `records`. */
+  readonly pins: ToolPins;
   /** Approval and break-glass events go out here (webhooks; the log records each delivery). */
   readonly announcer: Announcer & { close?(): Promise<void> };
   private readonly sweeper: NodeJS.Timeout;
@@ -134,12 +141,15 @@ export class Gateway {
       upstreams: Object.keys(loaded.config.upstreams),
     });
     this.breakGlass.start();
+    this.pins = this.toolPins(loaded, deps.log);
     this.sweeper = setInterval(() => {
       this.approvals.sweep().catch((err) => deps.log.warn('approval sweep failed', { err: String(err) }));
+      this.pins.refresh().catch((err) => deps.log.warn('tool pins not refreshed', { err: String(err) }));
     }, SWEEP_MS).unref();
     this.aggregator = new Aggregator(this.pool, deps.log, {
       recheck: (principal) => this.recheck(principal),
       toolsListed: (items) => policy.learnTools(items),
+      pins: this.pins,
     });
     // The order is the security argument: nothing reaches `forward` that was not
     // identified, routed, authorized and durably recorded first.
@@ -175,13 +185,37 @@ export class Gateway {
       filterListStage(policy),
     ];
     // Terminal stages run after every call, whatever happened (audit outcome record, issue 6).
+    const upstreams = loaded.config.upstreams;
     const terminal: Stage[] = [
+      // First: what the outcome record hashes and the client receives is the inspected answer.
+      inspectResultStage({
+        threshold: (name) => upstreams[name]?.poisoning.threshold ?? 0,
+        taint: (principalId) => policy.facts.taint(principalId, policy.now()),
+        log: deps.log,
+      }),
       ...(deps.terminal ?? []),
       auditOutcomeStage(this.audit, this.now),
       // Last, so it sees how long every other stage took.
       metricsStage(this.metrics),
     ];
     this.pipeline = createPipeline(stages, terminal, deps.log);
+  }
+
+  /** Pins in the state store; a quarantine is announced where approval events go. */
+  private toolPins(loaded: LoadedConfig, log: Logger): ToolPins {
+    const upstreams = upstreamPinning(loaded.config.upstreams);
+    const events = new PinEvents({
+      journal: (record) => this.audit.append(record),
+      announcer: this.announcer,
+      log,
+      now: this.now,
+      newId: randomUUID,
+      exposed: (upstream, tool) => exposeName(upstreams.get(upstream)?.prefix ?? upstream, tool),
+    });
+    const pins = new ToolPins({ pins: new PinStore(this.records), events, log, now: this.now, upstreams });
+    // The quarantined set is known before any list; until then a call to one still goes through validate's list.
+    pins.refresh().catch((err) => log.warn('tool pins not loaded', { err: String(err) }));
+    return pins;
   }
 
   /** Runs one client request through the pipeline; always resolves with a response to send. */

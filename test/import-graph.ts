@@ -24,6 +24,8 @@ const FOLDERS: Record<string, Layer> = {
   state: 'domain',
   approval: 'domain',
   breakglass: 'domain',
+  // Tool-definition pins and the poisoning scanner; the aggregator and the result stage use them.
+  pinning: 'domain',
   config: 'core',
   protocol: 'core',
   // Logs, metrics and traces are used from every layer and import nothing above them.

@@ -57,7 +57,8 @@ export type ApprovalEventType =
   | 'breakglass.requested'
   | 'breakglass.opened'
   | 'breakglass.used'
-  | 'breakglass.closed';
+  | 'breakglass.closed'
+  | 'tool.quarantined';
 
 export interface ApprovalEvent {
   readonly type: ApprovalEventType;

@@ -14,6 +14,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'breakglass.opened',
   'breakglass.used',
   'breakglass.closed',
+  'tool.quarantined',
 ] as const;
 
 const REF = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/;

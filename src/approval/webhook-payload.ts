@@ -22,6 +22,7 @@ const TITLES: Record<ApprovalEventType, string> = {
   'breakglass.opened': 'Break-glass opened',
   'breakglass.used': 'Break-glass used',
   'breakglass.closed': 'Break-glass closed',
+  'tool.quarantined': 'Tool quarantined',
 };
 
 /** Shown when the event's data has them, in this order. */
@@ -74,6 +75,7 @@ export function decisionCommands(event: ApprovalEvent): string[] {
     ];
   if (event.type === 'breakglass.requested')
     return [given('approveCommand') ?? `portcullis breakglass approve ${event.id}`];
+  if (event.type === 'tool.quarantined') return [given('approveCommand') ?? 'portcullis tools approve'];
   return [];
 }
 

@@ -41,6 +41,8 @@ export interface AuditCall {
   readonly error?: { readonly code: string } | undefined;
   /** `no-answer`: the upstream got the call but never answered; it may have acted. */
   readonly upstream?: 'answered' | 'no-answer' | undefined;
+  /** Instructions injected in the result (the caller was tainted). */
+  readonly injection?: { readonly score: number; readonly rules: readonly string[] } | undefined;
 }
 
 export interface RecordOptions {
@@ -143,6 +145,7 @@ export function outcomeRecord(ctx: AuditCall, decisionIndex: number | null, opts
     approvalId: ctx.approvalId ?? null,
     breakGlassId: ctx.breakGlassId ?? null,
     leaseId: ctx.leaseId ?? null,
+    ...(ctx.injection ? { injection: { score: ctx.injection.score, rules: [...ctx.injection.rules] } } : {}),
   };
   return item(record);
 }

@@ -104,6 +104,7 @@ async function explain(args: string[]): Promise<number> {
     principal: { type: 'string' },
     time: { type: 'string' },
     'sensitive-read': { type: 'boolean', default: false },
+    tainted: { type: 'boolean', default: false },
   });
   if (!values.config || !values.tool) throw new UsageError(USAGE);
   const loaded = loadConfigFile(values.config);
@@ -116,7 +117,7 @@ async function explain(args: string[]): Promise<number> {
       ? { principal: jsonArg(values.principal, '--principal') as PolicyCase['principal'] }
       : {}),
     ...(values.time ? { time: values.time } : {}),
-    session: { sensitiveRead: values['sensitive-read'] },
+    session: { sensitiveRead: values['sensitive-read'], tainted: values.tainted },
   };
   const out = evaluateCase(svc, c);
   const report =

@@ -12,13 +12,13 @@ export const USAGE: Readonly<Record<string, string>> = {
   check --config FILE [--tools TOOLS.json]
   test CASES.yaml [--config FILE] [--tools TOOLS.json]
   explain --config FILE --tool NAME [--args JSON] [--reason TEXT]
-          [--principal JSON] [--time ISO] [--sensitive-read] [--tools TOOLS.json]`,
+          [--principal JSON] [--time ISO] [--sensitive-read] [--tainted] [--tools TOOLS.json]`,
   'policy check': `Usage: portcullis policy check --config FILE [--tools TOOLS.json]
   parse the policies and validate them against the upstreams' tools`,
   'policy test': `Usage: portcullis policy test CASES.yaml [--config FILE] [--tools TOOLS.json]
   run YAML cases against their expected decisions; exit 1 on a mismatch`,
   'policy explain': `Usage: portcullis policy explain --config FILE --tool NAME [--args JSON] [--reason TEXT]
-                            [--principal JSON] [--time ISO] [--sensitive-read] [--tools TOOLS.json]
+                            [--principal JSON] [--time ISO] [--sensitive-read] [--tainted] [--tools TOOLS.json]
   show the decision for one call and the policies that made it`,
   token:
     'Usage: portcullis token issue --config FILE --sub S [--tools a,b] [--prompts a,b] [--resources URI*,…] [--ttl 10m] --reason TEXT',

@@ -6,7 +6,7 @@ import { identitySchema, upstreamMtlsSchema } from '../identity/config.ts';
 import { DEFAULT_MAX_JSON_DEPTH } from '../jsonrpc.ts';
 import { policySchema } from '../policy/config.ts';
 import { stateSchema } from '../state/config.ts';
-import { isolationSchema, limitsSchema } from '../upstream/config.ts';
+import { isolationSchema, limitsSchema, poisoningSchema } from '../upstream/config.ts';
 import { isLoopbackHost } from './loopback.ts';
 
 /** `env:NAME` or `file:PATH`: secrets are referenced, never written into the config. */
@@ -36,6 +36,7 @@ const upstreamCommon = {
     .describe('Name prefix; defaults to the upstream name; "" means unprefixed'),
   timeoutMs: z.number().int().positive().max(600_000).default(30_000),
   isolation: isolationSchema,
+  poisoning: poisoningSchema,
 };
 
 const stdioUpstream = z.strictObject({

@@ -1,6 +1,7 @@
 import type { PortcullisError } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { JsonRpcRequest, JsonRpcResponse } from '../jsonrpc.ts';
+import type { Injection } from '../pinning/results.ts';
 import type { CallInput, ListenInput } from '../policy/call-input.ts';
 import type { Decision } from '../policy/decision.ts';
 import type { ListMethod } from '../protocol/methods.ts';
@@ -55,6 +56,8 @@ export interface CallContext {
   /** A gateway list, every upstream's items unfiltered (forward stage): the filter-list stage answers with what the caller may see. */
   listed?: { readonly method: ListMethod; readonly items: readonly ListedItem[] };
   response?: JsonRpcResponse;
+  /** Instructions injected for the model that the tool result carried (inspect-result stage); the caller is tainted. */
+  injection?: Injection;
   /**
    * Whether the upstream answered the request forwarded to it: `no-answer` (a
    * timeout, a cancel, a lost connection) means it may have acted all the same.

@@ -2,6 +2,8 @@ import { JSONRPC, PortcullisError, ProtocolError, UpstreamError, unknownTarget }
 import type { Principal } from '../identity/principal.ts';
 import { errorResponse, isObject, type JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
+import { stripInvisible } from '../pinning/invisible.ts';
+import type { ToolPins } from '../pinning/tool-pins.ts';
 import { type ListMethod, listSpec } from '../protocol/methods.ts';
 import { GATEWAY_INFO, isLegacyVersion, LATEST_LEGACY, LATEST_MODERN, META } from '../protocol/versions.ts';
 import type { DownstreamSession } from '../session.ts';
@@ -24,6 +26,8 @@ export interface AggregatorDeps {
   readonly recheck: (principal: Principal) => Promise<void>;
   /** Told of every upstream's tools each time they are listed (policy learns tool definitions there). */
   readonly toolsListed: (items: readonly ListedItem[]) => void;
+  /** Tool pinning: which listed tools match their pins, and which are quarantined (hidden, refused). */
+  readonly pins: Pick<ToolPins, 'review' | 'isQuarantined'>;
 }
 
 /** A list's result as the client sees it, from the items it may see. */
@@ -190,13 +194,16 @@ export class Aggregator {
     }
     const spec = listSpec(method);
     const conns = (await this.connections(session)).filter((c) => c.handshake?.capabilities[spec.capability]);
-    const pages = await Promise.all(conns.map((c) => this.listAll(c, session, method, params, sink)));
+    const listedPages = await Promise.all(conns.map((c) => this.listAll(c, session, method, params, sink)));
+    const pages = method === 'tools/list' ? await this.pinned(session, conns, listedPages) : listedPages;
     const listed: ListedItem[] = [];
     const seen = new Map<string, string>();
     conns.forEach((conn, i) => {
       const prefix = this.pool.spec(conn.name)!.prefix;
       for (const item of pages[i] ?? []) {
-        const out = spec.rename ? { ...item, name: exposeName(prefix, String(item.name)) } : item;
+        // Tag characters and bidi controls never leave the gateway (pins and the scanner saw them first).
+        const clean = stripInvisible(item);
+        const out = spec.rename ? { ...clean, name: exposeName(prefix, String(clean.name)) } : clean;
         const id = String(out[spec.idField]);
         const other = seen.get(id);
         if (other !== undefined) {
@@ -217,6 +224,24 @@ export class Aggregator {
     return listed;
   }
 
+  /** Each upstream's tools that match their pins; a change or poisoning quarantines a tool (hidden). */
+  private async pinned(
+    session: DownstreamSession,
+    conns: readonly UpstreamConnection[],
+    pages: readonly JsonObject[][],
+  ): Promise<JsonObject[][]> {
+    const listings = conns.map((c, i) => ({
+      upstream: c.name,
+      tools: pages[i] ?? [],
+      instructions: c.handshake?.instructions,
+    }));
+    const shown = await this.deps.pins.review(listings, {
+      session: session.key,
+      principal: session.principal.id,
+    });
+    return conns.map((c) => shown.get(c.name) ?? []);
+  }
+
   private async listAll(
     conn: UpstreamConnection,
     session: DownstreamSession,
@@ -226,6 +251,8 @@ export class Aggregator {
   ): Promise<JsonObject[]> {
     const items: JsonObject[] = [];
     let cursor: unknown;
+    // A change announced from here on is seen by the next list.
+    if (method === 'tools/list') conn.toolsStale = false;
     for (let page = 0; page < MAX_PAGES; page++) {
       const p = { ...(params ?? {}), ...(cursor === undefined ? {} : { cursor }) };
       const res = await conn.request(method, this.upstreamParams(conn, session, p), { sink });
@@ -275,12 +302,32 @@ export class Aggregator {
     return this.schemas.get(session.key)?.get(exposed);
   }
 
-  /** The upstream that owns a tool or prompt name, and its own name for it. */
+  /** The upstream that owns a tool or prompt name, and its own name for it; a quarantined tool is unknown. */
   resolveName(kind: 'tool' | 'prompt', exposed: string): { upstream: string; original: string } {
     const split = splitName(exposed, this.prefixes);
     const upstream = split && this.byPrefix.get(split.prefix);
     if (!split || !upstream) throw unknownTarget(kind, exposed);
+    if (kind === 'tool' && this.deps.pins.isQuarantined(upstream, split.name))
+      throw unknownTarget(kind, exposed);
     return { upstream, original: split.name };
+  }
+
+  /**
+   * The connection a tools/call goes out on. An upstream that announced a
+   * change to its tools since it was last listed is listed (and its pins
+   * checked) first, so a client calling from a cached list cannot reach a
+   * definition no one reviewed; a tool quarantined by then is unknown.
+   */
+  async toolConnection(
+    session: DownstreamSession,
+    upstream: string,
+    target: { exposed: string; original: string },
+    sink: RelatedSink,
+  ): Promise<UpstreamConnection> {
+    const conn = await this.connection(session, upstream);
+    if (conn.toolsStale) await this.list(session, 'tools/list', undefined, sink);
+    if (this.deps.pins.isQuarantined(upstream, target.original)) throw unknownTarget('tool', target.exposed);
+    return conn;
   }
 
   /** The upstream that listed a resource URI (or a template it matches). */

@@ -34,3 +34,18 @@ export const limitsSchema = z
   .prefault({});
 
 export type Limits = z.infer<typeof limitsSchema>;
+
+/**
+ * What the tool-poisoning scanner does with an upstream's tool definitions and
+ * instructions: a score at or above `threshold` quarantines the tool (the
+ * default) or only warns; a result scoring that high taints its caller either way.
+ */
+export const poisoningSchema = z
+  .strictObject({
+    threshold: z.number().int().positive().max(100).default(5),
+    action: z.enum(['quarantine', 'warn']).default('quarantine'),
+  })
+  .prefault({})
+  .describe('Tool-poisoning heuristics: score threshold, and quarantine (default) or warn');
+
+export type Poisoning = z.infer<typeof poisoningSchema>;

@@ -11,6 +11,7 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
+import { stripInvisible } from '../pinning/invisible.ts';
 import { type Era, GATEWAY_INFO, LATEST_LEGACY, LATEST_MODERN, META } from '../protocol/versions.ts';
 import type { Isolation } from './config.ts';
 import type { EraAware, MessageTransport } from './transport.ts';
@@ -107,6 +108,8 @@ export class UpstreamConnection {
   private nextId = 1;
   private closed = false;
   handshake: HandshakeResult | undefined;
+  /** The upstream announced a change to its tools since they were last listed (pins not yet checked). */
+  toolsStale = false;
 
   constructor(transport: MessageTransport & Partial<EraAware>, opts: ConnectionOptions) {
     this.name = opts.name;
@@ -288,9 +291,11 @@ export class UpstreamConnection {
   }
 
   private receive(message: JsonRpcMessage): void {
-    if (isRequest(message)) return void this.relayServerRequest(message);
+    // What goes on to a client unread is cleaned here; responses are inspected (and cleaned) by who asked.
+    if (isRequest(message)) return void this.relayServerRequest(stripInvisible(message));
     if (isNotification(message)) {
-      this.relayNotification(message);
+      if (message.method === 'notifications/tools/list_changed') this.toolsStale = true;
+      this.relayNotification(stripInvisible(message));
       return;
     }
     const id = message.id;

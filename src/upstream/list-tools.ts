@@ -26,6 +26,11 @@ export async function listUpstreamTools(loaded: LoadedConfig, log: Logger): Prom
       throw new Error('no caller to re-check');
     },
     toolsListed: () => {},
+    // Policies are checked against every tool an upstream lists, quarantined or not; nothing here reaches a model.
+    pins: {
+      review: async (listings) => new Map(listings.map((l) => [l.upstream, [...l.tools]])),
+      isQuarantined: () => false,
+    },
   });
   const session = newSession({
     id: 'policy-cli',

@@ -75,7 +75,7 @@ export function facts(catalog: Catalog, tool: string, over: Partial<CallFacts> =
     now: FROZEN_NOW,
     utcOffsetMinutes: 0,
     network: { address: '10.1.2.3', transport: 'http' },
-    session: { callsLastMinute: 0, toolsUsed: [], sensitiveRead: false, toolsFull: false },
+    session: { callsLastMinute: 0, toolsUsed: [], sensitiveRead: false, tainted: false, toolsFull: false },
     approval: { granted: false, breakGlass: false },
     ...over,
   };

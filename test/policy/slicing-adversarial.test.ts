@@ -135,6 +135,7 @@ describe('slicing never decides other than the whole set (adversarial)', () => {
     'resource is Tool in [Server::"fs"]',
     'context has approval.granted && !context.approval.granted',
     'context.time.weekday == 2 || context.session.sensitiveRead',
+    'context.session.tainted || context.session.callsLastMinute > 3',
     'decimal("1.5").lessThan(decimal("2.0")) && context.risk >= 0',
   ];
   /** Only where the resource is surely a tool (and the action a tool call). */
@@ -201,6 +202,7 @@ describe('slicing never decides other than the whole set (adversarial)', () => {
     toolsUsed: fc.subarray(['fs__write_file', 'fs__read_text_file']),
     callsLastMinute: fc.nat(5),
     sensitiveRead: fc.boolean(),
+    tainted: fc.boolean(),
     granted: fc.boolean(),
     breakGlass: fc.boolean(),
     /** A request carrying more of the hierarchy than toCedar does (not flat). */
@@ -241,6 +243,7 @@ describe('slicing never decides other than the whole set (adversarial)', () => {
         callsLastMinute: r.callsLastMinute,
         toolsUsed: r.toolsUsed,
         sensitiveRead: r.sensitiveRead,
+        tainted: r.tainted,
         toolsFull: false,
       },
       approval: { granted: r.granted, breakGlass: r.breakGlass },

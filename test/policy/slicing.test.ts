@@ -199,7 +199,13 @@ describe('slicing by principal and resource scope', () => {
             const principal = { ...alice, id: r.id, claims: { groups: r.groups, dept: r.dept } };
             const req = toCedar({
               ...facts(catalog, r.tool, { principal, input: { path: r.path } }),
-              session: { callsLastMinute: 0, toolsUsed: r.toolsUsed, sensitiveRead: false, toolsFull: false },
+              session: {
+                callsLastMinute: 0,
+                toolsUsed: r.toolsUsed,
+                sensitiveRead: false,
+                tainted: false,
+                toolsFull: false,
+              },
             });
             const whole = wholeSetAnswer(engine, req);
             assert.equal(whole.type, 'success');

@@ -234,6 +234,12 @@ describe('a session that has ended', () => {
         throw new Error('no stream is opened here');
       },
       toolsListed: () => {},
+      pins: {
+        review: async () => {
+          throw new Error('nothing is listed here');
+        },
+        isQuarantined: () => false,
+      },
     });
     const session = newSession({
       id: 's1',

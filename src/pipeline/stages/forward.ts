@@ -32,7 +32,10 @@ export function forwardStage(agg: Aggregator, recheck: (ctx: CallContext) => Pro
         ctx.response = resultResponse(ctx.request.id, eraResult(ctx, result));
         return;
       }
-      const conn = await agg.connection(ctx.session, route.upstream);
+      const conn =
+        route.method === 'tools/call' && route.target
+          ? await agg.toolConnection(ctx.session, route.upstream, route.target, ctx.sink)
+          : await agg.connection(ctx.session, route.upstream);
       if (isSubscription(route.method) && conn.handshake?.era === 'modern') {
         const refused = await bridgeSubscribe(
           agg,

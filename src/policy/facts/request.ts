@@ -16,6 +16,8 @@ export interface SessionSnapshot {
   callsLastMinute: number;
   toolsUsed: readonly string[];
   sensitiveRead: boolean;
+  /** A result the caller received lately carried instructions injected for the model. */
+  tainted: boolean;
   /** The caller's tool history is at its limit: a call to a tool not in it could not be remembered. */
   toolsFull: boolean;
 }
@@ -195,6 +197,7 @@ function contextOf(f: CallFacts): Record<string, unknown> {
       // Shared, not copied: session facts hand out a list nobody edits, and it can hold a thousand tools.
       toolsUsed: f.session.toolsUsed,
       sensitiveRead: f.session.sensitiveRead,
+      tainted: f.session.tainted,
     },
     approval: { ...f.approval },
     input: f.input,

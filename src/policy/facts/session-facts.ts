@@ -17,6 +17,8 @@ export interface SessionFacts {
   admits(principalId: string, now: number): boolean;
   /** An allowed call: counted for rate rules, remembered in the caller's history. */
   record(principalId: string, name: string, now: number, call: RecordedCall): void;
+  /** A result this caller received carried instructions injected for the model (`context.session.tainted`). */
+  taint(principalId: string, now: number): void;
 }
 
 export interface RecordedCall {
@@ -102,6 +104,7 @@ class PrincipalHistory {
   /** Tool name → when it was last used. */
   readonly tools = new Map<string, number>();
   sensitiveAt = Number.NEGATIVE_INFINITY;
+  taintedAt = Number.NEGATIVE_INFINITY;
   lastSeen: number;
   /** `tools` as handed out until it changes or an entry expires (snapshots share it; nobody mutates it). */
   private list: readonly string[] | undefined;
@@ -161,13 +164,15 @@ export class MemorySessionFacts implements SessionFacts {
 
   snapshot(principalId: string, name: string, now: number): SessionSnapshot {
     const h = this.principals.get(principalId);
-    if (!h) return { callsLastMinute: 0, toolsUsed: [], sensitiveRead: false, toolsFull: false };
+    if (!h)
+      return { callsLastMinute: 0, toolsUsed: [], sensitiveRead: false, tainted: false, toolsFull: false };
     const toolsUsed = h.toolsUsed(now, this.opts.historyMs);
     return {
       callsLastMinute: h.counters.get(name)?.total(now) ?? 0,
       toolsUsed,
       // A clock stepped back keeps the mark: it is forgotten only once a whole history has passed.
       sensitiveRead: now - h.sensitiveAt < this.opts.historyMs,
+      tainted: now - h.taintedAt < this.opts.historyMs,
       toolsFull: toolsUsed.length >= MAX_TOOLS_PER_PRINCIPAL,
     };
   }
@@ -197,6 +202,18 @@ export class MemorySessionFacts implements SessionFacts {
     if (call.tool) h.useTool(name, now, this.opts.historyMs);
     if (call.sensitive) h.sensitiveAt = Math.max(h.sensitiveAt, now);
     this.sweep(now);
+  }
+
+  /**
+   * Kept even when the history is full: the caller's call was admitted a
+   * moment ago, and forgetting a taint would let its next call through.
+   */
+  taint(principalId: string, now: number): void {
+    const h = this.principals.get(principalId) ?? new PrincipalHistory(now);
+    this.principals.delete(principalId);
+    this.principals.set(principalId, h);
+    h.lastSeen = Math.max(h.lastSeen, now);
+    h.taintedAt = Math.max(h.taintedAt, now);
   }
 
   /** Callers seen at once (for tests and metrics). */

@@ -55,7 +55,12 @@ const COMMON_CONTEXT = {
   }),
   session: req({
     type: 'Record',
-    attributes: { callsLastMinute: req(long), toolsUsed: req(strings), sensitiveRead: req(bool) },
+    attributes: {
+      callsLastMinute: req(long),
+      toolsUsed: req(strings),
+      sensitiveRead: req(bool),
+      tainted: req(bool),
+    },
   }),
   approval: req({ type: 'Record', attributes: { granted: req(bool), breakGlass: req(bool) } }),
 };

@@ -16,6 +16,8 @@ export interface PolicyCase {
   reason?: string;
   session?: {
     sensitiveRead?: boolean;
+    /** A result this caller received lately carried injected instructions. */
+    tainted?: boolean;
     callsLastMinute?: number;
     toolsUsed?: string[];
     /** The history holds as many other callers as it may: this one is refused. */
@@ -73,6 +75,7 @@ export function caseQuery(svc: PolicyService, c: PolicyCase): CallQuery {
     callsLastMinute: c.session?.callsLastMinute ?? 0,
     toolsUsed,
     sensitiveRead: c.session?.sensitiveRead ?? false,
+    tainted: c.session?.tainted ?? false,
     toolsFull: toolsUsed.length >= MAX_TOOLS_PER_PRINCIPAL,
   };
   return {

@@ -1,0 +1,237 @@
+import type { JsonObject } from '../jsonrpc.ts';
+import type { Logger } from '../observability/log.ts';
+import type { StoredRecord } from '../state/records.ts';
+import type { Poisoning } from '../upstream/config.ts';
+import { exposeName } from '../upstream/naming.ts';
+import { definitionHash, pinnedDefinition } from './definition.ts';
+import type { PinEvents, PinWitness } from './events.ts';
+import { type OtherTools, otherTools } from './names.ts';
+import {
+  INSTRUCTIONS,
+  type Pin,
+  type PinStore,
+  type PinVersion,
+  pinContended,
+  pinId,
+  pinOf,
+} from './pins.ts';
+import { type ScanReport, scanDefinition, scanInstructions } from './scanner.ts';
+
+/** One upstream's answer to a tools/list (names are the upstream's own), and its server instructions. */
+export interface UpstreamListing {
+  readonly upstream: string;
+  readonly tools: readonly JsonObject[];
+  readonly instructions?: string | undefined;
+}
+
+export interface UpstreamPinning {
+  /** Tool names are exposed with it: `PREFIX__TOOL`. */
+  readonly prefix: string;
+  readonly poisoning: Poisoning;
+}
+
+export interface ToolPinsDeps {
+  readonly pins: PinStore;
+  readonly events: PinEvents;
+  readonly log: Logger;
+  readonly now: () => number;
+  /** Every configured upstream. */
+  readonly upstreams: ReadonlyMap<string, UpstreamPinning>;
+}
+
+/** Compare-and-set tries before a pin that keeps changing under us fails closed. */
+const TRIES = 5;
+
+/** What a definition is checked as: a tool's (with its name) or a server's instructions. */
+type Seen = { kind: 'tool'; def: JsonObject } | { kind: 'instructions'; text: string };
+
+/**
+ * Tool-definition pinning against rug pulls. A tool is shown only while what
+ * its upstream lists hashes to its pin; the first definition seen is pinned
+ * (unless the poisoning scanner quarantines it), and any later change
+ * quarantines the tool until an operator approves the new definition. Pins
+ * live in the shared state store, so replicas agree; each replica keeps the
+ * quarantined names in a set, so a call costs one lookup.
+ */
+export class ToolPins {
+  private readonly d: ToolPinsDeps;
+  private quarantined = new Set<string>();
+
+  constructor(deps: ToolPinsDeps) {
+    this.d = deps;
+  }
+
+  /** Whether a tool is quarantined, as of this replica's last list or refresh. */
+  isQuarantined(upstream: string, tool: string): boolean {
+    return this.quarantined.has(pinId(upstream, tool));
+  }
+
+  /** Reloads the quarantined set from the store (what the CLI or another replica changed). */
+  async refresh(): Promise<void> {
+    this.quarantined = new Set((await this.d.pins.list(['quarantined'])).map((r) => r.id));
+  }
+
+  /**
+   * The tools of each listing a caller may see: those whose definition matches
+   * their pin. Every listing is checked against the others' tools (shadowing,
+   * look-alike names). An upstream whose pins cannot be read shows nothing.
+   */
+  async review(listings: readonly UpstreamListing[], who: PinWitness): Promise<Map<string, JsonObject[]>> {
+    const names = new Map(
+      listings.map((l) => {
+        const prefix = this.d.upstreams.get(l.upstream)?.prefix ?? l.upstream;
+        const own = l.tools.map((t) => String(t.name));
+        return [l.upstream, [...own, ...own.map((n) => exposeName(prefix, n))]] as const;
+      }),
+    );
+    const out = new Map<string, JsonObject[]>();
+    for (const l of listings) {
+      const visible = await this.reviewUpstream(l, otherTools(l.upstream, names), who).catch(
+        (err: unknown) => {
+          this.d.log.warn('tools hidden: their pins cannot be checked', {
+            upstream: l.upstream,
+            err: String(err),
+          });
+          return [];
+        },
+      );
+      out.set(l.upstream, visible);
+    }
+    return out;
+  }
+
+  private async reviewUpstream(
+    l: UpstreamListing,
+    others: OtherTools,
+    who: PinWitness,
+  ): Promise<JsonObject[]> {
+    const ids = l.tools.map((t) => pinId(l.upstream, String(t.name)));
+    if (l.instructions !== undefined) ids.push(pinId(l.upstream, INSTRUCTIONS));
+    const stored = new Map((await this.d.pins.getMany(ids)).map((r) => [r.id, r]));
+    const visible: JsonObject[] = [];
+    for (const item of l.tools) {
+      const tool = String(item.name);
+      const seen: Seen = { kind: 'tool', def: pinnedDefinition(item) };
+      if (await this.settle(l.upstream, tool, seen, stored.get(pinId(l.upstream, tool)), others, who))
+        visible.push(item);
+    }
+    if (l.instructions !== undefined) {
+      const seen: Seen = { kind: 'instructions', text: l.instructions };
+      await this.settle(
+        l.upstream,
+        INSTRUCTIONS,
+        seen,
+        stored.get(pinId(l.upstream, INSTRUCTIONS)),
+        others,
+        who,
+      );
+    }
+    return visible;
+  }
+
+  /** Compares one definition with its pin, pinning or quarantining as needed; true when it may be shown. */
+  private async settle(
+    upstream: string,
+    tool: string,
+    seen: Seen,
+    stored: StoredRecord | undefined,
+    others: OtherTools,
+    who: PinWitness,
+  ): Promise<boolean> {
+    const hash = definitionHash(seen.kind === 'tool' ? seen.def : seen.text);
+    let rec = stored;
+    for (let i = 0; i < TRIES; i++) {
+      const outcome = rec
+        ? await this.compare(rec, hash, () => this.version(seen, hash, others), who)
+        : await this.firstSight(upstream, tool, this.version(seen, hash, others), who);
+      if (outcome !== 'raced') {
+        this.mark(pinId(upstream, tool), outcome);
+        return outcome === 'pinned';
+      }
+      rec = await this.d.pins.get(upstream, tool);
+    }
+    throw pinContended(pinId(upstream, tool));
+  }
+
+  private version(seen: Seen, hash: string, others: OtherTools): PinVersion {
+    const scan: ScanReport =
+      seen.kind === 'tool' ? scanDefinition(seen.def, others) : scanInstructions(seen.text, others);
+    const definition = seen.kind === 'tool' ? seen.def : seen.text;
+    return { hash, definition, score: scan.score, findings: scan.findings, seenAt: this.d.now() };
+  }
+
+  private poisoned(upstream: string, v: PinVersion): { poisoned: boolean; quarantine: boolean } {
+    const cfg = this.d.upstreams.get(upstream)?.poisoning ?? { threshold: 5, action: 'quarantine' };
+    const poisoned = v.score >= cfg.threshold;
+    return { poisoned, quarantine: poisoned && cfg.action === 'quarantine' };
+  }
+
+  private async firstSight(
+    upstream: string,
+    tool: string,
+    v: PinVersion,
+    who: PinWitness,
+  ): Promise<Pin['status'] | 'raced'> {
+    const { poisoned, quarantine } = this.poisoned(upstream, v);
+    const now = this.d.now();
+    const pin: Pin = {
+      upstream,
+      tool,
+      status: quarantine ? 'quarantined' : 'pinned',
+      current: v,
+      reason: quarantine ? 'poisoning' : '',
+      firstSeenAt: now,
+      updatedAt: now,
+    };
+    if (!(await this.d.pins.insert(pin, now))) return 'raced';
+    await this.d.events.record('first-seen', pin, who);
+    if (poisoned) await this.d.events.record('poisoning', pin, who);
+    if (quarantine) await this.d.events.record('quarantined', pin, who);
+    return pin.status;
+  }
+
+  /** A known pin: unchanged, or a new definition that (re)quarantines the tool with it pending. */
+  private async compare(
+    rec: StoredRecord,
+    hash: string,
+    version: () => PinVersion,
+    who: PinWitness,
+  ): Promise<Pin['status'] | 'raced'> {
+    const pin = pinOf(rec);
+    if (pin.status === 'pinned' && pin.current.hash === hash) return 'pinned';
+    // Quarantined stays quarantined, even if the server goes back to the pinned definition: an operator decides.
+    if (pin.status === 'quarantined' && (hash === pin.current.hash || hash === pin.pending?.hash))
+      return 'quarantined';
+    const v = version();
+    const next: Pin = {
+      ...pin,
+      status: 'quarantined',
+      pending: v,
+      reason: pin.status === 'pinned' ? 'changed' : pin.reason,
+      updatedAt: this.d.now(),
+    };
+    if (!(await this.d.pins.replace(rec, next))) return 'raced';
+    const previousHash = pin.pending?.hash ?? pin.current.hash;
+    await this.d.events.record('changed', next, who, { previousHash });
+    if (this.poisoned(pin.upstream, v).poisoned) await this.d.events.record('poisoning', next, who);
+    if (pin.status === 'pinned') await this.d.events.record('quarantined', next, who);
+    return 'quarantined';
+  }
+
+  private mark(id: string, status: Pin['status']): void {
+    if (status === 'quarantined') this.quarantined.add(id);
+    else this.quarantined.delete(id);
+  }
+}
+
+/** Each configured upstream's prefix and poisoning settings, as pinning needs them. */
+export function upstreamPinning(
+  upstreams: Readonly<Record<string, { prefix?: string | undefined; poisoning: Poisoning }>>,
+): Map<string, UpstreamPinning> {
+  return new Map(
+    Object.entries(upstreams).map(([name, u]) => [
+      name,
+      { prefix: u.prefix ?? name, poisoning: u.poisoning },
+    ]),
+  );
+}
