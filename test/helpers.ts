@@ -46,10 +46,13 @@ export async function startTestGateway(
   config: Record<string, unknown>,
   log: Logger = silentLogger,
 ): Promise<RunningGateway> {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-test-audit-'));
   const full = {
     policy: { files: [PERMIT_ALL_POLICY] },
     // Each test gateway keeps its own audit log, so test files never share one.
-    audit: { path: join(mkdtempSync(join(tmpdir(), 'portcullis-test-audit-')), 'audit.db') },
+    audit: { path: join(dir, 'audit.db') },
+    // And its own state: tool pins made by one test's upstreams never quarantine another's.
+    state: { store: 'sqlite', path: join(dir, 'state.db') },
     ...config,
     listen: { host: '127.0.0.1', port: 0, ...((config.listen as object) ?? {}) },
   };

@@ -11,6 +11,7 @@ import { policyCommand } from './policy.ts';
 import { revokeCommand } from './revoke.ts';
 import { serveCommand } from './serve.ts';
 import { tokenCommand } from './token.ts';
+import { toolsCommand } from './tools.ts';
 import { helpFor, MAIN_USAGE } from './usage.ts';
 import { wrapCommand } from './wrap.ts';
 
@@ -27,6 +28,7 @@ export const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   audit: auditCommand,
   approvals: approvalsCommand,
   breakglass: breakglassCommand,
+  tools: toolsCommand,
   // `keys rotate` (gateway token keys, identity) beside the audit verifier key commands.
   keys: (a) => (a[0] === 'rotate' ? keysRotateCommand(a.slice(1)) : keysCommand(a)),
 };

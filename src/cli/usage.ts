@@ -75,6 +75,16 @@ export const USAGE: Readonly<Record<string, string>> = {
   close an open window now, or refuse a request`,
   'breakglass list': `Usage: portcullis breakglass list --config FILE [--all] [--json]
   the windows requested or open (--all: every one the state store keeps)`,
+  tools: `Usage: portcullis tools <command> --config FILE [options]
+  list [--json]                                        every pinned tool: upstream, tier, pin state, findings
+  approve UPSTREAM TOOL --as NAME                      show the diff and accept the tool's listed definition
+  quarantine UPSTREAM TOOL --as NAME --reason TEXT     hide and refuse a tool until it is approved`,
+  'tools list': `Usage: portcullis tools list --config FILE [--json]
+  every pinned tool (and server instructions) with its upstream, tier, pin state and findings`,
+  'tools approve': `Usage: portcullis tools approve UPSTREAM TOOL --config FILE --as NAME
+  print the diff of the pinned definition against the new one, then accept it as operator NAME`,
+  'tools quarantine': `Usage: portcullis tools quarantine UPSTREAM TOOL --config FILE --as NAME --reason TEXT
+  hide a pinned tool and refuse calls to it until it is approved again`,
   keys: `Usage: portcullis keys --config FILE | keys generate --origin NAME --out FILE | keys rotate --config FILE
   print the audit verifier key, write a new audit signer key, or rotate the gateway token key`,
   'keys generate': `Usage: portcullis keys generate --origin NAME --out FILE
@@ -96,6 +106,7 @@ Commands:
   revoke --config FILE --jti X | --sub S | --workload ID   refuse from the next call on
   approvals list|show|approve|deny --config FILE   decide calls held for approval (--as NAME)
   breakglass open|approve|close|list --config FILE   audited, dual-approved windows that fail open (--as NAME)
+  tools  list|approve|quarantine --config FILE   pinned tool definitions (--as NAME)
   keys rotate --config FILE            new gateway signing key (old one overlaps)
   audit  <verify|checkpoint|proof|verify-proof|consistency|export|tail|replay> --config FILE
   keys   --config FILE | generate --origin NAME --out FILE   audit verifier key
