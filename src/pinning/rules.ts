@@ -29,7 +29,7 @@ export const TEXT_RULES: readonly TextRule[] = [
     id: 'conceal-from-user',
     score: 5,
     pattern:
-      /\b(?:do\s*n[o']?t|never|without)\s+(?:tell|telling|mention|mentioning|inform|informing|reveal|revealing|notify|notifying|show|showing|alert|alerting|let|letting)\b[^.\n]{0,40}\b(?:user|human|operator)s?\b|\b(?:user|human)\s+(?:must|should|may)\s+(?:not|never)\s+(?:know|see|notice|be told)\b/i,
+      /\b(?:do\s*n[o']?t|never|without)\s+(?:tell|telling|mention|mentioning|inform|informing|reveal|revealing|notify|notifying|show|showing|alert|alerting|let|letting)\b[^.\n]{0,80}\b(?:user|human|operator)s?\b|\b(?:user|human)\s+(?:must|should|may)\s+(?:not|never)\s+(?:know|see|notice|be told)\b/i,
   },
   {
     // Files no tool description has reason to send the model to.
