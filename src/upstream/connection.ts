@@ -108,8 +108,12 @@ export class UpstreamConnection {
   private nextId = 1;
   private closed = false;
   handshake: HandshakeResult | undefined;
-  /** The upstream announced a change to its tools since they were last listed (pins not yet checked). */
-  toolsStale = false;
+  /**
+   * Its tools are not known to match their pins: never listed on this
+   * connection yet (a new process may serve other definitions than the last),
+   * or the upstream announced a change since. A tools/call lists them first.
+   */
+  toolsStale = true;
 
   constructor(transport: MessageTransport & Partial<EraAware>, opts: ConnectionOptions) {
     this.name = opts.name;
