@@ -12,7 +12,8 @@ const STRIPPED = new RegExp(`[${STRIPPED_CLASS}]`, 'gu');
 export const TAG_CHARACTERS = /[\u{E0000}-\u{E007F}]/u;
 export const BIDI_CONTROLS = /[\u200E\u200F\u061C\u202A-\u202E\u2066-\u2069]/u;
 /** Zero-width characters: reported, not stripped (a joiner is part of many emoji). */
-export const ZERO_WIDTH = /\u200B|\u200C|\u200D|\u2060|[\u2061-\u2064]|\uFEFF|\u180E|\u00AD/;
+const ZERO_WIDTH_CLASS = /[\u200B\u200C\u2060-\u2064\uFEFF\u180E\u00AD]/;
+export const hasZeroWidth = (text: string): boolean => ZERO_WIDTH_CLASS.test(text) || text.includes('\u200D');
 
 /** Whether a string holds anything `stripInvisible` removes. */
 export const hasInvisible = (text: string): boolean => HAS_STRIPPED.test(text);

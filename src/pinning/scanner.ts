@@ -1,7 +1,7 @@
 import { isObject, type JsonObject } from '../jsonrpc.ts';
-import { BIDI_CONTROLS, decodeTags, revealInvisible, TAG_CHARACTERS, ZERO_WIDTH } from './invisible.ts';
+import { BIDI_CONTROLS, decodeTags, hasZeroWidth, revealInvisible, TAG_CHARACTERS } from './invisible.ts';
 import { checkName, type OtherTools, referencesOther } from './names.ts';
-import { TEXT_RULES } from './rules.ts';
+import { ANCHORS, TEXT_RULES } from './rules.ts';
 
 /** One heuristic that fired, where, and a short excerpt (invisible characters shown as code points). */
 export interface Finding {
@@ -46,8 +46,12 @@ function scanText(text: string, where: string, out: Findings): void {
     if (hidden.trim() !== '') scanText(hidden, `${where} (in tag characters)`, out);
   }
   if (BIDI_CONTROLS.test(text)) out.add('bidi-controls', 5, where, text);
-  if (ZERO_WIDTH.test(text)) out.add('zero-width', 2, where, text);
+  if (hasZeroWidth(text)) out.add('zero-width', 2, where, text);
+  const found = text.toLowerCase().match(ANCHORS);
+  if (!found) return;
+  const hits = new Set(found);
   for (const rule of TEXT_RULES) {
+    if (!rule.anchors.some((word) => hits.has(word))) continue;
     const m = rule.pattern.exec(text);
     if (m) out.add(rule.id, rule.score, where, around(text, m.index, m[0].length));
   }

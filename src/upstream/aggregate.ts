@@ -325,7 +325,8 @@ export class Aggregator {
     sink: RelatedSink,
   ): Promise<UpstreamConnection> {
     const conn = await this.connection(session, upstream);
-    if (conn.toolsStale) await this.list(session, 'tools/list', undefined, sink);
+    if (conn.toolsStale && conn.handshake?.capabilities.tools)
+      await this.list(session, 'tools/list', undefined, sink);
     if (this.deps.pins.isQuarantined(upstream, target.original)) throw unknownTarget('tool', target.exposed);
     return conn;
   }

@@ -107,6 +107,30 @@ for (const subject of subjects) {
       assert.equal((await store.get('nonce', 'dup'))?.kind, 'nonce');
     });
 
+    it('keeps tool pins: ids with slashes, colons and "#", a status of their own, the latest expiry there is', async () => {
+      const ids = ['up/read_file', 'up/#instructions', 'up/ns:tool'];
+      for (const id of ids)
+        await store.insert(
+          record(id, { kind: 'pin', status: 'pinned', matchKey: 'up', expiresAt: Number.MAX_SAFE_INTEGER }),
+        );
+      const pins = await store.getMany('pin', ids);
+      assert.deepEqual(
+        pins.map((r) => [r.kind, r.id, r.expiresAt]),
+        ids.map((id) => ['pin', id, Number.MAX_SAFE_INTEGER]),
+      );
+      const v2 = await store.replace(pins[1]!, {
+        status: 'quarantined',
+        matchKey: 'up',
+        expiresAt: pins[1]!.expiresAt,
+        body: {},
+      });
+      assert.equal(v2?.version, 2);
+      assert.deepEqual(
+        (await store.find('pin', { status: ['quarantined'] })).map((r) => r.id),
+        ['up/#instructions'],
+      );
+    });
+
     it('gets one record or several, in the order asked, leaving out ids it does not hold', async () => {
       for (const id of ['g1', 'g2', 'g3']) await store.insert(record(id));
       assert.equal(await store.get('approval', 'g-missing'), undefined);
