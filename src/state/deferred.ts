@@ -47,6 +47,7 @@ export class DeferredRevocationStore implements RevocationStore {
 export class DeferredRecordStore implements RecordStore {
   private readonly load: () => Promise<RecordStore>;
   private store: Promise<RecordStore> | undefined;
+  private closing: Promise<void> | undefined;
 
   constructor(load: () => Promise<RecordStore>) {
     this.load = load;
@@ -79,10 +80,11 @@ export class DeferredRecordStore implements RecordStore {
     return (await this.opened()).purgeExpired(before);
   }
 
-  async close(): Promise<void> {
-    if (!this.store) return;
-    const store = await this.store.catch(() => undefined);
-    await store?.close();
+  /** Closes the store if it was opened; once, however often it is asked (a gateway may be closed twice). */
+  close(): Promise<void> {
+    if (!this.store) return Promise.resolve();
+    this.closing ??= this.store.catch(() => undefined).then((store) => store?.close());
+    return this.closing;
   }
 
   private opened(): Promise<RecordStore> {
