@@ -37,6 +37,7 @@ import { DeferredRecordStore } from './state/deferred.ts';
 import { openRecordStore } from './state/open.ts';
 import type { RecordStore } from './state/records.ts';
 import { Aggregator } from './upstream/aggregate.ts';
+import { DEFAULT_POISONING_THRESHOLD } from './upstream/config.ts';
 import type { RelatedSink } from './upstream/connection.ts';
 import { exposeName } from './upstream/naming.ts';
 import { UpstreamPool } from './upstream/pool.ts';
@@ -189,7 +190,7 @@ export class Gateway {
     const terminal: Stage[] = [
       // First: what the outcome record hashes and the client receives is the inspected answer.
       inspectResultStage({
-        threshold: (name) => upstreams[name]?.poisoning.threshold ?? 0,
+        threshold: (name) => upstreams[name]?.poisoning.threshold ?? DEFAULT_POISONING_THRESHOLD,
         taint: (principalId) => policy.facts.taint(principalId, policy.now()),
         log: deps.log,
       }),

@@ -51,9 +51,12 @@ export const pinOf = (rec: StoredRecord): Pin => rec.body as unknown as Pin;
 export function pinRecord(pin: Pin): Pick<StoredRecord, 'status' | 'matchKey' | 'expiresAt' | 'body'> {
   let body = pin;
   if (JSON.stringify(body).length > MAX_KEPT_DEFINITIONS) {
-    const { definition: _a, ...current } = pin.current;
-    const pending = pin.pending && (({ definition: _b, ...rest }) => rest)(pin.pending);
-    body = { ...pin, current, ...(pending ? { pending } : {}) };
+    const hashOnly = ({ definition: _, ...rest }: PinVersion): PinVersion => rest;
+    body = {
+      ...pin,
+      current: hashOnly(pin.current),
+      ...(pin.pending ? { pending: hashOnly(pin.pending) } : {}),
+    };
   }
   return {
     status: pin.status,

@@ -1,7 +1,7 @@
 import type { JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
 import type { StoredRecord } from '../state/records.ts';
-import type { Poisoning } from '../upstream/config.ts';
+import { DEFAULT_POISONING_THRESHOLD, type Poisoning } from '../upstream/config.ts';
 import { exposeName } from '../upstream/naming.ts';
 import { definitionHash, pinnedDefinition } from './definition.ts';
 import type { PinEvents, PinWitness } from './events.ts';
@@ -161,7 +161,10 @@ export class ToolPins {
   }
 
   private poisoned(upstream: string, v: PinVersion): { poisoned: boolean; quarantine: boolean } {
-    const cfg = this.d.upstreams.get(upstream)?.poisoning ?? { threshold: 5, action: 'quarantine' };
+    const cfg = this.d.upstreams.get(upstream)?.poisoning ?? {
+      threshold: DEFAULT_POISONING_THRESHOLD,
+      action: 'quarantine',
+    };
     const poisoned = v.score >= cfg.threshold;
     return { poisoned, quarantine: poisoned && cfg.action === 'quarantine' };
   }

@@ -40,9 +40,11 @@ export type Limits = z.infer<typeof limitsSchema>;
  * instructions: a score at or above `threshold` quarantines the tool (the
  * default) or only warns; a result scoring that high taints its caller either way.
  */
+export const DEFAULT_POISONING_THRESHOLD = 5;
+
 export const poisoningSchema = z
   .strictObject({
-    threshold: z.number().int().positive().max(100).default(5),
+    threshold: z.number().int().positive().max(100).default(DEFAULT_POISONING_THRESHOLD),
     action: z.enum(['quarantine', 'warn']).default('quarantine'),
   })
   .prefault({})
