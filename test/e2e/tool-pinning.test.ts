@@ -103,12 +103,12 @@ describe('a rug pull: a description that changes after the first list, across up
     const b = await gateway(config);
 
     const first = await client(a);
-    assert.deepEqual(await listed(first), ['notes__read_note']);
+    assert.deepEqual(await listed(first), ['notes__mutate', 'notes__read_note']);
     assert.equal(textOf(await first.callTool({ name: 'notes__read_note', arguments: {} })), 'note body');
 
     // Replica B, a new process: the definition it lists is not the pinned one.
     const second = await client(b);
-    assert.deepEqual(await listed(second), []);
+    assert.deepEqual(await listed(second), ['notes__mutate']);
     await assert.rejects(
       second.callTool({ name: 'notes__read_note', arguments: {} }),
       failsWith(-32602, /Unknown tool/),
@@ -128,7 +128,7 @@ describe('a rug pull: a description that changes after the first list, across up
 
     const shown = await tools(a, 'list', '--json');
     assert.equal(shown.code, 0, shown.stderr);
-    const [pin] = JSON.parse(shown.stdout);
+    const pin = JSON.parse(shown.stdout).find((p: { tool: string }) => p.tool === 'read_note');
     assert.deepEqual(
       [pin.upstream, pin.tool, pin.exposed, pin.state, pin.reason],
       ['notes', 'read_note', 'notes__read_note', 'quarantined', 'changed'],
@@ -154,8 +154,30 @@ describe('a rug pull: a description that changes after the first list, across up
     );
 
     const later = await client(a);
-    assert.deepEqual(await listed(later), ['notes__read_note']);
+    assert.deepEqual(await listed(later), ['notes__mutate', 'notes__read_note']);
     assert.equal(textOf(await later.callTool({ name: 'notes__read_note', arguments: {} })), 'note body');
+  });
+});
+
+describe('a description changed with notifications/tools/list_changed', () => {
+  it('is caught before the next call, even from a client that does not list again', async () => {
+    const counter = join(mkdtempSync(join(tmpdir(), 'pc-mutate-')), 'lists');
+    const notes = pinning('rugpull', { env: { PIN_COUNTER: counter, PIN_CHANGE_AFTER: '1000' } });
+    const s = await gateway({ upstreams: { notes } });
+    const c = await client(s);
+    assert.deepEqual(await listed(c), ['notes__mutate', 'notes__read_note']);
+    assert.equal(textOf(await c.callTool({ name: 'notes__read_note', arguments: {} })), 'note body');
+    assert.equal(textOf(await c.callTool({ name: 'notes__mutate', arguments: {} })), 'changed');
+    await assert.rejects(
+      c.callTool({ name: 'notes__read_note', arguments: {} }),
+      failsWith(-32602, /Unknown tool/),
+    );
+    assert.deepEqual(
+      auditRecords(s, 'tool-pin')
+        .map((r) => `${r.event} ${r.pin}`)
+        .slice(-2),
+      ['changed notes/read_note', 'quarantined notes/read_note'],
+    );
   });
 });
 
