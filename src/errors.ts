@@ -192,6 +192,7 @@ export const ERRORS = {
     public: 'Denied: too many distinct tools used lately',
   },
   ERR_CALLER_HISTORY_FULL: { rpc: JSONRPC.DENIED, http: 429, public: 'Denied: try again later' },
+  ERR_RESULT_WITHHELD: { rpc: JSONRPC.DENIED, http: 403, public: 'Result withheld: %s' },
   ERR_INTERNAL: INTERNAL,
 } as const satisfies Record<string, ErrorSpec>;
 

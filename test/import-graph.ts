@@ -26,6 +26,7 @@ const FOLDERS: Record<string, Layer> = {
   breakglass: 'domain',
   // Tool-definition pins and the poisoning scanner; the aggregator and the result stage use them.
   pinning: 'domain',
+  protect: 'domain',
   config: 'core',
   protocol: 'core',
   // Logs, metrics and traces are used from every layer and import nothing above them.

@@ -1,0 +1,135 @@
+/**
+ * Aho-Corasick over a fixed set of literals, case-insensitive, as a dense
+ * automaton: one table step per UTF-16 unit of the text, whatever the number
+ * of literals. It is the one pass every string gets before any regex runs.
+ */
+
+/** Words are matched lowercased, one UTF-16 unit to one (ASCII folding is exact; other scripts fold where lowercase keeps the length). */
+const fold = (word: string): string => {
+  const lower = word.toLowerCase();
+  return lower.length === word.length ? lower : word;
+};
+
+export class KeywordSet {
+  readonly words: readonly string[];
+  /** Character class of each UTF-16 unit; 0 for units in no word. */
+  private readonly classOf: Uint16Array;
+  private readonly width: number;
+  /** next state = delta[state * width + class] */
+  private readonly delta: Int32Array;
+  /** Word ids ending at each state (through the failure links too), as ranges into `outIds`. */
+  private readonly outStart: Int32Array;
+  private readonly outIds: Int32Array;
+
+  constructor(words: readonly string[]) {
+    this.words = words.map(fold);
+    const { classOf, width } = charClasses(this.words);
+    this.classOf = classOf;
+    this.width = width;
+    const trie = buildTrie(this.words, classOf, width);
+    const { delta, outputs } = linkFailures(trie, width);
+    this.delta = delta;
+    this.outStart = new Int32Array(outputs.length + 1);
+    const flat: number[] = [];
+    outputs.forEach((ids, state) => {
+      this.outStart[state] = flat.length;
+      flat.push(...ids);
+    });
+    this.outStart[outputs.length] = flat.length;
+    this.outIds = Int32Array.from(flat);
+  }
+
+  /** Calls `hit(wordId, end)` for every occurrence (end exclusive), in order of `end`. */
+  scan(text: string, hit: (word: number, end: number) => void): void {
+    const { classOf, delta, width, outStart, outIds } = this;
+    let state = 0;
+    for (let i = 0; i < text.length; i++) {
+      state = delta[state * width + classOf[text.charCodeAt(i)]!]!;
+      const from = outStart[state]!;
+      const to = outStart[state + 1]!;
+      for (let k = from; k < to; k++) hit(outIds[k]!, i + 1);
+    }
+  }
+
+  /** Whether any word occurs in `text`. */
+  test(text: string): boolean {
+    const { classOf, delta, width, outStart } = this;
+    let state = 0;
+    for (let i = 0; i < text.length; i++) {
+      state = delta[state * width + classOf[text.charCodeAt(i)]!]!;
+      if (outStart[state + 1]! > outStart[state]!) return true;
+    }
+    return false;
+  }
+}
+
+function charClasses(words: readonly string[]): { classOf: Uint16Array; width: number } {
+  const classOf = new Uint16Array(65536);
+  let width = 1;
+  for (const word of words) {
+    for (let i = 0; i < word.length; i++) {
+      const unit = word.charCodeAt(i);
+      if (classOf[unit]) continue;
+      classOf[unit] = width;
+      const upper = String.fromCharCode(unit).toUpperCase();
+      if (upper.length === 1 && !classOf[upper.charCodeAt(0)]) classOf[upper.charCodeAt(0)] = width;
+      width++;
+    }
+  }
+  return { classOf, width };
+}
+
+interface Trie {
+  next: number[][];
+  outputs: number[][];
+}
+
+function buildTrie(words: readonly string[], classOf: Uint16Array, width: number): Trie {
+  const trie: Trie = { next: [new Array(width).fill(-1)], outputs: [[]] };
+  words.forEach((word, id) => {
+    if (word.length === 0) return;
+    let state = 0;
+    for (let i = 0; i < word.length; i++) {
+      const c = classOf[word.charCodeAt(i)]!;
+      let to = trie.next[state]![c]!;
+      if (to < 0) {
+        to = trie.next.length;
+        trie.next.push(new Array(width).fill(-1));
+        trie.outputs.push([]);
+        trie.next[state]![c] = to;
+      }
+      state = to;
+    }
+    trie.outputs[state]!.push(id);
+  });
+  return trie;
+}
+
+/** Breadth-first: each state's missing edges follow its failure link, its outputs include the link's. */
+function linkFailures(trie: Trie, width: number): { delta: Int32Array; outputs: number[][] } {
+  const n = trie.next.length;
+  const delta = new Int32Array(n * width);
+  const fail = new Int32Array(n);
+  const queue: number[] = [];
+  for (let c = 0; c < width; c++) {
+    const to = trie.next[0]![c]!;
+    delta[c] = Math.max(0, to);
+    if (to > 0) queue.push(to);
+  }
+  for (let head = 0; head < queue.length; head++) {
+    const state = queue[head]!;
+    trie.outputs[state]!.push(...trie.outputs[fail[state]!]!);
+    for (let c = 0; c < width; c++) {
+      const to = trie.next[state]![c]!;
+      const viaFail = delta[fail[state]! * width + c]!;
+      if (to < 0) {
+        delta[state * width + c] = viaFail;
+      } else {
+        delta[state * width + c] = to;
+        fail[to] = viaFail;
+        queue.push(to);
+      }
+    }
+  }
+  return { delta, outputs: trie.outputs };
+}

@@ -1,0 +1,135 @@
+/**
+ * Masking a JSON value by its findings: a masked copy (the input is never
+ * changed; only the containers on a masked path are copied) and a summary of
+ * type -> count for the audit record, never the values.
+ */
+import { createHmac } from 'node:crypto';
+import { PortcullisError } from '../errors.ts';
+import type { MaskMode } from './config.ts';
+import { encodeLeaf } from './leaves.ts';
+import type { Finding, LeafEncoding, ValuePath } from './types.ts';
+
+export type MaskSummary = Record<string, number>;
+
+export type Masked =
+  | { readonly outcome: 'clean'; readonly value: unknown; readonly summary: MaskSummary }
+  | { readonly outcome: 'masked'; readonly value: unknown; readonly summary: MaskSummary }
+  | { readonly outcome: 'blocked'; readonly summary: MaskSummary };
+
+export interface MaskOptions {
+  /** The HMAC key of `hash` mode. */
+  readonly hashKey?: Uint8Array | undefined;
+}
+
+/** Keeps a value's last four characters only when that leaves at least this many hidden. */
+const PARTIAL_MIN = 8;
+
+export function maskValue(
+  value: unknown,
+  findings: readonly Finding[],
+  mode: MaskMode,
+  options: MaskOptions = {},
+): Masked {
+  const summary = summarize(findings);
+  if (findings.length === 0) return { outcome: 'clean', value, summary };
+  if (mode === 'block') return { outcome: 'blocked', summary };
+  if (mode === 'hash' && !options.hashKey?.length) {
+    throw new PortcullisError('ERR_RESULT_WITHHELD', 'hash masking without a key', {
+      publicArgs: ['it could not be checked for sensitive data'],
+    });
+  }
+  const placeholder = placeholderFor(mode, options.hashKey);
+  const byLeaf = new Map<string, Finding[]>();
+  for (const f of findings) {
+    const key = JSON.stringify(f.path);
+    const list = byLeaf.get(key);
+    if (list) list.push(f);
+    else byLeaf.set(key, [f]);
+  }
+  const copied = new WeakSet<object>();
+  let root = value;
+  for (const list of byLeaf.values()) {
+    const { path, encoding } = list[0]!;
+    const original = readPath(value, path);
+    if (typeof original !== 'string') throw new Error(`masking: no string at ${JSON.stringify(path)}`);
+    const masked = encodeLeaf(maskText(decodeLeaf(original, encoding), list, placeholder), encoding);
+    root = writePath(root, path, masked, copied);
+  }
+  return { outcome: 'masked', value: root, summary };
+}
+
+export function summarize(findings: readonly Finding[]): MaskSummary {
+  const summary: MaskSummary = {};
+  for (const f of findings) summary[f.type] = (summary[f.type] ?? 0) + 1;
+  return summary;
+}
+
+type Placeholder = (type: string, secret: string) => string;
+
+function placeholderFor(mode: Exclude<MaskMode, 'block'>, hashKey: Uint8Array | undefined): Placeholder {
+  if (mode === 'partial') {
+    return (type, secret) =>
+      secret.length >= PARTIAL_MIN ? `[REDACTED:${type}:…${secret.slice(-4)}]` : `[REDACTED:${type}]`;
+  }
+  if (mode === 'hash') {
+    return (type, secret) =>
+      `[HASHED:${type}:${createHmac('sha256', hashKey!).update(secret).digest('hex').slice(0, 16)}]`;
+  }
+  return (type) => `[REDACTED:${type}]`;
+}
+
+/** Replaces each span; overlapping spans merge into one, named by the one starting first (the longest at a tie). */
+export function maskText(
+  text: string,
+  findings: readonly { type: string; start: number; end: number }[],
+  placeholder: Placeholder,
+): string {
+  const spans = [...findings].sort((a, b) => a.start - b.start || b.end - a.end);
+  let out = '';
+  let at = 0;
+  let i = 0;
+  while (i < spans.length) {
+    const first = spans[i]!;
+    let end = first.end;
+    let j = i + 1;
+    while (j < spans.length && spans[j]!.start < end) end = Math.max(end, spans[j++]!.end);
+    const start = Math.max(first.start, at);
+    out += text.slice(at, start) + placeholder(first.type, text.slice(start, end));
+    at = end;
+    i = j;
+  }
+  return out + text.slice(at);
+}
+
+function decodeLeaf(stored: string, encoding: LeafEncoding): string {
+  if (encoding === 'text') return stored;
+  const bytes = Buffer.from(stored, 'base64');
+  return encoding === 'base64-utf8' ? bytes.toString('utf8') : bytes.toString('latin1');
+}
+
+function readPath(value: unknown, path: ValuePath): unknown {
+  let v = value;
+  for (const step of path) v = (v as Record<string | number, unknown>)[step];
+  return v;
+}
+
+/** Sets `path` to `leaf` in a copy of `root`, copying each container on the path once. */
+function writePath(root: unknown, path: ValuePath, leaf: string, copied: WeakSet<object>): unknown {
+  if (path.length === 0) return leaf;
+  const top = copyOnce(root as object, copied);
+  let parent = top as Record<string | number, unknown>;
+  for (let i = 0; i < path.length - 1; i++) {
+    const child = copyOnce(parent[path[i]!] as object, copied);
+    parent[path[i]!] = child;
+    parent = child as Record<string | number, unknown>;
+  }
+  parent[path[path.length - 1]!] = leaf;
+  return top;
+}
+
+function copyOnce(container: object, copied: WeakSet<object>): object {
+  if (copied.has(container)) return container;
+  const copy = Array.isArray(container) ? [...container] : { ...container };
+  copied.add(copy);
+  return copy;
+}

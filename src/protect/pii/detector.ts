@@ -1,0 +1,30 @@
+/** The built-in PII detectors, each a linear scan with its own validator. */
+import type { PiiType } from '../config.ts';
+import type { TextDetector, TextFinding } from '../types.ts';
+import { scanEmails } from './email.ts';
+import { scanIbans } from './iban.ts';
+import { scanIpv6 } from './ipv6.ts';
+import { type NumberType, scanNumbers } from './numbers.ts';
+
+const NUMBER_TYPES: readonly PiiType[] = ['payment-card', 'us-ssn', 'phone', 'ipv4'];
+
+export class PiiDetector implements TextDetector {
+  private readonly numbers: ReadonlySet<NumberType>;
+  private readonly email: boolean;
+  private readonly iban: boolean;
+  private readonly ipv6: boolean;
+
+  constructor(types: readonly PiiType[]) {
+    this.numbers = new Set(types.filter((t) => NUMBER_TYPES.includes(t)) as NumberType[]);
+    this.email = types.includes('email');
+    this.iban = types.includes('iban');
+    this.ipv6 = types.includes('ipv6');
+  }
+
+  scan(text: string, out: TextFinding[]): void {
+    if (this.email) scanEmails(text, out);
+    if (this.numbers.size > 0) scanNumbers(text, this.numbers, out);
+    if (this.iban) scanIbans(text, out);
+    if (this.ipv6) scanIpv6(text, out);
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * E-mail addresses, found from each `@`: a local part of up to 64 of
+ * `A-Za-z0-9._%+-` before it and a domain of dot-separated labels with an
+ * alphabetic top-level label after it. Bounded loops, no regex.
+ */
+import type { TextFinding } from '../types.ts';
+
+const MAX_LOCAL = 64;
+const MAX_DOMAIN = 253;
+
+const isAlnum = (c: number): boolean => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+const isLocal = (c: number): boolean =>
+  isAlnum(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45; // . _ % + -
+const isDomain = (c: number): boolean => isAlnum(c) || c === 46 || c === 45;
+const isAlpha = (c: number): boolean => (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+
+export function scanEmails(text: string, out: TextFinding[]): void {
+  let at = text.indexOf('@');
+  while (at >= 0) {
+    const found = emailAround(text, at);
+    if (found) out.push({ kind: 'pii', type: 'email', start: found[0], end: found[1] });
+    at = text.indexOf('@', found ? found[1] : at + 1);
+  }
+}
+
+function emailAround(text: string, at: number): [number, number] | undefined {
+  let start = at;
+  while (start > 0 && at - start < MAX_LOCAL && isLocal(text.charCodeAt(start - 1))) start--;
+  while (start < at && text.charCodeAt(start) === 46) start++;
+  if (start === at || text.charCodeAt(at - 1) === 46) return undefined;
+  if (start > 0 && (isLocal(text.charCodeAt(start - 1)) || insideUrl(text, start))) return undefined;
+  let end = at + 1;
+  while (end < text.length && end - at <= MAX_DOMAIN && isDomain(text.charCodeAt(end))) end++;
+  while (end > at + 1 && !isAlnum(text.charCodeAt(end - 1))) end--;
+  const domain = text.slice(at + 1, end);
+  const labels = domain.split('.');
+  if (labels.length < 2 || labels.some((l) => l === '' || l.length > 63 || l.startsWith('-')))
+    return undefined;
+  const tld = labels[labels.length - 1]!;
+  if (tld.length < 2 || tld.length > 24) return undefined;
+  for (let i = 0; i < tld.length; i++) if (!isAlpha(tld.charCodeAt(i))) return undefined;
+  return [start, end];
+}
+
+/** `scheme://user:pass@host`: the part before `@` is a URL's credentials, not a mailbox. */
+function insideUrl(text: string, start: number): boolean {
+  let i = start - 1;
+  const floor = Math.max(0, start - 256);
+  while (i > floor) {
+    const c = text.charCodeAt(i);
+    if (c === 32 || c === 10 || c === 9 || c === 34 || c === 39) return false;
+    if (c === 47 && text.charCodeAt(i - 1) === 47) return true;
+    i--;
+  }
+  return false;
+}

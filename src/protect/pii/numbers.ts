@@ -1,0 +1,173 @@
+/**
+ * Numbers that identify someone: payment cards, US SSNs, phone numbers and
+ * IPv4 addresses. One pass cuts the text into numeric tokens (digits joined
+ * by single spaces, `-`, `.`, `(`, `)` or `/`, at most 48 units, standing
+ * alone between non-word characters); each token, or a run of its
+ * space-separated parts, is tried against each shape and its check digits.
+ * No regex: every step is a bounded loop, so the pass is linear.
+ */
+import type { TextFinding } from '../types.ts';
+import { isCardNumber, isSsn } from './validators.ts';
+
+export type NumberType = 'payment-card' | 'us-ssn' | 'phone' | 'ipv4';
+
+const MAX_TOKEN = 48;
+/** A phone number has at most six groups (`+33 1 23 45 67 89`). */
+const MAX_PARTS = 6;
+
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+const isWord = (c: number): boolean =>
+  isDigit(c) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+
+export function scanNumbers(text: string, enabled: ReadonlySet<NumberType>, out: TextFinding[]): void {
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    const opens = (c === 43 || c === 40) && i + 1 < n && isDigit(text.charCodeAt(i + 1));
+    if (!isDigit(c) && !opens) {
+      i++;
+      continue;
+    }
+    const end = tokenEnd(text, i);
+    if (end > i && standsAlone(text, i, end)) classifyToken(text, i, end, enabled, out);
+    i = Math.max(end, i + 1);
+  }
+}
+
+/** The end (after its last digit) of the numeric token starting at `start`. */
+function tokenEnd(text: string, start: number): number {
+  const stop = Math.min(text.length, start + MAX_TOKEN);
+  let last = start;
+  for (let j = start; j < stop; j++) {
+    const c = text.charCodeAt(j);
+    if (isDigit(c)) {
+      last = j + 1;
+      continue;
+    }
+    const next = j + 1 < text.length ? text.charCodeAt(j + 1) : 0;
+    if (c === 32 && (isDigit(next) || next === 40)) continue;
+    if (c === 45 || c === 46 || c === 47 || c === 40 || c === 41 || (c === 43 && j === start)) continue;
+    break;
+  }
+  return last;
+}
+
+/** Not glued to a word, an e-mail address or a dotted/dashed run of letters (`v1.2`, `ID-123`). */
+function standsAlone(text: string, start: number, end: number): boolean {
+  if (start > 0) {
+    const p = text.charCodeAt(start - 1);
+    if (isWord(p) || p === 64) return false;
+    if ((p === 46 || p === 45 || p === 47) && start > 1 && isWord(text.charCodeAt(start - 2))) return false;
+  }
+  if (end < text.length) {
+    const q = text.charCodeAt(end);
+    if (isWord(q) || q === 64) return false;
+  }
+  return true;
+}
+
+/** Tries the whole token, then runs of its space-separated parts, longest first from the left. */
+function classifyToken(
+  text: string,
+  start: number,
+  end: number,
+  enabled: ReadonlySet<NumberType>,
+  out: TextFinding[],
+): void {
+  const token = text.slice(start, end);
+  const parts = spaceParts(token);
+  let a = 0;
+  while (a < parts.length) {
+    let next = a + 1;
+    for (let b = Math.min(parts.length, a + MAX_PARTS); b > a; b--) {
+      const from = parts[a]![0];
+      const to = parts[b - 1]![1];
+      const type = classify(token.slice(from, to), enabled);
+      if (type) {
+        out.push({ kind: 'pii', type, start: start + from, end: start + to });
+        next = b;
+        break;
+      }
+    }
+    a = next;
+  }
+}
+
+function spaceParts(token: string): [number, number][] {
+  const parts: [number, number][] = [];
+  let from = 0;
+  for (let i = 0; i <= token.length; i++) {
+    if (i === token.length || token.charCodeAt(i) === 32) {
+      if (i > from) parts.push([from, i]);
+      from = i + 1;
+    }
+  }
+  return parts;
+}
+
+function classify(s: string, enabled: ReadonlySet<NumberType>): NumberType | undefined {
+  const digits = s.replace(/\D/g, '');
+  if (digits.length < 4) return undefined;
+  if (enabled.has('ipv4') && isIpv4(s)) return 'ipv4';
+  if (enabled.has('us-ssn') && ssnShape(s) && isSsn(digits)) return 'us-ssn';
+  if (enabled.has('payment-card') && cardShape(s) && isCardNumber(digits)) return 'payment-card';
+  if (enabled.has('phone') && isPhone(s, digits)) return 'phone';
+  return undefined;
+}
+
+export function isIpv4(s: string): boolean {
+  const octets = s.split('.');
+  return (
+    octets.length === 4 &&
+    octets.every((o) => /^\d{1,3}$/.test(o) && Number(o) <= 255 && (o.length === 1 || o[0] !== '0'))
+  );
+}
+
+/** `123-45-6789` or `123 45 6789`. */
+const ssnShape = (s: string): boolean =>
+  s.length === 11 && (s[3] === '-' || s[3] === ' ') && s[6] === s[3] && /^\d{3}.\d{2}.\d{4}$/.test(s);
+
+/** Digits alone, or in groups of four split by one kind of separator (Amex and Diners: 4-6-5, 4-6-4). */
+function cardShape(s: string): boolean {
+  if (/^\d+$/.test(s)) return true;
+  const sep = s.includes('-') ? '-' : ' ';
+  if (!/^[\d -]+$/.test(s) || (s.includes('-') && s.includes(' '))) return false;
+  const groups = s.split(sep).map((g) => g.length);
+  if (groups.some((g) => g === 0)) return false;
+  const shape = groups.join(',');
+  if (shape === '4,6,5' || shape === '4,6,4') return true;
+  return groups.slice(0, -1).every((g) => g === 4) && groups[groups.length - 1]! <= 4;
+}
+
+/**
+ * International (`+` or `00`, 10 to 15 digits), North American
+ * (`(415) 555-0132`, `415-555-0132`, `1-415-555-0132`) or national with a
+ * trunk 0 (`020 7946 0958`, `03-1234-5678`, `01 23 45 67 89`), in groups.
+ */
+export function isPhone(s: string, digits: string): boolean {
+  if (s.includes('/') || !parenthesesFit(s)) return false;
+  const n = digits.length;
+  if (s[0] === '+') return n >= 10 && n <= 15;
+  const groups = s.split(/\D+/).filter((g) => g !== '');
+  if (groups.length < 2) return false;
+  if (digits.startsWith('00')) return n >= 11 && n <= 15;
+  const shape = groups.map((g) => g.length).join(',');
+  const nanp = (d: string) => d[0]! >= '2' && d[3]! >= '2';
+  if (n === 10 && shape === '3,3,4') return nanp(digits);
+  if (n === 11 && shape === '1,3,3,4' && digits[0] === '1') return nanp(digits.slice(1));
+  if (digits[0] === '0' && n >= 10 && n <= 11 && groups.length <= MAX_PARTS) {
+    return groups.every((g) => g.length <= 8) && groups.slice(1).every((g) => g.length >= 2);
+  }
+  return false;
+}
+
+/** At most one `(…)` pair, holding 1 to 5 digits. */
+function parenthesesFit(s: string): boolean {
+  const open = s.indexOf('(');
+  const close = s.indexOf(')');
+  if (open < 0 && close < 0) return true;
+  if (open < 0 || close < open || s.indexOf('(', open + 1) >= 0 || s.indexOf(')', close + 1) >= 0)
+    return false;
+  return /^\d{1,5}$/.test(s.slice(open + 1, close));
+}
