@@ -41,14 +41,16 @@ export class KeywordSet {
 
   /** Calls `hit(wordId, end)` for every occurrence (end exclusive), in order of `end`. */
   scan(text: string, hit: (word: number, end: number) => void): void {
-    const { classOf, delta, width, outStart, outIds } = this;
+    const { classOf, delta, width, outStart } = this;
     let state = 0;
     for (let i = 0; i < text.length; i++) {
       state = delta[state * width + classOf[text.charCodeAt(i)]!]!;
-      const from = outStart[state]!;
-      const to = outStart[state + 1]!;
-      for (let k = from; k < to; k++) hit(outIds[k]!, i + 1);
+      if (outStart[state + 1]! > outStart[state]!) this.emit(state, i + 1, hit);
     }
+  }
+
+  private emit(state: number, end: number, hit: (word: number, end: number) => void): void {
+    for (let k = this.outStart[state]!; k < this.outStart[state + 1]!; k++) hit(this.outIds[k]!, end);
   }
 
   /** Whether any word occurs in `text`. */

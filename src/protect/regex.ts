@@ -26,6 +26,9 @@ export interface MatchSpan {
   readonly secretEnd: number;
 }
 
+/** UTF-16 units handed to the engine since start, over all patterns: the work the linear-time bound is about. */
+export const engineWork = { units: 0 };
+
 export class LinearRegex {
   readonly source: string;
   private readonly re: RE2JS;
@@ -38,6 +41,7 @@ export class LinearRegex {
 
   /** Whether the pattern matches anywhere in `text` (the DFA, no captures: the cheap question first). */
   test(text: string): boolean {
+    engineWork.units += text.length;
     return this.re.test(text);
   }
 
@@ -47,6 +51,7 @@ export class LinearRegex {
    * else the whole match (gitleaks' rule).
    */
   *matches(text: string, secretGroup = 0): Generator<MatchSpan> {
+    engineWork.units += text.length;
     const m = this.re.matcher(text);
     const groups = m.groupCount();
     while (m.find()) {

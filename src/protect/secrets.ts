@@ -1,21 +1,27 @@
 /**
- * Secret rules (gitleaks' and the project's), compiled once: one keyword pass
- * over a string picks the rules and the windows around their keywords; only
- * there does a rule's regex run, first as a DFA test, then for the spans.
+ * Secret rules (gitleaks' and the project's), compiled once. One keyword pass
+ * over a string picks the rules and where to look; a rule's regex runs only
+ * there: in a window as wide as its longest match around the keyword, or,
+ * for gitleaks' `name = value` rules, anchored just after the keyword. A DFA
+ * test comes first; the spans are computed only on a hit.
  */
 import { Allowlist, type Candidate, shannonEntropy } from './allow.ts';
 import { KeywordSet } from './keywords.ts';
 import { LinearRegex, type MatchSpan } from './regex.ts';
+import { maxMatchLength } from './regex-length.ts';
 import type { RuleData, RuleSet, TextDetector, TextFinding } from './types.ts';
 
-/** How far before a keyword a match may start (gitleaks' assignment rules allow 50 characters of name). */
+/** Window reach of a rule whose matches are unbounded; a match reaching a cut end is retried twice as wide. */
 const BEFORE = 128;
 const AFTER = 512;
 /** Armored blocks (PEM, PGP) run from their BEGIN line to their END line. */
 const ARMORED_AFTER = 65_536;
 /** The shape gitleaks gives `name = value` rules: an operator must follow the keyword closely. */
 const ASSIGNMENT = String.raw`(?:[ \t\w.-]{0,20})[\s'"]{0,3}(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)`;
-const OPERATOR_REACH = 24;
+/** First look after a keyword of a `name = value` rule: operator, quotes and a 150-character value fit. */
+const TAIL_WINDOW = 200;
+/** gitleaks' assignment rules allow 50 characters of name before the keyword. */
+const NAME_REACH = 50;
 
 interface Rule {
   readonly id: string;
@@ -26,10 +32,19 @@ interface Rule {
   /** The set's allowlist, shared by its rules. */
   readonly global: Allowlist | undefined;
   readonly reject: RuleData['reject'];
-  /** Every match holds a keyword, so windows around keywords suffice; else the whole string is searched. */
+  /** Every match holds a keyword, so looking near keywords suffices; else the whole string is searched. */
   readonly windowed: boolean;
-  readonly assignment: boolean;
+  /** Longest match in UTF-16 units, or Infinity. */
+  readonly reach: number;
   readonly after: number;
+  /** For `name = value` rules: the pattern from the keyword's end on, anchored there. */
+  readonly tail: { readonly re: LinearRegex; readonly reach: number } | undefined;
+}
+
+/** Where a rule looks: merged windows [from, to), flat, or keyword ends for a tail rule. */
+interface Plan {
+  readonly windows: number[];
+  readonly tails: number[];
 }
 
 export class SecretDetector implements TextDetector {
@@ -42,9 +57,7 @@ export class SecretDetector implements TextDetector {
     const rules: Rule[] = [];
     const keywordsOf: (readonly string[])[] = [];
     for (const set of sets) {
-      const global = set.allow
-        ? new Allowlist({ regexes: set.allow.regexes, stopwords: set.allow.stopwords })
-        : undefined;
+      const global = set.allow ? new Allowlist(set.allow) : undefined;
       for (const data of set.rules) {
         if (data.regex === undefined || data.path !== undefined || data.keywords.length === 0) continue;
         rules.push(compileRule(data, global));
@@ -55,15 +68,12 @@ export class SecretDetector implements TextDetector {
     const ids = new Map<string, number>();
     const rulesOf: number[][] = [];
     keywordsOf.forEach((keywords, index) => {
-      for (const k of keywords) {
-        const word = k.toLowerCase();
-        let id = ids.get(word);
-        if (id === undefined) {
-          id = ids.size;
-          ids.set(word, id);
+      for (const word of keywords.map((k) => k.toLowerCase())) {
+        if (!ids.has(word)) {
+          ids.set(word, ids.size);
           rulesOf.push([]);
         }
-        rulesOf[id]!.push(index);
+        rulesOf[ids.get(word)!]!.push(index);
       }
     });
     this.keywords = new KeywordSet([...ids.keys()]);
@@ -75,74 +85,120 @@ export class SecretDetector implements TextDetector {
     return this.keywords.test(text);
   }
 
-  get ruleIds(): readonly string[] {
-    return this.rules.map((r) => r.id);
-  }
-
   scan(text: string, out: TextFinding[]): void {
-    const windows = this.windowsOf(text);
     const seen = new Set<string>();
-    windows.forEach((spans, index) => {
+    const found: TextFinding[] = [];
+    const emit = (f: TextFinding): void => {
+      const key = `${f.type}:${f.start}:${f.end}`;
+      if (seen.has(key)) return;
+      seen.add(key);
+      found.push(f);
+    };
+    for (const [index, plan] of this.plan(text)) {
       const rule = this.rules[index]!;
-      for (let i = 0; i < spans.length; i += 2) {
-        for (const f of this.searchWindow(rule, text, spans[i]!, spans[i + 1]!)) {
-          const key = `${f.type}:${f.start}:${f.end}`;
-          if (seen.has(key)) continue;
-          seen.add(key);
-          out.push(f);
-        }
+      let covered = 0;
+      for (let i = 0; i < plan.windows.length; i += 2) {
+        const to = plan.windows[i + 1]!;
+        if (to > covered)
+          covered = this.searchWindow(rule, text, Math.max(plan.windows[i]!, covered), to, emit);
       }
-    });
+      for (let i = 0; i < plan.tails.length; i += 2)
+        this.searchTail(rule, text, plan.tails[i]!, plan.tails[i + 1]!, emit);
+    }
+    for (const f of found)
+      if (!(f.type === GENERIC && found.some((g) => g.type !== GENERIC && overlap(f, g)))) out.push(f);
   }
 
-  /** Per rule index: merged [start, end) windows, flat. */
-  private windowsOf(text: string): Map<number, number[]> {
-    const windows = new Map<number, number[]>();
+  private plan(text: string): Map<number, Plan> {
+    const plans = new Map<number, Plan>();
     const words = this.keywords.words;
     this.keywords.scan(text, (word, end) => {
       const start = end - words[word]!.length;
       for (const index of this.rulesOf[word]!) {
         const rule = this.rules[index]!;
+        let plan = plans.get(index);
+        if (!plan) {
+          plan = { windows: [], tails: [] };
+          plans.set(index, plan);
+        }
         if (!rule.windowed) {
-          windows.set(index, [0, text.length]);
-          continue;
+          if (plan.windows.length === 0) plan.windows.push(0, text.length);
+        } else if (rule.tail) {
+          if (operatorFollows(text, end)) plan.tails.push(start, end);
+        } else {
+          addWindow(plan.windows, ...windowAround(rule, text, start, end));
         }
-        if (rule.assignment && !operatorFollows(text, end)) continue;
-        let spans = windows.get(index);
-        if (!spans) {
-          spans = [];
-          windows.set(index, spans);
-        }
-        const from = wordStart(text, Math.max(0, start - BEFORE));
-        const to = Math.min(text.length, end + rule.after);
-        const last = spans.length - 1;
-        if (last > 0 && from <= spans[last]!) spans[last] = Math.max(spans[last]!, to);
-        else spans.push(from, to);
       }
     });
-    return windows;
+    return plans;
   }
 
-  /** Runs one rule on text[from, to); a match reaching a cut end is retried on a window twice as long. */
-  private searchWindow(rule: Rule, text: string, from: number, to: number): TextFinding[] {
+  /**
+   * Runs a rule on text[from, to); an unbounded match reaching a cut end is
+   * retried on a window twice as long. Returns where the search ended: later
+   * windows start there, so no text is searched twice by one rule.
+   */
+  private searchWindow(
+    rule: Rule,
+    text: string,
+    from: number,
+    to: number,
+    emit: (f: TextFinding) => void,
+  ): number {
     for (;;) {
       const window = text.slice(from, to);
-      if (!rule.re.test(window)) return [];
+      if (!rule.re.test(window)) return to;
       const spans: MatchSpan[] = [];
       let cut = false;
       for (const m of rule.re.matches(window, rule.secretGroup)) {
-        if (m.end === window.length && to < text.length) {
+        if (m.end === window.length && to < text.length && rule.reach === Number.POSITIVE_INFINITY) {
           cut = true;
           break;
         }
         spans.push(m);
       }
-      if (!cut) return spans.flatMap((m) => this.accept(rule, text, from, m));
+      if (!cut) {
+        for (const m of spans) this.accept(rule, text, from + m.start, from + m.end, from, m, emit);
+        return to;
+      }
       to = Math.min(text.length, from + (to - from) * 2);
     }
   }
 
-  private accept(rule: Rule, text: string, offset: number, m: MatchSpan): TextFinding[] {
+  /** A `name = value` rule after one keyword: its tail anchored at the keyword's end. */
+  private searchTail(
+    rule: Rule,
+    text: string,
+    kwStart: number,
+    kwEnd: number,
+    emit: (f: TextFinding) => void,
+  ): void {
+    const tail = rule.tail!;
+    let to = Math.min(text.length, kwEnd + Math.min(tail.reach + 1, TAIL_WINDOW));
+    for (;;) {
+      const window = text.slice(kwEnd, to);
+      if (!tail.re.test(window)) return;
+      const m = tail.re.matches(window, rule.secretGroup).next().value;
+      if (!m) return;
+      if (m.end === window.length && to < text.length && tail.reach === Number.POSITIVE_INFINITY) {
+        to = Math.min(text.length, kwEnd + (to - kwEnd) * 2);
+        continue;
+      }
+      this.accept(rule, text, nameStart(text, kwStart), kwEnd + m.end, kwEnd, m, emit);
+      return;
+    }
+  }
+
+  /** Applies gitleaks' filters (entropy, the set's allowlist, the rule's) to one match. */
+  private accept(
+    rule: Rule,
+    text: string,
+    matchStart: number,
+    matchEnd: number,
+    offset: number,
+    m: MatchSpan,
+    emit: (f: TextFinding) => void,
+  ): void {
     let start = offset + m.secretStart;
     let end = offset + m.secretEnd;
     if (m.secretStart === m.start && m.secretEnd === m.end) {
@@ -150,24 +206,23 @@ export class SecretDetector implements TextDetector {
       while (end > start && text.charCodeAt(end - 1) === 10) end--;
     }
     const secret = text.slice(start, end);
-    if (secret === '') return [];
-    if (rule.entropy > 0 && shannonEntropy(secret) <= rule.entropy) return [];
-    const matchStart = offset + m.start;
-    const matchEnd = offset + m.end;
+    if (secret === '') return;
+    if (rule.entropy > 0 && shannonEntropy(secret) <= rule.entropy) return;
     const candidate: Candidate = {
       secret,
       match: text.slice(matchStart, matchEnd),
       line: () => lineAround(text, matchStart, matchEnd),
     };
-    if (rule.global?.allows(candidate) || rule.allow.some((a) => a.allows(candidate))) return [];
-    if (rule.reject?.(candidate.match, secret)) return [];
-    return [{ kind: 'secret', type: rule.id, start, end }];
+    if (rule.global?.allows(candidate) || rule.allow.some((a) => a.allows(candidate))) return;
+    if (rule.reject?.(candidate.match, secret)) return;
+    emit({ kind: 'secret', type: rule.id, start, end });
   }
 }
 
 function compileRule(data: RuleData, global: Allowlist | undefined): Rule {
   const source = data.regex!;
   const plain = source.toLowerCase().replaceAll('\\', '');
+  const reach = maxMatchLength(source);
   return {
     id: data.id,
     re: new LinearRegex(source),
@@ -177,9 +232,45 @@ function compileRule(data: RuleData, global: Allowlist | undefined): Rule {
     global,
     reject: data.reject,
     windowed: data.keywords.some((k) => plain.includes(k.toLowerCase())),
-    assignment: source.includes(ASSIGNMENT),
+    reach,
     after: data.after ?? (source.includes('-----') ? ARMORED_AFTER : AFTER),
+    tail: data.secretGroup === undefined ? tailOf(source) : undefined,
   };
+}
+
+/**
+ * gitleaks' `name = value` shape, `[\w.-]{0,50}?(?:KEYWORDS)` then the
+ * assignment: the part from the assignment on, anchored, with the pattern's
+ * leading flags. Only when the part before holds no group of its own.
+ */
+function tailOf(source: string): Rule['tail'] {
+  const at = source.indexOf(ASSIGNMENT);
+  if (at < 0) return undefined;
+  const head = source
+    .slice(0, at)
+    .replace(/\\./g, '')
+    .replace(/\[[^\]]*\]/g, '');
+  const opens = (head.match(/\(/g) ?? []).length;
+  if (opens !== (head.match(/\)/g) ?? []).length || opens !== (head.match(/\(\?/g) ?? []).length)
+    return undefined;
+  const flags = /^\(\?[a-z]+\)/.exec(source)?.[0] ?? '';
+  const tail = `^${flags}${source.slice(at)}`;
+  return { re: new LinearRegex(tail), reach: maxMatchLength(tail) };
+}
+
+function windowAround(rule: Rule, text: string, start: number, end: number): [number, number] {
+  if (rule.reach === Number.POSITIVE_INFINITY) {
+    return [wordStart(text, Math.max(0, start - BEFORE)), Math.min(text.length, end + rule.after)];
+  }
+  // One unit more on each side: `\b` and the rules' end classes look at the neighbours.
+  const from = wordStart(text, Math.max(0, end - rule.reach - 1));
+  return [from, Math.min(text.length, start + rule.reach + 1)];
+}
+
+function addWindow(windows: number[], from: number, to: number): void {
+  const last = windows.length - 1;
+  if (last > 0 && from <= windows[last]!) windows[last] = Math.max(windows[last]!, to);
+  else windows.push(from, to);
 }
 
 const isWordUnit = (c: number): boolean =>
@@ -193,10 +284,28 @@ function wordStart(text: string, at: number): number {
   return i;
 }
 
+/** Where gitleaks' lazy `[\w.-]{0,50}?` name prefix starts a match: as far left as it reaches. */
+function nameStart(text: string, kwStart: number): number {
+  let i = kwStart;
+  while (i > 0 && kwStart - i < NAME_REACH) {
+    const c = text.charCodeAt(i - 1);
+    if (!(isWordUnit(c) || c === 46 || c === 45)) break;
+    i--;
+  }
+  return i;
+}
+
+const OPERATOR_REACH = 24;
+
+/** gitleaks' catch-all rule: a specific rule's finding on the same text wins over it. */
+const GENERIC = 'generic-api-key';
+
+const overlap = (a: TextFinding, b: TextFinding): boolean => a.start < b.end && b.start < a.end;
+
 /**
- * Whether an assignment operator can follow a keyword ending at `end`: gitleaks'
- * shape allows 20 name characters and 3 quotes or spaces before it. A cheap
- * necessary condition that spares the regex most prose mentions of "token".
+ * Whether an assignment operator can follow a keyword ending at `end`: 20 name
+ * characters and 3 quotes or spaces may come first. A cheap necessary
+ * condition that spares the regex most prose mentions of "token".
  */
 function operatorFollows(text: string, end: number): boolean {
   const stop = Math.min(text.length, end + OPERATOR_REACH);
