@@ -9,7 +9,8 @@
 import type { LeafEncoding, ValuePath } from './types.ts';
 
 export interface Leaf {
-  readonly path: ValuePath;
+  /** Where the string sits; built only when asked (most strings hold no finding). */
+  path(): ValuePath;
   readonly text: string;
   readonly encoding: LeafEncoding;
   /** The property name the string is the value of, if any. */
@@ -18,39 +19,54 @@ export interface Leaf {
 
 export type LeafVisit = { leaf: Leaf } | { tooDeep: number };
 
+/** A node on the walk: its value, and how it was reached (a chain back to the root). */
+interface Step {
+  readonly value: unknown;
+  readonly parent: Step | undefined;
+  readonly step: string | number | undefined;
+  readonly depth: number;
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export function* leavesOf(value: unknown, maxDepth: number): Generator<LeafVisit> {
-  const stack: { value: unknown; path: ValuePath; key: string | undefined; parent: unknown }[] = [
-    { value, path: [], key: undefined, parent: undefined },
-  ];
+  const stack: Step[] = [{ value, parent: undefined, step: undefined, depth: 0 }];
   while (stack.length > 0) {
-    const { value: v, path, key, parent } = stack.pop()!;
+    const node = stack.pop()!;
+    const v = node.value;
     if (typeof v === 'string') {
-      yield { leaf: leafOf(v, path, key, parent) };
+      yield { leaf: leafOf(v, node) };
       continue;
     }
     if (v === null || typeof v !== 'object') continue;
-    if (path.length >= maxDepth) {
-      yield { tooDeep: path.length };
+    if (node.depth >= maxDepth) {
+      yield { tooDeep: node.depth };
       return;
     }
+    const depth = node.depth + 1;
     if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--)
-        stack.push({ value: v[i], path: [...path, i], key: undefined, parent: v });
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], parent: node, step: i, depth });
       continue;
     }
-    const entries = Object.entries(v as Record<string, unknown>);
-    for (let i = entries.length - 1; i >= 0; i--) {
-      const [k, child] = entries[i]!;
-      if (isMedia(v as Record<string, unknown>, k)) continue;
-      stack.push({ value: child, path: [...path, k], key: k, parent: v });
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o);
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const k = keys[i]!;
+      if (!isMedia(o, k)) stack.push({ value: o[k], parent: node, step: k, depth });
     }
   }
 }
 
-function leafOf(text: string, path: ValuePath, key: string | undefined, parent: unknown): Leaf {
-  if (key === 'blob' && isResourceContents(parent)) {
+function pathOf(node: Step): ValuePath {
+  const path: (string | number)[] = [];
+  for (let n: Step | undefined = node; n?.parent; n = n.parent) path.push(n.step!);
+  return path.reverse();
+}
+
+function leafOf(text: string, node: Step): Leaf {
+  const key = typeof node.step === 'string' ? node.step : undefined;
+  const path = () => pathOf(node);
+  if (key === 'blob' && isResourceContents(node.parent?.value)) {
     const bytes = Buffer.from(text, 'base64');
     try {
       return { path, text: utf8.decode(bytes), encoding: 'base64-utf8', key };

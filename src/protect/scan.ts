@@ -20,8 +20,10 @@ export function scanValue(detectors: Detectors, value: unknown, bounds: ScanBoun
       boundHit = { bound: 'chars', limit: bounds.maxChars };
       break;
     }
-    for (const f of scanLeaf(detectors, leaf)) {
-      findings.push({ ...f, path: leaf.path, encoding: leaf.encoding });
+    const found = scanLeaf(detectors, leaf);
+    if (found.length > 0) {
+      const path = leaf.path();
+      for (const f of found) findings.push({ ...f, path, encoding: leaf.encoding });
     }
     if (now() - started > bounds.maxMillis) {
       boundHit = { bound: 'time', limit: bounds.maxMillis };

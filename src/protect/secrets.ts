@@ -18,6 +18,26 @@ const AFTER = 512;
 const ARMORED_AFTER = 65_536;
 /** The shape gitleaks gives `name = value` rules: an operator must follow the keyword closely. */
 const ASSIGNMENT = String.raw`(?:[ \t\w.-]{0,20})[\s'"]{0,3}(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)`;
+/**
+ * gitleaks rules whose keyword names the service and need not occur in the
+ * match (`pat…` tokens near "airtable", `digits|…` near "facebook", 40 hex
+ * near "sourcegraph"): they search the whole string once a keyword occurs, as
+ * gitleaks does. Every other rule's matches hold one of its keywords (checked
+ * by hand at the pinned commit), so looking around keywords suffices.
+ */
+const CONTEXT_RULES: ReadonlySet<string> = new Set([
+  'airtable-personnal-access-token',
+  'facebook-access-token',
+  'sourcegraph-access-token',
+]);
+/**
+ * Short keywords that, in every match of their rule, start a word (after
+ * `\b`): `s.` of Vault's legacy tokens otherwise fires on every plural
+ * before a period. Checked by hand against the rules at the pinned commit.
+ */
+const WORD_START_KEYWORDS: Readonly<Record<string, readonly string[]>> = {
+  'vault-service-token': ['s.'],
+};
 /** First look after a keyword of a `name = value` rule: operator, quotes and a 150-character value fit. */
 const TAIL_WINDOW = 200;
 /** gitleaks' assignment rules allow 50 characters of name before the keyword. */
@@ -32,11 +52,14 @@ interface Rule {
   /** The set's allowlist, shared by its rules. */
   readonly global: Allowlist | undefined;
   readonly reject: RuleData['reject'];
+  readonly near: RuleData['near'];
   /** Every match holds a keyword, so looking near keywords suffices; else the whole string is searched. */
   readonly windowed: boolean;
   /** Longest match in UTF-16 units, or Infinity. */
   readonly reach: number;
   readonly after: number;
+  /** Keywords that begin a word in every match of this rule (a hit glued to a word is no start). */
+  readonly wordStart: ReadonlySet<string>;
   /** For `name = value` rules: the pattern from the keyword's end on, anchored there. */
   readonly tail: { readonly re: LinearRegex; readonly reach: number } | undefined;
 }
@@ -78,6 +101,10 @@ export class SecretDetector implements TextDetector {
     });
     this.keywords = new KeywordSet([...ids.keys()]);
     this.rulesOf = rulesOf;
+  }
+
+  get ruleCount(): number {
+    return this.rules.length;
   }
 
   /** Whether `text` (a property name, say) holds any rule's keyword. */
@@ -125,7 +152,10 @@ export class SecretDetector implements TextDetector {
           if (plan.windows.length === 0) plan.windows.push(0, text.length);
         } else if (rule.tail) {
           if (operatorFollows(text, end)) plan.tails.push(start, end);
-        } else {
+        } else if (
+          !(rule.wordStart.has(words[word]!) && start > 0 && isWordUnit(text.charCodeAt(start - 1))) &&
+          (rule.near?.(text, start, end) ?? true)
+        ) {
           addWindow(plan.windows, ...windowAround(rule, text, start, end));
         }
       }
@@ -221,7 +251,6 @@ export class SecretDetector implements TextDetector {
 
 function compileRule(data: RuleData, global: Allowlist | undefined): Rule {
   const source = data.regex!;
-  const plain = source.toLowerCase().replaceAll('\\', '');
   const reach = maxMatchLength(source);
   return {
     id: data.id,
@@ -231,7 +260,9 @@ function compileRule(data: RuleData, global: Allowlist | undefined): Rule {
     allow: (data.allowlists ?? []).map((a) => new Allowlist(a)),
     global,
     reject: data.reject,
-    windowed: data.keywords.some((k) => plain.includes(k.toLowerCase())),
+    near: data.near,
+    windowed: !CONTEXT_RULES.has(data.id),
+    wordStart: new Set(WORD_START_KEYWORDS[data.id] ?? []),
     reach,
     after: data.after ?? (source.includes('-----') ? ARMORED_AFTER : AFTER),
     tail: data.secretGroup === undefined ? tailOf(source) : undefined,

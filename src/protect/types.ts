@@ -28,6 +28,8 @@ export interface RuleData {
   readonly allowlists?: readonly AllowlistData[];
   /** How far after a keyword a match may end, in UTF-16 units (default 512; grows when a match reaches the window's end). */
   readonly after?: number;
+  /** A cheap necessary condition at a keyword hit (the project's rules only): false skips the regex there. */
+  readonly near?: (text: string, keywordStart: number, keywordEnd: number) => boolean;
   /** A check RE2 cannot express (the project's rules only): true drops the candidate. */
   readonly reject?: (match: string, secret: string) => boolean;
 }

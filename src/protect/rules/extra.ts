@@ -16,6 +16,19 @@ const START_NOT_LETTER = '(?:^|[^A-Za-z])';
 
 const URL_PASSWORD_PLACEHOLDER = String.raw`(?i)^(?:my)?pass(?:word|wd)\d*$|your[_-]?pass|replace|changeme|placeholder|^<.*>$|^\$|^\{|^%\w+%$|^.{1,3}$`;
 
+/** After `://`: a `:` and then an `@` before the host's first `/`, space or quote (most URLs have no credentials). */
+function credentialsFollow(text: string, _start: number, end: number): boolean {
+  let colon = false;
+  const stop = Math.min(text.length, end + 400);
+  for (let i = end; i < stop; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 58) colon = true;
+    else if (c === 64) return colon;
+    else if (c === 47 || c <= 32 || c === 34 || c === 39 || c === 96 || c === 60 || c === 62) return false;
+  }
+  return false;
+}
+
 /** `scheme://user:password@host`: the password is the secret, unless it repeats the user or is a placeholder. */
 const urlCredentials: RuleData = {
   id: 'url-credentials',
@@ -24,6 +37,7 @@ const urlCredentials: RuleData = {
   entropy: 1,
   keywords: ['://'],
   allowlists: [{ regexes: [URL_PASSWORD_PLACEHOLDER] }],
+  near: credentialsFollow,
   reject: (match) => {
     const m = /:\/\/([^:]*):(.*)@/.exec(match);
     return m !== null && m[1] === m[2];
