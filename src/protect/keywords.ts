@@ -14,9 +14,14 @@ export class KeywordSet {
   readonly words: readonly string[];
   /** Character class of each UTF-16 unit; 0 for units in no word. */
   private readonly classOf: Uint16Array;
-  private readonly width: number;
-  /** next state = delta[state * width + class] */
+  /**
+   * The automaton with states pre-multiplied by the class count: the next
+   * state is `delta[state + class]`, no multiplication per character.
+   */
   private readonly delta: Int32Array;
+  /** 1 at a (pre-multiplied) state where some word ends. */
+  private readonly ends: Uint8Array;
+  private readonly width: number;
   /** Word ids ending at each state (through the failure links too), as ranges into `outIds`. */
   private readonly outStart: Int32Array;
   private readonly outIds: Int32Array;
@@ -28,12 +33,15 @@ export class KeywordSet {
     this.width = width;
     const trie = buildTrie(this.words, classOf, width);
     const { delta, outputs } = linkFailures(trie, width);
+    for (let i = 0; i < delta.length; i++) delta[i] = delta[i]! * width;
     this.delta = delta;
+    this.ends = new Uint8Array(delta.length);
     this.outStart = new Int32Array(outputs.length + 1);
     const flat: number[] = [];
     outputs.forEach((ids, state) => {
       this.outStart[state] = flat.length;
       flat.push(...ids);
+      if (ids.length > 0) this.ends[state * width] = 1;
     });
     this.outStart[outputs.length] = flat.length;
     this.outIds = Int32Array.from(flat);
@@ -41,11 +49,12 @@ export class KeywordSet {
 
   /** Calls `hit(wordId, end)` for every occurrence (end exclusive), in order of `end`. */
   scan(text: string, hit: (word: number, end: number) => void): void {
-    const { classOf, delta, width, outStart } = this;
+    const { classOf, delta, ends } = this;
+    const n = text.length;
     let state = 0;
-    for (let i = 0; i < text.length; i++) {
-      state = delta[state * width + classOf[text.charCodeAt(i)]!]!;
-      if (outStart[state + 1]! > outStart[state]!) this.emit(state, i + 1, hit);
+    for (let i = 0; i < n; i++) {
+      state = delta[state + classOf[text.charCodeAt(i)]!]!;
+      if (ends[state] === 1) this.emit(state / this.width, i + 1, hit);
     }
   }
 
@@ -55,11 +64,11 @@ export class KeywordSet {
 
   /** Whether any word occurs in `text`. */
   test(text: string): boolean {
-    const { classOf, delta, width, outStart } = this;
+    const { classOf, delta, ends } = this;
     let state = 0;
     for (let i = 0; i < text.length; i++) {
-      state = delta[state * width + classOf[text.charCodeAt(i)]!]!;
-      if (outStart[state + 1]! > outStart[state]!) return true;
+      state = delta[state + classOf[text.charCodeAt(i)]!]!;
+      if (ends[state] === 1) return true;
     }
     return false;
   }

@@ -107,9 +107,18 @@ function spaceParts(token: string): [number, number][] {
 }
 
 function classify(s: string, enabled: ReadonlySet<NumberType>): NumberType | undefined {
+  let count = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (isDigit(c)) count++;
+    else if (c === 46) dots++;
+  }
+  const dotted = dots === 3 && count + dots === s.length;
+  // An SSN has 9 digits, a card 12 or more, a phone 10 or more: shorter runs can only be IPv4.
+  if (count < 9 && !dotted) return undefined;
+  if (dotted && enabled.has('ipv4') && isIpv4(s)) return 'ipv4';
   const digits = s.replace(/\D/g, '');
-  if (digits.length < 4) return undefined;
-  if (enabled.has('ipv4') && isIpv4(s)) return 'ipv4';
   if (enabled.has('us-ssn') && ssnShape(s) && isSsn(digits)) return 'us-ssn';
   if (enabled.has('payment-card') && cardShape(s) && isCardNumber(digits)) return 'payment-card';
   if (enabled.has('phone') && isPhone(s, digits)) return 'phone';
