@@ -113,6 +113,8 @@ export class SecretDetector implements TextDetector {
   }
 
   scan(text: string, out: TextFinding[]): void {
+    const plans = this.plan(text);
+    if (plans === undefined) return;
     const seen = new Set<string>();
     const found: TextFinding[] = [];
     const emit = (f: TextFinding): void => {
@@ -121,7 +123,7 @@ export class SecretDetector implements TextDetector {
       seen.add(key);
       found.push(f);
     };
-    for (const [index, plan] of this.plan(text)) {
+    for (const [index, plan] of plans) {
       const rule = this.rules[index]!;
       let covered = 0;
       for (let i = 0; i < plan.windows.length; i += 2) {
@@ -136,10 +138,12 @@ export class SecretDetector implements TextDetector {
       if (!(f.type === GENERIC && found.some((g) => g.type !== GENERIC && overlap(f, g)))) out.push(f);
   }
 
-  private plan(text: string): Map<number, Plan> {
-    const plans = new Map<number, Plan>();
+  /** Where each rule must look, by rule index; undefined when no keyword occurs (most strings). */
+  private plan(text: string): Map<number, Plan> | undefined {
+    let plans: Map<number, Plan> | undefined;
     const words = this.keywords.words;
     this.keywords.scan(text, (word, end) => {
+      plans ??= new Map();
       const start = end - words[word]!.length;
       for (const index of this.rulesOf[word]!) {
         const rule = this.rules[index]!;

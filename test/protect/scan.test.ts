@@ -122,3 +122,27 @@ describe('scanning a JSON value', () => {
     assert.equal(detectedIn(detectors, args, { ...roomy, maxChars: 1024, maxDepth: 0 }).complete, false);
   });
 });
+
+describe('scanning one long string', () => {
+  it('finds secrets on both sides of a piece boundary, and one that straddles it', () => {
+    const key = 'AKIAZ7VRSQ5TQ4BGXM2Q';
+    const at = (1 << 20) - 10; // straddles the first cut
+    const text = `${key} ${'x'.repeat(at - key.length - 2)} ${key} ${'y'.repeat(1 << 20)} ${key}`;
+    const { findings } = scanValue(detectors, { text }, roomy);
+    assert.deepEqual(
+      findings.filter((f) => f.type === 'aws-access-token').map((f) => f.start),
+      [0, at, text.length - key.length],
+    );
+  });
+
+  it('checks the time bound between pieces of one string', () => {
+    let clock = 0;
+    const now = () => (clock += 10);
+    const { boundHit } = scanValue(
+      detectors,
+      { text: 'z'.repeat(3 << 20) },
+      { ...roomy, maxMillis: 25, now },
+    );
+    assert.deepEqual(boundHit, { bound: 'time', limit: 25 });
+  });
+});

@@ -75,6 +75,9 @@ function classifyToken(
   enabled: ReadonlySet<NumberType>,
   out: TextFinding[],
 ): void {
+  let digits = 0;
+  for (let i = start; i < end; i++) if (isDigit(text.charCodeAt(i))) digits++;
+  if (digits < 4) return;
   const token = text.slice(start, end);
   const parts = spaceParts(token);
   let a = 0;
