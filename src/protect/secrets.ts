@@ -57,6 +57,8 @@ interface Rule {
   readonly windowed: boolean;
   /** Longest match in UTF-16 units, or Infinity. */
   readonly reach: number;
+  /** How far before its keyword a match may start. */
+  readonly before: number;
   readonly after: number;
   /** Keywords that begin a word in every match of this rule (a hit glued to a word is no start). */
   readonly wordStart: ReadonlySet<string>;
@@ -123,7 +125,7 @@ export class SecretDetector implements TextDetector {
       seen.add(key);
       found.push(f);
     };
-    for (const [index, plan] of plans) {
+    for (const [index, plan] of [...plans].sort(([a], [b]) => this.genericLast(a, b))) {
       const rule = this.rules[index]!;
       let covered = 0;
       for (let i = 0; i < plan.windows.length; i += 2) {
@@ -131,11 +133,20 @@ export class SecretDetector implements TextDetector {
         if (to > covered)
           covered = this.searchWindow(rule, text, Math.max(plan.windows[i]!, covered), to, emit);
       }
-      for (let i = 0; i < plan.tails.length; i += 2)
-        this.searchTail(rule, text, plan.tails[i]!, plan.tails[i + 1]!, emit);
+      for (let i = 0; i < plan.tails.length; i += 2) {
+        const kwEnd = plan.tails[i + 1]!;
+        // The catch-all yields to a specific rule anyway: skip it where one already found a value.
+        if (rule.id === GENERIC && found.some((f) => f.start >= kwEnd && f.start <= kwEnd + VALUE_REACH))
+          continue;
+        this.searchTail(rule, text, plan.tails[i]!, kwEnd, emit);
+      }
     }
     for (const f of found)
       if (!(f.type === GENERIC && found.some((g) => g.type !== GENERIC && overlap(f, g)))) out.push(f);
+  }
+
+  private genericLast(a: number, b: number): number {
+    return Number(this.rules[a]!.id === GENERIC) - Number(this.rules[b]!.id === GENERIC) || a - b;
   }
 
   /** Where each rule must look, by rule index; undefined when no keyword occurs (most strings). */
@@ -268,6 +279,7 @@ function compileRule(data: RuleData, global: Allowlist | undefined): Rule {
     windowed: !CONTEXT_RULES.has(data.id),
     wordStart: new Set(WORD_START_KEYWORDS[data.id] ?? []),
     reach,
+    before: data.before ?? reach,
     after: data.after ?? (source.includes('-----') ? ARMORED_AFTER : AFTER),
     tail: data.secretGroup === undefined ? tailOf(source) : undefined,
   };
@@ -298,7 +310,7 @@ function windowAround(rule: Rule, text: string, start: number, end: number): [nu
     return [wordStart(text, Math.max(0, start - BEFORE)), Math.min(text.length, end + rule.after)];
   }
   // One unit more on each side: `\b` and the rules' end classes look at the neighbours.
-  const from = wordStart(text, Math.max(0, end - rule.reach - 1));
+  const from = wordStart(text, Math.max(0, Math.max(end - rule.reach, start - rule.before) - 1));
   return [from, Math.min(text.length, start + rule.reach + 1)];
 }
 
@@ -336,6 +348,9 @@ const OPERATOR_REACH = 24;
 const GENERIC = 'generic-api-key';
 
 const overlap = (a: TextFinding, b: TextFinding): boolean => a.start < b.end && b.start < a.end;
+
+/** Where a `name = value` rule's value can start after its keyword: 20 name characters, 3 quotes, an operator, 5 more. */
+const VALUE_REACH = 32;
 
 /**
  * Whether an assignment operator can follow a keyword ending at `end`: 20 name

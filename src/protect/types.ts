@@ -26,6 +26,8 @@ export interface RuleData {
   /** Case-insensitive literals; the regex runs only near (or, when a keyword need not be in the match, on a text holding) one of them. */
   readonly keywords: readonly string[];
   readonly allowlists?: readonly AllowlistData[];
+  /** How far before a keyword a match may start, when less than its longest match (the project's rules only). */
+  readonly before?: number;
   /** How far after a keyword a match may end, in UTF-16 units (default 512; grows when a match reaches the window's end). */
   readonly after?: number;
   /** A cheap necessary condition at a keyword hit (the project's rules only): false skips the regex there. */

@@ -32,7 +32,8 @@ function credentialsFollow(text: string, _start: number, end: number): boolean {
 /** `scheme://user:password@host`: the password is the secret, unless it repeats the user or is a placeholder. */
 const urlCredentials: RuleData = {
   id: 'url-credentials',
-  regex: String.raw`(?i)\b[a-z][a-z0-9+.-]{1,30}://([^\s:/@'"\x60<>(){}$]{1,128}):([^\s/'"\x60<>]{1,256})@[a-z0-9_\[-]`,
+  regex: String.raw`(?i)\b[a-z][a-z0-9+.-]{1,30}://([^\s:/@'"\x60<>(){}$]{1,64}):([^\s/'"\x60<>]{1,128})@[a-z0-9_\[-]`,
+  before: 32,
   secretGroup: 2,
   entropy: 1,
   keywords: ['://'],
