@@ -52,7 +52,10 @@ export function maskValue(
     const { path, encoding } = list[0]!;
     const original = readPath(value, path);
     if (typeof original !== 'string') throw new Error(`masking: no string at ${JSON.stringify(path)}`);
-    const masked = encodeLeaf(maskText(decodeLeaf(original, encoding), list, placeholder), encoding);
+    let text = maskText(decodeLeaf(original, encoding), list, placeholder);
+    // Bytes that are not UTF-8 are re-encoded one character per byte: keep the placeholder ASCII.
+    if (encoding === 'base64-latin1') text = text.replaceAll('…', '...');
+    const masked = encodeLeaf(text, encoding);
     root = writePath(root, path, masked, copied);
   }
   return { outcome: 'masked', value: root, summary };

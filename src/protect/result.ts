@@ -76,7 +76,11 @@ export function withheldError(result: Extract<MaskedResult, { outcome: 'withheld
   });
 }
 
-/** `context.detected` for a call's arguments: the type names found, sorted, and whether the scan was cut short. */
+/**
+ * `context.detected` for a call's arguments: the type names found, sorted,
+ * and whether the scan saw everything. When `complete` is false a bound cut
+ * the scan short: fail closed (treat the arguments as holding a secret).
+ */
 export function detectedIn(
   detectors: Detectors,
   args: unknown,

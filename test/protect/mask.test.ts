@@ -144,5 +144,10 @@ describe('masking a result', () => {
     assert.equal(blobs[0]!.toString('utf8'), 'key=[REDACTED:aws-access-token]\n');
     assert.deepEqual([...blobs[1]!.subarray(0, 2)], [0xff, 0x00]);
     assert.equal(blobs[1]!.subarray(2).toString('latin1'), ' [REDACTED:aws-access-token] ');
+    const partial = maskResult(detectors, value, policy('partial'));
+    assert.equal(partial.outcome, 'masked');
+    if (partial.outcome !== 'masked') return;
+    const bytes = Buffer.from((partial.value as typeof value).contents[1]!.blob, 'base64');
+    assert.equal(bytes.subarray(2).toString('latin1'), ' [REDACTED:aws-access-token:...XM2Q] ');
   });
 });
