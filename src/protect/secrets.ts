@@ -7,64 +7,13 @@
  */
 import { Allowlist, type Candidate, shannonEntropy } from './allow.ts';
 import { KeywordSet } from './keywords.ts';
-import { LinearRegex, type MatchSpan } from './regex.ts';
-import { maxMatchLength } from './regex-length.ts';
-import type { RuleData, RuleSet, TextDetector, TextFinding } from './types.ts';
+import type { MatchSpan } from './regex.ts';
+import { addWindow, compileRule, type Rule, windowAround } from './rule.ts';
+import { isWordUnit, lineAround, nameStart, operatorFollows } from './text.ts';
+import type { RuleSet, TextDetector, TextFinding } from './types.ts';
 
-/** Window reach of a rule whose matches are unbounded; a match reaching a cut end is retried twice as wide. */
-const BEFORE = 128;
-const AFTER = 512;
-/** Armored blocks (PEM, PGP) run from their BEGIN line to their END line. */
-const ARMORED_AFTER = 65_536;
-/** The shape gitleaks gives `name = value` rules: an operator must follow the keyword closely. */
-const ASSIGNMENT = String.raw`(?:[ \t\w.-]{0,20})[\s'"]{0,3}(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)`;
-/**
- * gitleaks rules whose keyword names the service and need not occur in the
- * match (`pat…` tokens near "airtable", `digits|…` near "facebook", 40 hex
- * near "sourcegraph"): they search the whole string once a keyword occurs, as
- * gitleaks does. Every other rule's matches hold one of its keywords (checked
- * by hand at the pinned commit), so looking around keywords suffices.
- */
-const CONTEXT_RULES: ReadonlySet<string> = new Set([
-  'airtable-personnal-access-token',
-  'facebook-access-token',
-  'sourcegraph-access-token',
-]);
-/**
- * Short keywords that, in every match of their rule, start a word (after
- * `\b`): `s.` of Vault's legacy tokens otherwise fires on every plural
- * before a period. Checked by hand against the rules at the pinned commit.
- */
-const WORD_START_KEYWORDS: Readonly<Record<string, readonly string[]>> = {
-  'vault-service-token': ['s.'],
-};
 /** First look after a keyword of a `name = value` rule: operator, quotes and a 150-character value fit. */
 const TAIL_WINDOW = 200;
-/** gitleaks' assignment rules allow 50 characters of name before the keyword. */
-const NAME_REACH = 50;
-
-interface Rule {
-  readonly id: string;
-  readonly re: LinearRegex;
-  readonly secretGroup: number;
-  readonly entropy: number;
-  readonly allow: readonly Allowlist[];
-  /** The set's allowlist, shared by its rules. */
-  readonly global: Allowlist | undefined;
-  readonly reject: RuleData['reject'];
-  readonly near: RuleData['near'];
-  /** Every match holds a keyword, so looking near keywords suffices; else the whole string is searched. */
-  readonly windowed: boolean;
-  /** Longest match in UTF-16 units, or Infinity. */
-  readonly reach: number;
-  /** How far before its keyword a match may start. */
-  readonly before: number;
-  readonly after: number;
-  /** Keywords that begin a word in every match of this rule (a hit glued to a word is no start). */
-  readonly wordStart: ReadonlySet<string>;
-  /** For `name = value` rules: the pattern from the keyword's end on, anchored there. */
-  readonly tail: { readonly re: LinearRegex; readonly reach: number } | undefined;
-}
 
 /** Where a rule looks: merged windows [from, to), flat, or keyword ends for a tail rule. */
 interface Plan {
@@ -264,86 +213,6 @@ export class SecretDetector implements TextDetector {
   }
 }
 
-function compileRule(data: RuleData, global: Allowlist | undefined): Rule {
-  const source = data.regex!;
-  const reach = maxMatchLength(source);
-  return {
-    id: data.id,
-    re: new LinearRegex(source),
-    secretGroup: data.secretGroup ?? 0,
-    entropy: data.entropy ?? 0,
-    allow: (data.allowlists ?? []).map((a) => new Allowlist(a)),
-    global,
-    reject: data.reject,
-    near: data.near,
-    windowed: !CONTEXT_RULES.has(data.id),
-    wordStart: new Set(WORD_START_KEYWORDS[data.id] ?? []),
-    reach,
-    before: data.before ?? reach,
-    after: data.after ?? (source.includes('-----') ? ARMORED_AFTER : AFTER),
-    tail: data.secretGroup === undefined ? tailOf(source) : undefined,
-  };
-}
-
-/**
- * gitleaks' `name = value` shape, `[\w.-]{0,50}?(?:KEYWORDS)` then the
- * assignment: the part from the assignment on, anchored, with the pattern's
- * leading flags. Only when the part before holds no group of its own.
- */
-function tailOf(source: string): Rule['tail'] {
-  const at = source.indexOf(ASSIGNMENT);
-  if (at < 0) return undefined;
-  const head = source
-    .slice(0, at)
-    .replace(/\\./g, '')
-    .replace(/\[[^\]]*\]/g, '');
-  const opens = (head.match(/\(/g) ?? []).length;
-  if (opens !== (head.match(/\)/g) ?? []).length || opens !== (head.match(/\(\?/g) ?? []).length)
-    return undefined;
-  const flags = /^\(\?[a-z]+\)/.exec(source)?.[0] ?? '';
-  const tail = `^${flags}${source.slice(at)}`;
-  return { re: new LinearRegex(tail), reach: maxMatchLength(tail) };
-}
-
-function windowAround(rule: Rule, text: string, start: number, end: number): [number, number] {
-  if (rule.reach === Number.POSITIVE_INFINITY) {
-    return [wordStart(text, Math.max(0, start - BEFORE)), Math.min(text.length, end + rule.after)];
-  }
-  // One unit more on each side: `\b` and the rules' end classes look at the neighbours.
-  const from = wordStart(text, Math.max(0, Math.max(end - rule.reach, start - rule.before) - 1));
-  return [from, Math.min(text.length, start + rule.reach + 1)];
-}
-
-function addWindow(windows: number[], from: number, to: number): void {
-  const last = windows.length - 1;
-  if (last > 0 && from <= windows[last]!) windows[last] = Math.max(windows[last]!, to);
-  else windows.push(from, to);
-}
-
-const isWordUnit = (c: number): boolean =>
-  (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
-
-/** Moves a window start back to the start of the word it cuts, so `\b` there means what it means in the text. */
-function wordStart(text: string, at: number): number {
-  let i = at;
-  const floor = Math.max(0, at - 64);
-  while (i > floor && isWordUnit(text.charCodeAt(i - 1))) i--;
-  return i;
-}
-
-/** Where gitleaks' lazy `[\w.-]{0,50}?` name prefix starts a match: as far left as it reaches. */
-function nameStart(text: string, kwStart: number): number {
-  let i = kwStart;
-  while (i > 0 && kwStart - i < NAME_REACH) {
-    const c = text.charCodeAt(i - 1);
-    if (!(isWordUnit(c) || c === 46 || c === 45)) break;
-    i--;
-  }
-  return i;
-}
-
-const OPERATOR_REACH = 24;
-
 /** gitleaks' catch-all rule: a specific rule's finding on the same text wins over it. */
 const GENERIC = 'generic-api-key';
 
@@ -351,25 +220,3 @@ const overlap = (a: TextFinding, b: TextFinding): boolean => a.start < b.end && 
 
 /** Where a `name = value` rule's value can start after its keyword: 20 name characters, 3 quotes, an operator, 5 more. */
 const VALUE_REACH = 32;
-
-/**
- * Whether an assignment operator can follow a keyword ending at `end`: 20 name
- * characters and 3 quotes or spaces may come first. A cheap necessary
- * condition that spares the regex most prose mentions of "token".
- */
-function operatorFollows(text: string, end: number): boolean {
-  const stop = Math.min(text.length, end + OPERATOR_REACH);
-  for (let i = end; i < stop; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 61 || c === 62 || c === 58 || c === 124 || c === 63 || c === 44) return true; // = > : | ? ,
-    const space = c === 32 || (c >= 9 && c <= 13);
-    if (!(isWordUnit(c) || space || c === 46 || c === 45 || c === 39 || c === 34)) return false;
-  }
-  return false;
-}
-
-function lineAround(text: string, start: number, end: number): string {
-  const from = text.lastIndexOf('\n', start - 1) + 1;
-  const nl = text.indexOf('\n', end);
-  return text.slice(from, nl < 0 ? text.length : nl);
-}
