@@ -4,7 +4,6 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
@@ -244,27 +243,18 @@ export const failsWith =
   };
 
 /**
- * Calls the probe's `hang` tool and fires the gateway's upstream timeout on a mocked clock:
- * the clock moves past `timeoutMs` only once the call has reached the upstream (the tool's
- * progress notification says so), so a slow start can neither fire the timeout early nor
- * make the call fail some other way. Resolves with the call's rejection.
+ * Calls the probe's `hang` tool once the upstream's handshake is done, and resolves with
+ * the call's rejection when the gateway's upstream timeout ends it: the upstream never
+ * answers, so how long the machine takes cannot change the outcome.
  */
-export async function hangUntilUpstreamTimeout(t: TestContext, client: Client, timeoutMs: number) {
-  t.mock.timers.enable({ apis: ['setTimeout'] });
-  try {
-    let started = () => {};
-    const reached = new Promise<void>((resolve) => (started = resolve));
-    const call = client.callTool({ name: 'probe__hang', arguments: {} }, { onprogress: () => started() });
-    const settled = call.then(
-      (r) => assert.fail(`a hung call was answered: ${JSON.stringify(r)}`),
-      (err: unknown) => err,
-    );
-    await Promise.race([reached, settled]);
-    t.mock.timers.tick(timeoutMs);
-    return await settled;
-  } finally {
-    t.mock.timers.reset();
-  }
+export async function hangUntilUpstreamTimeout(client: Client) {
+  // The handshake is done first, so what runs out below is the call's own timeout, not the start-up's.
+  await client.callTool({ name: 'probe__echo', arguments: { text: 'warm' } });
+  // No mocked timers: they would also fire the HTTP client's own parser timers (undici) in this process.
+  return client.callTool({ name: 'probe__hang', arguments: {} }).then(
+    (r) => assert.fail(`a hung call was answered: ${JSON.stringify(r)}`),
+    (err: unknown) => err,
+  );
 }
 
 /**

@@ -88,16 +88,17 @@ describe('the audit log behind a running gateway', () => {
     assert.ok(all.some((r) => r.type === 'decision' && r.method === 'initialize'));
   });
 
-  it('records a call the upstream never answered as such: it may have acted all the same', async (t) => {
+  it('records a call the upstream never answered as such: it may have acted all the same', async () => {
     const f = auditFixture('sqlite');
-    const timeoutMs = 30_000;
+    // The call waits this long for an upstream that never answers: the time is what is tested, not a race.
+    const timeoutMs = 1500;
     const gw = await startTestGateway({
       upstreams: { probe: probeUpstream({ timeoutMs }) },
       audit: f.raw,
     });
     const client = await httpClient(gw.listener.url, 'legacy');
     try {
-      failsWith(-32002, /Upstream timed out/)(await hangUntilUpstreamTimeout(t, client, timeoutMs));
+      failsWith(-32002, /Upstream timed out/)(await hangUntilUpstreamTimeout(client));
     } finally {
       await client.close();
       await gw.close();

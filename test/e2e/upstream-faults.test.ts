@@ -10,7 +10,8 @@ import {
   textOf,
 } from '../helpers.ts';
 
-const TIMEOUT_MS = 30_000;
+/** The hung call waits this long: the timeout is what is tested, not a race (the handshake is done first). */
+const TIMEOUT_MS = 1500;
 
 describe('upstream faults', () => {
   let gw: RunningGateway;
@@ -30,9 +31,9 @@ describe('upstream faults', () => {
   });
   after(() => gw.close());
 
-  it('fails a call to a hung upstream within the configured timeout and stays up', async (t) => {
+  it('fails a call to a hung upstream within the configured timeout and stays up', async () => {
     const client = await httpClient(gw.listener.url, 'legacy');
-    failsWith(-32002, /Upstream timed out/)(await hangUntilUpstreamTimeout(t, client, TIMEOUT_MS));
+    failsWith(-32002, /Upstream timed out/)(await hangUntilUpstreamTimeout(client));
     const echo = await client.callTool({ name: 'probe__echo', arguments: { text: 'still here' } });
     assert.equal(textOf(echo), 'still here');
     await client.close();
