@@ -21,6 +21,12 @@ export interface KeyCacheOptions {
  * may refetch early, but not more often than the cooldown (so a stream of
  * forged kids cannot hammer the provider). Past max-age with the provider
  * down, there are no keys: fail closed.
+ *
+ * Why not jose's `createRemoteJWKSet` (which verification does use `jwtVerify`
+ * with): it takes no injected clock (cache age and cooldown cannot be tested
+ * without waiting), ignores the provider's `Cache-Control: max-age`, and
+ * imports every key as-is, where `importKeySet` refuses duplicate `kid`s,
+ * private key material, ROCA-weak RSA moduli and symmetric keys unless allowed.
  */
 export class KeyCache {
   private keys: readonly VerifyKey[] = [];
