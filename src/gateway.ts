@@ -6,7 +6,8 @@ import { WebhookNotifier } from './approval/webhooks.ts';
 import { AuditService } from './audit/service.ts';
 import { BreakGlass } from './breakglass/guard.ts';
 import type { LoadedConfig } from './config/load.ts';
-import type { PortcullisError } from './errors.ts';
+import { resolveValue } from './config/secrets.ts';
+import { ConfigError, type PortcullisError } from './errors.ts';
 import type { Principal } from './identity/principal.ts';
 import { createIdentity, type IdentityService } from './identity/service.ts';
 import { isObject, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from './jsonrpc.ts';
@@ -26,12 +27,14 @@ import { filterListStage } from './pipeline/stages/filter-list.ts';
 import { forwardStage } from './pipeline/stages/forward.ts';
 import { identifyStage } from './pipeline/stages/identify.ts';
 import { inspectResultStage } from './pipeline/stages/inspect-result.ts';
+import { maskStage } from './pipeline/stages/mask.ts';
 import { metricsStage } from './pipeline/stages/metrics.ts';
 import { paramHeadersStage } from './pipeline/stages/param-headers.ts';
 import { parseStage } from './pipeline/stages/parse.ts';
 import { routeStage } from './pipeline/stages/route.ts';
 import { validateStage } from './pipeline/stages/validate.ts';
 import { PolicyService } from './policy/service.ts';
+import { DataProtection } from './protect/service.ts';
 import type { DownstreamSession } from './session.ts';
 import { DeferredRecordStore } from './state/deferred.ts';
 import { openRecordStore } from './state/open.ts';
@@ -59,10 +62,12 @@ export interface GatewayDeps {
   announcer?: Announcer;
 }
 
-/** Obligations a stage of this pipeline honours: `approval` and `confirm` (the approval stage). */
-const HONOURED: ReadonlySet<string> = new Set(['approval', 'confirm']);
+/** Obligations a stage of this pipeline honours: `approval` and `confirm` (the approval stage), `mask` (the mask stage). */
+const HONOURED: ReadonlySet<string> = new Set(['approval', 'confirm', 'mask']);
 /** What an approved call's second decision may still carry. */
-const HONOURED_AFTER_APPROVAL: ReadonlySet<string> = new Set(['confirm']);
+const HONOURED_AFTER_APPROVAL: ReadonlySet<string> = new Set(['confirm', 'mask']);
+/** The shortest `protect.mask.hashKey` accepted, in bytes: shorter keys make hashed values guessable. */
+const MIN_HASH_KEY_BYTES = 16;
 /** How often expired approvals are ended (and recorded) by this replica. */
 const SWEEP_MS = 5000;
 
@@ -91,6 +96,8 @@ export class Gateway {
   readonly breakGlass: BreakGlass;
   /** Tool-definition pins (rug pulls, poisoning), shared with other replicas through `records`. */
   readonly pins: ToolPins;
+  /** Detectors and masking, compiled once at start. */
+  readonly protection: DataProtection;
   /** Approval and break-glass events go out here (webhooks; the log records each delivery). */
   readonly announcer: Announcer & { close?(): Promise<void> };
   private readonly sweeper: NodeJS.Timeout;
@@ -112,7 +119,12 @@ export class Gateway {
     });
     this.identity =
       deps.identity ?? createIdentity(loaded.config, loaded.baseDir, { log: deps.log, now: this.now });
-    this.policy = new PolicyService(loaded.config.policy, loaded.baseDir, { log: deps.log, now: this.now });
+    this.protection = dataProtection(loaded);
+    this.policy = new PolicyService(loaded.config.policy, loaded.baseDir, {
+      log: deps.log,
+      now: this.now,
+      detect: (args) => this.protection.detect(args),
+    });
     if (loaded.config.policy.watch) this.policy.watch();
     const policy = this.policy;
     // Opened on first use: a gateway that never holds a call never touches the state store for it.
@@ -192,6 +204,12 @@ export class Gateway {
       inspectResultStage({
         threshold: (name) => upstreams[name]?.poisoning.threshold ?? DEFAULT_POISONING_THRESHOLD,
         taint: (principalId) => policy.facts.taint(principalId, policy.now()),
+        log: deps.log,
+      }),
+      // Then secrets and personal data, in what inspect-result left: the outcome record keeps what was masked.
+      maskStage({
+        protection: this.protection,
+        markSensitive: (principalId) => policy.facts.markSensitive(principalId, policy.now()),
         log: deps.log,
       }),
       ...(deps.terminal ?? []),
@@ -332,3 +350,15 @@ export class Gateway {
  * without an id, which no stage would see) stays at the gateway.
  */
 const RELAYED_CLIENT_NOTIFICATIONS: ReadonlySet<string> = new Set(['notifications/roots/list_changed']);
+
+/** The `protect` section compiled, its hash key resolved: a key too short or unresolvable stops the start. */
+function dataProtection(loaded: LoadedConfig): DataProtection {
+  const ref = loaded.config.protect.mask.hashKey;
+  const hashKey = ref === undefined ? undefined : Buffer.from(resolveValue(ref, loaded.baseDir), 'utf8');
+  if (hashKey && hashKey.length < MIN_HASH_KEY_BYTES) {
+    throw new ConfigError(`protect.mask.hashKey: ${ref} holds fewer than ${MIN_HASH_KEY_BYTES} bytes`, [
+      { path: 'protect.mask.hashKey', message: `at least ${MIN_HASH_KEY_BYTES} bytes` },
+    ]);
+  }
+  return new DataProtection(loaded.config.protect, { hashKey });
+}

@@ -31,7 +31,9 @@ export interface AuditCall {
   readonly session: { readonly key: string };
   readonly principal: Principal;
   /** What policy decided on (its reason, and where that came from). */
-  readonly callInput?: Pick<CallInput, 'reason' | 'reasonSource'> | undefined;
+  readonly callInput?:
+    | (Pick<CallInput, 'reason' | 'reasonSource'> & { readonly detected?: CallInput['detected'] })
+    | undefined;
   readonly listenInput?: Pick<ListenInput, 'resources' | 'reason' | 'reasonSource'> | undefined;
   readonly decision?: Decision | undefined;
   readonly approvalId?: string | undefined;
@@ -43,6 +45,14 @@ export interface AuditCall {
   readonly upstream?: 'answered' | 'no-answer' | undefined;
   /** Instructions injected in the result (the caller was tainted). */
   readonly injection?: { readonly score: number; readonly rules: readonly string[] } | undefined;
+  /** How the answer was checked for secrets and personal data: type -> count, never a value. */
+  readonly masked?:
+    | {
+        readonly mode: string | null;
+        readonly outcome: string;
+        readonly summary: Readonly<Record<string, number>>;
+      }
+    | undefined;
 }
 
 export interface RecordOptions {
@@ -97,6 +107,7 @@ export function decisionRecord(ctx: AuditCall, opts: RecordOptions): AppendItem 
     // A listen's resources, each authorized as a subscription of its own.
     ...listenedResources(ctx),
     ...reasonOf(ctx),
+    ...detectedOf(ctx),
     // The break-glass window is known here (authorize stage); an approval only once the call was held.
     approvalId: ctx.approvalId ?? null,
     breakGlassId: ctx.breakGlassId ?? null,
@@ -146,8 +157,23 @@ export function outcomeRecord(ctx: AuditCall, decisionIndex: number | null, opts
     breakGlassId: ctx.breakGlassId ?? null,
     leaseId: ctx.leaseId ?? null,
     ...(ctx.injection ? { injection: { score: ctx.injection.score, rules: [...ctx.injection.rules] } } : {}),
+    ...maskedOf(ctx),
   };
   return item(record);
+}
+
+/** The types of secrets and personal data policy saw in the arguments, when there were any. */
+function detectedOf(ctx: AuditCall): { detected?: { secrets: string[]; pii: string[] } } {
+  const d = ctx.callInput?.detected;
+  if (!d || (d.secrets.length === 0 && d.pii.length === 0)) return {};
+  return { detected: { secrets: [...d.secrets], pii: [...d.pii] } };
+}
+
+/** What the answer held, when it was masked or held anything: a clean answer nobody asked to mask adds nothing. */
+function maskedOf(ctx: AuditCall): { masked?: Record<string, unknown> } {
+  const m = ctx.masked;
+  if (!m || (m.mode === null && m.outcome === 'clean')) return {};
+  return { masked: { mode: m.mode, outcome: m.outcome, types: { ...m.summary } } };
 }
 
 /**

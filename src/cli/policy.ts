@@ -9,6 +9,7 @@ import { PolicyError } from '../policy/errors.ts';
 import { Catalog } from '../policy/model/catalog.ts';
 import { PolicyService } from '../policy/service.ts';
 import { evaluateCase, mismatches, type PolicyCase } from '../policy/testing/cases.ts';
+import { DataProtection, defaultProtection } from '../protect/service.ts';
 import { listUpstreamTools } from '../upstream/list-tools.ts';
 import { parseCommandArgs } from './args.ts';
 import { USAGE as USAGES } from './usage.ts';
@@ -154,8 +155,10 @@ async function serviceFor(
   for (const { item, upstream } of listed)
     byUpstream.set(upstream, [...(byUpstream.get(upstream) ?? []), item]);
   for (const [upstream, items] of byUpstream) catalog.updateTools(upstream, items);
+  // The config's own detectors, so `context.detected` is what the gateway would put there.
+  const protection = loaded ? new DataProtection(loaded.config.protect) : defaultProtection();
   // Loaded once the catalog is known, so the sets validate against the generated schema.
-  return new PolicyService(policy, baseDir, { log, catalog });
+  return new PolicyService(policy, baseDir, { log, catalog, detect: (args) => protection.detect(args) });
 }
 
 /** `[{name, upstream?, inputSchema, annotations}]` or a tools/list result; upstream defaults to the name's prefix. */

@@ -5,6 +5,7 @@ import { auditSchema } from '../audit/config.ts';
 import { identitySchema, upstreamMtlsSchema } from '../identity/config.ts';
 import { DEFAULT_MAX_JSON_DEPTH } from '../jsonrpc.ts';
 import { policySchema } from '../policy/config.ts';
+import { protectSchema } from '../protect/config.ts';
 import { stateSchema } from '../state/config.ts';
 import { isolationSchema, limitsSchema, poisoningSchema } from '../upstream/config.ts';
 import { isLoopbackHost } from './loopback.ts';
@@ -114,6 +115,8 @@ export const configSchema = z
     policy: policySchema,
     limits: limitsSchema,
     approvals: approvalsSchema,
+    /** Secrets and personal data: detectors, scan bounds, masking of results. */
+    protect: protectSchema,
   })
   .superRefine((cfg, ctx) => {
     const seen = new Map<string, string>();
@@ -141,6 +144,14 @@ export const configSchema = z
         code: 'custom',
         path: ['admin', 'host'],
         message: `the admin listener may only listen off loopback (${cfg.admin.host}) when callers are identified (identity.mode: token)`,
+      });
+    }
+    for (const name of Object.keys(cfg.protect.mask.upstreams)) {
+      if (cfg.upstreams[name]) continue;
+      ctx.addIssue({
+        code: 'custom',
+        path: ['protect', 'mask', 'upstreams', name],
+        message: `no upstream is named "${name}"`,
       });
     }
     if (seen.has('') && Object.keys(cfg.upstreams).length > 1) {

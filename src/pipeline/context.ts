@@ -4,6 +4,7 @@ import type { JsonRpcRequest, JsonRpcResponse } from '../jsonrpc.ts';
 import type { Injection } from '../pinning/results.ts';
 import type { CallInput, ListenInput } from '../policy/call-input.ts';
 import type { Decision } from '../policy/decision.ts';
+import type { MaskOutcome } from '../protect/service.ts';
 import type { ListMethod } from '../protocol/methods.ts';
 import type { DownstreamSession } from '../session.ts';
 import type { ListedItem } from '../upstream/aggregate.ts';
@@ -58,6 +59,8 @@ export interface CallContext {
   response?: JsonRpcResponse;
   /** Instructions injected for the model that the tool result carried (inspect-result stage); the caller is tainted. */
   injection?: Injection;
+  /** How the answer was checked for secrets and personal data (mask stage): the mode, the outcome, type -> count, never a value. */
+  masked?: MaskOutcome;
   /**
    * Whether the upstream answered the request forwarded to it: `no-answer` (a
    * timeout, a cancel, a lost connection) means it may have acted all the same.

@@ -1,3 +1,4 @@
+import type { DetectedTypes } from '../protect/service.ts';
 import type { Target } from './facts/request.ts';
 
 /** What the validate stage established for the authorize stage: the snapshot policy decides on. */
@@ -7,6 +8,8 @@ export interface CallInput {
   readonly input: Record<string, unknown>;
   /** The arguments as sent (for sensitive-read markers). */
   readonly args: Record<string, unknown>;
+  /** What the detectors found in the arguments (`context.detected`). */
+  readonly detected: DetectedTypes;
   readonly reason: string;
   readonly reasonSource: ReasonSource;
 }

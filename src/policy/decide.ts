@@ -1,6 +1,7 @@
 import { unknownTarget } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import { isObject, type JsonObject } from '../jsonrpc.ts';
+import type { DetectedTypes } from '../protect/service.ts';
 import type { ReasonSource } from './call-input.ts';
 import {
   callerHistoryFull,
@@ -51,6 +52,8 @@ export interface ValidatedCall {
   /** The arguments as Cedar values (tools), typed by the tool's inputSchema; `{}` otherwise. */
   readonly input: Record<string, unknown>;
   readonly args: JsonObject;
+  /** What the detectors found in the arguments (`context.detected`). */
+  readonly detected: DetectedTypes;
 }
 
 export type BuiltinDenial = 'caller-history-full' | 'session-history-full';
@@ -84,7 +87,7 @@ export function validateCall(policy: PolicyService, q: CallQuery): ValidatedCall
   const args = q.arguments;
   const bounds = boundsProblem(args, policy.cfg.limits);
   if (bounds) return { kind: 'invalid-arguments', problem: bounds };
-  if (q.target.kind !== 'tool') return { target: q.target, input: {}, args };
+  if (q.target.kind !== 'tool') return { target: q.target, input: {}, args, detected: policy.detect(args) };
   const { name } = q.target;
   if (policy.catalog.isRefused(name)) return { kind: 'unknown-tool', name, missing: false };
   const tool = policy.catalog.tool(name);
@@ -93,7 +96,8 @@ export function validateCall(policy: PolicyService, q: CallQuery): ValidatedCall
   let problem = checkAgainstSchema(tool.inputSchema, args, policy.cfg.limits.maxDepth)[0];
   if (problem === undefined) {
     try {
-      return { target, input: toCedarValue(tool.input, args) as Record<string, unknown>, args };
+      const input = toCedarValue(tool.input, args) as Record<string, unknown>;
+      return { target, input, args, detected: policy.detect(args) };
     } catch (err) {
       if (!(err instanceof NotRepresentable)) throw err;
       problem = `a value cannot be represented for policy (${err.message})`;
@@ -110,7 +114,7 @@ export function authorizeCall(policy: PolicyService, q: CallQuery, call: Validat
   const session = q.history.snapshot(name);
   if (call.target.kind === 'tool' && session.toolsFull && !session.toolsUsed.includes(name))
     return builtin(policy, call, 'session-history-full');
-  const facts = factsOf(policy, q, call.target, call.input, session);
+  const facts = { ...factsOf(policy, q, call.target, call.input, session), detected: call.detected };
   const decision = policy.decide(facts, q.callId);
   const visible = decision.effect === 'allow' || policy.mayUse(facts);
   return { kind: 'decision', decision, visible, call };

@@ -2,6 +2,7 @@ import { ConfigError } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
+import { type DetectedTypes, defaultProtection, NOTHING_DETECTED } from '../protect/service.ts';
 import { isListMethod, listSpec } from '../protocol/methods.ts';
 import type { PolicyConfig } from './config.ts';
 import { type EngineDecision, PolicyEngine } from './engine/engine.ts';
@@ -30,6 +31,8 @@ export interface PolicyServiceDeps {
   facts?: SessionFacts;
   /** Tool definitions known up front (the CLI lists upstreams before loading policies). */
   catalog?: Catalog;
+  /** What the detectors find in a call's arguments (`context.detected`); by default the built-in detectors. */
+  detect?: (args: JsonObject) => DetectedTypes;
 }
 
 export interface ShadowStats {
@@ -53,6 +56,7 @@ export class PolicyService {
   private liveEngine: PolicyEngine;
   private shadowEngine: PolicyEngine | undefined;
   private watcher: PolicyFileWatcher | undefined;
+  private readonly detector: ((args: JsonObject) => DetectedTypes) | undefined;
 
   constructor(cfg: PolicyConfig, baseDir: string, deps: PolicyServiceDeps) {
     this.cfg = cfg;
@@ -61,6 +65,7 @@ export class PolicyService {
     this.now = deps.now ?? Date.now;
     this.facts = deps.facts ?? new MemorySessionFacts(cfg.session);
     this.catalog = deps.catalog ?? new Catalog(cfg);
+    this.detector = deps.detect;
     this.liveEngine = this.loadOrThrow(cfg.files, 'policy.files');
     if (cfg.shadow.length > 0) this.shadowEngine = this.loadOrThrow(cfg.shadow, 'policy.shadow');
     if (cfg.files.length === 0) this.log.warn('no policy files: every call will be denied', {});
@@ -228,6 +233,16 @@ export class PolicyService {
     return decision;
   }
 
+  /**
+   * `context.detected` for a call's arguments. Scanned only when the live or
+   * shadow set reads it: a set that does not cannot decide differently.
+   */
+  detect(args: JsonObject): DetectedTypes {
+    if (!this.liveEngine.readsContext('detected') && !this.shadowEngine?.readsContext('detected'))
+      return NOTHING_DETECTED;
+    return (this.detector ?? ((a) => defaultProtection().detect(a)))(args);
+  }
+
   /** A call that matches a configured marker (or a read-sensitive tool) taints its caller's history. */
   isSensitive(target: Target, args: Record<string, unknown>): boolean {
     if (target.kind !== 'tool') return false;
@@ -259,6 +274,7 @@ export class PolicyService {
       network,
       session,
       approval: { granted: false, breakGlass: false },
+      detected: NOTHING_DETECTED,
     };
   }
 }

@@ -5,6 +5,8 @@
  */
 import { RE2JS } from 're2js';
 import { z } from 'zod';
+import { isSecretRef } from '../config/secrets.ts';
+import { TIERS } from '../policy/config.ts';
 
 export const PII_TYPES = ['email', 'phone', 'payment-card', 'iban', 'us-ssn', 'ipv4', 'ipv6'] as const;
 export type PiiType = (typeof PII_TYPES)[number];
@@ -64,17 +66,39 @@ export const scanLimitsSchema = z
   })
   .prefault({});
 
+const maskMode = z.enum(MASK_MODES);
+const exposedTool = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'must be an exposed ASCII tool name');
+
+/**
+ * `protect.mask`: the mode the `mask` obligation uses, and where results are
+ * masked whatever the decision says (per tool, upstream or tier; the most
+ * specific entry wins and also sets the mode an obligation uses there).
+ */
+export const maskSchema = z
+  .strictObject({
+    mode: maskMode.default('redact'),
+    /** Exposed tool name -> mode. */
+    tools: z.record(exposedTool, maskMode).default({}),
+    /** Upstream name -> mode, for every result of that upstream (tools, resources, prompts). */
+    upstreams: z.record(z.string().min(1), maskMode).default({}),
+    /** Tool tier -> mode. */
+    tiers: z.partialRecord(z.enum(TIERS), maskMode).default({}),
+    /** The HMAC key of `hash` mode (`env:NAME` or `file:PATH`), so equal values hash alike across calls and replicas. */
+    hashKey: z.string().refine(isSecretRef, 'must be a reference: env:NAME or file:PATH').optional(),
+  })
+  .prefault({})
+  .superRefine((mask, ctx) => {
+    const modes = [mask.mode, ...Object.values(mask.tools), ...Object.values(mask.upstreams)];
+    modes.push(...Object.values(mask.tiers));
+    if (modes.includes('hash') && mask.hashKey === undefined)
+      ctx.addIssue({ code: 'custom', path: ['hashKey'], message: 'hash masking needs a hashKey' });
+  });
+
 export const protectSchema = z
   .strictObject({
     detectors: detectorsSchema,
     limits: scanLimitsSchema,
-    mask: z
-      .strictObject({
-        mode: z.enum(MASK_MODES).default('redact'),
-        /** The HMAC key of `hash` mode (`env:NAME` or `file:PATH`), so equal values hash alike across calls. */
-        hashKey: z.string().min(1).optional(),
-      })
-      .prefault({}),
+    mask: maskSchema,
   })
   .prefault({});
 
@@ -82,3 +106,4 @@ export type CustomDetectorConfig = z.infer<typeof customDetectorSchema>;
 export type DetectorsConfig = z.infer<typeof detectorsSchema>;
 export type ScanLimitsConfig = z.infer<typeof scanLimitsSchema>;
 export type ProtectConfig = z.infer<typeof protectSchema>;
+export type MaskConfig = z.infer<typeof maskSchema>;

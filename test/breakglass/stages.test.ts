@@ -13,6 +13,7 @@ import { auditDecisionStage } from '../../src/pipeline/stages/audit-decision.ts'
 import { authorizeStage } from '../../src/pipeline/stages/authorize.ts';
 import { breakGlassStage } from '../../src/pipeline/stages/break-glass.ts';
 import { PolicyService } from '../../src/policy/service.ts';
+import { NOTHING_DETECTED } from '../../src/protect/service.ts';
 import { SqliteRecordStore } from '../../src/state/records-sqlite.ts';
 import { auditFixture } from '../audit/helpers.ts';
 import { testCallContext } from '../helpers.ts';
@@ -58,6 +59,7 @@ function callTo(svc: PolicyService, tool: string, principal = carol): CallContex
     target: { kind: 'tool', tool: svc.catalog.tool(tool)! },
     input: args,
     args,
+    detected: NOTHING_DETECTED,
     reason: 'incident 42',
     reasonSource: 'declared',
   };

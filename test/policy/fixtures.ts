@@ -6,6 +6,7 @@ import { PolicyEngine } from '../../src/policy/engine/engine.ts';
 import { parsePolicyTexts } from '../../src/policy/engine/policy-set.ts';
 import type { CallFacts, CedarRequest } from '../../src/policy/facts/request.ts';
 import { Catalog } from '../../src/policy/model/catalog.ts';
+import { NOTHING_DETECTED } from '../../src/protect/service.ts';
 
 export const FROZEN_NOW = Date.UTC(2026, 10, 24, 10, 0, 0); // a Tuesday, 10:00 UTC
 
@@ -77,6 +78,7 @@ export function facts(catalog: Catalog, tool: string, over: Partial<CallFacts> =
     network: { address: '10.1.2.3', transport: 'http' },
     session: { callsLastMinute: 0, toolsUsed: [], sensitiveRead: false, tainted: false, toolsFull: false },
     approval: { granted: false, breakGlass: false },
+    detected: NOTHING_DETECTED,
     ...over,
   };
 }

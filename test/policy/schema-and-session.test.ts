@@ -11,6 +11,7 @@ import { cedarTypeOf, toCedarValue } from '../../src/policy/model/cedar-types.ts
 import { checkAgainstSchema } from '../../src/policy/model/json-schema.ts';
 import { boundsProblem } from '../../src/policy/model/limits.ts';
 import { PolicyService } from '../../src/policy/service.ts';
+import { NOTHING_DETECTED } from '../../src/protect/service.ts';
 import { noBreakGlass } from '../breakglass/fixtures.ts';
 import { ROOT, testCallContext } from '../helpers.ts';
 import { alice, catalogWith, engineFor, FROZEN_NOW, FS_TOOLS, facts, log, policyConfig } from './fixtures.ts';
@@ -203,6 +204,7 @@ describe('session-aware rules', () => {
         target,
         input: { path: '/a' },
         args: { path: '/a' },
+        detected: NOTHING_DETECTED,
         reason: 'r',
         reasonSource: 'declared',
       };
@@ -229,7 +231,14 @@ describe('session-aware rules', () => {
       });
       ctx.route = { kind: 'upstream', upstream: 'fs' } as never;
       const target = { kind: 'tool' as const, tool: svc.catalog.tool('fs__read_text_file')! };
-      ctx.callInput = { target, input: { path: '/a' }, args: {}, reason: 'r', reasonSource: 'declared' };
+      ctx.callInput = {
+        target,
+        input: { path: '/a' },
+        args: {},
+        detected: NOTHING_DETECTED,
+        reason: 'r',
+        reasonSource: 'declared',
+      };
       return ctx;
     };
     await stage.run(callBy(alice));

@@ -2,6 +2,7 @@ import type { BreakGlass } from '../../breakglass/guard.ts';
 import type { ListenInput } from '../../policy/call-input.ts';
 import { authorizeCall, type CallQuery, type Honoured, refusalOf } from '../../policy/decide.ts';
 import { type PolicyService, targetName } from '../../policy/service.ts';
+import { NOTHING_DETECTED } from '../../protect/service.ts';
 import { gatewayQuery } from '../call-query.ts';
 import type { CallContext, Decision } from '../context.ts';
 import type { Stage } from '../runner.ts';
@@ -73,7 +74,7 @@ function authorizeListen(policy: PolicyService, ctx: CallContext, listen: Listen
   const errors = new Set<string>();
   for (const target of listen.resources) {
     const query: CallQuery = { ...base, target, reason: listen.reason };
-    const outcome = authorizeCall(policy, query, { target, input: {}, args: {} });
+    const outcome = authorizeCall(policy, query, { target, input: {}, args: {}, detected: NOTHING_DETECTED });
     if (outcome.kind === 'decision') {
       const { failure: _, ...decision } = outcome.decision;
       ctx.decision = decision;

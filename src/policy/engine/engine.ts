@@ -31,6 +31,7 @@ const UNKNOWN = (name: string) => ({ __extn: { fn: 'unknown', arg: name } });
 /** What a list request cannot know about a later call; risk is derived in part from the reason. */
 const UNKNOWN_CONTEXT = {
   input: UNKNOWN('input'),
+  detected: UNKNOWN('detected'),
   reason: UNKNOWN('reason'),
   approval: UNKNOWN('approval'),
   risk: UNKNOWN('risk'),
@@ -82,6 +83,7 @@ export class PolicyEngine {
   /** Distinguishes this engine's residuals from those of an engine over another set or catalog. */
   private readonly serial = ++engineCount;
   private validatedAt = -1;
+  private reads: ContextReads | undefined;
   private problems: readonly string[] = [];
 
   constructor(
@@ -118,6 +120,12 @@ export class PolicyEngine {
     }
     this.validatedAt = version;
     return this.problems;
+  }
+
+  /** Whether some policy reads `context[attr]` (or the whole context). */
+  readsContext(attr: string): boolean {
+    this.reads ??= mergeReads(this.source.policies.map((p) => p.contextReads));
+    return this.reads === true || this.reads.has(attr);
   }
 
   policy(id: string): LoadedPolicy | undefined {

@@ -120,7 +120,7 @@ function describePolicy(text: string, fallbackId: string, source: string): Loade
   };
 }
 
-/** The obligations a stage honours (or, for `mask`, will): any other name is a load error, not a silent denial. */
+/** The obligations a stage honours: any other name is a load error, not a silent denial. */
 export const OBLIGATIONS: readonly string[] = ['approval', 'confirm', 'mask'];
 
 /** At most this many distinct approvers for one call: more is a typo, not a control. */

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { deepFreeze } from '../../freeze.ts';
 import type { Principal } from '../../identity/principal.ts';
+import type { DetectedTypes } from '../../protect/service.ts';
 import { methodSpec } from '../../protocol/methods.ts';
 import type { EntityJson } from '../engine/cedar.ts';
 import type { ToolDef } from '../model/catalog.ts';
@@ -37,6 +38,8 @@ export interface CallFacts {
   network: { address: string; transport: string };
   session: SessionSnapshot;
   approval: { granted: boolean; breakGlass: boolean };
+  /** What the detectors found in the arguments (`context.detected`). */
+  detected: DetectedTypes;
 }
 
 export interface CedarRequest {
@@ -200,6 +203,7 @@ function contextOf(f: CallFacts): Record<string, unknown> {
       tainted: f.session.tainted,
     },
     approval: { ...f.approval },
+    detected: { secrets: f.detected.secrets, pii: f.detected.pii },
     input: f.input,
   };
 }

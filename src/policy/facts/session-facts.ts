@@ -19,6 +19,8 @@ export interface SessionFacts {
   record(principalId: string, name: string, now: number, call: RecordedCall): void;
   /** A result this caller received carried instructions injected for the model (`context.session.tainted`). */
   taint(principalId: string, now: number): void;
+  /** A result this caller received held secrets or personal data (`context.session.sensitiveRead`). */
+  markSensitive(principalId: string, now: number): void;
 }
 
 export interface RecordedCall {
@@ -209,11 +211,23 @@ export class MemorySessionFacts implements SessionFacts {
    * moment ago, and forgetting a taint would let its next call through.
    */
   taint(principalId: string, now: number): void {
+    const h = this.touch(principalId, now);
+    h.taintedAt = Math.max(h.taintedAt, now);
+  }
+
+  /** Kept even when the history is full, as a taint is. */
+  markSensitive(principalId: string, now: number): void {
+    const h = this.touch(principalId, now);
+    h.sensitiveAt = Math.max(h.sensitiveAt, now);
+  }
+
+  /** The caller's history, moved to the back: the map stays ordered by when each caller was last seen. */
+  private touch(principalId: string, now: number): PrincipalHistory {
     const h = this.principals.get(principalId) ?? new PrincipalHistory(now);
     this.principals.delete(principalId);
     this.principals.set(principalId, h);
     h.lastSeen = Math.max(h.lastSeen, now);
-    h.taintedAt = Math.max(h.taintedAt, now);
+    return h;
   }
 
   /** Callers seen at once (for tests and metrics). */
