@@ -44,4 +44,23 @@ describe('the protect piece of the config schema', () => {
       'detectors.custom.4.name',
     ]);
   });
+
+  it('takes masking per tool, upstream and tier, and refuses hash masking without a key reference', () => {
+    const config = protectSchema.parse({
+      mask: {
+        tools: { hr__read_employee: 'partial' },
+        upstreams: { hr: 'hash' },
+        tiers: { 'read-sensitive': 'redact' },
+        hashKey: 'env:MASK_KEY',
+      },
+    });
+    assert.deepEqual(config.mask.tiers, { 'read-sensitive': 'redact' });
+    const issues = (mask: unknown) =>
+      protectSchema.safeParse({ mask }).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    assert.deepEqual(issues({ upstreams: { hr: 'hash' } }), ['mask.hashKey: hash masking needs a hashKey']);
+    assert.deepEqual(issues({ mode: 'hash', hashKey: 'a plain key' }), [
+      'mask.hashKey: must be a reference: env:NAME or file:PATH',
+    ]);
+    assert.deepEqual(issues({ tiers: { admin: 'block' } }), ['mask.tiers: Unrecognized key: "admin"']);
+  });
 });

@@ -19,6 +19,17 @@ function configError(fn: () => unknown): ConfigError {
 }
 
 describe('config', () => {
+  it('takes a protect section, and refuses masking for an upstream the config does not name', () => {
+    assert.equal(validateConfig(minimal).protect.mask.mode, 'redact');
+    const err = configError(() =>
+      validateConfig({ ...minimal, protect: { mask: { upstreams: { fs: 'block', mail: 'redact' } } } }),
+    );
+    assert.deepEqual(
+      err.issues.map((i) => i.path),
+      ['protect.mask.upstreams.mail'],
+    );
+  });
+
   it('fills defaults: loopback listener on /mcp with a 4 MiB body limit', () => {
     const cfg = validateConfig(minimal);
     assert.equal(cfg.listen.host, '127.0.0.1');
