@@ -8,8 +8,8 @@
  *
  * `npm run bench -- --check-configs` writes every variant and runs
  * `portcullis config check` on it. A variant may only contain sections the
- * current schema (src/config/schema.ts) accepts; add masking, result signing
- * and credential minting here as they land.
+ * current schema (src/config/schema.ts) accepts; add result signing and
+ * credential minting here as they land.
  */
 import { createPrivateKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import fs from 'node:fs';
@@ -31,9 +31,11 @@ const SCOPE = 'echo:call';
 /**
  * Every control that has landed, switched on: bearer JWT identity (an ES256
  * token from an external issuer, keys fetched from its JWKS), the revocation
- * check on every call, argument validation, a Cedar decision over a realistic
- * set of 100 policies, the audit log appended durably to SQLite (WAL, FULL
- * sync, group commit) with canonical hashing and HMAC of argument values.
+ * check on every call, argument validation, the secret and PII detectors on
+ * the arguments (the set reads `context.detected`), a Cedar decision over a
+ * realistic set of 100 policies, every result scanned and redacted, the
+ * audit log appended durably to SQLite (WAL, FULL sync, group commit) with
+ * canonical hashing and HMAC of argument values.
  */
 export function fullPipelineConfig({ name, upstream, port, fx }) {
   const resource = resourceOf(port);
@@ -44,12 +46,16 @@ export function fullPipelineConfig({ name, upstream, port, fx }) {
       state: { store: 'sqlite', path: path.join(fx.dir, name, 'state.db') },
       policy: { files: [fx.policies100], tiers: { [TOOL]: 'read' } },
       audit: sqliteAudit(fx, name),
+      // Every result of the read tier masked, whatever the decision says.
+      protect: { mask: { tiers: { read: 'redact' } } },
     },
     controls: [
       'JWT ES256 (external issuer, JWKS)',
       'revocation (SQLite)',
       'argument validation',
+      'secret and PII detectors on arguments (context.detected)',
       'Cedar, 100 policies',
+      'masking: every result scanned and redacted',
       'audit SQLite WAL+FULL, group commit',
     ],
     clientHeaders: { authorization: `Bearer ${fx.mintToken(resource)}` },
@@ -265,6 +271,9 @@ when { principal.authenticated && context.reason != "" };`);
   p.push(`@id("no-egress-after-sensitive-read")
 forbid(principal, action in Action::"tools/call", resource is Tool)
 when { context.session.sensitiveRead && (resource.tier == "write" || resource.egress) };`);
+  p.push(`@id("no-secrets-to-writes-or-egress")
+forbid(principal, action in Action::"tools/call", resource is Tool)
+when { !context.detected.secrets.isEmpty() && (resource.tier == "write" || resource.egress) };`);
   p.push(`@id("no-unauthenticated-callers")
 forbid(principal, action, resource)
 unless { principal.authenticated };`);
