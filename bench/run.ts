@@ -6,6 +6,7 @@
  *   npm run bench                       # quick run (~3-4 minutes)
  *   BENCH_SECONDS=10 BENCH_ROUNDS=5 npm run bench
  *   npm run bench -- --soak             # memory soak only (10 min at 8 callers)
+ *   npm run bench -- --instructions     # instructions per call under callgrind (load-independent)
  *
  * The load generator runs in this process (plain `node:http` keep-alive
  * requests speaking MCP, or newline JSON on a child's stdio); every server,
@@ -15,6 +16,7 @@
  * and soak.
  */
 import { cleanupFixtures } from './gateway-configs.js';
+import { instructionsRun } from './lib/instructions.ts';
 import { installExitHandlers, stopAll } from './lib/processes.ts';
 import { abRun, checkConfigsRun, microRun } from './lib/runs.ts';
 import { ALL_TARGETS, die, flags, SETTINGS, USAGE } from './lib/settings.ts';
@@ -43,6 +45,7 @@ try {
   if (flags['check-configs']) await checkConfigsRun();
   else if (flags.micro) await microRun();
   else if (flags.soak) await soakRun();
+  else if (flags.instructions) await instructionsRun();
   else await abRun();
 } catch (err) {
   process.stderr.write(`bench: ${(err as Error)?.stack ?? err}\n`);

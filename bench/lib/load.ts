@@ -289,3 +289,29 @@ export async function drive(sessions: Caller[], n: number, seconds: number): Pro
   );
   return { latencies, errors, firstError, elapsedMs: performance.now() - t0 };
 }
+
+/** `calls` calls in all, shared among `n` callers (a fixed amount of work, however long it takes). */
+export async function driveCalls(sessions: Caller[], n: number, calls: number): Promise<Drive> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  let left = calls;
+  const t0 = performance.now();
+  await Promise.all(
+    sessions.slice(0, n).map(async (s, i) => {
+      const text = `hello ${i}`;
+      while (left > 0) {
+        left--;
+        const start = performance.now();
+        try {
+          await s.call(text);
+          latencies.push(performance.now() - start);
+        } catch (err) {
+          errors++;
+          firstError ??= String((err as Error)?.message ?? err);
+        }
+      }
+    }),
+  );
+  return { latencies, errors, firstError, elapsedMs: performance.now() - t0 };
+}

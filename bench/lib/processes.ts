@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ROOT, START_TIMEOUT_MS } from './settings.ts';
+import { ROOT, SETTINGS } from './settings.ts';
 
 /** A child of the bench, named, with the last few KB of its stderr. */
 export type BenchProcess = ChildProcess & { benchName: string; stderrTail: string };
@@ -19,11 +19,17 @@ let tmpDir: string | undefined;
 
 let stopping = false;
 
+export interface LaunchOptions {
+  stdin?: 'ignore' | 'pipe';
+}
+/** Starts a child; `launch` itself, or a wrapper that starts it under a tool (valgrind). */
+export type Launch = (name: string, command: string, args: string[], opts?: LaunchOptions) => BenchProcess;
+
 export function launch(
   name: string,
   command: string,
   args: string[],
-  { stdin = 'ignore' }: { stdin?: 'ignore' | 'pipe' } = {},
+  { stdin = 'ignore' }: LaunchOptions = {},
 ): BenchProcess {
   if (stopping) throw new Error('bench is stopping');
   const proc = spawn(command, args, {
@@ -127,7 +133,7 @@ export function waitForListening(proc: ChildProcess): Promise<Listening> {
   const stdout = proc.stdout!;
   return new Promise((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => fail(new Error('no "listening" line in time')), START_TIMEOUT_MS);
+    const timer = setTimeout(() => fail(new Error('no "listening" line in time')), SETTINGS.startTimeoutMs);
     const onData = (d: string) => {
       buf += d;
       let nl = buf.indexOf('\n');
@@ -166,7 +172,7 @@ export function waitForListening(proc: ChildProcess): Promise<Listening> {
 /** Polls until something answers HTTP on the port (peers print no machine-readable line). */
 export async function waitForHttp(proc: ChildProcess, port: number): Promise<void> {
   proc.stdout!.resume();
-  const deadline = Date.now() + START_TIMEOUT_MS;
+  const deadline = Date.now() + SETTINGS.startTimeoutMs;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null || proc.signalCode !== null) {
       throw new Error(`exited (${proc.exitCode ?? proc.signalCode}) before listening`);

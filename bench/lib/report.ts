@@ -53,10 +53,16 @@ const ownCpu = (entry: TargetEntry, r: Summary) =>
 
 export function addRatios(entries: TargetEntry[]): void {
   const base = entries.find((e) => e.name === 'direct-http' && e.status === 'ok');
+  const hop = entries.find((e) => e.name === 'node-hop' && e.status === 'ok');
+  const div = (a: number | null, d: number | null | undefined) => (a !== null && d ? a / d : null);
   for (const e of entries) {
     for (const r of e.results) {
       const b = base?.results.find((x) => x.concurrency === r.concurrency);
-      const div = (a: number | null, d: number | null) => (a !== null && d ? a / d : null);
+      // The proxy's CPU per call against a bare node:http hop's in the same run: the security work's share.
+      const h = hop?.results.find((x) => x.concurrency === r.concurrency);
+      r.proxyCpuVsNodeHop = e.name.startsWith('direct-')
+        ? null
+        : div(r.proxyCpuUsPerCall, h?.proxyCpuUsPerCall);
       r.vsDirectHttp = b
         ? {
             p50: div(r.p50Ms, b.p50Ms),
@@ -73,7 +79,7 @@ export function printResults(report: Report): void {
   const rows: unknown[][] = [];
   for (const e of report.targets) {
     if (e.status !== 'ok') {
-      rows.push([e.name, '-', e.status, '', '', '', '', '', '', '', '', '', '', '']);
+      rows.push([e.name, '-', e.status, '', '', '', '', '', '', '', '', '', '', '', '']);
       continue;
     }
     for (const r of e.results) {
@@ -93,6 +99,7 @@ export function printResults(report: Report): void {
         fmtX(x?.p50),
         fmtX(x?.p99),
         fmtX(x?.cpuPerCall),
+        fmtX(r.proxyCpuVsNodeHop),
       ]);
     }
   }
@@ -111,13 +118,15 @@ export function printResults(report: Report): void {
     'x p50',
     'x p99',
     'x CPU',
+    'CPU / hop',
   ];
   console.log(table(headers, rows, ['l']));
   console.log(
     '\nc = concurrent callers; ±% = spread of per-round calls/s (max-min)/mean; CPU = utime+stime from /proc per call;' +
       '\nproxy = the gateway/peer process; server = the echo server(s) behind it (for stdio peers: every descendant);' +
       '\nclient = this load generator. x = ratio to direct-http at the same c; x CPU compares the proxy CPU per call' +
-      '\n(the server CPU for direct targets) with the direct-http server CPU per call.',
+      '\n(the server CPU for direct targets) with the direct-http server CPU per call.' +
+      '\nCPU / hop = proxy CPU per call / node-hop proxy CPU per call at the same c (same run).',
   );
   const memRows = report.targets.map((e) =>
     e.status === 'ok'

@@ -6,20 +6,22 @@ import { parseArgs } from 'node:util';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const ECHO_SERVER = path.join(ROOT, 'bench', 'echo-server.js');
 export const NODE_HOP = path.join(ROOT, 'bench', 'node-hop.js');
-export const GATEWAY_BIN = path.join(ROOT, 'bin', 'portcullis.js');
+/** The checkout whose gateway the Portcullis targets run (BENCH_GATEWAY_ROOT: another worktree, e.g. a base commit). */
+export const GATEWAY_ROOT = path.resolve(process.env.BENCH_GATEWAY_ROOT || ROOT);
+export const GATEWAY_BIN = path.join(GATEWAY_ROOT, 'bin', 'portcullis.js');
 export const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 export const NODE = process.execPath;
 export const PROTOCOL_VERSION = '2025-11-25';
 export const CALL_TIMEOUT_MS = 15_000;
 /** Longer than a gateway's default 30 s upstream timeout, so a slow first handshake shows up as a figure. */
 export const INIT_TIMEOUT_MS = 60_000;
-export const START_TIMEOUT_MS = 30_000;
 
 export const { values: flags } = parseArgs({
   options: {
     soak: { type: 'boolean', default: false },
     micro: { type: 'boolean', default: false },
     'check-configs': { type: 'boolean', default: false },
+    instructions: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -36,7 +38,9 @@ export const ALL_TARGETS = [
   'mcp-proxy',
   'supergateway',
 ];
-const DEFAULT_TARGETS = ALL_TARGETS.filter((t) => t !== 'portcullis-open');
+const DEFAULT_TARGETS = flags.instructions
+  ? ['node-hop', 'portcullis-full']
+  : ALL_TARGETS.filter((t) => t !== 'portcullis-open');
 
 const num = (name: string, def: number): number => {
   const raw = process.env[name];
@@ -57,8 +61,8 @@ const list = (name: string, def: string[]): string[] => {
 
 export const SETTINGS = {
   seconds: num('BENCH_SECONDS', 3),
-  rounds: Math.round(num('BENCH_ROUNDS', 3)),
-  concurrency: list('BENCH_CONCURRENCY', ['1', '8', '32']).map(Number),
+  rounds: Math.round(num('BENCH_ROUNDS', flags.instructions ? 5 : 3)),
+  concurrency: list('BENCH_CONCURRENCY', flags.instructions ? ['1'] : ['1', '8', '32']).map(Number),
   warmupSeconds: num('BENCH_WARMUP_SECONDS', 3),
   targets: list('BENCH_TARGETS', DEFAULT_TARGETS),
   peerDir: process.env.BENCH_PEER_DIR || undefined,
@@ -71,9 +75,14 @@ export const SETTINGS = {
   microTimeoutSeconds: num('BENCH_MICRO_TIMEOUT_SECONDS', 120),
   /** Extra node flags for the Portcullis processes only, e.g. "--cpu-prof --cpu-prof-dir=bench/results/prof". */
   gatewayNodeArgs: (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  /** `--instructions`: calls per measured round, and untimed calls per concurrency before the first. */
+  instrCalls: Math.round(num('BENCH_INSTR_CALLS', 1000)),
+  instrWarmupCalls: Math.round(num('BENCH_INSTR_WARMUP_CALLS', 10_000)),
+  /** A process under valgrind starts tens of times slower. */
+  startTimeoutMs: flags.instructions ? 600_000 : 30_000,
 };
 
-export const USAGE = `usage: npm run bench [-- --soak | --micro | --check-configs]
+export const USAGE = `usage: npm run bench [-- --soak | --micro | --check-configs | --instructions]
 
 environment:
   BENCH_SECONDS=3            seconds per measurement (one target, one concurrency, one round)
@@ -83,11 +92,17 @@ environment:
   BENCH_TARGETS=...          subset of ${ALL_TARGETS.join(',')}
   BENCH_PEER_DIR=DIR         take mcp-proxy / supergateway from DIR/node_modules (default: the project's)
   BENCH_GATEWAY_NODE_ARGS=.. extra node flags for the Portcullis processes (e.g. --cpu-prof)
+  BENCH_GATEWAY_ROOT=DIR     run the Portcullis targets from another checkout (e.g. a worktree of a base commit)
   BENCH_MICRO=off            skip the micro-benchmarks (bench/*-bench.js) after the A/B run
   BENCH_MICRO_TIMEOUT_SECONDS=120  per micro-benchmark
   --micro                    run only the micro-benchmarks
   --check-configs            write each gateway variant's config and run \`portcullis config check\` on it
                              (BENCH_SHOW_CONFIGS=1 prints them)
+  --instructions             count the instructions each target's own process runs per call, under
+                             valgrind's callgrind (repeatable whatever else the machine does); targets
+                             default to node-hop,portcullis-full, concurrency to 1, rounds to 5
+  BENCH_INSTR_CALLS=1000     --instructions: calls per measured round
+  BENCH_INSTR_WARMUP_CALLS=10000 --instructions: uncounted calls per concurrency before the rounds
   --soak                     run only the memory soak instead:
   BENCH_SOAK_SECONDS=600     soak length per target
   BENCH_SOAK_CONCURRENCY=8   soak callers

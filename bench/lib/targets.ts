@@ -4,6 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  checkpointsByCount,
   fullPipelineConfig,
   fullPipelinePostgresConfig,
   openGatewayConfig,
@@ -17,13 +18,14 @@ import {
   descendantPids,
   freePort,
   killStrays,
+  type Launch,
   launch,
   runDir,
   stopProc,
   waitForHttp,
   waitForListening,
 } from './processes.ts';
-import { ECHO_SERVER, GATEWAY_BIN, NODE, NODE_HOP, ROOT, SETTINGS } from './settings.ts';
+import { ECHO_SERVER, flags, GATEWAY_BIN, NODE, NODE_HOP, ROOT, SETTINGS } from './settings.ts';
 import { pipelineStages } from './stages.ts';
 import type { LiveTarget, OpenTarget, Peer, Running, TargetDef, TargetEntry } from './types.ts';
 
@@ -54,8 +56,8 @@ export async function gatewayFixtures() {
   return fixtures;
 }
 
-async function startEchoHttp(name: string) {
-  const proc = launch(name, NODE, [ECHO_SERVER, '--port', '0']);
+async function startEchoHttp(name: string, start: Launch = launch) {
+  const proc = start(name, NODE, [ECHO_SERVER, '--port', '0']);
   const { url } = await waitForListening(proc);
   return { proc, url };
 }
@@ -86,15 +88,15 @@ function portcullisTarget(what: string, variant: GatewayVariant, upstreamKind: '
   return {
     label: `Portcullis ${PORTCULLIS_VERSION}, ${what} -> ${upstreamKind} upstream`,
     version: PORTCULLIS_VERSION,
-    async start(_peer, name) {
+    async start(_peer, name, own) {
       const fx = await gatewayFixtures();
       const echo = upstreamKind === 'http' ? await startEchoHttp(`echo-http-behind-${name}`) : null;
       const upstream = echo ? { transport: 'http', url: echo.url } : echoStdioUpstream();
       // Picked before start: the token's audience is the gateway's URL.
       const port = await freePort();
       const { config, controls, clientHeaders } = variant({ name, upstream, port, fx });
-      const file = writeConfig(name, config);
-      const gw = launch(name, NODE, [...SETTINGS.gatewayNodeArgs, GATEWAY_BIN, 'serve', '--config', file]);
+      const file = writeConfig(name, flags.instructions ? checkpointsByCount(config) : config);
+      const gw = own(name, NODE, [...SETTINGS.gatewayNodeArgs, GATEWAY_BIN, 'serve', '--config', file]);
       const { url, adminUrl } = await waitForListening(gw);
       return {
         url,
@@ -118,8 +120,8 @@ function portcullisTarget(what: string, variant: GatewayVariant, upstreamKind: '
 export const TARGETS: Record<string, TargetDef> = {
   'direct-http': {
     label: 'direct HTTP (client -> echo server)',
-    async start() {
-      const echo = await startEchoHttp('echo-http');
+    async start(_peer, _name, own) {
+      const echo = await startEchoHttp('echo-http', own);
       return {
         url: echo.url,
         tool: 'echo',
@@ -131,16 +133,16 @@ export const TARGETS: Record<string, TargetDef> = {
   },
   'direct-stdio': {
     label: 'direct stdio (bench spawns echo server)',
-    async start() {
-      const proc = launch('echo-stdio', NODE, [ECHO_SERVER, '--stdio'], { stdin: 'pipe' });
+    async start(_peer, _name, own) {
+      const proc = own('echo-stdio', NODE, [ECHO_SERVER, '--stdio'], { stdin: 'pipe' });
       return { stdio: proc, tool: 'echo', proxy: null, main: proc, upstreamPids: () => [proc.pid!] };
     },
   },
   'node-hop': {
     label: 'bare node:http reverse proxy (no security work) -> echo server (HTTP)',
-    async start() {
+    async start(_peer, _name, own) {
       const echo = await startEchoHttp('echo-http-behind-node-hop');
-      const proc = launch('node-hop', NODE, [NODE_HOP, '--upstream', echo.url]);
+      const proc = own('node-hop', NODE, [NODE_HOP, '--upstream', echo.url]);
       const { url } = await waitForListening(proc);
       return { url, tool: 'echo', proxy: proc, main: proc, upstreamPids: () => [echo.proc.pid!] };
     },
@@ -153,9 +155,9 @@ export const TARGETS: Record<string, TargetDef> = {
   'mcp-proxy': {
     label: 'mcp-proxy -> stdio upstream',
     peer: 'mcp-proxy',
-    async start(peer) {
+    async start(peer, _name, own) {
       const port = await freePort();
-      const proc = launch('mcp-proxy', NODE, [
+      const proc = own('mcp-proxy', NODE, [
         peer!.bin,
         '--host',
         '127.0.0.1',
@@ -181,9 +183,9 @@ export const TARGETS: Record<string, TargetDef> = {
   supergateway: {
     label: 'supergateway (stateful) -> stdio upstream',
     peer: 'supergateway',
-    async start(peer) {
+    async start(peer, _name, own) {
       const port = await freePort();
-      const proc = launch('supergateway', NODE, [
+      const proc = own('supergateway', NODE, [
         peer!.bin,
         '--stdio',
         `${NODE} ${ECHO_SERVER} --stdio`,
@@ -207,8 +209,24 @@ export const TARGETS: Record<string, TargetDef> = {
   },
 };
 
+/** How a target's own process starts, and how it is warmed up once its sessions are open. */
+export interface OpenOptions {
+  own?: Launch;
+  warmUp?: (sessions: Caller[]) => Promise<void>;
+}
+
+/** The default warm-up: every concurrency for BENCH_WARMUP_SECONDS. */
+async function warmUpForSeconds(sessions: Caller[]): Promise<void> {
+  // Generous: with 1 s, throughput at 1 caller kept climbing for the next ~4 s (JIT tiering).
+  for (const c of SETTINGS.concurrency) await drive(sessions, c, SETTINGS.warmupSeconds);
+}
+
 /** Starts a target, opens `n` sessions (untimed) and warms everything up. */
-export async function openTarget(name: string, n: number): Promise<OpenTarget> {
+export async function openTarget(
+  name: string,
+  n: number,
+  { own = launch, warmUp = warmUpForSeconds }: OpenOptions = {},
+): Promise<OpenTarget> {
   const def = TARGETS[name]!;
   const entry: TargetEntry = {
     name,
@@ -230,7 +248,7 @@ export async function openTarget(name: string, n: number): Promise<OpenTarget> {
   }
   const before = new Set(children);
   try {
-    const started = await def.start(peer, name);
+    const started = await def.start(peer, name, own);
     const running: Running = { ...started, procs: [] };
     if (running.controls) entry.controls = running.controls;
     if (running.adminUrl) entry.pipeline = await pipelineStages(running.adminUrl);
@@ -260,8 +278,7 @@ export async function openTarget(name: string, n: number): Promise<OpenTarget> {
       // Then a few at a time: stdio-upstream proxies spawn one server per session.
       for (let i = 1; i < n; i += 4) await Promise.all(sessions.slice(i, i + 4).map(openSession));
     }
-    // Generous: with 1 s, throughput at 1 caller kept climbing for the next ~4 s (JIT tiering).
-    for (const c of SETTINGS.concurrency) await drive(sessions, c, SETTINGS.warmupSeconds);
+    await warmUp(sessions);
     running.strays = running.upstreamPids();
     for (const pid of running.strays) descendantPids.add(pid);
     return { entry, running, sessions };

@@ -3,7 +3,7 @@ import type http from 'node:http';
 import type { Verdict } from './checks.ts';
 import type { Caller, Drive } from './load.ts';
 import type { MicroResult } from './micro.ts';
-import type { BenchProcess } from './processes.ts';
+import type { BenchProcess, Launch } from './processes.ts';
 
 /** A peer proxy found installed: its version and the script to run. */
 export interface Peer {
@@ -37,7 +37,8 @@ export interface TargetDef {
   /** The npm package of a peer proxy, when the target is one. */
   peer?: string;
   version?: string;
-  start(peer: Peer | null, name: string): Promise<Omit<Running, 'procs'>>;
+  /** `own` starts the process whose CPU stands for the target (the proxy, or the server of a direct target). */
+  start(peer: Peer | null, name: string, own: Launch): Promise<Omit<Running, 'procs'>>;
 }
 
 /** Stage name -> what it recorded: total seconds and how many times it ran. */
@@ -73,6 +74,8 @@ export interface Summary {
   upstreamCpuUsPerCall: number | null;
   clientCpuUsPerCall: number | null;
   stages: Record<string, { usPerCall: number | null; count: number }> | null;
+  /** Proxy CPU per call over node-hop's at the same concurrency; null for direct targets or without node-hop. */
+  proxyCpuVsNodeHop?: number | null;
   vsDirectHttp?: {
     p50: number | null;
     p99: number | null;
