@@ -10,7 +10,13 @@ import { resolveValue } from './config/secrets.ts';
 import { ConfigError, type PortcullisError } from './errors.ts';
 import type { Principal } from './identity/principal.ts';
 import { createIdentity, type IdentityService } from './identity/service.ts';
-import { isObject, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from './jsonrpc.ts';
+import {
+  isObject,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  snapshot,
+} from './jsonrpc.ts';
 import type { Logger } from './observability/log.ts';
 import { Metrics } from './observability/metrics.ts';
 import { PinEvents } from './pinning/events.ts';
@@ -249,7 +255,7 @@ export class Gateway {
     const ctx: CallContext = {
       callId: this.newId(),
       startedAt: this.now(),
-      request: structuredClone(request),
+      request: snapshot(request),
       session,
       principal: session.principal,
       sink,

@@ -112,6 +112,33 @@ export function validateMessage(value: unknown): JsonRpcMessage {
   return value as JsonRpcMessage;
 }
 
+/**
+ * A deep copy of a message: what the gateway decides on and forwards, out of
+ * reach of whoever holds the original. JSON values (all a listener parses) are
+ * copied directly, several times faster than structuredClone; anything else
+ * (a Date, a Map, a function) goes to structuredClone, as before.
+ */
+export function snapshot<T>(value: T): T {
+  return copyJson(value) as T;
+}
+
+function copyJson(v: unknown): unknown {
+  if (typeof v === 'function' || typeof v === 'symbol') return structuredClone(v);
+  if (typeof v !== 'object' || v === null) return v;
+  const proto = Object.getPrototypeOf(v);
+  if (Array.isArray(v) && proto === Array.prototype) return v.map(copyJson);
+  if (proto !== Object.prototype && proto !== null) return structuredClone(v);
+  const out: JsonObject = {};
+  for (const key of Object.keys(v)) {
+    const copy = copyJson((v as JsonObject)[key]);
+    // JSON.parse makes "__proto__" an own key; an assignment would set the prototype instead.
+    if (key === '__proto__')
+      Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
+    else out[key] = copy;
+  }
+  return out;
+}
+
 const isErrorObject = (v: unknown): v is JsonRpcErrorObject =>
   isObject(v) && typeof v.code === 'number' && typeof v.message === 'string';
 

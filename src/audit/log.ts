@@ -129,7 +129,7 @@ export class AuditLog {
     if (head.size <= signed.size) return;
     // The new tree must extend the last signed one: replay the new leaves onto its edge.
     const next = signed.clone();
-    const fresh = await this.store.entries(signed.size, head.size);
+    const fresh = await this.store.leaves(signed.size, head.size);
     const added: Buffer[] = [];
     for (const [i, e] of fresh.entries()) {
       if (e.index !== signed.size + i)
@@ -162,7 +162,7 @@ export class AuditLog {
     if (this.opts.witnesses?.length) this.leaves = [];
     if (!last) return range;
     const c = openCheckpoint(last.note, this.opts.signer, this.opts.origin);
-    const leaves = (await this.store.entries(0, c.size)).map((e) => leafHash(e.leaf));
+    const leaves = (await this.store.leaves(0, c.size)).map((e) => leafHash(e.leaf));
     for (const h of leaves) range.append(h);
     if (this.opts.witnesses?.length) this.leaves = leaves;
     if (range.size !== c.size || !range.root().equals(c.root)) {

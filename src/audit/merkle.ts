@@ -12,8 +12,16 @@ const NODE_PREFIX = Buffer.of(1);
 export const leafHash = (entry: Uint8Array): Buffer<ArrayBufferLike> =>
   hash('sha256', Buffer.concat([LEAF_PREFIX, entry]), 'buffer') as Buffer;
 
-export const nodeHash = (left: Uint8Array, right: Uint8Array): Buffer<ArrayBufferLike> =>
-  hash('sha256', Buffer.concat([NODE_PREFIX, left, right]), 'buffer') as Buffer;
+/** Reused by `nodeHash` for the usual two 32-byte children: `hash` reads it before returning. */
+const nodeInput = Buffer.alloc(1 + 2 * HASH_SIZE, NODE_PREFIX[0]);
+
+export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer<ArrayBufferLike> {
+  if (left.length !== HASH_SIZE || right.length !== HASH_SIZE)
+    return hash('sha256', Buffer.concat([NODE_PREFIX, left, right]), 'buffer') as Buffer;
+  nodeInput.set(left, 1);
+  nodeInput.set(right, 1 + HASH_SIZE);
+  return hash('sha256', nodeInput, 'buffer') as Buffer;
+}
 
 /** The largest power of two strictly smaller than n (n > 1). */
 export function splitPoint(n: number): number {

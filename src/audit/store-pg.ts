@@ -11,6 +11,7 @@ import {
   type StoredCheckpoint,
   type StoredCosignature,
   type StoredEntry,
+  type StoredLeaf,
   type TreeHead,
 } from './store.ts';
 
@@ -54,8 +55,8 @@ const TABLE = /^[a-z_][a-z0-9_]{0,40}$/;
 export class PgAuditStore implements AuditStore {
   private readonly pool: pg.Pool;
   private readonly t: string;
-  /** The head as this writer last left it: the next append assumes it (one round trip) and checks it. */
-  private last: CompactRange | undefined;
+  /** The head as this writer last left it, with its root: the next append assumes it (one round trip) and checks it. */
+  private last: { range: CompactRange; root: Buffer } | undefined;
   private readonly appendStatement: NamedStatement;
 
   private constructor(pool: pg.Pool, table: string) {
@@ -102,8 +103,7 @@ export class PgAuditStore implements AuditStore {
   async append(items: readonly AppendItem[]): Promise<TreeHead & { first: number }> {
     const last = this.last;
     if (!last || items.some((item) => item.blobs.length > 0)) return this.appendLocked(items);
-    const { next, roots } = extend(last, items);
-    const root = next.root();
+    const { next, roots, root } = extend(last.range, items);
     const client = await this.pool.connect();
     try {
       // The head must be the one this writer left, by size and by root: a head rolled back and
@@ -111,12 +111,12 @@ export class PgAuditStore implements AuditStore {
       await client.query({
         ...this.appendStatement,
         values: [
-          last.size,
-          last.root(),
+          last.range.size,
+          last.root,
           next.size,
           encodeRange(next),
           root,
-          items.map((_, i) => last.size + i),
+          items.map((_, i) => last.range.size + i),
           ...columns(items),
           roots,
         ],
@@ -133,8 +133,8 @@ export class PgAuditStore implements AuditStore {
       throw err;
     }
     client.release();
-    this.last = next;
-    return { first: last.size, size: next.size, root };
+    this.last = { range: next, root };
+    return { first: last.range.size, size: next.size, root };
   }
 
   /** Locks the head row, reads it, appends after it: the path when the head is unknown or moved. */
@@ -144,7 +144,7 @@ export class PgAuditStore implements AuditStore {
       await client.query('BEGIN');
       const { rows } = await client.query(`SELECT size, range FROM ${this.t}_head WHERE id = 1 FOR UPDATE`);
       const size = Number(rows[0].size);
-      const { next, roots } = extend(decodeRange(size, rows[0].range as string), items);
+      const { next, roots, root } = extend(decodeRange(size, rows[0].range as string), items);
       for (const item of items) {
         for (const b of item.blobs) {
           await client.query(
@@ -175,14 +175,13 @@ export class PgAuditStore implements AuditStore {
         `INSERT INTO ${this.t}_entries (idx, leaf, kind, call_id, principal, tool, decision, session, time, root_after) VALUES ${tuples.join(',')}`,
         values,
       );
-      const root = next.root();
       const moved = await client.query(
         `UPDATE ${this.t}_head SET size = $1, range = $2, root = $3 WHERE id = 1 AND size = $4`,
         [next.size, encodeRange(next), root, size],
       );
       if (moved.rowCount !== 1) throw new Error('tree head moved under the writer lock');
       await client.query('COMMIT');
-      this.last = next;
+      this.last = { range: next, root };
       return { first: size, size: next.size, root };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
@@ -217,6 +216,14 @@ export class PgAuditStore implements AuditStore {
         time: Number(r.time),
       },
     }));
+  }
+
+  async leaves(from: number, to: number): Promise<StoredLeaf[]> {
+    const { rows } = await this.pool.query(
+      `SELECT idx, leaf FROM ${this.t}_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx`,
+      [from, to],
+    );
+    return rows.map((r) => ({ index: Number(r.idx), leaf: r.leaf as Buffer }));
   }
 
   async addCheckpoint(c: StoredCheckpoint): Promise<void> {

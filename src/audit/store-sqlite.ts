@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { makePrivateDir, makePrivateFile } from '../private-files.ts';
 import { AuditError } from './errors.ts';
 import { CompactRange } from './merkle.ts';
@@ -14,6 +14,7 @@ import {
   type StoredCheckpoint,
   type StoredCosignature,
   type StoredEntry,
+  type StoredLeaf,
   type TreeHead,
 } from './store.ts';
 
@@ -46,6 +47,9 @@ export class SqliteAuditStore implements AuditStore {
   private readonly opened: FileId | undefined;
   /** The append path's statements, prepared once: preparing costs more than running them. */
   private appendStatements: ReturnType<typeof prepareAppend> | undefined;
+  /** The head's range as this store last wrote it, decoded: the next append reuses it while the stored text is the same. */
+  private written: { text: string; range: CompactRange } | undefined;
+  private readonly reads = new Map<string, StatementSync>();
 
   constructor(path: string, opts: { readOnly?: boolean } = {}) {
     if (!opts.readOnly) {
@@ -71,14 +75,14 @@ export class SqliteAuditStore implements AuditStore {
     // BEGIN IMMEDIATE takes the write lock before the head is read: one writer across processes.
     begin.run();
     try {
-      const head = readHead.get() as { size: number; range: string };
-      const range = decodeRange(head.size, head.range);
-      const { next, roots } = extend(range, items);
+      const [size, text] = readHead.get() as unknown as [number, string];
+      const range = this.written?.text === text ? this.written.range : decodeRange(size, text);
+      const { next, roots, root } = extend(range, items);
       items.forEach((item, i) => {
         for (const b of item.blobs) blob.run(b.hash, b.data);
         const m = item.meta;
         insert.run(
-          head.size + i,
+          size + i,
           item.leaf,
           m.kind,
           m.callId,
@@ -90,14 +94,16 @@ export class SqliteAuditStore implements AuditStore {
           roots[i]!,
         );
       });
-      const root = next.root();
-      const moved = moveHead.run(next.size, encodeRange(next), root, head.size);
+      const nextText = encodeRange(next);
+      const moved = moveHead.run(next.size, nextText, root, size);
       if (moved.changes !== 1) throw new Error('tree head moved under the writer lock');
       commit.run();
+      this.written = { text: nextText, range: next };
       // Checked after the commit: a batch written while the file was being deleted or replaced is refused too.
       this.assertSameFile();
-      return { first: head.size, size: next.size, root };
+      return { first: size, size: next.size, root };
     } catch (err) {
+      this.written = undefined;
       if (this.db.isTransaction) this.db.exec('ROLLBACK');
       throw err;
     }
@@ -124,23 +130,28 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async entries(from: number, to: number): Promise<StoredEntry[]> {
-    const rows = this.db
-      .prepare(`SELECT ${ENTRY_COLUMNS} FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx`)
-      .all(from, to) as unknown as EntryRow[];
-    return rows.map((r) => ({
-      index: r.idx,
-      leaf: Buffer.from(r.leaf),
-      rootAfter: Buffer.from(r.root_after),
-      meta: {
-        kind: r.kind,
-        callId: r.call_id,
-        principal: r.principal,
-        tool: r.tool,
-        decision: r.decision,
-        session: r.session,
-        time: r.time,
-      },
+    const rows = this.statement('entries', ENTRIES).all(from, to) as unknown as EntryRow[];
+    return rows.map(([index, leaf, rootAfter, kind, callId, principal, tool, decision, session, time]) => ({
+      index,
+      leaf: Buffer.from(leaf),
+      rootAfter: Buffer.from(rootAfter),
+      meta: { kind, callId, principal, tool, decision, session, time },
     }));
+  }
+
+  async leaves(from: number, to: number): Promise<StoredLeaf[]> {
+    const rows = this.statement('leaves', LEAVES).all(from, to) as unknown as [number, Uint8Array][];
+    return rows.map(([index, leaf]) => ({ index, leaf: Buffer.from(leaf) }));
+  }
+
+  /** A read statement, prepared once, returning rows as arrays (see `returningArrays`). */
+  private statement(name: string, sql: string): StatementSync {
+    let s = this.reads.get(name);
+    if (!s) {
+      s = returningArrays(this.db.prepare(sql));
+      this.reads.set(name, s);
+    }
+    return s;
   }
 
   async addCheckpoint(c: StoredCheckpoint): Promise<void> {
@@ -177,20 +188,22 @@ export class SqliteAuditStore implements AuditStore {
   }
 }
 
-const ENTRY_COLUMNS = 'idx, leaf, root_after, kind, call_id, principal, tool, decision, session, time';
+const ENTRIES =
+  'SELECT idx, leaf, root_after, kind, call_id, principal, tool, decision, session, time FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx';
+const LEAVES = 'SELECT idx, leaf FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx';
 
-interface EntryRow {
-  idx: number;
-  leaf: Uint8Array;
-  root_after: Uint8Array;
-  kind: EntryMeta['kind'];
-  call_id: string;
-  principal: string;
-  tool: string;
-  decision: string;
-  session: string;
-  time: number;
-}
+type EntryRow = [
+  idx: number,
+  leaf: Uint8Array,
+  rootAfter: Uint8Array,
+  kind: EntryMeta['kind'],
+  callId: string,
+  principal: string,
+  tool: string,
+  decision: string,
+  session: string,
+  time: number,
+];
 
 interface FileId {
   readonly dev: number;
@@ -202,11 +215,17 @@ const fileId = (path: string): FileId | undefined => {
   return st ? { dev: st.dev, ino: st.ino } : undefined;
 };
 
+function returningArrays(statement: StatementSync): StatementSync {
+  statement.setReturnArrays(true);
+  return statement;
+}
+
 function prepareAppend(db: DatabaseSync) {
   return {
     begin: db.prepare('BEGIN IMMEDIATE'),
     commit: db.prepare('COMMIT'),
-    readHead: db.prepare('SELECT size, range FROM audit_head WHERE id = 1'),
+    // Rows as arrays: node:sqlite gives each row object a map of its own, so every field read of one misses V8's caches.
+    readHead: returningArrays(db.prepare('SELECT size, range FROM audit_head WHERE id = 1')),
     insert: db.prepare(
       'INSERT INTO audit_entries (idx, leaf, kind, call_id, principal, tool, decision, session, time, root_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     ),

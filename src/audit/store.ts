@@ -26,6 +26,8 @@ export interface AppendItem {
   readonly blobs: readonly Blob[];
 }
 
+export type StoredLeaf = Pick<StoredEntry, 'index' | 'leaf'>;
+
 export interface StoredEntry {
   readonly index: number;
   readonly leaf: Buffer;
@@ -61,6 +63,8 @@ export interface AuditStore {
   head(): Promise<TreeHead>;
   /** Entries [from, to) in index order. */
   entries(from: number, to: number): Promise<StoredEntry[]>;
+  /** Only the leaves of entries [from, to), in index order: what a checkpoint hashes, without the columns. */
+  leaves(from: number, to: number): Promise<StoredLeaf[]>;
   addCheckpoint(checkpoint: StoredCheckpoint): Promise<void>;
   checkpoints(): Promise<StoredCheckpoint[]>;
   /** A witness's cosignature line for the checkpoint of `size` (c2sp.org/tlog-cosignature). */
@@ -77,17 +81,18 @@ export const decodeRange = (size: number, text: string): CompactRange =>
   new CompactRange(size, text === '' ? [] : text.split(',').map((h) => Buffer.from(h, 'base64')));
 
 /**
- * Extends the head by `items`; returns the new range and the root after each
- * item (stored with it, so `audit verify` can name the first entry that changed).
+ * Extends the head by `items`; returns the new range, the root after each item
+ * (stored with it, so `audit verify` can name the first entry that changed) and
+ * the new root (the last of them: a root costs a hash per level of the tree).
  */
 export function extend(
   range: CompactRange,
   items: readonly AppendItem[],
-): { next: CompactRange; roots: Buffer[] } {
+): { next: CompactRange; roots: Buffer[]; root: Buffer } {
   const next = range.clone();
   const roots = items.map((item) => {
     next.append(leafHash(item.leaf));
     return next.root();
   });
-  return { next, roots };
+  return { next, roots, root: roots.at(-1) ?? next.root() };
 }

@@ -28,20 +28,29 @@ export function createPipeline(
   log: PipelineLogger,
   now: () => number = performance.now.bind(performance),
 ): Pipeline {
-  async function runStage(stage: Stage, ctx: CallContext): Promise<void> {
+  /** A stage that answers synchronously is not awaited: each await is a turn of the microtask queue per call. */
+  function runStage(stage: Stage, ctx: CallContext): void | Promise<void> {
     const t0 = now();
-    try {
-      await stage.run(ctx);
-    } finally {
+    const done = () => {
       ctx.timings[stage.name] = now() - t0;
+    };
+    let pending: void | Promise<void>;
+    try {
+      pending = stage.run(ctx);
+    } catch (err) {
+      done();
+      throw err;
     }
+    if (!pending) return done();
+    return pending.finally(done);
   }
 
   async function run(ctx: CallContext): Promise<void> {
     try {
       for (const stage of stages) {
         if (ctx.response) break;
-        await runStage(stage, ctx);
+        const pending = runStage(stage, ctx);
+        if (pending) await pending;
       }
       if (!ctx.response) throw new Error('pipeline ended without a response');
     } catch (err) {
@@ -49,7 +58,8 @@ export function createPipeline(
     } finally {
       for (const stage of terminal) {
         try {
-          await runStage(stage, ctx);
+          const pending = runStage(stage, ctx);
+          if (pending) await pending;
         } catch (err) {
           log.error('terminal stage failed', { stage: stage.name, callId: ctx.callId, err: String(err) });
         }

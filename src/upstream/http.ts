@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 import type { HttpUpstreamConfig } from '../config/schema.ts';
 import { resolveValue } from '../config/secrets.ts';
 import { JSONRPC } from '../errors.ts';
@@ -49,6 +50,8 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
   onerror?: ((error: Error) => void) | undefined;
   onunanswered?: ((id: JsonRpcId) => boolean) | undefined;
   private readonly url: URL;
+  /** The URL as request options, worked out once rather than by node:http on every request. */
+  private readonly target: http.RequestOptions;
   private readonly headers: Record<string, string>;
   private readonly agent: http.Agent;
   private readonly opts: HttpUpstreamOptions;
@@ -65,6 +68,7 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
   constructor(opts: HttpUpstreamOptions) {
     this.opts = opts;
     this.url = new URL(opts.url);
+    this.target = urlToHttpOptions(this.url);
     this.headers = opts.headers;
     const Agent = this.url.protocol === 'https:' ? https.Agent : http.Agent;
     this.agent = new Agent({ keepAlive: true, maxSockets: 64, ...opts.tls });
@@ -107,7 +111,7 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
         clearTimeout(timer);
         resolve();
       };
-      const req = mod.request(this.url, { method: 'GET', headers, agent: this.agent }, (res) => {
+      const req = mod.request({ ...this.target, method: 'GET', headers, agent: this.agent }, (res) => {
         done();
         this.readStandalone(res);
       });
@@ -211,7 +215,7 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
   private request(method: string, body: string | undefined, headers: Record<string, string>) {
     const mod = this.url.protocol === 'https:' ? https : http;
     return new Promise<http.IncomingMessage>((resolve, reject) => {
-      const req = mod.request(this.url, { method, headers, agent: this.agent }, resolve);
+      const req = mod.request({ ...this.target, method, headers, agent: this.agent }, resolve);
       req.on('error', reject);
       req.end(body);
     });

@@ -34,6 +34,37 @@ describe('RFC 8785 canonical JSON', () => {
     );
   });
 
+  it('writes every well-formed string and every finite number exactly as JSON.stringify does', () => {
+    const unit = fc.constantFrom(
+      'a',
+      'Z',
+      ' ',
+      '"',
+      '\\',
+      '/',
+      '\u0000',
+      '\n',
+      '\u001f',
+      '\u007f',
+      '\u2028',
+      'é',
+      '😀',
+    );
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ unit }), fc.string({ unit: 'binary' })), (s) => {
+        fc.pre(s.isWellFormed());
+        assert.equal(canonicalize(s), JSON.stringify(s));
+      }),
+      { numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), (n) => {
+        assert.equal(canonicalize(n), JSON.stringify(n));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('refuses values that are not JSON', () => {
     assert.throws(() => canonicalize(Number.NaN), { code: 'ERR_AUDIT_NOT_JSON' });
     assert.throws(() => canonicalize('\ud800'), { code: 'ERR_AUDIT_NOT_JSON' });

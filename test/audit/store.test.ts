@@ -74,6 +74,25 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       await log.close();
     });
 
+    it('hands back the leaves of a range in index order, as its entries carry them', async () => {
+      const { setup } = auditFixture(kind);
+      const store = await openAuditStore(setup);
+      const log = logOf(store, setup);
+      for (let n = 0; n < 6; n++) await log.append(item(n));
+      const leaves = await store.leaves(2, 5);
+      const entries = await store.entries(2, 5);
+      assert.deepEqual(
+        leaves.map((l) => l.index),
+        [2, 3, 4],
+      );
+      assert.deepEqual(
+        leaves.map((l) => l.leaf),
+        entries.map((e) => e.leaf),
+      );
+      assert.deepEqual(await store.leaves(6, 9), []);
+      await log.close();
+    });
+
     it('keeps one sequence when two writers append to the same log', async () => {
       const { setup } = auditFixture(kind);
       const a = await openAuditStore(setup);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PortcullisError } from '../../src/errors.ts';
-import { nestingExceeds, parseMessage } from '../../src/jsonrpc.ts';
+import { type JsonRpcRequest, nestingExceeds, parseMessage, snapshot } from '../../src/jsonrpc.ts';
 import { checkParamHeaders, decodeHeaderValue, encodeHeaderValue } from '../../src/protocol/modern.ts';
 import { SseParser } from '../../src/protocol/sse.ts';
 import { exposeName, splitName } from '../../src/upstream/naming.ts';
@@ -64,6 +64,37 @@ describe('JSON-RPC parsing', () => {
   it('keeps fields it does not know', () => {
     const m = parseMessage('{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":1},"x-extra":true}');
     assert.equal((m as Record<string, unknown>)['x-extra'], true);
+  });
+});
+
+describe('a snapshot of a message', () => {
+  it('is a deep copy that a later change to the original does not reach', () => {
+    const original = parseMessage(
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"list":[1,{"a":"b"}],"n":null}}}',
+    ) as JsonRpcRequest;
+    const copy = snapshot(original);
+    assert.deepEqual(copy, original);
+    const args = original.params?.arguments as { list: [number, { a: string }] };
+    args.list[1].a = 'changed';
+    args.list.push(2);
+    assert.deepEqual(copy.params?.arguments, { list: [1, { a: 'b' }], n: null });
+  });
+
+  it('keeps a "__proto__" key as data, as JSON.parse made it, and leaves the prototype alone', () => {
+    const copy = snapshot(JSON.parse('{"__proto__":{"polluted":true},"x":1}'));
+    assert.equal(Object.getPrototypeOf(copy), Object.prototype);
+    assert.deepEqual(Object.keys(copy), ['__proto__', 'x']);
+    assert.equal((copy as { polluted?: boolean }).polluted, undefined);
+    assert.deepEqual(Object.getOwnPropertyDescriptor(copy, '__proto__')?.value, { polluted: true });
+  });
+
+  it('copies what is not JSON the way structuredClone does', () => {
+    const when = new Date(0);
+    const copy = snapshot({ when, tags: new Map([['a', 1]]) });
+    assert.ok(copy.when instanceof Date && copy.when !== when);
+    assert.equal(copy.when.getTime(), 0);
+    assert.deepEqual([...copy.tags], [['a', 1]]);
+    assert.throws(() => snapshot({ f: () => 1 }), { name: 'DataCloneError' });
   });
 });
 
