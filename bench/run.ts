@@ -15,7 +15,7 @@
  * targets, measure (/proc CPU and memory), stages, checks, report, micro, runs
  * and soak.
  */
-import { cleanupFixtures } from './gateway-configs.js';
+import { cleanupFixtures } from './gateway-configs.ts';
 import { instructionsRun } from './lib/instructions.ts';
 import { installExitHandlers, stopAll } from './lib/processes.ts';
 import { abRun, checkConfigsRun, microRun } from './lib/runs.ts';

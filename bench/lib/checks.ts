@@ -111,7 +111,7 @@ export function printVerdict(report: Report): void {
     `\ntargets of issue 3 (ratios in this run)\n${table(headers, rows, ['l', 'l', 'l', 'l', 'r'])}`,
   );
   console.log(
-    'bare hop = the same ratio for node-hop, a node:http reverse proxy doing no security work (bench/node-hop.js):' +
+    'bare hop = the same ratio for node-hop, a node:http reverse proxy doing no security work (bench/node-hop.ts):' +
       '\nwhat one extra Node process in the path costs on this machine before any control runs.',
   );
   console.log(

@@ -1,4 +1,4 @@
-/** Micro-benchmarks other areas add as bench/*-bench.js, each run alone. */
+/** Micro-benchmarks other areas add as bench/*-bench.ts, each run alone. */
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,19 +17,19 @@ export interface MicroResult {
   stderrTail?: string;
 }
 
-/** The ones the issue asks for; any other bench/*-bench.js runs too. */
+/** The ones the issue asks for; any other bench/*-bench.ts runs too. */
 const EXPECTED_MICRO = [
-  { what: 'policy decisions/s (issue 5)', files: ['policy-bench.js'] },
-  { what: 'audit appends/s (issue 6)', files: ['audit-bench.js'] },
-  { what: 'JWT verifications/s (issue 4)', files: ['jwt-bench.js', 'identity-bench.js'] },
-  { what: 'masking MB/s', files: ['masking-bench.js', 'protect-bench.js'] },
+  { what: 'policy decisions/s (issue 5)', files: ['policy-bench.ts'] },
+  { what: 'audit appends/s (issue 6)', files: ['audit-bench.ts'] },
+  { what: 'JWT verifications/s (issue 4)', files: ['jwt-bench.ts', 'identity-bench.ts'] },
+  { what: 'masking MB/s', files: ['masking-bench.ts', 'protect-bench.ts'] },
 ];
 
-/** Runs every bench/*-bench.js in turn, alone on the machine; collects what each prints. */
+/** Runs every bench/*-bench.ts in turn, alone on the machine; collects what each prints. */
 export async function runMicroBenches(): Promise<MicroResult[]> {
   const files = fs
     .readdirSync(path.join(ROOT, 'bench'))
-    .filter((f) => f.endsWith('-bench.js'))
+    .filter((f) => f.endsWith('-bench.ts'))
     .sort();
   const out: MicroResult[] = [];
   for (const file of files) out.push(await runMicroBench(file));
@@ -84,7 +84,7 @@ export function printMicro(micro: MicroResult[]): void {
     console.log('\nmicro-benchmarks: skipped (BENCH_MICRO=off)');
     return;
   }
-  console.log('\nmicro-benchmarks (bench/*-bench.js, each run alone after the A/B run)');
+  console.log('\nmicro-benchmarks (bench/*-bench.ts, each run alone after the A/B run)');
   for (const m of micro) {
     if (m.status === 'absent') {
       console.log(`- ${m.file}: absent (${m.note})`);

@@ -65,11 +65,11 @@ export function signalGroup(proc: ChildProcess, signal: NodeJS.Signals): void {
 
 export function isEchoServer(pid: number): boolean {
   try {
-    // An argument of its own (a `sh -c "node echo-server.js"` wrapper is not the server).
+    // An argument of its own (a `sh -c "node echo-server.ts"` wrapper is not the server).
     return fs
       .readFileSync(`/proc/${pid}/cmdline`, 'utf8')
       .split('\0')
-      .some((a) => a.endsWith('echo-server.js'));
+      .some((a) => a.endsWith('echo-server.ts'));
   } catch {
     return false;
   }

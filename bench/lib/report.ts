@@ -149,7 +149,7 @@ export function printResults(report: Report): void {
   );
   const withControls = report.targets.filter((e) => e.controls);
   if (withControls.length > 0) {
-    console.log('\ncontrols on (bench/gateway-configs.js):');
+    console.log('\ncontrols on (bench/gateway-configs.ts):');
     for (const e of withControls) console.log(`  ${e.name}: ${e.controls?.join(', ') || 'none'}`);
   }
   printStages(report);

@@ -5,7 +5,7 @@ import {
   fullPipelinePostgresConfig,
   openGatewayConfig,
   passThroughConfig,
-} from '../gateway-configs.js';
+} from '../gateway-configs.ts';
 import { verdict } from './checks.ts';
 import { CLIENT_DESCRIPTION } from './load.ts';
 import { measureRound, vmMB } from './measure.ts';
@@ -99,7 +99,7 @@ export async function abRun() {
 
 /** `--micro`: only the micro-benchmarks. */
 export async function microRun() {
-  printHeader(machine(), 'micro-benchmarks only (bench/*-bench.js)');
+  printHeader(machine(), 'micro-benchmarks only (bench/*-bench.ts)');
   const micro = await runMicroBenches();
   printMicro(micro);
   console.log(`\nwrote ${writeJson('micro-latest.json', { kind: 'micro', machine: machine(), micro })}`);

@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const ECHO_SERVER = path.join(ROOT, 'bench', 'echo-server.js');
-export const NODE_HOP = path.join(ROOT, 'bench', 'node-hop.js');
+export const ECHO_SERVER = path.join(ROOT, 'bench', 'echo-server.ts');
+export const NODE_HOP = path.join(ROOT, 'bench', 'node-hop.ts');
 /** The checkout whose gateway the Portcullis targets run (BENCH_GATEWAY_ROOT: another worktree, e.g. a base commit). */
 export const GATEWAY_ROOT = path.resolve(process.env.BENCH_GATEWAY_ROOT || ROOT);
 export const GATEWAY_BIN = path.join(GATEWAY_ROOT, 'bin', 'portcullis.js');
@@ -70,7 +70,7 @@ export const SETTINGS = {
   soakConcurrency: Math.round(num('BENCH_SOAK_CONCURRENCY', 8)),
   soakSampleSeconds: num('BENCH_SOAK_SAMPLE_SECONDS', 10),
   soakTargets: list('BENCH_SOAK_TARGETS', ['portcullis-full']),
-  /** Micro-benchmarks (bench/*-bench.js) after the A/B run: "off" skips them. */
+  /** Micro-benchmarks (bench/*-bench.ts) after the A/B run: "off" skips them. */
   micro: process.env.BENCH_MICRO !== 'off',
   microTimeoutSeconds: num('BENCH_MICRO_TIMEOUT_SECONDS', 120),
   /** Extra node flags for the Portcullis processes only, e.g. "--cpu-prof --cpu-prof-dir=bench/results/prof". */
@@ -93,7 +93,7 @@ environment:
   BENCH_PEER_DIR=DIR         take mcp-proxy / supergateway from DIR/node_modules (default: the project's)
   BENCH_GATEWAY_NODE_ARGS=.. extra node flags for the Portcullis processes (e.g. --cpu-prof)
   BENCH_GATEWAY_ROOT=DIR     run the Portcullis targets from another checkout (e.g. a worktree of a base commit)
-  BENCH_MICRO=off            skip the micro-benchmarks (bench/*-bench.js) after the A/B run
+  BENCH_MICRO=off            skip the micro-benchmarks (bench/*-bench.ts) after the A/B run
   BENCH_MICRO_TIMEOUT_SECONDS=120  per micro-benchmark
   --micro                    run only the micro-benchmarks
   --check-configs            write each gateway variant's config and run \`portcullis config check\` on it

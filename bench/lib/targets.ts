@@ -5,12 +5,15 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   checkpointsByCount,
+  type Fixtures,
   fullPipelineConfig,
   fullPipelinePostgresConfig,
   openGatewayConfig,
   passThroughConfig,
   prepareFixtures,
-} from '../gateway-configs.js';
+  type Variant,
+  type VariantInput,
+} from '../gateway-configs.ts';
 import { type Caller, drive, HttpMcpSession, StdioMcpClient } from './load.ts';
 import { descendants } from './measure.ts';
 import {
@@ -49,7 +52,7 @@ export function writeConfig(name: string, config: unknown): string {
   return file;
 }
 
-let fixtures: Awaited<ReturnType<typeof prepareFixtures>> | undefined;
+let fixtures: Fixtures | undefined;
 /** Keys, tokens, policy files and database names the gateway variants share, prepared once. */
 export async function gatewayFixtures() {
   fixtures ??= await prepareFixtures(path.join(runDir(), 'fixtures'));
@@ -72,17 +75,13 @@ export const echoStdioUpstream = () => ({
   args: [ECHO_SERVER, '--stdio'],
 });
 
+/** A function of bench/gateway-configs.ts: the config of one gateway variant. */
+type GatewayVariant = (input: VariantInput) => Variant;
+
 /**
- * A Portcullis target: `variant` (a function of bench/gateway-configs.js)
- * makes its config, in front of an HTTP echo server or a stdio one (spawned
- * by the gateway, one per client session).
+ * A Portcullis target: `variant` makes its config, in front of an HTTP echo
+ * server or a stdio one (spawned by the gateway, one per client session).
  */
-/** A function of bench/gateway-configs.js: the config of one gateway variant. */
-type GatewayVariant = (opts: { name: string; upstream: object; port: number; fx: unknown }) => {
-  config: object;
-  controls: string[];
-  clientHeaders?: Record<string, string>;
-};
 
 function portcullisTarget(what: string, variant: GatewayVariant, upstreamKind: 'http' | 'stdio'): TargetDef {
   return {

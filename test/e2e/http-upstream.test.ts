@@ -64,7 +64,7 @@ describe('a legacy-only HTTP upstream (the SDK stateful transport)', () => {
   let child: ChildProcess;
   let gw: RunningGateway;
   before(async () => {
-    child = spawn(NODE, [join(ROOT, 'bench/echo-server.js'), '--port', '0'], {
+    child = spawn(NODE, [join(ROOT, 'bench/echo-server.ts'), '--port', '0'], {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     const line = await new Promise<string>((resolve) =>

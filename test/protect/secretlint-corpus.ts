@@ -2,7 +2,7 @@
  * The secretlint snapshot corpus (shared/corpora/secretlint, data written by
  * others) as cases for the secret detectors: every case with an input file,
  * positive when secretlint's snapshot expects findings, negative when it
- * expects none. Shared by the corpus test and bench/masking-bench.js.
+ * expects none. Shared by the corpus test and bench/masking-bench.ts.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -4,8 +4,8 @@
  * returns its `text` argument. It does as little as an MCP server can, so what
  * the benchmark measures is the transport and whatever sits in front of it.
  *
- *   node bench/echo-server.js --stdio
- *   node bench/echo-server.js [--port 0] [--host 127.0.0.1]
+ *   node bench/echo-server.ts --stdio
+ *   node bench/echo-server.ts [--port 0] [--host 127.0.0.1]
  *
  * HTTP mode serves `/mcp` with the SDK's stateful 2025-era transport
  * (`NodeStreamableHTTPServerTransport` from @modelcontextprotocol/node): one
@@ -15,7 +15,8 @@
  *   {"event":"listening","url":"http://127.0.0.1:PORT/mcp"}
  */
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 
 import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
@@ -44,17 +45,16 @@ function buildServer() {
 if (values.stdio) {
   await buildServer().connect(new StdioServerTransport());
 } else {
-  /** @type {Map<string, NodeStreamableHTTPServerTransport>} */
-  const sessions = new Map();
+  const sessions = new Map<string, NodeStreamableHTTPServerTransport>();
 
-  const sendError = (res, status, code, message) => {
+  const sendError = (res: ServerResponse, status: number, code: number, message: string) => {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
   };
 
-  const readBody = async (req) => {
+  const readBody = async (req: IncomingMessage): Promise<unknown> => {
     if (req.method !== 'POST') return undefined;
-    const chunks = [];
+    const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk);
     try {
       return JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -63,7 +63,7 @@ if (values.stdio) {
     }
   };
 
-  const handle = async (req, res) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
     if (new URL(req.url ?? '/', 'http://localhost').pathname !== '/mcp') {
       res.writeHead(404).end('Not Found');
       return;
@@ -101,7 +101,7 @@ if (values.stdio) {
   });
   http.keepAliveTimeout = 60_000;
   http.listen(Number(values.port), values.host, () => {
-    const { port } = /** @type {import('node:net').AddressInfo} */ (http.address());
+    const { port } = http.address() as AddressInfo;
     process.stdout.write(
       `${JSON.stringify({ event: 'listening', url: `http://${values.host}:${port}/mcp` })}\n`,
     );

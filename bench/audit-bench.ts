@@ -6,7 +6,7 @@
  * commit. Every append is durable before it is acknowledged. First it measures
  * this disk's fdatasync: the floor under any durable append.
  *
- *   node bench/audit-bench.js            AUDIT_BENCH_SECONDS=3 node bench/audit-bench.js
+ *   node bench/audit-bench.ts            AUDIT_BENCH_SECONDS=3 node bench/audit-bench.ts
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -15,19 +15,21 @@ import path from 'node:path';
 import pg from 'pg';
 import { AuditLog } from '../src/audit/log.ts';
 import { generateSignerKey, parseSignerKey } from '../src/audit/note.ts';
+import type { AppendItem, AuditStore } from '../src/audit/store.ts';
 import { PgAuditStore } from '../src/audit/store-pg.ts';
 import { SqliteAuditStore } from '../src/audit/store-sqlite.ts';
+import type { Logger } from '../src/observability/log.ts';
 
 const SECONDS = Number(process.env.AUDIT_BENCH_SECONDS ?? 2);
 const CONCURRENCY = Number(process.env.AUDIT_BENCH_CONCURRENCY ?? 32);
 const PG_URL = process.env.AUDIT_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
-const silent = { debug() {}, info() {}, warn() {}, error() {} };
+const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 const signer = parseSignerKey(generateSignerKey('bench.portcullis/audit'));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-audit-bench-'));
-const tables = [];
+const tables: string[] = [];
 
 /** A record about the size of a real decision record (~600 bytes). */
-const item = (n) => ({
+const item = (n: number): AppendItem => ({
   leaf: Buffer.from(JSON.stringify({ v: 1, type: 'decision', n, pad: 'x'.repeat(500) })),
   meta: {
     kind: 'decision',
@@ -41,7 +43,7 @@ const item = (n) => ({
   blobs: [],
 });
 
-async function openStore(kind) {
+async function openStore(kind: 'sqlite' | 'postgres'): Promise<AuditStore> {
   const file = () => path.join(dir, `${randomBytes(4).toString('hex')}.db`);
   if (kind === 'sqlite') return new SqliteAuditStore(file());
   const table = `audit_bench_${process.pid}_${randomBytes(3).toString('hex')}`;
@@ -49,7 +51,7 @@ async function openStore(kind) {
   return PgAuditStore.open(PG_URL, table);
 }
 
-const logOf = (store, groupCommit) =>
+const logOf = (store: AuditStore, groupCommit: boolean) =>
   new AuditLog(store, {
     signer,
     origin: signer.name,
@@ -60,11 +62,12 @@ const logOf = (store, groupCommit) =>
     log: silent,
   });
 
-const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+const pct = (sorted: number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
 /** `callers` loops, each doing decision + outcome appends per call, for SECONDS. */
-async function run(log, callers) {
-  const latencies = [];
+async function run(log: AuditLog, callers: number) {
+  const latencies: number[] = [];
   let n = 0;
   const end = performance.now() + SECONDS * 1000;
   const t0 = performance.now();
@@ -86,13 +89,13 @@ async function run(log, callers) {
   };
 }
 
-const fmt = (x) => x.toFixed(2);
+const fmt = (x: number) => x.toFixed(2);
 
 /** fdatasync of a small write to a file in the bench dir: what one durable commit cannot beat. */
 function fsyncFloor(n = 300) {
   const fd = fs.openSync(path.join(dir, 'fsync-probe'), 'w');
   const buf = Buffer.alloc(600, 'x');
-  const times = [];
+  const times: number[] = [];
   for (let i = 0; i < n; i++) {
     const s = performance.now();
     fs.writeSync(fd, buf);
@@ -111,14 +114,14 @@ console.log(
 console.log(JSON.stringify({ bench: 'audit-fsync', us: floor }));
 console.log(`audit log: ${SECONDS}s per figure; each call = decision + outcome append, both durable`);
 console.log('store          group-commit  callers  appends/s  added ms/call p50   p99');
-for (const kind of ['sqlite', 'postgres']) {
+for (const kind of ['sqlite', 'postgres'] as const) {
   for (const groupCommit of [true, false]) {
     for (const callers of [1, CONCURRENCY]) {
-      let store;
+      let store: AuditStore;
       try {
         store = await openStore(kind);
       } catch (err) {
-        console.log(`${kind.padEnd(14)} unavailable: ${err.message}`);
+        console.log(`${kind.padEnd(14)} unavailable: ${(err as Error).message}`);
         break;
       }
       const log = logOf(store, groupCommit);

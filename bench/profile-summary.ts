@@ -3,8 +3,8 @@
  * Where a process spent its CPU: self time of a V8 `.cpuprofile` (from
  * `node --cpu-prof`) grouped by source file / npm package and by function.
  *
- *   node bench/profile-summary.js FILE.cpuprofile [--top 25]
- *   node bench/profile-summary.js DIR          # the newest .cpuprofile in DIR
+ *   node bench/profile-summary.ts FILE.cpuprofile [--top 25]
+ *   node bench/profile-summary.ts DIR          # the newest .cpuprofile in DIR
  *
  * Idle time is left out of the percentages: they are shares of busy time. V8
  * samples wall time on the main thread, so a synchronous call that blocks in
@@ -17,54 +17,68 @@ import { parseArgs } from 'node:util';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+/** The parts of a V8 `.cpuprofile` read here. */
+interface CpuProfile {
+  startTime: number;
+  endTime: number;
+  samples?: number[];
+  nodes: ProfileNode[];
+}
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: { top: { type: 'string', default: '25' } },
 });
 if (positionals.length !== 1) {
-  process.stderr.write('usage: node bench/profile-summary.js FILE.cpuprofile|DIR [--top N]\n');
+  process.stderr.write('usage: node bench/profile-summary.ts FILE.cpuprofile|DIR [--top N]\n');
   process.exit(2);
 }
 
-function newestProfile(dir) {
+function newestProfile(dir: string): string {
   const files = fs
     .readdirSync(dir)
     .filter((f) => f.endsWith('.cpuprofile'))
     .map((f) => path.join(dir, f))
     .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
   if (files.length === 0) throw new Error(`no .cpuprofile in ${dir}`);
-  return files[0];
+  return files[0]!;
 }
 
 /** A readable place for a script URL: a project path, an npm package, or a node: built-in. */
-function placeOf(url) {
+function placeOf(url: string): string {
   if (!url) return '(native / V8)';
   if (url.startsWith('node:')) return url;
   const file = url.startsWith('file://') ? fileURLToPath(url) : url;
   const nm = file.lastIndexOf('/node_modules/');
   if (nm >= 0) {
     const rest = file.slice(nm + '/node_modules/'.length).split('/');
-    return `npm:${rest[0].startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]}`;
+    const [scope = '', name = ''] = rest;
+    return `npm:${scope.startsWith('@') ? `${scope}/${name}` : scope}`;
   }
   return path.relative(ROOT, file) || file;
 }
 
 const SPECIAL = new Set(['(idle)', '(program)', '(garbage collector)', '(root)']);
 
-function summarize(file, top) {
-  const prof = JSON.parse(fs.readFileSync(file, 'utf8'));
+function summarize(file: string, top: number): void {
+  const prof: CpuProfile = JSON.parse(fs.readFileSync(file, 'utf8'));
   const totalUs = prof.endTime - prof.startTime;
   const samples = prof.samples?.length ?? 0;
   const usPerSample = samples > 0 ? totalUs / samples : 0;
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
   // Self time from the sample stream (hitCount is not always filled in).
-  const hits = new Map();
+  const hits = new Map<number, number>();
   for (const id of prof.samples ?? []) hits.set(id, (hits.get(id) ?? 0) + 1);
-  const byPlace = new Map();
-  const byFn = new Map();
+  const byPlace = new Map<string, number>();
+  const byFn = new Map<string, number>();
   let idleUs = 0;
   for (const [id, n] of hits) {
-    const node = byId.get(id);
+    const node = byId.get(id)!;
     const us = n * usPerSample;
     const { functionName, url, lineNumber } = node.callFrame;
     if (functionName === '(idle)') {
@@ -80,20 +94,20 @@ function summarize(file, top) {
   }
   const busyUs = totalUs - idleUs;
   // Inclusive time of the project's own functions: every sample whose stack passes through one.
-  const parent = new Map();
+  const parent = new Map<number, number>();
   for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  const inclusive = new Map();
+  const inclusive = new Map<string, number>();
   for (const [id, n] of hits) {
-    const seen = new Set();
-    for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
-      const { functionName, url, lineNumber } = byId.get(cur).callFrame;
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const { functionName, url, lineNumber } = byId.get(cur)!.callFrame;
       const place = placeOf(url);
       if (!place.startsWith('src/')) continue;
       seen.add(`${functionName || '(anonymous)'}  ${place}:${lineNumber + 1}`);
     }
     for (const k of seen) inclusive.set(k, (inclusive.get(k) ?? 0) + n * usPerSample);
   }
-  const rows = (m) =>
+  const rows = (m: Map<string, number>) =>
     [...m]
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
@@ -111,6 +125,6 @@ function summarize(file, top) {
   console.log(`inclusive time of src/ functions (self + everything they call)\n${rows(inclusive)}`);
 }
 
-const target = positionals[0];
+const target = positionals[0]!;
 const file = fs.statSync(target).isDirectory() ? newestProfile(target) : target;
 summarize(file, Number(values.top));

@@ -6,25 +6,27 @@
  *   decision on a random tool with typed arguments, the way the authorize
  *   stage makes it (facts → Cedar request → sliced, pre-parsed set);
  * - realistic: the gateway benchmark's set (`realisticPolicySet()` in
- *   bench/gateway-configs.js: team permits per server, forbids on dangerous
+ *   bench/gateway-configs.ts: team permits per server, forbids on dangerous
  *   tools, contractor rules) and its call, `echo__echo` by a caller in two
  *   groups, through the whole authorize path: session facts snapshot →
  *   Cedar request → decision → record.
  *
- *   node bench/policy-bench.js [--decisions N]
+ *   node bench/policy-bench.ts [--decisions N]
  *
  * Prints p50/p99 per decision and decisions per second on one core, plus the
  * one-off costs (validation against the generated schema, discovery for one caller).
  */
 import { parseArgs } from 'node:util';
+import type { Principal } from '../src/identity/principal.ts';
 import { policySchema } from '../src/policy/config.ts';
 import { cedar } from '../src/policy/engine/cedar.ts';
 import { PolicyEngine } from '../src/policy/engine/engine.ts';
 import { parsePolicyTexts } from '../src/policy/engine/policy-set.ts';
-import { toCedar } from '../src/policy/facts/request.ts';
+import { type CallFacts, type SessionSnapshot, toCedar } from '../src/policy/facts/request.ts';
 import { MemorySessionFacts } from '../src/policy/facts/session-facts.ts';
-import { Catalog } from '../src/policy/model/catalog.ts';
-import { realisticPolicySet } from './gateway-configs.js';
+import { Catalog, type ToolDef } from '../src/policy/model/catalog.ts';
+import { NOTHING_DETECTED } from '../src/protect/service.ts';
+import { realisticPolicySet } from './gateway-configs.ts';
 
 const { values } = parseArgs({ options: { decisions: { type: 'string', default: '20000' } } });
 const N = Number(values.decisions);
@@ -77,7 +79,11 @@ const problems = engine.validate();
 const validateMs = performance.now() - t0;
 if (problems.length > 0) throw new Error(problems.join('\n'));
 
-const principal = {
+type Effect = 'allow' | 'deny';
+/** What the engine sends to Cedar for one request: one full call, as a caller's first calls make it. */
+type CedarCall = NonNullable<ReturnType<PolicyEngine['cedarCallFor']>>;
+
+const principal: Principal = {
   id: 'jwt:alice',
   authMethod: 'jwt',
   user: 'alice',
@@ -85,7 +91,7 @@ const principal = {
   claims: { groups: ['eng'] },
 };
 const tools = catalog.allTools();
-const factsFor = (tool, i) => ({
+const factsFor = (tool: ToolDef, i: number): CallFacts => ({
   principal,
   method: 'tools/call',
   target: { kind: 'tool', tool },
@@ -94,15 +100,22 @@ const factsFor = (tool, i) => ({
   now: Date.UTC(2026, 10, 24, 10),
   utcOffsetMinutes: 0,
   network: { address: '10.1.2.3', transport: 'http' },
-  session: { callsLastMinute: i % 50, toolsUsed: ['up0__tool_1'], sensitiveRead: false, toolsFull: false },
+  session: {
+    callsLastMinute: i % 50,
+    toolsUsed: ['up0__tool_1'],
+    sensitiveRead: false,
+    tainted: false,
+    toolsFull: false,
+  },
   approval: { granted: false, breakGlass: false },
+  detected: NOTHING_DETECTED,
 });
 
 // Warm-up: pre-parses every slice once (as the first calls to each tool would).
-for (let i = 0; i < tools.length; i++) engine.decide(toCedar(factsFor(tools[i], i)));
+for (let i = 0; i < tools.length; i++) engine.decide(toCedar(factsFor(tools[i]!, i)));
 
 /** Times `once(i)` N times; p50/p99 in µs, calls per second, and the effects it returned. */
-function measure(once) {
+function measure(once: (i: number) => Effect) {
   const samples = new Float64Array(N);
   const effects = { allow: 0, deny: 0 };
   const start = performance.now();
@@ -114,12 +127,12 @@ function measure(once) {
   }
   const totalMs = performance.now() - start;
   samples.sort();
-  const pct = (p) => Math.round(samples[Math.min(N - 1, Math.floor((p / 100) * N))] * 1000);
+  const pct = (p: number) => Math.round(samples[Math.min(N - 1, Math.floor((p / 100) * N))]! * 1000);
   return { p50_us: pct(50), p99_us: pct(99), decisions_per_s: Math.round(N / (totalMs / 1000)), effects };
 }
 
 const synthetic = measure(
-  (i) => engine.decide(toCedar(factsFor(tools[(i * 7919) % tools.length], i))).effect,
+  (i) => engine.decide(toCedar(factsFor(tools[(i * 7919) % tools.length]!, i))).effect,
 );
 
 t0 = performance.now();
@@ -188,7 +201,7 @@ function measureRealistic() {
     nbf: now0 / 1000,
     exp: now0 / 1000 + 7200,
   });
-  const caller = Object.freeze({
+  const caller: Principal = Object.freeze({
     id: 'p_bench',
     authMethod: 'jwt',
     workload: 'bench-agent',
@@ -201,10 +214,11 @@ function measureRealistic() {
     claims,
   });
   const tool = catalog.tool('echo__echo');
+  if (!tool) throw new Error('echo__echo is not in the catalog');
   const sessionFacts = new MemorySessionFacts();
   // About 5,000 calls a second on one key: what a loaded gateway's rate window holds.
-  const nowOf = (i) => now0 + i / 5;
-  const requestOf = (i, now, session) =>
+  const nowOf = (i: number) => now0 + i / 5;
+  const requestOf = (i: number, now: number, session: SessionSnapshot) =>
     toCedar({
       principal: caller,
       method: 'tools/call',
@@ -216,19 +230,20 @@ function measureRealistic() {
       network: { address: '127.0.0.1', transport: 'http' },
       session,
       approval: { granted: false, breakGlass: false },
+      detected: NOTHING_DETECTED,
     });
-  const once = (i) => {
+  const once = (i: number) => {
     const now = nowOf(i);
-    const session = sessionFacts.snapshot('bench-session', caller.id, tool.name, now);
+    const session = sessionFacts.snapshot(caller.id, tool.name, now);
     const d = realisticEngine.decide(requestOf(i, now, session));
-    if (d.effect === 'allow') sessionFacts.record('bench-session', caller.id, tool.name, now, false);
+    if (d.effect === 'allow')
+      sessionFacts.record(caller.id, tool.name, now, { sensitive: false, tool: true });
     return d.effect;
   };
   for (let i = 0; i < 1000; i++) once(i);
   const figures = measure((i) => once(i + 1000));
-  const sent = realisticEngine.cedarCallFor(
-    requestOf(0, now0, sessionFacts.snapshot('x', caller.id, tool.name, now0)),
-  );
+  const sent = realisticEngine.cedarCallFor(requestOf(0, now0, sessionFacts.snapshot('x', tool.name, now0)));
+  if (!sent) throw new Error('no Cedar call for the realistic request');
   return { policies: set.policies.length, tool: tool.name, groups, ...figures, inside: insideCedar(sent) };
 }
 
@@ -238,12 +253,12 @@ function measureRealistic() {
  * `permit(principal, action, resource)`, that without entities, and without
  * context too (the fixed cost of a call).
  */
-function insideCedar(call) {
+function insideCedar(call: CedarCall) {
   cedar.preparsePolicySet('bench-one-permit', {
     staticPolicies: { p0: 'permit(principal, action, resource);' },
   });
   const onePolicy = { ...call, preparsedPolicySetId: 'bench-one-permit' };
-  const mean = (c) => {
+  const mean = (c: CedarCall) => {
     for (let i = 0; i < 2000; i++) cedar.statefulIsAuthorized(c);
     const start = performance.now();
     for (let i = 0; i < 10_000; i++) cedar.statefulIsAuthorized(c);
@@ -253,6 +268,6 @@ function insideCedar(call) {
     as_sent_us: mean(call),
     one_policy_us: mean(onePolicy),
     one_policy_no_entities_us: mean({ ...onePolicy, entities: [] }),
-    fixed_us: mean({ ...onePolicy, entities: [], context: {} }),
+    fixed_us: mean({ ...onePolicy, entities: [], context: {} as never }),
   };
 }

@@ -11,9 +11,10 @@
  * current schema (src/config/schema.ts) accepts; add result signing and
  * credential minting here as they land.
  */
-import { createPrivateKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -23,6 +24,27 @@ const PG_URL = process.env.BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/t
 /** The echo tool as the gateway exposes it, and the scope the bench token carries for it. */
 const TOOL = 'echo__echo';
 const SCOPE = 'echo:call';
+
+/** What every variant is given: the target's name, its upstream section, its port, the shared fixtures. */
+export interface VariantInput {
+  name: string;
+  upstream: object;
+  port: number;
+  fx: Fixtures;
+}
+
+/** A variant's config (written as JSON, which is YAML), the controls it switches on, the callers' headers. */
+export interface Variant {
+  config: GatewayConfig;
+  controls: string[];
+  clientHeaders: Record<string, string>;
+}
+
+/** The sections of a gateway config the variants write (checked by `portcullis config check`, not here). */
+type GatewayConfig = Record<string, unknown> & { audit: Record<string, unknown> };
+
+/** Everything the variants share, from `prepareFixtures`. */
+export type Fixtures = Awaited<ReturnType<typeof prepareFixtures>>;
 
 // ---------------------------------------------------------------------------
 // The variants
@@ -37,7 +59,7 @@ const SCOPE = 'echo:call';
  * audit log appended durably to SQLite (WAL, FULL sync, group commit) with
  * canonical hashing and HMAC of argument values.
  */
-export function fullPipelineConfig({ name, upstream, port, fx }) {
+export function fullPipelineConfig({ name, upstream, port, fx }: VariantInput): Variant {
   const resource = resourceOf(port);
   return {
     config: {
@@ -63,7 +85,7 @@ export function fullPipelineConfig({ name, upstream, port, fx }) {
 }
 
 /** The full pipeline with revocations and the audit log in PostgreSQL (what replicas share). */
-export function fullPipelinePostgresConfig({ name, upstream, port, fx }) {
+export function fullPipelinePostgresConfig({ name, upstream, port, fx }: VariantInput): Variant {
   const full = fullPipelineConfig({ name, upstream, port, fx });
   const prefix = fx.pgPrefix(name);
   return {
@@ -84,7 +106,7 @@ export function fullPipelinePostgresConfig({ name, upstream, port, fx }) {
 }
 
 /** Identity and audit on, a policy that permits everything: what the always-on stages cost. */
-export function passThroughConfig({ name, upstream, port, fx }) {
+export function passThroughConfig({ name, upstream, port, fx }: VariantInput): Variant {
   const resource = resourceOf(port);
   return {
     config: {
@@ -106,7 +128,7 @@ export function passThroughConfig({ name, upstream, port, fx }) {
 }
 
 /** The least the gateway accepts: an open loopback gateway (no identity), permit-all, audit on. */
-export function openGatewayConfig({ name, upstream, port, fx }) {
+export function openGatewayConfig({ name, upstream, port, fx }: VariantInput): Variant {
   return {
     config: {
       ...base(upstream, port),
@@ -126,7 +148,7 @@ export function openGatewayConfig({ name, upstream, port, fx }) {
  * timer would sign a checkpoint every few calls instead of about every 128 as
  * at full speed, and the count per call would depend on how fast the machine is.
  */
-export function checkpointsByCount(config) {
+export function checkpointsByCount(config: GatewayConfig): GatewayConfig {
   return { ...config, audit: { ...config.audit, checkpoint: { everyEntries: 256, everyMs: 86_400_000 } } };
 }
 
@@ -135,7 +157,7 @@ export function checkpointsByCount(config) {
 // ---------------------------------------------------------------------------
 
 /** Listener and admin settings every variant shares: loopback, metrics on. */
-function base(upstream, port) {
+function base(upstream: object, port: number) {
   return {
     listen: { host: '127.0.0.1', port },
     admin: { enabled: true, host: '127.0.0.1', port: 0 },
@@ -143,9 +165,9 @@ function base(upstream, port) {
   };
 }
 
-const resourceOf = (port) => `http://127.0.0.1:${port}/mcp`;
+const resourceOf = (port: number) => `http://127.0.0.1:${port}/mcp`;
 
-function tokenIdentity(resource, fx) {
+function tokenIdentity(resource: string, fx: Fixtures) {
   return {
     mode: 'token',
     resource,
@@ -163,7 +185,7 @@ function tokenIdentity(resource, fx) {
 }
 
 /** A fresh SQLite audit log per target in the run's temp dir; keys are generated beside it. */
-function sqliteAudit(fx, name) {
+function sqliteAudit(fx: Fixtures, name: string) {
   return {
     store: 'sqlite',
     path: path.join(fx.dir, name, 'audit.db'),
@@ -176,7 +198,7 @@ function sqliteAudit(fx, name) {
 // ---------------------------------------------------------------------------
 
 /** Everything the variants share, prepared once per run in `dir` (deleted by the bench on exit). */
-export async function prepareFixtures(dir) {
+export async function prepareFixtures(dir: string) {
   fs.mkdirSync(dir, { recursive: true });
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const kid = `bench-${randomBytes(4).toString('hex')}`;
@@ -186,13 +208,13 @@ export async function prepareFixtures(dir) {
     const body = JSON.stringify(jwks);
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=600' }).end(body);
   });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   server.unref();
-  const issuer = `http://127.0.0.1:${server.address().port}`;
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const policies100 = path.join(dir, 'policies-100.cedar');
   fs.writeFileSync(policies100, realisticPolicySet());
   const runTag = `bench_${process.pid}_${randomBytes(3).toString('hex')}`;
-  const pgPrefixes = [];
+  const pgPrefixes: string[] = [];
   return {
     dir,
     issuer,
@@ -201,13 +223,13 @@ export async function prepareFixtures(dir) {
     pgUrl: PG_URL,
     pgPrefixes,
     /** A unique table prefix for one target, dropped again by cleanupFixtures. */
-    pgPrefix(name) {
+    pgPrefix(name: string): string {
       const prefix = `${runTag}_${name.replace(/[^a-z0-9]/g, '_')}`.slice(0, 30);
       pgPrefixes.push(prefix);
       return prefix;
     },
     /** An ES256 access token for `resource`, valid for two hours. */
-    mintToken(resource) {
+    mintToken(resource: string): string {
       return mintJwt(privateKey, kid, {
         iss: issuer,
         aud: resource,
@@ -223,7 +245,7 @@ export async function prepareFixtures(dir) {
 }
 
 /** Closes the JWKS server and drops the PostgreSQL tables the run created. */
-export async function cleanupFixtures(fx) {
+export async function cleanupFixtures(fx: Fixtures): Promise<void> {
   fx.jwksServer.close();
   if (fx.pgPrefixes.length === 0) return;
   const { default: pg } = await import('pg');
@@ -231,12 +253,12 @@ export async function cleanupFixtures(fx) {
   await client.connect();
   try {
     for (const prefix of fx.pgPrefixes) {
-      const { rows } = await client.query(
+      const { rows } = await client.query<{ tablename: string }>(
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE $1 || '%'",
         [prefix],
       );
       for (const { tablename } of rows) await client.query(`DROP TABLE IF EXISTS "${tablename}" CASCADE`);
-      const fns = await client.query(
+      const fns = await client.query<{ proname: string }>(
         "SELECT proname FROM pg_proc WHERE pronamespace = current_schema()::regnamespace AND proname LIKE $1 || '%'",
         [prefix],
       );
@@ -247,9 +269,9 @@ export async function cleanupFixtures(fx) {
   }
 }
 
-function mintJwt(privateKey, kid, claims) {
+function mintJwt(privateKey: KeyObject, kid: string, claims: Record<string, unknown>): string {
   const now = Math.floor(Date.now() / 1000);
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const input = `${b64({ alg: 'ES256', typ: 'at+jwt', kid })}.${b64({ iat: now, nbf: now, exp: now + 7200, ...claims })}`;
   const key = createPrivateKey(privateKey.export({ format: 'pem', type: 'pkcs8' }));
   const sig = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
@@ -263,8 +285,8 @@ function mintJwt(privateKey, kid, claims) {
  * Only a few of them apply to the bench call; the rest are what an engine
  * must skip (or slice away) on every decision.
  */
-export function realisticPolicySet() {
-  const p = [];
+export function realisticPolicySet(): string {
+  const p: string[] = [];
   p.push(`@id("read-needs-identity-and-reason")
 permit(principal, action in Action::"tools/call", resource is Tool)
 when { resource.tier == "read" && principal.authenticated && context.reason != "" && principal.scopes.contains("tools:read") };`);
@@ -314,5 +336,5 @@ when { resource.tier == "write" && context.approval.granted && principal.scopes.
   p.push(`@id("no-calls-to-quarantined-server")
 forbid(principal, action, resource in Server::"quarantine");`);
   if (p.length !== 100) throw new Error(`policy set has ${p.length} policies`);
-  return `// Generated by bench/gateway-configs.js: 100 policies, a few of which apply to the bench call.\n${p.join('\n\n')}\n`;
+  return `// Generated by bench/gateway-configs.ts: 100 policies, a few of which apply to the bench call.\n${p.join('\n\n')}\n`;
 }

@@ -12,19 +12,22 @@
  *   dates, one e-mail), and for one that also holds a key;
  * - recall and false positives on the secretlint corpus (shared/corpora).
  *
- *   node bench/masking-bench.js [--seconds S]
+ *   node bench/masking-bench.ts [--seconds S]
  *
  * Wall time is what a call waits; CPU time (process.cpuUsage) is printed
  * beside it because on a loaded machine wall time also counts waiting for a core.
  */
 import { parseArgs } from 'node:util';
 import { compileDetectors } from '../src/protect/compile.ts';
-import { maskResult } from '../src/protect/result.ts';
+import { type MaskedResult, type MaskPolicy, maskResult } from '../src/protect/result.ts';
 import { loadCorpus, scoreCorpus } from '../test/protect/secretlint-corpus.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' } } });
 const SECONDS = Number(values.seconds);
-const policy = { mode: 'redact', bounds: { maxChars: 1 << 26, maxMillis: 60_000, maxDepth: 128 } };
+const policy: MaskPolicy = {
+  mode: 'redact',
+  bounds: { maxChars: 1 << 26, maxMillis: 60_000, maxDepth: 128 },
+};
 
 const PROSE = [
   'The quarterly report shows revenue growth of 12% across all regions, with the EMEA team leading.',
@@ -48,13 +51,13 @@ const SECRETS = [
 ];
 
 /** A tools/call result of about `bytes` of JSON, mixed as described above. */
-function mixedResult(bytes) {
-  const lines = [];
-  const rows = [];
+function mixedResult(bytes: number) {
+  const lines: string[] = [];
+  const rows: Record<string, unknown>[] = [];
   let size = 0;
   for (let i = 0; size < bytes; i++) {
-    const pool = [PROSE, CODE, LOGS][i % 3];
-    const line = i % 160 === 159 ? SECRETS[((i / 160) % SECRETS.length) | 0] : pool[i % pool.length];
+    const pool = [PROSE, CODE, LOGS][i % 3]!;
+    const line = i % 160 === 159 ? SECRETS[((i / 160) % SECRETS.length) | 0]! : pool[i % pool.length]!;
     lines.push(line);
     size += line.length + 1;
     if (i % 4 === 0) {
@@ -80,7 +83,7 @@ function mixedResult(bytes) {
 }
 
 /** About 2 KB: what a search tool returns. */
-function typicalResult(withKey) {
+function typicalResult(withKey: boolean) {
   const issues = Array.from({ length: 6 }, (_, i) => ({
     number: 4120 + i,
     title: ['Export fails on large tables', 'Search returns stale results', 'Typo in onboarding mail'][i % 3],
@@ -93,22 +96,22 @@ function typicalResult(withKey) {
         ? 'Reported by jane.doe@example.com after the last release.'
         : 'Steps to reproduce are in the thread.',
   }));
-  if (withKey) issues[4].body = 'The config has AWS_ACCESS_KEY_ID=AKIAZ7VRSQ5TQ4BGXM2Q in it.';
+  if (withKey) issues[4]!.body = 'The config has AWS_ACCESS_KEY_ID=AKIAZ7VRSQ5TQ4BGXM2Q in it.';
   return { content: [{ type: 'text', text: JSON.stringify(issues, null, 1) }] };
 }
 
-function measure(value, minSeconds) {
+function measure(value: unknown, minSeconds: number): { wallMs: number; cpuMs: number; last: MaskedResult } {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let n = 0;
-  let last;
+  let last: MaskedResult;
   do {
     last = maskResult(detectors, value, policy);
     n++;
   } while (performance.now() - t0 < minSeconds * 1000);
   const wallMs = (performance.now() - t0) / n;
   const cpu = process.cpuUsage(cpu0);
-  return { wallMs, cpuMs: (cpu.user + cpu.system) / 1000 / n, last };
+  return { wallMs, cpuMs: (cpu.user + cpu.system) / 1000 / n, last: last! };
 }
 
 const t0 = performance.now();
@@ -129,7 +132,7 @@ const smallKey = measure(typicalResult(true), SECONDS);
 const secretRules = compileDetectors({ secrets: true, pii: [], custom: [] });
 const score = scoreCorpus(loadCorpus(), (text) => secretRules.scanText(text));
 
-const mbps = (ms) => mixedBytes / 1e6 / (ms / 1000);
+const mbps = (ms: number) => mixedBytes / 1e6 / (ms / 1000);
 console.log(
   `detectors compiled in ${compileMs.toFixed(0)} ms (${detectors.secrets?.ruleCount ?? 0} secret rules)`,
 );

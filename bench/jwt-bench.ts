@@ -5,9 +5,9 @@
  * against pre-imported keys; a token seen again is a cache hit (hash lookup,
  * expiry). ES256 and EdDSA.
  *
- *   node bench/jwt-bench.js            JWT_BENCH_TOKENS=5000 node bench/jwt-bench.js
+ *   node bench/jwt-bench.ts            JWT_BENCH_TOKENS=5000 node bench/jwt-bench.ts
  */
-import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { createHash, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { Authenticator } from '../src/identity/authenticator.ts';
 import { KeyCache } from '../src/identity/key-cache.ts';
 
@@ -17,20 +17,25 @@ const ISSUER = 'https://issuer.bench.example';
 const RESOURCE = 'https://gateway.bench.example/mcp';
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
-const ALGS = {
+type Alg = 'ES256' | 'EdDSA';
+interface AlgSpec {
+  keys: () => { privateKey: KeyObject; publicKey: KeyObject };
+  sign: (key: KeyObject, data: Buffer) => Buffer;
+}
+
+const ALGS: Record<Alg, AlgSpec> = {
   ES256: {
-    type: 'ec',
-    opts: { namedCurve: 'P-256' },
+    keys: () => generateKeyPairSync('ec', { namedCurve: 'P-256' }),
     sign: (k, d) => sign('sha256', d, { key: k, dsaEncoding: 'ieee-p1363' }),
   },
-  EdDSA: { type: 'ed25519', opts: {}, sign: (k, d) => sign(null, d, k) },
+  EdDSA: { keys: () => generateKeyPairSync('ed25519'), sign: (k, d) => sign(null, d, k) },
 };
 
-const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
 
-function setup(alg) {
+function setup(alg: Alg) {
   const spec = ALGS[alg];
-  const { privateKey, publicKey } = generateKeyPairSync(spec.type, spec.opts);
+  const { privateKey, publicKey } = spec.keys();
   const kid = `k-${alg}`;
   const jwk = { ...publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' };
   const keys = new KeyCache(
@@ -54,17 +59,18 @@ function setup(alg) {
     maxCached: TOKENS + 10,
   });
   const now = Math.floor(Date.now() / 1000);
-  const mint = (i) => {
+  const mint = (i: number) => {
     const input = `${b64({ alg, typ: 'at+jwt', kid })}.${b64({ iss: ISSUER, aud: RESOURCE, sub: `user-${i}`, client_id: 'agent', scope: 'tools:read', iat: now, exp: now + 3600, jti: `j${i}` })}`;
     return `${input}.${spec.sign(privateKey, Buffer.from(input)).toString('base64url')}`;
   };
   return { auth, tokens: Array.from({ length: TOKENS }, (_, i) => `Bearer ${mint(i)}`) };
 }
 
-const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+const pct = (sorted: Float64Array, p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
 const results = [];
-for (const alg of Object.keys(ALGS)) {
+for (const alg of Object.keys(ALGS) as Alg[]) {
   const { auth, tokens } = setup(alg);
   await auth.authenticate(tokens[0]); // keys fetched and imported once, JIT warmed a little
   const lat = new Float64Array(TOKENS - 1);
