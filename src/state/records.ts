@@ -5,7 +5,7 @@
  * a compare-and-set on `version`, so two replicas (or a replica and the CLI)
  * racing on one record cannot both win.
  */
-export type RecordKind = 'approval' | 'breakglass' | 'nonce' | 'pin';
+export type RecordKind = 'approval' | 'breakglass' | 'nonce' | 'pin' | 'lease';
 
 export interface StoredRecord {
   readonly kind: RecordKind;
