@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { adminSchema } from '../admin/config.ts';
 import { approvalsSchema } from '../approval/config.ts';
 import { auditSchema } from '../audit/config.ts';
+import { credentialsSchema } from '../credentials/config.ts';
 import { identitySchema, upstreamMtlsSchema } from '../identity/config.ts';
 import { DEFAULT_MAX_JSON_DEPTH } from '../jsonrpc.ts';
 import { policySchema } from '../policy/config.ts';
@@ -38,6 +39,8 @@ const upstreamCommon = {
   timeoutMs: z.number().int().positive().max(600_000).default(30_000),
   isolation: isolationSchema,
   poisoning: poisoningSchema,
+  /** What the upstream is given for each call; unset: nothing (and no ambient secret either). */
+  credentials: credentialsSchema.optional(),
 };
 
 const stdioUpstream = z.strictObject({
