@@ -24,6 +24,16 @@ const PG_URL = process.env.BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/t
 /** The echo tool as the gateway exposes it, and the scope the bench token carries for it. */
 const TOOL = 'echo__echo';
 const SCOPE = 'echo:call';
+/**
+ * Whether the gateway the targets run (BENCH_GATEWAY_ROOT, else this checkout)
+ * has data protection: a base commit from before it gets the same pipeline
+ * without the masking section and the policy that reads `context.detected`,
+ * which its config schema and policy schema would refuse. BENCH_DATA_PROTECTION=off
+ * runs this checkout's gateway the same way, for a like-for-like comparison with such a base.
+ */
+const DATA_PROTECTION =
+  process.env.BENCH_DATA_PROTECTION !== 'off' &&
+  fs.existsSync(path.join(path.resolve(process.env.BENCH_GATEWAY_ROOT || ROOT), 'src', 'protect'));
 
 /** What every variant is given: the target's name, its upstream section, its port, the shared fixtures. */
 export interface VariantInput {
@@ -69,15 +79,15 @@ export function fullPipelineConfig({ name, upstream, port, fx }: VariantInput): 
       policy: { files: [fx.policies100], tiers: { [TOOL]: 'read' } },
       audit: sqliteAudit(fx, name),
       // Every result of the read tier masked, whatever the decision says.
-      protect: { mask: { tiers: { read: 'redact' } } },
+      ...(DATA_PROTECTION ? { protect: { mask: { tiers: { read: 'redact' } } } } : {}),
     },
     controls: [
       'JWT ES256 (external issuer, JWKS)',
       'revocation (SQLite)',
       'argument validation',
-      'secret and PII detectors on arguments (context.detected)',
+      ...(DATA_PROTECTION ? ['secret and PII detectors on arguments (context.detected)'] : []),
       'Cedar, 100 policies',
-      'masking: every result scanned and redacted',
+      ...(DATA_PROTECTION ? ['masking: every result scanned and redacted'] : []),
       'audit SQLite WAL+FULL, group commit',
     ],
     clientHeaders: { authorization: `Bearer ${fx.mintToken(resource)}` },
@@ -303,9 +313,11 @@ when { principal.authenticated && context.reason != "" };`);
   p.push(`@id("no-egress-after-sensitive-read")
 forbid(principal, action in Action::"tools/call", resource is Tool)
 when { context.session.sensitiveRead && (resource.tier == "write" || resource.egress) };`);
-  p.push(`@id("no-secrets-to-writes-or-egress")
+  if (DATA_PROTECTION) {
+    p.push(`@id("no-secrets-to-writes-or-egress")
 forbid(principal, action in Action::"tools/call", resource is Tool)
 when { !context.detected.secrets.isEmpty() && (resource.tier == "write" || resource.egress) };`);
+  }
   p.push(`@id("no-unauthenticated-callers")
 forbid(principal, action, resource)
 unless { principal.authenticated };`);
