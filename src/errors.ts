@@ -193,6 +193,7 @@ export const ERRORS = {
   },
   ERR_CALLER_HISTORY_FULL: { rpc: JSONRPC.DENIED, http: 429, public: 'Denied: try again later' },
   ERR_RESULT_WITHHELD: { rpc: JSONRPC.DENIED, http: 403, public: 'Result withheld: %s' },
+  ERR_CREDENTIAL_UNAVAILABLE: { rpc: JSONRPC.DENIED, http: 503, public: 'Service unavailable' },
   ERR_INTERNAL: INTERNAL,
 } as const satisfies Record<string, ErrorSpec>;
 

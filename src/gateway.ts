@@ -7,9 +7,11 @@ import { AuditService } from './audit/service.ts';
 import { BreakGlass } from './breakglass/guard.ts';
 import type { LoadedConfig } from './config/load.ts';
 import { resolveValue } from './config/secrets.ts';
+import { credentialBackends } from './credentials/backends.ts';
+import { CredentialBroker } from './credentials/broker.ts';
 import { ConfigError, type PortcullisError } from './errors.ts';
 import type { Principal } from './identity/principal.ts';
-import { createIdentity, type IdentityService } from './identity/service.ts';
+import { createIdentity, gatewayIssuer, gatewayKeyDir, type IdentityService } from './identity/service.ts';
 import {
   isObject,
   type JsonRpcNotification,
@@ -29,6 +31,7 @@ import { auditDecisionStage } from './pipeline/stages/audit-decision.ts';
 import { auditOutcomeStage } from './pipeline/stages/audit-outcome.ts';
 import { authorizeStage } from './pipeline/stages/authorize.ts';
 import { breakGlassStage } from './pipeline/stages/break-glass.ts';
+import { credentialsStage } from './pipeline/stages/credentials.ts';
 import { filterListStage } from './pipeline/stages/filter-list.ts';
 import { forwardStage } from './pipeline/stages/forward.ts';
 import { identifyStage } from './pipeline/stages/identify.ts';
@@ -104,6 +107,8 @@ export class Gateway {
   readonly pins: ToolPins;
   /** Detectors and masking, compiled once at start. */
   readonly protection: DataProtection;
+  /** Scoped, short-lived credentials for upstreams that configure `credentials`, as leases in `records`. */
+  readonly credentials: CredentialBroker;
   /** Approval and break-glass events go out here (webhooks; the log records each delivery). */
   readonly announcer: Announcer & { close?(): Promise<void> };
   private readonly sweeper: NodeJS.Timeout;
@@ -137,6 +142,8 @@ export class Gateway {
     this.records =
       deps.records ??
       new DeferredRecordStore(async () => openRecordStore(loaded.config.state, loaded.baseDir));
+    // Early: a credentials section this build cannot honour stops the start before anything runs.
+    this.credentials = this.credentialBroker(loaded, deps.log);
     this.announcer =
       deps.announcer ??
       new WebhookNotifier(loaded.config.approvals.webhooks, { logger: deps.log, baseDir: loaded.baseDir });
@@ -163,6 +170,7 @@ export class Gateway {
     this.pins = this.toolPins(loaded, deps.log);
     this.sweeper = setInterval(() => {
       this.approvals.sweep().catch((err) => deps.log.warn('approval sweep failed', { err: String(err) }));
+      this.credentials.sweep().catch((err) => deps.log.warn('lease sweep failed', { err: String(err) }));
       this.pins.refresh().catch((err) => deps.log.warn('tool pins not refreshed', { err: String(err) }));
     }, SWEEP_MS).unref();
     this.aggregator = new Aggregator(this.pool, deps.log, {
@@ -170,6 +178,7 @@ export class Gateway {
       toolsListed: (items) => policy.learnTools(items),
       pins: this.pins,
     });
+    const upstreams = loaded.config.upstreams;
     // The order is the security argument: nothing reaches `forward` that was not
     // identified, routed, authorized and durably recorded first.
     const reidentify = identifyStage(this.identity, 'reidentify');
@@ -199,12 +208,16 @@ export class Gateway {
       }),
       // Again after any wait: a token that expired or was revoked meanwhile stops the call here.
       reidentify,
+      // Last before forward: a credential is issued (and its lease recorded) only for a call that will be sent.
+      credentialsStage(this.credentials, (name) => {
+        const upstream = upstreams[name];
+        return upstream?.transport === 'http' && upstream.credentials !== undefined;
+      }),
       forwardStage(this.aggregator, async (ctx) => reidentify.run(ctx)),
       // A gateway list leaves `forward` unanswered: only what this caller may see goes out.
       filterListStage(policy),
     ];
     // Terminal stages run after every call, whatever happened (audit outcome record, issue 6).
-    const upstreams = loaded.config.upstreams;
     const terminal: Stage[] = [
       // First: what the outcome record hashes and the client receives is the inspected answer.
       inspectResultStage({
@@ -224,6 +237,32 @@ export class Gateway {
       metricsStage(this.metrics),
     ];
     this.pipeline = createPipeline(stages, terminal, deps.log);
+  }
+
+  /**
+   * The broker over each upstream's backend (a section this build cannot
+   * honour stops the start); started at once, so leases a crashed run left
+   * are revoked before this one issues any.
+   */
+  private credentialBroker(loaded: LoadedConfig, log: Logger): CredentialBroker {
+    const identity = loaded.config.identity;
+    const issuer = identity.mode === 'token' ? gatewayIssuer(identity) : undefined;
+    const backends = credentialBackends(loaded.config, {
+      baseDir: loaded.baseDir,
+      now: this.now,
+      ...(issuer
+        ? { gateway: { issuer, actor: issuer, keys: gatewayKeyDir(identity, loaded.baseDir, this.now) } }
+        : {}),
+    });
+    const broker = new CredentialBroker({
+      store: this.records,
+      backends,
+      journal: (record) => this.audit.append(record),
+      log,
+      now: this.now,
+    });
+    broker.start().catch((err) => log.warn('credential broker not started', { err: String(err) }));
+    return broker;
   }
 
   /** Pins in the state store; a quarantine is announced where approval events go. */
@@ -325,6 +364,9 @@ export class Gateway {
     for (const abort of session.subscriptions.values()) abort.abort();
     this.aggregator.forget(session.key);
     await this.pool.release(session.key);
+    await this.credentials
+      .endSession(session.key)
+      .catch((err) => this.log.warn('session leases not revoked', { err: String(err) }));
   }
 
   /** Ends every call held for approval: each is answered ERR_APPROVAL_ABANDONED, and what it waited on can never be used. */
@@ -343,6 +385,8 @@ export class Gateway {
     await this.releaseHeld();
     this.policy.close();
     await this.pool.closeAll();
+    // Before the audit log and the store close: each revocation is recorded in both.
+    await this.credentials.close().catch((err) => this.log.warn('broker not closed', { err: String(err) }));
     await this.identity.close();
     await this.announcer.close?.();
     await this.breakGlass.stop();

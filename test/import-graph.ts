@@ -27,6 +27,8 @@ const FOLDERS: Record<string, Layer> = {
   // Tool-definition pins and the poisoning scanner; the aggregator and the result stage use them.
   pinning: 'domain',
   protect: 'domain',
+  // The credential broker and its backends; the credentials stage and the gateway use them.
+  credentials: 'domain',
   config: 'core',
   protocol: 'core',
   // Logs, metrics and traces are used from every layer and import nothing above them.

@@ -34,8 +34,8 @@ export function metaOfRecord(r: Record<string, unknown>): EntryMeta | undefined 
       return undefined;
     return { kind: r.type, callId, principal, tool, decision, session, time };
   }
-  if (r.type === 'approval' || r.type === 'breakglass' || r.type === 'tool-pin') {
-    // An approval's, break-glass window's or tool pin's life: `event` is what happened (requested, granted, changed, …).
+  if (r.type === 'approval' || r.type === 'breakglass' || r.type === 'tool-pin' || r.type === 'lease') {
+    // An approval's, break-glass window's, tool pin's or credential lease's life: `event` is what happened (requested, granted, changed, …).
     const principal = isObject(r.principal) ? r.principal.id : undefined;
     const { callId, tool, session, event } = r;
     if (

@@ -6,7 +6,7 @@ import { CompactRange, leafHash } from './merkle.ts';
  * `audit verify`, `tail` and `replay`: a column is never trusted on its own.
  */
 export interface EntryMeta {
-  readonly kind: 'decision' | 'outcome' | 'refusal' | 'approval' | 'breakglass' | 'tool-pin';
+  readonly kind: 'decision' | 'outcome' | 'refusal' | 'approval' | 'breakglass' | 'tool-pin' | 'lease';
   readonly callId: string;
   readonly principal: string;
   readonly tool: string;

@@ -52,8 +52,10 @@ export interface CallContext {
   held?: boolean;
   /** The break-glass window that let this call through (authorize stage); recorded in the audit. */
   breakGlassId?: string;
-  /** Set by the credential broker stage once it exists; recorded in the audit. */
+  /** The lease of the credential this call was given (credentials stage); recorded in the audit. */
   leaseId?: string;
+  /** Headers carrying the call's brokered credential (credentials stage), sent upstream by forward; never logged. */
+  upstreamCredential?: { readonly headers: Readonly<Record<string, string>> };
   /** A gateway list, every upstream's items unfiltered (forward stage): the filter-list stage answers with what the caller may see. */
   listed?: { readonly method: ListMethod; readonly items: readonly ListedItem[] };
   response?: JsonRpcResponse;
