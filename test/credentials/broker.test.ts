@@ -128,12 +128,18 @@ describe('the credential broker', () => {
     const rec = await store.get('lease', got.leaseId);
     assert.equal(rec?.status, 'active');
     assert.equal(rec?.expiresAt, T0 + 60_000);
-    assert.equal((rec?.body as { lease: Lease }).lease.holder, 'alice');
+    assert.equal((rec!.body as { lease: Lease }).lease.holder, 'alice');
     const issued = journal.find((r) => r.event === 'issued');
     assert.equal(issued?.type, 'lease');
     assert.equal(issued?.leaseId, got.leaseId);
-    assert.deepEqual(got.credential, { kind: 'headers', headers: { authorization: `Bearer ${got.leaseId}` } });
-    assert.ok(!JSON.stringify(journal).includes(`Bearer ${got.leaseId}`), 'the credential never reaches the log');
+    assert.deepEqual(got.credential, {
+      kind: 'headers',
+      headers: { authorization: `Bearer ${got.leaseId}` },
+    });
+    assert.ok(
+      !JSON.stringify(journal).includes(`Bearer ${got.leaseId}`),
+      'the credential never reaches the log',
+    );
     await broker.close();
   });
 
@@ -155,10 +161,7 @@ describe('the credential broker', () => {
     backend.fail = new Error('connection refused');
     const { broker, journal } = rig(store, clock, backend);
     await assert.rejects(broker.credentialFor(req()), codeOf('ERR_CREDENTIAL_UNAVAILABLE'));
-    assert.equal(
-      journal.filter((r) => r.event === 'issued').length,
-      0,
-    );
+    assert.equal(journal.filter((r) => r.event === 'issued').length, 0);
     await broker.close();
   });
 
@@ -204,10 +207,13 @@ describe('the credential broker', () => {
     await broker.close();
   });
 
-  it("reuses a per-principal lease for the same caller while it has life left, never for another caller", async () => {
+  it('reuses a per-principal lease for the same caller while it has life left, never for another caller', async () => {
     const clock = { now: T0 };
     const { broker, backend } = rig(store, clock, new LedgerBackend('principal', clock));
-    const [a, b] = await Promise.all([broker.credentialFor(req()), broker.credentialFor(req({ sessionKey: 's2' }))]);
+    const [a, b] = await Promise.all([
+      broker.credentialFor(req()),
+      broker.credentialFor(req({ sessionKey: 's2' })),
+    ]);
     assert.equal(a.leaseId, b.leaseId, 'concurrent calls of one caller share one issue');
     const bob = await broker.credentialFor(req({ principal: 'bob', subject: 'bob' }));
     assert.notEqual(bob.leaseId, a.leaseId);
