@@ -31,6 +31,10 @@ const SCOPE = 'echo:call';
  * which its config schema and policy schema would refuse. BENCH_DATA_PROTECTION=off
  * runs this checkout's gateway the same way, for a like-for-like comparison with such a base.
  */
+/** Whether that gateway has the credential broker (a base commit from before it gets no minted JWT). */
+const CREDENTIALS = fs.existsSync(
+  path.join(path.resolve(process.env.BENCH_GATEWAY_ROOT || ROOT), 'src', 'credentials', 'broker.ts'),
+);
 const DATA_PROTECTION =
   process.env.BENCH_DATA_PROTECTION !== 'off' &&
   fs.existsSync(path.join(path.resolve(process.env.BENCH_GATEWAY_ROOT || ROOT), 'src', 'protect'));
@@ -67,13 +71,16 @@ export type Fixtures = Awaited<ReturnType<typeof prepareFixtures>>;
  * the arguments (the set reads `context.detected`), a Cedar decision over a
  * realistic set of 100 policies, every result scanned and redacted, the
  * audit log appended durably to SQLite (WAL, FULL sync, group commit) with
- * canonical hashing and HMAC of argument values.
+ * canonical hashing and HMAC of argument values, and (HTTP upstream) a JWT
+ * minted per call, its lease recorded before the call goes out.
  */
 export function fullPipelineConfig({ name, upstream, port, fx }: VariantInput): Variant {
   const resource = resourceOf(port);
+  // An HTTP upstream is handed a JWT minted per call (the credentials stage): a stdio one has no header to carry it.
+  const minted = CREDENTIALS && (upstream as { transport?: string }).transport === 'http';
   return {
     config: {
-      ...base(upstream, port),
+      ...base(minted ? { ...upstream, credentials: { kind: 'minted-jwt' } } : upstream, port),
       identity: tokenIdentity(resource, fx),
       state: { store: 'sqlite', path: path.join(fx.dir, name, 'state.db') },
       policy: { files: [fx.policies100], tiers: { [TOOL]: 'read' } },
@@ -88,6 +95,7 @@ export function fullPipelineConfig({ name, upstream, port, fx }: VariantInput): 
       ...(DATA_PROTECTION ? ['secret and PII detectors on arguments (context.detected)'] : []),
       'Cedar, 100 policies',
       ...(DATA_PROTECTION ? ['masking: every result scanned and redacted'] : []),
+      ...(minted ? ['minted JWT per call (EdDSA, lease recorded in the state store and the audit log)'] : []),
       'audit SQLite WAL+FULL, group commit',
     ],
     clientHeaders: { authorization: `Bearer ${fx.mintToken(resource)}` },

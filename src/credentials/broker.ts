@@ -32,6 +32,8 @@ export interface BrokerDeps {
 
 const DEFAULT_TIMEOUT_MS = 5000;
 const DEFAULT_RUN_TTL_MS = 30_000;
+/** The longest a credential that cannot be recalled may live (plus a second of clock rounding). */
+const MAX_SELF_EXPIRING_MS = 61_000;
 /** A reused credential keeps at least this share of its lifetime for the call that gets it. */
 const REUSE_LIFETIME_LEFT = 0.25;
 
@@ -138,7 +140,12 @@ export class CredentialBroker {
       tool: req.tool ?? '',
     };
     try {
-      checkIssued(issued.lease, req, leaseId, backend.kind, this.#d.now());
+      checkIssued(issued.lease, req, leaseId, backend, this.#d.now());
+      if (backend.selfExpiring) {
+        // Nothing to revoke, sweep or reap: the log's record is the lease.
+        await this.#d.journal(leaseAuditRecord(held, 'issued', this.#d.now()));
+        return { leaseId, credential: issued.credential };
+      }
       const record = leaseToRecord(held);
       // Recorded before use: a lease the store and the log do not show was never handed out.
       const [inserted] = await Promise.all([
@@ -300,15 +307,26 @@ function reuseKey(backend: CredentialBackend, req: CredentialRequest): string {
   return `${req.upstream}\0${req.principal}\0${session}`;
 }
 
-/** A backend's lease must be the one asked for: the id, holder, upstream and kind, and not already expired. */
-function checkIssued(lease: Lease, req: CredentialRequest, leaseId: string, kind: string, now: number): void {
+/**
+ * A backend's lease must be the one asked for (id, holder, upstream, kind,
+ * session) and live; one nobody can recall must end within a minute.
+ */
+function checkIssued(
+  lease: Lease,
+  req: CredentialRequest,
+  leaseId: string,
+  backend: CredentialBackend,
+  now: number,
+) {
+  const { kind } = backend;
   if (
     lease.id !== leaseId ||
     lease.holder !== req.principal ||
     lease.upstream !== req.upstream ||
     lease.backend !== kind ||
     lease.sessionKey !== req.sessionKey ||
-    !(lease.expiresAt > now)
+    !(lease.expiresAt > now) ||
+    (backend.selfExpiring && lease.expiresAt - now > MAX_SELF_EXPIRING_MS)
   )
     throw unavailable(`${kind} backend issued a lease that is not the one asked for`);
 }
