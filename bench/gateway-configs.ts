@@ -95,7 +95,7 @@ export function fullPipelineConfig({ name, upstream, port, fx }: VariantInput): 
       ...(DATA_PROTECTION ? ['secret and PII detectors on arguments (context.detected)'] : []),
       'Cedar, 100 policies',
       ...(DATA_PROTECTION ? ['masking: every result scanned and redacted'] : []),
-      ...(minted ? ['minted JWT per call (EdDSA, lease recorded in the state store and the audit log)'] : []),
+      ...(minted ? ['minted JWT per call (EdDSA, lease recorded in the audit log)'] : []),
       'audit SQLite WAL+FULL, group commit',
     ],
     clientHeaders: { authorization: `Bearer ${fx.mintToken(resource)}` },
