@@ -74,6 +74,26 @@ describe('the credentials stage', () => {
     await broker.close();
   });
 
+  it('leases a minted JWT in the audit log before use and keeps no state-store record of it', async () => {
+    const journal: Record<string, unknown>[] = [];
+    const broker = new CredentialBroker({
+      store,
+      backends: new Map([['api', minted()]]),
+      journal: async (record) => journal.push(record),
+      log: silentLogger,
+      now: Date.now,
+    });
+    const ctx = routed();
+    await credentialsStage(broker, () => true).run(ctx);
+    assert.deepEqual(
+      journal.map((r) => [r.type, r.event, r.leaseId, r.scope]),
+      [['lease', 'issued', ctx.leaseId, 'api:read']],
+    );
+    assert.equal(await store.get('lease', ctx.leaseId!), undefined);
+    assert.equal(await broker.sweep(), 0);
+    await broker.close();
+  });
+
   it('gives nothing to an upstream without header credentials, and issues nothing for it', async () => {
     const broker = brokerOver(minted());
     const ctx = routed();
