@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { CredentialBroker } from '../../src/credentials/broker.ts';
 import type {
@@ -17,7 +18,7 @@ import { PortcullisError } from '../../src/errors.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import { openRecordStore } from '../../src/state/open.ts';
 import type { RecordStore } from '../../src/state/records.ts';
-import { PG_URL } from '../helpers.ts';
+import { PG_URL, REDIS_URL } from '../helpers.ts';
 
 const run = randomBytes(4).toString('hex');
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-broker-'));
@@ -108,6 +109,16 @@ const stores: { name: string; open(): RecordStore; cleanup(): Promise<void> }[] 
       await c.connect();
       await c.query(`DROP TABLE IF EXISTS brk${run}_records`);
       await c.end();
+    },
+  },
+  {
+    name: 'Redis',
+    open: () => openRecordStore({ store: 'redis', url: REDIS_URL, prefix: `test:brk:${run}:` }, dir),
+    async cleanup() {
+      const r = new Redis(REDIS_URL);
+      const keys = await r.keys(`test:brk:${run}:*`);
+      if (keys.length > 0) await r.del(...keys);
+      r.disconnect();
     },
   },
 ];
