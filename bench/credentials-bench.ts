@@ -138,7 +138,7 @@ await store.close();
 rmSync(dir, { recursive: true, force: true });
 
 console.log('per-call credentials (src/credentials/): CPU and wall µs per call');
-console.log('what                                                         CPU µs   wall µs');
+console.log(`${'what'.padEnd(64)}  CPU µs   wall µs`);
 for (const r of results) {
   console.log(
     `${String(r.what).padEnd(64)} ${String(r.cpuUsPerCall).padStart(7)}  ${String(r.wallUsPerCall).padStart(8)}`,
