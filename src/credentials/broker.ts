@@ -81,9 +81,10 @@ export class CredentialBroker {
     return this.#d.backends.get(upstream);
   }
 
-  /** Registers this run as alive, then reaps what crashed runs left. Idempotent; a broker with no backends never touches the store. */
+  /** Registers this run as alive, then reaps what crashed runs left. Idempotent. */
   start(): Promise<void> {
-    if (this.#d.backends.size === 0) return Promise.resolve();
+    // Only leases someone can recall are kept in the store: a gateway with none never touches it.
+    if (![...this.#d.backends.values()].some((b) => !b.selfExpiring)) return Promise.resolve();
     this.#started ??= this.#runs.register(this.#run, this.#d.now()).then(
       // What a crash left is revoked before this run issues anything; the sweeper tries again if this fails.
       () =>
@@ -103,7 +104,7 @@ export class CredentialBroker {
   async credentialFor(req: CredentialRequest): Promise<Brokered> {
     const backend = this.#d.backends.get(req.upstream);
     if (!backend) throw unavailable(`no credential backend for upstream ${req.upstream}`);
-    await this.start();
+    if (!backend.selfExpiring) await this.start();
     if (backend.granularity === 'call') return this.issueAndRecord(backend, req);
     const key = reuseKey(backend, req);
     const reused = this.reusable(key);
