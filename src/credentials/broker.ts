@@ -27,6 +27,7 @@ export interface BrokerDeps {
   readonly timeoutMs?: number;
   /** How long this run counts as alive after each heartbeat (every sweep). */
   readonly runTtlMs?: number;
+  /** This run's id (tests); random by default. */
   readonly newId?: () => string;
 }
 
@@ -37,7 +38,7 @@ const MAX_SELF_EXPIRING_MS = 61_000;
 /** A reused credential keeps at least this share of its lifetime for the call that gets it. */
 const REUSE_LIFETIME_LEFT = 0.25;
 
-const newLeaseId = (): string => `lse_${randomBytes(15).toString('base64url')}`;
+const randomId = (prefix: string): string => `${prefix}_${randomBytes(15).toString('base64url')}`;
 
 /** What a call is handed: the credential and the lease it is recorded under. */
 export interface Brokered {
@@ -68,17 +69,7 @@ export class CredentialBroker {
     this.#d = deps;
     this.#timeoutMs = deps.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#runs = new RunRegistry(deps.store, deps.runTtlMs ?? DEFAULT_RUN_TTL_MS);
-    this.#run = (deps.newId ?? newLeaseId)();
-  }
-
-  /** Whether `upstream` is given credentials at all. */
-  covers(upstream: string): boolean {
-    return this.#d.backends.has(upstream);
-  }
-
-  /** The kind of credential `upstream`'s backend hands out, when it has one. */
-  backendOf(upstream: string): CredentialBackend | undefined {
-    return this.#d.backends.get(upstream);
+    this.#run = deps.newId?.() ?? randomId('run');
   }
 
   /** Registers this run as alive, then reaps what crashed runs left. Idempotent. */
@@ -131,7 +122,7 @@ export class CredentialBroker {
   }
 
   private async issueAndRecord(backend: CredentialBackend, req: CredentialRequest): Promise<Brokered> {
-    const leaseId = newLeaseId();
+    const leaseId = randomId('lse');
     const issued = await this.issueBounded(backend, req, leaseId);
     const held: HeldLease = {
       lease: issued.lease,
@@ -207,7 +198,7 @@ export class CredentialBroker {
     });
     this.#held.clear();
     this.#reusable.clear();
-    this.#run = newLeaseId();
+    this.#run = randomId('run');
     await this.#runs.register(this.#run, now);
   }
 
