@@ -123,6 +123,21 @@ export const ERRORS = {
   ERR_TOKEN_EXPIRED: UNAUTHORIZED,
   ERR_FETCH_BLOCKED: { rpc: JSONRPC.INTERNAL_ERROR, http: 502, public: 'Internal error' },
   ERR_FETCH_FAILED: { rpc: JSONRPC.INTERNAL_ERROR, http: 502, public: 'Internal error' },
+  ERR_TOKEN_EXCHANGE_UNAVAILABLE: {
+    rpc: JSONRPC.DENIED,
+    http: 503,
+    public: 'Denied: no credential for this upstream is available',
+  },
+  ERR_TOKEN_EXCHANGE_DENIED: {
+    rpc: JSONRPC.DENIED,
+    http: 403,
+    public: 'Denied: no credential for this upstream is available',
+  },
+  ERR_TOKEN_EXCHANGE_INVALID: {
+    rpc: JSONRPC.DENIED,
+    http: 502,
+    public: 'Denied: no credential for this upstream is available',
+  },
   ERR_KEYS_UNAVAILABLE: { rpc: JSONRPC.INTERNAL_ERROR, http: 503, public: 'Service unavailable' },
   ERR_STATE_UNAVAILABLE: { rpc: JSONRPC.DENIED, http: 503, public: 'Service unavailable' },
   ERR_STATE_RECORD_TOO_LARGE: { rpc: JSONRPC.DENIED, http: 413, public: 'Denied: too large to hold' },

@@ -38,6 +38,8 @@ const tokenExchange = z.strictObject({
     .regex(/^[A-Za-z0-9-]+$/)
     .default('authorization'),
   timeoutMs: z.number().int().positive().max(60_000).default(5000),
+  /** How the caller's token is described to the server (`subject_token_type`): an access token, or a JWT for servers that want that. */
+  subjectTokenType: z.enum(['access_token', 'jwt']).default('access_token'),
 });
 
 /** A PostgreSQL role minted per caller (or session) and granted a template role, in the manner of Vault's database secrets engine. */
