@@ -153,7 +153,7 @@ const basicAuth = (id: string, secret: string): string => {
 };
 
 const reasonOf = (err: unknown): string =>
-  err instanceof PortcullisError && err.code === 'ERR_FETCH_BLOCKED' ? 'blocked' : 'unreachable';
+  err instanceof PortcullisError && err.code === 'ERR_FETCH_BLOCKED' ? 'blocked' : 'fetch_failed';
 
 const unavailable = (reason: string, upstream: string, cause: unknown): PortcullisError =>
   new PortcullisError('ERR_TOKEN_EXCHANGE_UNAVAILABLE', `token exchange failed: ${reason}`, {
