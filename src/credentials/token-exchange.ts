@@ -35,6 +35,7 @@ export class TokenExchangeBackend implements CredentialBackend {
   readonly kind = 'token-exchange';
   readonly granularity = 'principal' as const;
   private readonly cache = new Map<string, Cached>();
+  private readonly inflight = new Map<string, Promise<Cached>>();
   private readonly opts: TokenExchangeOptions;
   private readonly clientAuth: string;
 
@@ -44,14 +45,20 @@ export class TokenExchangeBackend implements CredentialBackend {
   }
 
   async issue(req: CredentialRequest, leaseId: string): Promise<Issued> {
+    // Only a caller that came with a token is served, even from the cache.
+    if (!req.subjectToken)
+      throw new PortcullisError(
+        'ERR_TOKEN_EXCHANGE_DENIED',
+        'token exchange: the caller has no subject token',
+        {
+          detail: { reason: 'no_subject_token', upstream: req.upstream },
+        },
+      );
     const key = cacheKey(req.principal, req.upstream, this.scope);
     const now = this.opts.now();
-    let token = this.cache.get(key);
-    if (!token || now >= token.expiresAt - this.opts.config.refreshSkewSeconds * 1000) {
-      this.cache.delete(key);
-      token = await this.exchange(req, now);
-      this.remember(key, token, now);
-    }
+    const cached = this.cache.get(key);
+    const fresh = cached && now < cached.expiresAt - this.opts.config.refreshSkewSeconds * 1000;
+    const token = fresh ? cached : await this.exchangeOnce(key, req.subjectToken, req.upstream, now);
     return { lease: this.leaseFor(req, leaseId, token, now), credential: this.credentialOf(token) };
   }
 
@@ -69,28 +76,32 @@ export class TokenExchangeBackend implements CredentialBackend {
     return this.opts.config.scope ?? '';
   }
 
-  private async exchange(req: CredentialRequest, now: number): Promise<Cached> {
+  /** Concurrent calls of one caller share one exchange rather than each asking the server. */
+  private exchangeOnce(key: string, subjectToken: string, upstream: string, now: number): Promise<Cached> {
+    let pending = this.inflight.get(key);
+    if (!pending) {
+      this.cache.delete(key);
+      pending = this.exchange(subjectToken, upstream, now)
+        .then((token) => {
+          this.remember(key, token, now);
+          return token;
+        })
+        .finally(() => this.inflight.delete(key));
+      this.inflight.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** One exchange, bounded by `timeoutMs` alone: callers share it, so no one caller's cancellation ends it. */
+  private async exchange(subjectToken: string, upstream: string, now: number): Promise<Cached> {
     const cfg = this.opts.config;
-    if (!req.subjectToken)
-      throw new PortcullisError(
-        'ERR_TOKEN_EXCHANGE_DENIED',
-        'token exchange: the caller has no subject token',
-        {
-          detail: { reason: 'no_subject_token', upstream: req.upstream },
-        },
-      );
-    const deadline = AbortSignal.timeout(cfg.timeoutMs);
-    const signal = req.signal ? AbortSignal.any([deadline, req.signal]) : deadline;
+    const signal = AbortSignal.timeout(cfg.timeoutMs);
     const answer = await this.opts
-      .post(cfg.tokenEndpoint, {
-        form: this.formFor(req.subjectToken),
-        authorization: this.clientAuth,
-        signal,
-      })
+      .post(cfg.tokenEndpoint, { form: this.formFor(subjectToken), authorization: this.clientAuth, signal })
       .catch((err: unknown) => {
-        throw unavailable(deadline.aborted ? 'timeout' : reasonOf(err), req.upstream, err);
+        throw unavailable(signal.aborted ? 'timeout' : reasonOf(err), upstream, err);
       });
-    if (answer.status !== 200) throw refusedByServer(answer.status, answer.json, req.upstream);
+    if (answer.status !== 200) throw refusedByServer(answer.status, answer.json, upstream);
     const asked = {
       audience: cfg.audience,
       maxTtlSeconds: cfg.maxTtlSeconds,

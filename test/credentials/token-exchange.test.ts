@@ -202,6 +202,20 @@ describe('token exchange (RFC 8693) against a real authorization server', () => 
     assert.notEqual(bearerOf(mine), bearerOf(theirs));
   });
 
+  it('asks the server once when one caller makes several calls at the same time', async () => {
+    const backend = backendFor(configFor(provider.tokenEndpoint, upstream.url));
+    const before = provider.exchanges();
+    const issued = await Promise.all(
+      [1, 2, 3].map((i) => backend.issue(request(callerToken), `lease-p${i}`)),
+    );
+    assert.equal(provider.exchanges(), before + 1);
+    assert.equal(new Set(issued.map(bearerOf)).size, 1);
+    assert.deepEqual(
+      issued.map((i) => i.lease.id),
+      ['lease-p1', 'lease-p2', 'lease-p3'],
+    );
+  });
+
   it('forgets the token on revoke, so the next call exchanges anew; revoking twice is harmless', async () => {
     const backend = backendFor(configFor(provider.tokenEndpoint, upstream.url));
     const before = provider.exchanges();
