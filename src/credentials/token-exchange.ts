@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
-import { PortcullisError } from '../errors.ts';
-import type { FormPoster } from '../identity/fetch.ts';
+import { resolveValue } from '../config/secrets.ts';
+import { ConfigError, PortcullisError } from '../errors.ts';
+import type { IdentityConfig } from '../identity/config.ts';
+import { createFormPoster, type FormPoster } from '../identity/fetch.ts';
 import type { TokenExchangeConfig } from './config.ts';
 import { checkExchangeAnswer, type ExchangedToken, TOKEN_TYPE } from './token-exchange-answer.ts';
 import type { Credential, CredentialBackend, CredentialRequest, Issued, Lease } from './types.ts';
@@ -16,6 +18,40 @@ export interface TokenExchangeOptions {
   /** POSTs through the outbound fetch guard: `createFormPoster(identity.fetch)`. */
   readonly post: FormPoster;
   readonly now: () => number;
+}
+
+export interface TokenExchangeWiring {
+  /** The upstream's name, for the config error. */
+  readonly upstream: string;
+  /** The gateway's identity config: its outbound fetch guard is the one the token request goes through. */
+  readonly identity: IdentityConfig;
+  /** Where `file:` secret references are resolved from (the config file's folder). */
+  readonly baseDir: string;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly now: () => number;
+}
+
+/**
+ * The backend for one upstream's config, as the gateway wires it: the client
+ * secret resolved now (a missing one stops the start), the token request
+ * under `identity.fetch`. An open gateway has no caller tokens to exchange,
+ * so there the config is refused rather than every call denied.
+ */
+export function createTokenExchangeBackend(
+  config: TokenExchangeConfig,
+  wiring: TokenExchangeWiring,
+): TokenExchangeBackend {
+  if (wiring.identity.mode !== 'token')
+    throw new ConfigError(
+      'token-exchange credentials need identity.mode: token (callers with bearer tokens)',
+      [{ path: 'credentials.kind', message: 'token-exchange needs identity.mode: token' }],
+    );
+  return new TokenExchangeBackend({
+    config,
+    clientSecret: resolveValue(config.clientSecret, wiring.baseDir, wiring.env),
+    post: createFormPoster(wiring.identity.fetch),
+    now: wiring.now,
+  });
 }
 
 interface Cached extends ExchangedToken {

@@ -4,12 +4,14 @@ import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { credentialsSchema, type TokenExchangeConfig } from '../../src/credentials/config.ts';
-import { TokenExchangeBackend } from '../../src/credentials/token-exchange.ts';
+import { createTokenExchangeBackend, TokenExchangeBackend } from '../../src/credentials/token-exchange.ts';
 import type { CredentialRequest, Issued } from '../../src/credentials/types.ts';
 import { PortcullisError } from '../../src/errors.ts';
+import { identitySchema } from '../../src/identity/config.ts';
 import { createFormPoster } from '../../src/identity/fetch.ts';
 import {
   type ExchangeProvider,
+  GATEWAY_AUDIENCE,
   GATEWAY_CLIENT,
   startExchangeProvider,
 } from '../fixtures/token-exchange-provider.ts';
@@ -278,14 +280,39 @@ describe('token exchange (RFC 8693) against a real authorization server', () => 
     assert.equal(provider.exchanges(), before);
   });
 
-  it('goes through the outbound fetch guard: a loopback server is refused where loopback is not allowed', async () => {
-    const strict = backendFor(configFor(provider.tokenEndpoint, upstream.url), {
-      fetch: { ...FETCH, allowLoopback: false },
+  it('is wired from config with its secret by reference and the identity fetch guard, and refused for an open gateway', async () => {
+    const cfg = configFor(provider.tokenEndpoint, upstream.url);
+    const tokenIdentity = (allowLoopback: boolean) =>
+      identitySchema.parse({ mode: 'token', resource: GATEWAY_AUDIENCE, fetch: { allowLoopback } });
+    const wiring = {
+      upstream: 'files',
+      identity: tokenIdentity(true),
+      baseDir: '/nonexistent',
+      now: Date.now,
+    };
+    const env = { PORTCULLIS_TEST_EXCHANGE_SECRET: GATEWAY_CLIENT.secret };
+    const wired = createTokenExchangeBackend(cfg, { ...wiring, env });
+    assert.equal(decodeJwt(bearerOf(await wired.issue(request(callerToken), 'lease-w'))).aud, upstream.url);
+
+    const guarded = createTokenExchangeBackend(cfg, {
+      ...wiring,
+      env,
+      identity: tokenIdentity(false),
     });
-    assert.deepEqual(await refusal(strict.issue(request(callerToken), 'l')), {
+    assert.deepEqual(await refusal(guarded.issue(request(callerToken), 'l')), {
       code: 'ERR_TOKEN_EXCHANGE_UNAVAILABLE',
       reason: 'blocked',
     });
+    assert.throws(() => createTokenExchangeBackend(cfg, { ...wiring, env: {} }), {
+      code: 'ERR_SECRET_UNRESOLVED',
+    });
+    assert.throws(
+      () =>
+        createTokenExchangeBackend(cfg, { ...wiring, env, identity: identitySchema.parse({ mode: 'none' }) }),
+      {
+        code: 'ERR_CONFIG_INVALID',
+      },
+    );
   });
 });
 
