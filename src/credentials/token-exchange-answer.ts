@@ -92,16 +92,25 @@ function expiryOf(expiresIn: unknown, claims: JWTPayload | undefined, asked: Ask
     if (expiresIn * 1000 > maxMs) throw refused('lifetime', { expiresIn });
     expiries.push(now + expiresIn * 1000);
   }
-  const exp = claims?.exp;
+  const exp = numericDate(claims, 'exp');
+  const iat = numericDate(claims, 'iat');
   if (exp !== undefined) {
     if (exp * 1000 <= now) throw refused('expired', { exp });
     if (exp * 1000 - now > maxMs + CLOCK_SKEW_MS) throw refused('lifetime', { exp });
-    if (claims?.iat !== undefined && exp - claims.iat > asked.maxTtlSeconds)
-      throw refused('lifetime', { exp, iat: claims.iat });
+    if (iat !== undefined && exp - iat > asked.maxTtlSeconds) throw refused('lifetime', { exp, iat });
     expiries.push(exp * 1000);
   }
   if (expiries.length === 0) throw refused('lifetime', { why: 'no expiry given' });
   return Math.min(...expiries);
+}
+
+/** A JWT time claim, when present: a finite number of seconds, or the answer is malformed. */
+function numericDate(claims: JWTPayload | undefined, name: 'exp' | 'iat'): number | undefined {
+  const value: unknown = claims?.[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value))
+    throw refused('malformed', { [name]: String(value) });
+  return value;
 }
 
 function grantedScope(stated: unknown, claims: JWTPayload | undefined, asked: string | undefined): string {

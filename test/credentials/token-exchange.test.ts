@@ -405,6 +405,8 @@ describe('token exchange with an authorization server that is down, slow or answ
       [{ access_token: jwtWith({ aud: AUD, exp: nowSeconds() - 1 }) }, 'expired'],
       [{ access_token: jwtWith({ aud: AUD, exp: nowSeconds() + 60, scope: 'admin' }) }, 'scope'],
       [{ access_token: 'eyJub3Q.anNvbg.c2ln' }, 'malformed'],
+      [{ access_token: jwtWith({ aud: AUD, exp: 'soon' }) }, 'malformed'],
+      [{ access_token: jwtWith({ aud: AUD, exp: nowSeconds() + 60, iat: 'then' }) }, 'malformed'],
     ];
     for (const [fields, reason] of cases) {
       answer = ok(fields);
