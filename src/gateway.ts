@@ -9,6 +9,7 @@ import type { LoadedConfig } from './config/load.ts';
 import { resolveValue } from './config/secrets.ts';
 import { credentialBackends } from './credentials/backends.ts';
 import { CredentialBroker } from './credentials/broker.ts';
+import { type InstanceCredentialSet, postgresRoleCredentials } from './credentials/instance-backends.ts';
 import { ConfigError, type PortcullisError } from './errors.ts';
 import type { Principal } from './identity/principal.ts';
 import { createIdentity, gatewayIssuer, gatewayKeyDir, type IdentityService } from './identity/service.ts';
@@ -112,6 +113,8 @@ export class Gateway {
   /** Approval and break-glass events go out here (webhooks; the log records each delivery). */
   readonly announcer: Announcer & { close?(): Promise<void> };
   private readonly sweeper: NodeJS.Timeout;
+  /** Database roles minted for each instance of a postgres-role upstream (reaped at start, revoked at its end). */
+  private readonly instanceCredentials: InstanceCredentialSet;
   /** Every call in the pipeline, so a shutdown can let the held ones answer before the listeners close. */
   private readonly inPipeline = new Map<Promise<void>, CallContext>();
   private readonly log: Logger;
@@ -124,10 +127,20 @@ export class Gateway {
     this.now = deps.now ?? Date.now;
     this.audit = deps.audit ?? AuditService.fromConfig(loaded, deps.log, this.now);
     this.newId = deps.newId ?? randomUUID;
-    this.pool = new UpstreamPool(upstreamSpecs(loaded, deps.log), deps.log, {
-      limits: loaded.config.limits,
+    this.instanceCredentials = postgresRoleCredentials(loaded, {
+      log: deps.log,
       now: this.now,
+      newId: randomUUID,
+      reap: true,
     });
+    this.pool = new UpstreamPool(
+      upstreamSpecs(loaded, deps.log, this.instanceCredentials.byUpstream),
+      deps.log,
+      {
+        limits: loaded.config.limits,
+        now: this.now,
+      },
+    );
     this.identity =
       deps.identity ?? createIdentity(loaded.config, loaded.baseDir, { log: deps.log, now: this.now });
     this.protection = dataProtection(loaded);
@@ -387,6 +400,7 @@ export class Gateway {
     await this.pool.closeAll();
     // Before the audit log and the store close: each revocation is recorded in both.
     await this.credentials.close().catch((err) => this.log.warn('broker not closed', { err: String(err) }));
+    await this.instanceCredentials.close();
     await this.identity.close();
     await this.announcer.close?.();
     await this.breakGlass.stop();

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { adminSchema } from '../admin/config.ts';
 import { approvalsSchema } from '../approval/config.ts';
 import { auditSchema } from '../audit/config.ts';
-import { credentialsSchema } from '../credentials/config.ts';
+import { credentialPlacementIssues, credentialsSchema } from '../credentials/config.ts';
 import { identitySchema, upstreamMtlsSchema } from '../identity/config.ts';
 import { DEFAULT_MAX_JSON_DEPTH } from '../jsonrpc.ts';
 import { policySchema } from '../policy/config.ts';
@@ -134,6 +134,9 @@ export const configSchema = z
         });
       }
       seen.set(prefix, name);
+      for (const issue of credentialPlacementIssues(up)) {
+        ctx.addIssue({ code: 'custom', path: ['upstreams', name, ...issue.path], message: issue.message });
+      }
     }
     if (cfg.identity.mode === 'none' && !isLoopbackHost(cfg.listen.host)) {
       ctx.addIssue({

@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import type { LoadedConfig } from '../config/load.ts';
+import { postgresRoleCredentials } from '../credentials/instance-backends.ts';
 import { JSONRPC } from '../errors.ts';
 import { ANONYMOUS } from '../identity/principal.ts';
 import type { Logger } from '../observability/log.ts';
@@ -19,7 +21,11 @@ const NO_CLIENT: RelatedSink = {
 
 /** For the CLI: every upstream's tools/list, once, with exposed names (what policy is written against). */
 export async function listUpstreamTools(loaded: LoadedConfig, log: Logger): Promise<ListedItem[]> {
-  const pool = new UpstreamPool(upstreamSpecs(loaded, log), log, { limits: loaded.config.limits });
+  // A role is minted for the listing and dropped after it; nothing is reaped from beside a running gateway.
+  const credentials = postgresRoleCredentials(loaded, { log, now: Date.now, newId: randomUUID, reap: false });
+  const pool = new UpstreamPool(upstreamSpecs(loaded, log, credentials.byUpstream), log, {
+    limits: loaded.config.limits,
+  });
   const agg = new Aggregator(pool, log, {
     // Nothing here relays to a caller: no stream is opened that would need one re-checked.
     recheck: async () => {
@@ -44,5 +50,6 @@ export async function listUpstreamTools(loaded: LoadedConfig, log: Logger): Prom
     return await agg.list(session, 'tools/list', undefined, NO_CLIENT);
   } finally {
     await pool.closeAll();
+    await credentials.close();
   }
 }

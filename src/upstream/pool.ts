@@ -1,3 +1,4 @@
+import type { InstanceCredentials } from '../credentials/instance.ts';
 import { JSONRPC, overCapacity, UpstreamError } from '../errors.ts';
 import { errorResponse, type JsonRpcNotification } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
@@ -5,6 +6,7 @@ import type { Era } from '../protocol/versions.ts';
 import { SessionQuota } from './capacity.ts';
 import type { Isolation, Limits } from './config.ts';
 import { type ClientProfile, GATEWAY_CLIENT, type RelatedSink, UpstreamConnection } from './connection.ts';
+import { InstanceLease } from './instance-lease.ts';
 import type { MessageTransport } from './transport.ts';
 
 export interface UpstreamSpec {
@@ -14,7 +16,10 @@ export interface UpstreamSpec {
   timeoutMs: number;
   restart: { initialDelayMs: number; maxDelayMs: number };
   isolation: Isolation;
-  createTransport(): MessageTransport;
+  /** Mints the credential each instance is started with (a database role), when the upstream's config names one. */
+  credentials?: InstanceCredentials;
+  /** `credential`: the variables minted for this one instance, which only its process receives. */
+  createTransport(start?: { credential?: Readonly<Record<string, string>> }): MessageTransport;
 }
 
 /** Who asks the pool for an upstream instance. */
@@ -49,6 +54,8 @@ interface Instance {
   readonly holders: Set<string>;
   readonly sinks: Map<string, RelatedSink>;
   lastUsed: number;
+  /** The credential it was started with, revoked when it ends. */
+  readonly lease: InstanceLease | undefined;
 }
 
 /** What a shared instance may announce to every caller: nothing that could carry another caller's data. */
@@ -169,11 +176,12 @@ export class UpstreamPool {
       name: spec.name,
       principal,
       isolation,
-      opening: room.then(() => this.open(inst, who.principal, { ...client, era: who.era })),
+      opening: room.then(() => this.open(inst, who, { ...client, era: who.era })),
       conn: undefined,
       holders: new Set(),
       sinks: new Map(),
       lastUsed: this.now(),
+      lease: spec.credentials ? new InstanceLease(spec.credentials, this.log) : undefined,
     };
     inst.opening.then(
       (conn) => {
@@ -217,31 +225,61 @@ export class UpstreamPool {
     return oldest;
   }
 
+  /** Closes the instance, then takes back the credential it was started with. */
   private retire(inst: Instance): Promise<void> {
     if (this.instances.get(inst.id) === inst) this.instances.delete(inst.id);
     this.log.debug('upstream instance closed', { upstream: inst.name, isolation: inst.isolation });
-    return inst.opening.then((c) => c.close()).catch(() => {});
+    return inst.opening
+      .then((c) => c.close())
+      .catch(() => {})
+      .then(() => inst.lease?.revoke());
   }
 
-  /** Closes every instance idle (no holder, nothing in flight) for `instanceIdleMs` as of `at`. */
+  /**
+   * Closes every instance idle (no holder, nothing in flight) for
+   * `instanceIdleMs` as of `at`, and every one whose credential has expired
+   * by then, busy or not: the next call starts a new one with a new credential.
+   */
   async sweep(at: number = this.now()): Promise<number> {
     const cutoff = at - this.limits.instanceIdleMs;
-    const stale = [...this.instances.values()].filter((i) => isIdle(i) && i.lastUsed <= cutoff);
+    const stale = [...this.instances.values()].filter(
+      (i) => (isIdle(i) && i.lastUsed <= cutoff) || i.lease?.expiredBy(at),
+    );
     await Promise.all(stale.map((i) => this.retire(i)));
     return stale.length;
   }
 
+  /** The instance's credential, minted for whom it serves; a lease that runs out closes the instance. */
+  private async credentialFor(inst: Instance, who: string, sessionKey: string) {
+    if (!inst.lease) return undefined;
+    const holder = {
+      upstream: inst.name,
+      principal: who,
+      ...(inst.isolation === 'session' ? { sessionKey } : {}),
+    };
+    return inst.lease.issue(holder, {
+      now: this.now,
+      onExpire: () => {
+        if (this.instances.get(inst.id) !== inst) return;
+        this.log.info('upstream credential expired: instance closed', { upstream: inst.name });
+        void this.retire(inst);
+      },
+    });
+  }
+
   private async open(
     inst: Instance,
-    principal: string,
+    who: PoolClient,
     client: ClientProfile & { era: Era },
   ): Promise<UpstreamConnection> {
     const name = inst.name;
     const spec = this.specs.get(name)!;
     await this.waitForBackoff(name, spec.timeoutMs);
-    const eraKey = `${principal}\u0000${name}\u0000${client.era}`;
+    const eraKey = `${who.principal}\u0000${name}\u0000${client.era}`;
     const knownEra = this.eras.get(eraKey);
-    const conn = new UpstreamConnection(spec.createTransport(), {
+    // Minted before the process starts: no credential, no process (ERR_CREDENTIAL_UNAVAILABLE reaches the caller).
+    const credential = await this.credentialFor(inst, who.principal, who.key);
+    const conn = new UpstreamConnection(spec.createTransport(credential ? { credential } : {}), {
       name,
       timeoutMs: spec.timeoutMs,
       isolation: inst.isolation,
@@ -258,6 +296,7 @@ export class UpstreamPool {
       return conn;
     } catch (err) {
       await conn.close();
+      await inst.lease?.revoke();
       this.recordFailure(name, spec);
       throw new UpstreamError('ERR_UPSTREAM_UNAVAILABLE', `${name}: cannot connect: ${String(err)}`, {
         cause: err,
@@ -288,6 +327,7 @@ export class UpstreamPool {
 
   private lost(inst: Instance): void {
     if (this.instances.get(inst.id) === inst) this.instances.delete(inst.id);
+    void inst.lease?.revoke();
     const spec = this.specs.get(inst.name);
     if (spec) this.recordFailure(inst.name, spec);
     this.log.warn('upstream connection lost; it will be restarted on next use', { upstream: inst.name });
@@ -330,7 +370,14 @@ export class UpstreamPool {
     clearInterval(this.reaper);
     const all = [...this.instances.values()];
     this.instances.clear();
-    await Promise.all(all.map((i) => i.opening.then((c) => c.close()).catch(() => {})));
+    await Promise.all(
+      all.map((i) =>
+        i.opening
+          .then((c) => c.close())
+          .catch(() => {})
+          .then(() => i.lease?.revoke()),
+      ),
+    );
   }
 }
 

@@ -1,25 +1,49 @@
 import type { LoadedConfig } from '../config/load.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
+import type { InstanceCredentials } from '../credentials/instance.ts';
+import { ConfigError } from '../errors.ts';
 import type { Logger } from '../observability/log.ts';
 import { httpTransport } from './http.ts';
 import type { UpstreamSpec } from './pool.ts';
 import { stdioTransport } from './stdio.ts';
 
-/** Every configured upstream, as the pool spawns and connects it. */
-export const upstreamSpecs = (loaded: LoadedConfig, log: Logger): UpstreamSpec[] =>
-  Object.entries(loaded.config.upstreams).map(([name, cfg]) => upstreamSpec(name, cfg, loaded.baseDir, log));
+/**
+ * Every configured upstream, as the pool spawns and connects it. `credentials`
+ * mints the credential of each instance of an upstream whose config names a
+ * per-instance one (postgres-role); such an upstream without it is refused.
+ */
+export const upstreamSpecs = (
+  loaded: LoadedConfig,
+  log: Logger,
+  credentials: ReadonlyMap<string, InstanceCredentials>,
+): UpstreamSpec[] =>
+  Object.entries(loaded.config.upstreams).map(([name, cfg]) =>
+    upstreamSpec(name, cfg, loaded.baseDir, log, credentials.get(name)),
+  );
 
-function upstreamSpec(name: string, cfg: UpstreamConfig, baseDir: string, log: Logger): UpstreamSpec {
+function upstreamSpec(
+  name: string,
+  cfg: UpstreamConfig,
+  baseDir: string,
+  log: Logger,
+  credentials: InstanceCredentials | undefined,
+): UpstreamSpec {
   const restart = cfg.transport === 'stdio' ? cfg.restart : { initialDelayMs: 250, maxDelayMs: 30_000 };
+  if (cfg.credentials?.kind === 'postgres-role' && !credentials) {
+    throw new ConfigError(`upstreams.${name}.credentials: no credential backend wired`, [
+      { path: `upstreams.${name}.credentials`, message: 'no credential backend wired for it' },
+    ]);
+  }
   return {
     name,
     prefix: cfg.prefix ?? name,
     timeoutMs: cfg.timeoutMs,
     restart,
     isolation: cfg.isolation,
-    createTransport: () =>
+    ...(credentials ? { credentials } : {}),
+    createTransport: (start = {}) =>
       cfg.transport === 'stdio'
-        ? stdioTransport(name, cfg, baseDir, log)
+        ? stdioTransport(name, cfg, baseDir, log, start.credential ?? {})
         : httpTransport(name, cfg, baseDir, log),
   };
 }
