@@ -7,7 +7,11 @@ import { after, before, describe, it } from 'node:test';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import pg from 'pg';
-import { credentialsSchema, type PostgresRoleConfig } from '../../src/credentials/config.ts';
+import {
+  CREDENTIAL_PLACEHOLDER,
+  credentialsSchema,
+  type PostgresRoleConfig,
+} from '../../src/credentials/config.ts';
 import { PostgresRoleBackend } from '../../src/credentials/postgres-role.ts';
 import { JSONRPC } from '../../src/errors.ts';
 import type { Logger } from '../../src/observability/log.ts';
@@ -51,7 +55,7 @@ function recordingLogger(): Logger & {
 const postgresUpstream = (isolation: 'principal' | 'session', adminUrl = `env:${adminEnv}`) => ({
   transport: 'stdio',
   command: NODE,
-  args: [serverEntry('@modelcontextprotocol/server-postgres'), '${credential}'],
+  args: [serverEntry('@modelcontextprotocol/server-postgres'), CREDENTIAL_PLACEHOLDER],
   isolation,
   credentials: { kind: 'postgres-role', adminUrl, grant: template, rolePrefix: prefix, per: isolation },
 });
