@@ -279,7 +279,14 @@ export class UpstreamPool {
     const knownEra = this.eras.get(eraKey);
     // Minted before the process starts: no credential, no process (ERR_CREDENTIAL_UNAVAILABLE reaches the caller).
     const credential = await this.credentialFor(inst, who.principal, who.key);
-    const conn = new UpstreamConnection(spec.createTransport(credential ? { credential } : {}), {
+    let transport: MessageTransport;
+    try {
+      transport = spec.createTransport(credential ? { credential } : {});
+    } catch (err) {
+      await inst.lease?.revoke();
+      throw err;
+    }
+    const conn = new UpstreamConnection(transport, {
       name,
       timeoutMs: spec.timeoutMs,
       isolation: inst.isolation,
