@@ -14,7 +14,8 @@ const literal = (value: string): string => pg.escapeLiteral(value);
 
 export interface NewRole {
   readonly role: string;
-  readonly password: string;
+  /** The SCRAM verifier of the password (scram.ts), never the password itself. */
+  readonly verifier: string;
   readonly validUntil: Date;
   readonly grant: string;
   readonly upstream: string;
@@ -25,7 +26,7 @@ export interface NewRole {
 export function createRoleSql(r: NewRole): string {
   const comment = `${ROLE_MARKER} upstream=${r.upstream} lease=${r.leaseId}`;
   return [
-    `CREATE ROLE ${ident(r.role)} LOGIN PASSWORD ${literal(r.password)} VALID UNTIL ${literal(r.validUntil.toISOString())}`,
+    `CREATE ROLE ${ident(r.role)} LOGIN PASSWORD ${literal(r.verifier)} VALID UNTIL ${literal(r.validUntil.toISOString())}`,
     `GRANT ${ident(r.grant)} TO ${ident(r.role)}`,
     `COMMENT ON ROLE ${ident(r.role)} IS ${literal(comment)}`,
   ].join('; ');

@@ -12,6 +12,7 @@ import {
   ROLE_MARKER,
   TERMINATE_SQL,
 } from './postgres-role-sql.ts';
+import { scramVerifier } from './scram.ts';
 import type { CredentialBackend, CredentialRequest, Issued, Lease } from './types.ts';
 
 export interface PostgresRoleOptions {
@@ -33,6 +34,7 @@ interface Target {
 /**
  * PostgreSQL roles minted per caller (or session), in the manner of Vault's
  * database secrets engine: `CREATE ROLE … LOGIN PASSWORD … VALID UNTIL …`
+ * (the password's SCRAM verifier, so the server never sees the password)
  * granted the configured template role, marked with a comment, handed over as
  * a connection string; revoked by refusing new logins, terminating the role's
  * sessions and dropping it. PostgreSQL itself refuses the password after
@@ -76,7 +78,7 @@ export class PostgresRoleBackend implements CredentialBackend {
     const expiresAt = issuedAt + this.cfg.ttlSeconds * 1000;
     const sql = createRoleSql({
       role,
-      password,
+      verifier: scramVerifier(password),
       validUntil: new Date(expiresAt),
       grant: this.cfg.grant,
       upstream: this.upstream,
@@ -87,7 +89,7 @@ export class PostgresRoleBackend implements CredentialBackend {
       await this.admin.query(sql);
     } catch (err) {
       this.held.delete(role);
-      throw unavailable('cannot create a role', err, password);
+      throw unavailable('cannot create a role', err);
     }
     const lease: Lease = {
       id: leaseId,
@@ -196,11 +198,10 @@ function targetOf(cfg: PostgresRoleConfig, admin: URL): Target {
   };
 }
 
-/** Fail closed: the call is denied. The detail (for the log) never carries the password. */
-function unavailable(what: string, err: unknown, secret?: string): PortcullisError {
+/** Fail closed: the call is denied. The statements carry no password, so neither can the detail (for the log). */
+function unavailable(what: string, err: unknown): PortcullisError {
   const code = (err as { code?: string }).code;
-  let detail = err instanceof Error ? err.message : String(err);
-  if (secret) detail = detail.replaceAll(secret, '[redacted]');
+  const detail = err instanceof Error ? err.message : String(err);
   return new PortcullisError('ERR_CREDENTIAL_UNAVAILABLE', `postgres-role: ${what}: ${detail}`, {
     detail: { ...(code ? { pgCode: code } : {}) },
   });

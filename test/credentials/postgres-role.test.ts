@@ -107,6 +107,12 @@ describe('postgres-role credentials against the real PostgreSQL', () => {
     assert.equal(issued.lease.holder, 'alice');
     assert.equal(issued.lease.scope, template);
     assert.equal(issued.lease.expiresAt - issued.lease.issuedAt, 900_000);
+    const stored = await admin.query('SELECT rolpassword FROM pg_authid WHERE rolname = $1', [role]);
+    assert.match(
+      stored.rows[0].rolpassword,
+      /^SCRAM-SHA-256\$4096:/,
+      'the server got a verifier, not the password',
+    );
     const client = await connectAs(issued);
     try {
       const me = await client.query('SELECT current_user AS me');
