@@ -191,6 +191,20 @@ export const ERRORS = {
   ERR_PIN_UNKNOWN: { rpc: JSONRPC.DENIED, http: 404, public: 'Unknown tool pin' },
   ERR_PIN_NOT_QUARANTINED: { rpc: JSONRPC.DENIED, http: 409, public: 'The tool is not quarantined' },
   ERR_PIN_ALREADY_QUARANTINED: { rpc: JSONRPC.DENIED, http: 409, public: 'The tool is already quarantined' },
+  ERR_SERVER_PIN_MISMATCH: {
+    rpc: JSONRPC.UPSTREAM_UNAVAILABLE,
+    http: 502,
+    public: 'Upstream refused to start: it does not match its pin',
+  },
+  ERR_SERVER_UNVERIFIED: {
+    rpc: JSONRPC.UPSTREAM_UNAVAILABLE,
+    http: 502,
+    public: 'Upstream refused to start: its code cannot be verified',
+  },
+  ERR_SERVER_PIN_UNKNOWN: { rpc: JSONRPC.DENIED, http: 404, public: 'Unknown server pin' },
+  ERR_SERVER_PIN_EXISTS: { rpc: JSONRPC.DENIED, http: 409, public: 'The server is pinned to other hashes' },
+  ERR_SERVER_PIN_NOT_REFUSED: { rpc: JSONRPC.DENIED, http: 409, public: 'The server matches its pin' },
+  ERR_SERVER_PIN_IN_CONFIG: { rpc: JSONRPC.DENIED, http: 409, public: 'The server is pinned in the config' },
   ERR_CONFIRM_UNAVAILABLE: {
     rpc: JSONRPC.DENIED,
     http: 403,

@@ -45,6 +45,10 @@ import { routeStage } from './pipeline/stages/route.ts';
 import { validateStage } from './pipeline/stages/validate.ts';
 import { PolicyService } from './policy/service.ts';
 import { DataProtection } from './protect/service.ts';
+import { FileHasher } from './serverpin/digest.ts';
+import { ServerPinEvents } from './serverpin/events.ts';
+import { ServerPins } from './serverpin/service.ts';
+import { ServerPinStore } from './serverpin/store.ts';
 import type { DownstreamSession } from './session.ts';
 import { DeferredRecordStore } from './state/deferred.ts';
 import { openRecordStore } from './state/open.ts';
@@ -55,6 +59,7 @@ import type { RelatedSink } from './upstream/connection.ts';
 import { exposeName } from './upstream/naming.ts';
 import { UpstreamPool } from './upstream/pool.ts';
 import { upstreamSpecs } from './upstream/spec.ts';
+import { StdioStarts } from './upstream/starts.ts';
 
 export interface GatewayDeps {
   log: Logger;
@@ -106,6 +111,8 @@ export class Gateway {
   readonly breakGlass: BreakGlass;
   /** Tool-definition pins (rug pulls, poisoning), shared with other replicas through `records`. */
   readonly pins: ToolPins;
+  /** Server pins: every stdio upstream start is checked against them (refused on a mismatch) and audited. */
+  readonly serverPins: ServerPins;
   /** Detectors and masking, compiled once at start. */
   readonly protection: DataProtection;
   /** Scoped, short-lived credentials for upstreams that configure `credentials`, as leases in `records`. */
@@ -133,14 +140,6 @@ export class Gateway {
       newId: randomUUID,
       reap: true,
     });
-    this.pool = new UpstreamPool(
-      upstreamSpecs(loaded, deps.log, this.instanceCredentials.byUpstream),
-      deps.log,
-      {
-        limits: loaded.config.limits,
-        now: this.now,
-      },
-    );
     this.identity =
       deps.identity ?? createIdentity(loaded.config, loaded.baseDir, { log: deps.log, now: this.now });
     this.protection = dataProtection(loaded);
@@ -160,6 +159,22 @@ export class Gateway {
     this.announcer =
       deps.announcer ??
       new WebhookNotifier(loaded.config.approvals.webhooks, { logger: deps.log, baseDir: loaded.baseDir });
+    this.serverPins = this.createServerPins(deps.log);
+    const starts = new StdioStarts({
+      pins: this.serverPins,
+      journal: (record) => this.audit.append(record),
+      log: deps.log,
+      now: this.now,
+      newId: randomUUID,
+    });
+    this.pool = new UpstreamPool(
+      upstreamSpecs(loaded, deps.log, starts, this.instanceCredentials.byUpstream),
+      deps.log,
+      {
+        limits: loaded.config.limits,
+        now: this.now,
+      },
+    );
     const approvalsCfg = loaded.config.approvals;
     this.approvals = new ApprovalService({
       store: this.records,
@@ -276,6 +291,25 @@ export class Gateway {
     });
     broker.start().catch((err) => log.warn('credential broker not started', { err: String(err) }));
     return broker;
+  }
+
+  /** Server pins in the state store (or the config); a refused start is announced where approval events go. */
+  private createServerPins(log: Logger): ServerPins {
+    const events = new ServerPinEvents({
+      journal: (record) => this.audit.append(record),
+      announcer: this.announcer,
+      log,
+      now: this.now,
+      newId: randomUUID,
+    });
+    return new ServerPins({
+      store: new ServerPinStore(this.records),
+      // File times are the real clock's: an injected one must not make a fresh file look settled.
+      hasher: FileHasher.shared(),
+      events,
+      log,
+      now: this.now,
+    });
   }
 
   /** Pins in the state store; a quarantine is announced where approval events go. */

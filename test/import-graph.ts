@@ -29,6 +29,8 @@ const FOLDERS: Record<string, Layer> = {
   protect: 'domain',
   // The credential broker and its backends; the credentials stage and the gateway use them.
   credentials: 'domain',
+  // Server pinning: what a stdio upstream runs, hashed and checked against its pin before each start.
+  serverpin: 'domain',
   config: 'core',
   protocol: 'core',
   // Logs, metrics and traces are used from every layer and import nothing above them.

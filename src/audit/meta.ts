@@ -48,6 +48,21 @@ export function metaOfRecord(r: Record<string, unknown>): EntryMeta | undefined 
       return undefined;
     return { kind: r.type, callId, principal, tool, decision: event, session, time };
   }
+  if (r.type === 'server-pin' || r.type === 'upstream-start') {
+    // A server pin's life (`event`), or one start of an upstream process and its `result` (started, refused, failed).
+    const principal = isObject(r.principal) ? r.principal.id : undefined;
+    const { callId, tool, session } = r;
+    const decision = r.type === 'server-pin' ? r.event : r.result;
+    if (
+      typeof callId !== 'string' ||
+      typeof principal !== 'string' ||
+      typeof tool !== 'string' ||
+      typeof decision !== 'string' ||
+      typeof session !== 'string'
+    )
+      return undefined;
+    return { kind: r.type, callId, principal, tool, decision, session, time };
+  }
   if (r.type === 'refusal' || r.type === 'refusals') {
     // One refused request (older logs), or the refusals of one source and reason over an interval.
     const callId = r.type === 'refusal' ? r.callId : r.id;

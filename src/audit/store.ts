@@ -6,7 +6,16 @@ import { CompactRange, leafHash } from './merkle.ts';
  * `audit verify`, `tail` and `replay`: a column is never trusted on its own.
  */
 export interface EntryMeta {
-  readonly kind: 'decision' | 'outcome' | 'refusal' | 'approval' | 'breakglass' | 'tool-pin' | 'lease';
+  readonly kind:
+    | 'decision'
+    | 'outcome'
+    | 'refusal'
+    | 'approval'
+    | 'breakglass'
+    | 'tool-pin'
+    | 'server-pin'
+    | 'upstream-start'
+    | 'lease';
   readonly callId: string;
   readonly principal: string;
   readonly tool: string;

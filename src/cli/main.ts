@@ -10,6 +10,7 @@ import { keysRotateCommand } from './keys-rotate.ts';
 import { policyCommand } from './policy.ts';
 import { revokeCommand } from './revoke.ts';
 import { serveCommand } from './serve.ts';
+import { serversCommand } from './servers.ts';
 import { tokenCommand } from './token.ts';
 import { toolsCommand } from './tools.ts';
 import { helpFor, MAIN_USAGE } from './usage.ts';
@@ -29,6 +30,7 @@ export const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   approvals: approvalsCommand,
   breakglass: breakglassCommand,
   tools: toolsCommand,
+  servers: serversCommand,
   // `keys rotate` (gateway token keys, identity) beside the audit verifier key commands.
   keys: (a) => (a[0] === 'rotate' ? keysRotateCommand(a.slice(1)) : keysCommand(a)),
 };

@@ -6,7 +6,8 @@ export const USAGE: Readonly<Record<string, string>> = {
   demo: `Usage: portcullis demo [--port N] [--dir DIR] [--json]
   start on the embedded default (bundled upstreams, SQLite audit) and print a token and URL`,
   config: 'Usage: portcullis config check FILE | portcullis config schema',
-  'config check': 'Usage: portcullis config check FILE\n  validate a config file',
+  'config check':
+    'Usage: portcullis config check FILE\n  validate a config file; warn of stdio upstreams the config does not pin',
   'config schema': 'Usage: portcullis config schema\n  print the config JSON Schema',
   policy: `Usage: portcullis policy <command> [options]
   check --config FILE [--tools TOOLS.json]
@@ -85,6 +86,19 @@ export const USAGE: Readonly<Record<string, string>> = {
   print the diff of the pinned definition against the new one, then accept it as operator NAME`,
   'tools quarantine': `Usage: portcullis tools quarantine UPSTREAM TOOL --config FILE --as NAME --reason TEXT
   hide a pinned tool and refuse calls to it until it is approved again`,
+  servers: `Usage: portcullis servers <command> --config FILE [options]
+  list [--json]                 every stdio upstream: where its pin comes from (config, first-use, operator, none), its state
+  show NAME [--json]            what NAME would run now: each file and package hashed, and whether it matches its pin
+  pin NAME --as NAME            pin what NAME would run now (first approval)
+  approve NAME --as NAME        accept what NAME would run now in place of its pin (after a refusal)`,
+  'servers list': `Usage: portcullis servers list --config FILE [--json]
+  every stdio upstream with where its pin comes from, its state and any refused fingerprint`,
+  'servers show': `Usage: portcullis servers show NAME --config FILE [--json]
+  hash what NAME would run now and compare it with its pin; exit 1 when it does not match`,
+  'servers pin': `Usage: portcullis servers pin NAME --config FILE --as NAME
+  pin the hashes of what NAME would run now in the state store, as operator NAME`,
+  'servers approve': `Usage: portcullis servers approve NAME --config FILE --as NAME
+  accept what NAME would run now (a changed binary or package) in place of its pin, as operator NAME`,
   keys: `Usage: portcullis keys --config FILE | keys generate --origin NAME --out FILE | keys rotate --config FILE
   print the audit verifier key, write a new audit signer key, or rotate the gateway token key`,
   'keys generate': `Usage: portcullis keys generate --origin NAME --out FILE
@@ -107,6 +121,7 @@ Commands:
   approvals list|show|approve|deny --config FILE   decide calls held for approval (--as NAME)
   breakglass open|approve|close|list --config FILE   audited, dual-approved windows that fail open (--as NAME)
   tools  list|approve|quarantine --config FILE   pinned tool definitions (--as NAME)
+  servers list|show|pin|approve --config FILE    pinned stdio server binaries and packages (--as NAME)
   keys rotate --config FILE            new gateway signing key (old one overlaps)
   audit  <verify|checkpoint|proof|verify-proof|consistency|export|tail|replay> --config FILE
   keys   --config FILE | generate --origin NAME --out FILE   audit verifier key

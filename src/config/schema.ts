@@ -7,6 +7,7 @@ import { identitySchema, upstreamMtlsSchema } from '../identity/config.ts';
 import { DEFAULT_MAX_JSON_DEPTH } from '../jsonrpc.ts';
 import { policySchema } from '../policy/config.ts';
 import { protectSchema } from '../protect/config.ts';
+import { serverPinSchema } from '../serverpin/config.ts';
 import { stateSchema } from '../state/config.ts';
 import { isolationSchema, limitsSchema, poisoningSchema } from '../upstream/config.ts';
 import { isLoopbackHost } from './loopback.ts';
@@ -56,6 +57,8 @@ const stdioUpstream = z.strictObject({
       maxDelayMs: z.number().int().positive().default(30_000),
     })
     .prefault({}),
+  /** The hashes it must match to start; without one it is pinned on first use (state store). */
+  pin: serverPinSchema.optional(),
   ...upstreamCommon,
 });
 

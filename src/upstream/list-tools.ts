@@ -9,6 +9,7 @@ import { Aggregator, type ListedItem } from './aggregate.ts';
 import type { RelatedSink } from './connection.ts';
 import { UpstreamPool } from './pool.ts';
 import { upstreamSpecs } from './spec.ts';
+import type { StdioStarts } from './starts.ts';
 
 const NO_CLIENT: RelatedSink = {
   notify() {},
@@ -19,11 +20,18 @@ const NO_CLIENT: RelatedSink = {
   }),
 };
 
-/** For the CLI: every upstream's tools/list, once, with exposed names (what policy is written against). */
-export async function listUpstreamTools(loaded: LoadedConfig, log: Logger): Promise<ListedItem[]> {
+/**
+ * For the CLI: every upstream's tools/list, once, with exposed names (what
+ * policy is written against). Stdio upstreams start through `starts`, server pins checked, as in the gateway.
+ */
+export async function listUpstreamTools(
+  loaded: LoadedConfig,
+  log: Logger,
+  starts: StdioStarts,
+): Promise<ListedItem[]> {
   // A role is minted for the listing and dropped after it; nothing is reaped from beside a running gateway.
   const credentials = postgresRoleCredentials(loaded, { log, now: Date.now, newId: randomUUID, reap: false });
-  const pool = new UpstreamPool(upstreamSpecs(loaded, log, credentials.byUpstream), log, {
+  const pool = new UpstreamPool(upstreamSpecs(loaded, log, starts, credentials.byUpstream), log, {
     limits: loaded.config.limits,
   });
   const agg = new Aggregator(pool, log, {

@@ -7,6 +7,7 @@ import { SessionQuota } from './capacity.ts';
 import type { Isolation, Limits } from './config.ts';
 import { type ClientProfile, GATEWAY_CLIENT, type RelatedSink, UpstreamConnection } from './connection.ts';
 import { InstanceLease } from './instance-lease.ts';
+import type { InstanceHolder } from './start-record.ts';
 import type { MessageTransport } from './transport.ts';
 
 export interface UpstreamSpec {
@@ -18,8 +19,14 @@ export interface UpstreamSpec {
   isolation: Isolation;
   /** Mints the credential each instance is started with (a database role), when the upstream's config names one. */
   credentials?: InstanceCredentials;
-  /** `credential`: the variables minted for this one instance, which only its process receives. */
-  createTransport(start?: { credential?: Readonly<Record<string, string>> }): MessageTransport;
+  /**
+   * Spawns or connects one instance for `holder`; may refuse (a stdio upstream that fails its server pin).
+   * `credential`: the variables minted for this one instance, which only its process receives.
+   */
+  createTransport(
+    holder: InstanceHolder,
+    start?: { credential?: Readonly<Record<string, string>> },
+  ): MessageTransport | Promise<MessageTransport>;
 }
 
 /** Who asks the pool for an upstream instance. */
@@ -277,11 +284,17 @@ export class UpstreamPool {
     await this.waitForBackoff(name, spec.timeoutMs);
     const eraKey = `${who.principal}\u0000${name}\u0000${client.era}`;
     const knownEra = this.eras.get(eraKey);
+    const holder: InstanceHolder = {
+      isolation: inst.isolation,
+      principal: inst.principal,
+      session: inst.isolation === 'session' ? who.key : '',
+    };
     // Minted before the process starts: no credential, no process (ERR_CREDENTIAL_UNAVAILABLE reaches the caller).
     const credential = await this.credentialFor(inst, who.principal, who.key);
     let transport: MessageTransport;
     try {
-      transport = spec.createTransport(credential ? { credential } : {});
+      // A refused start (server pinning) is the caller's answer as is; it is not a crash to back off from.
+      transport = await spec.createTransport(holder, credential ? { credential } : {});
     } catch (err) {
       await inst.lease?.revoke();
       throw err;

@@ -5,20 +5,22 @@ import { ConfigError } from '../errors.ts';
 import type { Logger } from '../observability/log.ts';
 import { httpTransport } from './http.ts';
 import type { UpstreamSpec } from './pool.ts';
-import { stdioTransport } from './stdio.ts';
+import type { StdioStarts } from './starts.ts';
 
 /**
- * Every configured upstream, as the pool spawns and connects it. `credentials`
- * mints the credential of each instance of an upstream whose config names a
- * per-instance one (postgres-role); such an upstream without it is refused.
+ * Every configured upstream, as the pool spawns and connects it. Each stdio
+ * start goes through `starts` (server pinning, audit); `credentials` mints the
+ * credential of each instance of an upstream whose config names a per-instance
+ * one (postgres-role); such an upstream without it is refused.
  */
 export const upstreamSpecs = (
   loaded: LoadedConfig,
   log: Logger,
+  starts: StdioStarts,
   credentials: ReadonlyMap<string, InstanceCredentials>,
 ): UpstreamSpec[] =>
   Object.entries(loaded.config.upstreams).map(([name, cfg]) =>
-    upstreamSpec(name, cfg, loaded.baseDir, log, credentials.get(name)),
+    upstreamSpec(name, cfg, loaded.baseDir, log, starts, credentials.get(name)),
   );
 
 function upstreamSpec(
@@ -26,6 +28,7 @@ function upstreamSpec(
   cfg: UpstreamConfig,
   baseDir: string,
   log: Logger,
+  starts: StdioStarts,
   credentials: InstanceCredentials | undefined,
 ): UpstreamSpec {
   const restart = cfg.transport === 'stdio' ? cfg.restart : { initialDelayMs: 250, maxDelayMs: 30_000 };
@@ -41,9 +44,9 @@ function upstreamSpec(
     restart,
     isolation: cfg.isolation,
     ...(credentials ? { credentials } : {}),
-    createTransport: (start = {}) =>
+    createTransport: (holder, start = {}) =>
       cfg.transport === 'stdio'
-        ? stdioTransport(name, cfg, baseDir, log, start.credential ?? {})
+        ? starts.open(name, cfg, baseDir, holder, start.credential ?? {})
         : httpTransport(name, cfg, baseDir, log),
   };
 }

@@ -21,11 +21,13 @@ export function stdioTransport(
   baseDir: string,
   log: Logger,
   credential: Readonly<Record<string, string>> = {},
+  /** The file to spawn: the command as server pinning resolved and checked it. */
+  executable: string = cfg.command,
 ): MessageTransport {
   const configured = Object.entries(cfg.env).map(([k, v]) => [k, resolveValue(v, baseDir)]);
   const env = { ...Object.fromEntries(configured), ...credential };
   const transport = new StdioClientTransport({
-    command: cfg.command,
+    command: executable,
     args: withCredential(cfg, credential),
     env,
     cwd: cfg.cwd ? resolve(baseDir, cfg.cwd) : baseDir,

@@ -98,7 +98,7 @@ describe('an upstream instance started with a role minted for it', () => {
           restart: { initialDelayMs: 10, maxDelayMs: 100 },
           isolation: opts.isolation ?? 'principal',
           credentials,
-          createTransport: (start) => {
+          createTransport: (_holder, start) => {
             const transport = new HandshakeOnly();
             started.push({ env: start?.credential ?? {}, transport });
             return transport;
