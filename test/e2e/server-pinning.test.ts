@@ -151,7 +151,7 @@ function swap(path: string, text: string): void {
 
 /** A patched build of the fixture: the same server, another answer. */
 const patched = (path: string) =>
-  readFileSync(path, 'utf8').replace("'bye' : answer", "'bye' : `${answer} patched`");
+  readFileSync(path, 'utf8').replace("'bye' : answer", "'bye' : answer + ' patched'");
 
 /** The fixture installed as an npm package with its bin linked, as `npm install` lays it out. */
 function fakePackage(): { project: string; pkg: string } {
@@ -212,11 +212,11 @@ describe('server pinning: a stdio upstream runs only the code that was pinned', 
     assert.notEqual(refusedPin.actual.digest, pin.actual.digest);
     assert.equal(auditRecords(s, 'outcome').at(-1)?.error, 'ERR_SERVER_PIN_MISMATCH');
     const [alert] = await receiver.received(1);
+    const data = alert?.data as Record<string, unknown> | undefined;
     assert.equal(alert?.type, 'server.refused');
-    assert.deepEqual((alert?.data as Record<string, unknown>).upstream, 'pinned');
-    assert.equal(
-      (alert?.data as Record<string, unknown>).approveCommand,
-      'portcullis servers approve pinned --as NAME',
+    assert.deepEqual(
+      [data?.upstream, data?.code, data?.approveCommand],
+      ['pinned', 'ERR_SERVER_PIN_MISMATCH', 'portcullis servers approve pinned --as NAME'],
     );
 
     // Refused again on the next call, still with one alert for this fingerprint.
@@ -277,7 +277,7 @@ describe('server pinning: a stdio upstream runs only the code that was pinned', 
 
     const c = await client(s);
     assert.equal(await answer(c), 'build 1');
-    assert.equal((auditRecords(s, 'upstream-start')[0]?.pin as { source: string }).source, 'stored');
+    assert.equal((auditRecords(s, 'upstream-start')[0]!.pin as { source: string }).source, 'stored');
 
     swap(join(pkg, 'bin', 'answer.mjs'), "export const answer = 'build 2';\n");
     await restart(s, c);
@@ -303,7 +303,7 @@ describe('server pinning: a stdio upstream runs only the code that was pinned', 
     });
     const c = await client(s);
     assert.equal(await answer(c), 'build 1');
-    assert.equal((auditRecords(s, 'upstream-start')[0]?.pin as { source: string }).source, 'config');
+    assert.equal((auditRecords(s, 'upstream-start')[0]!.pin as { source: string }).source, 'config');
 
     swap(join(pkg, 'bin', 'answer.mjs'), "export const answer = 'build 2';\n");
     await restart(s, c);
