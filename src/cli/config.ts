@@ -34,7 +34,9 @@ function serverPinWarnings(config: Config): string[] {
   for (const [name, up] of Object.entries(config.upstreams)) {
     if (up.transport !== 'stdio') continue;
     if (!up.pin)
-      out.push(`upstreams.${name}: no pin; pinned on first use (see portcullis servers pin ${name})`);
+      out.push(
+        `upstreams.${name}: no pin in the config; the state store pins it at first use (or: portcullis servers pin ${name})`,
+      );
     const spec = npxSpec(up.command, up.args);
     if (spec !== undefined && !exactVersion(spec))
       out.push(

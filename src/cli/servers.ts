@@ -175,14 +175,20 @@ async function show(
     ...describe(name, cfg, stored),
     actual,
     entry: entryOf(actual),
-    matches: differs.length === 0 && stored?.status !== 'refused',
+    matches: differs.length === 0 && (cfg.pin !== undefined || stored?.status !== 'refused'),
     differs,
   };
   if (json) out(JSON.stringify(report));
-  else {
+  else if (report.source === 'none') {
+    out(
+      `${name}: not pinned yet: its next start pins what is listed here (or: portcullis servers pin ${name})`,
+    );
+  } else {
     out(
       `${name}: ${report.matches ? 'matches its pin' : `does not match its pin (${differs.join(', ') || 'refused until approved'})`} [pin: ${report.source}]`,
     );
+  }
+  if (!json) {
     for (const f of actual.files) out(`  ${f.role.padEnd(11)} ${f.sha256}  ${f.path}`);
     if (actual.package)
       out(

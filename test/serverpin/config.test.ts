@@ -69,7 +69,7 @@ describe('config check and server pins', () => {
     const checked = await runCli(['config', 'check', file]);
     assert.equal(checked.code, 0, checked.stderr);
     assert.deepEqual(checked.stderr.trim().split('\n'), [
-      'warning: upstreams.loose: no pin; pinned on first use (see portcullis servers pin loose)',
+      'warning: upstreams.loose: no pin in the config; the state store pins it at first use (or: portcullis servers pin loose)',
       'warning: upstreams.loose: npx @modelcontextprotocol/server-memory names no exact version (pkg@1.2.3); npx may fetch another at start',
     ]);
   });
