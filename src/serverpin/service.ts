@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../errors.ts';
+import { type ErrorCode, PortcullisError } from '../errors.ts';
 import type { Logger } from '../observability/log.ts';
 import type { StoredRecord } from '../state/records.ts';
 import type { FileHasher } from './digest.ts';
@@ -36,7 +36,10 @@ export type Verdict =
       readonly ok: false;
       readonly code: Extract<
         ErrorCode,
-        'ERR_SERVER_PIN_MISMATCH' | 'ERR_SERVER_UNVERIFIED' | 'ERR_STATE_UNAVAILABLE'
+        | 'ERR_SERVER_PIN_MISMATCH'
+        | 'ERR_SERVER_UNVERIFIED'
+        | 'ERR_STATE_UNAVAILABLE'
+        | 'ERR_AUDIT_UNAVAILABLE'
       >;
       /** For the log and the audit record: which hashes differ, or why nothing could be hashed. */
       readonly reason: string;
@@ -55,6 +58,9 @@ export interface ServerPinsDeps {
 }
 
 const TRIES = 5;
+
+const isAuditDown = (err: unknown): boolean =>
+  err instanceof PortcullisError && err.code === 'ERR_AUDIT_UNAVAILABLE';
 
 /**
  * Server pinning: before a stdio upstream is spawned, the files it would run
@@ -103,11 +109,12 @@ export class ServerPins {
         ...base,
       });
     }
+    // Fail closed: a pin that cannot be read, or a first pin that cannot be recorded, starts nothing.
     return this.checkStored(launch.upstream, seen).catch((err: unknown) =>
       this.refused(launch.upstream, {
         ok: false,
-        code: 'ERR_STATE_UNAVAILABLE',
-        reason: `server pins unreadable: ${String(err)}`,
+        code: isAuditDown(err) ? 'ERR_AUDIT_UNAVAILABLE' : 'ERR_STATE_UNAVAILABLE',
+        reason: `server pin not checked: ${String(err)}`,
         ...seen,
       }),
     );
