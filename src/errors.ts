@@ -224,6 +224,26 @@ export const ERRORS = {
   ERR_RESULT_WITHHELD: { rpc: JSONRPC.DENIED, http: 403, public: 'Result withheld: %s' },
   ERR_CREDENTIAL_UNAVAILABLE: { rpc: JSONRPC.DENIED, http: 503, public: 'Service unavailable' },
   ERR_INTERNAL: INTERNAL,
+  ERR_ATTESTATION_FAILED: {
+    rpc: JSONRPC.INTERNAL_ERROR,
+    http: 500,
+    public: 'Result withheld: it could not be signed',
+  },
+  ERR_ATTESTATION_MISSING: INTERNAL,
+  ERR_ATTESTATION_INVALID: INTERNAL,
+  ERR_ATTESTATION_KEY_UNKNOWN: INTERNAL,
+  ERR_ATTESTATION_NOT_LOGGED: INTERNAL,
+  ERR_REQUEST_SIGNATURE_INVALID: { rpc: JSONRPC.DENIED, http: 403, public: 'Denied: bad request signature' },
+  ERR_REQUEST_SIGNATURE_STALE: {
+    rpc: JSONRPC.DENIED,
+    http: 403,
+    public: 'Denied: the request signature is outside the time window',
+  },
+  ERR_REQUEST_SIGNATURE_REPLAYED: {
+    rpc: JSONRPC.DENIED,
+    http: 409,
+    public: 'Denied: the request signature was already used',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
 import type { Announcer } from './approval/service.ts';
 import { ApprovalService } from './approval/service.ts';
 import { HeldCalls } from './approval/wakeups.ts';
 import { WebhookNotifier } from './approval/webhooks.ts';
+import type { DetachedSigner } from './attest/detached.ts';
+import { AttestationKeys } from './attest/keys.ts';
+import { RequestSignatures } from './attest/request-signature.ts';
 import { AuditService } from './audit/service.ts';
 import { BreakGlass } from './breakglass/guard.ts';
 import type { LoadedConfig } from './config/load.ts';
@@ -28,6 +32,7 @@ import { ToolPins, upstreamPinning } from './pinning/tool-pins.ts';
 import type { CallContext } from './pipeline/context.ts';
 import { createPipeline, type Pipeline, type Stage } from './pipeline/runner.ts';
 import { approvalStage } from './pipeline/stages/approval.ts';
+import { attestStage } from './pipeline/stages/attest.ts';
 import { auditDecisionStage } from './pipeline/stages/audit-decision.ts';
 import { auditOutcomeStage } from './pipeline/stages/audit-outcome.ts';
 import { authorizeStage } from './pipeline/stages/authorize.ts';
@@ -41,6 +46,7 @@ import { maskStage } from './pipeline/stages/mask.ts';
 import { metricsStage } from './pipeline/stages/metrics.ts';
 import { paramHeadersStage } from './pipeline/stages/param-headers.ts';
 import { parseStage } from './pipeline/stages/parse.ts';
+import { requestSignatureStage } from './pipeline/stages/request-signature.ts';
 import { routeStage } from './pipeline/stages/route.ts';
 import { validateStage } from './pipeline/stages/validate.ts';
 import { PolicyService } from './policy/service.ts';
@@ -119,6 +125,8 @@ export class Gateway {
   readonly credentials: CredentialBroker;
   /** Approval and break-glass events go out here (webhooks; the log records each delivery). */
   readonly announcer: Announcer & { close?(): Promise<void> };
+  /** Signs results (`attest.results`); null when off. Its keys are published in the JWKS. */
+  readonly resultSigner: DetachedSigner | null;
   private readonly sweeper: NodeJS.Timeout;
   /** Database roles minted for each instance of a postgres-role upstream (reaped at start, revoked at its end). */
   private readonly instanceCredentials: InstanceCredentialSet;
@@ -140,8 +148,17 @@ export class Gateway {
       newId: randomUUID,
       reap: true,
     });
+    const attest = loaded.config.attest;
+    // Loaded (or created) at start: a key directory that cannot be written stops the start, not a call.
+    const attestKeys = new AttestationKeys(resolve(loaded.baseDir, attest.keyDir), this.now);
+    this.resultSigner = attest.results ? attestKeys.signer() : null;
     this.identity =
-      deps.identity ?? createIdentity(loaded.config, loaded.baseDir, { log: deps.log, now: this.now });
+      deps.identity ??
+      createIdentity(loaded.config, loaded.baseDir, {
+        log: deps.log,
+        now: this.now,
+        publishedKeys: () => (attest.results ? attestKeys.jwks().keys : []),
+      });
     this.protection = dataProtection(loaded);
     this.policy = new PolicyService(loaded.config.policy, loaded.baseDir, {
       log: deps.log,
@@ -215,6 +232,15 @@ export class Gateway {
       identifyStage(this.identity, 'identify'),
       routeStage(this.aggregator, this.pool.names),
       paramHeadersStage(this.aggregator),
+      // Before validate: policy's `context.request.signed`, and a bad signature never reaches policy.
+      requestSignatureStage(
+        new RequestSignatures({
+          registered: attest.requests.keys,
+          nonces: this.records,
+          now: this.now,
+          maxSkewMs: attest.requests.maxSkewSeconds * 1000,
+        }),
+      ),
       validateStage(this.aggregator, policy),
       authorizeStage(policy, HONOURED, this.breakGlass),
       auditDecisionStage(this.audit, this.now),
@@ -259,6 +285,8 @@ export class Gateway {
         markSensitive: (principalId) => policy.facts.markSensitive(principalId, policy.now()),
         log: deps.log,
       }),
+      // Then signed as masked, before the outcome record that keeps the signature's hash and key.
+      attestStage({ signer: this.resultSigner, now: this.now }),
       ...(deps.terminal ?? []),
       auditOutcomeStage(this.audit, this.now),
       // Last, so it sees how long every other stage took.

@@ -31,6 +31,8 @@ const FOLDERS: Record<string, Layer> = {
   credentials: 'domain',
   // Server pinning: what a stdio upstream runs, hashed and checked against its pin before each start.
   serverpin: 'domain',
+  // Signed results and caller-signed requests: the attest stages and `portcullis attest verify` use it.
+  attest: 'domain',
   config: 'core',
   protocol: 'core',
   // Logs, metrics and traces are used from every layer and import nothing above them.

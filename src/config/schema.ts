@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { adminSchema } from '../admin/config.ts';
 import { approvalsSchema } from '../approval/config.ts';
+import { attestSchema } from '../attest/config.ts';
 import { auditSchema } from '../audit/config.ts';
 import { credentialPlacementIssues, credentialsSchema } from '../credentials/config.ts';
 import { identitySchema, upstreamMtlsSchema } from '../identity/config.ts';
@@ -123,6 +124,8 @@ export const configSchema = z
     approvals: approvalsSchema,
     /** Secrets and personal data: detectors, scan bounds, masking of results. */
     protect: protectSchema,
+    /** Signed results and caller-signed requests. */
+    attest: attestSchema,
   })
   .superRefine((cfg, ctx) => {
     const seen = new Map<string, string>();

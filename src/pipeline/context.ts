@@ -1,3 +1,4 @@
+import type { AttestationSummary } from '../attest/result.ts';
 import type { PortcullisError } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { JsonRpcRequest, JsonRpcResponse } from '../jsonrpc.ts';
@@ -42,6 +43,8 @@ export interface CallContext {
   callInput?: CallInput;
   /** What policy decides a `subscriptions/listen` on (validate stage, for authorize, forward and the audit). */
   listenInput?: ListenInput;
+  /** The caller signed this request and the signature held (request-signature stage): policy's `context.request.signed`. */
+  requestSigned?: boolean;
   /** The authorization decision for this call (policy stage). */
   decision?: Decision;
   /** Index of this call's decision record in the audit log (audit-decision stage, for the outcome record). */
@@ -69,6 +72,8 @@ export interface CallContext {
    * Unset when nothing was forwarded.
    */
   upstream?: 'answered' | 'no-answer';
+  /** The signature the result went out with (attest stage): the outcome record keeps its hash and key. */
+  attestation?: AttestationSummary;
   /** Set when a stage ended the call or something failed; never sent as-is. */
   error?: PortcullisError;
   /** Milliseconds spent in each stage. */
