@@ -1,6 +1,7 @@
 import { YamlSyntaxError } from '../config/load.ts';
 import { ConfigError, PortcullisError, UsageError } from '../errors.ts';
 import { approvalsCommand } from './approvals.ts';
+import { attestCommand } from './attest.ts';
 import { auditCommand } from './audit.ts';
 import { breakglassCommand } from './breakglass.ts';
 import { configCommand } from './config.ts';
@@ -31,6 +32,7 @@ export const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   breakglass: breakglassCommand,
   tools: toolsCommand,
   servers: serversCommand,
+  attest: attestCommand,
   // `keys rotate` (gateway token keys, identity) beside the audit verifier key commands.
   keys: (a) => (a[0] === 'rotate' ? keysRotateCommand(a.slice(1)) : keysCommand(a)),
 };

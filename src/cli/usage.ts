@@ -56,6 +56,13 @@ export const USAGE: Readonly<Record<string, string>> = {
   print the matching calls in log order, each entry proven against the latest signed checkpoint;
   at least one of --session, --principal, --since (ISO-8601, or a time ago: 15m, 2h, 7d);
   --key checks with a verifier key and signs nothing; exit 1 naming an entry that was tampered with`,
+  attest: `Usage: portcullis attest verify FILE (--jwks URL|FILE | --config FILE)
+  verify FILE   check a saved response's signed result; with --config, also that the audit log holds the call`,
+  'attest verify': `Usage: portcullis attest verify FILE [--jwks URL|FILE] [--config FILE]
+  check the attestation of a saved JSON-RPC response (or bare result) against a JWKS:
+  --jwks from a URL (/.well-known/jwks.json) or a file, else the config's attest.keyDir;
+  --config also checks the audit log: the decision record at the attested index names the call,
+  and its outcome record keeps the same result hash and key. Exit 0 ok, 1 with the error code`,
   approvals: `Usage: portcullis approvals <command> --config FILE [options]
   list [--all] [--json]                              the approvals waiting (--all: every one kept)
   show ID [--json]                                   one approval, with the arguments it would release
@@ -125,6 +132,7 @@ Commands:
   keys rotate --config FILE            new gateway signing key (old one overlaps)
   audit  <verify|checkpoint|proof|verify-proof|consistency|export|tail|replay> --config FILE
   keys   --config FILE | generate --origin NAME --out FILE   audit verifier key
+  attest verify FILE [--jwks URL|FILE] [--config FILE]   check a signed result (and that the log holds it)
 
 Every command answers --help with its usage.
 Exit codes: 0 ok, 1 check failed, 2 usage or config error.`;

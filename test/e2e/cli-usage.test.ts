@@ -49,6 +49,8 @@ const COMMAND_WORDS = [
   'keys',
   'keys generate',
   'keys rotate',
+  'attest',
+  'attest verify',
 ];
 
 describe('--help', { concurrency: 2 }, () => {
