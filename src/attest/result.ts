@@ -32,12 +32,21 @@ export interface AttestationSummary {
 }
 
 /**
- * SHA-256 (hex) of the RFC 8785 canonical result, with its attestation left
- * out (and `_meta` with it when nothing else is in it).
+ * What a signature covers: the result without its attestation (and without
+ * `_meta` when nothing else is in it), and without `resultType` when it is
+ * `"complete"`: the 2026-07-28 era's default, which SDK clients drop when they
+ * parse a result, so a result saved from one still verifies.
  */
+export function signedForm(result: JsonObject): JsonObject {
+  const { resultType, ...rest } = withoutMetaKey(result, ATTESTATION_META_KEY);
+  return resultType === undefined || resultType === 'complete' ? rest : { ...rest, resultType };
+}
+
+/** SHA-256 (hex) of the RFC 8785 canonical signed form of the result. */
 export function resultHashOf(result: JsonObject): string {
-  const canonical = canonicalize(withoutMetaKey(result, ATTESTATION_META_KEY));
-  return createHash('sha256').update(canonical, 'utf8').digest('hex');
+  return createHash('sha256')
+    .update(canonicalize(signedForm(result)), 'utf8')
+    .digest('hex');
 }
 
 /** The detached payload: the canonical JSON of the result's hash and the claims. */

@@ -116,6 +116,18 @@ describe('result attestation', () => {
     await failsWith(verifyAttestation(changed, k.jwks()), 'ERR_ATTESTATION_INVALID');
   });
 
+  it('still verifies once an SDK dropped resultType "complete", and covers any other resultType', async () => {
+    const k = keys();
+    const { result } = attestResult(k.signer(), { ...RESULT, resultType: 'complete' }, claims);
+    const { resultType: _, ...parsed } = result;
+    await verifyAttestation(parsed, k.jwks());
+    const { result: input } = attestResult(k.signer(), { ...RESULT, resultType: 'input_required' }, claims);
+    await failsWith(
+      verifyAttestation({ ...input, resultType: 'complete' }, k.jwks()),
+      'ERR_ATTESTATION_INVALID',
+    );
+  });
+
   it('refuses a document without an attestation, and an error response', async () => {
     const k = keys();
     await failsWith(verifyAttestation(RESULT, k.jwks()), 'ERR_ATTESTATION_MISSING');

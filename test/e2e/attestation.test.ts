@@ -15,7 +15,15 @@ import { requestPayload, SIGNATURE_META_KEY } from '../../src/attest/request-sig
 import { ATTESTATION_META_KEY, attestResult, resultHashOf, resultPayload } from '../../src/attest/result.ts';
 import { JSONRPC } from '../../src/errors.ts';
 import { GatewayKeyDir } from '../../src/identity/gateway-keys.ts';
-import { probeUpstream, runCli, startAuthTestGateway, TEST_RESOURCE, textOf } from '../helpers.ts';
+import {
+  httpClient,
+  probeUpstream,
+  runCli,
+  startAuthTestGateway,
+  startTestGateway,
+  TEST_RESOURCE,
+  textOf,
+} from '../helpers.ts';
 
 /** Everything goes, but `echo` only when the caller signed the request. */
 const POLICY = `
@@ -290,5 +298,44 @@ describe('caller-signed requests through the gateway', () => {
     assert.equal(textOf(await s.client.callTool({ ...params, _meta: meta })), 'once');
     await assert.rejects(s.client.callTool({ ...params, _meta: meta }), deniedWith(/already used/));
     assert.equal(lastOutcome(s.dir).error, 'ERR_REQUEST_SIGNATURE_REPLAYED');
+  });
+});
+
+describe('an open gateway (identity.mode: none)', () => {
+  it('publishes its result-signing key, and its results verify against it', async () => {
+    const gw = await startTestGateway({ upstreams: { probe: probeUpstream() } });
+    try {
+      const jwks = (await (await fetch(new URL('/.well-known/jwks.json', gw.listener.url))).json()) as {
+        keys: { kid: string }[];
+      };
+      const client = await httpClient(gw.listener.url, 'modern');
+      const result = await client.callTool({ name: 'probe__pid', arguments: {} });
+      await client.close();
+      const att = (result._meta as Record<string, { kid: string }>)[ATTESTATION_META_KEY]!;
+      assert.deepEqual(
+        jwks.keys.map((k: { kid: string }) => k.kid),
+        [att.kid],
+      );
+      const dir = realpathSync(mkdtempSync(join(tmpdir(), 'pc-attest-open-')));
+      writeFileSync(join(dir, 'jwks.json'), JSON.stringify(jwks));
+      const r = await runCli(['attest', 'verify', save(dir, result), '--jwks', join(dir, 'jwks.json')]);
+      assert.equal(r.code, 0, r.stderr);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('signs nothing and publishes no key with attest.results: false', async () => {
+    const gw = await startTestGateway({ upstreams: { probe: probeUpstream() }, attest: { results: false } });
+    try {
+      const res = await fetch(new URL('/.well-known/jwks.json', gw.listener.url));
+      assert.equal(res.status, 404);
+      const client = await httpClient(gw.listener.url, 'legacy');
+      const result = await client.callTool({ name: 'probe__pid', arguments: {} });
+      await client.close();
+      assert.equal((result._meta as Record<string, unknown> | undefined)?.[ATTESTATION_META_KEY], undefined);
+    } finally {
+      await gw.close();
+    }
   });
 });
