@@ -35,6 +35,10 @@ const SCOPE = 'echo:call';
 const CREDENTIALS = fs.existsSync(
   path.join(path.resolve(process.env.BENCH_GATEWAY_ROOT || ROOT), 'src', 'credentials', 'broker.ts'),
 );
+/** Whether that gateway signs results (a base commit from before it has no `attest` section). */
+const ATTESTATION = fs.existsSync(
+  path.join(path.resolve(process.env.BENCH_GATEWAY_ROOT || ROOT), 'src', 'attest'),
+);
 const DATA_PROTECTION =
   process.env.BENCH_DATA_PROTECTION !== 'off' &&
   fs.existsSync(path.join(path.resolve(process.env.BENCH_GATEWAY_ROOT || ROOT), 'src', 'protect'));
@@ -87,6 +91,8 @@ export function fullPipelineConfig({ name, upstream, port, fx }: VariantInput): 
       audit: sqliteAudit(fx, name),
       // Every result of the read tier masked, whatever the decision says.
       ...(DATA_PROTECTION ? { protect: { mask: { tiers: { read: 'redact' } } } } : {}),
+      // Every result signed (the default), its keys beside the variant's other files.
+      ...(ATTESTATION ? { attest: { keyDir: path.join(fx.dir, name, 'attest-keys') } } : {}),
     },
     controls: [
       'JWT ES256 (external issuer, JWKS)',
@@ -96,6 +102,7 @@ export function fullPipelineConfig({ name, upstream, port, fx }: VariantInput): 
       'Cedar, 100 policies',
       ...(DATA_PROTECTION ? ['masking: every result scanned and redacted'] : []),
       ...(minted ? ['minted JWT per call (EdDSA, lease recorded in the audit log)'] : []),
+      ...(ATTESTATION ? ['result attestation (Ed25519 detached JWS)'] : []),
       'audit SQLite WAL+FULL, group commit',
     ],
     clientHeaders: { authorization: `Bearer ${fx.mintToken(resource)}` },
@@ -139,6 +146,7 @@ export function passThroughConfig({ name, upstream, port, fx }: VariantInput): V
       'revocation (SQLite)',
       'argument validation',
       'Cedar, permit-all',
+      'result attestation (Ed25519)',
       'audit SQLite WAL+FULL, group commit',
     ],
     clientHeaders: { authorization: `Bearer ${fx.mintToken(resource)}` },
@@ -155,7 +163,13 @@ export function openGatewayConfig({ name, upstream, port, fx }: VariantInput): V
       policy: { files: [PERMIT_ALL], tiers: { [TOOL]: 'read' } },
       audit: sqliteAudit(fx, name),
     },
-    controls: ['no identity (open, loopback)', 'argument validation', 'Cedar, permit-all', 'audit SQLite'],
+    controls: [
+      'no identity (open, loopback)',
+      'argument validation',
+      'Cedar, permit-all',
+      'result attestation (Ed25519)',
+      'audit SQLite',
+    ],
     clientHeaders: {},
   };
 }

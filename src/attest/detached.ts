@@ -10,7 +10,7 @@ import { isObject, type JsonObject } from '../jsonrpc.ts';
  * refuse it, and JWT libraries refuse an unencoded payload: a signature made
  * here can never pass for a token.
  */
-export const DETACHED = { b64: false, crit: ['b64'] } as const;
+export const DETACHED: { readonly b64: false; readonly crit: string[] } = { b64: false, crit: ['b64'] };
 
 /** `typ` of a result attestation and of a caller's request signature: neither can stand for the other. */
 export const RESULT_TYP = 'portcullis-result+jws';
