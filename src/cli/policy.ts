@@ -107,6 +107,7 @@ async function explain(args: string[]): Promise<number> {
     time: { type: 'string' },
     'sensitive-read': { type: 'boolean', default: false },
     tainted: { type: 'boolean', default: false },
+    signed: { type: 'boolean', default: false },
   });
   if (!values.config || !values.tool) throw new UsageError(USAGE);
   const loaded = loadConfigFile(values.config);
@@ -120,6 +121,7 @@ async function explain(args: string[]): Promise<number> {
       : {}),
     ...(values.time ? { time: values.time } : {}),
     session: { sensitiveRead: values['sensitive-read'], tainted: values.tainted },
+    signed: values.signed,
   };
   const out = evaluateCase(svc, c);
   const report =

@@ -19,7 +19,8 @@ export const USAGE: Readonly<Record<string, string>> = {
   'policy test': `Usage: portcullis policy test CASES.yaml [--config FILE] [--tools TOOLS.json]
   run YAML cases against their expected decisions; exit 1 on a mismatch`,
   'policy explain': `Usage: portcullis policy explain --config FILE --tool NAME [--args JSON] [--reason TEXT]
-                            [--principal JSON] [--time ISO] [--sensitive-read] [--tainted] [--tools TOOLS.json]
+                            [--principal JSON] [--time ISO] [--sensitive-read] [--tainted] [--signed]
+                            [--tools TOOLS.json]
   show the decision for one call and the policies that made it`,
   token:
     'Usage: portcullis token issue --config FILE --sub S [--tools a,b] [--prompts a,b] [--resources URI*,…] [--ttl 10m] --reason TEXT',
