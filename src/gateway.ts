@@ -362,7 +362,7 @@ export class Gateway {
     request: JsonRpcRequest,
     session: DownstreamSession,
     sink: RelatedSink,
-    opts: { requestHeaders?: CallContext['requestHeaders'] } = {},
+    opts: { requestHeaders?: CallContext['requestHeaders']; subjectToken?: string } = {},
   ): Promise<CallResult> {
     const abort = new AbortController();
     session.inflight.set(request.id, abort);
@@ -376,6 +376,7 @@ export class Gateway {
       signal: abort.signal,
       timings: {},
       ...(opts.requestHeaders ? { requestHeaders: opts.requestHeaders } : {}),
+      ...(opts.subjectToken ? { subjectToken: opts.subjectToken } : {}),
     };
     const run = this.pipeline.run(ctx);
     this.inPipeline.set(run, ctx);

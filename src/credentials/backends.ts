@@ -3,6 +3,7 @@ import { ConfigError } from '../errors.ts';
 import type { CredentialsConfig, MintedJwtConfig, StaticSecretConfig } from './config.ts';
 import { MintedJwtBackend, type SigningKeySource } from './minted-jwt.ts';
 import { StaticBackend } from './static.ts';
+import { createTokenExchangeBackend } from './token-exchange.ts';
 import type { CredentialBackend } from './types.ts';
 
 export interface BackendDeps {
@@ -26,7 +27,9 @@ export function credentialBackends(config: Config, deps: BackendDeps): Map<strin
   const backends = new Map<string, CredentialBackend>();
   for (const [name, upstream] of Object.entries(config.upstreams)) {
     const creds = upstream.credentials;
-    if (creds) backends.set(name, backendFor(name, upstream, creds, deps));
+    // A postgres-role credential is minted when its stdio instance starts (instance-backends.ts), not per call.
+    if (creds && creds.kind !== 'postgres-role')
+      backends.set(name, backendFor(name, upstream, creds, config, deps));
   }
   return backends;
 }
@@ -34,7 +37,8 @@ export function credentialBackends(config: Config, deps: BackendDeps): Map<strin
 function backendFor(
   name: string,
   upstream: UpstreamConfig,
-  creds: CredentialsConfig,
+  creds: Exclude<CredentialsConfig, { kind: 'postgres-role' }>,
+  config: Config,
   deps: BackendDeps,
 ): CredentialBackend {
   switch (creds.kind) {
@@ -42,11 +46,16 @@ function backendFor(
       return mintedJwt(name, upstream, creds, deps);
     case 'static':
       return staticSecret(name, upstream, creds, deps);
-    // The token-exchange (TokenExchangeBackend, token-exchange.ts) and postgres-role
-    // (PostgresRoleBackend, postgres-role.ts) backends are constructed here.
     case 'token-exchange':
-    case 'postgres-role':
-      throw refused(name, `credentials.kind ${creds.kind} is not available in this build`);
+      if (upstream.transport !== 'http')
+        throw refused(name, 'an exchanged token travels in an HTTP header: http upstreams only');
+      refuseHeaderClash(name, upstream, creds.header.toLowerCase());
+      return createTokenExchangeBackend(creds, {
+        upstream: name,
+        identity: config.identity,
+        baseDir: deps.baseDir,
+        now: deps.now,
+      });
   }
 }
 

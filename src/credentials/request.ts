@@ -15,13 +15,16 @@ export interface CallToCredential {
   /** The params as they go upstream. */
   readonly params: JsonObject | undefined;
   readonly signal?: AbortSignal;
+  /** The caller's verified bearer token, for a token-exchange backend's subject token only. */
+  readonly subjectToken?: string;
 }
 
 /**
  * What a credential for this call is bound to. The argument hash is the
  * SHA-256 of the RFC 8785 canonical `arguments` the upstream receives (`{}`
  * when there are none), so the upstream can recompute it. The caller's own
- * token is not passed on: a backend never needs it to be sent anywhere.
+ * token goes only to a token-exchange backend, as the subject token it sends
+ * to the authorization server; never upstream.
  */
 export function credentialRequest(call: CallToCredential): CredentialRequest {
   const isToolCall = call.method === 'tools/call' && call.tool !== undefined;
@@ -34,5 +37,6 @@ export function credentialRequest(call: CallToCredential): CredentialRequest {
     sessionKey: call.sessionKey,
     callId: call.callId,
     ...(call.signal ? { signal: call.signal } : {}),
+    ...(call.subjectToken ? { subjectToken: call.subjectToken } : {}),
   };
 }

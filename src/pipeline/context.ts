@@ -32,6 +32,11 @@ export interface CallContext {
    * over HTTP in the modern era: the param-headers stage checks `Mcp-Param-*` against the body.
    */
   readonly requestHeaders?: Readonly<Record<string, string | string[] | undefined>>;
+  /**
+   * The bearer token this request came with, verified by the listener: only a
+   * token-exchange backend reads it (as its subject token). Never logged, audited or forwarded.
+   */
+  readonly subjectToken?: string;
   /** Aborted when the client cancels or goes away. */
   readonly signal: AbortSignal;
   /** Who is calling; starts as the session's (verified by the transport), re-checked by the identify stage on every call. */

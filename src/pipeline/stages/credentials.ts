@@ -40,6 +40,7 @@ async function attach(
       ...(route.target ? { tool: route.target.original } : {}),
       params: route.params,
       signal: ctx.signal,
+      ...(ctx.subjectToken ? { subjectToken: ctx.subjectToken } : {}),
     }),
   );
   ctx.leaseId = leaseId;
