@@ -151,7 +151,7 @@ describe('credentials a gateway cannot honour', () => {
     );
   });
 
-  it('refuses to start with a backend this build does not have, rather than send nothing', () => {
+  it('refuses to start a token-exchange upstream on an open gateway, whose callers have no token to exchange', () => {
     const credentials = {
       kind: 'token-exchange',
       tokenEndpoint: 'http://127.0.0.1:9/token',
@@ -159,7 +159,7 @@ describe('credentials a gateway cannot honour', () => {
       clientSecret: 'env:NOPE',
       audience: 'api',
     };
-    assert.throws(() => build({ mode: 'none' }, { ...http, credentials }), refused(/not available/));
+    assert.throws(() => build({ mode: 'none' }, { ...http, credentials }), refused(/identity.mode: token/));
   });
 
   it('refuses a credential header the upstream also configures', () => {
