@@ -24,24 +24,27 @@ const PG_URL = process.env.BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/t
 /** The echo tool as the gateway exposes it, and the scope the bench token carries for it. */
 const TOOL = 'echo__echo';
 const SCOPE = 'echo:call';
+/** The checkout whose gateway the targets run (BENCH_GATEWAY_ROOT, else this one). */
+const GATEWAY_ROOT = path.resolve(process.env.BENCH_GATEWAY_ROOT || ROOT);
 /**
- * Whether the gateway the targets run (BENCH_GATEWAY_ROOT, else this checkout)
- * has data protection: a base commit from before it gets the same pipeline
- * without the masking section and the policy that reads `context.detected`,
- * which its config schema and policy schema would refuse. BENCH_DATA_PROTECTION=off
- * runs this checkout's gateway the same way, for a like-for-like comparison with such a base.
+ * BENCH_FEATURES=base: run this checkout's full pipeline with only the controls
+ * a base commit of issue 13 had (no masking and detectors, no minted JWT, no
+ * result signing), for a like-for-like comparison with it in one harness.
  */
-/** Whether that gateway has the credential broker (a base commit from before it gets no minted JWT). */
-const CREDENTIALS = fs.existsSync(
-  path.join(path.resolve(process.env.BENCH_GATEWAY_ROOT || ROOT), 'src', 'credentials', 'broker.ts'),
-);
-/** Whether that gateway signs results (a base commit from before it has no `attest` section). */
-const ATTESTATION = fs.existsSync(
-  path.join(path.resolve(process.env.BENCH_GATEWAY_ROOT || ROOT), 'src', 'attest'),
-);
-const DATA_PROTECTION =
-  process.env.BENCH_DATA_PROTECTION !== 'off' &&
-  fs.existsSync(path.join(path.resolve(process.env.BENCH_GATEWAY_ROOT || ROOT), 'src', 'protect'));
+const LIKE_BASE = process.env.BENCH_FEATURES === 'base';
+/**
+ * Each control the full pipeline gains since then, when the gateway that runs
+ * has it: a base commit from before it gets the pipeline without that section
+ * (its config and policy schemas would refuse it).
+ */
+const has = (...file: string[]): boolean => fs.existsSync(path.join(GATEWAY_ROOT, 'src', ...file));
+/** Secret and PII detectors on arguments, and masking of results. */
+const DATA_PROTECTION = !LIKE_BASE && has('protect');
+/** A JWT minted per call for the HTTP upstream. */
+const CREDENTIALS = !LIKE_BASE && has('credentials', 'broker.ts');
+/** Results signed; on by default where the gateway has it, so like-for-like turns it off. */
+const HAS_ATTEST = has('attest');
+const ATTESTATION = !LIKE_BASE && HAS_ATTEST;
 
 /** What every variant is given: the target's name, its upstream section, its port, the shared fixtures. */
 export interface VariantInput {
@@ -93,6 +96,7 @@ export function fullPipelineConfig({ name, upstream, port, fx }: VariantInput): 
       ...(DATA_PROTECTION ? { protect: { mask: { tiers: { read: 'redact' } } } } : {}),
       // Every result signed (the default), its keys beside the variant's other files.
       ...(ATTESTATION ? { attest: { keyDir: path.join(fx.dir, name, 'attest-keys') } } : {}),
+      ...(HAS_ATTEST && !ATTESTATION ? { attest: { results: false } } : {}),
     },
     controls: [
       'JWT ES256 (external issuer, JWKS)',
