@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { PortcullisError } from '../errors.ts';
+import { type ErrorCode, PortcullisError } from '../errors.ts';
 import type { Logger } from '../observability/log.ts';
 import type { RecordStore, StoredRecord } from '../state/records.ts';
 import {
@@ -162,7 +162,7 @@ export class CredentialBroker {
       return await this.bounded(issuing, 'issue', timeout);
     } catch (err) {
       issuing.then((late) => backend.revoke(late.lease)).catch(() => {});
-      if (err instanceof PortcullisError && err.code === 'ERR_CREDENTIAL_UNAVAILABLE') throw err;
+      if (err instanceof PortcullisError && BACKEND_REFUSALS.has(err.code)) throw err;
       throw unavailable(`${backend.kind} backend failed for ${req.upstream}`, err);
     }
   }
@@ -322,6 +322,18 @@ function checkIssued(
   )
     throw unavailable(`${kind} backend issued a lease that is not the one asked for`);
 }
+
+/**
+ * A backend's own typed refusals reach the caller and the log as they are
+ * (each has its documented status and public message); anything else a
+ * backend throws is ERR_CREDENTIAL_UNAVAILABLE.
+ */
+const BACKEND_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'ERR_CREDENTIAL_UNAVAILABLE',
+  'ERR_TOKEN_EXCHANGE_UNAVAILABLE',
+  'ERR_TOKEN_EXCHANGE_DENIED',
+  'ERR_TOKEN_EXCHANGE_INVALID',
+]);
 
 const unavailable = (message: string, cause?: unknown): PortcullisError =>
   new PortcullisError('ERR_CREDENTIAL_UNAVAILABLE', message, cause === undefined ? {} : { cause });

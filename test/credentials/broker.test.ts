@@ -176,6 +176,16 @@ describe('the credential broker', () => {
     await broker.close();
   });
 
+  it('passes a token-exchange refusal on with its own code rather than as ERR_CREDENTIAL_UNAVAILABLE', async () => {
+    const clock = { now: T0 };
+    const backend = new LedgerBackend('call', clock);
+    backend.fail = new PortcullisError('ERR_TOKEN_EXCHANGE_DENIED', 'token exchange refused: invalid_grant');
+    const { broker, journal } = rig(store, clock, backend);
+    await assert.rejects(broker.credentialFor(req()), codeOf('ERR_TOKEN_EXCHANGE_DENIED'));
+    assert.equal(journal.filter((r) => r.event === 'issued').length, 0);
+    await broker.close();
+  });
+
   it('denies with ERR_CREDENTIAL_UNAVAILABLE when the backend is slower than the timeout, and revokes its late answer', async () => {
     const clock = { now: T0 };
     const backend = new LedgerBackend('call', clock);
