@@ -41,6 +41,7 @@ import { routeStage } from './pipeline/stages/route.ts';
 import { validateStage } from './pipeline/stages/validate.ts';
 import { PolicyService } from './policy/service.ts';
 import { DataProtection } from './protect/service.ts';
+import { defaultSandboxHost, type SandboxHost } from './sandbox/host.ts';
 import type { DownstreamSession } from './session.ts';
 import { DeferredRecordStore } from './state/deferred.ts';
 import { openRecordStore } from './state/open.ts';
@@ -51,6 +52,7 @@ import type { RelatedSink } from './upstream/connection.ts';
 import { exposeName } from './upstream/naming.ts';
 import { UpstreamPool } from './upstream/pool.ts';
 import { upstreamSpecs } from './upstream/spec.ts';
+import { upstreamStartRecord } from './upstream/start-record.ts';
 
 export interface GatewayDeps {
   log: Logger;
@@ -66,6 +68,8 @@ export interface GatewayDeps {
   records?: RecordStore;
   /** Where approval events are announced; by default the webhooks of `approvals.webhooks`. */
   announcer?: Announcer;
+  /** What this machine offers to sandbox stdio upstreams; by default probed once (bubblewrap). */
+  sandboxHost?: SandboxHost;
 }
 
 /** Obligations a stage of this pipeline honours: `approval` and `confirm` (the approval stage), `mask` (the mask stage). */
@@ -119,9 +123,15 @@ export class Gateway {
     this.now = deps.now ?? Date.now;
     this.audit = deps.audit ?? AuditService.fromConfig(loaded, deps.log, this.now);
     this.newId = deps.newId ?? randomUUID;
-    this.pool = new UpstreamPool(upstreamSpecs(loaded, deps.log), deps.log, {
+    const sandboxHost = deps.sandboxHost ?? defaultSandboxHost();
+    this.pool = new UpstreamPool(upstreamSpecs(loaded, deps.log, sandboxHost), deps.log, {
       limits: loaded.config.limits,
       now: this.now,
+      // Each start is recorded with its sandbox; a record that cannot be written does not stop the upstream.
+      started: (start) =>
+        void this.audit
+          .append(upstreamStartRecord(start, { time: this.now(), id: randomUUID() }))
+          .catch((err) => deps.log.error('upstream start not recorded', { err: String(err), alert: true })),
     });
     this.identity =
       deps.identity ?? createIdentity(loaded.config, loaded.baseDir, { log: deps.log, now: this.now });

@@ -34,7 +34,12 @@ export function metaOfRecord(r: Record<string, unknown>): EntryMeta | undefined 
       return undefined;
     return { kind: r.type, callId, principal, tool, decision, session, time };
   }
-  if (r.type === 'approval' || r.type === 'breakglass' || r.type === 'tool-pin') {
+  if (
+    r.type === 'approval' ||
+    r.type === 'breakglass' ||
+    r.type === 'tool-pin' ||
+    r.type === 'upstream-start'
+  ) {
     // An approval's, break-glass window's or tool pin's life: `event` is what happened (requested, granted, changed, …).
     const principal = isObject(r.principal) ? r.principal.id : undefined;
     const { callId, tool, session, event } = r;

@@ -6,7 +6,14 @@ import { CompactRange, leafHash } from './merkle.ts';
  * `audit verify`, `tail` and `replay`: a column is never trusted on its own.
  */
 export interface EntryMeta {
-  readonly kind: 'decision' | 'outcome' | 'refusal' | 'approval' | 'breakglass' | 'tool-pin';
+  readonly kind:
+    | 'decision'
+    | 'outcome'
+    | 'refusal'
+    | 'approval'
+    | 'breakglass'
+    | 'tool-pin'
+    | 'upstream-start';
   readonly callId: string;
   readonly principal: string;
   readonly tool: string;

@@ -2,6 +2,7 @@ import type { LoadedConfig } from '../config/load.ts';
 import { JSONRPC } from '../errors.ts';
 import { ANONYMOUS } from '../identity/principal.ts';
 import type { Logger } from '../observability/log.ts';
+import { defaultSandboxHost } from '../sandbox/host.ts';
 import { newSession } from '../session.ts';
 import { Aggregator, type ListedItem } from './aggregate.ts';
 import type { RelatedSink } from './connection.ts';
@@ -19,7 +20,9 @@ const NO_CLIENT: RelatedSink = {
 
 /** For the CLI: every upstream's tools/list, once, with exposed names (what policy is written against). */
 export async function listUpstreamTools(loaded: LoadedConfig, log: Logger): Promise<ListedItem[]> {
-  const pool = new UpstreamPool(upstreamSpecs(loaded, log), log, { limits: loaded.config.limits });
+  const pool = new UpstreamPool(upstreamSpecs(loaded, log, defaultSandboxHost()), log, {
+    limits: loaded.config.limits,
+  });
   const agg = new Aggregator(pool, log, {
     // Nothing here relays to a caller: no stream is opened that would need one re-checked.
     recheck: async () => {

@@ -1,4 +1,4 @@
-import { JSONRPC, overCapacity, UpstreamError } from '../errors.ts';
+import { JSONRPC, overCapacity, PortcullisError, UpstreamError } from '../errors.ts';
 import { errorResponse, type JsonRpcNotification } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
 import type { Era } from '../protocol/versions.ts';
@@ -14,7 +14,23 @@ export interface UpstreamSpec {
   timeoutMs: number;
   restart: { initialDelayMs: number; maxDelayMs: number };
   isolation: Isolation;
+  /** What a stdio upstream runs, for the record of each start: its command and its sandbox. */
+  launch?: { command: string; sandbox: Record<string, unknown> };
   createTransport(): MessageTransport;
+  /** Ends what the upstream's instances share (a sandbox's egress proxy). */
+  close?(): Promise<void>;
+}
+
+/** One start of an upstream instance, as the pool reports it. */
+export interface UpstreamStart {
+  readonly upstream: string;
+  readonly isolation: Isolation;
+  /** Who it serves: '' for a shared instance. */
+  readonly principal: string;
+  readonly result: 'started' | 'failed';
+  /** The error code when it failed (ERR_SANDBOX_UNAVAILABLE when its sandbox could not be had). */
+  readonly error?: string;
+  readonly launch?: UpstreamSpec['launch'];
 }
 
 /** Who asks the pool for an upstream instance. */
@@ -80,8 +96,15 @@ export class UpstreamPool {
   private readonly now: () => number;
   private readonly reaper: NodeJS.Timeout;
 
-  constructor(specs: readonly UpstreamSpec[], log: Logger, opts: { limits: Limits; now?: () => number }) {
+  private readonly started: (start: UpstreamStart) => void;
+
+  constructor(
+    specs: readonly UpstreamSpec[],
+    log: Logger,
+    opts: { limits: Limits; now?: () => number; started?: (start: UpstreamStart) => void },
+  ) {
     this.specs = new Map(specs.map((s) => [s.name, s]));
+    this.started = opts.started ?? (() => {});
     this.log = log;
     this.limits = opts.limits;
     this.now = opts.now ?? Date.now;
@@ -255,10 +278,15 @@ export class UpstreamPool {
       this.eras.set(eraKey, hs.era);
       this.health.delete(name);
       this.log.debug('upstream connected', { upstream: name, era: hs.era, version: hs.protocolVersion });
+      this.started(startOf(inst, spec, 'started'));
       return conn;
     } catch (err) {
       await conn.close();
       this.recordFailure(name, spec);
+      const code = err instanceof PortcullisError ? err.code : 'ERR_UPSTREAM_UNAVAILABLE';
+      this.started({ ...startOf(inst, spec, 'failed'), error: code });
+      // A sandbox that cannot be had is its own error: nothing was started, not an upstream that failed.
+      if (err instanceof PortcullisError && err.code === 'ERR_SANDBOX_UNAVAILABLE') throw err;
       throw new UpstreamError('ERR_UPSTREAM_UNAVAILABLE', `${name}: cannot connect: ${String(err)}`, {
         cause: err,
       });
@@ -331,8 +359,17 @@ export class UpstreamPool {
     const all = [...this.instances.values()];
     this.instances.clear();
     await Promise.all(all.map((i) => i.opening.then((c) => c.close()).catch(() => {})));
+    await Promise.all([...this.specs.values()].map((s) => s.close?.().catch(() => {})));
   }
 }
+
+const startOf = (inst: Instance, spec: UpstreamSpec, result: UpstreamStart['result']): UpstreamStart => ({
+  upstream: inst.name,
+  isolation: inst.isolation,
+  principal: inst.principal,
+  result,
+  ...(spec.launch ? { launch: spec.launch } : {}),
+});
 
 /** No session holds it, it is running, and nothing is in flight on it. */
 const isIdle = (inst: Instance): boolean =>
