@@ -53,7 +53,8 @@ export class EgressProxy {
       proxy.server.once('error', reject);
       proxy.server.listen(proxy.socketPath, () => resolve());
     });
-    // The sandbox may run as another user (nobody, under a root gateway); only the bind mount reaches it.
+    // bwrap may run as another user (nobody, under a root gateway): it must reach the socket to bind it in.
+    chmodSync(proxy.dir, 0o711);
     chmodSync(proxy.socketPath, 0o666);
     proxy.server.unref();
     return proxy;
