@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, chmodSync, chownSync, constants, readdirSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 /** The uid and gid a sandbox runs as when the gateway runs as root: root's files are then not its own. */
@@ -90,4 +90,17 @@ let detected: SandboxHost | undefined;
 export function defaultSandboxHost(): SandboxHost {
   detected ??= detectSandboxHost();
   return detected;
+}
+
+/**
+ * Makes a directory the gateway created writable inside a sandbox: under a
+ * root gateway the sandbox runs as `SANDBOX_UID_WHEN_ROOT`, so it must own
+ * it (and reach it through `parent`); otherwise it is the gateway's own already.
+ */
+export function handToSandbox(host: SandboxHost, dir: string, parent: string): void {
+  if (!host.available || !host.setpriv) return;
+  chmodSync(parent, statSync(parent).mode | 0o711);
+  for (const entry of [dir, ...readdirSync(dir, { recursive: true }).map((p) => join(dir, String(p)))]) {
+    chownSync(entry, SANDBOX_UID_WHEN_ROOT, SANDBOX_UID_WHEN_ROOT);
+  }
 }
