@@ -27,6 +27,8 @@ const FOLDERS: Record<string, Layer> = {
   // Tool-definition pins and the poisoning scanner; the aggregator and the result stage use them.
   pinning: 'domain',
   protect: 'domain',
+  // How stdio upstreams are sandboxed (bubblewrap, the egress proxy); the upstream spawn path uses it.
+  sandbox: 'domain',
   config: 'core',
   protocol: 'core',
   // Logs, metrics and traces are used from every layer and import nothing above them.
@@ -54,6 +56,8 @@ const OVERRIDES: Record<string, Layer> = {
   'identity/algorithms.ts': 'core',
   // The approvals.webhooks and approvals.callbacks pieces of the config schema: plain data the config core imports.
   'approval/webhook-config.ts': 'core',
+  // The upstreams' sandbox section of the config schema: plain data the config core imports.
+  'sandbox/config.ts': 'core',
 };
 
 /**
