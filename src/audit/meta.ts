@@ -53,6 +53,20 @@ export function metaOfRecord(r: Record<string, unknown>): EntryMeta | undefined 
       return undefined;
     return { kind: r.type, callId, principal, tool, decision: event, session, time };
   }
+  if (r.type === 'upstream-start') {
+    // One start of an upstream instance and its `result` (started, failed).
+    const principal = isObject(r.principal) ? r.principal.id : undefined;
+    const { callId, tool, session, result } = r;
+    if (
+      typeof callId !== 'string' ||
+      typeof principal !== 'string' ||
+      typeof tool !== 'string' ||
+      typeof result !== 'string' ||
+      typeof session !== 'string'
+    )
+      return undefined;
+    return { kind: r.type, callId, principal, tool, decision: result, session, time };
+  }
   if (r.type === 'refusal' || r.type === 'refusals') {
     // One refused request (older logs), or the refusals of one source and reason over an interval.
     const callId = r.type === 'refusal' ? r.callId : r.id;

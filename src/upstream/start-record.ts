@@ -12,7 +12,6 @@ export function upstreamStartRecord(
   return {
     v: 1,
     type: 'upstream-start',
-    event: start.result,
     time: opts.time,
     callId: `start_${opts.id}`,
     session: '',
@@ -22,6 +21,7 @@ export function upstreamStartRecord(
     isolation: start.isolation,
     command: start.launch?.command ?? null,
     sandbox: start.launch?.sandbox ?? null,
-    error: start.error ?? null,
+    result: start.result,
+    ...(start.error ? { code: start.error } : {}),
   };
 }

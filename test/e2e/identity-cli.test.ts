@@ -191,7 +191,7 @@ async function bothUpstreamsSandboxed(
   db.close();
   const starts = rows.map((r) => JSON.parse(Buffer.from((r as { leaf: Uint8Array }).leaf).toString('utf8')));
   const sandboxOf = (name: string) =>
-    starts.find((r) => r.upstream === name && r.event === 'started')?.sandbox;
+    starts.find((r) => r.upstream === name && r.result === 'started')?.sandbox;
   assert.deepEqual(
     [sandboxOf('fs'), sandboxOf('memory')].map((s) => [s?.mechanism, s?.network, s?.writable]),
     [

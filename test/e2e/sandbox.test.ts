@@ -213,7 +213,7 @@ describe('stdio upstreams in their sandboxes, through the gateway', () => {
       writable: [w.own],
       limits: { memoryMb: 256, processes: 32, openFiles: 1024, cpuSeconds: 1 },
     });
-    assert.equal(jail[0].event, 'started');
+    assert.equal(jail[0].result, 'started');
     const egress = starts.find((s) => s.upstream === 'egress');
     assert.deepEqual(egress.sandbox.network, { allow: [`localhost:${webPort}`] });
     const control = starts.find((s) => s.upstream === 'control');
@@ -275,7 +275,7 @@ describe('a machine that cannot sandbox', () => {
       const strict = starts.filter((r) => r.upstream === 'strict');
       assert.ok(
         strict.length > 0 &&
-          strict.every((r) => r.event === 'failed' && r.error === 'ERR_SANDBOX_UNAVAILABLE'),
+          strict.every((r) => r.result === 'failed' && r.code === 'ERR_SANDBOX_UNAVAILABLE'),
       );
       const lenient = starts.find((r) => r.upstream === 'lenient');
       assert.deepEqual(lenient.sandbox, { mechanism: 'none', why: 'unavailable' });
