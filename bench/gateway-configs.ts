@@ -24,6 +24,24 @@ const PG_URL = process.env.BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/t
 /** The echo tool as the gateway exposes it, and the scope the bench token carries for it. */
 const TOOL = 'echo__echo';
 const SCOPE = 'echo:call';
+/**
+ * Whether the gateway the targets run (BENCH_GATEWAY_ROOT, else this checkout)
+ * has data protection: a base commit from before it gets the same pipeline
+ * without the masking section and the policy that reads `context.detected`,
+ * which its config schema and policy schema would refuse. BENCH_DATA_PROTECTION=off
+ * runs this checkout's gateway the same way, for a like-for-like comparison with such a base.
+ */
+/** Whether that gateway has the credential broker (a base commit from before it gets no minted JWT). */
+const CREDENTIALS = fs.existsSync(
+  path.join(path.resolve(process.env.BENCH_GATEWAY_ROOT || ROOT), 'src', 'credentials', 'broker.ts'),
+);
+/** Whether that gateway signs results (a base commit from before it has no `attest` section). */
+const ATTESTATION = fs.existsSync(
+  path.join(path.resolve(process.env.BENCH_GATEWAY_ROOT || ROOT), 'src', 'attest'),
+);
+const DATA_PROTECTION =
+  process.env.BENCH_DATA_PROTECTION !== 'off' &&
+  fs.existsSync(path.join(path.resolve(process.env.BENCH_GATEWAY_ROOT || ROOT), 'src', 'protect'));
 
 /** What every variant is given: the target's name, its upstream section, its port, the shared fixtures. */
 export interface VariantInput {
@@ -57,27 +75,34 @@ export type Fixtures = Awaited<ReturnType<typeof prepareFixtures>>;
  * the arguments (the set reads `context.detected`), a Cedar decision over a
  * realistic set of 100 policies, every result scanned and redacted, the
  * audit log appended durably to SQLite (WAL, FULL sync, group commit) with
- * canonical hashing and HMAC of argument values.
+ * canonical hashing and HMAC of argument values, and (HTTP upstream) a JWT
+ * minted per call, its lease recorded before the call goes out.
  */
 export function fullPipelineConfig({ name, upstream, port, fx }: VariantInput): Variant {
   const resource = resourceOf(port);
+  // An HTTP upstream is handed a JWT minted per call (the credentials stage): a stdio one has no header to carry it.
+  const minted = CREDENTIALS && (upstream as { transport?: string }).transport === 'http';
   return {
     config: {
-      ...base(upstream, port),
+      ...base(minted ? { ...upstream, credentials: { kind: 'minted-jwt' } } : upstream, port),
       identity: tokenIdentity(resource, fx),
       state: { store: 'sqlite', path: path.join(fx.dir, name, 'state.db') },
       policy: { files: [fx.policies100], tiers: { [TOOL]: 'read' } },
       audit: sqliteAudit(fx, name),
       // Every result of the read tier masked, whatever the decision says.
-      protect: { mask: { tiers: { read: 'redact' } } },
+      ...(DATA_PROTECTION ? { protect: { mask: { tiers: { read: 'redact' } } } } : {}),
+      // Every result signed (the default), its keys beside the variant's other files.
+      ...(ATTESTATION ? { attest: { keyDir: path.join(fx.dir, name, 'attest-keys') } } : {}),
     },
     controls: [
       'JWT ES256 (external issuer, JWKS)',
       'revocation (SQLite)',
       'argument validation',
-      'secret and PII detectors on arguments (context.detected)',
+      ...(DATA_PROTECTION ? ['secret and PII detectors on arguments (context.detected)'] : []),
       'Cedar, 100 policies',
-      'masking: every result scanned and redacted',
+      ...(DATA_PROTECTION ? ['masking: every result scanned and redacted'] : []),
+      ...(minted ? ['minted JWT per call (EdDSA, lease recorded in the audit log)'] : []),
+      ...(ATTESTATION ? ['result attestation (Ed25519 detached JWS)'] : []),
       'audit SQLite WAL+FULL, group commit',
     ],
     clientHeaders: { authorization: `Bearer ${fx.mintToken(resource)}` },
@@ -121,6 +146,7 @@ export function passThroughConfig({ name, upstream, port, fx }: VariantInput): V
       'revocation (SQLite)',
       'argument validation',
       'Cedar, permit-all',
+      'result attestation (Ed25519)',
       'audit SQLite WAL+FULL, group commit',
     ],
     clientHeaders: { authorization: `Bearer ${fx.mintToken(resource)}` },
@@ -137,7 +163,13 @@ export function openGatewayConfig({ name, upstream, port, fx }: VariantInput): V
       policy: { files: [PERMIT_ALL], tiers: { [TOOL]: 'read' } },
       audit: sqliteAudit(fx, name),
     },
-    controls: ['no identity (open, loopback)', 'argument validation', 'Cedar, permit-all', 'audit SQLite'],
+    controls: [
+      'no identity (open, loopback)',
+      'argument validation',
+      'Cedar, permit-all',
+      'result attestation (Ed25519)',
+      'audit SQLite',
+    ],
     clientHeaders: {},
   };
 }
@@ -303,9 +335,11 @@ when { principal.authenticated && context.reason != "" };`);
   p.push(`@id("no-egress-after-sensitive-read")
 forbid(principal, action in Action::"tools/call", resource is Tool)
 when { context.session.sensitiveRead && (resource.tier == "write" || resource.egress) };`);
-  p.push(`@id("no-secrets-to-writes-or-egress")
+  if (DATA_PROTECTION) {
+    p.push(`@id("no-secrets-to-writes-or-egress")
 forbid(principal, action in Action::"tools/call", resource is Tool)
 when { !context.detected.secrets.isEmpty() && (resource.tier == "write" || resource.egress) };`);
+  }
   p.push(`@id("no-unauthenticated-callers")
 forbid(principal, action, resource)
 unless { principal.authenticated };`);

@@ -108,6 +108,7 @@ const factsFor = (tool: ToolDef, i: number): CallFacts => ({
     toolsFull: false,
   },
   approval: { granted: false, breakGlass: false },
+  request: { signed: false },
   detected: NOTHING_DETECTED,
 });
 
@@ -230,6 +231,7 @@ function measureRealistic() {
       network: { address: '127.0.0.1', transport: 'http' },
       session,
       approval: { granted: false, breakGlass: false },
+      request: { signed: false },
       detected: NOTHING_DETECTED,
     });
   const once = (i: number) => {

@@ -124,6 +124,21 @@ export const ERRORS = {
   ERR_TOKEN_EXPIRED: UNAUTHORIZED,
   ERR_FETCH_BLOCKED: { rpc: JSONRPC.INTERNAL_ERROR, http: 502, public: 'Internal error' },
   ERR_FETCH_FAILED: { rpc: JSONRPC.INTERNAL_ERROR, http: 502, public: 'Internal error' },
+  ERR_TOKEN_EXCHANGE_UNAVAILABLE: {
+    rpc: JSONRPC.DENIED,
+    http: 503,
+    public: 'Denied: no credential for this upstream is available',
+  },
+  ERR_TOKEN_EXCHANGE_DENIED: {
+    rpc: JSONRPC.DENIED,
+    http: 403,
+    public: 'Denied: no credential for this upstream is available',
+  },
+  ERR_TOKEN_EXCHANGE_INVALID: {
+    rpc: JSONRPC.DENIED,
+    http: 502,
+    public: 'Denied: no credential for this upstream is available',
+  },
   ERR_KEYS_UNAVAILABLE: { rpc: JSONRPC.INTERNAL_ERROR, http: 503, public: 'Service unavailable' },
   ERR_STATE_UNAVAILABLE: { rpc: JSONRPC.DENIED, http: 503, public: 'Service unavailable' },
   ERR_STATE_RECORD_TOO_LARGE: { rpc: JSONRPC.DENIED, http: 413, public: 'Denied: too large to hold' },
@@ -177,6 +192,20 @@ export const ERRORS = {
   ERR_PIN_UNKNOWN: { rpc: JSONRPC.DENIED, http: 404, public: 'Unknown tool pin' },
   ERR_PIN_NOT_QUARANTINED: { rpc: JSONRPC.DENIED, http: 409, public: 'The tool is not quarantined' },
   ERR_PIN_ALREADY_QUARANTINED: { rpc: JSONRPC.DENIED, http: 409, public: 'The tool is already quarantined' },
+  ERR_SERVER_PIN_MISMATCH: {
+    rpc: JSONRPC.UPSTREAM_UNAVAILABLE,
+    http: 502,
+    public: 'Upstream refused to start: it does not match its pin',
+  },
+  ERR_SERVER_UNVERIFIED: {
+    rpc: JSONRPC.UPSTREAM_UNAVAILABLE,
+    http: 502,
+    public: 'Upstream refused to start: its code cannot be verified',
+  },
+  ERR_SERVER_PIN_UNKNOWN: { rpc: JSONRPC.DENIED, http: 404, public: 'Unknown server pin' },
+  ERR_SERVER_PIN_EXISTS: { rpc: JSONRPC.DENIED, http: 409, public: 'The server is pinned to other hashes' },
+  ERR_SERVER_PIN_NOT_REFUSED: { rpc: JSONRPC.DENIED, http: 409, public: 'The server matches its pin' },
+  ERR_SERVER_PIN_IN_CONFIG: { rpc: JSONRPC.DENIED, http: 409, public: 'The server is pinned in the config' },
   ERR_CONFIRM_UNAVAILABLE: {
     rpc: JSONRPC.DENIED,
     http: 403,
@@ -194,7 +223,28 @@ export const ERRORS = {
   },
   ERR_CALLER_HISTORY_FULL: { rpc: JSONRPC.DENIED, http: 429, public: 'Denied: try again later' },
   ERR_RESULT_WITHHELD: { rpc: JSONRPC.DENIED, http: 403, public: 'Result withheld: %s' },
+  ERR_CREDENTIAL_UNAVAILABLE: { rpc: JSONRPC.DENIED, http: 503, public: 'Service unavailable' },
   ERR_INTERNAL: INTERNAL,
+  ERR_ATTESTATION_FAILED: {
+    rpc: JSONRPC.INTERNAL_ERROR,
+    http: 500,
+    public: 'Result withheld: it could not be signed',
+  },
+  ERR_ATTESTATION_MISSING: INTERNAL,
+  ERR_ATTESTATION_INVALID: INTERNAL,
+  ERR_ATTESTATION_KEY_UNKNOWN: INTERNAL,
+  ERR_ATTESTATION_NOT_LOGGED: INTERNAL,
+  ERR_REQUEST_SIGNATURE_INVALID: { rpc: JSONRPC.DENIED, http: 403, public: 'Denied: bad request signature' },
+  ERR_REQUEST_SIGNATURE_STALE: {
+    rpc: JSONRPC.DENIED,
+    http: 403,
+    public: 'Denied: the request signature is outside the time window',
+  },
+  ERR_REQUEST_SIGNATURE_REPLAYED: {
+    rpc: JSONRPC.DENIED,
+    http: 409,
+    public: 'Denied: the request signature was already used',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,15 +1,22 @@
 import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
 import type { Announcer } from './approval/service.ts';
 import { ApprovalService } from './approval/service.ts';
 import { HeldCalls } from './approval/wakeups.ts';
 import { WebhookNotifier } from './approval/webhooks.ts';
+import type { DetachedSigner } from './attest/detached.ts';
+import { AttestationKeys } from './attest/keys.ts';
+import { RequestSignatures } from './attest/request-signature.ts';
 import { AuditService } from './audit/service.ts';
 import { BreakGlass } from './breakglass/guard.ts';
 import type { LoadedConfig } from './config/load.ts';
 import { resolveValue } from './config/secrets.ts';
+import { credentialBackends } from './credentials/backends.ts';
+import { CredentialBroker } from './credentials/broker.ts';
+import { type InstanceCredentialSet, postgresRoleCredentials } from './credentials/instance-backends.ts';
 import { ConfigError, type PortcullisError } from './errors.ts';
 import type { Principal } from './identity/principal.ts';
-import { createIdentity, type IdentityService } from './identity/service.ts';
+import { createIdentity, gatewayIssuer, gatewayKeyDir, type IdentityService } from './identity/service.ts';
 import {
   isObject,
   type JsonRpcNotification,
@@ -25,10 +32,12 @@ import { ToolPins, upstreamPinning } from './pinning/tool-pins.ts';
 import type { CallContext } from './pipeline/context.ts';
 import { createPipeline, type Pipeline, type Stage } from './pipeline/runner.ts';
 import { approvalStage } from './pipeline/stages/approval.ts';
+import { attestStage } from './pipeline/stages/attest.ts';
 import { auditDecisionStage } from './pipeline/stages/audit-decision.ts';
 import { auditOutcomeStage } from './pipeline/stages/audit-outcome.ts';
 import { authorizeStage } from './pipeline/stages/authorize.ts';
 import { breakGlassStage } from './pipeline/stages/break-glass.ts';
+import { credentialsStage } from './pipeline/stages/credentials.ts';
 import { filterListStage } from './pipeline/stages/filter-list.ts';
 import { forwardStage } from './pipeline/stages/forward.ts';
 import { identifyStage } from './pipeline/stages/identify.ts';
@@ -37,11 +46,17 @@ import { maskStage } from './pipeline/stages/mask.ts';
 import { metricsStage } from './pipeline/stages/metrics.ts';
 import { paramHeadersStage } from './pipeline/stages/param-headers.ts';
 import { parseStage } from './pipeline/stages/parse.ts';
+import { requestSignatureStage } from './pipeline/stages/request-signature.ts';
 import { routeStage } from './pipeline/stages/route.ts';
 import { validateStage } from './pipeline/stages/validate.ts';
 import { PolicyService } from './policy/service.ts';
 import { DataProtection } from './protect/service.ts';
 import { defaultSandboxHost, type SandboxHost } from './sandbox/host.ts';
+import type { UpstreamSandbox } from './sandbox/launch.ts';
+import { FileHasher } from './serverpin/digest.ts';
+import { ServerPinEvents } from './serverpin/events.ts';
+import { ServerPins } from './serverpin/service.ts';
+import { ServerPinStore } from './serverpin/store.ts';
 import type { DownstreamSession } from './session.ts';
 import { DeferredRecordStore } from './state/deferred.ts';
 import { openRecordStore } from './state/open.ts';
@@ -51,8 +66,9 @@ import { DEFAULT_POISONING_THRESHOLD } from './upstream/config.ts';
 import type { RelatedSink } from './upstream/connection.ts';
 import { exposeName } from './upstream/naming.ts';
 import { UpstreamPool } from './upstream/pool.ts';
+import { upstreamSandboxes } from './upstream/sandboxes.ts';
 import { upstreamSpecs } from './upstream/spec.ts';
-import { upstreamStartRecord } from './upstream/start-record.ts';
+import { StdioStarts } from './upstream/starts.ts';
 
 export interface GatewayDeps {
   log: Logger;
@@ -94,6 +110,8 @@ export interface CallResult {
  */
 export class Gateway {
   readonly pool: UpstreamPool;
+  /** Each stdio upstream's sandbox (and the egress proxy of an allowlist one). */
+  private readonly sandboxes: ReadonlyMap<string, UpstreamSandbox>;
   readonly aggregator: Aggregator;
   readonly pipeline: Pipeline;
   readonly identity: IdentityService;
@@ -106,11 +124,19 @@ export class Gateway {
   readonly breakGlass: BreakGlass;
   /** Tool-definition pins (rug pulls, poisoning), shared with other replicas through `records`. */
   readonly pins: ToolPins;
+  /** Server pins: every stdio upstream start is checked against them (refused on a mismatch) and audited. */
+  readonly serverPins: ServerPins;
   /** Detectors and masking, compiled once at start. */
   readonly protection: DataProtection;
+  /** Scoped, short-lived credentials for upstreams that configure `credentials`, as leases in `records`. */
+  readonly credentials: CredentialBroker;
   /** Approval and break-glass events go out here (webhooks; the log records each delivery). */
   readonly announcer: Announcer & { close?(): Promise<void> };
+  /** Signs results (`attest.results`); null when off. Its keys are published in the JWKS. */
+  readonly resultSigner: DetachedSigner | null;
   private readonly sweeper: NodeJS.Timeout;
+  /** Database roles minted for each instance of a postgres-role upstream (reaped at start, revoked at its end). */
+  private readonly instanceCredentials: InstanceCredentialSet;
   /** Every call in the pipeline, so a shutdown can let the held ones answer before the listeners close. */
   private readonly inPipeline = new Map<Promise<void>, CallContext>();
   private readonly log: Logger;
@@ -123,18 +149,23 @@ export class Gateway {
     this.now = deps.now ?? Date.now;
     this.audit = deps.audit ?? AuditService.fromConfig(loaded, deps.log, this.now);
     this.newId = deps.newId ?? randomUUID;
-    const sandboxHost = deps.sandboxHost ?? defaultSandboxHost();
-    this.pool = new UpstreamPool(upstreamSpecs(loaded, deps.log, sandboxHost), deps.log, {
-      limits: loaded.config.limits,
+    this.instanceCredentials = postgresRoleCredentials(loaded, {
+      log: deps.log,
       now: this.now,
-      // Each start is recorded with its sandbox; a record that cannot be written does not stop the upstream.
-      started: (start) =>
-        void this.audit
-          .append(upstreamStartRecord(start, { time: this.now(), id: randomUUID() }))
-          .catch((err) => deps.log.error('upstream start not recorded', { err: String(err), alert: true })),
+      newId: randomUUID,
+      reap: true,
     });
+    const attest = loaded.config.attest;
+    // Loaded (or created) at start: a key directory that cannot be written stops the start, not a call.
+    const attestKeys = new AttestationKeys(resolve(loaded.baseDir, attest.keyDir), this.now);
+    this.resultSigner = attest.results ? attestKeys.signer() : null;
     this.identity =
-      deps.identity ?? createIdentity(loaded.config, loaded.baseDir, { log: deps.log, now: this.now });
+      deps.identity ??
+      createIdentity(loaded.config, loaded.baseDir, {
+        log: deps.log,
+        now: this.now,
+        publishedKeys: () => (attest.results ? attestKeys.jwks().keys : []),
+      });
     this.protection = dataProtection(loaded);
     this.policy = new PolicyService(loaded.config.policy, loaded.baseDir, {
       log: deps.log,
@@ -147,9 +178,29 @@ export class Gateway {
     this.records =
       deps.records ??
       new DeferredRecordStore(async () => openRecordStore(loaded.config.state, loaded.baseDir));
+    // Early: a credentials section this build cannot honour stops the start before anything runs.
+    this.credentials = this.credentialBroker(loaded, deps.log);
     this.announcer =
       deps.announcer ??
       new WebhookNotifier(loaded.config.approvals.webhooks, { logger: deps.log, baseDir: loaded.baseDir });
+    this.serverPins = this.createServerPins(deps.log);
+    this.sandboxes = upstreamSandboxes(loaded, deps.log, deps.sandboxHost ?? defaultSandboxHost());
+    const starts = new StdioStarts({
+      pins: this.serverPins,
+      sandboxes: this.sandboxes,
+      journal: (record) => this.audit.append(record),
+      log: deps.log,
+      now: this.now,
+      newId: randomUUID,
+    });
+    this.pool = new UpstreamPool(
+      upstreamSpecs(loaded, deps.log, starts, this.instanceCredentials.byUpstream),
+      deps.log,
+      {
+        limits: loaded.config.limits,
+        now: this.now,
+      },
+    );
     const approvalsCfg = loaded.config.approvals;
     this.approvals = new ApprovalService({
       store: this.records,
@@ -173,6 +224,7 @@ export class Gateway {
     this.pins = this.toolPins(loaded, deps.log);
     this.sweeper = setInterval(() => {
       this.approvals.sweep().catch((err) => deps.log.warn('approval sweep failed', { err: String(err) }));
+      this.credentials.sweep().catch((err) => deps.log.warn('lease sweep failed', { err: String(err) }));
       this.pins.refresh().catch((err) => deps.log.warn('tool pins not refreshed', { err: String(err) }));
     }, SWEEP_MS).unref();
     this.aggregator = new Aggregator(this.pool, deps.log, {
@@ -180,6 +232,7 @@ export class Gateway {
       toolsListed: (items) => policy.learnTools(items),
       pins: this.pins,
     });
+    const upstreams = loaded.config.upstreams;
     // The order is the security argument: nothing reaches `forward` that was not
     // identified, routed, authorized and durably recorded first.
     const reidentify = identifyStage(this.identity, 'reidentify');
@@ -188,6 +241,15 @@ export class Gateway {
       identifyStage(this.identity, 'identify'),
       routeStage(this.aggregator, this.pool.names),
       paramHeadersStage(this.aggregator),
+      // Before validate: policy's `context.request.signed`, and a bad signature never reaches policy.
+      requestSignatureStage(
+        new RequestSignatures({
+          registered: attest.requests.keys,
+          nonces: this.records,
+          now: this.now,
+          maxSkewMs: attest.requests.maxSkewSeconds * 1000,
+        }),
+      ),
       validateStage(this.aggregator, policy),
       authorizeStage(policy, HONOURED, this.breakGlass),
       auditDecisionStage(this.audit, this.now),
@@ -209,12 +271,16 @@ export class Gateway {
       }),
       // Again after any wait: a token that expired or was revoked meanwhile stops the call here.
       reidentify,
+      // Last before forward: a credential is issued (and its lease recorded) only for a call that will be sent.
+      credentialsStage(this.credentials, (name) => {
+        const upstream = upstreams[name];
+        return upstream?.transport === 'http' && upstream.credentials !== undefined;
+      }),
       forwardStage(this.aggregator, async (ctx) => reidentify.run(ctx)),
       // A gateway list leaves `forward` unanswered: only what this caller may see goes out.
       filterListStage(policy),
     ];
     // Terminal stages run after every call, whatever happened (audit outcome record, issue 6).
-    const upstreams = loaded.config.upstreams;
     const terminal: Stage[] = [
       // First: what the outcome record hashes and the client receives is the inspected answer.
       inspectResultStage({
@@ -228,12 +294,59 @@ export class Gateway {
         markSensitive: (principalId) => policy.facts.markSensitive(principalId, policy.now()),
         log: deps.log,
       }),
+      // Then signed as masked, before the outcome record that keeps the signature's hash and key.
+      attestStage({ signer: this.resultSigner, now: this.now }),
       ...(deps.terminal ?? []),
       auditOutcomeStage(this.audit, this.now),
       // Last, so it sees how long every other stage took.
       metricsStage(this.metrics),
     ];
     this.pipeline = createPipeline(stages, terminal, deps.log);
+  }
+
+  /**
+   * The broker over each upstream's backend (a section this build cannot
+   * honour stops the start); started at once, so leases a crashed run left
+   * are revoked before this one issues any.
+   */
+  private credentialBroker(loaded: LoadedConfig, log: Logger): CredentialBroker {
+    const identity = loaded.config.identity;
+    const issuer = identity.mode === 'token' ? gatewayIssuer(identity) : undefined;
+    const backends = credentialBackends(loaded.config, {
+      baseDir: loaded.baseDir,
+      now: this.now,
+      ...(issuer
+        ? { gateway: { issuer, actor: issuer, keys: gatewayKeyDir(identity, loaded.baseDir, this.now) } }
+        : {}),
+    });
+    const broker = new CredentialBroker({
+      store: this.records,
+      backends,
+      journal: (record) => this.audit.append(record),
+      log,
+      now: this.now,
+    });
+    broker.start().catch((err) => log.warn('credential broker not started', { err: String(err) }));
+    return broker;
+  }
+
+  /** Server pins in the state store (or the config); a refused start is announced where approval events go. */
+  private createServerPins(log: Logger): ServerPins {
+    const events = new ServerPinEvents({
+      journal: (record) => this.audit.append(record),
+      announcer: this.announcer,
+      log,
+      now: this.now,
+      newId: randomUUID,
+    });
+    return new ServerPins({
+      store: new ServerPinStore(this.records),
+      // File times are the real clock's: an injected one must not make a fresh file look settled.
+      hasher: FileHasher.shared(),
+      events,
+      log,
+      now: this.now,
+    });
   }
 
   /** Pins in the state store; a quarantine is announced where approval events go. */
@@ -258,7 +371,7 @@ export class Gateway {
     request: JsonRpcRequest,
     session: DownstreamSession,
     sink: RelatedSink,
-    opts: { requestHeaders?: CallContext['requestHeaders'] } = {},
+    opts: { requestHeaders?: CallContext['requestHeaders']; subjectToken?: string } = {},
   ): Promise<CallResult> {
     const abort = new AbortController();
     session.inflight.set(request.id, abort);
@@ -272,6 +385,7 @@ export class Gateway {
       signal: abort.signal,
       timings: {},
       ...(opts.requestHeaders ? { requestHeaders: opts.requestHeaders } : {}),
+      ...(opts.subjectToken ? { subjectToken: opts.subjectToken } : {}),
     };
     const run = this.pipeline.run(ctx);
     this.inPipeline.set(run, ctx);
@@ -335,6 +449,9 @@ export class Gateway {
     for (const abort of session.subscriptions.values()) abort.abort();
     this.aggregator.forget(session.key);
     await this.pool.release(session.key);
+    await this.credentials
+      .endSession(session.key)
+      .catch((err) => this.log.warn('session leases not revoked', { err: String(err) }));
   }
 
   /** Ends every call held for approval: each is answered ERR_APPROVAL_ABANDONED, and what it waited on can never be used. */
@@ -353,6 +470,10 @@ export class Gateway {
     await this.releaseHeld();
     this.policy.close();
     await this.pool.closeAll();
+    await Promise.all([...this.sandboxes.values()].map((s) => s.close()));
+    // Before the audit log and the store close: each revocation is recorded in both.
+    await this.credentials.close().catch((err) => this.log.warn('broker not closed', { err: String(err) }));
+    await this.instanceCredentials.close();
     await this.identity.close();
     await this.announcer.close?.();
     await this.breakGlass.stop();

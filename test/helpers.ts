@@ -52,6 +52,8 @@ export async function startTestGateway(
     audit: { path: join(dir, 'audit.db') },
     // And its own state: tool pins made by one test's upstreams never quarantine another's.
     state: { store: 'sqlite', path: join(dir, 'state.db') },
+    // And its own result-signing keys, beside them rather than in the repository's .portcullis/.
+    attest: { keyDir: join(dir, 'attest-keys') },
     ...config,
     listen: { host: '127.0.0.1', port: 0, ...((config.listen as object) ?? {}) },
   };

@@ -29,6 +29,12 @@ const FOLDERS: Record<string, Layer> = {
   protect: 'domain',
   // How stdio upstreams are sandboxed (bubblewrap, the egress proxy); the upstream spawn path uses it.
   sandbox: 'domain',
+  // The credential broker and its backends; the credentials stage and the gateway use them.
+  credentials: 'domain',
+  // Server pinning: what a stdio upstream runs, hashed and checked against its pin before each start.
+  serverpin: 'domain',
+  // Signed results and caller-signed requests: the attest stages and `portcullis attest verify` use it.
+  attest: 'domain',
   config: 'core',
   protocol: 'core',
   // Logs, metrics and traces are used from every layer and import nothing above them.

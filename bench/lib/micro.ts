@@ -23,6 +23,7 @@ const EXPECTED_MICRO = [
   { what: 'audit appends/s (issue 6)', files: ['audit-bench.ts'] },
   { what: 'JWT verifications/s (issue 4)', files: ['jwt-bench.ts', 'identity-bench.ts'] },
   { what: 'masking MB/s', files: ['masking-bench.ts', 'protect-bench.ts'] },
+  { what: 'result signing µs (issue 16)', files: ['attest-bench.ts'] },
 ];
 
 /** Runs every bench/*-bench.ts in turn, alone on the machine; collects what each prints. */

@@ -93,7 +93,9 @@ environment:
   BENCH_TARGETS=...          subset of ${ALL_TARGETS.join(',')}
   BENCH_PEER_DIR=DIR         take mcp-proxy / supergateway from DIR/node_modules (default: the project's)
   BENCH_GATEWAY_NODE_ARGS=.. extra node flags for the Portcullis processes (e.g. --cpu-prof)
-  BENCH_GATEWAY_ROOT=DIR     run the Portcullis targets from another checkout (e.g. a worktree of a base commit)
+  BENCH_GATEWAY_ROOT=DIR     run the Portcullis targets from another checkout (e.g. a worktree of a base commit);
+                             one without src/protect gets the full pipeline without masking and detectors
+  BENCH_DATA_PROTECTION=off  run this checkout's full pipeline that way too (like for like with such a base)
   BENCH_MICRO=off            skip the micro-benchmarks (bench/*-bench.ts) after the A/B run
   BENCH_MICRO_TIMEOUT_SECONDS=120  per micro-benchmark
   --micro                    run only the micro-benchmarks

@@ -58,7 +58,8 @@ export type ApprovalEventType =
   | 'breakglass.opened'
   | 'breakglass.used'
   | 'breakglass.closed'
-  | 'tool.quarantined';
+  | 'tool.quarantined'
+  | 'server.refused';
 
 export interface ApprovalEvent {
   readonly type: ApprovalEventType;

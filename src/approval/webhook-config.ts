@@ -15,6 +15,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'breakglass.used',
   'breakglass.closed',
   'tool.quarantined',
+  'server.refused',
 ] as const;
 
 const REF = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/;

@@ -23,6 +23,7 @@ const TITLES: Record<ApprovalEventType, string> = {
   'breakglass.used': 'Break-glass used',
   'breakglass.closed': 'Break-glass closed',
   'tool.quarantined': 'Tool quarantined',
+  'server.refused': 'Upstream server refused to start',
 };
 
 /** Shown when the event's data has them, in this order. */
@@ -76,6 +77,7 @@ export function decisionCommands(event: ApprovalEvent): string[] {
   if (event.type === 'breakglass.requested')
     return [given('approveCommand') ?? `portcullis breakglass approve ${event.id}`];
   if (event.type === 'tool.quarantined') return [given('approveCommand') ?? 'portcullis tools approve'];
+  if (event.type === 'server.refused') return [given('approveCommand') ?? 'portcullis servers approve'];
   return [];
 }
 

@@ -34,13 +34,8 @@ export function metaOfRecord(r: Record<string, unknown>): EntryMeta | undefined 
       return undefined;
     return { kind: r.type, callId, principal, tool, decision, session, time };
   }
-  if (
-    r.type === 'approval' ||
-    r.type === 'breakglass' ||
-    r.type === 'tool-pin' ||
-    r.type === 'upstream-start'
-  ) {
-    // An approval's, break-glass window's or tool pin's life: `event` is what happened (requested, granted, changed, …).
+  if (r.type === 'approval' || r.type === 'breakglass' || r.type === 'tool-pin' || r.type === 'lease') {
+    // An approval's, break-glass window's, tool pin's or credential lease's life: `event` is what happened (requested, granted, changed, …).
     const principal = isObject(r.principal) ? r.principal.id : undefined;
     const { callId, tool, session, event } = r;
     if (
@@ -53,19 +48,20 @@ export function metaOfRecord(r: Record<string, unknown>): EntryMeta | undefined 
       return undefined;
     return { kind: r.type, callId, principal, tool, decision: event, session, time };
   }
-  if (r.type === 'upstream-start') {
-    // One start of an upstream instance and its `result` (started, failed).
+  if (r.type === 'server-pin' || r.type === 'upstream-start') {
+    // A server pin's life (`event`), or one start of an upstream process and its `result` (started, refused, failed).
     const principal = isObject(r.principal) ? r.principal.id : undefined;
-    const { callId, tool, session, result } = r;
+    const { callId, tool, session } = r;
+    const decision = r.type === 'server-pin' ? r.event : r.result;
     if (
       typeof callId !== 'string' ||
       typeof principal !== 'string' ||
       typeof tool !== 'string' ||
-      typeof result !== 'string' ||
+      typeof decision !== 'string' ||
       typeof session !== 'string'
     )
       return undefined;
-    return { kind: r.type, callId, principal, tool, decision: result, session, time };
+    return { kind: r.type, callId, principal, tool, decision, session, time };
   }
   if (r.type === 'refusal' || r.type === 'refusals') {
     // One refused request (older logs), or the refusals of one source and reason over an interval.

@@ -40,6 +40,10 @@ export interface AuditCall {
   readonly breakGlassId?: string | undefined;
   readonly leaseId?: string | undefined;
   readonly response?: JsonRpcResponse | undefined;
+  /** The caller signed the request and the signature held. */
+  readonly requestSigned?: boolean | undefined;
+  /** The signature the result went out with: its key and the hash of the result it covers. */
+  readonly attestation?: { readonly kid: string; readonly resultHash: string } | undefined;
   readonly error?: { readonly code: string } | undefined;
   /** `no-answer`: the upstream got the call but never answered; it may have acted. */
   readonly upstream?: 'answered' | 'no-answer' | undefined;
@@ -108,6 +112,7 @@ export function decisionRecord(ctx: AuditCall, opts: RecordOptions): AppendItem 
     ...listenedResources(ctx),
     ...reasonOf(ctx),
     ...detectedOf(ctx),
+    ...(ctx.requestSigned ? { signed: true } : {}),
     // The break-glass window is known here (authorize stage); an approval only once the call was held.
     approvalId: ctx.approvalId ?? null,
     breakGlassId: ctx.breakGlassId ?? null,
@@ -156,6 +161,10 @@ export function outcomeRecord(ctx: AuditCall, decisionIndex: number | null, opts
     approvalId: ctx.approvalId ?? null,
     breakGlassId: ctx.breakGlassId ?? null,
     leaseId: ctx.leaseId ?? null,
+    // What `portcullis attest verify --config` matches a saved result against.
+    ...(ctx.attestation
+      ? { attestation: { kid: ctx.attestation.kid, resultHash: ctx.attestation.resultHash } }
+      : {}),
     ...(ctx.injection ? { injection: { score: ctx.injection.score, rules: [...ctx.injection.rules] } } : {}),
     ...maskedOf(ctx),
   };

@@ -13,7 +13,9 @@ export interface EntryMeta {
     | 'approval'
     | 'breakglass'
     | 'tool-pin'
-    | 'upstream-start';
+    | 'server-pin'
+    | 'upstream-start'
+    | 'lease';
   readonly callId: string;
   readonly principal: string;
   readonly tool: string;

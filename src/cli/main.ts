@@ -1,6 +1,7 @@
 import { YamlSyntaxError } from '../config/load.ts';
 import { ConfigError, PortcullisError, UsageError } from '../errors.ts';
 import { approvalsCommand } from './approvals.ts';
+import { attestCommand } from './attest.ts';
 import { auditCommand } from './audit.ts';
 import { breakglassCommand } from './breakglass.ts';
 import { configCommand } from './config.ts';
@@ -10,6 +11,7 @@ import { keysRotateCommand } from './keys-rotate.ts';
 import { policyCommand } from './policy.ts';
 import { revokeCommand } from './revoke.ts';
 import { serveCommand } from './serve.ts';
+import { serversCommand } from './servers.ts';
 import { tokenCommand } from './token.ts';
 import { toolsCommand } from './tools.ts';
 import { helpFor, MAIN_USAGE } from './usage.ts';
@@ -29,6 +31,8 @@ export const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   approvals: approvalsCommand,
   breakglass: breakglassCommand,
   tools: toolsCommand,
+  servers: serversCommand,
+  attest: attestCommand,
   // `keys rotate` (gateway token keys, identity) beside the audit verifier key commands.
   keys: (a) => (a[0] === 'rotate' ? keysRotateCommand(a.slice(1)) : keysCommand(a)),
 };

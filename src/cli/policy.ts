@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { type LoadedConfig, loadConfigFile, parseYamlText } from '../config/load.ts';
 import { ConfigError, UsageError } from '../errors.ts';
 import { isObject, type JsonObject } from '../jsonrpc.ts';
-import { createLogger } from '../observability/log.ts';
+import { createLogger, type Logger } from '../observability/log.ts';
 import { type PolicyConfig, policySchema } from '../policy/config.ts';
 import { PolicyError } from '../policy/errors.ts';
 import { Catalog } from '../policy/model/catalog.ts';
@@ -12,6 +12,7 @@ import { evaluateCase, mismatches, type PolicyCase } from '../policy/testing/cas
 import { DataProtection, defaultProtection } from '../protect/service.ts';
 import { listUpstreamTools } from '../upstream/list-tools.ts';
 import { parseCommandArgs } from './args.ts';
+import { openServerPins } from './server-pins.ts';
 import { USAGE as USAGES } from './usage.ts';
 
 const USAGE = USAGES.policy!;
@@ -106,6 +107,7 @@ async function explain(args: string[]): Promise<number> {
     time: { type: 'string' },
     'sensitive-read': { type: 'boolean', default: false },
     tainted: { type: 'boolean', default: false },
+    signed: { type: 'boolean', default: false },
   });
   if (!values.config || !values.tool) throw new UsageError(USAGE);
   const loaded = loadConfigFile(values.config);
@@ -119,6 +121,7 @@ async function explain(args: string[]): Promise<number> {
       : {}),
     ...(values.time ? { time: values.time } : {}),
     session: { sensitiveRead: values['sensitive-read'], tainted: values.tainted },
+    signed: values.signed,
   };
   const out = evaluateCase(svc, c);
   const report =
@@ -147,7 +150,7 @@ async function serviceFor(
   if (tools === undefined && !loaded) throw new UsageError('no tool definitions: give --tools or a config');
   const listed =
     tools === undefined
-      ? await listUpstreamTools(loaded!, log)
+      ? await liveTools(loaded!, log)
       : // JSON is YAML: a broken file is reported as FILE:LINE:COL like every other.
         toolsFrom(typeof tools === 'string' ? parseYamlText(readText(tools), tools) : tools);
   const catalog = new Catalog(policy);
@@ -159,6 +162,16 @@ async function serviceFor(
   const protection = loaded ? new DataProtection(loaded.config.protect) : defaultProtection();
   // Loaded once the catalog is known, so the sets validate against the generated schema.
   return new PolicyService(policy, baseDir, { log, catalog, detect: (args) => protection.detect(args) });
+}
+
+/** The live upstreams' tools; each stdio upstream is started only if it matches its server pin. */
+async function liveTools(loaded: LoadedConfig, log: Logger) {
+  const serverPins = openServerPins(loaded, log);
+  try {
+    return await listUpstreamTools(loaded, log, serverPins.starts);
+  } finally {
+    await serverPins.close();
+  }
 }
 
 /** `[{name, upstream?, inputSchema, annotations}]` or a tools/list result; upstream defaults to the name's prefix. */

@@ -6,7 +6,8 @@ export const USAGE: Readonly<Record<string, string>> = {
   demo: `Usage: portcullis demo [--port N] [--dir DIR] [--json]
   start on the embedded default (bundled upstreams, SQLite audit) and print a token and URL`,
   config: 'Usage: portcullis config check FILE | portcullis config schema',
-  'config check': 'Usage: portcullis config check FILE\n  validate a config file',
+  'config check':
+    'Usage: portcullis config check FILE\n  validate a config file; warn of stdio upstreams the config does not pin',
   'config schema': 'Usage: portcullis config schema\n  print the config JSON Schema',
   policy: `Usage: portcullis policy <command> [options]
   check --config FILE [--tools TOOLS.json]
@@ -18,7 +19,8 @@ export const USAGE: Readonly<Record<string, string>> = {
   'policy test': `Usage: portcullis policy test CASES.yaml [--config FILE] [--tools TOOLS.json]
   run YAML cases against their expected decisions; exit 1 on a mismatch`,
   'policy explain': `Usage: portcullis policy explain --config FILE --tool NAME [--args JSON] [--reason TEXT]
-                            [--principal JSON] [--time ISO] [--sensitive-read] [--tainted] [--tools TOOLS.json]
+                            [--principal JSON] [--time ISO] [--sensitive-read] [--tainted] [--signed]
+                            [--tools TOOLS.json]
   show the decision for one call and the policies that made it`,
   token:
     'Usage: portcullis token issue --config FILE --sub S [--tools a,b] [--prompts a,b] [--resources URI*,…] [--ttl 10m] --reason TEXT',
@@ -55,6 +57,13 @@ export const USAGE: Readonly<Record<string, string>> = {
   print the matching calls in log order, each entry proven against the latest signed checkpoint;
   at least one of --session, --principal, --since (ISO-8601, or a time ago: 15m, 2h, 7d);
   --key checks with a verifier key and signs nothing; exit 1 naming an entry that was tampered with`,
+  attest: `Usage: portcullis attest verify FILE (--jwks URL|FILE | --config FILE)
+  verify FILE   check a saved response's signed result; with --config, also that the audit log holds the call`,
+  'attest verify': `Usage: portcullis attest verify FILE [--jwks URL|FILE] [--config FILE]
+  check the attestation of a saved JSON-RPC response (or bare result) against a JWKS:
+  --jwks from a URL (/.well-known/jwks.json) or a file, else the config's attest.keyDir;
+  --config also checks the audit log: the decision record at the attested index names the call,
+  and its outcome record keeps the same result hash and key. Exit 0 ok, 1 with the error code`,
   approvals: `Usage: portcullis approvals <command> --config FILE [options]
   list [--all] [--json]                              the approvals waiting (--all: every one kept)
   show ID [--json]                                   one approval, with the arguments it would release
@@ -85,6 +94,19 @@ export const USAGE: Readonly<Record<string, string>> = {
   print the diff of the pinned definition against the new one, then accept it as operator NAME`,
   'tools quarantine': `Usage: portcullis tools quarantine UPSTREAM TOOL --config FILE --as NAME --reason TEXT
   hide a pinned tool and refuse calls to it until it is approved again`,
+  servers: `Usage: portcullis servers <command> --config FILE [options]
+  list [--json]                 every stdio upstream: where its pin comes from (config, first-use, operator, none), its state
+  show NAME [--json]            what NAME would run now: each file and package hashed, and whether it matches its pin
+  pin NAME --as NAME            pin what NAME would run now (first approval)
+  approve NAME --as NAME        accept what NAME would run now in place of its pin (after a refusal)`,
+  'servers list': `Usage: portcullis servers list --config FILE [--json]
+  every stdio upstream with where its pin comes from, its state and any refused fingerprint`,
+  'servers show': `Usage: portcullis servers show NAME --config FILE [--json]
+  hash what NAME would run now and compare it with its pin; exit 1 when it does not match`,
+  'servers pin': `Usage: portcullis servers pin NAME --config FILE --as NAME
+  pin the hashes of what NAME would run now in the state store, as operator NAME`,
+  'servers approve': `Usage: portcullis servers approve NAME --config FILE --as NAME
+  accept what NAME would run now (a changed binary or package) in place of its pin, as operator NAME`,
   keys: `Usage: portcullis keys --config FILE | keys generate --origin NAME --out FILE | keys rotate --config FILE
   print the audit verifier key, write a new audit signer key, or rotate the gateway token key`,
   'keys generate': `Usage: portcullis keys generate --origin NAME --out FILE
@@ -107,9 +129,11 @@ Commands:
   approvals list|show|approve|deny --config FILE   decide calls held for approval (--as NAME)
   breakglass open|approve|close|list --config FILE   audited, dual-approved windows that fail open (--as NAME)
   tools  list|approve|quarantine --config FILE   pinned tool definitions (--as NAME)
+  servers list|show|pin|approve --config FILE    pinned stdio server binaries and packages (--as NAME)
   keys rotate --config FILE            new gateway signing key (old one overlaps)
   audit  <verify|checkpoint|proof|verify-proof|consistency|export|tail|replay> --config FILE
   keys   --config FILE | generate --origin NAME --out FILE   audit verifier key
+  attest verify FILE [--jwks URL|FILE] [--config FILE]   check a signed result (and that the log holds it)
 
 Every command answers --help with its usage.
 Exit codes: 0 ok, 1 check failed, 2 usage or config error.`;

@@ -1,13 +1,15 @@
 import { z } from 'zod';
 import { adminSchema } from '../admin/config.ts';
 import { approvalsSchema } from '../approval/config.ts';
+import { attestSchema } from '../attest/config.ts';
 import { auditSchema } from '../audit/config.ts';
-import { credentialsSchema } from '../credentials/config.ts';
+import { credentialPlacementIssues, credentialsSchema } from '../credentials/config.ts';
 import { identitySchema, upstreamMtlsSchema } from '../identity/config.ts';
 import { DEFAULT_MAX_JSON_DEPTH } from '../jsonrpc.ts';
 import { policySchema } from '../policy/config.ts';
 import { protectSchema } from '../protect/config.ts';
 import { sandboxSettingSchema } from '../sandbox/config.ts';
+import { serverPinSchema } from '../serverpin/config.ts';
 import { stateSchema } from '../state/config.ts';
 import { isolationSchema, limitsSchema, poisoningSchema } from '../upstream/config.ts';
 import { isLoopbackHost } from './loopback.ts';
@@ -59,6 +61,8 @@ const stdioUpstream = z.strictObject({
     .prefault({}),
   /** Network, writable paths and limits under bubblewrap; left out: the default sandbox where available. */
   sandbox: sandboxSettingSchema,
+  /** The hashes it must match to start; without one it is pinned on first use (state store). */
+  pin: serverPinSchema.optional(),
   ...upstreamCommon,
 });
 
@@ -123,6 +127,8 @@ export const configSchema = z
     approvals: approvalsSchema,
     /** Secrets and personal data: detectors, scan bounds, masking of results. */
     protect: protectSchema,
+    /** Signed results and caller-signed requests. */
+    attest: attestSchema,
   })
   .superRefine((cfg, ctx) => {
     const seen = new Map<string, string>();
@@ -137,6 +143,9 @@ export const configSchema = z
         });
       }
       seen.set(prefix, name);
+      for (const issue of credentialPlacementIssues(up)) {
+        ctx.addIssue({ code: 'custom', path: ['upstreams', name, ...issue.path], message: issue.message });
+      }
     }
     if (cfg.identity.mode === 'none' && !isLoopbackHost(cfg.listen.host)) {
       ctx.addIssue({

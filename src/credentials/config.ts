@@ -38,6 +38,8 @@ const tokenExchange = z.strictObject({
     .regex(/^[A-Za-z0-9-]+$/)
     .default('authorization'),
   timeoutMs: z.number().int().positive().max(60_000).default(5000),
+  /** How the caller's token is described to the server (`subject_token_type`): an access token, or a JWT for servers that want that. */
+  subjectTokenType: z.enum(['access_token', 'jwt']).default('access_token'),
 });
 
 /** A PostgreSQL role minted per caller (or session) and granted a template role, in the manner of Vault's database secrets engine. */
@@ -69,6 +71,8 @@ const postgresRole = z.strictObject({
     .string()
     .regex(/^[a-z_][a-z0-9_]{0,15}$/)
     .default('pc_'),
+  /** How long creating or dropping a role may take before the call is denied (ERR_CREDENTIAL_UNAVAILABLE). */
+  timeoutMs: z.number().int().positive().max(60_000).default(5000),
 });
 
 /** A long-lived secret by reference: ambient authority, listed as such by `config check`. */
@@ -91,3 +95,56 @@ export type MintedJwtConfig = z.infer<typeof mintedJwt>;
 export type TokenExchangeConfig = z.infer<typeof tokenExchange>;
 export type PostgresRoleConfig = z.infer<typeof postgresRole>;
 export type StaticSecretConfig = z.infer<typeof staticSecret>;
+
+/** Where `${credential}` in a stdio upstream's `args` is replaced by the credential it was started with. */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: the literal text users write in `args`
+export const CREDENTIAL_PLACEHOLDER = '${credential}';
+
+/** What of an upstream's config decides where its credential may go. */
+export interface CredentialPlacement {
+  readonly transport: 'stdio' | 'http';
+  readonly isolation: 'shared' | 'principal' | 'session';
+  readonly args?: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+  readonly credentials?: CredentialsConfig;
+}
+
+/**
+ * Refusals at load, each with the path (under the upstream) it is about: a
+ * role minted for one caller must reach only an instance started for that
+ * caller, and the placeholder must have something to stand for.
+ */
+export function credentialPlacementIssues(up: CredentialPlacement): { path: string[]; message: string }[] {
+  const issues: { path: string[]; message: string }[] = [];
+  const cred = up.credentials;
+  (up.args ?? []).forEach((arg, i) => {
+    if (arg.includes(CREDENTIAL_PLACEHOLDER) && cred?.kind !== 'postgres-role') {
+      issues.push({
+        path: ['args', String(i)],
+        message: `${CREDENTIAL_PLACEHOLDER} needs a postgres-role credential`,
+      });
+    }
+  });
+  if (cred?.kind !== 'postgres-role') return issues;
+  if (up.transport !== 'stdio') {
+    issues.push({
+      path: ['credentials', 'kind'],
+      message: 'postgres-role is for stdio upstreams, started per caller',
+    });
+  }
+  if (up.isolation === 'shared') {
+    issues.push({
+      path: ['isolation'],
+      message: `a postgres-role credential is minted per ${cred.per}: isolation shared would hand one caller's role to every caller`,
+    });
+  } else if (up.isolation !== cred.per) {
+    issues.push({
+      path: ['credentials', 'per'],
+      message: `must match the upstream's isolation (${up.isolation}): each instance gets the role minted for it`,
+    });
+  }
+  if (up.env && cred.env in up.env) {
+    issues.push({ path: ['env', cred.env], message: `${cred.env} is set by the postgres-role credential` });
+  }
+  return issues;
+}

@@ -66,6 +66,12 @@ export interface Issued {
 export interface CredentialBackend {
   readonly kind: string;
   readonly granularity: LeaseGranularity;
+  /**
+   * Its credentials cannot be recalled and expire by themselves within a
+   * minute (a minted JWT): the broker records each lease in the audit log
+   * only, not in the state store, and has nothing to sweep or reap for it.
+   */
+  readonly selfExpiring?: boolean;
   /** A new credential for `req`; throws ERR_CREDENTIAL_UNAVAILABLE (fail closed) when it cannot. */
   issue(req: CredentialRequest, leaseId: string): Promise<Issued>;
   /** Makes the credential unusable now (drop the role, forget the cached token); idempotent. */

@@ -14,6 +14,22 @@ export interface FetchedJson {
 
 export type JsonFetcher = (url: string) => Promise<FetchedJson>;
 
+/** A form POSTed to an authorization server (a token or revocation endpoint). */
+export interface FormPost {
+  readonly form: Readonly<Record<string, string>>;
+  /** The `Authorization` header: the client's own credentials. */
+  readonly authorization: string;
+  /** Ends the request early (a deadline of the caller's, a cancelled call). */
+  readonly signal?: AbortSignal;
+}
+
+export interface FormAnswer {
+  readonly status: number;
+  readonly json: unknown;
+}
+
+export type FormPoster = (url: string, post: FormPost) => Promise<FormAnswer>;
+
 const blocked = (why: string, url: string) =>
   new PortcullisError('ERR_FETCH_BLOCKED', `fetch refused: ${why}`, { detail: { url } });
 const failed = (why: string, url: string, cause?: unknown) =>
@@ -30,7 +46,7 @@ export function createJsonFetcher(cfg: FetchConfig): JsonFetcher {
     let url = start;
     for (let hop = 0; hop <= cfg.maxRedirects; hop++) {
       const target = await checkUrl(url, cfg);
-      const res = await get(target, cfg);
+      const res = await send(target, cfg, { method: 'GET', headers: { accept: 'application/json' } });
       if (res.status >= 300 && res.status < 400 && res.location) {
         url = new URL(res.location, url).toString();
         continue;
@@ -43,6 +59,34 @@ export function createJsonFetcher(cfg: FetchConfig): JsonFetcher {
       }
     }
     throw failed('too many redirects', start);
+  };
+}
+
+/**
+ * POSTs a form and reads its JSON answer under the same guard as
+ * `createJsonFetcher`, whatever the status (an OAuth error answer is JSON on
+ * 400). A redirect is refused, never followed: the request carries the
+ * client's credentials, which must go nowhere but the configured endpoint.
+ */
+export function createFormPoster(cfg: FetchConfig): FormPoster {
+  return async function postForm(url: string, post: FormPost): Promise<FormAnswer> {
+    const target = await checkUrl(url, cfg);
+    const res = await send(target, cfg, {
+      method: 'POST',
+      headers: {
+        accept: 'application/json',
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: post.authorization,
+      },
+      body: new URLSearchParams(post.form).toString(),
+      ...(post.signal ? { signal: post.signal } : {}),
+    });
+    if (res.status >= 300 && res.status < 400) throw blocked('redirect from a form endpoint', url);
+    try {
+      return { status: res.status, json: JSON.parse(res.body) };
+    } catch (err) {
+      throw failed(`not JSON (status ${res.status})`, url, err);
+    }
   };
 }
 
@@ -85,20 +129,32 @@ interface RawResponse {
   body: string;
 }
 
-function get(target: Target, cfg: FetchConfig): Promise<RawResponse> {
+interface Outgoing {
+  readonly method: 'GET' | 'POST';
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body?: string;
+  readonly signal?: AbortSignal;
+}
+
+function send(target: Target, cfg: FetchConfig, out: Outgoing): Promise<RawResponse> {
   const mod = target.url.protocol === 'https:' ? https : http;
+  const deadline = AbortSignal.timeout(cfg.timeoutMs);
   return new Promise((resolve, reject) => {
-    const req = mod.get(
+    const req = mod.request(
       target.url,
       {
+        method: out.method,
         // Connect to the address that was checked, not whatever DNS says next.
         lookup: (_h, opts, cb) => {
           if ((opts as { all?: boolean }).all) cb(null, [{ address: target.address, family: target.family }]);
           else (cb as (e: null, a: string, f: number) => void)(null, target.address, target.family);
         },
-        headers: { accept: 'application/json' },
+        headers:
+          out.body === undefined
+            ? out.headers
+            : { ...out.headers, 'content-length': String(Buffer.byteLength(out.body)) },
         timeout: cfg.timeoutMs,
-        signal: AbortSignal.timeout(cfg.timeoutMs),
+        signal: out.signal ? AbortSignal.any([deadline, out.signal]) : deadline,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -123,6 +179,7 @@ function get(target: Target, cfg: FetchConfig): Promise<RawResponse> {
     );
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', (err) => reject(failed('request', target.url.toString(), err)));
+    req.end(out.body);
   });
 }
 

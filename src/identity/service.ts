@@ -42,7 +42,11 @@ export interface IdentityDeps {
   now?: () => number;
   /** Injected for tests (e.g. a store on a unique table). */
   revocations?: RevocationStore;
+  /** Public keys the gateway signs other things with (result attestations), published beside the token keys. */
+  publishedKeys?: () => Record<string, unknown>[];
 }
+
+const JWKS_PATH = '/.well-known/jwks.json';
 
 export function gatewayIssuer(cfg: TokenIdentityConfig): string {
   return cfg.gatewayTokens.issuer ?? new URL(cfg.resource).origin;
@@ -61,17 +65,22 @@ export function createIdentity(config: Config, baseDir: string, deps: IdentityDe
   const close = async () => {
     await store?.close();
   };
+  const published = deps.publishedKeys ?? (() => []);
   if (config.identity.mode === 'none')
     return {
       mode: 'none',
       authenticate: async () => ANONYMOUS,
       recheck: recheckOpenGateway,
       challenge: () => 'Bearer',
-      wellKnown: () => undefined,
+      // An open gateway mints no tokens; it still publishes the keys its results are signed with.
+      wellKnown: (path) => {
+        const keys = path === JWKS_PATH ? published() : [];
+        return keys.length > 0 ? { keys } : undefined;
+      },
       revocations,
       close,
     };
-  return createTokenIdentity(config.identity, baseDir, { ...deps, revocations, close });
+  return createTokenIdentity(config.identity, baseDir, { ...deps, revocations, close, published });
 }
 
 interface TokenIdentityDeps {
@@ -79,6 +88,7 @@ interface TokenIdentityDeps {
   readonly now?: () => number;
   readonly revocations: () => RevocationStore;
   readonly close: () => Promise<void>;
+  readonly published: () => Record<string, unknown>[];
 }
 
 function createTokenIdentity(
@@ -111,7 +121,8 @@ function createTokenIdentity(
     challenge: (err) => resource.challenge(err),
     wellKnown(path) {
       if (resource.servesMetadataAt(path)) return resource.metadata;
-      if (path === '/.well-known/jwks.json') return keyDir.jwks(cfg.gatewayTokens.maxTtlSeconds);
+      if (path === JWKS_PATH)
+        return { keys: [...keyDir.jwks(cfg.gatewayTokens.maxTtlSeconds).keys, ...deps.published()] };
       return undefined;
     },
     revocations: deps.revocations,

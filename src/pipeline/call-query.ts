@@ -7,7 +7,7 @@ import type { CallContext } from './context.ts';
 export function gatewayQuery(
   policy: PolicyService,
   ctx: CallContext,
-): Pick<CallQuery, 'principal' | 'method' | 'network' | 'history' | 'now' | 'callId'> {
+): Pick<CallQuery, 'principal' | 'method' | 'network' | 'history' | 'now' | 'callId' | 'signed'> {
   const now = policy.now();
   const principalId = ctx.principal.id;
   return {
@@ -16,6 +16,7 @@ export function gatewayQuery(
     network: networkOf(ctx.session),
     now,
     callId: ctx.callId,
+    signed: ctx.requestSigned === true,
     history: {
       admits: () => policy.facts.admits(principalId, now),
       snapshot: (name) => policy.facts.snapshot(principalId, name, now),

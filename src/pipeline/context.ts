@@ -1,3 +1,4 @@
+import type { AttestationSummary } from '../attest/result.ts';
 import type { PortcullisError } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { JsonRpcRequest, JsonRpcResponse } from '../jsonrpc.ts';
@@ -31,6 +32,11 @@ export interface CallContext {
    * over HTTP in the modern era: the param-headers stage checks `Mcp-Param-*` against the body.
    */
   readonly requestHeaders?: Readonly<Record<string, string | string[] | undefined>>;
+  /**
+   * The bearer token this request came with, verified by the listener: only a
+   * token-exchange backend reads it (as its subject token). Never logged, audited or forwarded.
+   */
+  readonly subjectToken?: string;
   /** Aborted when the client cancels or goes away. */
   readonly signal: AbortSignal;
   /** Who is calling; starts as the session's (verified by the transport), re-checked by the identify stage on every call. */
@@ -42,6 +48,8 @@ export interface CallContext {
   callInput?: CallInput;
   /** What policy decides a `subscriptions/listen` on (validate stage, for authorize, forward and the audit). */
   listenInput?: ListenInput;
+  /** The caller signed this request and the signature held (request-signature stage): policy's `context.request.signed`. */
+  requestSigned?: boolean;
   /** The authorization decision for this call (policy stage). */
   decision?: Decision;
   /** Index of this call's decision record in the audit log (audit-decision stage, for the outcome record). */
@@ -52,8 +60,10 @@ export interface CallContext {
   held?: boolean;
   /** The break-glass window that let this call through (authorize stage); recorded in the audit. */
   breakGlassId?: string;
-  /** Set by the credential broker stage once it exists; recorded in the audit. */
+  /** The lease of the credential this call was given (credentials stage); recorded in the audit. */
   leaseId?: string;
+  /** Headers carrying the call's brokered credential (credentials stage), sent upstream by forward; never logged. */
+  upstreamCredential?: { readonly headers: Readonly<Record<string, string>> };
   /** A gateway list, every upstream's items unfiltered (forward stage): the filter-list stage answers with what the caller may see. */
   listed?: { readonly method: ListMethod; readonly items: readonly ListedItem[] };
   response?: JsonRpcResponse;
@@ -67,6 +77,8 @@ export interface CallContext {
    * Unset when nothing was forwarded.
    */
   upstream?: 'answered' | 'no-answer';
+  /** The signature the result went out with (attest stage): the outcome record keeps its hash and key. */
+  attestation?: AttestationSummary;
   /** Set when a stage ended the call or something failed; never sent as-is. */
   error?: PortcullisError;
   /** Milliseconds spent in each stage. */

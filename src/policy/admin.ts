@@ -70,6 +70,7 @@ function adminRequest(q: AdminQuery, utcOffsetMinutes: number): CedarRequest {
       network: networkContext(q.network),
       session: { callsLastMinute: 0, toolsUsed: [], sensitiveRead: false },
       approval: { granted: false, breakGlass: false },
+      request: { signed: false },
       detected: { secrets: [], pii: [] },
       input: {},
     },

@@ -43,6 +43,8 @@ export interface CallQuery {
   readonly history: HistoryView;
   readonly now: number;
   readonly approval?: { granted: boolean; breakGlass: boolean };
+  /** The caller signed the request and the signature held (`context.request.signed`); unsigned when left out. */
+  readonly signed?: boolean;
   readonly callId?: string;
 }
 
@@ -132,6 +134,7 @@ function factsOf(
     input,
     reason: q.reason,
     ...(q.approval ? { approval: q.approval } : {}),
+    request: { signed: q.signed === true },
   };
 }
 

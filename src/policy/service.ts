@@ -274,6 +274,7 @@ export class PolicyService {
       network,
       session,
       approval: { granted: false, breakGlass: false },
+      request: { signed: false },
       detected: NOTHING_DETECTED,
     };
   }

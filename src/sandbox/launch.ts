@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { PortcullisError } from '../errors.ts';
+import { type PortcullisError, UpstreamError } from '../errors.ts';
 import { DEFAULT_SANDBOX, type SandboxConfig, type SandboxSetting } from './config.ts';
 import { type EgressDecision, EgressProxy } from './egress.ts';
 import type { SandboxHost } from './host.ts';
@@ -42,7 +42,7 @@ export function sandboxSummary(mode: SandboxMode): Record<string, unknown> {
 }
 
 export const sandboxUnavailable = (upstream: string, reason: string): PortcullisError =>
-  new PortcullisError('ERR_SANDBOX_UNAVAILABLE', `${upstream}: its sandbox cannot be provided: ${reason}`);
+  new UpstreamError('ERR_SANDBOX_UNAVAILABLE', `${upstream}: its sandbox cannot be provided: ${reason}`);
 
 export interface UpstreamSandboxOptions {
   readonly upstream: string;

@@ -1,11 +1,11 @@
 /**
  * Small versioned records shared by every replica through the state store:
- * approvals, break-glass windows, webhook nonces, tool pins. A store keeps each as an
+ * approvals, break-glass windows, webhook nonces, tool pins, server pins. A store keeps each as an
  * opaque JSON body beside the few columns it is looked up by; every change is
  * a compare-and-set on `version`, so two replicas (or a replica and the CLI)
  * racing on one record cannot both win.
  */
-export type RecordKind = 'approval' | 'breakglass' | 'nonce' | 'pin' | 'lease';
+export type RecordKind = 'approval' | 'breakglass' | 'nonce' | 'pin' | 'lease' | 'server-pin';
 
 export interface StoredRecord {
   readonly kind: RecordKind;

@@ -161,6 +161,7 @@ export class McpHttpHandler {
     res.on('close', () => session.inflight.get(request.id)?.abort());
     const call = await this.#gateway.handleRequest(request, session, channel, {
       requestHeaders: req.headers,
+      ...bearerOf(req),
     });
     this.#finishCall(
       channel,
@@ -189,7 +190,10 @@ export class McpHttpHandler {
       return;
     }
     const channel = new PostChannel(res, { acceptsSse: acceptsSse(req), replies: entry.replies });
-    this.#finishCall(channel, await this.#gateway.handleRequest(message, entry.session, channel));
+    this.#finishCall(
+      channel,
+      await this.#gateway.handleRequest(message, entry.session, channel, bearerOf(req)),
+    );
   }
 
   async #initialize(
@@ -208,7 +212,7 @@ export class McpHttpHandler {
       replies,
       headers: { 'mcp-session-id': id },
     });
-    const call = await this.#gateway.handleRequest(message, session, channel);
+    const call = await this.#gateway.handleRequest(message, session, channel, bearerOf(req));
     if (call.response.result) this.#sessions.add({ session, replies, stream });
     else await this.#gateway.closeSession(session);
     this.#finishCall(channel, call);
@@ -313,3 +317,12 @@ function newLegacySession(
 }
 
 const asObject = (v: unknown) => (isObject(v) ? v : {});
+
+/**
+ * The bearer token of a request the door verified: handed to the call only
+ * for a token-exchange backend's subject token.
+ */
+function bearerOf(req: IncomingMessage): { subjectToken?: string } {
+  const m = /^Bearer ([^\s]+)$/i.exec(header(req.headers, 'authorization') ?? '');
+  return m?.[1] ? { subjectToken: m[1] } : {};
+}

@@ -1,13 +1,15 @@
+import { randomUUID } from 'node:crypto';
 import type { LoadedConfig } from '../config/load.ts';
+import { postgresRoleCredentials } from '../credentials/instance-backends.ts';
 import { JSONRPC } from '../errors.ts';
 import { ANONYMOUS } from '../identity/principal.ts';
 import type { Logger } from '../observability/log.ts';
-import { defaultSandboxHost } from '../sandbox/host.ts';
 import { newSession } from '../session.ts';
 import { Aggregator, type ListedItem } from './aggregate.ts';
 import type { RelatedSink } from './connection.ts';
 import { UpstreamPool } from './pool.ts';
 import { upstreamSpecs } from './spec.ts';
+import type { StdioStarts } from './starts.ts';
 
 const NO_CLIENT: RelatedSink = {
   notify() {},
@@ -18,9 +20,18 @@ const NO_CLIENT: RelatedSink = {
   }),
 };
 
-/** For the CLI: every upstream's tools/list, once, with exposed names (what policy is written against). */
-export async function listUpstreamTools(loaded: LoadedConfig, log: Logger): Promise<ListedItem[]> {
-  const pool = new UpstreamPool(upstreamSpecs(loaded, log, defaultSandboxHost()), log, {
+/**
+ * For the CLI: every upstream's tools/list, once, with exposed names (what
+ * policy is written against). Stdio upstreams start through `starts`, server pins checked, as in the gateway.
+ */
+export async function listUpstreamTools(
+  loaded: LoadedConfig,
+  log: Logger,
+  starts: StdioStarts,
+): Promise<ListedItem[]> {
+  // A role is minted for the listing and dropped after it; nothing is reaped from beside a running gateway.
+  const credentials = postgresRoleCredentials(loaded, { log, now: Date.now, newId: randomUUID, reap: false });
+  const pool = new UpstreamPool(upstreamSpecs(loaded, log, starts, credentials.byUpstream), log, {
     limits: loaded.config.limits,
   });
   const agg = new Aggregator(pool, log, {
@@ -47,5 +58,6 @@ export async function listUpstreamTools(loaded: LoadedConfig, log: Logger): Prom
     return await agg.list(session, 'tools/list', undefined, NO_CLIENT);
   } finally {
     await pool.closeAll();
+    await credentials.close();
   }
 }

@@ -1,10 +1,13 @@
-import { JSONRPC, overCapacity, PortcullisError, UpstreamError } from '../errors.ts';
+import type { InstanceCredentials } from '../credentials/instance.ts';
+import { JSONRPC, overCapacity, UpstreamError } from '../errors.ts';
 import { errorResponse, type JsonRpcNotification } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
 import type { Era } from '../protocol/versions.ts';
 import { SessionQuota } from './capacity.ts';
 import type { Isolation, Limits } from './config.ts';
 import { type ClientProfile, GATEWAY_CLIENT, type RelatedSink, UpstreamConnection } from './connection.ts';
+import { InstanceLease } from './instance-lease.ts';
+import type { InstanceHolder } from './start-record.ts';
 import type { MessageTransport } from './transport.ts';
 
 export interface UpstreamSpec {
@@ -14,23 +17,16 @@ export interface UpstreamSpec {
   timeoutMs: number;
   restart: { initialDelayMs: number; maxDelayMs: number };
   isolation: Isolation;
-  /** What a stdio upstream runs, for the record of each start: its command and its sandbox. */
-  launch?: { command: string; sandbox: Record<string, unknown> };
-  createTransport(): MessageTransport;
-  /** Ends what the upstream's instances share (a sandbox's egress proxy). */
-  close?(): Promise<void>;
-}
-
-/** One start of an upstream instance, as the pool reports it. */
-export interface UpstreamStart {
-  readonly upstream: string;
-  readonly isolation: Isolation;
-  /** Who it serves: '' for a shared instance. */
-  readonly principal: string;
-  readonly result: 'started' | 'failed';
-  /** The error code when it failed (ERR_SANDBOX_UNAVAILABLE when its sandbox could not be had). */
-  readonly error?: string;
-  readonly launch?: UpstreamSpec['launch'];
+  /** Mints the credential each instance is started with (a database role), when the upstream's config names one. */
+  credentials?: InstanceCredentials;
+  /**
+   * Spawns or connects one instance for `holder`; may refuse (a stdio upstream that fails its server pin).
+   * `credential`: the variables minted for this one instance, which only its process receives.
+   */
+  createTransport(
+    holder: InstanceHolder,
+    start?: { credential?: Readonly<Record<string, string>> },
+  ): MessageTransport | Promise<MessageTransport>;
 }
 
 /** Who asks the pool for an upstream instance. */
@@ -65,6 +61,8 @@ interface Instance {
   readonly holders: Set<string>;
   readonly sinks: Map<string, RelatedSink>;
   lastUsed: number;
+  /** The credential it was started with, revoked when it ends. */
+  readonly lease: InstanceLease | undefined;
 }
 
 /** What a shared instance may announce to every caller: nothing that could carry another caller's data. */
@@ -96,15 +94,8 @@ export class UpstreamPool {
   private readonly now: () => number;
   private readonly reaper: NodeJS.Timeout;
 
-  private readonly started: (start: UpstreamStart) => void;
-
-  constructor(
-    specs: readonly UpstreamSpec[],
-    log: Logger,
-    opts: { limits: Limits; now?: () => number; started?: (start: UpstreamStart) => void },
-  ) {
+  constructor(specs: readonly UpstreamSpec[], log: Logger, opts: { limits: Limits; now?: () => number }) {
     this.specs = new Map(specs.map((s) => [s.name, s]));
-    this.started = opts.started ?? (() => {});
     this.log = log;
     this.limits = opts.limits;
     this.now = opts.now ?? Date.now;
@@ -192,11 +183,12 @@ export class UpstreamPool {
       name: spec.name,
       principal,
       isolation,
-      opening: room.then(() => this.open(inst, who.principal, { ...client, era: who.era })),
+      opening: room.then(() => this.open(inst, who, { ...client, era: who.era })),
       conn: undefined,
       holders: new Set(),
       sinks: new Map(),
       lastUsed: this.now(),
+      lease: spec.credentials ? new InstanceLease(spec.credentials, this.log) : undefined,
     };
     inst.opening.then(
       (conn) => {
@@ -240,31 +232,74 @@ export class UpstreamPool {
     return oldest;
   }
 
+  /** Closes the instance, then takes back the credential it was started with. */
   private retire(inst: Instance): Promise<void> {
     if (this.instances.get(inst.id) === inst) this.instances.delete(inst.id);
     this.log.debug('upstream instance closed', { upstream: inst.name, isolation: inst.isolation });
-    return inst.opening.then((c) => c.close()).catch(() => {});
+    return inst.opening
+      .then((c) => c.close())
+      .catch(() => {})
+      .then(() => inst.lease?.revoke());
   }
 
-  /** Closes every instance idle (no holder, nothing in flight) for `instanceIdleMs` as of `at`. */
+  /**
+   * Closes every instance idle (no holder, nothing in flight) for
+   * `instanceIdleMs` as of `at`, and every one whose credential has expired
+   * by then, busy or not: the next call starts a new one with a new credential.
+   */
   async sweep(at: number = this.now()): Promise<number> {
     const cutoff = at - this.limits.instanceIdleMs;
-    const stale = [...this.instances.values()].filter((i) => isIdle(i) && i.lastUsed <= cutoff);
+    const stale = [...this.instances.values()].filter(
+      (i) => (isIdle(i) && i.lastUsed <= cutoff) || i.lease?.expiredBy(at),
+    );
     await Promise.all(stale.map((i) => this.retire(i)));
     return stale.length;
   }
 
+  /** The instance's credential, minted for whom it serves; a lease that runs out closes the instance. */
+  private async credentialFor(inst: Instance, who: string, sessionKey: string) {
+    if (!inst.lease) return undefined;
+    const holder = {
+      upstream: inst.name,
+      principal: who,
+      ...(inst.isolation === 'session' ? { sessionKey } : {}),
+    };
+    return inst.lease.issue(holder, {
+      now: this.now,
+      onExpire: () => {
+        if (this.instances.get(inst.id) !== inst) return;
+        this.log.info('upstream credential expired: instance closed', { upstream: inst.name });
+        void this.retire(inst);
+      },
+    });
+  }
+
   private async open(
     inst: Instance,
-    principal: string,
+    who: PoolClient,
     client: ClientProfile & { era: Era },
   ): Promise<UpstreamConnection> {
     const name = inst.name;
     const spec = this.specs.get(name)!;
     await this.waitForBackoff(name, spec.timeoutMs);
-    const eraKey = `${principal}\u0000${name}\u0000${client.era}`;
+    const eraKey = `${who.principal}\u0000${name}\u0000${client.era}`;
     const knownEra = this.eras.get(eraKey);
-    const conn = new UpstreamConnection(spec.createTransport(), {
+    const holder: InstanceHolder = {
+      isolation: inst.isolation,
+      principal: inst.principal,
+      session: inst.isolation === 'session' ? who.key : '',
+    };
+    // Minted before the process starts: no credential, no process (ERR_CREDENTIAL_UNAVAILABLE reaches the caller).
+    const credential = await this.credentialFor(inst, who.principal, who.key);
+    let transport: MessageTransport;
+    try {
+      // A refused start (server pinning) is the caller's answer as is; it is not a crash to back off from.
+      transport = await spec.createTransport(holder, credential ? { credential } : {});
+    } catch (err) {
+      await inst.lease?.revoke();
+      throw err;
+    }
+    const conn = new UpstreamConnection(transport, {
       name,
       timeoutMs: spec.timeoutMs,
       isolation: inst.isolation,
@@ -278,15 +313,11 @@ export class UpstreamPool {
       this.eras.set(eraKey, hs.era);
       this.health.delete(name);
       this.log.debug('upstream connected', { upstream: name, era: hs.era, version: hs.protocolVersion });
-      this.started(startOf(inst, spec, 'started'));
       return conn;
     } catch (err) {
       await conn.close();
+      await inst.lease?.revoke();
       this.recordFailure(name, spec);
-      const code = err instanceof PortcullisError ? err.code : 'ERR_UPSTREAM_UNAVAILABLE';
-      this.started({ ...startOf(inst, spec, 'failed'), error: code });
-      // A sandbox that cannot be had is its own error: nothing was started, not an upstream that failed.
-      if (err instanceof PortcullisError && err.code === 'ERR_SANDBOX_UNAVAILABLE') throw err;
       throw new UpstreamError('ERR_UPSTREAM_UNAVAILABLE', `${name}: cannot connect: ${String(err)}`, {
         cause: err,
       });
@@ -316,6 +347,7 @@ export class UpstreamPool {
 
   private lost(inst: Instance): void {
     if (this.instances.get(inst.id) === inst) this.instances.delete(inst.id);
+    void inst.lease?.revoke();
     const spec = this.specs.get(inst.name);
     if (spec) this.recordFailure(inst.name, spec);
     this.log.warn('upstream connection lost; it will be restarted on next use', { upstream: inst.name });
@@ -358,18 +390,16 @@ export class UpstreamPool {
     clearInterval(this.reaper);
     const all = [...this.instances.values()];
     this.instances.clear();
-    await Promise.all(all.map((i) => i.opening.then((c) => c.close()).catch(() => {})));
-    await Promise.all([...this.specs.values()].map((s) => s.close?.().catch(() => {})));
+    await Promise.all(
+      all.map((i) =>
+        i.opening
+          .then((c) => c.close())
+          .catch(() => {})
+          .then(() => i.lease?.revoke()),
+      ),
+    );
   }
 }
-
-const startOf = (inst: Instance, spec: UpstreamSpec, result: UpstreamStart['result']): UpstreamStart => ({
-  upstream: inst.name,
-  isolation: inst.isolation,
-  principal: inst.principal,
-  result,
-  ...(spec.launch ? { launch: spec.launch } : {}),
-});
 
 /** No session holds it, it is running, and nothing is in flight on it. */
 const isIdle = (inst: Instance): boolean =>

@@ -1,78 +1,52 @@
 import type { LoadedConfig } from '../config/load.ts';
-import type { StdioUpstreamConfig, UpstreamConfig } from '../config/schema.ts';
+import type { UpstreamConfig } from '../config/schema.ts';
+import type { InstanceCredentials } from '../credentials/instance.ts';
+import { ConfigError } from '../errors.ts';
 import type { Logger } from '../observability/log.ts';
-import { gatewayPrivatePaths } from '../sandbox/hidden.ts';
-import type { SandboxHost } from '../sandbox/host.ts';
-import { sandboxMode, sandboxSummary, UpstreamSandbox } from '../sandbox/launch.ts';
 import { httpTransport } from './http.ts';
 import type { UpstreamSpec } from './pool.ts';
-import { stdioTransport } from './stdio.ts';
+import type { StdioStarts } from './starts.ts';
 
-/** Every configured upstream, as the pool spawns and connects it; stdio ones in their sandboxes. */
-export const upstreamSpecs = (loaded: LoadedConfig, log: Logger, host: SandboxHost): UpstreamSpec[] =>
-  Object.entries(loaded.config.upstreams).map(([name, cfg]) => upstreamSpec(name, cfg, loaded, log, host));
+/**
+ * Every configured upstream, as the pool spawns and connects it. Each stdio
+ * start goes through `starts` (server pinning, audit); `credentials` mints the
+ * credential of each instance of an upstream whose config names a per-instance
+ * one (postgres-role); such an upstream without it is refused.
+ */
+export const upstreamSpecs = (
+  loaded: LoadedConfig,
+  log: Logger,
+  starts: StdioStarts,
+  credentials: ReadonlyMap<string, InstanceCredentials>,
+): UpstreamSpec[] =>
+  Object.entries(loaded.config.upstreams).map(([name, cfg]) =>
+    upstreamSpec(name, cfg, loaded.baseDir, log, starts, credentials.get(name)),
+  );
 
 function upstreamSpec(
   name: string,
   cfg: UpstreamConfig,
-  loaded: LoadedConfig,
+  baseDir: string,
   log: Logger,
-  host: SandboxHost,
+  starts: StdioStarts,
+  credentials: InstanceCredentials | undefined,
 ): UpstreamSpec {
-  const common = { name, prefix: cfg.prefix ?? name, timeoutMs: cfg.timeoutMs, isolation: cfg.isolation };
-  if (cfg.transport !== 'stdio') {
-    return {
-      ...common,
-      restart: { initialDelayMs: 250, maxDelayMs: 30_000 },
-      createTransport: () => httpTransport(name, cfg, loaded.baseDir, log),
-    };
+  const restart = cfg.transport === 'stdio' ? cfg.restart : { initialDelayMs: 250, maxDelayMs: 30_000 };
+  if (cfg.credentials?.kind === 'postgres-role' && !credentials) {
+    throw new ConfigError(`upstreams.${name}.credentials: no credential backend wired`, [
+      { path: `upstreams.${name}.credentials`, message: 'no credential backend wired for it' },
+    ]);
   }
-  const sandbox = upstreamSandbox(name, cfg, loaded, log, host);
   return {
-    ...common,
-    restart: cfg.restart,
-    launch: { command: cfg.command, sandbox: sandboxSummary(sandbox.mode) },
-    createTransport: () => stdioTransport(name, cfg, loaded.baseDir, log, sandbox),
-    close: () => sandbox.close(),
+    name,
+    prefix: cfg.prefix ?? name,
+    timeoutMs: cfg.timeoutMs,
+    restart,
+    isolation: cfg.isolation,
+    ...(credentials ? { credentials } : {}),
+    createTransport: (holder, start = {}) =>
+      cfg.transport === 'stdio'
+        ? starts.open(name, cfg, baseDir, holder, start.credential ?? {})
+        : httpTransport(name, cfg, baseDir, log),
   };
-}
-
-/** Decided once at start, and said at start: a sandbox refused or missing is never a quiet surprise. */
-function upstreamSandbox(
-  name: string,
-  cfg: StdioUpstreamConfig,
-  loaded: LoadedConfig,
-  log: Logger,
-  host: SandboxHost,
-): UpstreamSandbox {
-  const mode = sandboxMode(cfg.sandbox, host);
-  if (mode.kind === 'refused') {
-    log.error('upstream not started: its sandbox cannot be provided on this machine', {
-      upstream: name,
-      reason: mode.reason,
-      alert: true,
-    });
-  } else if (mode.kind === 'unsandboxed') {
-    log.warn(
-      mode.why === 'off'
-        ? "UPSTREAM RUNS UNSANDBOXED (sandbox: off): it has the gateway user's files and network"
-        : "UPSTREAM RUNS UNSANDBOXED: no sandbox on this machine; it has the gateway user's files and network",
-      { upstream: name, alert: true, ...(mode.reason ? { reason: mode.reason } : {}) },
-    );
-  }
-  const hidden = gatewayPrivatePaths(loaded.config, {
-    baseDir: loaded.baseDir,
-    upstream: name,
-    ...(loaded.path ? { configPath: loaded.path } : {}),
-  });
-  return new UpstreamSandbox({
-    upstream: name,
-    mode,
-    host,
-    hidden,
-    egressDecided: (d) =>
-      d.allowed
-        ? log.info('egress allowed', { ...d })
-        : log.warn("egress refused: not on the upstream's allowlist", { ...d, alert: true }),
-  });
 }

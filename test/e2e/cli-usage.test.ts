@@ -41,9 +41,16 @@ const COMMAND_WORDS = [
   'tools list',
   'tools approve',
   'tools quarantine',
+  'servers',
+  'servers list',
+  'servers show',
+  'servers pin',
+  'servers approve',
   'keys',
   'keys generate',
   'keys rotate',
+  'attest',
+  'attest verify',
 ];
 
 describe('--help', { concurrency: 2 }, () => {

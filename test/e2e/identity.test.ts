@@ -111,12 +111,15 @@ describe('an authenticated gateway (identity.mode: token)', () => {
     }
   });
 
-  it('publishes its token-signing keys at /.well-known/jwks.json', async () => {
+  it('publishes its token-signing keys at /.well-known/jwks.json, beside its result-signing key', async () => {
     const res = await fetch(`${new URL(gw.url).origin}/.well-known/jwks.json`);
     const jwks = (await res.json()) as { keys: { kid: string; kty: string; d?: string }[] };
-    assert.equal(jwks.keys.length, 1);
-    assert.equal(jwks.keys[0]!.kty, 'OKP');
-    assert.equal(jwks.keys[0]!.d, undefined);
+    assert.equal(jwks.keys.length, 2);
+    assert.equal(new Set(jwks.keys.map((k) => k.kid)).size, 2);
+    for (const key of jwks.keys) {
+      assert.equal(key.kty, 'OKP');
+      assert.equal(key.d, undefined);
+    }
   });
 
   for (const era of ['legacy', 'modern'] as Era[]) {

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { PortcullisError } from '../../src/errors.ts';
 import { addressRefusal } from '../../src/identity/address-guard.ts';
-import { createJsonFetcher } from '../../src/identity/fetch.ts';
+import { createFormPoster, createJsonFetcher } from '../../src/identity/fetch.ts';
 
 const CFG = { allowLoopback: true, allowPrivate: false, timeoutMs: 2000, maxBytes: 1024, maxRedirects: 2 };
 
@@ -33,6 +33,17 @@ describe('metadata and JWKS fetches', () => {
       else if (req.url === '/to-jwks') res.writeHead(302, { location: '/jwks' }).end();
       else if (req.url === '/loop') res.writeHead(302, { location: '/loop' }).end();
       else if (req.url === '/hang') return;
+      else if (req.url === '/token' && req.method === 'POST') {
+        let body = '';
+        req.on('data', (c) => (body += c));
+        req.on('end', () => {
+          const form = Object.fromEntries(new URLSearchParams(body));
+          const status = form.grant_type === 'good' ? 200 : 400;
+          const answer =
+            status === 200 ? { form, authorization: req.headers.authorization } : { error: 'invalid_grant' };
+          res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+        });
+      } else if (req.url === '/token-moved') res.writeHead(307, { location: '/token' }).end();
       else res.writeHead(404).end();
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -86,5 +97,41 @@ describe('metadata and JWKS fetches', () => {
     assert.match(addressRefusal('0.0.0.0', { ...CFG, allowPrivate: true }) ?? '', /^special-purpose address/);
     assert.equal(addressRefusal('93.184.216.34', strict), undefined);
     assert.equal(addressRefusal('10.0.0.1', { ...strict, allowPrivate: true }), undefined);
+  });
+
+  it('posts a form with its authorization and reads the JSON answer, an OAuth error answer on 400 included', async () => {
+    const post = createFormPoster(CFG);
+    const ok = await post(`${base}/token`, {
+      form: { grant_type: 'good', scope: 'a b' },
+      authorization: 'Basic eDp5',
+    });
+    assert.deepEqual(ok, {
+      status: 200,
+      json: { form: { grant_type: 'good', scope: 'a b' }, authorization: 'Basic eDp5' },
+    });
+    const refused = await post(`${base}/token`, { form: { grant_type: 'bad' }, authorization: 'Basic eDp5' });
+    assert.deepEqual(refused, { status: 400, json: { error: 'invalid_grant' } });
+  });
+
+  it('never follows a redirect of a form post, which carries client credentials', async () => {
+    const post = createFormPoster(CFG);
+    assert.equal(
+      await code(post(`${base}/token-moved`, { form: { grant_type: 'good' }, authorization: 'Basic eDp5' })),
+      'ERR_FETCH_BLOCKED',
+    );
+  });
+
+  it("guards a form post like a fetch: loopback refused unless allowed, a hung server ended by the caller's signal", async () => {
+    const strict = createFormPoster({ ...CFG, allowLoopback: false });
+    assert.equal(
+      await code(strict(`${base}/token`, { form: {}, authorization: 'Basic eDp5' })),
+      'ERR_FETCH_BLOCKED',
+    );
+    const hung = createFormPoster(CFG)(`${base}/hang`, {
+      form: {},
+      authorization: 'Basic eDp5',
+      signal: AbortSignal.timeout(50),
+    });
+    assert.equal(await code(hung), 'ERR_FETCH_FAILED');
   });
 });

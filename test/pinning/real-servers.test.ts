@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { openServerPins } from '../../src/cli/server-pins.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import { otherTools } from '../../src/pinning/names.ts';
@@ -15,6 +16,9 @@ describe('the poisoning scanner on real MCP servers', () => {
   it('finds nothing in the filesystem, memory and everything servers, so none of their tools is quarantined', async () => {
     const sandbox = mkdtempSync(join(tmpdir(), 'pc-scan-real-'));
     const config = validateConfig({
+      // Started as the gateway starts them: server pins (first use) and start records kept here.
+      state: { store: 'sqlite', path: join(sandbox, 'state.db') },
+      audit: { path: join(sandbox, 'audit.db') },
       upstreams: {
         fs: {
           transport: 'stdio',
@@ -33,7 +37,11 @@ describe('the poisoning scanner on real MCP servers', () => {
         },
       },
     });
-    const listed = await listUpstreamTools({ config, baseDir: ROOT }, silentLogger);
+    const loaded = { config, baseDir: ROOT };
+    const serverPins = openServerPins(loaded, silentLogger);
+    const listed = await listUpstreamTools(loaded, silentLogger, serverPins.starts).finally(() =>
+      serverPins.close(),
+    );
     const prefixes = new Set(['fs', 'memory', 'everything']);
     const own = listed.map(({ item, upstream }) => ({
       upstream,

@@ -78,6 +78,7 @@ export function facts(catalog: Catalog, tool: string, over: Partial<CallFacts> =
     network: { address: '10.1.2.3', transport: 'http' },
     session: { callsLastMinute: 0, toolsUsed: [], sensitiveRead: false, tainted: false, toolsFull: false },
     approval: { granted: false, breakGlass: false },
+    request: { signed: false },
     detected: NOTHING_DETECTED,
     ...over,
   };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { JSONRPC } from '../../src/errors.ts';
+import { JSONRPC, UpstreamError } from '../../src/errors.ts';
 import { ANONYMOUS } from '../../src/identity/principal.ts';
 import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../../src/jsonrpc.ts';
 import { silentLogger } from '../../src/observability/log.ts';
@@ -11,6 +11,7 @@ import { SessionQuota } from '../../src/upstream/capacity.ts';
 import { type Isolation, limitsSchema } from '../../src/upstream/config.ts';
 import type { ClientProfile, RelatedSink } from '../../src/upstream/connection.ts';
 import { type PoolClient, UpstreamPool } from '../../src/upstream/pool.ts';
+import type { InstanceHolder } from '../../src/upstream/start-record.ts';
 import type { MessageTransport } from '../../src/upstream/transport.ts';
 import { failsWith } from '../helpers.ts';
 
@@ -53,8 +54,16 @@ class FakeUpstream implements MessageTransport {
   }
 }
 
-function fixture(opts: { isolation?: Isolation; limits?: Record<string, number> } = {}) {
+function fixture(
+  opts: {
+    isolation?: Isolation;
+    limits?: Record<string, number>;
+    refuse?: () => Error | undefined;
+    restartDelayMs?: number;
+  } = {},
+) {
   const spawned: FakeUpstream[] = [];
+  const holders: InstanceHolder[] = [];
   let clock = 1_000;
   const limits = limitsSchema.parse({ instanceIdleMs: 60_000, ...opts.limits });
   const pool = new UpstreamPool(
@@ -63,9 +72,12 @@ function fixture(opts: { isolation?: Isolation; limits?: Record<string, number> 
         name: 'up',
         prefix: 'up',
         timeoutMs: 5_000,
-        restart: { initialDelayMs: 10, maxDelayMs: 100 },
+        restart: { initialDelayMs: opts.restartDelayMs ?? 10, maxDelayMs: opts.restartDelayMs ?? 100 },
         isolation: opts.isolation ?? 'principal',
-        createTransport: () => {
+        createTransport: async (holder) => {
+          holders.push(holder);
+          const refused = opts.refuse?.();
+          if (refused) throw refused;
           const t = new FakeUpstream();
           spawned.push(t);
           return t;
@@ -79,7 +91,7 @@ function fixture(opts: { isolation?: Isolation; limits?: Record<string, number> 
   const advance = (ms: number) => {
     clock += ms;
   };
-  return { pool, spawned, running, advance, now: () => clock };
+  return { pool, spawned, holders, running, advance, now: () => clock };
 }
 
 const caller = (key: string, principal: string, holds: boolean, sink?: RelatedSink): PoolClient => ({
@@ -95,6 +107,35 @@ const caller = (key: string, principal: string, holds: boolean, sink?: RelatedSi
 const isCapacity = failsWith('ERR_CAPACITY');
 
 describe('the upstream pool', () => {
+  it('tells the transport factory whom each instance serves: one session, one caller, or everyone', async () => {
+    for (const isolation of ['session', 'principal', 'shared'] as const) {
+      const { pool, holders } = fixture({ isolation });
+      await pool.get(caller('s1', 'alice', true), 'up');
+      await pool.closeAll();
+      assert.deepEqual(holders, [
+        {
+          isolation,
+          principal: isolation === 'shared' ? '' : 'alice',
+          session: isolation === 'session' ? 's1' : '',
+        },
+      ]);
+    }
+  });
+
+  it('answers a refused start with its own error and tries the start again at the next use, without backoff', async () => {
+    let refuse = true;
+    const pinned = () =>
+      refuse ? new UpstreamError('ERR_SERVER_PIN_MISMATCH', 'up: refused to start') : undefined;
+    // A backoff this long would fail the next start at once (longer than the upstream timeout).
+    const { pool, holders, running } = fixture({ refuse: pinned, restartDelayMs: 600_000 });
+    await assert.rejects(pool.get(caller('s1', 'alice', true), 'up'), failsWith('ERR_SERVER_PIN_MISMATCH'));
+    await assert.rejects(pool.get(caller('s1', 'alice', true), 'up'), failsWith('ERR_SERVER_PIN_MISMATCH'));
+    refuse = false;
+    await pool.get(caller('s1', 'alice', true), 'up');
+    assert.deepEqual([holders.length, running(), pool.live()], [3, 1, 1]);
+    await pool.closeAll();
+  });
+
   it('serves every session of one caller from one instance with isolation principal, and other callers from their own', async () => {
     const { pool, running } = fixture();
     const a1 = await pool.get(caller('s1', 'alice', true), 'up');

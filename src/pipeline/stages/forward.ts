@@ -53,7 +53,7 @@ export function forwardStage(agg: Aggregator, recheck: (ctx: CallContext) => Pro
           sink: ctx.sink,
           signal: ctx.signal,
           clientId: ctx.request.id,
-          ...(ctx.forwardHeaders ? { headers: { ...ctx.forwardHeaders } } : {}),
+          ...sentHeaders(ctx),
         });
         // A retry never sent leaves what became of the last one sent.
         if (reply.outcome !== 'not-sent') ctx.upstream = reply.outcome;
@@ -73,6 +73,12 @@ export function forwardStage(agg: Aggregator, recheck: (ctx: CallContext) => Pro
         : { ...res, id: ctx.request.id };
     },
   };
+}
+
+/** `Mcp-Param-*` headers and the brokered credential, when the call has either; the credential wins a clash. */
+function sentHeaders(ctx: CallContext): { headers?: Record<string, string> } {
+  if (!ctx.forwardHeaders && !ctx.upstreamCredential) return {};
+  return { headers: { ...ctx.forwardHeaders, ...ctx.upstreamCredential?.headers } };
 }
 
 /** A listen stream's closing result names the subscription by the client's request id, not ours. */

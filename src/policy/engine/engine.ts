@@ -34,6 +34,7 @@ const UNKNOWN_CONTEXT = {
   detected: UNKNOWN('detected'),
   reason: UNKNOWN('reason'),
   approval: UNKNOWN('approval'),
+  request: UNKNOWN('request'),
   risk: UNKNOWN('risk'),
 };
 

@@ -38,6 +38,8 @@ export interface CallFacts {
   network: { address: string; transport: string };
   session: SessionSnapshot;
   approval: { granted: boolean; breakGlass: boolean };
+  /** How the request itself came: `signed` by a key bound to the caller (`context.request`). */
+  request: { signed: boolean };
   /** What the detectors found in the arguments (`context.detected`). */
   detected: DetectedTypes;
 }
@@ -203,6 +205,7 @@ function contextOf(f: CallFacts): Record<string, unknown> {
       tainted: f.session.tainted,
     },
     approval: { ...f.approval },
+    request: { signed: f.request.signed },
     detected: { secrets: f.detected.secrets, pii: f.detected.pii },
     input: f.input,
   };

@@ -63,6 +63,8 @@ const COMMON_CONTEXT = {
     },
   }),
   approval: req({ type: 'Record', attributes: { granted: req(bool), breakGlass: req(bool) } }),
+  /** The caller signed the request with a key bound to it, and the signature held. */
+  request: req({ type: 'Record', attributes: { signed: req(bool) } }),
   /** Type names the detectors found in the arguments (`aws-access-token`, `email`, …). */
   detected: req({ type: 'Record', attributes: { secrets: req(strings), pii: req(strings) } }),
 };

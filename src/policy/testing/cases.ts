@@ -27,6 +27,8 @@ export interface PolicyCase {
   time?: string;
   address?: string;
   approval?: { granted?: boolean; breakGlass?: boolean };
+  /** The request came signed by a key bound to the caller (`context.request.signed`). */
+  signed?: boolean;
   expect?: 'allow' | 'deny' | 'invalid-arguments' | 'unknown-tool';
   obligations?: string[];
   determiningPolicies?: string[];
@@ -88,6 +90,7 @@ export function caseQuery(svc: PolicyService, c: PolicyCase): CallQuery {
     history: { admits: () => !c.session?.callerHistoryFull, snapshot: () => session },
     now: c.time ? Date.parse(c.time) : svc.now(),
     approval: { granted: c.approval?.granted ?? false, breakGlass: c.approval?.breakGlass ?? false },
+    signed: c.signed === true,
   };
 }
 

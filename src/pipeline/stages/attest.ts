@@ -1,0 +1,37 @@
+import type { DetachedSigner } from '../../attest/detached.ts';
+import { attestResult } from '../../attest/result.ts';
+import { internal } from '../../errors.ts';
+import type { CallContext } from '../context.ts';
+import { fail, type Stage } from '../runner.ts';
+
+export interface AttestStageDeps {
+  /** The result signer; null when `attest.results` is off. */
+  readonly signer: DetachedSigner | null;
+  readonly now: () => number;
+}
+
+/**
+ * Terminal, after mask (what is signed is what the client receives) and
+ * before the outcome record (which keeps the attestation's hash and key):
+ * every result answered after its decision record is signed. A result that
+ * cannot be signed is withheld (ERR_ATTESTATION_FAILED), never sent unsigned.
+ */
+export function attestStage(deps: AttestStageDeps): Stage {
+  const signer = deps.signer;
+  return {
+    name: 'attest',
+    run(ctx: CallContext) {
+      const res = ctx.response;
+      const index = ctx.decisionIndex;
+      if (!signer || !res || ctx.error || res.result === undefined || index === undefined) return;
+      try {
+        const claims = { callId: ctx.callId, index, time: deps.now() };
+        const signed = attestResult(signer, res.result, claims);
+        ctx.response = { ...res, result: signed.result };
+        ctx.attestation = signed.summary;
+      } catch (err) {
+        fail(ctx, internal(err));
+      }
+    },
+  };
+}
