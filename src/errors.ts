@@ -109,6 +109,7 @@ export const ERRORS = {
   ERR_UNKNOWN_TARGET: { rpc: JSONRPC.INVALID_PARAMS, http: 400, public: 'Unknown %s' },
   ERR_UPSTREAM_UNAVAILABLE: { rpc: JSONRPC.UPSTREAM_UNAVAILABLE, http: 502, public: 'Upstream unavailable' },
   ERR_UPSTREAM_PROTOCOL: { rpc: JSONRPC.UPSTREAM_UNAVAILABLE, http: 502, public: 'Upstream unavailable' },
+  ERR_SANDBOX_UNAVAILABLE: { rpc: JSONRPC.UPSTREAM_UNAVAILABLE, http: 502, public: 'Upstream unavailable' },
   ERR_CAPACITY: { rpc: JSONRPC.OVERLOADED, http: 503, public: 'Server busy, try again later' },
   ERR_CLIENT_STREAM_UNAVAILABLE: {
     rpc: JSONRPC.INTERNAL_ERROR,

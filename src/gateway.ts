@@ -51,6 +51,8 @@ import { routeStage } from './pipeline/stages/route.ts';
 import { validateStage } from './pipeline/stages/validate.ts';
 import { PolicyService } from './policy/service.ts';
 import { DataProtection } from './protect/service.ts';
+import { defaultSandboxHost, type SandboxHost } from './sandbox/host.ts';
+import type { UpstreamSandbox } from './sandbox/launch.ts';
 import { FileHasher } from './serverpin/digest.ts';
 import { ServerPinEvents } from './serverpin/events.ts';
 import { ServerPins } from './serverpin/service.ts';
@@ -64,6 +66,7 @@ import { DEFAULT_POISONING_THRESHOLD } from './upstream/config.ts';
 import type { RelatedSink } from './upstream/connection.ts';
 import { exposeName } from './upstream/naming.ts';
 import { UpstreamPool } from './upstream/pool.ts';
+import { upstreamSandboxes } from './upstream/sandboxes.ts';
 import { upstreamSpecs } from './upstream/spec.ts';
 import { StdioStarts } from './upstream/starts.ts';
 
@@ -81,6 +84,8 @@ export interface GatewayDeps {
   records?: RecordStore;
   /** Where approval events are announced; by default the webhooks of `approvals.webhooks`. */
   announcer?: Announcer;
+  /** What this machine offers to sandbox stdio upstreams; by default probed once (bubblewrap). */
+  sandboxHost?: SandboxHost;
 }
 
 /** Obligations a stage of this pipeline honours: `approval` and `confirm` (the approval stage), `mask` (the mask stage). */
@@ -105,6 +110,8 @@ export interface CallResult {
  */
 export class Gateway {
   readonly pool: UpstreamPool;
+  /** Each stdio upstream's sandbox (and the egress proxy of an allowlist one). */
+  private readonly sandboxes: ReadonlyMap<string, UpstreamSandbox>;
   readonly aggregator: Aggregator;
   readonly pipeline: Pipeline;
   readonly identity: IdentityService;
@@ -177,8 +184,10 @@ export class Gateway {
       deps.announcer ??
       new WebhookNotifier(loaded.config.approvals.webhooks, { logger: deps.log, baseDir: loaded.baseDir });
     this.serverPins = this.createServerPins(deps.log);
+    this.sandboxes = upstreamSandboxes(loaded, deps.log, deps.sandboxHost ?? defaultSandboxHost());
     const starts = new StdioStarts({
       pins: this.serverPins,
+      sandboxes: this.sandboxes,
       journal: (record) => this.audit.append(record),
       log: deps.log,
       now: this.now,
@@ -461,6 +470,7 @@ export class Gateway {
     await this.releaseHeld();
     this.policy.close();
     await this.pool.closeAll();
+    await Promise.all([...this.sandboxes.values()].map((s) => s.close()));
     // Before the audit log and the store close: each revocation is recorded in both.
     await this.credentials.close().catch((err) => this.log.warn('broker not closed', { err: String(err) }));
     await this.instanceCredentials.close();

@@ -2,6 +2,7 @@ import { type AdminListener, startAdminListener } from './admin/server.ts';
 import type { LoadedConfig } from './config/load.ts';
 import { Gateway } from './gateway.ts';
 import type { Logger } from './observability/log.ts';
+import type { SandboxHost } from './sandbox/host.ts';
 import { type HttpListener, startHttpListener } from './transport/http-listener.ts';
 
 export interface RunningGateway {
@@ -23,9 +24,12 @@ const OPEN_GATEWAY_BANNER = `
 export async function startGateway(
   loaded: LoadedConfig,
   log: Logger,
-  opts: { banner?: boolean } = {},
+  opts: { banner?: boolean; sandboxHost?: SandboxHost } = {},
 ): Promise<RunningGateway> {
-  const gateway = new Gateway(loaded, { log });
+  const gateway = new Gateway(loaded, {
+    log,
+    ...(opts.sandboxHost ? { sandboxHost: opts.sandboxHost } : {}),
+  });
   const listener = await startHttpListener(loaded.config, gateway, log);
   const admin = loaded.config.admin.enabled
     ? await startAdminListener(loaded, gateway, log).catch(async (err) => {

@@ -27,6 +27,8 @@ const FOLDERS: Record<string, Layer> = {
   // Tool-definition pins and the poisoning scanner; the aggregator and the result stage use them.
   pinning: 'domain',
   protect: 'domain',
+  // How stdio upstreams are sandboxed (bubblewrap, the egress proxy); the upstream spawn path uses it.
+  sandbox: 'domain',
   // The credential broker and its backends; the credentials stage and the gateway use them.
   credentials: 'domain',
   // Server pinning: what a stdio upstream runs, hashed and checked against its pin before each start.
@@ -60,6 +62,8 @@ const OVERRIDES: Record<string, Layer> = {
   'identity/algorithms.ts': 'core',
   // The approvals.webhooks and approvals.callbacks pieces of the config schema: plain data the config core imports.
   'approval/webhook-config.ts': 'core',
+  // The upstreams' sandbox section of the config schema: plain data the config core imports.
+  'sandbox/config.ts': 'core',
 };
 
 /**

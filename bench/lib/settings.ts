@@ -34,6 +34,7 @@ export const ALL_TARGETS = [
   'portcullis-full-pg',
   'portcullis-pass',
   'portcullis-full-stdio',
+  'portcullis-full-stdio-sandboxed',
   'portcullis-open',
   'mcp-proxy',
   'supergateway',

@@ -69,10 +69,12 @@ const PORTCULLIS_VERSION: string = JSON.parse(
   fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'),
 ).version;
 
-export const echoStdioUpstream = () => ({
+/** `sandbox: off` unless asked: the plain stdio target stays the unsandboxed baseline. */
+export const echoStdioUpstream = (sandbox: unknown = 'off') => ({
   transport: 'stdio',
   command: NODE,
   args: [ECHO_SERVER, '--stdio'],
+  sandbox,
 });
 
 /** A function of bench/gateway-configs.ts: the config of one gateway variant. */
@@ -83,14 +85,20 @@ type GatewayVariant = (input: VariantInput) => Variant;
  * server or a stdio one (spawned by the gateway, one per client session).
  */
 
-function portcullisTarget(what: string, variant: GatewayVariant, upstreamKind: 'http' | 'stdio'): TargetDef {
+function portcullisTarget(
+  what: string,
+  variant: GatewayVariant,
+  upstreamKind: 'http' | 'stdio' | 'sandboxed stdio',
+): TargetDef {
   return {
     label: `Portcullis ${PORTCULLIS_VERSION}, ${what} -> ${upstreamKind} upstream`,
     version: PORTCULLIS_VERSION,
     async start(_peer, name, own) {
       const fx = await gatewayFixtures();
       const echo = upstreamKind === 'http' ? await startEchoHttp(`echo-http-behind-${name}`) : null;
-      const upstream = echo ? { transport: 'http', url: echo.url } : echoStdioUpstream();
+      const upstream = echo
+        ? { transport: 'http', url: echo.url }
+        : echoStdioUpstream(upstreamKind === 'sandboxed stdio' ? { network: 'none' } : 'off');
       // Picked before start: the token's audience is the gateway's URL.
       const port = await freePort();
       const { config, controls, clientHeaders } = variant({ name, upstream, port, fx });
@@ -150,6 +158,7 @@ export const TARGETS: Record<string, TargetDef> = {
   'portcullis-full-pg': portcullisTarget('full pipeline, PostgreSQL', fullPipelinePostgresConfig, 'http'),
   'portcullis-pass': portcullisTarget('pass-through', passThroughConfig, 'http'),
   'portcullis-full-stdio': portcullisTarget('full pipeline', fullPipelineConfig, 'stdio'),
+  'portcullis-full-stdio-sandboxed': portcullisTarget('full pipeline', fullPipelineConfig, 'sandboxed stdio'),
   'portcullis-open': portcullisTarget('open gateway, permit-all', openGatewayConfig, 'http'),
   'mcp-proxy': {
     label: 'mcp-proxy -> stdio upstream',

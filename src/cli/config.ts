@@ -2,6 +2,7 @@ import { loadConfigFile } from '../config/load.ts';
 import { type Config, configJsonSchema } from '../config/schema.ts';
 import { ambientSecrets } from '../credentials/static.ts';
 import { UsageError } from '../errors.ts';
+import { sandboxWarnings } from '../sandbox/risks.ts';
 import { exactVersion, npxRequest } from '../serverpin/npx.ts';
 
 export async function configCommand(args: string[]): Promise<number> {
@@ -14,6 +15,7 @@ export async function configCommand(args: string[]): Promise<number> {
     if (!file) throw new UsageError('config check needs a FILE');
     const { config } = loadConfigFile(file);
     process.stdout.write(`${file}: valid (${Object.keys(config.upstreams).length} upstream(s))\n`);
+    for (const warning of sandboxWarnings(config)) process.stdout.write(`warning: ${warning}\n`);
     for (const a of ambientSecrets(config.upstreams))
       process.stdout.write(
         `warning: ambient authority: upstream ${a.upstream} ${a.where} = ${a.reference}\n`,

@@ -5,6 +5,7 @@ import { stringify } from 'yaml';
 import { auditSigner } from '../audit/open.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { createLogger } from '../observability/log.ts';
+import { defaultSandboxHost, handToSandbox } from '../sandbox/host.ts';
 import { startGateway, untilSignal } from '../server.ts';
 import { parseCommandArgs } from './args.ts';
 import { bundledServerEntry } from './bundled.ts';
@@ -47,6 +48,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     auditLog: join(dir, 'audit', 'audit.db'),
     auditVerifierKey: auditSigner(audit, log).verifierKey,
     upstreams: Object.keys(loaded.config.upstreams),
+    sandboxed: Object.values(loaded.config.upstreams).every((u) => u.transport === 'stdio' && u.sandbox),
     token,
     tokenTools: DEMO_TOOLS,
     tryNext: [
@@ -66,10 +68,29 @@ export async function demoCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * Each upstream sandboxed where the machine can: no network, and the only
+ * folder it may write is its own. Where it cannot, the sections are left out
+ * and the gateway says loudly that they run unsandboxed.
+ */
+function demoSandboxes(dir: string, sandbox: string, memory: string): Record<string, unknown> {
+  const host = defaultSandboxHost();
+  if (!host.available) return {};
+  handToSandbox(host, sandbox, dir);
+  handToSandbox(host, memory, dir);
+  return {
+    fs: { network: 'none', writable: [sandbox] },
+    memory: { network: 'none', writable: [memory] },
+  };
+}
+
 function writeDemoConfig(dir: string, port: number): string {
   const sandbox = join(dir, 'sandbox');
+  const memory = join(dir, 'memory');
   mkdirSync(sandbox, { recursive: true });
+  mkdirSync(memory, { recursive: true });
   writeFileSync(join(sandbox, 'hello.txt'), 'Hello from the Portcullis demo sandbox.\n');
+  const sandboxes = demoSandboxes(dir, sandbox, memory);
   const config = {
     listen: { host: '127.0.0.1', port },
     admin: { port: port === 0 ? 0 : port + 1 },
@@ -87,12 +108,14 @@ function writeDemoConfig(dir: string, port: number): string {
         transport: 'stdio',
         command: process.execPath,
         args: [bundledServerEntry('@modelcontextprotocol/server-filesystem'), sandbox],
+        ...(sandboxes.fs ? { sandbox: sandboxes.fs } : {}),
       },
       memory: {
         transport: 'stdio',
         command: process.execPath,
         args: [bundledServerEntry('@modelcontextprotocol/server-memory')],
-        env: { MEMORY_FILE_PATH: join(dir, 'memory.jsonl') },
+        env: { MEMORY_FILE_PATH: join(memory, 'memory.jsonl') },
+        ...(sandboxes.memory ? { sandbox: sandboxes.memory } : {}),
       },
     },
     // Reads work for the demo's caller; writes wait for an approval by the operator.

@@ -2,12 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { AuditService } from '../audit/service.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Logger } from '../observability/log.ts';
+import { defaultSandboxHost } from '../sandbox/host.ts';
 import { ServerPinAdmin } from '../serverpin/admin.ts';
 import { FileHasher } from '../serverpin/digest.ts';
 import { ServerPinEvents } from '../serverpin/events.ts';
 import { ServerPins } from '../serverpin/service.ts';
 import { ServerPinStore } from '../serverpin/store.ts';
 import { openRecordStore } from '../state/open.ts';
+import { upstreamSandboxes } from '../upstream/sandboxes.ts';
 import { StdioStarts } from '../upstream/starts.ts';
 
 /** Server pins as a CLI command uses them: the config's state store and audit log; alerts go to the log only. */
@@ -37,7 +39,14 @@ export function openServerPins(loaded: LoadedConfig, log: Logger): CliServerPins
     store,
     pins,
     admin: new ServerPinAdmin({ store, pins, events, now: Date.now }),
-    starts: new StdioStarts({ pins, journal, log, now: Date.now, newId: randomUUID }),
+    starts: new StdioStarts({
+      pins,
+      sandboxes: upstreamSandboxes(loaded, log, defaultSandboxHost()),
+      journal,
+      log,
+      now: Date.now,
+      newId: randomUUID,
+    }),
     async close() {
       await audit.close();
       await records.close();

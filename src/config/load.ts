@@ -9,6 +9,8 @@ export interface LoadedConfig {
   config: Config;
   /** Directory of the config file: relative paths in it resolve from here. */
   baseDir: string;
+  /** The config file itself, when it came from one (sandboxes hide it). */
+  path?: string;
 }
 
 export function loadConfigFile(path: string): LoadedConfig {
@@ -18,7 +20,7 @@ export function loadConfigFile(path: string): LoadedConfig {
   } catch (err) {
     throw new PortcullisError('ERR_CONFIG_UNREADABLE', `Cannot read config ${path}`, { cause: err });
   }
-  return { config: parseConfigText(text, path), baseDir: dirname(resolve(path)) };
+  return { config: parseConfigText(text, path), baseDir: dirname(resolve(path)), path: resolve(path) };
 }
 
 export function parseConfigText(text: string, source = 'config'): Config {

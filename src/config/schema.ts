@@ -8,6 +8,7 @@ import { identitySchema, upstreamMtlsSchema } from '../identity/config.ts';
 import { DEFAULT_MAX_JSON_DEPTH } from '../jsonrpc.ts';
 import { policySchema } from '../policy/config.ts';
 import { protectSchema } from '../protect/config.ts';
+import { sandboxSettingSchema } from '../sandbox/config.ts';
 import { serverPinSchema } from '../serverpin/config.ts';
 import { stateSchema } from '../state/config.ts';
 import { isolationSchema, limitsSchema, poisoningSchema } from '../upstream/config.ts';
@@ -58,6 +59,8 @@ const stdioUpstream = z.strictObject({
       maxDelayMs: z.number().int().positive().default(30_000),
     })
     .prefault({}),
+  /** Network, writable paths and limits under bubblewrap; left out: the default sandbox where available. */
+  sandbox: sandboxSettingSchema,
   /** The hashes it must match to start; without one it is pinned on first use (state store). */
   pin: serverPinSchema.optional(),
   ...upstreamCommon,

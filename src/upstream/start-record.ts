@@ -9,12 +9,11 @@ export interface InstanceHolder {
   readonly session: string;
 }
 
-/** How a started process is confined; written by the sandbox when it confines one. */
-export interface StartSandbox {
-  readonly network: string;
-  readonly writable: readonly string[];
-  readonly limits: Readonly<Record<string, number>>;
-}
+/**
+ * How a started process is confined: `{ mechanism: 'bubblewrap', network,
+ * writable, limits }`, or `{ mechanism: 'none', why }` when it is not.
+ */
+export type StartSandbox = Readonly<Record<string, unknown>>;
 
 export type StartResult = 'started' | 'refused' | 'failed';
 

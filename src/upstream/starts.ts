@@ -5,6 +5,7 @@ import type { StdioUpstreamConfig } from '../config/schema.ts';
 import { resolveValue } from '../config/secrets.ts';
 import { PortcullisError, UpstreamError } from '../errors.ts';
 import type { Logger } from '../observability/log.ts';
+import { sandboxSummary, sandboxUnavailable, type UpstreamSandbox } from '../sandbox/launch.ts';
 import { pinnedForm } from '../serverpin/fingerprint.ts';
 import type { PinnedLaunch, ServerPins, Verdict } from '../serverpin/service.ts';
 import { type InstanceHolder, type UpstreamStart, upstreamStartRecord } from './start-record.ts';
@@ -13,6 +14,8 @@ import type { MessageTransport } from './transport.ts';
 
 export interface StdioStartsDeps {
   readonly pins: ServerPins;
+  /** Each stdio upstream's sandbox; an upstream with none here is refused. */
+  readonly sandboxes: ReadonlyMap<string, UpstreamSandbox>;
   readonly journal: Journal;
   readonly log: Logger;
   readonly now: () => number;
@@ -62,6 +65,8 @@ export class StdioStarts {
     holder: InstanceHolder,
     credential: Readonly<Record<string, string>> = {},
   ): Promise<MessageTransport> {
+    const sandbox = this.d.sandboxes.get(name);
+    if (!sandbox) throw sandboxUnavailable(name, 'no sandbox decided for it');
     const launch = pinnedLaunch(name, cfg, baseDir);
     const verdict = await this.d.pins.check(launch);
     const base = {
@@ -74,7 +79,20 @@ export class StdioStarts {
         executable: verdict.plan?.executable,
       },
       pin: pinOf(verdict),
+      sandbox: sandboxSummary(sandbox.mode),
     };
+    if (sandbox.mode.kind === 'refused') {
+      const refused = sandboxUnavailable(name, sandbox.mode.reason);
+      await this.write({ ...base, result: 'refused', code: refused.code, reason: sandbox.mode.reason }).catch(
+        (err) =>
+          this.d.log.error('upstream start record not written', {
+            upstream: name,
+            alert: true,
+            err: String(err),
+          }),
+      );
+      throw refused;
+    }
     if (!verdict.ok) {
       await this.write({ ...base, result: 'refused', code: verdict.code, reason: verdict.reason }).catch(
         (err) =>
@@ -86,7 +104,11 @@ export class StdioStarts {
       );
       throw new UpstreamError(verdict.code, `${name}: refused to start: ${verdict.reason}`);
     }
-    const transport = stdioTransport(name, cfg, baseDir, this.d.log, credential, verdict.plan.executable);
+    const transport = stdioTransport(name, cfg, baseDir, this.d.log, {
+      credential,
+      executable: verdict.plan.executable,
+      sandbox,
+    });
     const start = transport.start.bind(transport);
     transport.start = async () => {
       try {

@@ -56,6 +56,8 @@ const postgresUpstream = (isolation: 'principal' | 'session', adminUrl = `env:${
   transport: 'stdio',
   command: NODE,
   args: [serverEntry('@modelcontextprotocol/server-postgres'), CREDENTIAL_PLACEHOLDER],
+  // It speaks the PostgreSQL protocol to 127.0.0.1, which no HTTP egress proxy carries: the host's network.
+  sandbox: { network: 'host' },
   isolation,
   credentials: { kind: 'postgres-role', adminUrl, grant: template, rolePrefix: prefix, per: isolation },
 });

@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { loadConfigFile } from '../../src/config/load.ts';
@@ -174,6 +175,33 @@ async function writeThroughApproval(info: { mcpUrl: string; token: string; tryNe
   }
 }
 
+/** The demo's two upstreams ran in sandboxes with no network, each writing only its own folder. */
+async function bothUpstreamsSandboxed(
+  dir: string,
+  info: { mcpUrl: string; token: string; sandboxed?: boolean },
+) {
+  assert.equal(info.sandboxed, true, 'bubblewrap is installed here (.ci/run installs it)');
+  const client = await httpClient(info.mcpUrl, 'legacy', { authorization: `Bearer ${info.token}` });
+  try {
+    assert.match(textOf(await client.callTool({ name: 'memory__read_graph', arguments: {} })), /entities/);
+  } finally {
+    await client.close();
+  }
+  const db = new DatabaseSync(join(dir, 'audit', 'audit.db'), { readOnly: true });
+  const rows = db.prepare("SELECT leaf FROM audit_entries WHERE kind = 'upstream-start'").all();
+  db.close();
+  const starts = rows.map((r) => JSON.parse(Buffer.from((r as { leaf: Uint8Array }).leaf).toString('utf8')));
+  const sandboxOf = (name: string) =>
+    starts.find((r) => r.upstream === name && r.result === 'started')?.sandbox;
+  assert.deepEqual(
+    [sandboxOf('fs'), sandboxOf('memory')].map((s) => [s?.mechanism, s?.network, s?.writable]),
+    [
+      ['bubblewrap', 'none', [join(dir, 'sandbox')]],
+      ['bubblewrap', 'none', [join(dir, 'memory')]],
+    ],
+  );
+}
+
 describe('portcullis demo', () => {
   it('answers 401 without a token and serves its printed token', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'portcullis-demo-'));
@@ -184,7 +212,12 @@ describe('portcullis demo', () => {
       const line = await new Promise<string>((resolve) =>
         createInterface({ input: child.stdout! }).once('line', resolve),
       );
-      const info = JSON.parse(line) as { mcpUrl: string; token: string; tryNext: string[] };
+      const info = JSON.parse(line) as {
+        mcpUrl: string;
+        token: string;
+        tryNext: string[];
+        sandboxed?: boolean;
+      };
       assert.equal((await post(info.mcpUrl, initializeBody())).status, 401);
       assert.equal(
         (await post(info.mcpUrl, initializeBody(), { authorization: `Bearer ${info.token}` })).status,
@@ -194,6 +227,7 @@ describe('portcullis demo', () => {
       assert.equal(inspector.length, 3);
       assert.ok(inspector.every((c) => c.includes(`--header "Authorization: Bearer ${info.token}"`)));
       await writeThroughApproval(info);
+      await bothUpstreamsSandboxed(dir, info);
     } finally {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -18,18 +18,23 @@ import {
 
 const sandbox = mkdtempSync(join(tmpdir(), 'portcullis-fs-'));
 writeFileSync(join(sandbox, 'note.txt'), 'portcullis sandbox note\n');
+// The servers run sandboxed: the one folder they may write, open to the sandbox user (nobody under root).
+chmodSync(sandbox, 0o777);
+const ownFolder = { network: 'none', writable: [sandbox] };
 
 const upstreams = {
   fs: {
     transport: 'stdio',
     command: NODE,
     args: [serverEntry('@modelcontextprotocol/server-filesystem'), sandbox],
+    sandbox: ownFolder,
   },
   memory: {
     transport: 'stdio',
     command: NODE,
     args: [serverEntry('@modelcontextprotocol/server-memory')],
     env: { MEMORY_FILE_PATH: join(sandbox, 'memory.jsonl') },
+    sandbox: ownFolder,
   },
   everything: {
     transport: 'stdio',

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import {
+  chmodSync,
   cpSync,
   mkdirSync,
   mkdtempSync,
@@ -153,9 +154,16 @@ function swap(path: string, text: string): void {
 const patched = (path: string) =>
   readFileSync(path, 'utf8').replace("'bye' : answer", "'bye' : answer + ' patched'");
 
+/** A temp folder the upstream's sandbox can read the server from (it runs as nobody under root). */
+function readableTemp(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
 /** The fixture installed as an npm package with its bin linked, as `npm install` lays it out. */
 function fakePackage(): { project: string; pkg: string } {
-  const project = mkdtempSync(join(tmpdir(), 'pc-serverpin-pkg-'));
+  const project = readableTemp('pc-serverpin-pkg-');
   const pkg = join(project, 'node_modules', 'fake-mcp');
   mkdirSync(join(pkg, 'bin'), { recursive: true });
   cpSync(FIXTURE, join(pkg, 'bin'), { recursive: true });
@@ -168,7 +176,7 @@ function fakePackage(): { project: string; pkg: string } {
 
 describe('server pinning: a stdio upstream runs only the code that was pinned', () => {
   it('pins a script on first use, refuses it at restart once swapped (typed error, audit record, alert), and starts it again once approved', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pc-serverpin-script-'));
+    const dir = readableTemp('pc-serverpin-script-');
     cpSync(FIXTURE, dir, { recursive: true });
     const script = join(dir, 'server.mjs');
     const s = await gateway({ command: NODE, args: [script] });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -51,12 +51,19 @@ describe('a stdio caller that is revoked', () => {
   const log = signallingLogger();
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portcullis-stdio-revoke-'));
-    seenFile = join(dir, 'upstream-notifications.log');
+    // The probe writes what it hears here: the one folder its sandbox may write (as nobody, under root).
+    const seen = join(dir, 'seen');
+    mkdirSync(seen);
+    chmodSync(dir, 0o711);
+    chmodSync(seen, 0o777);
+    seenFile = join(seen, 'upstream-notifications.log');
     writeFileSync(seenFile, '');
+    chmodSync(seenFile, 0o666);
     process.env.PORTCULLIS_TEST_SEEN_FILE = seenFile;
     // Only a session's own upstream instance hears of the client's roots.
     const probe = probeUpstream({
       isolation: 'session',
+      sandbox: { writable: [seen] },
       env: { PROBE_NOTIFICATIONS_FILE: 'env:PORTCULLIS_TEST_SEEN_FILE' },
     });
     gw = await startAuthTestGateway({ upstreams: { probe } }, dir, log);

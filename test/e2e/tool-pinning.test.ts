@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -27,6 +27,12 @@ const pinning = (mode: string, extra: Record<string, unknown> = {}) => ({
   args: [FIXTURE, mode],
   ...extra,
 });
+/** A folder for the fixture's list counter, shared by its processes: the one path their sandboxes may write. */
+function counterFile(prefix: string): { counter: string; sandbox: { writable: string[] } } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o777);
+  return { counter: join(dir, 'lists'), sandbox: { writable: [dir] } };
+}
 /** Unicode tag characters, which spell text no reader sees. */
 const TAG = /[\u{E0000}-\u{E007F}]/u;
 
@@ -92,10 +98,11 @@ describe('a rug pull: a description that changes after the first list, across up
   });
 
   it('is pinned at first sight, quarantined when another process lists it changed, refused on every replica, and approved with a diff', async () => {
-    const counter = join(mkdtempSync(join(tmpdir(), 'pc-rugpull-')), 'lists');
+    const { counter, sandbox } = counterFile('pc-rugpull-');
     // Each legacy session gets its own upstream process; they count their lists in one file.
     const notes = pinning('rugpull', {
       isolation: 'session',
+      sandbox,
       env: { PIN_COUNTER: counter, PIN_CHANGE_AFTER: '1' },
     });
     const config = { upstreams: { notes }, state: { store: 'postgres', url: PG_URL, prefix } };
@@ -161,8 +168,8 @@ describe('a rug pull: a description that changes after the first list, across up
 
 describe('a description changed with notifications/tools/list_changed', () => {
   it('is caught before the next call, even from a client that does not list again', async () => {
-    const counter = join(mkdtempSync(join(tmpdir(), 'pc-mutate-')), 'lists');
-    const notes = pinning('rugpull', { env: { PIN_COUNTER: counter, PIN_CHANGE_AFTER: '1000' } });
+    const { counter, sandbox } = counterFile('pc-mutate-');
+    const notes = pinning('rugpull', { sandbox, env: { PIN_COUNTER: counter, PIN_CHANGE_AFTER: '1000' } });
     const s = await gateway({ upstreams: { notes } });
     const c = await client(s);
     assert.deepEqual(await listed(c), ['notes__mutate', 'notes__read_note']);

@@ -1,0 +1,286 @@
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { after, before, describe, it } from 'node:test';
+import type { Client } from '@modelcontextprotocol/client';
+import { validateConfig } from '../../src/config/load.ts';
+import type { Logger } from '../../src/observability/log.ts';
+import { detectSandboxHost } from '../../src/sandbox/host.ts';
+import { type RunningGateway, startGateway } from '../../src/server.ts';
+import { GATEWAY_CLIENT } from '../../src/upstream/connection.ts';
+import { failsWith, httpClient, NODE, PERMIT_ALL_POLICY, ROOT, textOf } from '../helpers.ts';
+
+const ESCAPE = join(ROOT, 'test/fixtures/escape-server.ts');
+const PG = { host: '127.0.0.1', port: 5432 };
+
+/** Log lines kept for assertions. */
+function capturingLogger(): Logger & { lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const at =
+    (level: string) =>
+    (msg: string, fields: Record<string, unknown> = {}) =>
+      void lines.push({ level, msg, ...fields });
+  return { lines, debug() {}, info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+interface Outcome {
+  ok: boolean;
+  code?: string;
+  detail?: string;
+}
+
+const escapeUpstream = (sandbox: unknown, extra: Record<string, unknown> = {}) => ({
+  transport: 'stdio',
+  command: NODE,
+  args: [ESCAPE],
+  isolation: 'shared',
+  timeoutMs: 15_000,
+  restart: { initialDelayMs: 50, maxDelayMs: 200 },
+  ...(sandbox === undefined ? {} : { sandbox }),
+  ...extra,
+});
+
+/** Outside /tmp (every sandbox has its own), so what hides these files is the sandbox's plan, not /tmp. */
+function workDir(): { dir: string; own: string; others: string; keys: string; secret: string; key: string } {
+  mkdirSync(join(ROOT, 'tmp'), { recursive: true });
+  const dir = mkdtempSync(join(ROOT, 'tmp', 'sandbox-test-'));
+  chmodSync(dir, 0o755);
+  const own = join(dir, 'own');
+  const others = join(dir, 'others');
+  const keys = join(dir, 'keys');
+  for (const d of [own, others, keys]) {
+    mkdirSync(d);
+    // World-readable and writable: only the sandbox keeps an upstream out of them (it runs as nobody under root).
+    chmodSync(d, 0o777);
+  }
+  const secret = join(others, 'secret.txt');
+  const key = join(keys, 'signing.key');
+  writeFileSync(secret, 'another upstream keeps this');
+  writeFileSync(key, 'the gateway signing key');
+  chmodSync(secret, 0o666);
+  chmodSync(key, 0o644);
+  return { dir, own, others, keys, secret, key };
+}
+
+describe('stdio upstreams in their sandboxes, through the gateway', () => {
+  const host = detectSandboxHost();
+  const w = workDir();
+  const log = capturingLogger();
+  let gw: RunningGateway;
+  let client: Client;
+  let web: Server;
+  let other: Server;
+  let webPort = 0;
+  let otherPort = 0;
+  const call = async (name: string, args: Record<string, unknown>): Promise<Outcome> =>
+    JSON.parse(textOf(await client.callTool({ name, arguments: args }))) as Outcome;
+
+  before(async () => {
+    assert.ok(
+      host.available,
+      `bubblewrap must work here (.ci/run installs it): ${!host.available && host.reason}`,
+    );
+    web = createServer((_req, res) => res.end('allowed target'));
+    other = createServer((_req, res) => res.end('must not be reached'));
+    await Promise.all([web, other].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
+    webPort = (web.address() as AddressInfo).port;
+    otherPort = (other.address() as AddressInfo).port;
+    const limits = { memoryMb: 256, processes: 32, cpuSeconds: 1 };
+    const config = validateConfig({
+      listen: { host: '127.0.0.1', port: 0 },
+      policy: { files: [PERMIT_ALL_POLICY] },
+      audit: { path: join(w.dir, 'audit', 'audit.db') },
+      state: { store: 'sqlite', path: join(w.dir, 'state.db') },
+      identity: { mode: 'none', gatewayTokens: { keyDir: w.keys } },
+      upstreams: {
+        jail: escapeUpstream({ network: 'none', writable: [w.own], limits }),
+        egress: escapeUpstream({ network: { allow: [`localhost:${webPort}`] }, writable: [w.others] }),
+        control: escapeUpstream('off'),
+      },
+    });
+    gw = await startGateway({ config, baseDir: w.dir }, log, { banner: false });
+    client = await httpClient(gw.listener.url, 'legacy');
+  });
+
+  after(async () => {
+    await client?.close();
+    await gw?.close();
+    await Promise.all([web, other].map((s) => new Promise((r) => s.close(r))));
+    rmSync(w.dir, { recursive: true, force: true });
+  });
+
+  it('keeps a sandboxed upstream off PostgreSQL on loopback, which the unsandboxed control reaches', async () => {
+    assert.deepEqual(await call('control__connect', PG), { ok: true });
+    const jailed = await call('jail__connect', PG);
+    assert.equal(jailed.ok, false);
+    assert.match(jailed.code!, /^(ECONNREFUSED|ENETUNREACH)$/);
+  });
+
+  it('gives a sandbox no route to the cloud metadata address', async () => {
+    const jailed = await call('jail__connect', { host: '169.254.169.254', port: 80 });
+    assert.deepEqual([jailed.ok, jailed.code], [false, 'ENETUNREACH']);
+    const control = await call('control__connect', { host: '169.254.169.254', port: 80 });
+    assert.notEqual(control.code, 'ENETUNREACH', 'the host has a route: the attempt is real');
+  });
+
+  it('lets an allowlisted upstream reach its host by name through the proxy, and nothing else', async () => {
+    const allowed = await call('egress__http_get', { url: `http://localhost:${webPort}/` });
+    assert.deepEqual([allowed.ok, allowed.detail], [true, 'allowed target']);
+    const control = await call('control__http_get', { url: `http://localhost:${otherPort}/` });
+    assert.deepEqual([control.ok, control.detail], [true, 'must not be reached']);
+    const refused = await call('egress__http_get', { url: `http://localhost:${otherPort}/` });
+    assert.deepEqual([refused.ok, refused.code], [false, '403']);
+    const metadata = await call('egress__http_get', { url: 'http://169.254.169.254/latest/meta-data/' });
+    assert.deepEqual([metadata.ok, metadata.code], [false, '403']);
+    // Around the proxy there is no way out either.
+    assert.equal((await call('egress__connect', PG)).ok, false);
+    const decisions = log.lines
+      .filter((l) => l.msg === 'egress allowed' || String(l.msg).startsWith('egress refused'))
+      .map((l) => `${l.allowed} ${l.host}:${l.port}`);
+    assert.deepEqual(decisions, [
+      `true localhost:${webPort}`,
+      `false localhost:${otherPort}`,
+      'false 169.254.169.254:80',
+    ]);
+  });
+
+  it('hides /etc/shadow, the gateway key directory and audit log, and another upstream files', async () => {
+    for (const path of ['/etc/shadow', w.key, w.secret, join(w.dir, 'audit', 'audit.db')]) {
+      assert.equal((await call('control__read', { path })).ok, true, `control reads ${path}`);
+      const jailed = await call('jail__read', { path });
+      assert.equal(jailed.ok, false, `sandbox reads ${path}`);
+      assert.match(jailed.code!, /^(ENOENT|EACCES)$/);
+    }
+    // The sandbox's own folder and the server's package stay readable.
+    assert.equal((await call('jail__write', { path: join(w.own, 'mine.txt'), text: 'mine' })).ok, true);
+    assert.equal((await call('jail__read', { path: join(w.own, 'mine.txt') })).detail, 'mine');
+  });
+
+  it('refuses writes outside the writable paths, which the control can make', async () => {
+    const outside = join(w.dir, 'outside.txt');
+    const jailed = await call('jail__write', { path: outside, text: 'escaped' });
+    assert.deepEqual([jailed.ok, jailed.code], [false, 'EROFS']);
+    assert.equal((await call('jail__write', { path: '/etc/portcullis-escape', text: 'x' })).code, 'EROFS');
+    assert.equal((await call('control__write', { path: outside, text: 'real' })).ok, true);
+    assert.equal(readFileSync(outside, 'utf8'), 'real');
+  });
+
+  it('caps the processes a sandbox may start, and keeps serving', async () => {
+    assert.deepEqual(await call('control__fork', { count: 48 }), { ok: true, detail: '48/48' });
+    const jailed = await call('jail__fork', { count: 48 });
+    assert.equal(jailed.ok, false);
+    assert.ok(Number(jailed.detail!.split('/')[0]) < 32, jailed.detail);
+    assert.equal((await call('jail__read', { path: join(w.own, 'mine.txt') })).ok, true);
+  });
+
+  it('kills a sandbox that allocates past its memory limit, fails its call cleanly and restarts it', async () => {
+    assert.equal((await call('control__allocate', { mb: 320 })).ok, true);
+    await assert.rejects(
+      client.callTool({ name: 'jail__allocate', arguments: { mb: 4096 } }),
+      failsWith(-32002, /Upstream unavailable/),
+    );
+    assert.equal((await call('egress__read', { path: '/etc/hostname' })).ok, true, 'others keep serving');
+    assert.equal((await call('jail__read', { path: join(w.own, 'mine.txt') })).ok, true, 'restarted');
+  });
+
+  it('kills a sandbox that spins past its CPU time', async () => {
+    assert.deepEqual(await call('control__spin', { ms: 1500 }), { ok: true });
+    await assert.rejects(
+      client.callTool({ name: 'jail__spin', arguments: { ms: 5000 } }),
+      failsWith(-32002, /Upstream unavailable/),
+    );
+    assert.equal((await call('jail__read', { path: join(w.own, 'mine.txt') })).ok, true, 'restarted');
+  });
+
+  it('records every upstream start with its sandbox: network, writable paths and limits', async () => {
+    await gw.gateway.audit.ready;
+    const db = new DatabaseSync(join(w.dir, 'audit', 'audit.db'), { readOnly: true });
+    const rows = db
+      .prepare("SELECT leaf FROM audit_entries WHERE kind = 'upstream-start' ORDER BY idx")
+      .all();
+    db.close();
+    const starts = rows.map((r) =>
+      JSON.parse(Buffer.from((r as { leaf: Uint8Array }).leaf).toString('utf8')),
+    );
+    const jail = starts.filter((s) => s.upstream === 'jail');
+    assert.ok(jail.length >= 3, 'the first start and one after each kill');
+    assert.deepEqual(jail[0].sandbox, {
+      mechanism: 'bubblewrap',
+      network: 'none',
+      writable: [w.own],
+      limits: { memoryMb: 256, processes: 32, openFiles: 1024, cpuSeconds: 1 },
+    });
+    assert.equal(jail[0].result, 'started');
+    const egress = starts.find((s) => s.upstream === 'egress');
+    assert.deepEqual(egress.sandbox.network, { allow: [`localhost:${webPort}`] });
+    const control = starts.find((s) => s.upstream === 'control');
+    assert.deepEqual(control.sandbox, { mechanism: 'none', why: 'off' });
+  });
+});
+
+describe('a machine that cannot sandbox', () => {
+  const w = workDir();
+  const log = capturingLogger();
+  let gw: RunningGateway;
+  after(async () => {
+    await gw?.close();
+    rmSync(w.dir, { recursive: true, force: true });
+  });
+
+  it('does not start an upstream whose config asks for a sandbox, and says so; one without a sandbox section runs, loudly', async () => {
+    const config = validateConfig({
+      listen: { host: '127.0.0.1', port: 0 },
+      policy: { files: [PERMIT_ALL_POLICY] },
+      audit: { path: join(w.dir, 'audit.db') },
+      state: { store: 'sqlite', path: join(w.dir, 'state.db') },
+      upstreams: {
+        strict: escapeUpstream({ network: 'none' }),
+        lenient: escapeUpstream(undefined),
+      },
+    });
+    const noBwrap = detectSandboxHost({ path: '/nonexistent' });
+    gw = await startGateway({ config, baseDir: w.dir }, log, { banner: false, sandboxHost: noBwrap });
+    const refusedAtStart = log.lines.find((l) => l.upstream === 'strict' && l.level === 'error');
+    assert.match(String(refusedAtStart?.reason), /bubblewrap/);
+    const loud = log.lines.find((l) => l.upstream === 'lenient' && l.level === 'warn');
+    assert.match(String(loud?.msg), /UNSANDBOXED/);
+    const client = await httpClient(gw.listener.url, 'legacy');
+    try {
+      const listed = (await client.listTools()).tools.map((t) => t.name);
+      assert.ok(listed.includes('lenient__read') && !listed.some((n) => n.startsWith('strict__')));
+      await assert.rejects(
+        client.callTool({ name: 'strict__read', arguments: { path: '/etc/hostname' } }),
+        failsWith(-32002, /Upstream unavailable/),
+      );
+      // The pool's own error, as the call's audit outcome records it.
+      const who = {
+        key: 'k',
+        principal: 'p',
+        holds: false,
+        client: GATEWAY_CLIENT,
+        era: 'legacy' as const,
+        unrelated: { notify() {}, request: async () => ({ jsonrpc: '2.0' as const, id: 0, result: {} }) },
+      };
+      await assert.rejects(gw.gateway.pool.get(who, 'strict'), failsWith('ERR_SANDBOX_UNAVAILABLE'));
+      await gw.gateway.audit.ready;
+      const db = new DatabaseSync(join(w.dir, 'audit.db'), { readOnly: true });
+      const rows = db.prepare("SELECT leaf FROM audit_entries WHERE kind = 'upstream-start'").all();
+      db.close();
+      const starts = rows.map((r) =>
+        JSON.parse(Buffer.from((r as { leaf: Uint8Array }).leaf).toString('utf8')),
+      );
+      const strict = starts.filter((r) => r.upstream === 'strict');
+      assert.ok(
+        strict.length > 0 &&
+          strict.every((r) => r.result === 'refused' && r.code === 'ERR_SANDBOX_UNAVAILABLE'),
+      );
+      const lenient = starts.find((r) => r.upstream === 'lenient');
+      assert.deepEqual(lenient.sandbox, { mechanism: 'none', why: 'unavailable' });
+    } finally {
+      await client.close();
+    }
+  });
+});
