@@ -13,16 +13,19 @@ const fold = (word: string): string => {
 export class KeywordSet {
   readonly words: readonly string[];
   /** Character class of each UTF-16 unit; 0 for units in no word. */
-  private readonly classOf: Uint16Array;
+  readonly classOf: Uint16Array;
   /**
    * The automaton with states pre-multiplied by the class count: the next
    * state is `delta[state + class]`, no multiplication per character.
    */
-  private readonly delta: Int32Array;
-  /** 1 at a (pre-multiplied) state where some word ends. */
-  private readonly ends: Uint8Array;
+  readonly delta: Int32Array;
+  /**
+   * States where some word ends are numbered last: a state at or past this
+   * one (pre-multiplied) has output, a compare with no table behind it.
+   */
+  readonly firstOutput: number;
   private readonly width: number;
-  /** Word ids ending at each state (through the failure links too), as ranges into `outIds`. */
+  /** Word ids ending at each output state (through the failure links too), as ranges into `outIds`. */
   private readonly outStart: Int32Array;
   private readonly outIds: Int32Array;
 
@@ -32,43 +35,52 @@ export class KeywordSet {
     this.classOf = classOf;
     this.width = width;
     const trie = buildTrie(this.words, classOf, width);
-    const { delta, outputs } = linkFailures(trie, width);
+    const linked = linkFailures(trie, width);
+    const { delta, outputs, firstOutput } = outputsLast(linked.delta, linked.outputs, width);
     for (let i = 0; i < delta.length; i++) delta[i] = delta[i]! * width;
     this.delta = delta;
-    this.ends = new Uint8Array(delta.length);
-    this.outStart = new Int32Array(outputs.length + 1);
+    this.firstOutput = firstOutput * width;
+    const lists = outputs.slice(firstOutput);
+    this.outStart = new Int32Array(lists.length + 1);
     const flat: number[] = [];
-    outputs.forEach((ids, state) => {
-      this.outStart[state] = flat.length;
+    lists.forEach((ids, k) => {
+      this.outStart[k] = flat.length;
       flat.push(...ids);
-      if (ids.length > 0) this.ends[state * width] = 1;
     });
-    this.outStart[outputs.length] = flat.length;
+    this.outStart[lists.length] = flat.length;
     this.outIds = Int32Array.from(flat);
   }
 
   /** Calls `hit(wordId, end)` for every occurrence (end exclusive), in order of `end`. */
   scan(text: string, hit: (word: number, end: number) => void): void {
-    const { classOf, delta, ends } = this;
+    const { classOf, delta, firstOutput } = this;
     const n = text.length;
     let state = 0;
     for (let i = 0; i < n; i++) {
       state = delta[state + classOf[text.charCodeAt(i)]!]!;
-      if (ends[state] === 1) this.emit(state / this.width, i + 1, hit);
+      if (state >= firstOutput) this.emit(state, i + 1, hit);
     }
   }
 
-  private emit(state: number, end: number, hit: (word: number, end: number) => void): void {
-    for (let k = this.outStart[state]!; k < this.outStart[state + 1]!; k++) hit(this.outIds[k]!, end);
+  /** Calls `hit` for each word ending at `end` in (pre-multiplied, output) `state`. */
+  emit(state: number, end: number, hit: (word: number, end: number) => void): void {
+    const k = (state - this.firstOutput) / this.width;
+    for (let j = this.outStart[k]!; j < this.outStart[k + 1]!; j++) hit(this.outIds[j]!, end);
+  }
+
+  /** Appends `word, end` pairs for each word ending at `end` in (pre-multiplied, output) `state`. */
+  pushHits(state: number, end: number, hits: number[]): void {
+    const k = (state - this.firstOutput) / this.width;
+    for (let j = this.outStart[k]!; j < this.outStart[k + 1]!; j++) hits.push(this.outIds[j]!, end);
   }
 
   /** Whether any word occurs in `text`. */
   test(text: string): boolean {
-    const { classOf, delta, ends } = this;
+    const { classOf, delta, firstOutput } = this;
     let state = 0;
     for (let i = 0; i < text.length; i++) {
       state = delta[state + classOf[text.charCodeAt(i)]!]!;
-      if (ends[state] === 1) return true;
+      if (state >= firstOutput) return true;
     }
     return false;
   }
@@ -143,4 +155,31 @@ function linkFailures(trie: Trie, width: number): { delta: Int32Array; outputs: 
     }
   }
   return { delta, outputs: trie.outputs };
+}
+
+/** Renumbers states so those with output come last (the root, which has none, stays 0). */
+function outputsLast(
+  delta: Int32Array,
+  outputs: number[][],
+  width: number,
+): { delta: Int32Array; outputs: number[][]; firstOutput: number } {
+  const n = outputs.length;
+  const order = [...outputs.keys()].sort(
+    (a, b) => Number(outputs[a]!.length > 0) - Number(outputs[b]!.length > 0) || a - b,
+  );
+  const renamed = new Int32Array(n);
+  order.forEach((old, now) => {
+    renamed[old] = now;
+  });
+  const moved = new Int32Array(delta.length);
+  for (let old = 0; old < n; old++) {
+    const now = renamed[old]!;
+    for (let c = 0; c < width; c++) moved[now * width + c] = renamed[delta[old * width + c]!]!;
+  }
+  const firstOutput = order.findIndex((old) => outputs[old]!.length > 0);
+  return {
+    delta: moved,
+    outputs: order.map((old) => outputs[old]!),
+    firstOutput: firstOutput < 0 ? n : firstOutput,
+  };
 }

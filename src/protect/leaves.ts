@@ -5,11 +5,15 @@
  * else byte for byte). The base64 `data` of image and audio content is media,
  * not text, and is not read. Iterative, so nesting depth is a bound, not a
  * stack overflow.
+ *
+ * The walk hands each string to a visitor through one reused `Leaf` and
+ * builds a string's path only when asked: a result of thousands of short
+ * strings, most holding nothing, then allocates almost nothing per string.
  */
 import type { LeafEncoding, ValuePath } from './types.ts';
 
 export interface Leaf {
-  /** Where the string sits; built only when asked (most strings hold no finding). */
+  /** Where the string sits, as a new array; built only when asked (most strings hold no finding). */
   path(): ValuePath;
   readonly text: string;
   readonly encoding: LeafEncoding;
@@ -17,72 +21,121 @@ export interface Leaf {
   readonly key: string | undefined;
 }
 
-export type LeafVisit = { leaf: Leaf } | { tooDeep: number };
+/** Called for each string, in document order; the leaf is valid only during the call. False stops the walk. */
+export type LeafVisitor = (leaf: Leaf) => boolean;
 
-/** A node on the walk: its value, and how it was reached (a chain back to the root). */
-interface Step {
-  readonly value: unknown;
-  readonly parent: Step | undefined;
-  readonly step: string | number | undefined;
-  readonly depth: number;
-}
+/** How a walk ended: every string visited, stopped by the visitor, or at a container nested past `maxDepth`. */
+export type WalkEnd = { readonly done: true } | { readonly stopped: true } | { readonly tooDeep: number };
+
+const DONE: WalkEnd = Object.freeze({ done: true });
+const STOPPED: WalkEnd = Object.freeze({ stopped: true });
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-export function* leavesOf(value: unknown, maxDepth: number): Generator<LeafVisit> {
-  const stack: Step[] = [{ value, parent: undefined, step: undefined, depth: 0 }];
-  while (stack.length > 0) {
-    const node = stack.pop()!;
-    const v = node.value;
-    if (typeof v === 'string') {
-      yield { leaf: leafOf(v, node) };
-      continue;
-    }
-    if (v === null || typeof v !== 'object') continue;
-    if (node.depth >= maxDepth) {
-      yield { tooDeep: node.depth };
-      return;
-    }
-    const depth = node.depth + 1;
-    if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], parent: node, step: i, depth });
-      continue;
-    }
-    const o = v as Record<string, unknown>;
-    const keys = Object.keys(o);
-    for (let i = keys.length - 1; i >= 0; i--) {
-      const k = keys[i]!;
-      if (!isMedia(o, k)) stack.push({ value: o[k], parent: node, step: k, depth });
+/** The containers open from the root to the current string, and the step taken in each. */
+class Cursor implements Leaf {
+  readonly containers: object[] = [];
+  /** An object's own keys (media data left out), or undefined for an array. */
+  readonly keys: (string[] | undefined)[] = [];
+  readonly next: number[] = [];
+  readonly steps: (string | number)[] = [];
+  text = '';
+  encoding: LeafEncoding = 'text';
+  key: string | undefined = undefined;
+
+  path(): ValuePath {
+    return this.steps.slice(0, this.containers.length);
+  }
+
+  open(container: object): void {
+    const depth = this.containers.length;
+    this.containers.push(container);
+    this.keys.push(Array.isArray(container) ? undefined : textKeys(container as Record<string, unknown>));
+    this.next.push(0);
+    if (this.steps.length <= depth) this.steps.push(0);
+  }
+
+  close(): void {
+    this.containers.pop();
+    this.keys.pop();
+    this.next.pop();
+  }
+
+  /** Sets text, key and encoding for a string reached by `step` in the innermost container. */
+  load(text: string, step: string | number, parent: object): void {
+    this.key = typeof step === 'string' ? step : undefined;
+    this.encoding = 'text';
+    this.text = text;
+    if (step === 'blob' && isResourceContents(parent)) {
+      const bytes = Buffer.from(text, 'base64');
+      try {
+        this.text = utf8.decode(bytes);
+        this.encoding = 'base64-utf8';
+      } catch {
+        this.text = bytes.toString('latin1');
+        this.encoding = 'base64-latin1';
+      }
     }
   }
 }
 
-function pathOf(node: Step): ValuePath {
-  const path: (string | number)[] = [];
-  for (let n: Step | undefined = node; n?.parent; n = n.parent) path.push(n.step!);
-  return path.reverse();
+/** The root string, reached by no step. */
+class RootLeaf implements Leaf {
+  readonly encoding = 'text';
+  readonly key = undefined;
+  readonly text: string;
+  constructor(text: string) {
+    this.text = text;
+  }
+  path(): ValuePath {
+    return [];
+  }
 }
 
-function leafOf(text: string, node: Step): Leaf {
-  const key = typeof node.step === 'string' ? node.step : undefined;
-  const path = () => pathOf(node);
-  if (key === 'blob' && isResourceContents(node.parent?.value)) {
-    const bytes = Buffer.from(text, 'base64');
-    try {
-      return { path, text: utf8.decode(bytes), encoding: 'base64-utf8', key };
-    } catch {
-      return { path, text: bytes.toString('latin1'), encoding: 'base64-latin1', key };
+export function walkLeaves(value: unknown, maxDepth: number, visit: LeafVisitor): WalkEnd {
+  if (typeof value === 'string') return visit(new RootLeaf(value)) ? DONE : STOPPED;
+  if (value === null || typeof value !== 'object') return DONE;
+  if (maxDepth <= 0) return { tooDeep: 0 };
+  const at = new Cursor();
+  at.open(value);
+  while (at.containers.length > 0) {
+    const depth = at.containers.length - 1;
+    const container = at.containers[depth]!;
+    const keys = at.keys[depth];
+    const i = at.next[depth]!;
+    const size = keys ? keys.length : (container as unknown[]).length;
+    if (i >= size) {
+      at.close();
+      continue;
+    }
+    at.next[depth] = i + 1;
+    const step = keys ? keys[i]! : i;
+    const child = (container as Record<string | number, unknown>)[step];
+    at.steps[depth] = step;
+    if (typeof child === 'string') {
+      at.load(child, step, container);
+      if (!visit(at)) return STOPPED;
+    } else if (child !== null && typeof child === 'object') {
+      if (depth + 1 >= maxDepth) return { tooDeep: depth + 1 };
+      at.open(child);
     }
   }
-  return { path, text, encoding: 'text', key };
+  return DONE;
+}
+
+/** An object's keys in order, without `data` of image and audio content. */
+function textKeys(o: Record<string, unknown>): string[] {
+  const keys = Object.keys(o);
+  if (!('data' in o) || !isMedia(o)) return keys;
+  return keys.filter((k) => k !== 'data');
 }
 
 const isResourceContents = (o: unknown): boolean =>
   typeof o === 'object' && o !== null && typeof (o as { uri?: unknown }).uri === 'string';
 
-/** `data` of `{type: 'image' | 'audio', data, mimeType}`. */
-const isMedia = (o: Record<string, unknown>, key: string): boolean =>
-  key === 'data' && (o.type === 'image' || o.type === 'audio') && typeof o.data === 'string';
+/** `{type: 'image' | 'audio', data, mimeType}`: its `data` is media. */
+const isMedia = (o: Record<string, unknown>): boolean =>
+  (o.type === 'image' || o.type === 'audio') && typeof o.data === 'string';
 
 /** Encodes masked text back the way the leaf was stored. */
 export function encodeLeaf(text: string, encoding: LeafEncoding): string {

@@ -1,6 +1,7 @@
 /** Scans every string of a JSON value within bounds; what it found, by path, for masking and for policy. */
 import type { Detectors } from './compile.ts';
-import { type Leaf, leavesOf } from './leaves.ts';
+import { type Leaf, walkLeaves } from './leaves.ts';
+import { Swept } from './sweep.ts';
 import type { BoundHit, Finding, ScanBounds, ScanResult, TextFinding } from './types.ts';
 
 /**
@@ -17,41 +18,53 @@ export function scanValue(detectors: Detectors, value: unknown, bounds: ScanBoun
   const started = now();
   const overTime = (): boolean => now() - started > bounds.maxMillis;
   const findings: Finding[] = [];
+  const found: TextFinding[] = [];
+  const swept = new Swept();
   let chars = 0;
   let boundHit: BoundHit | undefined;
-  for (const visit of leavesOf(value, bounds.maxDepth)) {
-    if ('tooDeep' in visit) {
-      boundHit = { bound: 'depth', limit: bounds.maxDepth };
-      break;
-    }
-    const { leaf } = visit;
+  const end = walkLeaves(value, bounds.maxDepth, (leaf) => {
     chars += leaf.text.length;
     if (chars > bounds.maxChars) {
       boundHit = { bound: 'chars', limit: bounds.maxChars };
-      break;
+      return false;
     }
-    const found = scanLeaf(detectors, leaf, overTime);
+    found.length = 0;
+    scanLeaf(detectors, leaf, overTime, found, swept);
     if (found.length > 0) {
       const path = leaf.path();
-      for (const f of found) findings.push({ ...f, path, encoding: leaf.encoding });
+      const { encoding } = leaf;
+      for (const f of found)
+        findings.push({ kind: f.kind, type: f.type, start: f.start, end: f.end, path, encoding });
     }
     if (overTime()) {
       boundHit = { bound: 'time', limit: bounds.maxMillis };
-      break;
+      return false;
     }
-  }
+    return true;
+  });
+  if ('tooDeep' in end) boundHit = { bound: 'depth', limit: bounds.maxDepth };
   return { findings, types: typesOf(findings), ...(boundHit ? { boundHit } : {}) };
 }
 
 /** One string's findings; a long one piece by piece, stopping once time is up (the caller then reports the bound). */
-function scanLeaf(detectors: Detectors, leaf: Leaf, overTime: () => boolean): TextFinding[] {
+function scanLeaf(
+  detectors: Detectors,
+  leaf: Leaf,
+  overTime: () => boolean,
+  out: TextFinding[],
+  swept: Swept,
+): void {
   const { text } = leaf;
-  if (text.length <= PIECE) return scanText(detectors, text, leaf.key);
-  const out: TextFinding[] = [];
+  if (text.length <= PIECE) {
+    detectors.scan(text, leaf.key, out, swept);
+    return;
+  }
   const seen = new Set<string>();
   for (let from = 0; from < text.length && !overTime(); from += PIECE) {
     const to = Math.min(text.length, from + PIECE + OVERLAP);
-    for (const f of scanText(detectors, text.slice(from, to), undefined)) {
+    const piece: TextFinding[] = [];
+    detectors.scan(text.slice(from, to), undefined, piece, swept);
+    for (const f of piece) {
       const shifted = { ...f, start: f.start + from, end: f.end + from };
       const key = `${f.type}:${shifted.start}:${shifted.end}`;
       if (!seen.has(key)) {
@@ -60,33 +73,6 @@ function scanLeaf(detectors: Detectors, leaf: Leaf, overTime: () => boolean): Te
       }
     }
   }
-  return out;
-}
-
-/**
- * The findings in one string. The secret rules see `"name": "value"` when
- * the property name holds a keyword, so `{"api_key": "…"}` reads like the
- * assignment it is; offsets are mapped back into the value.
- */
-function scanText(detectors: Detectors, text: string, key: string | undefined): TextFinding[] {
-  const out: TextFinding[] = [];
-  const secrets = detectors.secrets;
-  if (secrets) {
-    if (key !== undefined && secrets.hasKeyword(key)) {
-      const prefix = `"${key}": "`;
-      const found: TextFinding[] = [];
-      secrets.scan(`${prefix}${text}"`, found);
-      for (const f of found) {
-        const start = Math.max(0, f.start - prefix.length);
-        const end = Math.min(text.length, f.end - prefix.length);
-        if (end > start) out.push({ ...f, start, end });
-      }
-    } else {
-      secrets.scan(text, out);
-    }
-  }
-  detectors.scanNonSecret(text, out);
-  return out;
 }
 
 /** Type names by kind, as the policy context takes them. */

@@ -63,9 +63,21 @@ export class SecretDetector implements TextDetector {
     return this.keywords.test(text);
   }
 
+  /** The rules' keywords, for a pass over a string that serves other detectors too (`Sweep`). */
+  get keywordSet(): KeywordSet {
+    return this.keywords;
+  }
+
   scan(text: string, out: TextFinding[]): void {
-    const plans = this.plan(text);
-    if (plans === undefined) return;
+    const hits: number[] = [];
+    this.keywords.scan(text, (word, end) => hits.push(word, end));
+    this.scanHits(text, hits, out);
+  }
+
+  /** The findings in `text`, given its keyword hits (`word, end` pairs in order of end, as `Sweep` gives them). */
+  scanHits(text: string, hits: readonly number[], out: TextFinding[]): void {
+    if (hits.length === 0) return;
+    const plans = this.plan(text, hits);
     const seen = new Set<string>();
     const found: TextFinding[] = [];
     const emit = (f: TextFinding): void => {
@@ -98,12 +110,13 @@ export class SecretDetector implements TextDetector {
     return Number(this.rules[a]!.id === GENERIC) - Number(this.rules[b]!.id === GENERIC) || a - b;
   }
 
-  /** Where each rule must look, by rule index; undefined when no keyword occurs (most strings). */
-  private plan(text: string): Map<number, Plan> | undefined {
-    let plans: Map<number, Plan> | undefined;
+  /** Where each rule must look, by rule index. */
+  private plan(text: string, hits: readonly number[]): Map<number, Plan> {
+    const plans = new Map<number, Plan>();
     const words = this.keywords.words;
-    this.keywords.scan(text, (word, end) => {
-      plans ??= new Map();
+    for (let h = 0; h < hits.length; h += 2) {
+      const word = hits[h]!;
+      const end = hits[h + 1]!;
       const start = end - words[word]!.length;
       for (const index of this.rulesOf[word]!) {
         const rule = this.rules[index]!;
@@ -123,7 +136,7 @@ export class SecretDetector implements TextDetector {
           addWindow(plan.windows, ...windowAround(rule, text, start, end));
         }
       }
-    });
+    }
     return plans;
   }
 

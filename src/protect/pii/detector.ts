@@ -1,5 +1,6 @@
 /** The built-in PII detectors, each a linear scan with its own validator. */
 import type { PiiType } from '../config.ts';
+import type { Swept } from '../sweep.ts';
 import type { TextDetector, TextFinding } from '../types.ts';
 import { scanEmails } from './email.ts';
 import { scanIbans } from './iban.ts';
@@ -9,9 +10,11 @@ import { type NumberType, scanNumbers } from './numbers.ts';
 const NUMBER_TYPES: readonly PiiType[] = ['payment-card', 'us-ssn', 'phone', 'ipv4'];
 
 export class PiiDetector implements TextDetector {
-  private readonly numbers: ReadonlySet<NumberType>;
+  /** The number types on; the shared pass (`Sweep`) looks for them. */
+  readonly numbers: ReadonlySet<NumberType>;
   private readonly email: boolean;
-  private readonly iban: boolean;
+  /** Whether IBANs are on; the shared pass looks for them. */
+  readonly iban: boolean;
   private readonly ipv6: boolean;
 
   constructor(types: readonly PiiType[]) {
@@ -21,10 +24,19 @@ export class PiiDetector implements TextDetector {
     this.ipv6 = types.includes('ipv6');
   }
 
+  /** Every type on its own scanner (what the shared pass must agree with). */
   scan(text: string, out: TextFinding[]): void {
     if (this.email) scanEmails(text, out);
     if (this.numbers.size > 0) scanNumbers(text, this.numbers, out);
     if (this.iban) scanIbans(text, out);
+    if (this.ipv6) scanIpv6(text, out);
+  }
+
+  /** The same findings in the same order, numbers and IBANs taken from a `Sweep` of `text`. */
+  scanSwept(text: string, swept: Swept, out: TextFinding[]): void {
+    if (this.email) scanEmails(text, out);
+    for (const f of swept.numbers) out.push(f);
+    for (const f of swept.ibans) out.push(f);
     if (this.ipv6) scanIpv6(text, out);
   }
 }

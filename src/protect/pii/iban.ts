@@ -13,18 +13,30 @@ const isAlnum = (c: number): boolean => isUpper(c) || isDigit(c) || (c >= 97 && 
 
 export function scanIbans(text: string, out: TextFinding[]): void {
   const n = text.length - 3;
-  for (let i = 0; i < n; i++) {
-    if (!isUpper(text.charCodeAt(i)) || !isUpper(text.charCodeAt(i + 1))) continue;
-    if (!isDigit(text.charCodeAt(i + 2)) || !isDigit(text.charCodeAt(i + 3))) continue;
-    if (i > 0 && (isAlnum(text.charCodeAt(i - 1)) || text.charCodeAt(i - 1) === 95)) continue;
-    const length = ibanLength(text.slice(i, i + 2));
-    if (length === undefined) continue;
-    const end = ibanEnd(text, i, length);
-    if (end > 0 && isIban(text.slice(i, end))) {
-      out.push({ kind: 'pii', type: 'iban', start: i, end });
-      i = end - 1;
-    }
+  let i = 0;
+  while (i < n) i = isUpper(text.charCodeAt(i)) ? ibanAt(text, i, out) : i + 1;
+}
+
+/** Units an IBAN starts with. */
+export const isIbanStart = isUpper;
+
+/**
+ * The IBAN that may start at `i` (pushed to `out` if valid); returns where
+ * the next one can start. One step of `scanIbans`, for a pass that looks at
+ * every unit anyway; `i` must be before the last three units.
+ */
+export function ibanAt(text: string, i: number, out: TextFinding[]): number {
+  if (!isUpper(text.charCodeAt(i)) || !isUpper(text.charCodeAt(i + 1))) return i + 1;
+  if (!isDigit(text.charCodeAt(i + 2)) || !isDigit(text.charCodeAt(i + 3))) return i + 1;
+  if (i > 0 && (isAlnum(text.charCodeAt(i - 1)) || text.charCodeAt(i - 1) === 95)) return i + 1;
+  const length = ibanLength(text.slice(i, i + 2));
+  if (length === undefined) return i + 1;
+  const end = ibanEnd(text, i, length);
+  if (end > 0 && isIban(text.slice(i, end))) {
+    out.push({ kind: 'pii', type: 'iban', start: i, end });
+    return end;
   }
+  return i + 1;
 }
 
 /** Where `length` alphanumerics from `start` end (single spaces allowed only every four), or -1. */

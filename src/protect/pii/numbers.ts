@@ -22,17 +22,29 @@ const isWord = (c: number): boolean =>
 export function scanNumbers(text: string, enabled: ReadonlySet<NumberType>, out: TextFinding[]): void {
   const n = text.length;
   let i = 0;
-  while (i < n) {
-    const c = text.charCodeAt(i);
-    const opens = (c === 43 || c === 40) && i + 1 < n && isDigit(text.charCodeAt(i + 1));
-    if (!isDigit(c) && !opens) {
-      i++;
-      continue;
-    }
-    const end = tokenEnd(text, i);
-    if (end > i && standsAlone(text, i, end)) classifyToken(text, i, end, enabled, out);
-    i = Math.max(end, i + 1);
-  }
+  while (i < n) i = isNumberStart(text.charCodeAt(i)) ? numberAt(text, i, enabled, out) : i + 1;
+}
+
+/** Units a numeric token can start with (a `+` or `(` only when a digit follows: `numberAt` checks). */
+export const isNumberStart = (c: number): boolean => isDigit(c) || c === 43 || c === 40;
+
+/**
+ * The token that may start at `i` classified (its findings pushed to `out`);
+ * returns where the next token can start. One step of `scanNumbers`, for a
+ * pass that looks at every unit anyway.
+ */
+export function numberAt(
+  text: string,
+  i: number,
+  enabled: ReadonlySet<NumberType>,
+  out: TextFinding[],
+): number {
+  const c = text.charCodeAt(i);
+  const opens = (c === 43 || c === 40) && i + 1 < text.length && isDigit(text.charCodeAt(i + 1));
+  if (!isDigit(c) && !opens) return i + 1;
+  const end = tokenEnd(text, i);
+  if (end > i && standsAlone(text, i, end)) classifyToken(text, i, end, enabled, out);
+  return Math.max(end, i + 1);
 }
 
 /** The end (after its last digit) of the numeric token starting at `start`. */
