@@ -24,7 +24,8 @@ export class KeywordSet {
    * one (pre-multiplied) has output, a compare with no table behind it.
    */
   readonly firstOutput: number;
-  private readonly width: number;
+  /** Classes per state: a state number times this is its row in `delta`. */
+  readonly width: number;
   /** Word ids ending at each output state (through the failure links too), as ranges into `outIds`. */
   private readonly outStart: Int32Array;
   private readonly outIds: Int32Array;

@@ -30,6 +30,45 @@ export function maskValue(
   mode: MaskMode,
   options: MaskOptions = {},
 ): Masked {
+  const byLeaf = new Map<string, Finding[]>();
+  for (const f of findings) {
+    const key = JSON.stringify(f.path);
+    const list = byLeaf.get(key);
+    if (list) list.push(f);
+    else byLeaf.set(key, [f]);
+  }
+  return maskLeaves(value, findings, byLeaf.values(), mode, options);
+}
+
+/**
+ * `maskValue` for findings as `scanValue` gives them: each string's findings
+ * next to each other under one path array, no string twice. Grouping them by
+ * that array spares serializing every path.
+ */
+export function maskScanned(
+  value: unknown,
+  findings: readonly Finding[],
+  mode: MaskMode,
+  options: MaskOptions = {},
+): Masked {
+  const runs: Finding[][] = [];
+  let last: ValuePath | undefined;
+  for (const f of findings) {
+    if (f.path !== last) runs.push([]);
+    runs[runs.length - 1]!.push(f);
+    last = f.path;
+  }
+  return maskLeaves(value, findings, runs, mode, options);
+}
+
+/** Masks each string's findings (`byLeaf`: one list per string, all of one path). */
+function maskLeaves(
+  value: unknown,
+  findings: readonly Finding[],
+  byLeaf: Iterable<Finding[]>,
+  mode: MaskMode,
+  options: MaskOptions,
+): Masked {
   const summary = summarize(findings);
   if (findings.length === 0) return { outcome: 'clean', value, summary };
   if (mode === 'block') return { outcome: 'blocked', summary };
@@ -39,16 +78,9 @@ export function maskValue(
     });
   }
   const placeholder = placeholderFor(mode, options.hashKey);
-  const byLeaf = new Map<string, Finding[]>();
-  for (const f of findings) {
-    const key = JSON.stringify(f.path);
-    const list = byLeaf.get(key);
-    if (list) list.push(f);
-    else byLeaf.set(key, [f]);
-  }
   const copied = new WeakSet<object>();
   let root = value;
-  for (const list of byLeaf.values()) {
+  for (const list of byLeaf) {
     const { path, encoding } = list[0]!;
     const original = readPath(value, path);
     if (typeof original !== 'string') throw new Error(`masking: no string at ${JSON.stringify(path)}`);

@@ -6,7 +6,7 @@
 import { PortcullisError } from '../errors.ts';
 import type { Detectors } from './compile.ts';
 import type { MaskMode } from './config.ts';
-import { type MaskSummary, maskValue, summarize } from './mask.ts';
+import { type MaskSummary, maskScanned, summarize } from './mask.ts';
 import { scanValue } from './scan.ts';
 import type { BoundHit, ScanBounds, ScanResult } from './types.ts';
 
@@ -49,7 +49,7 @@ export function maskResult(detectors: Detectors, value: unknown, policy: MaskPol
   if (boundHit)
     return { outcome: 'withheld', reason: 'bound', summary: summarize(findings), types, boundHit };
   try {
-    const masked = maskValue(value, findings, policy.mode, { hashKey: policy.hashKey });
+    const masked = maskScanned(value, findings, policy.mode, { hashKey: policy.hashKey });
     if (masked.outcome === 'blocked')
       return { outcome: 'withheld', reason: 'blocked', summary: masked.summary, types };
     return { outcome: masked.outcome, value: masked.value, summary: masked.summary, types };

@@ -12,6 +12,14 @@ import type { BoundHit, Finding, ScanBounds, ScanResult, TextFinding } from './t
  */
 const PIECE = 1 << 20;
 const OVERLAP = 1 << 16;
+/**
+ * The time bound is checked after this much work (UTF-16 units, each string
+ * counting `STRING_WORK` more): reading the clock after every string cost
+ * more than scanning a short one. Past the bound, a scan goes on for at most
+ * this much more.
+ */
+const CLOCK_EVERY = 1 << 14;
+const STRING_WORK = 64;
 
 export function scanValue(detectors: Detectors, value: unknown, bounds: ScanBounds): ScanResult {
   const now = bounds.now ?? (() => performance.now());
@@ -21,6 +29,7 @@ export function scanValue(detectors: Detectors, value: unknown, bounds: ScanBoun
   const found: TextFinding[] = [];
   const swept = new Swept();
   let chars = 0;
+  let work = 0;
   let boundHit: BoundHit | undefined;
   const end = walkLeaves(value, bounds.maxDepth, (leaf) => {
     chars += leaf.text.length;
@@ -28,7 +37,7 @@ export function scanValue(detectors: Detectors, value: unknown, bounds: ScanBoun
       boundHit = { bound: 'chars', limit: bounds.maxChars };
       return false;
     }
-    found.length = 0;
+    if (found.length > 0) found.length = 0;
     scanLeaf(detectors, leaf, overTime, found, swept);
     if (found.length > 0) {
       const path = leaf.path();
@@ -36,6 +45,9 @@ export function scanValue(detectors: Detectors, value: unknown, bounds: ScanBoun
       for (const f of found)
         findings.push({ kind: f.kind, type: f.type, start: f.start, end: f.end, path, encoding });
     }
+    work += leaf.text.length + STRING_WORK;
+    if (work < CLOCK_EVERY) return true;
+    work = 0;
     if (overTime()) {
       boundHit = { bound: 'time', limit: bounds.maxMillis };
       return false;
@@ -43,6 +55,7 @@ export function scanValue(detectors: Detectors, value: unknown, bounds: ScanBoun
     return true;
   });
   if ('tooDeep' in end) boundHit = { bound: 'depth', limit: bounds.maxDepth };
+  else if (boundHit === undefined && overTime()) boundHit = { bound: 'time', limit: bounds.maxMillis };
   return { findings, types: typesOf(findings), ...(boundHit ? { boundHit } : {}) };
 }
 

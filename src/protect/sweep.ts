@@ -1,12 +1,18 @@
 /**
  * One pass over a string for every detector that must look at each of its
  * units: the secret rules' keyword automaton, and the starts of numeric
- * tokens (cards, SSNs, phones, IPv4) and of IBANs. Run as three loops, the
- * same text was read three times, each unit with its own loads and branches;
- * here one table load per unit gives both the automaton's character class
- * and whether the unit can start a token. What each detector then does at a
- * start is its own (`numberAt`, `ibanAt`), so the findings are exactly those
- * of its separate scanner.
+ * tokens (cards, SSNs, phones, IPv4) and of IBANs. What each detector does at
+ * a start is its own (`numberAt`, `ibanAt`), so the findings are exactly those
+ * of its separate scanner (`scanNumbers`, `scanIbans`).
+ *
+ * Why the loop is shaped as it is: optimized JavaScript pays a dozen
+ * instructions or more for each `charCodeAt` and each typed-array read (the
+ * string's and the array's checks are not hoisted out of the loop). Three
+ * loops over a string (automaton, numbers, IBANs) read each unit three times;
+ * here each ASCII unit costs one `charCodeAt` and one read of a plain array
+ * indexed by state and unit, whose entry holds the next state and whether
+ * the unit can start a number or an IBAN. Other units (rare in most text)
+ * go through the automaton's character classes.
  */
 import { KeywordSet } from './keywords.ts';
 import { ibanAt, isIbanStart } from './pii/iban.ts';
@@ -15,8 +21,9 @@ import type { TextFinding } from './types.ts';
 
 const NUMBER = 1;
 const IBAN = 2;
-/** The low bits of a table entry are the triggers; the rest, the keyword class. */
-const TRIGGER_BITS = 2;
+const TRIGGERS = NUMBER | IBAN;
+/** States are numbered times ROW, so an entry's low bits are free for the triggers. */
+const ROW = 128;
 
 /** What one pass over a string found. Reused from string to string: `run` clears it. */
 export class Swept {
@@ -37,43 +44,58 @@ export interface SweepOptions {
 export class Sweep {
   readonly keywords: KeywordSet;
   private readonly numberTypes: ReadonlySet<NumberType>;
-  /** Per UTF-16 unit: its keyword class shifted left by TRIGGER_BITS, or'ed with NUMBER and IBAN. */
-  private readonly table: Uint16Array;
+  /** By `state * ROW + unit` for ASCII units: the next state times ROW, or'ed with the unit's triggers. */
+  private readonly ascii: number[];
+  /** States at or past this one (times ROW) have keywords ending in them. */
+  private readonly firstOutput: number;
 
   constructor(opts: SweepOptions) {
     this.keywords = opts.keywords ?? new KeywordSet([]);
     this.numberTypes = opts.numbers;
-    const { classOf } = this.keywords;
-    this.table = new Uint16Array(65536);
-    for (let unit = 0; unit < 65536; unit++) {
-      const cls = classOf[unit]!;
-      if (cls >= 1 << (16 - TRIGGER_BITS)) throw new Error('sweep: too many keyword classes');
-      let entry = cls << TRIGGER_BITS;
-      if (opts.numbers.size > 0 && isNumberStart(unit)) entry |= NUMBER;
-      if (opts.iban && isIbanStart(unit)) entry |= IBAN;
-      this.table[unit] = entry;
+    const { classOf, delta, width } = this.keywords;
+    const states = delta.length / width;
+    this.firstOutput = (this.keywords.firstOutput / width) * ROW;
+    const triggers = (unit: number): number =>
+      (opts.numbers.size > 0 && isNumberStart(unit) ? NUMBER : 0) | (opts.iban && isIbanStart(unit) ? IBAN : 0);
+    this.ascii = new Array<number>(states * ROW);
+    for (let state = 0; state < states; state++) {
+      for (let unit = 0; unit < ROW; unit++) {
+        const next = delta[state * width + classOf[unit]!]! / width;
+        this.ascii[state * ROW + unit] = next * ROW + triggers(unit);
+      }
     }
   }
 
   run(text: string, into: Swept): void {
-    into.hits.length = 0;
-    into.numbers.length = 0;
-    into.ibans.length = 0;
-    const { table, keywords } = this;
-    const { delta, firstOutput } = keywords;
+    // Setting a length is a call into the runtime: only when there is something to drop.
+    if (into.hits.length > 0) into.hits.length = 0;
+    if (into.numbers.length > 0) into.numbers.length = 0;
+    if (into.ibans.length > 0) into.ibans.length = 0;
+    const { ascii, firstOutput } = this;
     const n = text.length;
     const ibanStop = n - 3;
     let state = 0;
     let nextNumber = 0;
     let nextIban = 0;
     for (let i = 0; i < n; i++) {
-      const entry = table[text.charCodeAt(i)]!;
-      state = delta[state + (entry >>> TRIGGER_BITS)]!;
-      if (state >= firstOutput) keywords.pushHits(state, i + 1, into.hits);
-      if ((entry & (NUMBER | IBAN)) === 0) continue;
+      const unit = text.charCodeAt(i);
+      const entry = unit < ROW ? ascii[state + unit]! : this.wide(state, unit);
+      state = entry & -ROW;
+      if (state < firstOutput && (entry & TRIGGERS) === 0) continue;
+      if (state >= firstOutput) this.hit(state, i + 1, into.hits);
       if ((entry & NUMBER) !== 0 && i >= nextNumber)
         nextNumber = numberAt(text, i, this.numberTypes, into.numbers);
       if ((entry & IBAN) !== 0 && i >= nextIban && i < ibanStop) nextIban = ibanAt(text, i, into.ibans);
     }
+  }
+
+  /** The entry for a unit outside ASCII: through its class; such units start no number or IBAN. */
+  private wide(state: number, unit: number): number {
+    const { classOf, delta, width } = this.keywords;
+    return (delta[(state / ROW) * width + classOf[unit]!]! / width) * ROW;
+  }
+
+  private hit(state: number, end: number, hits: number[]): void {
+    this.keywords.pushHits((state / ROW) * this.keywords.width, end, hits);
   }
 }

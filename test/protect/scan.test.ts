@@ -104,12 +104,25 @@ describe('scanning a JSON value', () => {
     assert.deepEqual(findings, []);
   });
 
-  it('stops at the time bound measured on the injected clock', () => {
+  it('stops at the time bound measured on the injected clock, read per slice of work rather than per string', () => {
+    let clock = 0;
+    let readings = 0;
+    const now = () => {
+      readings++;
+      return (clock += 10);
+    };
+    const value = { rows: Array.from({ length: 5000 }, (_, i) => `row ${i}`) };
+    const { boundHit } = scanValue(detectors, value, { ...roomy, maxMillis: 15, now });
+    assert.deepEqual(boundHit, { bound: 'time', limit: 15 });
+    assert.ok(readings < 100, `${readings} clock readings`);
+  });
+
+  it('reports a scan that ran past the time bound even when its last string finished it', () => {
     let clock = 0;
     const now = () => (clock += 10);
     const value = { a: 'first', b: 'second', c: 'third' };
-    const { boundHit } = scanValue(detectors, value, { ...roomy, maxMillis: 15, now });
-    assert.deepEqual(boundHit, { bound: 'time', limit: 15 });
+    const { boundHit } = scanValue(detectors, value, { ...roomy, maxMillis: 5, now });
+    assert.deepEqual(boundHit, { bound: 'time', limit: 5 });
   });
 
   it('gives the detected types of call arguments for the policy context', () => {
