@@ -56,7 +56,8 @@ export class Sweep {
     const states = delta.length / width;
     this.firstOutput = (this.keywords.firstOutput / width) * ROW;
     const triggers = (unit: number): number =>
-      (opts.numbers.size > 0 && isNumberStart(unit) ? NUMBER : 0) | (opts.iban && isIbanStart(unit) ? IBAN : 0);
+      (opts.numbers.size > 0 && isNumberStart(unit) ? NUMBER : 0) |
+      (opts.iban && isIbanStart(unit) ? IBAN : 0);
     this.ascii = new Array<number>(states * ROW);
     for (let state = 0; state < states; state++) {
       for (let unit = 0; unit < ROW; unit++) {

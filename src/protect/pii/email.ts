@@ -32,14 +32,27 @@ function emailAround(text: string, at: number): [number, number] | undefined {
   let end = at + 1;
   while (end < text.length && end - at <= MAX_DOMAIN && isDomain(text.charCodeAt(end))) end++;
   while (end > at + 1 && !isAlnum(text.charCodeAt(end - 1))) end--;
-  const domain = text.slice(at + 1, end);
-  const labels = domain.split('.');
-  if (labels.length < 2 || labels.some((l) => l === '' || l.length > 63 || l.startsWith('-')))
-    return undefined;
-  const tld = labels[labels.length - 1]!;
-  if (tld.length < 2 || tld.length > 24) return undefined;
-  for (let i = 0; i < tld.length; i++) if (!isAlpha(tld.charCodeAt(i))) return undefined;
+  const tld = lastLabel(text, at + 1, end);
+  if (tld < 0 || end - tld < 2 || end - tld > 24) return undefined;
+  for (let i = tld; i < end; i++) if (!isAlpha(text.charCodeAt(i))) return undefined;
   return [start, end];
+}
+
+/**
+ * Where the last dot-separated label of the domain text[from, to) starts, or
+ * -1 unless it has two labels or more, none empty, longer than 63 or starting
+ * with `-`.
+ */
+function lastLabel(text: string, from: number, to: number): number {
+  let labels = 0;
+  let label = from;
+  for (let i = from; i <= to; i++) {
+    if (i < to && text.charCodeAt(i) !== 46) continue;
+    if (i === label || i - label > 63 || text.charCodeAt(label) === 45) return -1;
+    labels++;
+    if (i < to) label = i + 1;
+  }
+  return labels < 2 ? -1 : label;
 }
 
 /** `scheme://user:pass@host`: the part before `@` is a URL's credentials, not a mailbox. */

@@ -29,9 +29,9 @@ export function scanIpv6(text: string, out: TextFinding[]): void {
       const alone =
         (start === 0 || !isWord(text.charCodeAt(start - 1))) &&
         (end === text.length || !isWord(text.charCodeAt(end)));
-      const candidate = text.slice(start, end);
-      if (alone && plausible(candidate) && isIPv6(candidate)) {
-        out.push({ kind: 'pii', type: 'ipv6', start, end });
+      if (alone) {
+        const candidate = text.slice(start, end);
+        if (plausible(candidate) && isIPv6(candidate)) out.push({ kind: 'pii', type: 'ipv6', start, end });
       }
       next = Math.max(end, colon + 1);
     }

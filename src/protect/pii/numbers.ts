@@ -88,8 +88,15 @@ function classifyToken(
   out: TextFinding[],
 ): void {
   let digits = 0;
-  for (let i = start; i < end; i++) if (isDigit(text.charCodeAt(i))) digits++;
+  let dots = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (isDigit(c)) digits++;
+    else if (c === 46) dots++;
+  }
   if (digits < 4) return;
+  // No part of the token can be a type (`classify`): fewer than 9 digits and no 3 dots (IPv4).
+  if (digits < 9 && dots < 3) return;
   const token = text.slice(start, end);
   const parts = spaceParts(token);
   let a = 0;
@@ -133,7 +140,7 @@ function classify(s: string, enabled: ReadonlySet<NumberType>): NumberType | und
   // An SSN has 9 digits, a card 12 or more, a phone 10 or more: shorter runs can only be IPv4.
   if (count < 9 && !dotted) return undefined;
   if (dotted && enabled.has('ipv4') && isIpv4(s)) return 'ipv4';
-  const digits = s.replace(/\D/g, '');
+  const digits = count === s.length ? s : digitsOf(s);
   if (enabled.has('us-ssn') && ssnShape(s) && isSsn(digits)) return 'us-ssn';
   if (enabled.has('payment-card') && cardShape(s) && isCardNumber(digits)) return 'payment-card';
   if (enabled.has('phone') && isPhone(s, digits)) return 'phone';
@@ -148,20 +155,87 @@ export function isIpv4(s: string): boolean {
   );
 }
 
+/** The digits of `s`, in order. */
+function digitsOf(s: string): string {
+  let digits = '';
+  let from = -1;
+  for (let i = 0; i <= s.length; i++) {
+    const digit = i < s.length && isDigit(s.charCodeAt(i));
+    if (digit && from < 0) from = i;
+    else if (!digit && from >= 0) {
+      digits += s.slice(from, i);
+      from = -1;
+    }
+  }
+  return digits;
+}
+
+/** Whether `s[from, to)` is all digits. */
+function allDigits(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (!isDigit(s.charCodeAt(i))) return false;
+  return true;
+}
+
 /** `123-45-6789` or `123 45 6789`. */
 const ssnShape = (s: string): boolean =>
-  s.length === 11 && (s[3] === '-' || s[3] === ' ') && s[6] === s[3] && /^\d{3}.\d{2}.\d{4}$/.test(s);
+  s.length === 11 &&
+  (s[3] === '-' || s[3] === ' ') &&
+  s[6] === s[3] &&
+  allDigits(s, 0, 3) &&
+  allDigits(s, 4, 6) &&
+  allDigits(s, 7, 11);
 
 /** Digits alone, or in groups of four split by one kind of separator (Amex and Diners: 4-6-5, 4-6-4). */
 function cardShape(s: string): boolean {
-  if (/^\d+$/.test(s)) return true;
-  const sep = s.includes('-') ? '-' : ' ';
-  if (!/^[\d -]+$/.test(s) || (s.includes('-') && s.includes(' '))) return false;
-  const groups = s.split(sep).map((g) => g.length);
-  if (groups.some((g) => g === 0)) return false;
-  const shape = groups.join(',');
-  if (shape === '4,6,5' || shape === '4,6,4') return true;
+  if (s.length === 0) return false;
+  let hyphen = false;
+  let space = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 45) hyphen = true;
+    else if (c === 32) space = true;
+    else if (!isDigit(c)) return false;
+  }
+  if (!hyphen && !space) return true;
+  if (hyphen && space) return false;
+  const groups = runLengths(s, (c) => c !== (hyphen ? 45 : 32));
+  if (groups.length === 0) return false;
+  const [a, b, c] = groups;
+  if (groups.length === 3 && a === 4 && b === 6 && (c === 5 || c === 4)) return true;
   return groups.slice(0, -1).every((g) => g === 4) && groups[groups.length - 1]! <= 4;
+}
+
+/**
+ * Lengths of the runs of units `inRun` accepts, split at the others; empty
+ * when two splitting units meet or one starts or ends `s` (an empty run).
+ */
+function runLengths(s: string, inRun: (c: number) => boolean): number[] {
+  const lengths: number[] = [];
+  let length = 0;
+  for (let i = 0; i <= s.length; i++) {
+    if (i < s.length && inRun(s.charCodeAt(i))) {
+      length++;
+      continue;
+    }
+    if (length === 0) return [];
+    lengths.push(length);
+    length = 0;
+  }
+  return lengths;
+}
+
+/** Lengths of the runs of digits in `s`. */
+function digitGroups(s: string): number[] {
+  const lengths: number[] = [];
+  let length = 0;
+  for (let i = 0; i <= s.length; i++) {
+    if (i < s.length && isDigit(s.charCodeAt(i))) length++;
+    else if (length > 0) {
+      lengths.push(length);
+      length = 0;
+    }
+  }
+  return lengths;
 }
 
 /**
@@ -173,15 +247,15 @@ export function isPhone(s: string, digits: string): boolean {
   if (s.includes('/') || !parenthesesFit(s)) return false;
   const n = digits.length;
   if (s[0] === '+') return n >= 10 && n <= 15;
-  const groups = s.split(/\D+/).filter((g) => g !== '');
+  const groups = digitGroups(s);
   if (groups.length < 2) return false;
   if (digits.startsWith('00')) return n >= 11 && n <= 15;
-  const shape = groups.map((g) => g.length).join(',');
+  const shape = groups.join(',');
   const nanp = (d: string) => d[0]! >= '2' && d[3]! >= '2';
   if (n === 10 && shape === '3,3,4') return nanp(digits);
   if (n === 11 && shape === '1,3,3,4' && digits[0] === '1') return nanp(digits.slice(1));
   if (digits[0] === '0' && n >= 10 && n <= 11 && groups.length <= MAX_PARTS) {
-    return groups.every((g) => g.length <= 8) && groups.slice(1).every((g) => g.length >= 2);
+    return groups.every((g) => g <= 8) && groups.slice(1).every((g) => g >= 2);
   }
   return false;
 }
@@ -193,5 +267,5 @@ function parenthesesFit(s: string): boolean {
   if (open < 0 && close < 0) return true;
   if (open < 0 || close < open || s.indexOf('(', open + 1) >= 0 || s.indexOf(')', close + 1) >= 0)
     return false;
-  return /^\d{1,5}$/.test(s.slice(open + 1, close));
+  return close - open - 1 >= 1 && close - open - 1 <= 5 && allDigits(s, open + 1, close);
 }
