@@ -109,7 +109,8 @@ describe('scanning a JSON value', () => {
     let readings = 0;
     const now = () => {
       readings++;
-      return (clock += 10);
+      clock += 10;
+      return clock;
     };
     const value = { rows: Array.from({ length: 5000 }, (_, i) => `row ${i}`) };
     const { boundHit } = scanValue(detectors, value, { ...roomy, maxMillis: 15, now });
