@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -284,4 +284,14 @@ export function signallingLogger(): Logger & { next(prefix: string): Promise<str
     error: seen,
     next: (prefix) => new Promise((resolve) => waiters.push({ prefix, resolve })),
   };
+}
+
+/**
+ * The sandbox of a stdio upstream that works in one folder (the filesystem
+ * server): no network, only that folder writable, and the folder opened to the
+ * sandbox's user (nobody, when the tests run as root), as a root operator would.
+ */
+export function ownFolderSandbox(folder: string): { network: 'none'; writable: string[] } {
+  chmodSync(folder, 0o777);
+  return { network: 'none', writable: [folder] };
 }

@@ -14,6 +14,7 @@ import {
   failsWith,
   httpClient,
   NODE,
+  ownFolderSandbox,
   PG_URL,
   probeUpstream,
   ROOT,
@@ -83,6 +84,7 @@ const fsUpstream = (sandbox: string) => ({
   transport: 'stdio',
   command: NODE,
   args: [serverEntry('@modelcontextprotocol/server-filesystem'), sandbox],
+  sandbox: ownFolderSandbox(sandbox),
 });
 
 interface Setup {
