@@ -13,7 +13,9 @@ import type { LoadedConfig } from './config/load.ts';
 import { resolveValue } from './config/secrets.ts';
 import { credentialBackends } from './credentials/backends.ts';
 import { CredentialBroker } from './credentials/broker.ts';
-import { type InstanceCredentialSet, postgresRoleCredentials } from './credentials/instance-backends.ts';
+import type { InstanceCredentials } from './credentials/instance.ts';
+import { brokeredInstanceCredentials, postgresRoleBackends } from './credentials/instance-backends.ts';
+import type { CredentialBackend } from './credentials/types.ts';
 import { ConfigError, type PortcullisError } from './errors.ts';
 import type { Principal } from './identity/principal.ts';
 import { createIdentity, gatewayIssuer, gatewayKeyDir, type IdentityService } from './identity/service.ts';
@@ -135,8 +137,8 @@ export class Gateway {
   /** Signs results (`attest.results`); null when off. Its keys are published in the JWKS. */
   readonly resultSigner: DetachedSigner | null;
   private readonly sweeper: NodeJS.Timeout;
-  /** Database roles minted for each instance of a postgres-role upstream (reaped at start, revoked at its end). */
-  private readonly instanceCredentials: InstanceCredentialSet;
+  /** Database roles minted for each instance of a postgres-role upstream, leased through `credentials`. */
+  private readonly instanceCredentials: ReadonlyMap<string, InstanceCredentials>;
   /** Every call in the pipeline, so a shutdown can let the held ones answer before the listeners close. */
   private readonly inPipeline = new Map<Promise<void>, CallContext>();
   private readonly log: Logger;
@@ -149,12 +151,6 @@ export class Gateway {
     this.now = deps.now ?? Date.now;
     this.audit = deps.audit ?? AuditService.fromConfig(loaded, deps.log, this.now);
     this.newId = deps.newId ?? randomUUID;
-    this.instanceCredentials = postgresRoleCredentials(loaded, {
-      log: deps.log,
-      now: this.now,
-      newId: randomUUID,
-      reap: true,
-    });
     const attest = loaded.config.attest;
     // Loaded (or created) at start: a key directory that cannot be written stops the start, not a call.
     const attestKeys = new AttestationKeys(resolve(loaded.baseDir, attest.keyDir), this.now);
@@ -179,7 +175,9 @@ export class Gateway {
       deps.records ??
       new DeferredRecordStore(async () => openRecordStore(loaded.config.state, loaded.baseDir));
     // Early: a credentials section this build cannot honour stops the start before anything runs.
-    this.credentials = this.credentialBroker(loaded, deps.log);
+    const roleBackends = postgresRoleBackends(loaded, { now: this.now });
+    this.credentials = this.credentialBroker(loaded, deps.log, roleBackends);
+    this.instanceCredentials = brokeredInstanceCredentials(this.credentials, roleBackends, { log: deps.log });
     this.announcer =
       deps.announcer ??
       new WebhookNotifier(loaded.config.approvals.webhooks, { logger: deps.log, baseDir: loaded.baseDir });
@@ -194,7 +192,7 @@ export class Gateway {
       newId: randomUUID,
     });
     this.pool = new UpstreamPool(
-      upstreamSpecs(loaded, deps.log, starts, this.instanceCredentials.byUpstream),
+      upstreamSpecs(loaded, deps.log, starts, this.instanceCredentials),
       deps.log,
       {
         limits: loaded.config.limits,
@@ -309,7 +307,11 @@ export class Gateway {
    * honour stops the start); started at once, so leases a crashed run left
    * are revoked before this one issues any.
    */
-  private credentialBroker(loaded: LoadedConfig, log: Logger): CredentialBroker {
+  private credentialBroker(
+    loaded: LoadedConfig,
+    log: Logger,
+    instanceBackends: ReadonlyMap<string, CredentialBackend>,
+  ): CredentialBroker {
     const identity = loaded.config.identity;
     const issuer = identity.mode === 'token' ? gatewayIssuer(identity) : undefined;
     const backends = credentialBackends(loaded.config, {
@@ -322,6 +324,7 @@ export class Gateway {
     const broker = new CredentialBroker({
       store: this.records,
       backends,
+      instanceBackends,
       journal: (record) => this.audit.append(record),
       log,
       now: this.now,
@@ -473,7 +476,6 @@ export class Gateway {
     await Promise.all([...this.sandboxes.values()].map((s) => s.close()));
     // Before the audit log and the store close: each revocation is recorded in both.
     await this.credentials.close().catch((err) => this.log.warn('broker not closed', { err: String(err) }));
-    await this.instanceCredentials.close();
     await this.identity.close();
     await this.announcer.close?.();
     await this.breakGlass.stop();

@@ -20,6 +20,11 @@ export interface BrokerDeps {
   readonly store: RecordStore;
   /** Each upstream's backend, by upstream name; an upstream not here gets no credential. */
   readonly backends: ReadonlyMap<string, CredentialBackend>;
+  /**
+   * Backends whose credential lives as long as one upstream instance (a
+   * database role), by upstream name: issued by `issueForInstance`, never per call.
+   */
+  readonly instanceBackends?: ReadonlyMap<string, CredentialBackend>;
   readonly journal: Journal;
   readonly log: Logger;
   readonly now: () => number;
@@ -46,6 +51,12 @@ export interface Brokered {
   readonly credential: Credential;
 }
 
+/** What an upstream instance is started with: its credential, and the lease recorded for it (no secret). */
+export interface InstanceBrokered extends Brokered {
+  readonly expiresAt: number;
+  readonly lease: Lease;
+}
+
 /**
  * Hands each call the credential its upstream's backend issues, recorded as a
  * lease in the shared state store (and the audit log) before it is used;
@@ -65,8 +76,11 @@ export class CredentialBroker {
   readonly #issuing = new Map<string, Promise<Brokered>>();
   #started: Promise<void> | undefined;
 
+  readonly #instanceBackends: ReadonlyMap<string, CredentialBackend>;
+
   constructor(deps: BrokerDeps) {
     this.#d = deps;
+    this.#instanceBackends = deps.instanceBackends ?? new Map();
     this.#timeoutMs = deps.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#runs = new RunRegistry(deps.store, deps.runTtlMs ?? DEFAULT_RUN_TTL_MS);
     this.#run = deps.newId?.() ?? randomId('run');
@@ -75,7 +89,7 @@ export class CredentialBroker {
   /** Registers this run as alive, then reaps what crashed runs left. Idempotent. */
   start(): Promise<void> {
     // Only leases someone can recall are kept in the store: a gateway with none never touches it.
-    if (![...this.#d.backends.values()].some((b) => !b.selfExpiring)) return Promise.resolve();
+    if (!this.#allBackends().some((b) => !b.selfExpiring)) return Promise.resolve();
     this.#started ??= this.#runs.register(this.#run, this.#d.now()).then(
       // What a crash left is revoked before this run issues anything; the sweeper tries again if this fails.
       () =>
@@ -108,6 +122,50 @@ export class CredentialBroker {
     });
     this.#issuing.set(key, issuing);
     return issuing.finally(() => this.#issuing.delete(key));
+  }
+
+  /**
+   * The credential one upstream instance starts with, recorded as a lease (state
+   * store and audit log) before it is returned, after this run has reaped what a
+   * crash left. Never reused: each instance gets its own. Revoke it with `revoke`.
+   */
+  async issueForInstance(req: CredentialRequest): Promise<InstanceBrokered> {
+    const backend = this.#instanceBackends.get(req.upstream);
+    if (!backend) throw unavailable(`no instance credential backend for upstream ${req.upstream}`);
+    await this.start();
+    const { leaseId, credential } = await this.issueAndRecord(backend, req);
+    const lease = this.#held.get(leaseId)?.held.lease;
+    if (!lease) throw unavailable(`lease ${leaseId} was revoked as it was issued`);
+    return { leaseId, credential, expiresAt: lease.expiresAt, lease };
+  }
+
+  /**
+   * Revokes one lease this run holds, recorded with `reason`; one already
+   * revoked (by the sweep, a session's end, shutdown) is left alone. Throws
+   * ERR_CREDENTIAL_UNAVAILABLE when the backend could not: the lease is kept
+   * for the sweep to try again at expiry (and the reaper after a crash).
+   */
+  async revoke(leaseId: string, reason: RevokeReason): Promise<void> {
+    const h = this.#held.get(leaseId);
+    if (!h) return;
+    if (await this.revokeHeld(h, reason)) return;
+    const record = await this.#d.store.get('lease', leaseId);
+    if (record?.status !== 'active') return;
+    this.#held.set(leaseId, { held: h.held, record });
+    throw unavailable(`lease ${leaseId} not revoked`);
+  }
+
+  /** Whether the state store shows `leaseId` active (any run's): what a backend's own reap must leave alone. */
+  async leaseActive(leaseId: string): Promise<boolean> {
+    return (await this.#d.store.get('lease', leaseId))?.status === 'active';
+  }
+
+  #allBackends(): CredentialBackend[] {
+    return [...this.#d.backends.values(), ...this.#instanceBackends.values()];
+  }
+
+  #backendOf(upstream: string): CredentialBackend | undefined {
+    return this.#d.backends.get(upstream) ?? this.#instanceBackends.get(upstream);
   }
 
   /** A cached credential whose lease is still active and has enough life left. */
@@ -255,7 +313,7 @@ export class CredentialBroker {
         .stop()
         .catch((err) => this.#d.log.warn('broker run not stopped', { err: String(err) }));
     }
-    for (const backend of new Set(this.#d.backends.values())) await backend.close?.();
+    for (const backend of new Set(this.#allBackends())) await backend.close?.();
   }
 
   private async revokeHeld(h: { held: HeldLease; record: StoredRecord }, reason: RevokeReason) {
@@ -270,7 +328,7 @@ export class CredentialBroker {
    * for the next sweep or reaper) or another replica revoked it first.
    */
   private async revokeRecord(held: HeldLease, record: StoredRecord, reason: RevokeReason): Promise<boolean> {
-    const backend = this.#d.backends.get(held.lease.upstream);
+    const backend = this.#backendOf(held.lease.upstream);
     try {
       if (!backend || backend.kind !== held.lease.backend)
         throw new Error(`no ${held.lease.backend} backend for upstream ${held.lease.upstream}`);

@@ -1,6 +1,7 @@
 import type { LoadedConfig } from '../config/load.ts';
 import { resolveValue } from '../config/secrets.ts';
 import type { Logger } from '../observability/log.ts';
+import type { CredentialBroker } from './broker.ts';
 import type { InstanceCredentials, InstanceHolder } from './instance.ts';
 import { PostgresRoleBackend } from './postgres-role.ts';
 import type { CredentialBackend, CredentialRequest } from './types.ts';
@@ -11,31 +12,16 @@ export interface InstanceCredentialSet {
   close(): Promise<void>;
 }
 
-export interface InstanceCredentialOptions {
-  log: Logger;
-  now: () => number;
-  newId: () => string;
-  /**
-   * Drop, before the first role is minted, the roles a crashed gateway left
-   * (see `PostgresRoleBackend.reap`). Only the gateway does: a CLI run beside
-   * a running gateway would drop the roles it holds.
-   */
-  reap: boolean;
-}
-
 /**
  * A `PostgresRoleBackend` for each stdio upstream with a postgres-role
- * credential, its admin URL resolved now (an unresolvable reference stops the
- * start). Until the broker keeps leases in the state store, no lease is
- * outstanding at start, so a reap drops every role this upstream's prefix and
- * marker name: one gateway per role prefix and database.
+ * credential, by upstream name, its admin URL resolved now (an unresolvable
+ * reference stops the start).
  */
-export function postgresRoleCredentials(
+export function postgresRoleBackends(
   loaded: LoadedConfig,
-  opts: InstanceCredentialOptions,
-): InstanceCredentialSet {
-  const backends: PostgresRoleBackend[] = [];
-  const byUpstream = new Map<string, InstanceCredentials>();
+  opts: { now: () => number },
+): Map<string, PostgresRoleBackend> {
+  const backends = new Map<string, PostgresRoleBackend>();
   for (const [name, up] of Object.entries(loaded.config.upstreams)) {
     if (up.credentials?.kind !== 'postgres-role') continue;
     const backend = new PostgresRoleBackend(up.credentials, {
@@ -43,37 +29,68 @@ export function postgresRoleCredentials(
       upstream: name,
       now: opts.now,
     });
-    backends.push(backend);
-    const ready = opts.reap ? reapAtStart(backend, name, opts.log) : Promise.resolve();
-    byUpstream.set(name, backendIssuer(backend, ready, opts.newId));
+    backends.set(name, backend);
   }
-  return { byUpstream, close: async () => void (await Promise.all(backends.map((b) => b.close()))) };
+  return backends;
 }
 
-/** Never throws: a database that is down now fails each call closed, and the roles wait for the next start. */
-async function reapAtStart(backend: PostgresRoleBackend, upstream: string, log: Logger): Promise<void> {
-  try {
-    const roles = await backend.reap();
-    log.info('postgres roles reaped', { upstream, count: roles.length, roles });
-  } catch (err) {
-    log.warn('postgres roles not reaped', {
-      upstream,
-      err: err instanceof Error ? err.message : String(err),
+/**
+ * The gateway's instance credentials: each role is issued through `broker`
+ * (its lease in the state store and the audit log before the instance starts,
+ * revoked through it, reaped by it after a crash). The broker owns and closes
+ * the backends. Before the first role, once the broker has reaped what dead
+ * runs left, each backend drops the roles of its upstream whose lease record
+ * is gone (the second line: see `PostgresRoleBackend.reapUnrecorded`).
+ */
+export function brokeredInstanceCredentials(
+  broker: CredentialBroker,
+  backends: ReadonlyMap<string, PostgresRoleBackend>,
+  opts: { log: Logger },
+): Map<string, InstanceCredentials> {
+  const byUpstream = new Map<string, InstanceCredentials>();
+  for (const [name, backend] of backends) {
+    let ready: Promise<void> | undefined;
+    const reaped = () => {
+      ready ??= broker
+        .start()
+        .then(() => backend.reapUnrecorded((lease) => broker.leaseActive(lease)))
+        .then(
+          (roles) => opts.log.info('unrecorded postgres roles reaped', { upstream: name, roles }),
+          (err) => opts.log.warn('postgres roles not reaped', { upstream: name, err: errText(err) }),
+        );
+      return ready;
+    };
+    byUpstream.set(name, {
+      issueForInstance: async (holder) => {
+        await reaped();
+        const { lease, credential } = await broker.issueForInstance(instanceRequest(holder));
+        return { lease, credential };
+      },
+      revoke: (lease, why) => broker.revoke(lease.id, why),
     });
   }
+  return byUpstream;
 }
 
-/** Issues once the start-up reap is over, so a reap never races a role minted for a live instance. */
-export function backendIssuer(
-  backend: CredentialBackend,
-  ready: Promise<void>,
-  newId: () => string,
-): InstanceCredentials {
+/**
+ * For the CLI (`portcullis policy` listing tools beside a running gateway): a
+ * role minted and dropped directly, unrecorded, and nothing reaped (that would
+ * drop the roles a running gateway holds).
+ */
+export function directInstanceCredentials(loaded: LoadedConfig, newId: () => string): InstanceCredentialSet {
+  const backends = postgresRoleBackends(loaded, { now: Date.now });
+  const byUpstream = new Map<string, InstanceCredentials>();
+  for (const [name, backend] of backends) byUpstream.set(name, backendIssuer(backend, newId));
   return {
-    issueForInstance: async (holder) => {
-      await ready;
-      return backend.issue(instanceRequest(holder), newId());
-    },
+    byUpstream,
+    close: async () => void (await Promise.all([...backends.values()].map((b) => b.close()))),
+  };
+}
+
+/** Issues and revokes straight at the backend: no lease record, no audit. */
+export function backendIssuer(backend: CredentialBackend, newId: () => string): InstanceCredentials {
+  return {
+    issueForInstance: (holder) => backend.issue(instanceRequest(holder), newId()),
     revoke: (lease) => backend.revoke(lease),
   };
 }
@@ -86,3 +103,5 @@ const instanceRequest = (holder: InstanceHolder): CredentialRequest => ({
   sessionKey: holder.sessionKey ?? '',
   callId: '',
 });
+
+const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));

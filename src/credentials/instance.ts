@@ -9,6 +9,9 @@ export interface InstanceHolder {
   readonly sessionKey?: string;
 }
 
+/** Why an instance's credential is taken back: its lease ran out, its session ended, the instance ended otherwise (idle, lost, reclaimed), or the gateway stops. */
+export type InstanceEnd = 'expired' | 'session-end' | 'instance-end' | 'shutdown';
+
 /**
  * What the upstream pool needs of the credential broker when it starts a stdio
  * upstream whose credential lives as long as the instance (a database role):
@@ -17,5 +20,5 @@ export interface InstanceHolder {
  */
 export interface InstanceCredentials {
   issueForInstance(holder: InstanceHolder): Promise<Issued>;
-  revoke(lease: Lease): Promise<void>;
+  revoke(lease: Lease, why: InstanceEnd): Promise<void>;
 }

@@ -4,8 +4,8 @@ import type { Lease, LeaseGranularity } from './types.ts';
 /** What happened to a lease, as its audit records name it. */
 export type LeaseEvent = 'issued' | 'revoked';
 
-/** Why a lease was revoked: its time ran out, its session ended, its gateway stopped or died. */
-export type RevokeReason = 'expired' | 'session-end' | 'shutdown' | 'reaped';
+/** Why a lease was revoked: its time ran out, its session ended, its upstream instance ended, its gateway stopped or died. */
+export type RevokeReason = 'expired' | 'session-end' | 'instance-end' | 'shutdown' | 'reaped';
 
 /** A lease as the broker keeps it: the contract's lease plus what revocation and reaping need. */
 export interface HeldLease {

@@ -39,6 +39,7 @@ export const OURS_SQL = `SELECT 1 FROM pg_roles
 /** Roles with our prefix and marker: whether VALID UNTIL has passed (by the database's clock) and the upstream named in the marker. */
 export const OUR_ROLES_SQL = `SELECT rolname AS role,
     coalesce(rolvaliduntil < now(), false) AS expired,
+    extract(epoch FROM rolvaliduntil - now()) * 1000 AS left_ms,
     shobj_description(oid, 'pg_authid') AS comment
   FROM pg_roles
   WHERE starts_with(rolname, $1) AND starts_with(coalesce(shobj_description(oid, 'pg_authid'), ''), $2)`;
@@ -67,4 +68,10 @@ export const dropRoleSql = (role: string): string =>
 export function markedUpstream(comment: string | null): string | undefined {
   if (!comment?.startsWith(ROLE_MARKER)) return undefined;
   return / upstream=([a-z][a-z0-9_-]*)/.exec(comment)?.[1];
+}
+
+/** The lease id named in a marker comment, or undefined when the comment is not ours or names none. */
+export function markedLease(comment: string | null): string | undefined {
+  if (!comment?.startsWith(ROLE_MARKER)) return undefined;
+  return / lease=(\S+)/.exec(comment)?.[1];
 }

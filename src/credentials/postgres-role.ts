@@ -5,6 +5,7 @@ import type { PostgresRoleConfig } from './config.ts';
 import {
   createRoleSql,
   dropRoleSql,
+  markedLease,
   markedUpstream,
   noLoginSql,
   OUR_ROLES_SQL,
@@ -14,6 +15,17 @@ import {
 } from './postgres-role-sql.ts';
 import { scramVerifier } from './scram.ts';
 import type { CredentialBackend, CredentialRequest, Issued, Lease } from './types.ts';
+
+/** One of our roles as a reap sees it; `left_ms` is how long its VALID UNTIL has to run (null: none). */
+interface RoleRow {
+  readonly role: string;
+  readonly expired: boolean;
+  readonly left_ms: string | number | null;
+  readonly comment: string | null;
+}
+
+/** How long after minting a role its lease may still be on its way to the state store. */
+const RECORDING_GRACE_MS = 60_000;
 
 export interface PostgresRoleOptions {
   /** The resolved admin connection string: it holds a privileged password and is never logged. */
@@ -122,19 +134,42 @@ export class PostgresRoleBackend implements CredentialBackend {
    * outstanding). Returns the roles dropped.
    */
   async reap(active: ReadonlySet<string> = new Set()): Promise<string[]> {
-    let rows: { role: string; expired: boolean; comment: string | null }[];
+    return this.reapWhere(async (r) => !active.has(r.role));
+  }
+
+  /**
+   * The second line behind the broker's reaper: drops every role with our
+   * prefix and marker that this process does not hold and whose VALID UNTIL
+   * has passed, or that was minted for this upstream under a lease `recorded`
+   * does not show active (its record is gone, or says revoked). A role minted
+   * in the last minute is left (by the database's clock): another replica may
+   * be about to record its lease. Returns the roles dropped.
+   */
+  async reapUnrecorded(recorded: (leaseId: string) => Promise<boolean>): Promise<string[]> {
+    const ttlMs = this.cfg.ttlSeconds * 1000;
+    return this.reapWhere(async (r) => {
+      if (ttlMs - Number(r.left_ms ?? 0) < RECORDING_GRACE_MS) return false;
+      const lease = markedLease(r.comment);
+      return lease === undefined || !(await recorded(lease));
+    });
+  }
+
+  private async reapWhere(orphan: (r: RoleRow) => Promise<boolean>): Promise<string[]> {
+    let rows: RoleRow[];
     try {
       rows = (await this.admin.query(OUR_ROLES_SQL, [this.cfg.rolePrefix, ROLE_MARKER])).rows;
     } catch (err) {
       throw unavailable('cannot list roles to reap', err);
     }
-    const orphaned = rows.filter(
-      (r) =>
-        !this.held.has(r.role) &&
-        (r.expired || (markedUpstream(r.comment) === this.upstream && !active.has(r.role))),
-    );
-    for (const { role } of orphaned) await this.dropRole(role);
-    return orphaned.map((r) => r.role);
+    const dropped: string[] = [];
+    for (const r of rows) {
+      if (this.held.has(r.role)) continue;
+      const ours = markedUpstream(r.comment) === this.upstream;
+      if (!r.expired && !(ours && (await orphan(r)))) continue;
+      await this.dropRole(r.role);
+      dropped.push(r.role);
+    }
+    return dropped;
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-import type { InstanceCredentials, InstanceHolder } from '../credentials/instance.ts';
+import type { InstanceCredentials, InstanceEnd, InstanceHolder } from '../credentials/instance.ts';
 import type { Lease } from '../credentials/types.ts';
 import type { Logger } from '../observability/log.ts';
 
@@ -28,7 +28,7 @@ export class InstanceLease {
     const { lease, credential } = await this.issuer.issueForInstance(holder);
     if (this.revoking || credential.kind !== 'env') {
       // The instance ended while this was minted, or the backend gave headers to a process.
-      await this.takeBack(lease);
+      await this.takeBack(lease, 'instance-end');
       throw new Error('upstream instance ended before it started, or its credential is not variables');
     }
     this.lease = lease;
@@ -46,19 +46,19 @@ export class InstanceLease {
     return this.lease !== undefined && this.lease.expiresAt <= at;
   }
 
-  /** Takes the credential back, once however often it is called. */
-  revoke(): Promise<void> {
+  /** Takes the credential back, once however often it is called; `why` is recorded with the first. */
+  revoke(why: InstanceEnd = 'instance-end'): Promise<void> {
     clearTimeout(this.timer);
     const lease = this.lease;
     this.lease = undefined;
-    this.revoking ??= lease ? this.takeBack(lease) : Promise.resolve();
+    this.revoking ??= lease ? this.takeBack(lease, why) : Promise.resolve();
     return this.revoking;
   }
 
   /** A failure is logged, not thrown: the role still expires, and the next start reaps it. */
-  private async takeBack(lease: Lease): Promise<void> {
+  private async takeBack(lease: Lease, why: InstanceEnd): Promise<void> {
     try {
-      await this.issuer.revoke(lease);
+      await this.issuer.revoke(lease, why);
       this.log.info('upstream credential revoked', { upstream: lease.upstream, lease: lease.id });
     } catch (err) {
       this.log.warn('upstream credential not revoked', {

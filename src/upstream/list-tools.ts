@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { LoadedConfig } from '../config/load.ts';
-import { postgresRoleCredentials } from '../credentials/instance-backends.ts';
+import { directInstanceCredentials } from '../credentials/instance-backends.ts';
 import { JSONRPC } from '../errors.ts';
 import { ANONYMOUS } from '../identity/principal.ts';
 import type { Logger } from '../observability/log.ts';
@@ -29,8 +29,8 @@ export async function listUpstreamTools(
   log: Logger,
   starts: StdioStarts,
 ): Promise<ListedItem[]> {
-  // A role is minted for the listing and dropped after it; nothing is reaped from beside a running gateway.
-  const credentials = postgresRoleCredentials(loaded, { log, now: Date.now, newId: randomUUID, reap: false });
+  // A role is minted for the listing and dropped after it, unrecorded; nothing is reaped from beside a running gateway.
+  const credentials = directInstanceCredentials(loaded, randomUUID);
   const pool = new UpstreamPool(upstreamSpecs(loaded, log, starts, credentials.byUpstream), log, {
     limits: loaded.config.limits,
   });

@@ -1,4 +1,4 @@
-import type { InstanceCredentials } from '../credentials/instance.ts';
+import type { InstanceCredentials, InstanceEnd } from '../credentials/instance.ts';
 import { JSONRPC, overCapacity, UpstreamError } from '../errors.ts';
 import { errorResponse, type JsonRpcNotification } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
@@ -233,13 +233,13 @@ export class UpstreamPool {
   }
 
   /** Closes the instance, then takes back the credential it was started with. */
-  private retire(inst: Instance): Promise<void> {
+  private retire(inst: Instance, why: InstanceEnd = 'instance-end'): Promise<void> {
     if (this.instances.get(inst.id) === inst) this.instances.delete(inst.id);
     this.log.debug('upstream instance closed', { upstream: inst.name, isolation: inst.isolation });
     return inst.opening
       .then((c) => c.close())
       .catch(() => {})
-      .then(() => inst.lease?.revoke());
+      .then(() => inst.lease?.revoke(why));
   }
 
   /**
@@ -252,7 +252,7 @@ export class UpstreamPool {
     const stale = [...this.instances.values()].filter(
       (i) => (isIdle(i) && i.lastUsed <= cutoff) || i.lease?.expiredBy(at),
     );
-    await Promise.all(stale.map((i) => this.retire(i)));
+    await Promise.all(stale.map((i) => this.retire(i, i.lease?.expiredBy(at) ? 'expired' : 'instance-end')));
     return stale.length;
   }
 
@@ -269,7 +269,7 @@ export class UpstreamPool {
       onExpire: () => {
         if (this.instances.get(inst.id) !== inst) return;
         this.log.info('upstream credential expired: instance closed', { upstream: inst.name });
-        void this.retire(inst);
+        void this.retire(inst, 'expired');
       },
     });
   }
@@ -380,7 +380,7 @@ export class UpstreamPool {
     for (const inst of [...this.instances.values()]) {
       inst.sinks.delete(key);
       if (!inst.holders.delete(key)) continue;
-      if (inst.isolation === 'session') closing.push(this.retire(inst));
+      if (inst.isolation === 'session') closing.push(this.retire(inst, 'session-end'));
       else if (inst.holders.size === 0) inst.lastUsed = this.now();
     }
     await Promise.all(closing);
@@ -395,7 +395,7 @@ export class UpstreamPool {
         i.opening
           .then((c) => c.close())
           .catch(() => {})
-          .then(() => i.lease?.revoke()),
+          .then(() => i.lease?.revoke('shutdown')),
       ),
     );
   }
