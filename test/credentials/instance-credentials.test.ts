@@ -1,14 +1,20 @@
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { CredentialBroker } from '../../src/credentials/broker.ts';
 import { credentialsSchema, type PostgresRoleConfig } from '../../src/credentials/config.ts';
 import type { InstanceCredentials } from '../../src/credentials/instance.ts';
-import { backendIssuer } from '../../src/credentials/instance-backends.ts';
+import { brokeredInstanceCredentials } from '../../src/credentials/instance-backends.ts';
 import { PostgresRoleBackend } from '../../src/credentials/postgres-role.ts';
 import type { Lease } from '../../src/credentials/types.ts';
 import type { JsonRpcMessage, JsonRpcRequest } from '../../src/jsonrpc.ts';
 import { silentLogger } from '../../src/observability/log.ts';
+import { openRecordStore } from '../../src/state/open.ts';
+import type { RecordStore, StoredRecord } from '../../src/state/records.ts';
 import { type Isolation, limitsSchema } from '../../src/upstream/config.ts';
 import { type PoolClient, UpstreamPool } from '../../src/upstream/pool.ts';
 import type { MessageTransport } from '../../src/upstream/transport.ts';
@@ -17,6 +23,7 @@ import { failsWith, PG_URL } from '../helpers.ts';
 const suffix = randomBytes(3).toString('hex');
 const template = `pgi_${suffix}_ro`;
 const prefix = `i${suffix}_`;
+const dir = mkdtempSync(join(tmpdir(), 'portcullis-instance-'));
 
 /** An in-memory upstream that answers the handshake; `closed` settles when the pool closes it. */
 class HandshakeOnly implements MessageTransport {
@@ -61,9 +68,23 @@ const roleOf = (env: Readonly<Record<string, string>>) =>
 
 describe('an upstream instance started with a role minted for it', () => {
   const backends: PostgresRoleBackend[] = [];
+  const stores: RecordStore[] = [];
 
-  /** A pool of one upstream whose instances get roles from `adminUrl`; what each was started with, and each revocation. */
-  function fixture(opts: { isolation?: Isolation; adminUrl?: string; now?: () => number } = {}) {
+  /** A shared state store (one SQLite file per test unless `state` names one). */
+  const openStore = (state = `state-${randomBytes(4).toString('hex')}.db`): RecordStore => {
+    const store = openRecordStore({ store: 'sqlite', path: state }, dir);
+    stores.push(store);
+    return store;
+  };
+
+  /**
+   * A pool of one upstream whose instances get roles from `adminUrl` through a
+   * broker over `store`; what each was started with (and the audit log and the
+   * store as they were when it started), and each revocation.
+   */
+  function fixture(
+    opts: { isolation?: Isolation; adminUrl?: string; now?: () => number; store?: RecordStore } = {},
+  ) {
     const cfg = credentialsSchema.parse({
       kind: 'postgres-role',
       adminUrl: 'env:UNUSED',
@@ -77,18 +98,38 @@ describe('an upstream instance started with a role minted for it', () => {
       ...(opts.now ? { now: opts.now } : {}),
     });
     backends.push(backend);
-    const issuer = backendIssuer(backend, Promise.resolve(), randomUUID);
+    const store = opts.store ?? openStore();
+    const journal: Record<string, unknown>[] = [];
+    const broker = new CredentialBroker({
+      store,
+      backends: new Map(),
+      instanceBackends: new Map([['db', backend]]),
+      journal: async (record) => journal.push(record),
+      log: silentLogger,
+      now: opts.now ?? Date.now,
+      runTtlMs: 30_000,
+    });
+    const issuer = brokeredInstanceCredentials(broker, new Map([['db', backend]]), { log: silentLogger }).get(
+      'db',
+    )!;
     const revoked: Lease[] = [];
     const waiters: ((lease: Lease) => void)[] = [];
     const credentials: InstanceCredentials = {
       issueForInstance: (holder) => issuer.issueForInstance(holder),
-      revoke: async (lease) => {
-        await issuer.revoke(lease);
+      revoke: async (lease, why) => {
+        await issuer.revoke(lease, why);
         revoked.push(lease);
         for (const w of waiters.splice(0)) w(lease);
       },
     };
-    const started: { env: Readonly<Record<string, string>>; transport: HandshakeOnly }[] = [];
+    const started: {
+      env: Readonly<Record<string, string>>;
+      transport: HandshakeOnly;
+      /** The audit records written before this instance was started. */
+      logged: Record<string, unknown>[];
+      /** Its lease's record in the state store, read as it was started. */
+      recorded: Promise<StoredRecord | undefined>;
+    }[] = [];
     const pool = new UpstreamPool(
       [
         {
@@ -100,7 +141,10 @@ describe('an upstream instance started with a role minted for it', () => {
           credentials,
           createTransport: (_holder, start) => {
             const transport = new HandshakeOnly();
-            started.push({ env: start?.credential ?? {}, transport });
+            const logged = [...journal];
+            const issued = logged.filter((r) => r.event === 'issued').at(-1);
+            const recorded = issued ? store.get('lease', String(issued.leaseId)) : Promise.resolve(undefined);
+            started.push({ env: start?.credential ?? {}, transport, logged, recorded });
             return transport;
           },
         },
@@ -109,7 +153,7 @@ describe('an upstream instance started with a role minted for it', () => {
       { limits: limitsSchema.parse({}) },
     );
     const nextRevoke = () => new Promise<Lease>((resolve) => waiters.push(resolve));
-    return { pool, started, revoked, nextRevoke };
+    return { pool, started, revoked, nextRevoke, broker, journal, store };
   }
 
   before(async () => {
@@ -117,7 +161,8 @@ describe('an upstream instance started with a role minted for it', () => {
   });
 
   after(async () => {
-    for (const b of backends) await b.close();
+    for (const b of backends) await b.close().catch(() => {});
+    for (const s of stores) await s.close();
     const left = await admin.query('SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)', [prefix]);
     for (const { rolname } of left.rows) await admin.query(`DROP ROLE ${pg.escapeIdentifier(rolname)}`);
     await admin.query(`DROP ROLE ${template}`);
@@ -180,5 +225,74 @@ describe('an upstream instance started with a role minted for it', () => {
     assert.equal(started.length, 0);
     assert.equal(pool.live(), 0);
     await pool.closeAll();
+  });
+
+  it('records the lease in the state store and the audit log before the instance is started with it', async () => {
+    const { pool, started, broker } = fixture();
+    await pool.get(caller('s1', 'alice'), 'db');
+    const [first] = started;
+    const issued = first!.logged.filter((r) => r.type === 'lease' && r.event === 'issued');
+    assert.equal(issued.length, 1);
+    assert.deepEqual(
+      { principal: issued[0]!.principal, upstream: issued[0]!.upstream, backend: issued[0]!.backend },
+      { principal: { id: 'alice' }, upstream: 'db', backend: 'postgres-role' },
+    );
+    assert.equal(issued[0]!.scope, template);
+    const record = await first!.recorded;
+    assert.equal(record?.status, 'active');
+    const lease = record?.body.lease as Lease;
+    assert.equal(lease.id, issued[0]!.leaseId);
+    assert.equal(lease.holder, 'alice');
+    assert.equal(lease.handle?.role, roleOf(first!.env));
+    assert.equal(record?.expiresAt, lease.expiresAt);
+    await pool.closeAll();
+    await broker.close();
+  });
+
+  it('records the revocation, reason session-end, when the session is released', async () => {
+    const { pool, started, journal, store, broker } = fixture({ isolation: 'session' });
+    await pool.get(caller('s1', 'alice'), 'db');
+    const leaseId = String(journal.find((r) => r.event === 'issued')?.leaseId);
+    await pool.release('s1');
+    const revoked = journal.filter((r) => r.event === 'revoked');
+    assert.deepEqual(
+      revoked.map((r) => [r.leaseId, r.reason]),
+      [[leaseId, 'session-end']],
+    );
+    assert.equal((await store.get('lease', leaseId))?.status, 'revoked');
+    assert.equal(await roleExists(roleOf(started[0]!.env)), false);
+    await broker.close();
+  });
+
+  it("drops the role of a crashed run's lease when the next run starts", async () => {
+    const state = `state-${randomBytes(4).toString('hex')}.db`;
+    const clock = { now: Date.now() };
+    // The first run mints a role and dies: nothing is closed or revoked.
+    const crashed = fixture({ store: openStore(state), now: () => clock.now });
+    await crashed.pool.get(caller('s1', 'alice'), 'db');
+    const orphan = roleOf(crashed.started[0]!.env);
+    const leaseId = String(crashed.journal.find((r) => r.event === 'issued')?.leaseId);
+    // Its heartbeat (30 s) lapses before the next run starts.
+    clock.now += 40_000;
+    const next = fixture({ store: openStore(state), now: () => clock.now });
+    await next.broker.start();
+    assert.equal(await roleExists(orphan), false);
+    assert.equal((await next.store.get('lease', leaseId))?.status, 'revoked');
+    const reaped = next.journal.find((r) => r.event === 'revoked');
+    assert.deepEqual([reaped?.leaseId, reaped?.reason], [leaseId, 'reaped']);
+    await next.broker.close();
+  });
+
+  it('drops, before the first role, a role of this upstream whose lease record is gone', async () => {
+    // Minted two minutes ago (by its VALID UNTIL), by a run whose state store is lost.
+    const earlier = fixture({ now: () => Date.now() - 120_000 });
+    await earlier.pool.get(caller('s1', 'alice'), 'db');
+    const unrecorded = roleOf(earlier.started[0]!.env);
+    const live = fixture();
+    await live.pool.get(caller('s2', 'bob'), 'db');
+    assert.equal(await roleExists(unrecorded), false);
+    assert.equal(await roleExists(roleOf(live.started[0]!.env)), true);
+    await live.pool.closeAll();
+    await live.broker.close();
   });
 });
