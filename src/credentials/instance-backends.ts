@@ -49,20 +49,17 @@ export function brokeredInstanceCredentials(
 ): Map<string, InstanceCredentials> {
   const byUpstream = new Map<string, InstanceCredentials>();
   for (const [name, backend] of backends) {
-    let ready: Promise<void> | undefined;
-    const reaped = () => {
-      ready ??= broker
-        .start()
-        .then(() => backend.reapUnrecorded((lease) => broker.leaseActive(lease)))
-        .then(
-          (roles) => opts.log.info('unrecorded postgres roles reaped', { upstream: name, roles }),
-          (err) => opts.log.warn('postgres roles not reaped', { upstream: name, err: errText(err) }),
-        );
-      return ready;
-    };
+    // Started now, like the broker's own reap: what a crash left goes before this run mints a role.
+    const ready = broker
+      .start()
+      .then(() => backend.reapUnrecorded((lease) => broker.leaseActive(lease)))
+      .then(
+        (roles) => opts.log.info('postgres roles reaped', { upstream: name, count: roles.length, roles }),
+        (err) => opts.log.warn('postgres roles not reaped', { upstream: name, err: errText(err) }),
+      );
     byUpstream.set(name, {
       issueForInstance: async (holder) => {
-        await reaped();
+        await ready;
         const { lease, credential } = await broker.issueForInstance(instanceRequest(holder));
         return { lease, credential };
       },

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import pg from 'pg';
+import { CredentialBroker } from '../../src/credentials/broker.ts';
 import {
   CREDENTIAL_PLACEHOLDER,
   credentialsSchema,
@@ -14,7 +15,9 @@ import {
 } from '../../src/credentials/config.ts';
 import { PostgresRoleBackend } from '../../src/credentials/postgres-role.ts';
 import { JSONRPC } from '../../src/errors.ts';
-import type { Logger } from '../../src/observability/log.ts';
+import { type Logger, silentLogger } from '../../src/observability/log.ts';
+import { openRecordStore } from '../../src/state/open.ts';
+import type { RecordStore } from '../../src/state/records.ts';
 import { NODE, PG_URL, serverEntry, startAuthTestGateway } from '../helpers.ts';
 
 const suffix = randomBytes(3).toString('hex');
@@ -88,7 +91,8 @@ const whoAmI = async (client: V1Client, tool = 'pg__query') =>
 describe('PostgreSQL dynamic roles through the gateway, with server-postgres from npm', () => {
   let gw: Awaited<ReturnType<typeof startAuthTestGateway>>;
   const log = recordingLogger();
-  const crashed: string[] = [];
+  const crashed: { role: string; leaseId: string }[] = [];
+  let records: RecordStore;
   const foreign = `${prefix}foreign`;
   const tools = ['pg__query', 'pgs__query', 'down__query'];
 
@@ -104,19 +108,43 @@ describe('PostgreSQL dynamic roles through the gateway, with server-postgres fro
       CREATE ROLE ${foreign} NOLOGIN;`);
     process.env[adminEnv] = PG_URL;
     process.env[deadEnv] = 'postgres://postgres@127.0.0.1:1/test';
-    // A gateway that crashed with two roles out: minted, never revoked.
-    const cfg = credentialsSchema.parse(postgresUpstream('principal').credentials) as PostgresRoleConfig;
-    const before = new PostgresRoleBackend(cfg, { adminUrl: PG_URL, upstream: 'pg' });
-    for (const who of ['alice', 'bob']) {
-      const issued = await before.issue(
-        { principal: who, subject: who, upstream: 'pg', sessionKey: '', callId: '' },
-        `crashed-${who}`,
-      );
-      crashed.push(issued.lease.handle!.role!);
-    }
-    await before.close();
-    const reaped = log.next('postgres roles reaped', (f) => f.upstream === 'pg');
     const dir = mkdtempSync(join(tmpdir(), 'portcullis-pgroles-'));
+    // A gateway run that crashed 40 s ago with two roles out, leased in the state store: minted, never revoked.
+    const cfg = credentialsSchema.parse(postgresUpstream('principal').credentials) as PostgresRoleConfig;
+    const then = () => Date.now() - 40_000;
+    const store = openRecordStore({ store: 'sqlite', path: join(dir, 'state.db') }, dir);
+    const before = new PostgresRoleBackend(cfg, { adminUrl: PG_URL, upstream: 'pg', now: then });
+    const crashedRun = new CredentialBroker({
+      store,
+      backends: new Map(),
+      instanceBackends: new Map([['pg', before]]),
+      journal: async () => 0,
+      log: silentLogger,
+      now: then,
+    });
+    for (const who of ['alice', 'bob']) {
+      const issued = await crashedRun.issueForInstance({
+        principal: who,
+        subject: who,
+        upstream: 'pg',
+        sessionKey: '',
+        callId: '',
+      });
+      crashed.push({ role: issued.lease.handle!.role!, leaseId: issued.leaseId });
+    }
+    // And one whose lease record is lost, minted two minutes ago: the marker reap's to drop.
+    const older = new PostgresRoleBackend(cfg, {
+      adminUrl: PG_URL,
+      upstream: 'pg',
+      now: () => Date.now() - 120_000,
+    });
+    const lost = await older.issue(
+      { principal: 'zed', subject: 'zed', upstream: 'pg', sessionKey: '', callId: '' },
+      'lost-zed',
+    );
+    crashed.push({ role: lost.lease.handle!.role!, leaseId: 'lost-zed' });
+    await Promise.all([before.close(), older.close(), store.close()]);
+    const reaped = log.next('postgres roles reaped', (f) => f.upstream === 'pg');
     gw = await startAuthTestGateway(
       {
         upstreams: {
@@ -129,10 +157,12 @@ describe('PostgreSQL dynamic roles through the gateway, with server-postgres fro
       log,
     );
     await reaped;
+    records = openRecordStore({ store: 'sqlite', path: join(dir, 'state.db') }, dir);
   });
 
   after(async () => {
     await gw.running.close();
+    await records.close();
     const left = await admin.query('SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)', [prefix]);
     for (const { rolname } of left.rows) await admin.query(`DROP ROLE ${pg.escapeIdentifier(rolname)}`);
     await admin.query(`DROP SCHEMA ${schema} CASCADE; DROP SCHEMA ${other} CASCADE;
@@ -143,8 +173,33 @@ describe('PostgreSQL dynamic roles through the gateway, with server-postgres fro
   });
 
   it('reaped at start the roles a crashed gateway left, and no role it did not mark', async () => {
-    for (const role of crashed) assert.equal(await roleExists(role), false, role);
+    for (const { role } of crashed) assert.equal(await roleExists(role), false, role);
     assert.equal(await roleExists(foreign), true);
+  });
+
+  it("revoked the crashed run's leases in the state store, as reaped", async () => {
+    for (const { leaseId } of crashed.slice(0, 2)) {
+      const record = await records.get('lease', leaseId);
+      assert.deepEqual([record?.status, record?.body.reason], ['revoked', 'reaped']);
+    }
+  });
+
+  it('records a role lease in the state store before the instance starts, and its revocation at session end', async () => {
+    const { client, transport } = await connect(gw.url, await gw.token('fay', tools).then((t) => t.token));
+    const role = await whoAmI(client, 'pgs__query');
+    const active = await records.find('lease', { status: ['active'], limit: 1000 });
+    const mine = active.find((r) => (r.body.lease as { handle?: { role?: string } }).handle?.role === role);
+    assert.ok(mine, 'the role has an active lease record');
+    assert.deepEqual(
+      [(mine.body.lease as { upstream: string }).upstream, mine.body.granularity],
+      ['pgs', 'session'],
+    );
+    const revoked = log.next('upstream credential revoked');
+    await transport.terminateSession();
+    await client.close();
+    await revoked;
+    const after = await records.get('lease', mine.id);
+    assert.deepEqual([after?.status, after?.body.reason], ['revoked', 'session-end']);
   });
 
   it('reads rows through the query tool as a role minted for the caller', async () => {
