@@ -16,6 +16,11 @@ export function gatewayPrivatePaths(
   const paths = [opts.home ?? homedir(), ...fileReferences(config).map(at)];
   if (opts.configPath) paths.push(resolve(opts.configPath));
   if (config.identity.gatewayTokens) paths.push(at(config.identity.gatewayTokens.keyDir));
+  // The result-signing keys: whoever reads them can forge an attestation on any result.
+  paths.push(at(config.attest.keyDir));
+  // The gateway's own folder: the audit log and the keys generated beside it when the config names
+  // none (with no audit section, or a PostgreSQL log whose keys are not references), the default key dirs.
+  paths.push(at(GATEWAY_DIR));
   // The audit log's directory holds its signing and HMAC keys too.
   if (config.audit?.store === 'sqlite') paths.push(dirname(at(config.audit.path)));
   if (config.state.store === 'sqlite')
@@ -27,6 +32,9 @@ export function gatewayPrivatePaths(
   }
   return [...new Set(paths)].filter((p) => p !== '/');
 }
+
+/** Where the gateway keeps what it generates for itself (keys, the default audit log), relative to its config. */
+const GATEWAY_DIR = '.portcullis';
 
 const sqliteSidecars = (p: string): string[] => [`${p}-wal`, `${p}-shm`, `${p}-journal`];
 
