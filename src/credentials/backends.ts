@@ -1,3 +1,4 @@
+import { isLoopbackHost } from '../config/loopback.ts';
 import type { Config, UpstreamConfig } from '../config/schema.ts';
 import { ConfigError } from '../errors.ts';
 import type { CredentialsConfig, MintedJwtConfig, StaticSecretConfig } from './config.ts';
@@ -41,6 +42,7 @@ function backendFor(
   config: Config,
   deps: BackendDeps,
 ): CredentialBackend {
+  refuseCleartext(name, upstream);
   switch (creds.kind) {
     case 'minted-jwt':
       return mintedJwt(name, upstream, creds, deps);
@@ -107,6 +109,14 @@ function staticSecret(
     );
   }
   return new StaticBackend({ upstream: name, config: creds, baseDir: deps.baseDir, now: deps.now });
+}
+
+/** A credential never crosses a network in clear text: plain http only to a loopback upstream. */
+function refuseCleartext(name: string, upstream: UpstreamConfig): void {
+  if (upstream.transport !== 'http') return;
+  const url = new URL(upstream.url);
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname))
+    throw refused(name, 'a credential goes only to an https upstream (or plain http on loopback)');
 }
 
 /** The upstream's own `headers` would override the credential's on the wire: one or the other. */

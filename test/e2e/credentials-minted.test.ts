@@ -170,6 +170,18 @@ describe('credentials a gateway cannot honour', () => {
     );
   });
 
+  it('refuses to send a credential in clear text to an upstream off loopback', () => {
+    const upstream = {
+      transport: 'http',
+      url: 'http://api.internal/mcp',
+      credentials: { kind: 'minted-jwt' },
+    };
+    assert.throws(
+      () => build({ mode: 'token', resource: TEST_RESOURCE }, upstream),
+      refused(/https upstream/),
+    );
+  });
+
   it('gives upstreams without a credentials section nothing at all', () => {
     assert.equal(build({ mode: 'none' }, http).size, 0);
   });
