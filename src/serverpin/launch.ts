@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { access, open, realpath, stat } from 'node:fs/promises';
-import { basename, delimiter, isAbsolute, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { basename, delimiter, isAbsolute, join, resolve } from 'node:path';
 import { npxPackage, npxRequest } from './npx.ts';
 import { type InstalledPackage, packageBin, packageOf, UnverifiableLaunch } from './packages.ts';
 
@@ -15,15 +16,18 @@ export interface LaunchInput {
     readonly PATH?: string | undefined;
     readonly HOME?: string | undefined;
     readonly npm_config_cache?: string | undefined;
+    /** Node's own options from the environment: code they load is not pinned, so a launch with them is refused. */
+    readonly NODE_OPTIONS?: string | undefined;
   };
 }
 
 /**
  * `command`: the file the command names (a link resolved to its target);
  * `interpreter`: what that file's `#!` line runs; `script`: the file an
- * interpreter (node, python, …) or npx runs.
+ * interpreter (node, python, …) or npx runs; `preload`: a file node is told
+ * to load before it (`-r`, `--require`, `--import`, `--loader`).
  */
-export type FileRole = 'command' | 'interpreter' | 'script';
+export type FileRole = 'command' | 'interpreter' | 'script' | 'preload';
 
 export interface LaunchFile {
   readonly role: FileRole;
@@ -90,8 +94,53 @@ export async function resolveLaunch(input: LaunchInput): Promise<LaunchPlan> {
     });
     files.push({ role: 'script', path });
   }
-  const code = files.at(-1)!.role === 'script' ? files.at(-1)!.path : command;
+  if (INTERPRETER.test(runtime)) files.unshift(...(await preloads(input)));
+  const last = files.at(-1)!;
+  const code = last.role === 'script' ? last.path : command;
   return { executable, files, package: await packageOf(code) };
+}
+
+/** Options whose value node loads and runs before the script. */
+const PRELOAD_OPTIONS = new Set(['-r', '--require', '--import', '--loader', '--experimental-loader']);
+
+/**
+ * Every file an interpreter is told to load before its script, so a changed
+ * hook is caught like a changed script (a module name as node resolves it
+ * from the working folder). Preloads through NODE_OPTIONS are refused: they are not pinned here.
+ */
+async function preloads(input: LaunchInput): Promise<LaunchFile[]> {
+  if (input.env.NODE_OPTIONS) throw new UnverifiableLaunch('NODE_OPTIONS may load code that is not pinned');
+  const values: string[] = [];
+  for (let i = 0; i < input.args.length; i++) {
+    const arg = input.args[i]!;
+    if (arg === '--' || !arg.startsWith('-')) break;
+    const eq = arg.indexOf('=');
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    if (!PRELOAD_OPTIONS.has(name)) {
+      if (VALUE_OPTIONS.has(arg)) i++;
+      continue;
+    }
+    const value = eq > 0 ? arg.slice(eq + 1) : input.args[++i];
+    if (value !== undefined) values.push(value);
+  }
+  const files: LaunchFile[] = [];
+  for (const value of values) files.push({ role: 'preload', path: await preloadFile(value, input.cwd) });
+  return files;
+}
+
+/** The file a preload names: a path against the working folder, or a module as node resolves it from there. */
+async function preloadFile(value: string, cwd: string): Promise<string> {
+  let file: string;
+  try {
+    if (value.startsWith('file:')) file = new URL(value).pathname;
+    else if (/^\.{0,2}\//.test(value)) file = resolve(cwd, value);
+    else file = createRequire(join(cwd, 'noop.js')).resolve(value);
+  } catch {
+    throw new UnverifiableLaunch(`preloaded module ${value} cannot be found from ${cwd}`);
+  }
+  return realpath(file).catch(() => {
+    throw new UnverifiableLaunch(`preloaded file ${value} not found`);
+  });
 }
 
 /** The command as the spawn finds it: through PATH when it names no folder (an empty PATH entry is the working folder). */

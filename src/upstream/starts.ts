@@ -23,7 +23,7 @@ export interface StdioStartsDeps {
 }
 
 /** The variables of the child's environment a launch is resolved with (what its spawn and npx see). */
-const LAUNCH_ENV = ['PATH', 'HOME', 'npm_config_cache'] as const;
+const LAUNCH_ENV = ['PATH', 'HOME', 'npm_config_cache', 'NODE_OPTIONS'] as const;
 
 /** How a configured stdio upstream is launched, as server pinning checks it. */
 export function pinnedLaunch(name: string, cfg: StdioUpstreamConfig, baseDir: string): PinnedLaunch {

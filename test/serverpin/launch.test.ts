@@ -37,6 +37,29 @@ function project(name = 'fake-mcp', version = '1.0.0'): { dir: string; pkg: stri
 }
 
 describe('what a launch executes', () => {
+  it('hashes every file node is told to preload, in both option forms, and refuses preloads it cannot pin', async () => {
+    const dir = temp('preload');
+    writeFileSync(join(dir, 'server.js'), 'console.log(1);\n');
+    writeFileSync(join(dir, 'hook.js'), 'console.log(0);\n');
+    writeFileSync(join(dir, 'loader.mjs'), 'export {};\n');
+    const launch = (args: string[], env: Record<string, string> = {}) =>
+      resolveLaunch({ command: NODE, args, cwd: dir, env: { PATH, ...env } });
+    const plan = await launch(['-r', './hook.js', '--import=./loader.mjs', 'server.js']);
+    assert.deepEqual(
+      roles(plan.files).filter(([role]) => role !== 'command' && role !== 'interpreter'),
+      [
+        ['preload', join(dir, 'hook.js')],
+        ['preload', join(dir, 'loader.mjs')],
+        ['script', join(dir, 'server.js')],
+      ],
+    );
+    await assert.rejects(launch(['--import', 'tsx', 'server.js']), unverifiable(/cannot be found/));
+    await assert.rejects(
+      launch(['server.js'], { NODE_OPTIONS: '-r ./hook.js' }),
+      unverifiable(/NODE_OPTIONS/),
+    );
+  });
+
   it('hashes an absolute binary as the command alone', async () => {
     const dir = temp('binary');
     copyFileSync(realpathSync('/bin/true'), join(dir, 'server'));
@@ -66,7 +89,7 @@ describe('what a launch executes', () => {
     writeFileSync(join(dir, 'server.js'), 'console.log(1)\n');
     const plan = await resolveLaunch({
       command: NODE,
-      args: ['--import', 'tsx', '--no-warnings', 'server.js', '--flag'],
+      args: ['--title', 'srv', '--no-warnings', 'server.js', '--flag'],
       cwd: dir,
       env: { PATH },
     });
