@@ -35,7 +35,7 @@ forbid(principal, action == Action::"tools/call:probe__echo", resource)
 unless { context.request.signed };
 `;
 
-const TOOLS = ['probe__echo', 'probe__pid'];
+const TOOLS = ['probe__echo', 'probe__pid', 'probe__meta_keys'];
 
 interface Setup {
   dir: string;
@@ -256,6 +256,17 @@ describe('caller-signed requests through the gateway', () => {
     const outcome = lastOutcome(s.dir);
     assert.equal(outcome.status, 'ok');
     assert.equal(decisionAt(s.dir, outcome.decisionIndex as number).signed, true);
+  });
+
+  it('keeps the request signature at the gateway: the upstream never sees it', async () => {
+    const params = { name: 'probe__meta_keys', arguments: {} };
+    const result = await s.client.callTool({
+      ...params,
+      _meta: { [SIGNATURE_META_KEY]: await signature(s.callerKey, params) },
+    });
+    assert.equal(lastOutcome(s.dir).status, 'ok');
+    const keys = JSON.parse(textOf(result)) as string[];
+    assert.ok(!keys.includes(SIGNATURE_META_KEY), keys.join());
   });
 
   it('denies an unsigned request where the policy requires a signature', async () => {

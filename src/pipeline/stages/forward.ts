@@ -1,3 +1,4 @@
+import { SIGNATURE_META_KEY } from '../../attest/request-signature.ts';
 import { methodNotFound } from '../../errors.ts';
 import { errorResponse, isObject, type JsonObject, resultResponse } from '../../jsonrpc.ts';
 import { isListMethod } from '../../protocol/methods.ts';
@@ -47,7 +48,7 @@ export function forwardStage(agg: Aggregator, recheck: (ctx: CallContext) => Pro
         ctx.response = refused ? errorResponse(ctx.request.id, refused) : resultResponse(ctx.request.id, {});
         return;
       }
-      const params = agg.upstreamParams(conn, ctx.session, route.params);
+      const params = agg.upstreamParams(conn, ctx.session, withoutRequestSignature(route.params));
       const send = async (p: JsonObject | undefined) => {
         const reply = await conn.exchange(route.method, p, {
           sink: ctx.sink,
@@ -132,4 +133,15 @@ async function answerLocally(agg: Aggregator, ctx: CallContext, method: string):
     default:
       throw methodNotFound(method);
   }
+}
+
+/**
+ * The caller's request signature is the gateway's to check, not the
+ * upstream's: left in, a compromised upstream could replay it elsewhere.
+ */
+function withoutRequestSignature(params: JsonObject | undefined): JsonObject | undefined {
+  const meta = isObject(params?._meta) ? params._meta : undefined;
+  if (!params || !meta || !(SIGNATURE_META_KEY in meta)) return params;
+  const { [SIGNATURE_META_KEY]: _signature, ...rest } = meta;
+  return { ...params, _meta: rest };
 }
