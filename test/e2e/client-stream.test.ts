@@ -36,6 +36,9 @@ async function startWithLog(clientStreamWaitMs: number) {
         command: NODE,
         args: [serverEntry('@modelcontextprotocol/server-filesystem'), start],
         isolation: 'session',
+        // The roots the client names later are folders the test makes in /tmp, which a sandbox's
+        // private /tmp would not show: this test is about the client stream, so no sandbox.
+        sandbox: 'off',
       },
     },
   });
