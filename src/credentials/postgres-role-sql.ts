@@ -1,4 +1,4 @@
-import pg from 'pg';
+import { pgDriver } from './pg-driver.ts';
 
 /**
  * The statements that make and unmake a dynamic role. Every name and value
@@ -9,8 +9,8 @@ import pg from 'pg';
 /** The start of the comment on every role we create: revocation and reaping touch no role without it. */
 export const ROLE_MARKER = 'portcullis dynamic role';
 
-const ident = (name: string): string => pg.escapeIdentifier(name);
-const literal = (value: string): string => pg.escapeLiteral(value);
+const ident = (name: string): string => pgDriver().escapeIdentifier(name);
+const literal = (value: string): string => pgDriver().escapeLiteral(value);
 
 export interface NewRole {
   readonly role: string;

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import { ConfigError, PortcullisError } from '../errors.ts';
 import type { PostgresRoleConfig } from './config.ts';
+import { pgDriver } from './pg-driver.ts';
 import {
   createRoleSql,
   dropRoleSql,
@@ -71,7 +72,7 @@ export class PostgresRoleBackend implements CredentialBackend {
     const admin = parseAdminUrl(opts.adminUrl);
     this.target = targetOf(cfg, admin);
     if (cfg.database) admin.pathname = `/${encodeURIComponent(cfg.database)}`;
-    this.admin = new pg.Pool({
+    this.admin = new (pgDriver().Pool)({
       connectionString: admin.href,
       max: 2,
       connectionTimeoutMillis: cfg.timeoutMs,

@@ -12,6 +12,7 @@ import {
   failsWith,
   httpClient,
   NODE,
+  ownFolderSandbox,
   probeUpstream,
   serverEntry,
   startTestGateway,
@@ -80,6 +81,10 @@ describe('per-call authorization against the real filesystem server', () => {
           transport: 'stdio',
           command: NODE,
           args: [serverEntry('@modelcontextprotocol/server-filesystem'), sandbox, outside],
+          sandbox: {
+            ...ownFolderSandbox(sandbox),
+            writable: [sandbox, ownFolderSandbox(outside).writable[0]!],
+          },
         },
       },
       policy: {
@@ -277,6 +282,7 @@ describe('deny by default', () => {
           transport: 'stdio',
           command: NODE,
           args: [serverEntry('@modelcontextprotocol/server-filesystem'), sandbox],
+          sandbox: ownFolderSandbox(sandbox),
         },
       },
       policy: { files: [join(dir, 'p.cedar')] },

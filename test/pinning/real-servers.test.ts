@@ -10,7 +10,7 @@ import { otherTools } from '../../src/pinning/names.ts';
 import { scanDefinition } from '../../src/pinning/scanner.ts';
 import { listUpstreamTools } from '../../src/upstream/list-tools.ts';
 import { splitName } from '../../src/upstream/naming.ts';
-import { NODE, ROOT, serverEntry } from '../helpers.ts';
+import { NODE, ownFolderSandbox, ROOT, serverEntry } from '../helpers.ts';
 
 describe('the poisoning scanner on real MCP servers', () => {
   it('finds nothing in the filesystem, memory and everything servers, so none of their tools is quarantined', async () => {
@@ -24,6 +24,7 @@ describe('the poisoning scanner on real MCP servers', () => {
           transport: 'stdio',
           command: NODE,
           args: [serverEntry('@modelcontextprotocol/server-filesystem'), sandbox],
+          sandbox: ownFolderSandbox(sandbox),
         },
         memory: {
           transport: 'stdio',
