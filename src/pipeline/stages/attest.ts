@@ -1,6 +1,7 @@
 import type { DetachedSigner } from '../../attest/detached.ts';
 import { attestResult } from '../../attest/result.ts';
 import { internal } from '../../errors.ts';
+import { isObject } from '../../jsonrpc.ts';
 import type { CallContext } from '../context.ts';
 import { fail, type Stage } from '../runner.ts';
 
@@ -24,6 +25,8 @@ export function attestStage(deps: AttestStageDeps): Stage {
       const res = ctx.response;
       const index = ctx.decisionIndex;
       if (!signer || !res || ctx.error || res.result === undefined || index === undefined) return;
+      // An empty result (ping, logging/setLevel) carries nothing to attest, and must stay `{}` on the wire.
+      if (isObject(res.result) && Object.keys(res.result).length === 0) return;
       try {
         const claims = { callId: ctx.callId, index, time: deps.now() };
         const signed = attestResult(signer, res.result, claims);
