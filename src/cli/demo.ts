@@ -5,7 +5,7 @@ import { stringify } from 'yaml';
 import { auditSigner } from '../audit/open.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { createLogger } from '../observability/log.ts';
-import { defaultSandboxHost, handToSandbox } from '../sandbox/host.ts';
+import { defaultSandboxHost, handToSandbox, reachableBySandbox } from '../sandbox/host.ts';
 import { startGateway, untilSignal } from '../server.ts';
 import { parseCommandArgs } from './args.ts';
 import { bundledServerEntry } from './bundled.ts';
@@ -48,7 +48,9 @@ export async function demoCommand(args: string[]): Promise<number> {
     auditLog: join(dir, 'audit', 'audit.db'),
     auditVerifierKey: auditSigner(audit, log).verifierKey,
     upstreams: Object.keys(loaded.config.upstreams),
-    sandboxed: Object.values(loaded.config.upstreams).every((u) => u.transport === 'stdio' && u.sandbox),
+    sandboxed: Object.values(loaded.config.upstreams).every(
+      (u) => u.transport === 'stdio' && u.sandbox !== undefined && u.sandbox !== 'off',
+    ),
     token,
     tokenTools: DEMO_TOOLS,
     tryNext: [
@@ -73,9 +75,22 @@ export async function demoCommand(args: string[]): Promise<number> {
  * folder it may write is its own. Where it cannot, the sections are left out
  * and the gateway says loudly that they run unsandboxed.
  */
-function demoSandboxes(dir: string, sandbox: string, memory: string): Record<string, unknown> {
+function demoSandboxes(
+  dir: string,
+  sandbox: string,
+  memory: string,
+  runs: readonly string[],
+): Record<string, unknown> {
   const host = defaultSandboxHost();
   if (!host.available) return {};
+  const closed = runs.find((file) => !reachableBySandbox(host, file));
+  if (closed) {
+    // Left out, the default sandbox would fail every start: off, and said loudly.
+    createLogger('warn').warn('DEMO UPSTREAMS RUN UNSANDBOXED', {
+      why: `the sandbox user (nobody, under root) cannot reach ${closed}: a folder above it is closed to others`,
+    });
+    return { fs: 'off', memory: 'off' };
+  }
   handToSandbox(host, sandbox, dir);
   handToSandbox(host, memory, dir);
   return {
@@ -90,7 +105,11 @@ function writeDemoConfig(dir: string, port: number): string {
   mkdirSync(sandbox, { recursive: true });
   mkdirSync(memory, { recursive: true });
   writeFileSync(join(sandbox, 'hello.txt'), 'Hello from the Portcullis demo sandbox.\n');
-  const sandboxes = demoSandboxes(dir, sandbox, memory);
+  const servers = {
+    fs: bundledServerEntry('@modelcontextprotocol/server-filesystem'),
+    memory: bundledServerEntry('@modelcontextprotocol/server-memory'),
+  };
+  const sandboxes = demoSandboxes(dir, sandbox, memory, [process.execPath, servers.fs, servers.memory]);
   const config = {
     listen: { host: '127.0.0.1', port },
     admin: { port: port === 0 ? 0 : port + 1 },
@@ -107,13 +126,13 @@ function writeDemoConfig(dir: string, port: number): string {
       fs: {
         transport: 'stdio',
         command: process.execPath,
-        args: [bundledServerEntry('@modelcontextprotocol/server-filesystem'), sandbox],
+        args: [servers.fs, sandbox],
         ...(sandboxes.fs ? { sandbox: sandboxes.fs } : {}),
       },
       memory: {
         transport: 'stdio',
         command: process.execPath,
-        args: [bundledServerEntry('@modelcontextprotocol/server-memory')],
+        args: [servers.memory],
         env: { MEMORY_FILE_PATH: join(memory, 'memory.jsonl') },
         ...(sandboxes.memory ? { sandbox: sandboxes.memory } : {}),
       },

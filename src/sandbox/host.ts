@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, chmodSync, chownSync, constants, readdirSync, statSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 
 /** The uid and gid a sandbox runs as when the gateway runs as root: root's files are then not its own. */
 export const SANDBOX_UID_WHEN_ROOT = 65534;
@@ -102,5 +102,19 @@ export function handToSandbox(host: SandboxHost, dir: string, parent: string): v
   chmodSync(parent, statSync(parent).mode | 0o711);
   for (const entry of [dir, ...readdirSync(dir, { recursive: true }).map((p) => join(dir, String(p)))]) {
     chownSync(entry, SANDBOX_UID_WHEN_ROOT, SANDBOX_UID_WHEN_ROOT);
+  }
+}
+
+/**
+ * Whether the sandbox's user can read `file` where it lies: under a root
+ * gateway the sandbox runs as `SANDBOX_UID_WHEN_ROOT`, which cannot pass a
+ * folder closed to others (a checkout in a `mktemp -d` folder, mode 0700).
+ */
+export function reachableBySandbox(host: SandboxHost, file: string): boolean {
+  if (!host.available || !host.setpriv) return true;
+  if ((statSync(file).mode & 0o004) === 0) return false;
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) return false;
+    if (dir === dirname(dir)) return true;
   }
 }
