@@ -1,9 +1,11 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { LoadedConfig } from '../config/load.ts';
 import type { StdioUpstreamConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/log.ts';
 import { gatewayPrivatePaths } from '../sandbox/hidden.ts';
-import type { SandboxHost } from '../sandbox/host.ts';
-import { sandboxMode, UpstreamSandbox } from '../sandbox/launch.ts';
+import { reachableBySandbox, type SandboxHost } from '../sandbox/host.ts';
+import { type SandboxMode, sandboxMode, UpstreamSandbox } from '../sandbox/launch.ts';
 
 /** The sandbox of every stdio upstream, decided once at start, and said at start when refused or missing. */
 export function upstreamSandboxes(
@@ -25,7 +27,7 @@ function upstreamSandbox(
   log: Logger,
   host: SandboxHost,
 ): UpstreamSandbox {
-  const mode = sandboxMode(cfg.sandbox, host);
+  const mode = reachable(sandboxMode(cfg.sandbox, host), cfg, loaded.baseDir, host);
   if (mode.kind === 'refused') {
     log.error('upstream not started: its sandbox cannot be provided on this machine', {
       upstream: name,
@@ -55,4 +57,28 @@ function upstreamSandbox(
         ? log.info('egress allowed', { ...d })
         : log.warn("egress refused: not on the upstream's allowlist", { ...d, alert: true }),
   });
+}
+
+/**
+ * A sandbox whose user cannot reach the files the upstream runs (under a root
+ * gateway, a checkout in a folder closed to others) would fail every start:
+ * left out of the config, the upstream runs unsandboxed and says why; asked
+ * for, it is refused with that reason.
+ */
+function reachable(
+  mode: SandboxMode,
+  cfg: StdioUpstreamConfig,
+  baseDir: string,
+  host: SandboxHost,
+): SandboxMode {
+  if (mode.kind !== 'sandboxed') return mode;
+  const cwd = cfg.cwd ? resolve(baseDir, cfg.cwd) : baseDir;
+  const files = [cfg.command, ...cfg.args]
+    .filter((a) => a.includes('/'))
+    .map((a) => resolve(cwd, a))
+    .filter((f) => existsSync(f));
+  const closed = files.find((f) => !reachableBySandbox(host, f));
+  if (!closed) return mode;
+  const reason = `the sandbox user cannot reach ${closed}: a folder above it is closed to others`;
+  return mode.explicit ? { kind: 'refused', reason } : { kind: 'unsandboxed', why: 'unavailable', reason };
 }
