@@ -12,6 +12,27 @@ export const COLUMN: Readonly<Record<keyof EntryMeta, string>> = {
   time: 'time',
 };
 
+type Rec = Record<string, unknown>;
+const byEvent = (r: Rec): unknown => r.event;
+
+/**
+ * The `decision` column of each kind of record the stores index by call: a
+ * decision's effect, an outcome's status; for the life of an approval,
+ * break-glass window, tool pin, credential lease or server pin, its `event`
+ * (requested, granted, changed, …); for an upstream start, its `result`
+ * (started, refused, failed).
+ */
+const DECISION_OF: Readonly<Record<string, (r: Rec) => unknown>> = {
+  decision: (r) => (isObject(r.decision) ? r.decision.effect : r.decision),
+  outcome: (r) => r.status,
+  approval: byEvent,
+  breakglass: byEvent,
+  'tool-pin': byEvent,
+  lease: byEvent,
+  'server-pin': byEvent,
+  'upstream-start': (r) => r.result,
+};
+
 /**
  * What the stores keep beside a record, derived from the record alone: the
  * columns are written from it and checked against it, so a column can never
@@ -20,9 +41,11 @@ export const COLUMN: Readonly<Record<keyof EntryMeta, string>> = {
 export function metaOfRecord(r: Record<string, unknown>): EntryMeta | undefined {
   const time = r.time;
   if (typeof time !== 'number') return undefined;
-  if (r.type === 'decision' || r.type === 'outcome') {
+  const type = String(r.type);
+  const decisionOf = Object.hasOwn(DECISION_OF, type) ? DECISION_OF[type] : undefined;
+  if (decisionOf) {
     const principal = isObject(r.principal) ? r.principal.id : undefined;
-    const decision = r.type === 'outcome' ? r.status : isObject(r.decision) ? r.decision.effect : r.decision;
+    const decision = decisionOf(r);
     const { callId, tool, session } = r;
     if (
       typeof callId !== 'string' ||
@@ -32,36 +55,7 @@ export function metaOfRecord(r: Record<string, unknown>): EntryMeta | undefined 
       typeof session !== 'string'
     )
       return undefined;
-    return { kind: r.type, callId, principal, tool, decision, session, time };
-  }
-  if (r.type === 'approval' || r.type === 'breakglass' || r.type === 'tool-pin' || r.type === 'lease') {
-    // An approval's, break-glass window's, tool pin's or credential lease's life: `event` is what happened (requested, granted, changed, …).
-    const principal = isObject(r.principal) ? r.principal.id : undefined;
-    const { callId, tool, session, event } = r;
-    if (
-      typeof callId !== 'string' ||
-      typeof principal !== 'string' ||
-      typeof tool !== 'string' ||
-      typeof event !== 'string' ||
-      typeof session !== 'string'
-    )
-      return undefined;
-    return { kind: r.type, callId, principal, tool, decision: event, session, time };
-  }
-  if (r.type === 'server-pin' || r.type === 'upstream-start') {
-    // A server pin's life (`event`), or one start of an upstream process and its `result` (started, refused, failed).
-    const principal = isObject(r.principal) ? r.principal.id : undefined;
-    const { callId, tool, session } = r;
-    const decision = r.type === 'server-pin' ? r.event : r.result;
-    if (
-      typeof callId !== 'string' ||
-      typeof principal !== 'string' ||
-      typeof tool !== 'string' ||
-      typeof decision !== 'string' ||
-      typeof session !== 'string'
-    )
-      return undefined;
-    return { kind: r.type, callId, principal, tool, decision, session, time };
+    return { kind: type as EntryMeta['kind'], callId, principal, tool, decision, session, time };
   }
   if (r.type === 'refusal' || r.type === 'refusals') {
     // One refused request (older logs), or the refusals of one source and reason over an interval.
