@@ -31,6 +31,21 @@ export const auditSchema = z.strictObject({
       everyMs: z.number().int().positive().default(1000),
     })
     .prefault({}),
+  /**
+   * What a record's acknowledgement means. Every mode: a record is committed (in
+   * the database, safe from a crash of the gateway process) before its step
+   * goes on. The modes choose protection against power loss (see the README):
+   * `record`: each record is on stable storage before its step (fsync per commit);
+   * `overlap`: the decision record's flush runs during the upstream round trip and
+   * no answer is released until the call's records are on stable storage;
+   * `interval`: records reach stable storage within `intervalMs`; answers do not wait.
+   */
+  durability: z
+    .strictObject({
+      mode: z.enum(['record', 'overlap', 'interval']).default('overlap'),
+      intervalMs: z.number().int().min(1).max(1000).default(20),
+    })
+    .prefault({}),
   groupCommit: z
     .strictObject({
       enabled: z.boolean().default(true),

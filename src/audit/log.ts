@@ -16,6 +16,23 @@ export interface AuditLogOptions {
   readonly log: Logger;
   /** c2sp.org/tlog-witness endpoints each new checkpoint is pushed to. */
   readonly witnesses?: readonly WitnessConfig[];
+  /**
+   * When records reach stable storage (the config's `audit.durability`); the
+   * store must commit to match: `record` with a sync per commit, the others
+   * deferred. Omitted: `record`, the strictest.
+   */
+  readonly durability?: Durability;
+}
+
+export interface Durability {
+  readonly mode: 'record' | 'overlap' | 'interval';
+  readonly intervalMs: number;
+}
+
+interface StableWaiter {
+  size: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
 }
 
 interface Pending {
@@ -45,12 +62,29 @@ export class AuditLog {
   private readonly witnessSizes = new Map<string, number>();
   /** Set when the stored log stopped extending the last signed checkpoint. */
   private broken: string | undefined;
+  readonly durability: Durability;
+  /** Entries committed (the tree size after this writer's last commit) and, of them, known on stable storage. */
+  private committedSize = 0;
+  private stableSize = 0;
+  private syncing: Promise<void> | undefined;
+  private syncAgain = false;
+  /** What the flush in progress covers. */
+  private syncTarget = 0;
+  private stableWaiters: StableWaiter[] = [];
+  /** Interval mode: the flush due for the first commit not yet flushed (it keeps the process up until then). */
+  private syncTimer: NodeJS.Timeout | undefined;
 
   constructor(store: AuditStore, opts: AuditLogOptions) {
     this.store = store;
     this.opts = opts;
+    this.durability = opts.durability ?? { mode: 'record', intervalMs: 0 };
     this.timer = setInterval(() => void this.checkpoint().catch(() => {}), opts.checkpointEveryMs);
     this.timer.unref();
+  }
+
+  /** Whether an answer waits for its call's records to reach stable storage (`stable`) before it is released. */
+  get holdsAnswers(): boolean {
+    return this.durability.mode === 'overlap';
   }
 
   /**
@@ -82,6 +116,10 @@ export class AuditLog {
       const batch = this.pending.splice(0, max);
       try {
         const head = await this.store.append(batch.map((p) => p.item));
+        this.committedSize = Math.max(this.committedSize, head.size);
+        // Overlap: the flush starts now, so it runs while the call goes on to its upstream.
+        if (this.durability.mode === 'overlap') this.requestSync();
+        else if (this.durability.mode === 'interval') this.syncWithin(this.durability.intervalMs);
         for (const [i, p] of batch.entries()) p.resolve(head.first + i);
         const last = this.signed?.size ?? 0;
         if (head.size - last >= this.opts.checkpointEveryEntries && !this.due) {
@@ -102,6 +140,72 @@ export class AuditLog {
       }
     }
     this.flushing = false;
+  }
+
+  /**
+   * Resolves once entry `index` (and every entry before it) is on stable
+   * storage; rejects if the flush failed. In `record` mode every acknowledged
+   * entry already is.
+   */
+  stable(index: number): Promise<void> {
+    if (this.durability.mode === 'record' || index < this.stableSize) return Promise.resolve();
+    if (this.broken)
+      return Promise.reject(new AuditError('ERR_AUDIT_UNAVAILABLE', `audit log is broken: ${this.broken}`));
+    return new Promise((resolve, reject) => {
+      this.stableWaiters.push({ size: index + 1, resolve, reject });
+      this.requestSync();
+    });
+  }
+
+  private syncWithin(ms: number): void {
+    if (this.syncTimer) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      this.requestSync();
+    }, ms);
+  }
+
+  /** One flush at a time; commits made meanwhile are covered by one more flush after it. */
+  private requestSync(): void {
+    if (this.syncing) {
+      if (this.committedSize > this.syncTarget) this.syncAgain = true;
+      return;
+    }
+    const target = this.committedSize;
+    this.syncTarget = target;
+    this.syncing = this.store
+      .sync()
+      .then(
+        () => this.synced(target),
+        (err) => this.syncFailed(err),
+      )
+      .finally(() => {
+        this.syncing = undefined;
+        if (this.syncAgain && !this.broken) {
+          this.syncAgain = false;
+          this.requestSync();
+        }
+      });
+  }
+
+  private synced(size: number): void {
+    this.stableSize = Math.max(this.stableSize, size);
+    const waiting = this.stableWaiters;
+    this.stableWaiters = [];
+    for (const w of waiting) {
+      if (w.size <= this.stableSize) w.resolve();
+      else this.stableWaiters.push(w);
+    }
+  }
+
+  /** After a failed fsync the kernel may have dropped the pages: nothing since is known kept, so nothing more is accepted. */
+  private syncFailed(err: unknown): void {
+    this.broken ??= `flush to stable storage failed: ${String(err)}`;
+    this.opts.log.error('AUDIT FLUSH FAILED: refusing further appends until restarted', { err: String(err) });
+    const waiting = this.stableWaiters;
+    this.stableWaiters = [];
+    for (const w of waiting)
+      w.reject(new AuditError('ERR_AUDIT_UNAVAILABLE', `audit flush failed: ${String(err)}`, { cause: err }));
   }
 
   /** The file behind the store is gone: nothing written from now on would be kept, so nothing is accepted. */
@@ -200,14 +304,18 @@ export class AuditLog {
 
   stopTimer(): void {
     clearInterval(this.timer);
+    clearTimeout(this.syncTimer);
+    this.syncTimer = undefined;
   }
 
-  /** Waits for queued appends, writes a last checkpoint and closes the store. */
+  /** Waits for queued appends, writes a last checkpoint, flushes to stable storage and closes the store. */
   async close(): Promise<void> {
     this.closed = true;
-    clearInterval(this.timer);
+    this.stopTimer();
     while (this.flushing) await new Promise((r) => setImmediate(r));
     await this.checkpoint().catch(() => {});
+    while (this.syncing) await this.syncing;
+    if (this.durability.mode !== 'record') await this.store.sync().catch(() => {});
     await this.store.close();
   }
 }

@@ -9,7 +9,7 @@ import { makePrivateDir } from '../private-files.ts';
 import { type AuditConfig, auditSchema } from './config.ts';
 import { AuditLog } from './log.ts';
 import { generateSignerKey, parseSignerKey, type Signer } from './note.ts';
-import type { AuditStore } from './store.ts';
+import type { AuditStore, CommitSync } from './store.ts';
 import { SqliteAuditStore } from './store-sqlite.ts';
 import { parseWitnessKey } from './witness.ts';
 
@@ -92,7 +92,7 @@ export function auditHmacKey(setup: AuditSetup, log: Logger): Buffer {
 
 export async function openAuditStore(
   setup: AuditSetup,
-  opts: { readOnly?: boolean } = {},
+  opts: { readOnly?: boolean; commitSync?: CommitSync } = {},
 ): Promise<AuditStore> {
   const c = setup.config;
   if (c.store === 'postgres') {
@@ -102,7 +102,7 @@ export async function openAuditStore(
       ]);
     // Loaded only when configured: a SQLite gateway never loads `pg`.
     const { PgAuditStore } = await import('./store-pg.ts');
-    return PgAuditStore.open(resolveValue(c.url, setup.baseDir), c.table);
+    return PgAuditStore.open(resolveValue(c.url, setup.baseDir), c.table, opts.commitSync);
   }
   return new SqliteAuditStore(sqlitePath(setup), opts);
 }
@@ -118,8 +118,12 @@ export async function openAudit(setup: AuditSetup, log: Logger): Promise<OpenAud
   const hmacKey = auditHmacKey(setup, log);
   const c = setup.config;
   for (const w of c.witnesses) parseWitnessKey(w.key);
-  const store = await openAuditStore(setup);
+  const durability = c.durability;
+  const store = await openAuditStore(setup, {
+    commitSync: durability.mode === 'record' ? 'each' : 'deferred',
+  });
   const auditLog = new AuditLog(store, {
+    durability,
     signer,
     origin: signer.name,
     checkpointEveryEntries: c.checkpoint.everyEntries,

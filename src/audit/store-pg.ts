@@ -4,6 +4,7 @@ import { CompactRange } from './merkle.ts';
 import {
   type AppendItem,
   type AuditStore,
+  type CommitSync,
   decodeRange,
   type EntryMeta,
   encodeRange,
@@ -59,14 +60,17 @@ export class PgAuditStore implements AuditStore {
   private last: { range: CompactRange; root: Buffer } | undefined;
   private readonly appendStatement: NamedStatement;
 
-  private constructor(pool: pg.Pool, table: string) {
+  private readonly commitSync: CommitSync;
+
+  private constructor(pool: pg.Pool, table: string, commitSync: CommitSync) {
     this.pool = pool;
+    this.commitSync = commitSync;
     this.t = table;
     const text = `SELECT ${table}_append(${Array.from({ length: 15 }, (_, k) => `$${k + 1}`).join(',')})`;
     this.appendStatement = namedStatement(text);
   }
 
-  static async open(url: string, table: string): Promise<PgAuditStore> {
+  static async open(url: string, table: string, commitSync: CommitSync = 'each'): Promise<PgAuditStore> {
     if (!TABLE.test(table)) throw new Error(`invalid audit table prefix ${table}`);
     // Bounded waits: a database that does not answer must deny calls, not hang them.
     const pool = new pg.Pool({
@@ -76,7 +80,10 @@ export class PgAuditStore implements AuditStore {
       query_timeout: 10_000,
     });
     pool.on('error', () => {});
-    const store = new PgAuditStore(pool, table);
+    // Deferred: a commit is in PostgreSQL (a crash of the gateway keeps it) and on its disk at the next `sync()`.
+    if (commitSync === 'deferred')
+      pool.on('connect', (client) => void client.query('SET synchronous_commit TO off').catch(() => {}));
+    const store = new PgAuditStore(pool, table, commitSync);
     try {
       const client = await pool.connect();
       try {
@@ -256,6 +263,15 @@ export class PgAuditStore implements AuditStore {
   async blob(hash: string): Promise<Buffer | undefined> {
     const { rows } = await this.pool.query(`SELECT data FROM ${this.t}_blobs WHERE hash = $1`, [hash]);
     return rows[0]?.data as Buffer | undefined;
+  }
+
+  /**
+   * A transaction that takes an xid commits with a WAL record, and a synchronous
+   * commit flushes the WAL up to it: every commit before it is on disk then too.
+   */
+  async sync(): Promise<void> {
+    if (this.commitSync === 'each') return;
+    await this.pool.query('BEGIN; SET LOCAL synchronous_commit TO on; SELECT pg_current_xact_id(); COMMIT;');
   }
 
   async close(): Promise<void> {

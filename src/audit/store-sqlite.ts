@@ -1,12 +1,14 @@
-import { statSync } from 'node:fs';
+import { closeSync, fdatasync, fstatSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { promisify } from 'node:util';
 import { makePrivateDir, makePrivateFile } from '../private-files.ts';
 import { AuditError } from './errors.ts';
 import { CompactRange } from './merkle.ts';
 import {
   type AppendItem,
   type AuditStore,
+  type CommitSync,
   decodeRange,
   type EntryMeta,
   encodeRange,
@@ -50,8 +52,12 @@ export class SqliteAuditStore implements AuditStore {
   /** The head's range as this store last wrote it, decoded: the next append reuses it while the stored text is the same. */
   private written: { text: string; range: CompactRange } | undefined;
   private readonly reads = new Map<string, StatementSync>();
+  private readonly commitSync: CommitSync;
+  /** The write-ahead log, opened for `sync()` (deferred commits only). */
+  private wal: { fd: number; ino: number } | undefined;
 
-  constructor(path: string, opts: { readOnly?: boolean } = {}) {
+  constructor(path: string, opts: { readOnly?: boolean; commitSync?: CommitSync } = {}) {
+    this.commitSync = opts.commitSync ?? 'each';
     if (!opts.readOnly) {
       makePrivateDir(dirname(path));
       makePrivateFile(path);
@@ -62,7 +68,9 @@ export class SqliteAuditStore implements AuditStore {
     if (opts.readOnly) return;
     this.opened = fileId(path);
     this.db.exec('PRAGMA journal_mode = WAL');
-    this.db.exec('PRAGMA synchronous = FULL');
+    // NORMAL in WAL mode: a commit is written to the WAL (the OS has it: a crash of this process keeps it)
+    // and reaches the disk at `sync()`; FULL: every commit waits for its fsync.
+    this.db.exec(`PRAGMA synchronous = ${this.commitSync === 'each' ? 'FULL' : 'NORMAL'}`);
     this.db.exec(SCHEMA);
     this.db.exec(
       `INSERT OR IGNORE INTO audit_head (id, size, range, root) VALUES (1, 0, '', x'${new CompactRange().root().toString('hex')}')`,
@@ -183,10 +191,38 @@ export class SqliteAuditStore implements AuditStore {
     return row ? Buffer.from(row.data) : undefined;
   }
 
+  /**
+   * fdatasync of the WAL on libuv's pool, so the event loop goes on meanwhile.
+   * Every commit so far is in the WAL or, once checkpointed, in the database
+   * file, which SQLite syncs before it lets the WAL restart.
+   */
+  async sync(): Promise<void> {
+    if (this.commitSync === 'each' || !this.db.isOpen) return;
+    const wal = this.walFile();
+    if (wal) await fdatasyncAsync(wal.fd);
+  }
+
+  /** The WAL file, reopened if the path names another file than the one held open. */
+  private walFile(): { fd: number; ino: number } | undefined {
+    const now = statSync(`${this.path}-wal`, { throwIfNoEntry: false });
+    if (this.wal && now?.ino === this.wal.ino) return this.wal;
+    if (this.wal) closeSync(this.wal.fd);
+    this.wal = undefined;
+    // No WAL yet: nothing was committed since the database was opened.
+    if (!now) return undefined;
+    const fd = openSync(`${this.path}-wal`, 'r');
+    this.wal = { fd, ino: fstatSync(fd).ino };
+    return this.wal;
+  }
+
   async close(): Promise<void> {
+    if (this.wal) closeSync(this.wal.fd);
+    this.wal = undefined;
     if (this.db.isOpen) this.db.close();
   }
 }
+
+const fdatasyncAsync = promisify(fdatasync);
 
 const ENTRIES =
   'SELECT idx, leaf, root_after, kind, call_id, principal, tool, decision, session, time FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx';

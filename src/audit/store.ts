@@ -80,8 +80,20 @@ export interface AuditStore {
   addCosignature(c: StoredCosignature): Promise<void>;
   cosignatures(size: number): Promise<StoredCosignature[]>;
   blob(hash: string): Promise<Buffer | undefined>;
+  /**
+   * Puts every entry committed so far on stable storage (what a power loss
+   * cannot take). A store opened to sync each commit has nothing left to do.
+   */
+  sync(): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * How a store commits. `each`: every commit waits for stable storage (fsync).
+ * `deferred`: a commit reaches the database (safe from a crash of the gateway
+ * process) and stable storage only at the next `sync()`.
+ */
+export type CommitSync = 'each' | 'deferred';
 
 /** The stored head's compact range, as one text column. */
 export const encodeRange = (r: CompactRange): string => r.hashes.map((h) => h.toString('base64')).join(',');

@@ -10,7 +10,7 @@ import { AuditLog, type AuditLogOptions } from '../../src/audit/log.ts';
 import { metaOfRecord } from '../../src/audit/meta.ts';
 import { generateSignerKey } from '../../src/audit/note.ts';
 import { type AuditSetup, auditSigner, openAuditStore } from '../../src/audit/open.ts';
-import type { AppendItem, EntryMeta } from '../../src/audit/store.ts';
+import type { AppendItem, AuditStore, EntryMeta } from '../../src/audit/store.ts';
 import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import { PG_URL, probeUpstream } from '../helpers.ts';
@@ -123,8 +123,13 @@ export async function dropPgTables(): Promise<void> {
 }
 
 /** The setup's store and an audit log writing to it with the setup's signer; `opts` override the defaults. */
-export async function openTestLog(setup: AuditSetup, opts: Partial<AuditLogOptions> = {}) {
-  const store = await openAuditStore(setup);
+export async function openTestLog(
+  setup: AuditSetup,
+  opts: Partial<AuditLogOptions> = {},
+  wrap: (store: AuditStore) => AuditStore = (store) => store,
+) {
+  const mode = opts.durability?.mode ?? 'record';
+  const store = wrap(await openAuditStore(setup, { commitSync: mode === 'record' ? 'each' : 'deferred' }));
   const signer = auditSigner(setup, silentLogger);
   const log = new AuditLog(store, {
     signer,

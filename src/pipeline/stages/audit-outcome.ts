@@ -7,7 +7,8 @@ import { fail, type Stage } from '../runner.ts';
  * Terminal: records how every call ended, linked to its decision record. A call
  * stopped before the decision stage (refused by identity, routing or policy) gets
  * its decision record here, so denials carry who, what and which policies decided.
- * An upstream's answer whose outcome record cannot be made durable is withheld:
+ * An upstream's answer whose outcome record cannot be made durable (in `overlap`
+ * mode: on stable storage, with its decision record) is withheld:
  * the caller gets a generic denial, so nothing leaves that the log cannot prove.
  */
 export function auditOutcomeStage(audit: AuditService, now: () => number = Date.now): Stage {
@@ -24,7 +25,9 @@ export function auditOutcomeStage(audit: AuditService, now: () => number = Date.
             .then(() => open.log.append(decisionRecord(ctx, opts)))
             .catch(() => null);
         }
-        await open.log.append(outcomeRecord(ctx, index, opts));
+        const outcome = await open.log.append(outcomeRecord(ctx, index, opts));
+        // Overlap mode: the answer leaves only once both records are on stable storage (the flush covers every earlier entry).
+        if (open.log.holdsAnswers) await open.log.stable(outcome);
       } catch (err) {
         // Whatever the upstream answered, result or error, stays here; a denial of the gateway's own goes out.
         if (!ctx.error) {
