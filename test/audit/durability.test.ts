@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import type { Durability } from '../../src/audit/log.ts';
+import { AuditService } from '../../src/audit/service.ts';
 import type { AuditStore } from '../../src/audit/store.ts';
+import { resultResponse } from '../../src/jsonrpc.ts';
+import { auditDecisionStage } from '../../src/pipeline/stages/audit-decision.ts';
+import { auditOutcomeStage } from '../../src/pipeline/stages/audit-outcome.ts';
+import { testCallContext } from '../helpers.ts';
 import { auditFixture, dropPgTables, item, openTestLog, type StoreKind } from './helpers.ts';
 
 /** A store whose flushes to stable storage wait for the test to let each one go. */
@@ -130,3 +135,49 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     });
   });
 }
+
+describe('the audit stages in overlap mode', () => {
+  async function answered() {
+    const { log, gate } = await gatedLog('sqlite', OVERLAP);
+    const audit = new AuditService(async () => ({ log, hmacKey: Buffer.alloc(32, 1), clearArguments: [] }));
+    const ctx = testCallContext({
+      request: {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'probe__echo', arguments: {} },
+      },
+    });
+    // The decision goes on at commit: its flush is what the upstream round trip overlaps.
+    await auditDecisionStage(audit).run(ctx);
+    ctx.response = resultResponse(1, { content: [] });
+    return { ctx, audit, gate, log };
+  }
+
+  it('holds the answer until the records of its call are on stable storage', async () => {
+    const { ctx, audit, gate, log } = await answered();
+    let released = false;
+    const outcome = Promise.resolve(auditOutcomeStage(audit).run(ctx)).then(() => {
+      released = true;
+    });
+    await gate.waiting();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(released, false, 'answer released before its records were flushed');
+    gate.open();
+    await outcome;
+    assert.equal(ctx.error, undefined);
+    await log.close();
+  });
+
+  it('withholds the answer with ERR_AUDIT_UNAVAILABLE when the flush fails', async () => {
+    const { ctx, audit, gate, log } = await answered();
+    const outcome = Promise.resolve(auditOutcomeStage(audit).run(ctx));
+    await gate.waiting();
+    gate.release(new Error('EIO'));
+    await assert.rejects(outcome);
+    assert.equal(ctx.error?.code, 'ERR_AUDIT_UNAVAILABLE');
+    assert.ok(ctx.response && 'error' in ctx.response, 'the upstream answer went out');
+    gate.open();
+    await log.close();
+  });
+});

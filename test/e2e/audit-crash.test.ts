@@ -135,7 +135,8 @@ describe('a gateway killed with SIGKILL under load, in each durability mode', ()
         const logged = await readLog(auditPath);
         const seen = existsSync(callsFile) ? readFileSync(callsFile, 'utf8').split('\n').filter(Boolean) : [];
         assert.ok(seen.length >= released.size);
-        for (const nonce of seen) assert.ok(logged.decided.has(nonce), `${nonce} reached the upstream undecided`);
+        for (const nonce of seen)
+          assert.ok(logged.decided.has(nonce), `${nonce} reached the upstream undecided`);
         for (const nonce of released) {
           const callId = logged.decided.get(nonce);
           assert.ok(callId, `${nonce} was answered with no decision record`);
