@@ -45,6 +45,13 @@ const CREDENTIALS = !LIKE_BASE && has('credentials', 'broker.ts');
 /** Results signed; on by default where the gateway has it, so like-for-like turns it off. */
 const HAS_ATTEST = has('attest');
 const ATTESTATION = !LIKE_BASE && HAS_ATTEST;
+/** Durability modes (issue 17): a gateway from before them fsyncs every record, which is today's `record`. */
+const HAS_DURABILITY = fs
+  .readFileSync(path.join(GATEWAY_ROOT, 'src', 'audit', 'config.ts'), 'utf8')
+  .includes('durability');
+const AUDIT_CONTROL = HAS_DURABILITY
+  ? 'audit SQLite WAL, durability overlap (the default: answer held until both records are on disk), group commit'
+  : 'audit SQLite WAL+FULL, group commit';
 
 /** What every variant is given: the target's name, its upstream section, its port, the shared fixtures. */
 export interface VariantInput {
@@ -107,9 +114,24 @@ export function fullPipelineConfig({ name, upstream, port, fx }: VariantInput): 
       ...(DATA_PROTECTION ? ['masking: every result scanned and redacted'] : []),
       ...(minted ? ['minted JWT per call (EdDSA, lease recorded in the audit log)'] : []),
       ...(ATTESTATION ? ['result attestation (Ed25519 detached JWS)'] : []),
-      'audit SQLite WAL+FULL, group commit',
+      AUDIT_CONTROL,
     ],
     clientHeaders: { authorization: `Bearer ${fx.mintToken(resource)}` },
+  };
+}
+
+/** The full pipeline in the strictest durability mode: each record fsynced before its step. */
+export function fullPipelineRecordConfig(input: VariantInput): Variant {
+  const full = fullPipelineConfig(input);
+  if (!HAS_DURABILITY) return full;
+  return {
+    ...full,
+    config: { ...full.config, audit: { ...full.config.audit, durability: { mode: 'record' } } },
+    controls: full.controls.map((c) =>
+      c === AUDIT_CONTROL
+        ? 'audit SQLite WAL+FULL, durability record (an fsync per record), group commit'
+        : c,
+    ),
   };
 }
 
@@ -151,7 +173,7 @@ export function passThroughConfig({ name, upstream, port, fx }: VariantInput): V
       'argument validation',
       'Cedar, permit-all',
       'result attestation (Ed25519)',
-      'audit SQLite WAL+FULL, group commit',
+      AUDIT_CONTROL,
     ],
     clientHeaders: { authorization: `Bearer ${fx.mintToken(resource)}` },
   };

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { printVerdict } from './checks.ts';
 import { fmt, fmtInt, fmtX, table } from './format.ts';
 import { CLIENT_DESCRIPTION } from './load.ts';
+import { printPerformanceTargets } from './performance-targets.ts';
 import { RESULTS_DIR, ROOT } from './settings.ts';
 import { printStages, summarizeStages } from './stages.ts';
 import type { Report, Round, Summary, TargetEntry } from './types.ts';
@@ -154,6 +155,7 @@ export function printResults(report: Report): void {
   }
   printStages(report);
   printVerdict(report);
+  printPerformanceTargets(report);
   for (const e of report.targets) {
     if (e.status !== 'ok') console.log(`note: ${e.name} ${e.status}: ${e.reason}`);
     for (const r of e.results ?? []) {

@@ -7,9 +7,11 @@ import {
   passThroughConfig,
 } from '../gateway-configs.ts';
 import { verdict } from './checks.ts';
+import { measureFsync } from './fsync.ts';
 import { CLIENT_DESCRIPTION } from './load.ts';
 import { measureRound, vmMB } from './measure.ts';
 import { printMicro, runMicroBenches } from './micro.ts';
+import { performanceTargets } from './performance-targets.ts';
 import { isEchoServer } from './processes.ts';
 import { addRatios, machine, printHeader, printResults, summarize, writeJson } from './report.ts';
 import { GATEWAY_BIN, NODE, progress, SETTINGS } from './settings.ts';
@@ -30,6 +32,8 @@ export async function abRun() {
       `(~${Math.ceil((measurements * SETTINGS.seconds + warmups * SETTINGS.warmupSeconds) / 60)} min of load)`,
   );
   const startedAt = new Date();
+  // Before any target runs: the strictest durability target is node-hop's p50 plus one fsync of this disk.
+  const fsync = measureFsync();
   const open: OpenTarget[] = [];
   for (const name of SETTINGS.targets) {
     progress(`starting ${name} (${maxC} sessions, ${SETTINGS.warmupSeconds} s warm-up per concurrency)\n`);
@@ -89,6 +93,8 @@ export async function abRun() {
     client: CLIENT_DESCRIPTION,
     targets: entries,
     verdict: verdict(entries),
+    fsync,
+    performance: performanceTargets(entries, fsync),
     micro,
   };
   console.log('');
