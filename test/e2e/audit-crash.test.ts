@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
-import { NODE, PERMIT_ALL_POLICY, probeUpstream, ROOT, runCli } from '../helpers.ts';
+import pg from 'pg';
+import { auditSchema } from '../../src/audit/config.ts';
+import { openAuditStore } from '../../src/audit/open.ts';
+import { NODE, PERMIT_ALL_POLICY, PG_URL, probeUpstream, ROOT, runCli } from '../helpers.ts';
 
 /**
  * `kill -9` of a gateway process at a random point under load, in each durability
@@ -75,8 +77,8 @@ interface Logged {
 }
 
 /** Every decision (by the nonce in its clear arguments, to its call id) and outcome in the log. */
-async function readLog(path: string): Promise<Logged> {
-  const store = new SqliteAuditStore(path, { readOnly: true });
+async function readLog(audit: Record<string, unknown>): Promise<Logged> {
+  const store = await openAuditStore({ config: auditSchema.parse(audit), baseDir: ROOT }, { readOnly: true });
   try {
     const head = await store.head();
     const decided = new Map<string, string>();
@@ -99,53 +101,84 @@ async function readLog(path: string): Promise<Logged> {
   }
 }
 
-describe('a gateway killed with SIGKILL under load, in each durability mode', () => {
-  for (const mode of ['record', 'overlap', 'interval'] as const) {
-    for (let run = 0; run < RUNS_PER_MODE; run++) {
-      // Where the kill lands: after this many answers (printed, so a failure can be rerun at the same point).
-      const killAfter = 5 + Math.floor(Math.random() * 150);
-      it(`${mode}: no call reached the upstream and no answer reached a caller without its records (kill after ${killAfter} answers)`, async () => {
-        const dir = mkdtempSync(join(tmpdir(), 'pc-crash-'));
-        dirs.push(dir);
-        const callsFile = join(dir, 'calls.txt');
-        const auditPath = join(dir, 'audit.db');
-        const configPath = join(dir, 'portcullis.json');
-        const config = {
-          listen: { host: '127.0.0.1', port: 0 },
-          audit: { path: auditPath, durability: { mode }, clearArguments: ['*'] },
-          state: { store: 'sqlite', path: join(dir, 'state.db') },
-          attest: { keyDir: join(dir, 'attest-keys') },
-          policy: { files: [PERMIT_ALL_POLICY] },
-          upstreams: { probe: probeUpstream({ sandbox: 'off', env: { PROBE_CALLS_FILE: callsFile } }) },
-          log: { level: 'error' },
-        };
-        writeFileSync(configPath, JSON.stringify(config));
-        const gw = await serve(configPath);
-        const released = new Set<string>();
-        let killed = false;
-        const kill = () => {
-          if (killed || released.size < killAfter) return;
-          killed = true;
-          gw.child.kill('SIGKILL');
-        };
-        await Promise.all(Array.from({ length: CALLERS }, (_, i) => caller(gw.url, i, released, kill)));
-        await gw.exited;
-        assert.ok(killed, 'every caller stopped before the kill');
+const RUNS = [
+  ...(['record', 'overlap', 'interval'] as const).flatMap((mode) =>
+    Array.from({ length: RUNS_PER_MODE }, () => ({ mode, store: 'sqlite' as const })),
+  ),
+  ...(['record', 'overlap', 'interval'] as const).map((mode) => ({ mode, store: 'postgres' as const })),
+];
+const tables: string[] = [];
 
-        const logged = await readLog(auditPath);
-        const seen = existsSync(callsFile) ? readFileSync(callsFile, 'utf8').split('\n').filter(Boolean) : [];
-        assert.ok(seen.length >= released.size);
-        for (const nonce of seen)
-          assert.ok(logged.decided.has(nonce), `${nonce} reached the upstream undecided`);
-        for (const nonce of released) {
-          const callId = logged.decided.get(nonce);
-          assert.ok(callId, `${nonce} was answered with no decision record`);
-          assert.ok(logged.outcomes.has(callId), `${nonce} was answered with no outcome record`);
-        }
-        // And the log the crash left still verifies.
-        const verify = await runCli(['audit', 'verify', '--config', configPath]);
-        assert.equal(verify.code, 0, verify.stderr);
-      });
+after(async () => {
+  const client = new pg.Client(PG_URL);
+  await client.connect();
+  try {
+    for (const t of tables) {
+      const { rows } = await client.query('SELECT tablename FROM pg_tables WHERE tablename LIKE $1', [
+        `${t}%`,
+      ]);
+      for (const { tablename } of rows) await client.query(`DROP TABLE IF EXISTS ${tablename} CASCADE`);
+      const fns = await client.query('SELECT proname FROM pg_proc WHERE proname LIKE $1', [`${t}%`]);
+      for (const { proname } of fns.rows) await client.query(`DROP FUNCTION IF EXISTS ${proname} CASCADE`);
     }
+  } finally {
+    await client.end();
+  }
+});
+
+describe('a gateway killed with SIGKILL under load, in each durability mode', () => {
+  for (const { mode, store } of RUNS) {
+    // Where the kill lands: after this many answers (printed, so a failure can be rerun at the same point).
+    const killAfter = 5 + Math.floor(Math.random() * 150);
+    it(`${store}, ${mode}: no call reached the upstream and no answer reached a caller without its records (kill after ${killAfter} answers)`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'pc-crash-'));
+      dirs.push(dir);
+      const callsFile = join(dir, 'calls.txt');
+      const auditPath = join(dir, 'audit.db');
+      const configPath = join(dir, 'portcullis.json');
+      const table = `crash_${randomBytes(4).toString('hex')}`;
+      tables.push(table);
+      const audit = {
+        path: auditPath,
+        durability: { mode },
+        clearArguments: ['*'],
+        ...(store === 'postgres' ? { store, url: PG_URL, table } : {}),
+      };
+      const config = {
+        listen: { host: '127.0.0.1', port: 0 },
+        audit,
+        state: { store: 'sqlite', path: join(dir, 'state.db') },
+        attest: { keyDir: join(dir, 'attest-keys') },
+        policy: { files: [PERMIT_ALL_POLICY] },
+        upstreams: { probe: probeUpstream({ sandbox: 'off', env: { PROBE_CALLS_FILE: callsFile } }) },
+        log: { level: 'error' },
+      };
+      writeFileSync(configPath, JSON.stringify(config));
+      const gw = await serve(configPath);
+      const released = new Set<string>();
+      let killed = false;
+      const kill = () => {
+        if (killed || released.size < killAfter) return;
+        killed = true;
+        gw.child.kill('SIGKILL');
+      };
+      await Promise.all(Array.from({ length: CALLERS }, (_, i) => caller(gw.url, i, released, kill)));
+      await gw.exited;
+      assert.ok(killed, 'every caller stopped before the kill');
+
+      const logged = await readLog(audit);
+      const seen = existsSync(callsFile) ? readFileSync(callsFile, 'utf8').split('\n').filter(Boolean) : [];
+      assert.ok(seen.length >= released.size);
+      for (const nonce of seen)
+        assert.ok(logged.decided.has(nonce), `${nonce} reached the upstream undecided`);
+      for (const nonce of released) {
+        const callId = logged.decided.get(nonce);
+        assert.ok(callId, `${nonce} was answered with no decision record`);
+        assert.ok(logged.outcomes.has(callId), `${nonce} was answered with no outcome record`);
+      }
+      // And the log the crash left still verifies.
+      const verify = await runCli(['audit', 'verify', '--config', configPath]);
+      assert.equal(verify.code, 0, verify.stderr);
+    });
   }
 });
