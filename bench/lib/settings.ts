@@ -68,7 +68,7 @@ export const SETTINGS = {
   warmupSeconds: num('BENCH_WARMUP_SECONDS', 3),
   targets: list('BENCH_TARGETS', DEFAULT_TARGETS),
   peerDir: process.env.BENCH_PEER_DIR || undefined,
-  soakSeconds: num('BENCH_SOAK_SECONDS', 600),
+  soakSeconds: num('BENCH_SOAK_SECONDS', 1800),
   soakConcurrency: Math.round(num('BENCH_SOAK_CONCURRENCY', 8)),
   soakSampleSeconds: num('BENCH_SOAK_SAMPLE_SECONDS', 10),
   soakTargets: list('BENCH_SOAK_TARGETS', ['portcullis-full']),
@@ -109,7 +109,7 @@ environment:
   BENCH_INSTR_CALLS=1000     --instructions: calls per measured round
   BENCH_INSTR_WARMUP_CALLS=10000 --instructions: uncounted calls per concurrency before the rounds
   --soak                     run only the memory soak instead:
-  BENCH_SOAK_SECONDS=600     soak length per target
+  BENCH_SOAK_SECONDS=1800    soak length per target
   BENCH_SOAK_CONCURRENCY=8   soak callers
   BENCH_SOAK_SAMPLE_SECONDS=10
   BENCH_SOAK_TARGETS=portcullis-full

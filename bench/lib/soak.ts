@@ -124,5 +124,23 @@ export async function soakRun() {
     client: CLIENT_DESCRIPTION,
     targets: results,
   };
+  for (const e of results) if (e.soak) console.log(soakVerdict(e.name, e.soak));
   console.log(`\nwrote ${writeJson('soak-latest.json', report)}`);
+}
+
+/** Issue 17's target 7: memory and descriptors flat within 10 % (last against the baseline sample), zero errors. */
+function soakVerdict(name: string, soak: NonNullable<TargetEntry['soak']>): string {
+  const fdBase = soak.samples[Math.floor(soak.samples.length / 10)]?.fds ?? null;
+  const fdGrowth = fdBase && soak.fdsLast !== null ? ((soak.fdsLast - fdBase) / fdBase) * 100 : null;
+  const met =
+    soak.errors === 0 &&
+    soak.rssGrowthPct !== null &&
+    soak.rssGrowthPct <= 10 &&
+    fdGrowth !== null &&
+    fdGrowth <= 10;
+  return (
+    `target 7 (issue 17), ${name}: ${Math.round(soak.seconds / 60)} min at ${soak.concurrency} callers: ` +
+    `RSS ${fmt(soak.rssGrowthPct, 1)}%, fds ${fmt(fdGrowth, 1)}% against the baseline sample, ${soak.errors} errors ` +
+    `(target: within 10 %, zero errors): ${met ? 'met' : 'MISSED'}`
+  );
 }
