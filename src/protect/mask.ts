@@ -58,16 +58,21 @@ export function maskScanned(
     runs[runs.length - 1]!.push(f);
     last = f.path;
   }
-  return maskLeaves(value, findings, runs, mode, options);
+  return maskLeaves(value, findings, runs, mode, { ...options, inOrder: true });
 }
 
-/** Masks each string's findings (`byLeaf`: one list per string, all of one path). */
+/**
+ * Masks each string's findings (`byLeaf`: one list per string, all of one
+ * path). `inOrder`: the lists come in document order (as `scanValue` finds
+ * them), so the containers copied for one path are reused for the next
+ * while it shares their prefix, without a set of copies.
+ */
 function maskLeaves(
   value: unknown,
   findings: readonly Finding[],
   byLeaf: Iterable<Finding[]>,
   mode: MaskMode,
-  options: MaskOptions,
+  options: MaskOptions & { readonly inOrder?: boolean },
 ): Masked {
   const summary = summarize(findings);
   if (findings.length === 0) return { outcome: 'clean', value, summary };
@@ -78,6 +83,7 @@ function maskLeaves(
     });
   }
   const placeholder = placeholderFor(mode, options.hashKey);
+  const copier = options.inOrder ? new PathCopier() : undefined;
   const copied = new WeakSet<object>();
   let root = value;
   for (const list of byLeaf) {
@@ -88,7 +94,7 @@ function maskLeaves(
     // Bytes that are not UTF-8 are re-encoded one character per byte: keep the placeholder ASCII.
     if (encoding === 'base64-latin1') text = text.replaceAll('…', '...');
     const masked = encodeLeaf(text, encoding);
-    root = writePath(root, path, masked, copied);
+    root = copier ? copier.write(value, path, masked) : writePath(root, path, masked, copied);
   }
   return { outcome: 'masked', value: root, summary };
 }
@@ -167,4 +173,33 @@ function copyOnce(container: object, copied: WeakSet<object>): object {
   const copy = Array.isArray(container) ? [...container] : { ...container };
   copied.add(copy);
   return copy;
+}
+
+/**
+ * Copies along paths given in document order: the containers of the last
+ * path (originals and their copies, by depth) stay while the next path runs
+ * through the same ones. Once a walk has left a container it never comes
+ * back to it, so no copy is made twice.
+ */
+class PathCopier {
+  private readonly originals: object[] = [];
+  private readonly copies: Record<string | number, unknown>[] = [];
+
+  /** Sets `path` to `leaf` in the copy of `root` (the original value); returns the copy. */
+  write(root: unknown, path: ValuePath, leaf: string): unknown {
+    if (path.length === 0) return leaf;
+    let original = root as object;
+    for (let depth = 0; depth < path.length; depth++) {
+      if (this.originals[depth] !== original) {
+        this.originals.length = depth;
+        this.copies.length = depth;
+        this.originals.push(original);
+        this.copies.push((Array.isArray(original) ? [...original] : { ...original }) as Record<string, unknown>);
+        if (depth > 0) this.copies[depth - 1]![path[depth - 1]!] = this.copies[depth];
+      }
+      if (depth + 1 < path.length) original = (original as Record<string | number, unknown>)[path[depth]!] as object;
+    }
+    this.copies[path.length - 1]![path[path.length - 1]!] = leaf;
+    return this.copies[0];
+  }
 }

@@ -12,6 +12,10 @@ import { addWindow, compileRule, type Rule, windowAround } from './rule.ts';
 import { isWordUnit, lineAround, nameStart, operatorFollows } from './text.ts';
 import type { RuleSet, TextDetector, TextFinding } from './types.ts';
 
+/** Property names whose `hasKeyword` answer is kept. */
+const KEYED_MAX = 4096;
+const KEYED_LENGTH = 64;
+
 /** First look after a keyword of a `name = value` rule: operator, quotes and a 150-character value fit. */
 const TAIL_WINDOW = 200;
 
@@ -26,6 +30,8 @@ export class SecretDetector implements TextDetector {
   private readonly keywords: KeywordSet;
   /** Rule indexes per keyword id. */
   private readonly rulesOf: readonly (readonly number[])[];
+  /** `hasKeyword`'s answers by property name. */
+  private readonly keyed = new Map<string, boolean>();
 
   constructor(sets: readonly RuleSet[]) {
     const rules: Rule[] = [];
@@ -58,9 +64,20 @@ export class SecretDetector implements TextDetector {
     return this.rules.length;
   }
 
-  /** Whether `text` (a property name, say) holds any rule's keyword. */
+  /**
+   * Whether `text` (a property name, say) holds any rule's keyword. Property
+   * names repeat from row to row: the answers for short ones are kept (a few
+   * thousand at most, then forgotten all at once).
+   */
   hasKeyword(text: string): boolean {
-    return this.keywords.test(text);
+    if (text.length > KEYED_LENGTH) return this.keywords.test(text);
+    let has = this.keyed.get(text);
+    if (has === undefined) {
+      has = this.keywords.test(text);
+      if (this.keyed.size >= KEYED_MAX) this.keyed.clear();
+      this.keyed.set(text, has);
+    }
+    return has;
   }
 
   /** The rules' keywords, for a pass over a string that serves other detectors too (`Sweep`). */

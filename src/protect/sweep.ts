@@ -25,6 +25,10 @@ const TRIGGERS = NUMBER | IBAN;
 /** States are numbered times ROW, so an entry's low bits are free for the triggers. */
 const ROW = 128;
 
+/** ASCII units that continue a word for `ibanAt` (letters, digits, `_`). */
+const WORD = new Uint8Array(ROW);
+for (let c = 0; c < ROW; c++) WORD[c] = Number(/[A-Za-z0-9_]/.test(String.fromCharCode(c)));
+
 /** What one pass over a string found. Reused from string to string: `run` clears it. */
 export class Swept {
   /** Keyword hits, in order of their end: word id, end (exclusive), word id, end, … */
@@ -45,7 +49,7 @@ export class Sweep {
   readonly keywords: KeywordSet;
   private readonly numberTypes: ReadonlySet<NumberType>;
   /** By `state * ROW + unit` for ASCII units: the next state times ROW, or'ed with the unit's triggers. */
-  private readonly ascii: number[];
+  private readonly ascii: Int32Array;
   /** States at or past this one (times ROW) have keywords ending in them. */
   private readonly firstOutput: number;
 
@@ -58,7 +62,7 @@ export class Sweep {
     const triggers = (unit: number): number =>
       (opts.numbers.size > 0 && isNumberStart(unit) ? NUMBER : 0) |
       (opts.iban && isIbanStart(unit) ? IBAN : 0);
-    this.ascii = new Array<number>(states * ROW);
+    this.ascii = new Int32Array(states * ROW);
     for (let state = 0; state < states; state++) {
       for (let unit = 0; unit < ROW; unit++) {
         const next = delta[state * width + classOf[unit]!]! / width;
@@ -78,15 +82,22 @@ export class Sweep {
     let state = 0;
     let nextNumber = 0;
     let nextIban = 0;
+    let prev = 0;
     for (let i = 0; i < n; i++) {
       const unit = text.charCodeAt(i);
       const entry = unit < ROW ? ascii[state + unit]! : this.wide(state, unit);
       state = entry & -ROW;
-      if (state < firstOutput && (entry & TRIGGERS) === 0) continue;
+      if (state < firstOutput && (entry & TRIGGERS) === 0) {
+        prev = unit;
+        continue;
+      }
       if (state >= firstOutput) this.hit(state, i + 1, into.hits);
       if ((entry & NUMBER) !== 0 && i >= nextNumber)
         nextNumber = numberAt(text, i, this.numberTypes, into.numbers);
-      if ((entry & IBAN) !== 0 && i >= nextIban && i < ibanStop) nextIban = ibanAt(text, i, into.ibans);
+      // An IBAN starts a word: `ibanAt` would only step on after a word unit.
+      if ((entry & IBAN) !== 0 && i >= nextIban && i < ibanStop && (prev >= ROW || !WORD[prev]))
+        nextIban = ibanAt(text, i, into.ibans);
+      prev = unit;
     }
   }
 
