@@ -39,31 +39,47 @@ export function numberAt(
   enabled: ReadonlySet<NumberType>,
   out: TextFinding[],
 ): number {
+  const n = text.length;
   const c = text.charCodeAt(i);
-  const opens = (c === 43 || c === 40) && i + 1 < text.length && isDigit(text.charCodeAt(i + 1));
-  if (!isDigit(c) && !opens) return i + 1;
-  const end = tokenEnd(text, i);
-  if (end > i && standsAlone(text, i, end)) classifyToken(text, i, end, enabled, out);
+  if (!isDigit(c) && !((c === 43 || c === 40) && i + 1 < n && isDigit(text.charCodeAt(i + 1)))) return i + 1;
+  // The token's end (after its last digit), and its digits and dots up to there, in one loop.
+  const stop = Math.min(n, i + MAX_TOKEN);
+  let end = i;
+  let digits = 0;
+  let dots = 0;
+  let dotsToEnd = 0;
+  for (let j = i; j < stop; j++) {
+    const u = text.charCodeAt(j);
+    const k = u < 128 ? TOKEN_UNIT[u]! : 0;
+    if (k === DIGIT) {
+      digits++;
+      end = j + 1;
+      dotsToEnd = dots;
+      continue;
+    }
+    if (u === 32) {
+      const next = j + 1 < n ? text.charCodeAt(j + 1) : 0;
+      if (isDigit(next) || next === 40) continue;
+      break;
+    }
+    if (k === SEPARATOR || (u === 43 && j === i)) {
+      if (u === 46) dots++;
+      continue;
+    }
+    break;
+  }
+  // Fewer than 4 digits, or fewer than 9 and no 3 dots: no part of the token can be a type (`classify`).
+  if (digits >= 4 && (digits >= 9 || dotsToEnd >= 3) && end > i && standsAlone(text, i, end))
+    classifyToken(text, i, end, enabled, out);
   return Math.max(end, i + 1);
 }
 
-/** The end (after its last digit) of the numeric token starting at `start`. */
-function tokenEnd(text: string, start: number): number {
-  const stop = Math.min(text.length, start + MAX_TOKEN);
-  let last = start;
-  for (let j = start; j < stop; j++) {
-    const c = text.charCodeAt(j);
-    if (isDigit(c)) {
-      last = j + 1;
-      continue;
-    }
-    const next = j + 1 < text.length ? text.charCodeAt(j + 1) : 0;
-    if (c === 32 && (isDigit(next) || next === 40)) continue;
-    if (c === 45 || c === 46 || c === 47 || c === 40 || c === 41 || (c === 43 && j === start)) continue;
-    break;
-  }
-  return last;
-}
+const DIGIT = 1;
+const SEPARATOR = 2;
+/** By ASCII unit: a digit, a separator inside a token (`-`, `.`, `/`, `(`, `)`), or neither. */
+const TOKEN_UNIT = new Uint8Array(128);
+for (let c = 48; c <= 57; c++) TOKEN_UNIT[c] = DIGIT;
+for (const c of '-./()') TOKEN_UNIT[c.charCodeAt(0)] = SEPARATOR;
 
 /** Not glued to a word, an e-mail address or a dotted/dashed run of letters (`v1.2`, `ID-123`). */
 function standsAlone(text: string, start: number, end: number): boolean {
@@ -87,16 +103,6 @@ function classifyToken(
   enabled: ReadonlySet<NumberType>,
   out: TextFinding[],
 ): void {
-  let digits = 0;
-  let dots = 0;
-  for (let i = start; i < end; i++) {
-    const c = text.charCodeAt(i);
-    if (isDigit(c)) digits++;
-    else if (c === 46) dots++;
-  }
-  if (digits < 4) return;
-  // No part of the token can be a type (`classify`): fewer than 9 digits and no 3 dots (IPv4).
-  if (digits < 9 && dots < 3) return;
   const token = text.slice(start, end);
   const parts = spaceParts(token);
   let a = 0;
