@@ -37,6 +37,8 @@ class Cursor implements Leaf {
   readonly containers: object[] = [];
   /** An object's own keys (media data left out), or undefined for an array. */
   readonly keys: (string[] | undefined)[] = [];
+  /** An object's values in the order of its keys (one call, not a keyed read per key), or the array itself. */
+  readonly values: unknown[][] = [];
   readonly next: number[] = [];
   readonly steps: (string | number)[] = [];
   text = '';
@@ -50,7 +52,16 @@ class Cursor implements Leaf {
   open(container: object): void {
     const depth = this.containers.length;
     this.containers.push(container);
-    this.keys.push(Array.isArray(container) ? undefined : textKeys(container as Record<string, unknown>));
+    if (Array.isArray(container)) {
+      this.keys.push(undefined);
+      this.values.push(container);
+    } else {
+      const o = container as Record<string, unknown>;
+      const keys = textKeys(o);
+      this.keys.push(keys);
+      this.values.push(keys.length === 0 ? [] : Object.values(o));
+      if (this.values[depth]!.length !== keys.length) this.values[depth] = keys.map((k) => o[k]);
+    }
     this.next.push(0);
     if (this.steps.length <= depth) this.steps.push(0);
   }
@@ -58,6 +69,7 @@ class Cursor implements Leaf {
   close(): void {
     this.containers.pop();
     this.keys.pop();
+    this.values.pop();
     this.next.pop();
   }
 
@@ -102,15 +114,15 @@ export function walkLeaves(value: unknown, maxDepth: number, visit: LeafVisitor)
     const depth = at.containers.length - 1;
     const container = at.containers[depth]!;
     const keys = at.keys[depth];
+    const values = at.values[depth]!;
     const i = at.next[depth]!;
-    const size = keys ? keys.length : (container as unknown[]).length;
-    if (i >= size) {
+    if (i >= values.length) {
       at.close();
       continue;
     }
     at.next[depth] = i + 1;
     const step = keys ? keys[i]! : i;
-    const child = (container as Record<string | number, unknown>)[step];
+    const child = values[i];
     at.steps[depth] = step;
     if (typeof child === 'string') {
       at.load(child, step, container);

@@ -21,7 +21,9 @@ import type { TextFinding } from './types.ts';
 
 const NUMBER = 1;
 const IBAN = 2;
-const TRIGGERS = NUMBER | IBAN;
+/** The next state has keywords ending in it. */
+const OUTPUT = 4;
+const FLAGS = NUMBER | IBAN | OUTPUT;
 /** States are numbered times ROW, so an entry's low bits are free for the triggers. */
 const ROW = 128;
 
@@ -48,7 +50,11 @@ export interface SweepOptions {
 export class Sweep {
   readonly keywords: KeywordSet;
   private readonly numberTypes: ReadonlySet<NumberType>;
-  /** By `state * ROW + unit` for ASCII units: the next state times ROW, or'ed with the unit's triggers. */
+  /**
+   * By `state * ROW + unit` for ASCII units: the next state times ROW, or'ed
+   * with the unit's triggers and with OUTPUT when keywords end there (one
+   * test tells the units that need nothing more).
+   */
   private readonly ascii: Int32Array;
   /** States at or past this one (times ROW) have keywords ending in them. */
   private readonly firstOutput: number;
@@ -65,8 +71,8 @@ export class Sweep {
     this.ascii = new Int32Array(states * ROW);
     for (let state = 0; state < states; state++) {
       for (let unit = 0; unit < ROW; unit++) {
-        const next = delta[state * width + classOf[unit]!]! / width;
-        this.ascii[state * ROW + unit] = next * ROW + triggers(unit);
+        const next = (delta[state * width + classOf[unit]!]! / width) * ROW;
+        this.ascii[state * ROW + unit] = next + triggers(unit) + (next >= this.firstOutput ? OUTPUT : 0);
       }
     }
   }
@@ -76,7 +82,7 @@ export class Sweep {
     if (into.hits.length > 0) into.hits.length = 0;
     if (into.numbers.length > 0) into.numbers.length = 0;
     if (into.ibans.length > 0) into.ibans.length = 0;
-    const { ascii, firstOutput } = this;
+    const { ascii } = this;
     const n = text.length;
     const ibanStop = n - 3;
     let state = 0;
@@ -87,11 +93,11 @@ export class Sweep {
       const unit = text.charCodeAt(i);
       const entry = unit < ROW ? ascii[state + unit]! : this.wide(state, unit);
       state = entry & -ROW;
-      if (state < firstOutput && (entry & TRIGGERS) === 0) {
+      if ((entry & FLAGS) === 0) {
         prev = unit;
         continue;
       }
-      if (state >= firstOutput) this.hit(state, i + 1, into.hits);
+      if ((entry & OUTPUT) !== 0) this.hit(state, i + 1, into.hits);
       if ((entry & NUMBER) !== 0 && i >= nextNumber)
         nextNumber = numberAt(text, i, this.numberTypes, into.numbers);
       // An IBAN starts a word: `ibanAt` would only step on after a word unit.
@@ -104,7 +110,8 @@ export class Sweep {
   /** The entry for a unit outside ASCII: through its class; such units start no number or IBAN. */
   private wide(state: number, unit: number): number {
     const { classOf, delta, width } = this.keywords;
-    return (delta[(state / ROW) * width + classOf[unit]!]! / width) * ROW;
+    const next = (delta[(state / ROW) * width + classOf[unit]!]! / width) * ROW;
+    return next >= this.firstOutput ? next + OUTPUT : next;
   }
 
   private hit(state: number, end: number, hits: number[]): void {

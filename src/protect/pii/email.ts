@@ -17,25 +17,26 @@ const isAlpha = (c: number): boolean => (c >= 65 && c <= 90) || (c >= 97 && c <=
 export function scanEmails(text: string, out: TextFinding[]): void {
   let at = text.indexOf('@');
   while (at >= 0) {
-    const found = emailAround(text, at);
-    if (found) out.push({ kind: 'pii', type: 'email', start: found[0], end: found[1] });
-    at = text.indexOf('@', found ? found[1] : at + 1);
+    const end = emailAround(text, at, out);
+    at = text.indexOf('@', end > 0 ? end : at + 1);
   }
 }
 
-function emailAround(text: string, at: number): [number, number] | undefined {
+/** The address around the `@` at `at`, pushed to `out`; returns its end, or -1 when there is none. */
+function emailAround(text: string, at: number, out: TextFinding[]): number {
   let start = at;
   while (start > 0 && at - start < MAX_LOCAL && isLocal(text.charCodeAt(start - 1))) start--;
   while (start < at && text.charCodeAt(start) === 46) start++;
-  if (start === at || text.charCodeAt(at - 1) === 46) return undefined;
-  if (start > 0 && (isLocal(text.charCodeAt(start - 1)) || insideUrl(text, start))) return undefined;
+  if (start === at || text.charCodeAt(at - 1) === 46) return -1;
+  if (start > 0 && (isLocal(text.charCodeAt(start - 1)) || insideUrl(text, start))) return -1;
   let end = at + 1;
   while (end < text.length && end - at <= MAX_DOMAIN && isDomain(text.charCodeAt(end))) end++;
   while (end > at + 1 && !isAlnum(text.charCodeAt(end - 1))) end--;
   const tld = lastLabel(text, at + 1, end);
-  if (tld < 0 || end - tld < 2 || end - tld > 24) return undefined;
-  for (let i = tld; i < end; i++) if (!isAlpha(text.charCodeAt(i))) return undefined;
-  return [start, end];
+  if (tld < 0 || end - tld < 2 || end - tld > 24) return -1;
+  for (let i = tld; i < end; i++) if (!isAlpha(text.charCodeAt(i))) return -1;
+  out.push({ kind: 'pii', type: 'email', start, end });
+  return end;
 }
 
 /**
