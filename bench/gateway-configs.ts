@@ -33,13 +33,19 @@ const GATEWAY_ROOT = path.resolve(process.env.BENCH_GATEWAY_ROOT || ROOT);
  */
 const LIKE_BASE = process.env.BENCH_FEATURES === 'base';
 /**
+ * BENCH_FEATURES=no-protect: the full pipeline with every detector off (no
+ * secret rules, no PII types), so no argument or result is scanned: against
+ * a run without it, what data protection adds to a call.
+ */
+const NO_PROTECT = process.env.BENCH_FEATURES === 'no-protect';
+/**
  * Each control the full pipeline gains since then, when the gateway that runs
  * has it: a base commit from before it gets the pipeline without that section
  * (its config and policy schemas would refuse it).
  */
 const has = (...file: string[]): boolean => fs.existsSync(path.join(GATEWAY_ROOT, 'src', ...file));
 /** Secret and PII detectors on arguments, and masking of results. */
-const DATA_PROTECTION = !LIKE_BASE && has('protect');
+const DATA_PROTECTION = !LIKE_BASE && !NO_PROTECT && has('protect');
 /** A JWT minted per call for the HTTP upstream. */
 const CREDENTIALS = !LIKE_BASE && has('credentials', 'broker.ts');
 /** Results signed; on by default where the gateway has it, so like-for-like turns it off. */
@@ -101,6 +107,7 @@ export function fullPipelineConfig({ name, upstream, port, fx }: VariantInput): 
       audit: sqliteAudit(fx, name),
       // Every result of the read tier masked, whatever the decision says.
       ...(DATA_PROTECTION ? { protect: { mask: { tiers: { read: 'redact' } } } } : {}),
+      ...(NO_PROTECT && has('protect') ? { protect: { detectors: { secrets: false, pii: [] } } } : {}),
       // Every result signed (the default), its keys beside the variant's other files.
       ...(ATTESTATION ? { attest: { keyDir: path.join(fx.dir, name, 'attest-keys') } } : {}),
       ...(HAS_ATTEST && !ATTESTATION ? { attest: { results: false } } : {}),

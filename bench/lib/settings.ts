@@ -98,6 +98,8 @@ environment:
                              one without a control's code (src/protect, src/credentials, src/attest) runs without that control
   BENCH_FEATURES=base        run this checkout's full pipeline with only the controls issue 13's base had
                              (no masking/detectors, minted JWT or result signing): like for like with such a base
+  BENCH_FEATURES=no-protect  the full pipeline with every detector off (nothing scanned, nothing masked):
+                             against a run without it, what data protection adds per call
   BENCH_MICRO=off            skip the micro-benchmarks (bench/*-bench.ts) after the A/B run
   BENCH_MICRO_TIMEOUT_SECONDS=120  per micro-benchmark
   --micro                    run only the micro-benchmarks

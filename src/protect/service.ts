@@ -59,12 +59,16 @@ export class DataProtection {
   private readonly config: ProtectConfig;
   private readonly hashKey: Uint8Array | undefined;
   private readonly bounds: ScanBounds;
+  /** Whether any detector is on: with none, nothing can be found, and no value is walked. */
+  private readonly scans: boolean;
 
   constructor(config: ProtectConfig, opts: { hashKey?: Uint8Array | undefined } = {}) {
     this.config = config;
     this.hashKey = opts.hashKey;
     this.detectors = sharedDetectors(config.detectors);
     this.bounds = config.limits;
+    const d = config.detectors;
+    this.scans = d.secrets || d.pii.length > 0 || d.custom.length > 0;
   }
 
   /** The mode a result is masked with; undefined when neither config nor the decision asks for masking. */
@@ -79,6 +83,7 @@ export class DataProtection {
 
   /** A result checked: masked with `mode`, or (no mode) scanned only. Never throws; a fault withholds. */
   checkResult(value: unknown, mode: MaskMode | undefined): ResultChecked {
+    if (!this.scans) return { check: { mode: mode ?? null, outcome: 'clean', summary: {}, value }, sensitive: false };
     try {
       return mode === undefined ? this.scanOnly(value) : this.mask(value, mode);
     } catch (err) {
@@ -89,6 +94,7 @@ export class DataProtection {
 
   /** What a call's arguments hold; a scan cut short counts as a secret (`unscanned`). */
   detect(args: unknown): DetectedTypes {
+    if (!this.scans) return NOTHING_DETECTED;
     const { findings, boundHit } = scanValue(this.detectors, args, this.bounds);
     if (findings.length === 0 && !boundHit) return NOTHING_DETECTED;
     const types = typesOf(findings);
