@@ -194,10 +194,13 @@ class PathCopier {
         this.originals.length = depth;
         this.copies.length = depth;
         this.originals.push(original);
-        this.copies.push((Array.isArray(original) ? [...original] : { ...original }) as Record<string, unknown>);
+        this.copies.push(
+          (Array.isArray(original) ? [...original] : { ...original }) as Record<string, unknown>,
+        );
         if (depth > 0) this.copies[depth - 1]![path[depth - 1]!] = this.copies[depth];
       }
-      if (depth + 1 < path.length) original = (original as Record<string | number, unknown>)[path[depth]!] as object;
+      if (depth + 1 < path.length)
+        original = (original as Record<string | number, unknown>)[path[depth]!] as object;
     }
     this.copies[path.length - 1]![path[path.length - 1]!] = leaf;
     return this.copies[0];

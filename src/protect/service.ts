@@ -83,7 +83,8 @@ export class DataProtection {
 
   /** A result checked: masked with `mode`, or (no mode) scanned only. Never throws; a fault withholds. */
   checkResult(value: unknown, mode: MaskMode | undefined): ResultChecked {
-    if (!this.scans) return { check: { mode: mode ?? null, outcome: 'clean', summary: {}, value }, sensitive: false };
+    if (!this.scans)
+      return { check: { mode: mode ?? null, outcome: 'clean', summary: {}, value }, sensitive: false };
     try {
       return mode === undefined ? this.scanOnly(value) : this.mask(value, mode);
     } catch (err) {

@@ -24,7 +24,13 @@ export class PiiDetector implements TextDetector {
     this.ipv6 = types.includes('ipv6');
   }
 
-  /** Every type on its own scanner (what the shared pass must agree with). */
+  /**
+   * Every type on its own scanner: the oracle the fast path (`scanSwept`
+   * after a `Sweep`) must agree with, finding for finding, checked by
+   * test/protect/sweep-differential.test.ts. Not on the hot path; kept here,
+   * beside the scanners whose steps (`numberAt`, `ibanAt`) the sweep calls,
+   * so the definition and its fast form change together.
+   */
   scan(text: string, out: TextFinding[]): void {
     if (this.email) scanEmails(text, out);
     if (this.numbers.size > 0) scanNumbers(text, this.numbers, out);

@@ -11,6 +11,7 @@ const isUpper = (c: number): boolean => c >= 65 && c <= 90;
 const isDigit = (c: number): boolean => c >= 48 && c <= 57;
 const isAlnum = (c: number): boolean => isUpper(c) || isDigit(c) || (c >= 97 && c <= 122);
 
+/** Every unit in turn: the oracle of the shared pass (`Sweep`), which calls the same step at fewer units; not on the hot path. */
 export function scanIbans(text: string, out: TextFinding[]): void {
   const n = text.length - 3;
   let i = 0;

@@ -19,6 +19,7 @@ const isDigit = (c: number): boolean => c >= 48 && c <= 57;
 const isWord = (c: number): boolean =>
   isDigit(c) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
 
+/** Every unit in turn: the oracle of the shared pass (`Sweep`), which calls the same step at fewer units; not on the hot path. */
 export function scanNumbers(text: string, enabled: ReadonlySet<NumberType>, out: TextFinding[]): void {
   const n = text.length;
   let i = 0;
