@@ -51,12 +51,13 @@ export function maskScanned(
   mode: MaskMode,
   options: MaskOptions = {},
 ): Masked {
+  // Each string's run sliced out at its exact size (arrays grown by push are several times larger).
   const runs: Finding[][] = [];
-  let last: ValuePath | undefined;
-  for (const f of findings) {
-    if (f.path !== last) runs.push([]);
-    runs[runs.length - 1]!.push(f);
-    last = f.path;
+  let from = 0;
+  for (let i = 1; i <= findings.length; i++) {
+    if (i < findings.length && findings[i]!.path === findings[from]!.path) continue;
+    runs.push(findings.slice(from, i));
+    from = i;
   }
   return maskLeaves(value, findings, runs, mode, { ...options, inOrder: true });
 }
@@ -125,7 +126,8 @@ export function maskText(
   findings: readonly { type: string; start: number; end: number }[],
   placeholder: Placeholder,
 ): string {
-  const spans = [...findings].sort((a, b) => a.start - b.start || b.end - a.end);
+  const spans =
+    findings.length === 1 ? findings : [...findings].sort((a, b) => a.start - b.start || b.end - a.end);
   let out = '';
   let at = 0;
   let i = 0;

@@ -20,6 +20,8 @@ const OVERLAP = 1 << 16;
  */
 const CLOCK_EVERY = 1 << 14;
 const STRING_WORK = 64;
+/** Findings of earlier strings left in the scratch list before it is emptied. */
+const FOUND_KEPT = 1024;
 
 export function scanValue(detectors: Detectors, value: unknown, bounds: ScanBounds): ScanResult {
   const now = bounds.now ?? (() => performance.now());
@@ -37,13 +39,18 @@ export function scanValue(detectors: Detectors, value: unknown, bounds: ScanBoun
       boundHit = { bound: 'chars', limit: bounds.maxChars };
       return false;
     }
-    if (found.length > 0) found.length = 0;
+    // `found` keeps what earlier strings left in it (a length set to 0 drops the array's storage, and
+    // growing it again cost more than the scan of a short string): this string's findings follow `mark`.
+    if (found.length > FOUND_KEPT) found.length = 0;
+    const mark = found.length;
     scanLeaf(detectors, leaf, overTime, found, swept);
-    if (found.length > 0) {
+    if (found.length > mark) {
       const path = leaf.path();
       const { encoding } = leaf;
-      for (const f of found)
+      for (let i = mark; i < found.length; i++) {
+        const f = found[i]!;
         findings.push({ kind: f.kind, type: f.type, start: f.start, end: f.end, path, encoding });
+      }
     }
     work += leaf.text.length + STRING_WORK;
     if (work < CLOCK_EVERY) return true;

@@ -105,6 +105,16 @@ function classifyToken(
   out: TextFinding[],
 ): void {
   const token = text.slice(start, end);
+  // The whole token is the first run tried when it has few enough parts (it neither starts nor ends with a space).
+  let spaces = 0;
+  for (let i = 0; i < token.length; i++) if (token.charCodeAt(i) === 32) spaces++;
+  if (spaces < MAX_PARTS) {
+    const type = classify(token, enabled);
+    if (type) {
+      out.push({ kind: 'pii', type, start, end });
+      return;
+    }
+  }
   const parts = spaceParts(token);
   let a = 0;
   while (a < parts.length) {
