@@ -174,8 +174,10 @@ describe('the shared pass against the separate scanners', () => {
       }),
       { numRuns: 3000 },
     );
-    // The generators make valid identifiers of every type: the lists compared were not all empty.
-    assert.deepEqual([...seen].sort(), [...PII_TYPES].filter((t) => t !== 'ipv6').sort());
+    // The generators make valid identifiers of every type (IPv6 only now and then, from the noise):
+    // the lists compared were not all empty.
+    for (const type of ['email', 'iban', 'ipv4', 'payment-card', 'phone', 'us-ssn'])
+      assert.ok(seen.has(type), type);
   });
 
   it('finds exactly the secrets that the secret rules find with their own keyword pass', () => {
