@@ -10,6 +10,8 @@ import type { Revocation, RevocationStore, RevocationSubject } from './revocatio
 export class DeferredRevocationStore implements RevocationStore {
   private readonly load: () => Promise<RevocationStore>;
   private store: Promise<RevocationStore> | undefined;
+  /** The driver once loaded: checks then call it without waiting on the load's promise. */
+  private loaded: RevocationStore | undefined;
 
   constructor(load: () => Promise<RevocationStore>) {
     this.load = load;
@@ -19,8 +21,13 @@ export class DeferredRevocationStore implements RevocationStore {
     return (await this.opened()).revoke(r);
   }
 
-  async find(subject: RevocationSubject): Promise<Revocation | undefined> {
-    return (await this.opened()).find(subject);
+  find(subject: RevocationSubject): Promise<Revocation | undefined> {
+    if (this.loaded) return this.loaded.find(subject);
+    return this.opened().then((store) => store.find(subject));
+  }
+
+  async sync(): Promise<void> {
+    return (await this.opened()).sync();
   }
 
   async list(): Promise<Revocation[]> {
@@ -35,7 +42,10 @@ export class DeferredRevocationStore implements RevocationStore {
   }
 
   private opened(): Promise<RevocationStore> {
-    this.store ??= this.load();
+    this.store ??= this.load().then((store) => {
+      this.loaded = store;
+      return store;
+    });
     return this.store;
   }
 }

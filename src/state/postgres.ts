@@ -1,44 +1,43 @@
 import pg from 'pg';
-import { type NamedStatement, namedStatement } from '../pg-statement.ts';
+import { type FeedOptions, fromRow, PostgresRevocationFeed, type Row } from './postgres-feed.ts';
 import {
-  keysOf,
   type Revocation,
   type RevocationStore,
   type RevocationSubject,
   STORE_TIMEOUT_MS,
 } from './revocations.ts';
 
-/** Revocations in PostgreSQL, for replicas. `prefix` names the table (validated by the config schema). */
+/**
+ * Revocations in PostgreSQL, for replicas. `prefix` names the table (validated
+ * by the config schema). Writes and `list` go to the table through a small
+ * pool; checks are answered from this replica's copy of the table, which a
+ * LISTEN connection keeps current (see postgres-feed.ts): no round trip per call.
+ */
 export class PostgresRevocationStore implements RevocationStore {
   private readonly pool: pg.Pool;
   private readonly table: string;
-  private readonly findStatement: NamedStatement;
+  /** The replica's copy of the table; its events (`live`, `down`, `applied`) say what the channel does. */
+  readonly feed: PostgresRevocationFeed;
   private ready: Promise<void> | undefined;
 
-  constructor(url: string, prefix: string) {
+  constructor(url: string, prefix: string, options: FeedOptions = {}) {
     if (!/^[a-z][a-z0-9_]{0,30}$/.test(prefix)) throw new Error('invalid table prefix');
-    // Two checks per call: at 8 callers 4 connections queued them.
-    // Bounded waits: a database that stalls (a lock, a failover) must deny calls, not hang them.
+    // Bounded waits: a database that stalls (a lock, a failover) must fail a revocation, not hang it.
     this.pool = new pg.Pool({
       connectionString: url,
-      max: 8,
+      max: 2,
       connectionTimeoutMillis: 3000,
       query_timeout: STORE_TIMEOUT_MS,
     });
     this.pool.on('error', () => {});
     this.table = `${prefix}_revocations`;
-    const text = `SELECT kind, value, revoked_at, reason FROM ${this.table}
-       WHERE (kind, value) IN (SELECT * FROM unnest($1::text[], $2::text[])) LIMIT 1`;
-    this.findStatement = namedStatement(text);
+    this.feed = new PostgresRevocationFeed(url, this.table, () => this.init(), options);
   }
 
+  /** The table, and the trigger that notifies every replica of each row inserted, by any writer. */
   private init(): Promise<void> {
     this.ready ??= this.pool
-      .query(
-        `CREATE TABLE IF NOT EXISTS ${this.table} (
-          kind TEXT NOT NULL, value TEXT NOT NULL, revoked_at BIGINT NOT NULL, reason TEXT,
-          PRIMARY KEY (kind, value))`,
-      )
+      .query(schema(this.table))
       .then(() => undefined)
       .catch((err: unknown) => {
         this.ready = undefined;
@@ -49,42 +48,60 @@ export class PostgresRevocationStore implements RevocationStore {
 
   async revoke(r: Revocation): Promise<void> {
     await this.init();
-    await this.pool.query(
+    const res = await this.pool.query(
       `INSERT INTO ${this.table} (kind, value, revoked_at, reason) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
       [r.kind, r.value, r.revokedAt, r.reason ?? null],
     );
+    // The trigger tells every replica; this one need not wait for its own notification.
+    if (res.rowCount === 1) this.feed.apply(r);
   }
 
-  async find(subject: RevocationSubject): Promise<Revocation | undefined> {
-    const keys = keysOf(subject);
-    if (keys.length === 0) return undefined;
-    await this.init();
-    const res = await this.pool.query({
-      ...this.findStatement,
-      values: [keys.map((k) => k.kind), keys.map((k) => k.value)],
-    });
-    return res.rows[0] ? fromRow(res.rows[0]) : undefined;
+  /** A lookup in memory; the first check waits for the table to load. Fails closed when the channel is down. */
+  find(subject: RevocationSubject): Promise<Revocation | undefined> {
+    return this.feed.find(subject);
+  }
+
+  sync(): Promise<void> {
+    return this.feed.sync();
   }
 
   async list(): Promise<Revocation[]> {
     await this.init();
-    const res = await this.pool.query(`SELECT * FROM ${this.table} ORDER BY revoked_at`);
+    const res = await this.pool.query<Row>(`SELECT * FROM ${this.table} ORDER BY revoked_at`);
     return res.rows.map(fromRow);
   }
 
   async close(): Promise<void> {
+    await this.feed.close();
     await this.pool.end();
   }
 }
 
-const fromRow = (r: {
-  kind: Revocation['kind'];
-  value: string;
-  revoked_at: string;
-  reason: string | null;
-}) => ({
-  kind: r.kind,
-  value: r.value,
-  revokedAt: Number(r.revoked_at),
-  ...(r.reason === null ? {} : { reason: r.reason }),
-});
+/**
+ * One implicit transaction under an advisory lock, so replicas starting
+ * together do not race on the function. The notification carries the row as
+ * JSON; one too large for NOTIFY's 8000 bytes drops the reason, and failing
+ * that says `reload` (the replicas then read the table).
+ */
+const schema = (t: string) => `
+SELECT pg_advisory_xact_lock(hashtext('${t}'));
+CREATE TABLE IF NOT EXISTS ${t} (
+  kind TEXT NOT NULL, value TEXT NOT NULL, revoked_at BIGINT NOT NULL, reason TEXT,
+  PRIMARY KEY (kind, value));
+CREATE OR REPLACE FUNCTION ${t}_notify() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE payload text;
+BEGIN
+  payload := json_build_object('kind', NEW.kind, 'value', NEW.value, 'revokedAt', NEW.revoked_at,
+    'reason', NEW.reason)::text;
+  IF octet_length(payload) > 7900 THEN
+    payload := json_build_object('kind', NEW.kind, 'value', NEW.value, 'revokedAt', NEW.revoked_at)::text;
+  END IF;
+  IF octet_length(payload) > 7900 THEN payload := 'reload'; END IF;
+  PERFORM pg_notify('${t}', payload);
+  RETURN NULL;
+END $fn$;
+DO $do$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '${t}_notify' AND tgrelid = '${t}'::regclass) THEN
+    CREATE TRIGGER ${t}_notify AFTER INSERT ON ${t} FOR EACH ROW EXECUTE FUNCTION ${t}_notify();
+  END IF;
+END $do$;`;

@@ -23,12 +23,20 @@ export const STORE_TIMEOUT_MS = 3000;
 
 /**
  * Revocations shared by every replica. A store that cannot answer throws:
- * the caller treats that as revoked (fail closed).
+ * the caller treats that as revoked (fail closed). A revocation is seen at
+ * once by the store that wrote it; SQLite and Redis read the shared store on
+ * every check, PostgreSQL checks a copy that reaches every replica within a
+ * second or makes it refuse every check (see postgres-feed.ts).
  */
 export interface RevocationStore {
   revoke(r: Revocation): Promise<void>;
   /** The first revocation that matches, if any. */
   find(subject: RevocationSubject): Promise<Revocation | undefined>;
+  /**
+   * Resolves once every revocation committed (by any writer) before the call
+   * is seen by this store's checks; rejects if that cannot be confirmed.
+   */
+  sync(): Promise<void>;
   list(): Promise<Revocation[]>;
   close(): Promise<void>;
 }

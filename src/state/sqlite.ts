@@ -39,6 +39,9 @@ export class SqliteRevocationStore implements RevocationStore {
     return row ? fromRow(row) : undefined;
   }
 
+  /** Every check reads the file: nothing to wait for. */
+  async sync(): Promise<void> {}
+
   private lookup(keyCount: number): ReturnType<DatabaseSync['prepare']> {
     let statement = this.lookups.get(keyCount);
     if (!statement) {

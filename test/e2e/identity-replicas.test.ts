@@ -19,7 +19,8 @@ const shared: [string, StateConfig, () => Promise<void>][] = [
     async () => {
       const c = new pg.Client(PG_URL);
       await c.connect();
-      await c.query(`DROP TABLE IF EXISTS replica_${run}_revocations`);
+      await c.query(`DROP TABLE IF EXISTS replica_${run}_revocations CASCADE`);
+      await c.query(`DROP FUNCTION IF EXISTS replica_${run}_revocations_notify() CASCADE`);
       await c.end();
     },
   ],
@@ -54,6 +55,9 @@ for (const [name, state, cleanup] of shared) {
         const store = openRevocationStore(state, dir);
         await store.revoke({ kind: 'jti', value: jti, revokedAt: Date.now(), reason: 'test' });
         await store.close();
+        // PostgreSQL replicas learn of it by notification: wait until each has (Redis reads on every check).
+        await a.running.gateway.identity.revocations().sync();
+        await b.running.gateway.identity.revocations().sync();
         assert.equal((await post(a.url, initializeBody(), auth)).status, 401);
         assert.equal((await post(b.url, initializeBody(), auth)).status, 401);
       } finally {

@@ -161,6 +161,9 @@ describe('the identify stage', () => {
       find: async () => {
         throw new Error('store down');
       },
+      sync: async () => {
+        throw new Error('store down');
+      },
       list: async () => [],
       close: async () => {},
     };

@@ -1,0 +1,326 @@
+import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { PortcullisError } from '../errors.ts';
+import { RevocationSet } from './revocation-set.ts';
+import { type Revocation, type RevocationSubject, STORE_TIMEOUT_MS } from './revocations.ts';
+
+export interface FeedOptions {
+  /** The clock freshness is judged by (ms since the epoch or any monotonic origin). */
+  readonly now?: () => number;
+  /** How often the channel is asked for a round trip. Default 250 ms. */
+  readonly heartbeatMs?: number;
+  /**
+   * How old the last answered round trip may be before a check stops trusting
+   * the set, and how long a round trip may take before the channel counts as
+   * down. Default 1000 ms: the bound on how late a revocation reaches a replica.
+   */
+  readonly staleAfterMs?: number;
+  /** Waits before reconnect attempt `attempt` (1, 2, …); rejects when `signal` aborts (the feed closed). */
+  readonly backoff?: (attempt: number, signal: AbortSignal) => Promise<void>;
+  /** The LISTEN connection's `application_name`, as `pg_stat_activity` shows it. */
+  readonly applicationName?: string;
+}
+
+export interface FeedEvents {
+  /** The set was (re)loaded from the table; checks are answered again. */
+  live: [];
+  /** The channel was lost or could not be opened; every check fails until `live`. */
+  down: [Error];
+  /** A revocation reached the set, by notification or from this replica's own `revoke`. */
+  applied: [Revocation];
+}
+
+type Phase = 'idle' | 'connecting' | 'live' | 'down' | 'closed';
+
+/** 100 ms doubling to 5 s, ±20 %. */
+const defaultBackoff = (attempt: number, signal: AbortSignal): Promise<void> =>
+  sleep(Math.min(100 * 2 ** (attempt - 1), 5000) * (0.8 + Math.random() * 0.4), undefined, {
+    signal,
+    ref: false,
+  });
+
+/**
+ * A replica's copy of the revocation table, kept current by `LISTEN` on one
+ * dedicated connection (not the pool): loaded with one query when the channel
+ * opens, then amended by each notification the table's trigger sends. A check
+ * is a lookup in memory; it trusts the copy only while the channel is up and
+ * has answered a round trip begun within `staleAfterMs` (PostgreSQL delivers a
+ * notification committed before that round trip began ahead of its answer),
+ * and throws `ERR_STATE_UNAVAILABLE` otherwise: fail closed. A lost channel
+ * reconnects with backoff and reloads the whole table before it answers again,
+ * so revocations made while it was down are not missed.
+ */
+export class PostgresRevocationFeed extends EventEmitter<FeedEvents> {
+  readonly #url: string;
+  readonly #table: string;
+  readonly #prepare: () => Promise<void>;
+  readonly #now: () => number;
+  readonly #heartbeatMs: number;
+  readonly #staleAfterMs: number;
+  readonly #backoff: NonNullable<FeedOptions['backoff']>;
+  readonly #applicationName: string;
+  readonly #stop = new AbortController();
+  #set = new RevocationSet();
+  /** Set while a load runs: notifications that arrive meanwhile, applied on top of what it read. */
+  #pending: Revocation[] | undefined;
+  #reloadAgain = false;
+  #phase: Phase = 'idle';
+  #everLive = false;
+  #client: pg.Client | undefined;
+  /** When the last answered round trip began. */
+  #confirmedAt = Number.NEGATIVE_INFINITY;
+  #beat: Promise<void> | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #first: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+
+  /** `table` is also the channel's name; `prepare` creates the table and its trigger. */
+  constructor(url: string, table: string, prepare: () => Promise<void>, options: FeedOptions = {}) {
+    super();
+    this.#url = url;
+    this.#table = table;
+    this.#prepare = prepare;
+    this.#now = options.now ?? Date.now;
+    this.#heartbeatMs = options.heartbeatMs ?? 250;
+    this.#staleAfterMs = options.staleAfterMs ?? 1000;
+    this.#backoff = options.backoff ?? defaultBackoff;
+    this.#applicationName = options.applicationName ?? `portcullis-listen ${table}`;
+  }
+
+  /** Opens the channel (once); resolves when the set is first loaded, rejects if that first attempt fails. */
+  start(): Promise<void> {
+    this.#first ??= this.#connect().then(
+      () => void this.#supervise(),
+      (err: unknown) => {
+        void this.#supervise();
+        throw unavailable('cannot open the revocation channel', err);
+      },
+    );
+    return this.#first;
+  }
+
+  /** The earliest revocation matching the subject; throws `ERR_STATE_UNAVAILABLE` when the set cannot be trusted. */
+  async find(subject: RevocationSubject): Promise<Revocation | undefined> {
+    if (!this.#trusted()) await this.#settle();
+    return this.#set.find(subject);
+  }
+
+  /** Resolves once every revocation committed before the call is in the set; rejects if that cannot be confirmed. */
+  async sync(): Promise<void> {
+    if (this.#phase === 'idle' || (this.#phase === 'connecting' && !this.#everLive)) await this.start();
+    else {
+      // A round trip begun before the call says nothing about commits made since.
+      await this.#beat?.catch(() => {});
+      await this.#roundTrip().catch((err: unknown) => {
+        throw unavailable('the revocation channel did not answer', err);
+      });
+    }
+    if (!this.#trusted()) throw unavailable(`the revocation channel is ${this.#phase}`);
+  }
+
+  /** Adds a revocation this replica just committed, so its own checks see it before the notification. */
+  apply(r: Revocation): void {
+    this.#set.add(r);
+    this.#pending?.push(r);
+    this.emit('applied', r);
+  }
+
+  /** Whether the set holds this revocation (whatever the channel's state). */
+  holds(kind: Revocation['kind'], value: string): boolean {
+    return this.#set.has(kind, value);
+  }
+
+  async close(): Promise<void> {
+    this.#phase = 'closed';
+    this.#stop.abort();
+    this.#stopHeartbeat();
+    this.#wake?.();
+    const client = this.#client;
+    this.#client = undefined;
+    if (client) await endClient(client);
+  }
+
+  #trusted(): boolean {
+    return this.#phase === 'live' && this.#now() - this.#confirmedAt <= this.#staleAfterMs;
+  }
+
+  /** The first check waits for the first load; a stale set for one round trip; a lost channel fails at once. */
+  async #settle(): Promise<void> {
+    if (this.#phase === 'idle' || (this.#phase === 'connecting' && !this.#everLive)) await this.start();
+    else if (this.#phase === 'live')
+      await this.#roundTrip().catch((err: unknown) => {
+        throw unavailable('the revocation channel did not answer', err);
+      });
+    if (!this.#trusted()) throw unavailable(`the revocation channel is ${this.#phase}`);
+  }
+
+  /** Reconnects whenever the channel is lost, until closed. */
+  async #supervise(): Promise<void> {
+    let attempt = 0;
+    while (this.#phase !== 'closed') {
+      if (this.#phase === 'live' || this.#phase === 'connecting') {
+        attempt = 0;
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+        });
+        continue;
+      }
+      try {
+        await this.#backoff(++attempt, this.#stop.signal);
+      } catch {
+        return;
+      }
+      if (!this.#stop.signal.aborted) await this.#connect().catch(() => {});
+    }
+  }
+
+  /** One connection: LISTEN first, then the load, so nothing committed in between is missed. */
+  async #connect(): Promise<void> {
+    this.#phase = 'connecting';
+    const client = new pg.Client({
+      connectionString: this.#url,
+      application_name: this.#applicationName,
+      connectionTimeoutMillis: STORE_TIMEOUT_MS,
+      query_timeout: STORE_TIMEOUT_MS,
+      keepAlive: true,
+    });
+    this.#client = client;
+    client.on('error', (err) => this.#lost(client, err));
+    client.on('end', () => this.#lost(client, new Error('the revocation channel closed')));
+    client.on('notification', (n) => this.#notified(client, n.payload));
+    try {
+      await client.connect();
+      await this.#prepare();
+      await client.query(`LISTEN ${this.#table}`);
+      await this.#load(client);
+    } catch (err) {
+      this.#lost(client, err);
+      throw err;
+    }
+  }
+
+  /** Reads the whole table into a new set; checks fail meanwhile. */
+  async #load(client: pg.Client): Promise<void> {
+    this.#phase = 'connecting';
+    this.#stopHeartbeat();
+    this.#pending = [];
+    const began = this.#now();
+    const res = await client.query<Row>(`SELECT kind, value, revoked_at, reason FROM ${this.#table}`);
+    if (client !== this.#client) throw new Error('the revocation channel was lost while loading');
+    const set = new RevocationSet();
+    for (const row of res.rows) set.add(fromRow(row));
+    for (const r of this.#pending) set.add(r);
+    this.#pending = undefined;
+    this.#set = set;
+    if (this.#reloadAgain) {
+      this.#reloadAgain = false;
+      return this.#load(client);
+    }
+    this.#confirmedAt = began;
+    this.#phase = 'live';
+    this.#everLive = true;
+    this.#heartbeat = setInterval(() => void this.#roundTrip().catch(() => {}), this.#heartbeatMs);
+    this.#heartbeat.unref();
+    this.emit('live');
+  }
+
+  #notified(client: pg.Client, payload: string | undefined): void {
+    if (client !== this.#client) return;
+    const r = parsePayload(payload);
+    // Too large to carry the row, or not ours: read the table again rather than guess.
+    if (r) this.apply(r);
+    else if (this.#pending) this.#reloadAgain = true;
+    else this.#load(client).catch((err: unknown) => this.#lost(client, err));
+  }
+
+  #roundTrip(): Promise<void> {
+    this.#beat ??= this.#ping().finally(() => {
+      this.#beat = undefined;
+    });
+    return this.#beat;
+  }
+
+  /** `SELECT 1` on the channel within `staleAfterMs`, or the channel counts as down. */
+  async #ping(): Promise<void> {
+    const client = this.#client;
+    if (!client || this.#phase !== 'live') throw new Error(`the revocation channel is ${this.#phase}`);
+    const began = this.#now();
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer on the revocation channel within ${this.#staleAfterMs} ms`)),
+        this.#staleAfterMs,
+      );
+    });
+    try {
+      await Promise.race([client.query('SELECT 1'), bound]);
+      if (client === this.#client && began > this.#confirmedAt) this.#confirmedAt = began;
+    } catch (err) {
+      this.#lost(client, err);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #lost(client: pg.Client, err: unknown): void {
+    if (client !== this.#client) return;
+    this.#client = undefined;
+    this.#pending = undefined;
+    this.#stopHeartbeat();
+    client.connection.stream.destroy();
+    if (this.#phase === 'closed') return;
+    this.#phase = 'down';
+    this.emit('down', err instanceof Error ? err : new Error(String(err)));
+    this.#wake?.();
+  }
+
+  #stopHeartbeat(): void {
+    clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+  }
+}
+
+/** Ends the session politely, or drops the socket if the server does not answer. */
+async function endClient(client: pg.Client): Promise<void> {
+  await Promise.race([client.end().catch(() => {}), sleep(1000, undefined, { ref: false })]);
+  client.connection.stream.destroy();
+}
+
+const unavailable = (message: string, cause?: unknown) =>
+  new PortcullisError('ERR_STATE_UNAVAILABLE', message, cause === undefined ? {} : { cause });
+
+export interface Row {
+  kind: Revocation['kind'];
+  value: string;
+  revoked_at: string;
+  reason: string | null;
+}
+
+export const fromRow = (r: Row): Revocation => ({
+  kind: r.kind,
+  value: r.value,
+  revokedAt: Number(r.revoked_at),
+  ...(r.reason === null ? {} : { reason: r.reason }),
+});
+
+const KINDS: readonly unknown[] = ['jti', 'sub', 'workload'];
+
+/** A notification's row, or undefined for anything else (the trigger sends `reload` for a row too large). */
+function parsePayload(payload: string | undefined): Revocation | undefined {
+  let v: { kind?: unknown; value?: unknown; revokedAt?: unknown; reason?: unknown };
+  try {
+    v = JSON.parse(payload ?? '') as typeof v;
+  } catch {
+    return undefined;
+  }
+  if (!KINDS.includes(v?.kind) || typeof v.value !== 'string' || typeof v.revokedAt !== 'number')
+    return undefined;
+  return {
+    kind: v.kind as Revocation['kind'],
+    value: v.value,
+    revokedAt: v.revokedAt,
+    ...(typeof v.reason === 'string' ? { reason: v.reason } : {}),
+  };
+}
