@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
@@ -31,6 +32,9 @@ export interface FeedEvents {
   applied: [Revocation];
 }
 
+/** What a heartbeat's payload starts with; a revocation's is JSON. */
+const PING = 'ping:';
+
 type Phase = 'idle' | 'connecting' | 'live' | 'down' | 'closed';
 
 /** 100 ms doubling to 5 s, ±20 %. */
@@ -45,9 +49,10 @@ const defaultBackoff = (attempt: number, signal: AbortSignal): Promise<void> =>
  * dedicated connection (not the pool): loaded with one query when the channel
  * opens, then amended by each notification the table's trigger sends. A check
  * is a lookup in memory; it trusts the copy only while the channel is up and
- * has answered a round trip begun within `staleAfterMs` (PostgreSQL delivers a
- * notification committed before that round trip began ahead of its answer),
- * and throws `ERR_STATE_UNAVAILABLE` otherwise: fail closed. A lost channel
+ * has carried back a heartbeat (a notification to itself, every
+ * `heartbeatMs`) sent within the last `staleAfterMs`: notifications arrive in
+ * commit order, so every revocation committed before that heartbeat is in the
+ * copy. Otherwise it throws `ERR_STATE_UNAVAILABLE`: fail closed. A lost channel
  * reconnects with backoff and reloads the whole table before it answers again,
  * so revocations made while it was down are not missed.
  */
@@ -74,6 +79,11 @@ export class PostgresRevocationFeed extends EventEmitter<FeedEvents> {
   #heartbeat: NodeJS.Timeout | undefined;
   #first: Promise<void> | undefined;
   #wake: (() => void) | undefined;
+  /** Tells this feed's heartbeats from other replicas'. */
+  readonly #id = randomBytes(6).toString('hex');
+  #pings = 0;
+  #ping: { token: string; heard: () => void } | undefined;
+  readonly #notify: string;
 
   /** `table` is also the channel's name; `prepare` creates the table and its trigger. */
   constructor(url: string, table: string, prepare: () => Promise<void>, options: FeedOptions = {}) {
@@ -86,6 +96,7 @@ export class PostgresRevocationFeed extends EventEmitter<FeedEvents> {
     this.#staleAfterMs = options.staleAfterMs ?? 1000;
     this.#backoff = options.backoff ?? defaultBackoff;
     this.#applicationName = options.applicationName ?? `portcullis-listen ${table}`;
+    this.#notify = `SELECT pg_notify('${table}', $1)`;
   }
 
   /** Opens the channel (once); resolves when the set is first loaded, rejects if that first attempt fails. */
@@ -227,6 +238,11 @@ export class PostgresRevocationFeed extends EventEmitter<FeedEvents> {
 
   #notified(client: pg.Client, payload: string | undefined): void {
     if (client !== this.#client) return;
+    if (payload?.startsWith(PING)) {
+      // Every replica hears every replica's heartbeat; only its own answers its round trip.
+      if (payload === this.#ping?.token) this.#ping.heard();
+      return;
+    }
     const r = parsePayload(payload);
     // Too large to carry the row, or not ours: read the table again rather than guess.
     if (r) this.apply(r);
@@ -235,17 +251,27 @@ export class PostgresRevocationFeed extends EventEmitter<FeedEvents> {
   }
 
   #roundTrip(): Promise<void> {
-    this.#beat ??= this.#ping().finally(() => {
+    this.#beat ??= this.#selfNotify().finally(() => {
       this.#beat = undefined;
     });
     return this.#beat;
   }
 
-  /** `SELECT 1` on the channel within `staleAfterMs`, or the channel counts as down. */
-  async #ping(): Promise<void> {
+  /**
+   * A notification to itself through the channel, heard back within
+   * `staleAfterMs`, or the channel counts as down. Notifications arrive in
+   * commit order, so hearing it proves every revocation committed before it
+   * began has arrived; and a session that silently stopped listening (a
+   * pooler in transaction mode) cannot pass it, where a `SELECT 1` would.
+   */
+  async #selfNotify(): Promise<void> {
     const client = this.#client;
     if (!client || this.#phase !== 'live') throw new Error(`the revocation channel is ${this.#phase}`);
     const began = this.#now();
+    const token = `${PING}${this.#id}:${++this.#pings}`;
+    const heard = new Promise<void>((resolve) => {
+      this.#ping = { token, heard: resolve };
+    });
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<never>((_, reject) => {
       // After the next I/O poll: an answer waiting in the socket behind a busy event loop still counts.
@@ -254,13 +280,14 @@ export class PostgresRevocationFeed extends EventEmitter<FeedEvents> {
       timer = setTimeout(() => setImmediate(late), this.#staleAfterMs);
     });
     try {
-      await Promise.race([client.query('SELECT 1'), bound]);
+      await Promise.race([Promise.all([client.query(this.#notify, [token]), heard]), bound]);
       if (client === this.#client && began > this.#confirmedAt) this.#confirmedAt = began;
     } catch (err) {
       this.#lost(client, err);
       throw err;
     } finally {
       clearTimeout(timer);
+      this.#ping = undefined;
     }
   }
 

@@ -41,6 +41,13 @@ describe('the PostgreSQL revocation store, kept current by LISTEN/NOTIFY', () =>
       await sql(`INSERT INTO ${p}_revocations (kind, value, revoked_at) VALUES ('jti', 'j2', 11)`);
       await byTool;
       assert.equal((await b.find({ tokenId: 'j2' }))?.revokedAt, 11);
+      // Each replica's heartbeat reaches the other through the channel, and is no reason to reload.
+      let reloads = 0;
+      b.feed.on('live', () => reloads++);
+      assert.equal(await a.find({ tokenId: 'j0' }), undefined);
+      await a.sync();
+      await b.sync();
+      assert.equal(reloads, 0);
     } finally {
       await a.close();
       await b.close();
