@@ -1,5 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { type FeedOptions, fromRow, PostgresRevocationFeed, type Row } from './postgres-feed.ts';
+import { type FeedChannel, type FeedOptions, RevocationFeed } from './revocation-feed.ts';
 import {
   type Revocation,
   type RevocationStore,
@@ -7,20 +8,25 @@ import {
   STORE_TIMEOUT_MS,
 } from './revocations.ts';
 
+export interface PostgresFeedOptions extends FeedOptions {
+  /** The LISTEN connection's `application_name`, as `pg_stat_activity` shows it. */
+  readonly applicationName?: string;
+}
+
 /**
  * Revocations in PostgreSQL, for replicas. `prefix` names the table (validated
  * by the config schema). Writes and `list` go to the table through a small
  * pool; checks are answered from this replica's copy of the table, which a
- * LISTEN connection keeps current (see postgres-feed.ts): no round trip per call.
+ * LISTEN connection keeps current (see revocation-feed.ts): no round trip per call.
  */
 export class PostgresRevocationStore implements RevocationStore {
   private readonly pool: pg.Pool;
   private readonly table: string;
   /** The replica's copy of the table; its events (`live`, `down`, `applied`) say what the channel does. */
-  readonly feed: PostgresRevocationFeed;
+  readonly feed: RevocationFeed;
   private ready: Promise<void> | undefined;
 
-  constructor(url: string, prefix: string, options: FeedOptions = {}) {
+  constructor(url: string, prefix: string, options: PostgresFeedOptions = {}) {
     if (!/^[a-z][a-z0-9_]{0,30}$/.test(prefix)) throw new Error('invalid table prefix');
     // Bounded waits: a database that stalls (a lock, a failover) must fail a revocation, not hang it.
     this.pool = new pg.Pool({
@@ -31,7 +37,8 @@ export class PostgresRevocationStore implements RevocationStore {
     });
     this.pool.on('error', () => {});
     this.table = `${prefix}_revocations`;
-    this.feed = new PostgresRevocationFeed(url, this.table, () => this.init(), options);
+    const name = options.applicationName ?? `portcullis-listen ${this.table}`;
+    this.feed = new RevocationFeed(() => listenChannel(url, this.table, name, () => this.init()), options);
   }
 
   /** The table, and the trigger that notifies every replica of each row inserted, by any writer. */
@@ -76,6 +83,52 @@ export class PostgresRevocationStore implements RevocationStore {
     await this.pool.end();
   }
 }
+
+/** A connection of its own that LISTENs on the table's channel; `prepare` creates the table and its trigger. */
+function listenChannel(url: string, table: string, name: string, prepare: () => Promise<void>): FeedChannel {
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: name,
+    connectionTimeoutMillis: STORE_TIMEOUT_MS,
+    query_timeout: STORE_TIMEOUT_MS,
+    keepAlive: true,
+  });
+  return {
+    async open(onMessage, onLost) {
+      client.on('error', onLost);
+      client.on('end', () => onLost(new Error('the revocation channel closed')));
+      client.on('notification', (n) => onMessage(n.payload ?? ''));
+      await client.connect();
+      await prepare();
+      await client.query(`LISTEN ${table}`);
+    },
+    async load() {
+      const res = await client.query<Row>(`SELECT kind, value, revoked_at, reason FROM ${table}`);
+      return res.rows.map(fromRow);
+    },
+    async publish(payload) {
+      await client.query(`SELECT pg_notify('${table}', $1)`, [payload]);
+    },
+    async close(polite) {
+      if (polite) await Promise.race([client.end().catch(() => {}), sleep(1000, undefined, { ref: false })]);
+      client.connection.stream.destroy();
+    },
+  };
+}
+
+interface Row {
+  kind: Revocation['kind'];
+  value: string;
+  revoked_at: string;
+  reason: string | null;
+}
+
+const fromRow = (r: Row): Revocation => ({
+  kind: r.kind,
+  value: r.value,
+  revokedAt: Number(r.revoked_at),
+  ...(r.reason === null ? {} : { reason: r.reason }),
+});
 
 /**
  * One implicit transaction under an advisory lock, so replicas starting

@@ -1,10 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
 import { PortcullisError } from '../errors.ts';
 import { RevocationSet } from './revocation-set.ts';
 import { type Revocation, type RevocationSubject, STORE_TIMEOUT_MS } from './revocations.ts';
+
+/**
+ * One connection of a feed to the shared store, opened again after each loss:
+ * PostgreSQL's LISTEN (postgres.ts), Redis's SUBSCRIBE (redis.ts).
+ */
+export interface FeedChannel {
+  /** Connects and subscribes; from then on every message published reaches `onMessage`, in order, until `onLost`. */
+  open(onMessage: (payload: string) => void, onLost: (err: Error) => void): Promise<void>;
+  /** Every revocation in the store, read after subscribing. */
+  load(): Promise<Revocation[]>;
+  /** Publishes `payload` to every subscriber, this one included. */
+  publish(payload: string): Promise<void>;
+  /** Ends the connection (`polite`: as a client leaving; otherwise drops the socket). */
+  close(polite: boolean): Promise<void>;
+}
 
 export interface FeedOptions {
   /** The clock freshness is judged by (ms since the epoch or any monotonic origin). */
@@ -19,8 +33,6 @@ export interface FeedOptions {
   readonly staleAfterMs?: number;
   /** Waits before reconnect attempt `attempt` (1, 2, …); rejects when `signal` aborts (the feed closed). */
   readonly backoff?: (attempt: number, signal: AbortSignal) => Promise<void>;
-  /** The LISTEN connection's `application_name`, as `pg_stat_activity` shows it. */
-  readonly applicationName?: string;
 }
 
 export interface FeedEvents {
@@ -45,9 +57,9 @@ const defaultBackoff = (attempt: number, signal: AbortSignal): Promise<void> =>
   });
 
 /**
- * A replica's copy of the revocation table, kept current by `LISTEN` on one
- * dedicated connection (not the pool): loaded with one query when the channel
- * opens, then amended by each notification the table's trigger sends. A check
+ * A replica's copy of the shared revocations, kept current by one dedicated
+ * subscribed connection (not the pool): loaded with one query when the channel
+ * opens, then amended by each message the writers publish. A check
  * is a lookup in memory; it trusts the copy only while the channel is up and
  * has carried back a heartbeat (a notification to itself, every
  * `heartbeatMs`) sent within the last `staleAfterMs`: notifications arrive in
@@ -56,15 +68,12 @@ const defaultBackoff = (attempt: number, signal: AbortSignal): Promise<void> =>
  * reconnects with backoff and reloads the whole table before it answers again,
  * so revocations made while it was down are not missed.
  */
-export class PostgresRevocationFeed extends EventEmitter<FeedEvents> {
-  readonly #url: string;
-  readonly #table: string;
-  readonly #prepare: () => Promise<void>;
+export class RevocationFeed extends EventEmitter<FeedEvents> {
+  readonly #openChannel: () => FeedChannel;
   readonly #now: () => number;
   readonly #heartbeatMs: number;
   readonly #staleAfterMs: number;
   readonly #backoff: NonNullable<FeedOptions['backoff']>;
-  readonly #applicationName: string;
   readonly #stop = new AbortController();
   #set = new RevocationSet();
   /** Set while a load runs: notifications that arrive meanwhile, applied on top of what it read. */
@@ -72,7 +81,7 @@ export class PostgresRevocationFeed extends EventEmitter<FeedEvents> {
   #reloadAgain = false;
   #phase: Phase = 'idle';
   #everLive = false;
-  #client: pg.Client | undefined;
+  #channel: FeedChannel | undefined;
   /** When the last answered round trip began. */
   #confirmedAt = Number.NEGATIVE_INFINITY;
   #beat: Promise<void> | undefined;
@@ -83,20 +92,14 @@ export class PostgresRevocationFeed extends EventEmitter<FeedEvents> {
   readonly #id = randomBytes(6).toString('hex');
   #pings = 0;
   #ping: { token: string; heard: () => void } | undefined;
-  readonly #notify: string;
 
-  /** `table` is also the channel's name; `prepare` creates the table and its trigger. */
-  constructor(url: string, table: string, prepare: () => Promise<void>, options: FeedOptions = {}) {
+  constructor(openChannel: () => FeedChannel, options: FeedOptions = {}) {
     super();
-    this.#url = url;
-    this.#table = table;
-    this.#prepare = prepare;
+    this.#openChannel = openChannel;
     this.#now = options.now ?? Date.now;
     this.#heartbeatMs = options.heartbeatMs ?? 250;
     this.#staleAfterMs = options.staleAfterMs ?? 1000;
     this.#backoff = options.backoff ?? defaultBackoff;
-    this.#applicationName = options.applicationName ?? `portcullis-listen ${table}`;
-    this.#notify = `SELECT pg_notify('${table}', $1)`;
   }
 
   /** Opens the channel (once); resolves when the set is first loaded, rejects if that first attempt fails. */
@@ -147,9 +150,9 @@ export class PostgresRevocationFeed extends EventEmitter<FeedEvents> {
     this.#stop.abort();
     this.#stopHeartbeat();
     this.#wake?.();
-    const client = this.#client;
-    this.#client = undefined;
-    if (client) await endClient(client);
+    const channel = this.#channel;
+    this.#channel = undefined;
+    await channel?.close(true);
   }
 
   #trusted(): boolean {
@@ -186,47 +189,49 @@ export class PostgresRevocationFeed extends EventEmitter<FeedEvents> {
     }
   }
 
-  /** One connection: LISTEN first, then the load, so nothing committed in between is missed. */
+  /** One connection: subscribed first, then the load, so nothing committed in between is missed. */
   async #connect(): Promise<void> {
     this.#phase = 'connecting';
-    const client = new pg.Client({
-      connectionString: this.#url,
-      application_name: this.#applicationName,
-      connectionTimeoutMillis: STORE_TIMEOUT_MS,
-      query_timeout: STORE_TIMEOUT_MS,
-      keepAlive: true,
+    const channel = this.#openChannel();
+    this.#channel = channel;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(new Error(`timed out: the revocation channel did not open within ${STORE_TIMEOUT_MS} ms`)),
+        STORE_TIMEOUT_MS,
+      );
     });
-    this.#client = client;
-    client.on('error', (err) => this.#lost(client, err));
-    client.on('end', () => this.#lost(client, new Error('the revocation channel closed')));
-    client.on('notification', (n) => this.#notified(client, n.payload));
     try {
-      await client.connect();
-      await this.#prepare();
-      await client.query(`LISTEN ${this.#table}`);
-      await this.#load(client);
+      const opening = channel.open(
+        (payload) => this.#notified(channel, payload),
+        (err) => this.#lost(channel, err),
+      );
+      await Promise.race([opening.then(() => this.#load(channel)), bound]);
     } catch (err) {
-      this.#lost(client, err);
+      this.#lost(channel, err);
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   /** Reads the whole table into a new set; checks fail meanwhile. */
-  async #load(client: pg.Client): Promise<void> {
+  async #load(channel: FeedChannel): Promise<void> {
     this.#phase = 'connecting';
     this.#stopHeartbeat();
     this.#pending = [];
     const began = this.#now();
-    const res = await client.query<Row>(`SELECT kind, value, revoked_at, reason FROM ${this.#table}`);
-    if (client !== this.#client) throw new Error('the revocation channel was lost while loading');
+    const rows = await channel.load();
+    if (channel !== this.#channel) throw new Error('the revocation channel was lost while loading');
     const set = new RevocationSet();
-    for (const row of res.rows) set.add(fromRow(row));
+    for (const r of rows) set.add(r);
     for (const r of this.#pending) set.add(r);
     this.#pending = undefined;
     this.#set = set;
     if (this.#reloadAgain) {
       this.#reloadAgain = false;
-      return this.#load(client);
+      return this.#load(channel);
     }
     this.#confirmedAt = began;
     this.#phase = 'live';
@@ -236,18 +241,18 @@ export class PostgresRevocationFeed extends EventEmitter<FeedEvents> {
     this.emit('live');
   }
 
-  #notified(client: pg.Client, payload: string | undefined): void {
-    if (client !== this.#client) return;
-    if (payload?.startsWith(PING)) {
+  #notified(channel: FeedChannel, payload: string): void {
+    if (channel !== this.#channel) return;
+    if (payload.startsWith(PING)) {
       // Every replica hears every replica's heartbeat; only its own answers its round trip.
       if (payload === this.#ping?.token) this.#ping.heard();
       return;
     }
     const r = parsePayload(payload);
-    // Too large to carry the row, or not ours: read the table again rather than guess.
+    // Too large to carry the row, or not ours: read the store again rather than guess.
     if (r) this.apply(r);
     else if (this.#pending) this.#reloadAgain = true;
-    else this.#load(client).catch((err: unknown) => this.#lost(client, err));
+    else this.#load(channel).catch((err: unknown) => this.#lost(channel, err));
   }
 
   #roundTrip(): Promise<void> {
@@ -258,15 +263,16 @@ export class PostgresRevocationFeed extends EventEmitter<FeedEvents> {
   }
 
   /**
-   * A notification to itself through the channel, heard back within
-   * `staleAfterMs`, or the channel counts as down. Notifications arrive in
-   * commit order, so hearing it proves every revocation committed before it
-   * began has arrived; and a session that silently stopped listening (a
-   * pooler in transaction mode) cannot pass it, where a `SELECT 1` would.
+   * A message to itself through the channel, heard back within
+   * `staleAfterMs`, or the channel counts as down. Messages arrive in the
+   * order they were published (committed), so hearing it proves every
+   * revocation published before it was sent has arrived; and a session that
+   * silently stopped listening (a pooler in transaction mode) cannot pass it,
+   * where a `SELECT 1` would.
    */
   async #selfNotify(): Promise<void> {
-    const client = this.#client;
-    if (!client || this.#phase !== 'live') throw new Error(`the revocation channel is ${this.#phase}`);
+    const channel = this.#channel;
+    if (!channel || this.#phase !== 'live') throw new Error(`the revocation channel is ${this.#phase}`);
     const began = this.#now();
     const token = `${PING}${this.#id}:${++this.#pings}`;
     const heard = new Promise<void>((resolve) => {
@@ -280,10 +286,10 @@ export class PostgresRevocationFeed extends EventEmitter<FeedEvents> {
       timer = setTimeout(() => setImmediate(late), this.#staleAfterMs);
     });
     try {
-      await Promise.race([Promise.all([client.query(this.#notify, [token]), heard]), bound]);
-      if (client === this.#client && began > this.#confirmedAt) this.#confirmedAt = began;
+      await Promise.race([Promise.all([channel.publish(token), heard]), bound]);
+      if (channel === this.#channel && began > this.#confirmedAt) this.#confirmedAt = began;
     } catch (err) {
-      this.#lost(client, err);
+      this.#lost(channel, err);
       throw err;
     } finally {
       clearTimeout(timer);
@@ -291,12 +297,12 @@ export class PostgresRevocationFeed extends EventEmitter<FeedEvents> {
     }
   }
 
-  #lost(client: pg.Client, err: unknown): void {
-    if (client !== this.#client) return;
-    this.#client = undefined;
+  #lost(channel: FeedChannel, err: unknown): void {
+    if (channel !== this.#channel) return;
+    this.#channel = undefined;
     this.#pending = undefined;
     this.#stopHeartbeat();
-    client.connection.stream.destroy();
+    void channel.close(false).catch(() => {});
     if (this.#phase === 'closed') return;
     this.#phase = 'down';
     this.emit('down', err instanceof Error ? err : new Error(String(err)));
@@ -309,36 +315,25 @@ export class PostgresRevocationFeed extends EventEmitter<FeedEvents> {
   }
 }
 
-/** Ends the session politely, or drops the socket if the server does not answer. */
-async function endClient(client: pg.Client): Promise<void> {
-  await Promise.race([client.end().catch(() => {}), sleep(1000, undefined, { ref: false })]);
-  client.connection.stream.destroy();
-}
-
 const unavailable = (message: string, cause?: unknown) =>
   new PortcullisError('ERR_STATE_UNAVAILABLE', message, cause === undefined ? {} : { cause });
 
-export interface Row {
-  kind: Revocation['kind'];
-  value: string;
-  revoked_at: string;
-  reason: string | null;
-}
-
-export const fromRow = (r: Row): Revocation => ({
-  kind: r.kind,
-  value: r.value,
-  revokedAt: Number(r.revoked_at),
-  ...(r.reason === null ? {} : { reason: r.reason }),
-});
-
 const KINDS: readonly unknown[] = ['jti', 'sub', 'workload'];
 
-/** A notification's row, or undefined for anything else (the trigger sends `reload` for a row too large). */
-function parsePayload(payload: string | undefined): Revocation | undefined {
+/** The JSON a writer publishes for a revocation (`reason` optional). */
+export const revocationMessage = (r: Revocation): string =>
+  JSON.stringify({
+    kind: r.kind,
+    value: r.value,
+    revokedAt: r.revokedAt,
+    ...(r.reason ? { reason: r.reason } : {}),
+  });
+
+/** A message's revocation, or undefined for anything else (PostgreSQL's trigger sends `reload` for a row too large). */
+function parsePayload(payload: string): Revocation | undefined {
   let v: { kind?: unknown; value?: unknown; revokedAt?: unknown; reason?: unknown };
   try {
-    v = JSON.parse(payload ?? '') as typeof v;
+    v = JSON.parse(payload) as typeof v;
   } catch {
     return undefined;
   }
