@@ -12,7 +12,7 @@ import { RedisRevocationStore } from '../../src/state/redis.ts';
 import type { RevocationStore } from '../../src/state/revocations.ts';
 import { SqliteRevocationStore } from '../../src/state/sqlite.ts';
 import { PG_URL, REDIS_URL } from '../helpers.ts';
-import { dropPgTable } from './pg-revocations.ts';
+import { dropPgTable } from './shared-revocations.ts';
 
 const run = randomBytes(4).toString('hex');
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-state-'));

@@ -1,4 +1,4 @@
-/** Helpers for the PostgreSQL revocation tests: cleanup, a held reconnect, a proxy that can go silent. */
+/** Helpers for the shared revocation stores' tests: cleanup, a held reconnect, a proxy that can go silent. */
 import { EventEmitter, once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import pg from 'pg';
@@ -46,15 +46,15 @@ export function heldBackoff() {
   };
 }
 
-/** A TCP proxy to PostgreSQL that `freeze()` turns silent: connections stay open, nothing passes. */
-export async function freezableProxy() {
+/** A TCP proxy to `target` (a server's URL) that `freeze()` turns silent: connections stay open, nothing passes. */
+export async function freezableProxy(target: string) {
   const sockets: Socket[] = [];
   let frozen = false;
   const server: Server = createServer((client) => {
     sockets.push(client);
     if (frozen) return;
-    const url = new URL(PG_URL);
-    const upstream = connect(Number(url.port || 5432), url.hostname);
+    const to = new URL(target);
+    const upstream = connect(Number(to.port), to.hostname);
     sockets.push(upstream);
     client.pipe(upstream);
     upstream.pipe(client);
@@ -64,7 +64,7 @@ export async function freezableProxy() {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
-  const url = new URL(PG_URL);
+  const url = new URL(target);
   url.host = `127.0.0.1:${port}`;
   return {
     url: url.toString(),
