@@ -93,7 +93,8 @@ describe('a rug pull: a description that changes after the first list, across up
   after(async () => {
     const c = new pg.Client(PG_URL);
     await c.connect();
-    await c.query(`DROP TABLE IF EXISTS ${prefix}_records`);
+    await c.query(`DROP TABLE IF EXISTS ${prefix}_records, ${prefix}_revocations CASCADE`);
+    await c.query(`DROP FUNCTION IF EXISTS ${prefix}_revocations_notify() CASCADE`);
     await c.end();
   });
 
