@@ -3,7 +3,7 @@ import { type Checkpoint, checkpointText, openCheckpoint, signCheckpoint } from 
 import { AuditError } from './errors.ts';
 import { CompactRange, consistencyProof, leafHash } from './merkle.ts';
 import type { Signer } from './note.ts';
-import type { AppendItem, AuditStore } from './store.ts';
+import { type AppendItem, type AuditStore, decodeRange, encodeRange } from './store.ts';
 import { addCheckpoint, parseWitnessKey, type WitnessConfig } from './witness.ts';
 
 export interface AuditLogOptions {
@@ -89,10 +89,13 @@ export class AuditLog {
 
   /**
    * Checks the stored log against this writer's key and origin before it may
-   * append: the last checkpoint must verify and match the stored entries.
+   * append: the last checkpoint must verify, its stored range must have its
+   * root, and the stored head must extend it.
    */
   async init(): Promise<void> {
     this.signed = await this.loadSigned();
+    // Only the entries since the checkpoint are read: start-up does not grow with the log.
+    await this.extendSigned(this.signed);
   }
 
   /** Resolves with the entry's index once it is durable; rejects if it is not. */
@@ -229,9 +232,26 @@ export class AuditLog {
 
   private async checkpointNow(): Promise<void> {
     const signed = this.signed ?? (await this.loadSigned());
+    const grown = await this.extendSigned(signed);
+    if (!grown) return;
+    const { next, added } = grown;
+    const c: Checkpoint = { origin: this.opts.origin, size: next.size, root: next.root() };
+    const note = signCheckpoint(c, this.opts.signer);
+    await this.store.addCheckpoint({ size: c.size, note, range: encodeRange(next) });
+    this.signed = next;
+    this.leaves?.push(...added);
+    if (this.leaves) await this.pushToWitnesses(c, note);
+  }
+
+  /**
+   * Replays the leaves stored after the signed tree onto its edge and checks the result is the
+   * stored head: the head must extend what was signed. Undefined when the log did not grow.
+   */
+  private async extendSigned(
+    signed: CompactRange,
+  ): Promise<{ next: CompactRange; added: Buffer[] } | undefined> {
     const head = await this.store.head();
-    if (head.size <= signed.size) return;
-    // The new tree must extend the last signed one: replay the new leaves onto its edge.
+    if (head.size <= signed.size) return undefined;
     const next = signed.clone();
     const fresh = await this.store.leaves(signed.size, head.size);
     const added: Buffer[] = [];
@@ -250,28 +270,35 @@ export class AuditLog {
         `tree of size ${head.size} does not extend checkpoint ${signed.size}`,
       );
     }
-    const c: Checkpoint = { origin: this.opts.origin, size: head.size, root: head.root };
-    const note = signCheckpoint(c, this.opts.signer);
-    await this.store.addCheckpoint({ size: c.size, note });
-    this.signed = next;
-    this.leaves?.push(...added);
-    if (this.leaves) await this.pushToWitnesses(c, note);
+    return { next, added };
   }
 
-  /** Rebuilds the edge of the last stored checkpoint from the entries, checking its root and signature. */
+  /**
+   * The edge of the last stored checkpoint, its signature and root checked: from the range stored
+   * with it when there is one (start-up then reads no leaf before the checkpoint), else (a
+   * checkpoint written before ranges were kept, or witnesses to prove consistency to) from the leaves.
+   */
   private async loadSigned(): Promise<CompactRange> {
-    const all = await this.store.checkpoints();
-    const last = all[all.length - 1];
-    const range = new CompactRange();
+    const last = await this.store.latestCheckpoint();
     if (this.opts.witnesses?.length) this.leaves = [];
-    if (!last) return range;
+    if (!last) return new CompactRange();
     const c = openCheckpoint(last.note, this.opts.signer, this.opts.origin);
-    const leaves = (await this.store.leaves(0, c.size)).map((e) => leafHash(e.leaf));
-    for (const h of leaves) range.append(h);
-    if (this.opts.witnesses?.length) this.leaves = leaves;
+    const range =
+      last.range === undefined || this.leaves
+        ? await this.replayLeaves(c.size)
+        : storedRange(c.size, last.range);
     if (range.size !== c.size || !range.root().equals(c.root)) {
       throw new AuditError('ERR_AUDIT_INCONSISTENT', `stored entries do not match checkpoint ${c.size}`);
     }
+    return range;
+  }
+
+  /** The tree of the first `size` leaves, rebuilt from every one of them (kept when witnesses need proofs). */
+  private async replayLeaves(size: number): Promise<CompactRange> {
+    const range = new CompactRange();
+    const leaves = (await this.store.leaves(0, size)).map((e) => leafHash(e.leaf));
+    for (const h of leaves) range.append(h);
+    if (this.leaves) this.leaves = leaves;
     return range;
   }
 
@@ -317,5 +344,14 @@ export class AuditLog {
     while (this.syncing) await this.syncing;
     if (this.durability.mode !== 'record') await this.store.sync().catch(() => {});
     await this.store.close();
+  }
+}
+
+/** A stored range that does not even fit its size is as wrong as one with another root. */
+function storedRange(size: number, text: string): CompactRange {
+  try {
+    return decodeRange(size, text);
+  } catch {
+    throw new AuditError('ERR_AUDIT_INCONSISTENT', `the range stored with checkpoint ${size} is malformed`);
   }
 }

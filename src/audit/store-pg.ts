@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS ${t}_entries (idx BIGINT PRIMARY KEY, leaf BYTEA NOT 
   principal TEXT NOT NULL, tool TEXT NOT NULL, decision TEXT NOT NULL, session TEXT NOT NULL, time BIGINT NOT NULL, root_after BYTEA NOT NULL);
 CREATE INDEX IF NOT EXISTS ${t}_entries_principal ON ${t}_entries (principal, time);
 CREATE INDEX IF NOT EXISTS ${t}_entries_session ON ${t}_entries (session);
-CREATE TABLE IF NOT EXISTS ${t}_checkpoints (size BIGINT PRIMARY KEY, note TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ${t}_checkpoints (size BIGINT PRIMARY KEY, note TEXT NOT NULL, range TEXT);
+ALTER TABLE ${t}_checkpoints ADD COLUMN IF NOT EXISTS range TEXT;
 CREATE TABLE IF NOT EXISTS ${t}_blobs (hash TEXT PRIMARY KEY, data BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS ${t}_cosignatures (size BIGINT NOT NULL, witness TEXT NOT NULL, line TEXT NOT NULL, PRIMARY KEY (size, witness));
 CREATE OR REPLACE FUNCTION ${t}_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -209,20 +210,16 @@ export class PgAuditStore implements AuditStore {
         FROM ${this.t}_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx`,
       [from, to],
     );
-    return rows.map((r) => ({
-      index: Number(r.idx),
-      leaf: r.leaf as Buffer,
-      rootAfter: r.root_after as Buffer,
-      meta: {
-        kind: r.kind as EntryMeta['kind'],
-        callId: r.call_id as string,
-        principal: r.principal as string,
-        tool: r.tool as string,
-        decision: r.decision as string,
-        session: r.session as string,
-        time: Number(r.time),
-      },
-    }));
+    return rows.map(toEntry);
+  }
+
+  async entriesFrom(from: number, limit: number): Promise<StoredEntry[]> {
+    const { rows } = await this.pool.query(
+      `SELECT idx, leaf, root_after, kind, call_id, principal, tool, decision, session, time
+        FROM ${this.t}_entries WHERE idx >= $1 ORDER BY idx LIMIT $2`,
+      [from, limit],
+    );
+    return rows.map(toEntry);
   }
 
   async leaves(from: number, to: number): Promise<StoredLeaf[]> {
@@ -235,9 +232,22 @@ export class PgAuditStore implements AuditStore {
 
   async addCheckpoint(c: StoredCheckpoint): Promise<void> {
     await this.pool.query(
-      `INSERT INTO ${this.t}_checkpoints (size, note) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-      [c.size, c.note],
+      `INSERT INTO ${this.t}_checkpoints (size, note, range) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+      [c.size, c.note, c.range ?? null],
     );
+  }
+
+  async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    const { rows } = await this.pool.query(
+      `SELECT size, note, range FROM ${this.t}_checkpoints ORDER BY size DESC LIMIT 1`,
+    );
+    const r = rows[0];
+    if (!r) return undefined;
+    return {
+      size: Number(r.size),
+      note: r.note as string,
+      ...(r.range === null ? {} : { range: r.range as string }),
+    };
   }
 
   async checkpoints(): Promise<StoredCheckpoint[]> {
@@ -278,6 +288,21 @@ export class PgAuditStore implements AuditStore {
     await this.pool.end();
   }
 }
+
+const toEntry = (r: Record<string, unknown>): StoredEntry => ({
+  index: Number(r.idx),
+  leaf: r.leaf as Buffer,
+  rootAfter: r.root_after as Buffer,
+  meta: {
+    kind: r.kind as EntryMeta['kind'],
+    callId: r.call_id as string,
+    principal: r.principal as string,
+    tool: r.tool as string,
+    decision: r.decision as string,
+    session: r.session as string,
+    time: Number(r.time),
+  },
+});
 
 /** The entries' leaves and metadata as one array per column, for `unnest`. */
 function columns(items: readonly AppendItem[]): unknown[][] {

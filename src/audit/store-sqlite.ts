@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS audit_entries (idx INTEGER PRIMARY KEY, leaf BLOB NOT
   principal TEXT NOT NULL, tool TEXT NOT NULL, decision TEXT NOT NULL, session TEXT NOT NULL, time INTEGER NOT NULL, root_after BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_entries_principal ON audit_entries (principal, time);
 CREATE INDEX IF NOT EXISTS audit_entries_session ON audit_entries (session);
-CREATE TABLE IF NOT EXISTS audit_checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL, range TEXT);
 CREATE TABLE IF NOT EXISTS audit_blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_cosignatures (size INTEGER NOT NULL, witness TEXT NOT NULL, line TEXT NOT NULL, PRIMARY KEY (size, witness));
 CREATE TRIGGER IF NOT EXISTS audit_cosignatures_no_update BEFORE UPDATE ON audit_cosignatures BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
@@ -55,6 +55,8 @@ export class SqliteAuditStore implements AuditStore {
   private readonly commitSync: CommitSync;
   /** The write-ahead log, opened for `sync()` (deferred commits only). */
   private wal: { fd: number; ino: number } | undefined;
+  /** Whether `audit_checkpoints` has its `range` column (a database from before it, opened read-only, does not). */
+  private readonly rangeColumn: boolean;
 
   constructor(path: string, opts: { readOnly?: boolean; commitSync?: CommitSync } = {}) {
     this.commitSync = opts.commitSync ?? 'each';
@@ -65,13 +67,19 @@ export class SqliteAuditStore implements AuditStore {
     this.path = path;
     this.db = new DatabaseSync(path, { readOnly: opts.readOnly ?? false });
     this.db.exec('PRAGMA busy_timeout = 10000');
-    if (opts.readOnly) return;
+    if (opts.readOnly) {
+      this.rangeColumn = hasRangeColumn(this.db);
+      return;
+    }
     this.opened = fileId(path);
     this.db.exec('PRAGMA journal_mode = WAL');
     // NORMAL in WAL mode: a commit is written to the WAL (the OS has it: a crash of this process keeps it)
     // and reaches the disk at `sync()`; FULL: every commit waits for its fsync.
     this.db.exec(`PRAGMA synchronous = ${this.commitSync === 'each' ? 'FULL' : 'NORMAL'}`);
     this.db.exec(SCHEMA);
+    // A log created before checkpoints kept their range: add the column; its old rows stay without one.
+    if (!hasRangeColumn(this.db)) this.db.exec('ALTER TABLE audit_checkpoints ADD COLUMN range TEXT');
+    this.rangeColumn = true;
     this.db.exec(
       `INSERT OR IGNORE INTO audit_head (id, size, range, root) VALUES (1, 0, '', x'${new CompactRange().root().toString('hex')}')`,
     );
@@ -138,13 +146,11 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async entries(from: number, to: number): Promise<StoredEntry[]> {
-    const rows = this.statement('entries', ENTRIES).all(from, to) as unknown as EntryRow[];
-    return rows.map(([index, leaf, rootAfter, kind, callId, principal, tool, decision, session, time]) => ({
-      index,
-      leaf: Buffer.from(leaf),
-      rootAfter: Buffer.from(rootAfter),
-      meta: { kind, callId, principal, tool, decision, session, time },
-    }));
+    return toEntries(this.statement('entries', ENTRIES).all(from, to) as unknown as EntryRow[]);
+  }
+
+  async entriesFrom(from: number, limit: number): Promise<StoredEntry[]> {
+    return toEntries(this.statement('entriesFrom', ENTRIES_FROM).all(from, limit) as unknown as EntryRow[]);
   }
 
   async leaves(from: number, to: number): Promise<StoredLeaf[]> {
@@ -163,13 +169,24 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async addCheckpoint(c: StoredCheckpoint): Promise<void> {
-    this.db.prepare('INSERT OR IGNORE INTO audit_checkpoints (size, note) VALUES (?, ?)').run(c.size, c.note);
+    this.db
+      .prepare('INSERT OR IGNORE INTO audit_checkpoints (size, note, range) VALUES (?, ?, ?)')
+      .run(c.size, c.note, c.range ?? null);
   }
 
   async checkpoints(): Promise<StoredCheckpoint[]> {
     return this.db
       .prepare('SELECT size, note FROM audit_checkpoints ORDER BY size')
       .all() as unknown as StoredCheckpoint[];
+  }
+
+  async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    const range = this.rangeColumn ? 'range' : 'NULL AS range';
+    const row = this.db
+      .prepare(`SELECT size, note, ${range} FROM audit_checkpoints ORDER BY size DESC LIMIT 1`)
+      .get() as { size: number; note: string; range: string | null } | undefined;
+    if (!row) return undefined;
+    return { size: row.size, note: row.note, ...(row.range === null ? {} : { range: row.range }) };
   }
 
   async addCosignature(c: StoredCosignature): Promise<void> {
@@ -226,6 +243,8 @@ const fdatasyncAsync = promisify(fdatasync);
 
 const ENTRIES =
   'SELECT idx, leaf, root_after, kind, call_id, principal, tool, decision, session, time FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx';
+const ENTRIES_FROM =
+  'SELECT idx, leaf, root_after, kind, call_id, principal, tool, decision, session, time FROM audit_entries WHERE idx >= ? ORDER BY idx LIMIT ?';
 const LEAVES = 'SELECT idx, leaf FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx';
 
 type EntryRow = [
@@ -240,6 +259,19 @@ type EntryRow = [
   session: string,
   time: number,
 ];
+
+const toEntries = (rows: readonly EntryRow[]): StoredEntry[] =>
+  rows.map(([index, leaf, rootAfter, kind, callId, principal, tool, decision, session, time]) => ({
+    index,
+    leaf: Buffer.from(leaf),
+    rootAfter: Buffer.from(rootAfter),
+    meta: { kind, callId, principal, tool, decision, session, time },
+  }));
+
+const hasRangeColumn = (db: DatabaseSync): boolean =>
+  (db.prepare('PRAGMA table_info(audit_checkpoints)').all() as { name: string }[]).some(
+    (c) => c.name === 'range',
+  );
 
 interface FileId {
   readonly dev: number;

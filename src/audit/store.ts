@@ -54,6 +54,12 @@ export interface TreeHead {
 export interface StoredCheckpoint {
   readonly size: number;
   readonly note: string;
+  /**
+   * The tree's compact range at this size (`encodeRange`), stored beside the note so a writer
+   * starts from it instead of replaying every leaf; absent in checkpoints written before it was
+   * kept. Untrusted: a writer accepts it only if its root is the signed root.
+   */
+  readonly range?: string;
 }
 
 export interface StoredCosignature {
@@ -72,10 +78,14 @@ export interface AuditStore {
   head(): Promise<TreeHead>;
   /** Entries [from, to) in index order. */
   entries(from: number, to: number): Promise<StoredEntry[]>;
+  /** At most `limit` stored entries from index `from` on, in index order, gaps included as they are: a page of a full scan. */
+  entriesFrom(from: number, limit: number): Promise<StoredEntry[]>;
   /** Only the leaves of entries [from, to), in index order: what a checkpoint hashes, without the columns. */
   leaves(from: number, to: number): Promise<StoredLeaf[]>;
   addCheckpoint(checkpoint: StoredCheckpoint): Promise<void>;
   checkpoints(): Promise<StoredCheckpoint[]>;
+  /** The checkpoint of the largest size, or none: what a writer starts from. */
+  latestCheckpoint(): Promise<StoredCheckpoint | undefined>;
   /** A witness's cosignature line for the checkpoint of `size` (c2sp.org/tlog-cosignature). */
   addCosignature(c: StoredCosignature): Promise<void>;
   cosignatures(size: number): Promise<StoredCosignature[]>;

@@ -5,14 +5,16 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { AuditLog } from '../../src/audit/log.ts';
+import { CompactRange, leafHash } from '../../src/audit/merkle.ts';
 import { generateSignerKey } from '../../src/audit/note.ts';
 import { type AuditSetup, auditSigner, openAudit, openAuditStore } from '../../src/audit/open.ts';
 import type { AuditStore } from '../../src/audit/store.ts';
+import { encodeRange } from '../../src/audit/store.ts';
 import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
 import { verifyLog } from '../../src/audit/verify.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import { PG_URL } from '../helpers.ts';
-import { auditFixture, dropPgTables, item, itemOf, record, type StoreKind } from './helpers.ts';
+import { attack, auditFixture, dropPgTables, item, itemOf, record, type StoreKind } from './helpers.ts';
 
 const pgAdmin = new pg.Pool({ connectionString: PG_URL, max: 2 });
 after(async () => {
@@ -31,6 +33,38 @@ function logOf(store: AuditStore, setup: AuditSetup, groupCommit = true): AuditL
     maxBatch: 64,
     log: silentLogger,
   });
+}
+
+/** The store, with every leaf and entry it hands out counted: what a reader of it read. */
+function counting(store: AuditStore): { store: AuditStore; reads: { from: number; rows: number }[] } {
+  const reads: { from: number; rows: number }[] = [];
+  const read =
+    (name: 'leaves' | 'entries' | 'entriesFrom') =>
+    async (from: number, to: number): Promise<unknown[]> => {
+      const rows = await store[name](from, to);
+      reads.push({ from, rows: rows.length });
+      return rows;
+    };
+  const wrapped = new Proxy(store, {
+    get(target, key) {
+      if (key === 'leaves' || key === 'entries' || key === 'entriesFrom') return read(key);
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { store: wrapped, reads };
+}
+
+/** A log of `size` entries whose last checkpoint is at `signedAt`: the rest were appended after it. */
+async function logWithTail(setup: AuditSetup, signedAt: number, size: number): Promise<void> {
+  const store = await openAuditStore(setup);
+  const log = logOf(store, setup);
+  for (let n = 0; n < signedAt; n++) await log.append(item(n));
+  await log.close();
+  if (size === signedAt) return;
+  const tail = await openAuditStore(setup);
+  await tail.append(Array.from({ length: size - signedAt }, (_, i) => item(signedAt + i)));
+  await tail.close();
 }
 
 /** Runs SQL as someone with direct access to the database, bypassing the application. */
@@ -156,6 +190,60 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         code: 'payload-changed',
         reason: `payload stored beside the log ${hash} was changed`,
       });
+    });
+
+    it('starts from the range stored with the last checkpoint, reading only the entries after it', async () => {
+      const f = auditFixture(kind);
+      await logWithTail(f.setup, 200, 205);
+      const { store, reads } = counting(await openAuditStore(f.setup));
+      const log = logOf(store, f.setup);
+      await log.init();
+      assert.deepEqual(reads, [{ from: 200, rows: 5 }]);
+      await log.append(item(205));
+      await log.checkpoint();
+      assert.equal((await store.latestCheckpoint())?.size, 206);
+      await log.close();
+    });
+
+    it('refuses to start when the range stored with the last checkpoint does not have its root', async () => {
+      const f = auditFixture(kind);
+      await logWithTail(f.setup, 12, 12);
+      // Another tree of the same size: its range fits the size but not the signed root.
+      const other = new CompactRange();
+      for (let n = 0; n < 12; n++) other.append(leafHash(Buffer.from(`forged ${n}`)));
+      const checkpoints = t(f.setup, 'checkpoints');
+      await attack(kind, f.setup, [
+        `UPDATE ${checkpoints} SET range = '${encodeRange(other)}' WHERE size = 12`,
+      ]);
+      await assert.rejects(openAudit(f.setup, silentLogger), { code: 'ERR_AUDIT_INCONSISTENT' });
+      await attack(kind, f.setup, [`UPDATE ${checkpoints} SET range = 'not,a,range' WHERE size = 12`]);
+      await assert.rejects(openAudit(f.setup, silentLogger), { code: 'ERR_AUDIT_INCONSISTENT' });
+    });
+
+    it('opens a log written before checkpoints kept their range, rebuilding the range from the entries', async () => {
+      const f = auditFixture(kind);
+      await logWithTail(f.setup, 10, 13);
+      await attack(kind, f.setup, [`ALTER TABLE ${t(f.setup, 'checkpoints')} DROP COLUMN range`]);
+      if (kind === 'sqlite') {
+        const old = new SqliteAuditStore(f.setup.config.path, { readOnly: true });
+        const note = (await old.checkpoints()).at(-1)?.note;
+        assert.deepEqual(await old.latestCheckpoint().finally(() => old.close()), { size: 10, note });
+      }
+      const { store, reads } = counting(await openAuditStore(f.setup));
+      const log = logOf(store, f.setup);
+      await log.init();
+      assert.deepEqual(reads, [
+        { from: 0, rows: 10 },
+        { from: 10, rows: 3 },
+      ]);
+      await log.append(item(13));
+      await log.close();
+      const reopened = await openAuditStore(f.setup);
+      const latest = await reopened.latestCheckpoint();
+      assert.equal(latest?.size, 14);
+      assert.equal(typeof latest?.range, 'string');
+      assert.equal((await verifyLog(reopened, auditSigner(f.setup, silentLogger))).ok, true);
+      await reopened.close();
     });
 
     it('stops accepting appends once the stored log no longer extends its last checkpoint', async () => {
