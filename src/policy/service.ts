@@ -146,8 +146,11 @@ export class PolicyService {
   /** Learns the tool definitions upstreams listed (every listing, whoever asked). */
   learnTools(items: readonly ListedItem[]): void {
     const byUpstream = new Map<string, JsonObject[]>();
-    for (const { item, upstream } of items)
-      byUpstream.set(upstream, [...(byUpstream.get(upstream) ?? []), item]);
+    for (const { item, upstream } of items) {
+      const list = byUpstream.get(upstream);
+      if (list) list.push(item);
+      else byUpstream.set(upstream, [item]);
+    }
     let changed = false;
     for (const [upstream, list] of byUpstream) changed = this.catalog.updateTools(upstream, list) || changed;
     if (changed) this.revalidated();

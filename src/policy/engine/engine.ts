@@ -46,7 +46,12 @@ interface Slice {
   readonly contextReads: ContextReads;
   readonly attributes: ReadonlySet<string> | true;
   readonly memberships: ReadonlySet<string> | true;
+  /** The entity types its policies write uids of (see `LoadedPolicy.namedTypes`). */
+  readonly namedTypes: ReadonlySet<string>;
 }
+
+/** Listing answers kept per engine (see `mayUse`); past it the oldest go. */
+export const MAX_LISTING_ANSWERS = 65_536;
 
 /**
  * Request-scoped slices kept at most (each may hold a set pre-parsed in wasm
@@ -84,14 +89,18 @@ export class PolicyEngine {
   /** Distinguishes this engine's residuals from those of an engine over another set or catalog. */
   private readonly serial = ++engineCount;
   private validatedAt = -1;
+  /** `mayUse` answers by everything they depend on (`listingKey`); emptied when the catalog changes. */
+  private readonly listings = new Map<string, boolean>();
+  private readonly shareListings: boolean;
   private reads: ContextReads | undefined;
   private problems: readonly string[] = [];
 
   constructor(
     source: PolicySource,
     catalog: Catalog,
-    opts: { maxRequestSlices?: number; residualsAfter?: number | 'never' } = {},
+    opts: { maxRequestSlices?: number; residualsAfter?: number | 'never'; shareListings?: boolean } = {},
   ) {
+    this.shareListings = opts.shareListings ?? true;
     this.source = source;
     this.catalog = catalog;
     this.maxRequestSlices = opts.maxRequestSlices ?? MAX_REQUEST_SLICES;
@@ -113,6 +122,7 @@ export class PolicyEngine {
   validate(): readonly string[] {
     if (this.validatedAt === this.catalog.version) return this.problems;
     const version = this.catalog.version;
+    this.listings.clear();
     try {
       this.problems = validateAgainst(this.source, this.catalog);
     } catch (err) {
@@ -193,9 +203,25 @@ export class PolicyEngine {
    * approval. Policies that do not read those are decided as usual (cheap);
    * only the rest go through partial evaluation (~10× the cost) with them
    * unknown. Hidden only when no permit can apply or a forbid surely does.
+   *
+   * A list is not a call: the answer is kept, keyed by all it depends on
+   * (`listingKey`), so the next list by a caller the policies see the same
+   * way reuses it, and so do the other tools of one list that the policies
+   * cannot tell apart. Calls are always decided on their own (`decide`).
    */
   mayUse(req: CedarRequest): boolean {
     if (this.validate().length > 0) return false;
+    // The same frozen entities and context as an answered request: the same request, the same answer.
+    const same = this.shareListings ? this.sameRequestKey(req) : undefined;
+    const again = same === undefined ? undefined : this.listings.get(same);
+    if (again !== undefined) return again;
+    const answer = this.useOf(req);
+    if (same !== undefined && answer !== undefined) this.keep(same, answer);
+    return answer ?? false;
+  }
+
+  /** `mayUse` through the slices; undefined when the engine failed (not an answer to keep). */
+  private useOf(req: CedarRequest): boolean | undefined {
     const graph = EntityGraph.of(req.entities);
     let slice: Slice | null;
     let known: Slice | null;
@@ -203,13 +229,65 @@ export class PolicyEngine {
       slice = this.slice(req, graph);
       known = this.slice(req, graph, 'known');
     } catch {
-      return false;
+      return undefined;
     }
     if (!slice) return false;
+    if (!this.shareListings) return this.evaluateUse(slice, known, req, graph);
+    const key = listingKey(slice, known, req, graph);
+    const kept = this.listings.get(key);
+    if (kept !== undefined) return kept;
+    const answer = this.evaluateUse(slice, known, req, graph);
+    // An engine failure is not an answer to keep: it is tried again next time.
+    if (answer !== undefined) this.keep(key, answer);
+    return answer;
+  }
+
+  private keep(key: string, answer: boolean): void {
+    if (this.listings.size >= MAX_LISTING_ANSWERS) this.listings.delete(this.listings.keys().next().value!);
+    this.listings.set(key, answer);
+  }
+
+  /**
+   * A key naming this very request, when its entities are deep-frozen (and so
+   * cannot have changed since they were given a number): their numbers, the
+   * uids, and the context as far as any policy reads it. Undefined otherwise.
+   */
+  private sameRequestKey(req: CedarRequest): string | undefined {
+    const ids: number[] = [];
+    for (const e of req.entities) {
+      if (!isDeepFrozen(e)) return undefined;
+      let id = objectIds.get(e);
+      if (id === undefined) {
+        id = ++objectCount;
+        objectIds.set(e, id);
+      }
+      ids.push(id);
+    }
+    this.reads ??= mergeReads(this.source.policies.map((p) => p.contextReads));
+    const { principal, action, resource } = req;
+    return JSON.stringify([
+      '=',
+      ids,
+      principal.type,
+      principal.id,
+      action.id,
+      resource.type,
+      resource.id,
+      pruneContext(req.context, this.reads),
+    ]);
+  }
+
+  /** `mayUse` evaluated by Cedar; undefined when the engine failed (which hides the target). */
+  private evaluateUse(
+    slice: Slice,
+    known: Slice | null,
+    req: CedarRequest,
+    graph: EntityGraph | undefined,
+  ): boolean | undefined {
     let permitted = false;
     if (known) {
       const answer = this.run(known, req, graph);
-      if (!answer || answer.response.diagnostics.errors.length > 0) return false;
+      if (!answer || answer.response.diagnostics.errors.length > 0) return undefined;
       // A deny that names policies names satisfied forbids.
       if (answer.response.decision === 'deny' && answer.response.diagnostics.reason.length > 0) return false;
       permitted = answer.response.decision === 'allow';
@@ -226,12 +304,12 @@ export class PolicyEngine {
         entities: req.entities,
         policies: { staticPolicies: Object.fromEntries(unknown.map((p) => [p.id, p.text])) },
       });
-      if (answer.type !== 'residuals' || answer.response.errored.length > 0) return false;
+      if (answer.type !== 'residuals' || answer.response.errored.length > 0) return undefined;
       const { satisfied, nontrivialResiduals } = answer.response;
       if (satisfied.some((id) => forbids.has(id))) return false;
       return permitted || [...satisfied, ...nontrivialResiduals].some((id) => !forbids.has(id));
     } catch {
-      return false;
+      return undefined;
     }
   }
 
@@ -368,6 +446,7 @@ export class PolicyEngine {
       contextReads: mergeReads(policies.map((p) => p.contextReads)),
       attributes: mergeNames(policies.map((p) => p.attributes)),
       memberships: mergeNames(policies.map((p) => p.memberships)),
+      namedTypes: new Set(policies.flatMap((p) => [...p.namedTypes])),
     };
     this.parsed.set(id, slice);
     return slice;
@@ -410,6 +489,51 @@ function cedarCall(
   };
 }
 
+/**
+ * What a `mayUse` answer depends on: the slices (the policies evaluated), the
+ * request's uids, the context their policies can read, and the entities as
+ * they are sent them. The uid of a tool (and of its action) is left out when
+ * no policy of the slice writes out a uid of its type: Cedar has no other way
+ * to tell two entities apart than by comparing them with a written-out uid,
+ * so two tools with the same attributes and parents then get the same answer,
+ * and one evaluation answers for every such tool of a list.
+ */
+function listingKey(
+  slice: Slice,
+  known: Slice | null,
+  req: CedarRequest,
+  graph: EntityGraph | undefined,
+): string {
+  const toolAction = req.action.id.startsWith(`${ACTION.toolsCall}:`) && !slice.namedTypes.has('Action');
+  const anyResource = !slice.namedTypes.has(req.resource.type);
+  const context = pruneContext(req.context, slice.contextReads);
+  const entities = req.entities.map((e) => {
+    const anonymous =
+      (toolAction && sameUid(e.uid, req.action)) || (anyResource && sameUid(e.uid, req.resource));
+    return anonymous ? `*${digestAsSent(e, slice, graph, false)}` : digestAsSent(e, slice, graph);
+  });
+  return JSON.stringify([
+    slice.id,
+    known?.id ?? '',
+    req.principal.type,
+    req.principal.id,
+    toolAction ? '*' : req.action.id,
+    req.resource.type,
+    anyResource ? '*' : req.resource.id,
+    context,
+    entities,
+  ]);
+}
+
+const sameUid = (uid: EntityJson['uid'], ref: { type: string; id: string }): boolean => {
+  const r = entityRef(uid);
+  return r !== undefined && r.type === ref.type && r.id === ref.id;
+};
+
+/** A number per deep-frozen entity, for `sameRequestKey`. */
+const objectIds = new WeakMap<EntityJson, number>();
+let objectCount = 0;
+
 /** Per deep-frozen entity: digests of it as each slice is sent it (by slice id and graph shape). */
 const sentDigests = new WeakMap<EntityJson, Map<string, string>>();
 
@@ -418,10 +542,14 @@ const sentDigests = new WeakMap<EntityJson, Map<string, string>>();
  * on that alone, so two tokens of one caller that differ only in what the
  * slice does not read (a `jti`, an `iat`) share them.
  */
-function digestAsSent(e: EntityJson, slice: Slice, graph: EntityGraph | undefined): string {
+function digestAsSent(e: EntityJson, slice: Slice, graph: EntityGraph | undefined, withUid = true): string {
   const memberships = graph?.flat ? slice.memberships : true;
-  if (!isDeepFrozen(e)) return entityDigest(readableOf(e, slice, memberships));
-  const key = `${slice.id}\0${memberships === true}`;
+  const sent = (): EntityJson => {
+    const readable = readableOf(e, slice, memberships);
+    return withUid ? readable : { ...readable, uid: { type: '', id: '' } };
+  };
+  if (!isDeepFrozen(e)) return entityDigest(sent());
+  const key = `${slice.id}\0${memberships === true}\0${withUid}`;
   let digests = sentDigests.get(e);
   if (!digests) {
     digests = new Map();
@@ -429,7 +557,7 @@ function digestAsSent(e: EntityJson, slice: Slice, graph: EntityGraph | undefine
   }
   let digest = digests.get(key);
   if (digest === undefined) {
-    digest = entityDigest(readableOf(e, slice, memberships));
+    digest = entityDigest(sent());
     digests.set(key, digest);
   }
   return digest;

@@ -4,7 +4,7 @@ import { basename, resolve } from 'node:path';
 import { PolicyError } from '../errors.ts';
 import { cedar, type DetailedError } from './cedar.ts';
 import { attributesNamedIn, type ContextReads, contextReadsOf } from './reads.ts';
-import { membershipTargetsOf, type ScopeConstraint, scopeConstraint } from './scope.ts';
+import { membershipTargetsOf, namedTypesOf, type ScopeConstraint, scopeConstraint } from './scope.ts';
 
 /** Which actions a policy's scope can match: every action, or these ids (and their members). */
 export type ActionScope = { all: true } | { all: false; ids: readonly string[] };
@@ -33,6 +33,12 @@ export interface LoadedPolicy {
   readonly attributes: ReadonlySet<string> | true;
   /** The entities it can test membership in (`true`: any); other parents need not be sent. */
   readonly memberships: ReadonlySet<string> | true;
+  /**
+   * The types of the entity uids it writes out anywhere (scope or conditions), but for the
+   * `Action::"tools/call"` every tool's action is in: a policy that names no `Tool` cannot tell
+   * two tools apart by their uids, only by what the entities hold (see `PolicyEngine.mayUse`).
+   */
+  readonly namedTypes: ReadonlySet<string>;
 }
 
 export interface PolicySource {
@@ -117,6 +123,7 @@ function describePolicy(text: string, fallbackId: string, source: string): Loade
     contextReads: contextReadsOf(conditions),
     attributes: attributesNamedIn(conditions),
     memberships: membershipTargetsOf(json.json),
+    namedTypes: namedTypesOf(json.json),
   };
 }
 

@@ -1,4 +1,5 @@
 import { isObject } from '../../jsonrpc.ts';
+import { ACTION } from '../model/cedar-schema.ts';
 import type { EntityJson } from './cedar.ts';
 import { everyObject } from './reads.ts';
 
@@ -114,6 +115,17 @@ function collectMembership(policyJson: unknown, named: Set<string>): boolean {
     if (isObject(node.in) && 'right' in node.in && !isEntityLiteral(node.in.right)) return false;
     return !(isObject(node.is) && node.is.in !== undefined && !isEntityLiteral(node.is.in));
   });
+}
+
+/** The types of every entity uid a policy writes out, but `Action::"tools/call"` (every tool's action is in it). */
+export function namedTypesOf(policyJson: unknown): ReadonlySet<string> {
+  const types = new Set<string>();
+  everyObject(policyJson, (node) => {
+    const ref = entityRef(node);
+    if (ref && !(ref.type === 'Action' && ref.id === ACTION.toolsCall)) types.add(ref.type);
+    return true;
+  });
+  return types;
 }
 
 /** An entity, or a set of entities, written out in the policy. */
