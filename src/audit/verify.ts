@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type Checkpoint, openCheckpoint } from './checkpoint.ts';
 import { AuditError } from './errors.ts';
-import { CompactRange, consistencyProof, leafHash, verifyConsistency } from './merkle.ts';
+import { CompactRange, leafHash } from './merkle.ts';
 import { columnMismatch, metaOfLeaf } from './meta.ts';
 import type { Verifier } from './note.ts';
 import type { AuditStore, StoredCheckpoint, StoredEntry } from './store.ts';
@@ -51,16 +51,30 @@ const bad = (
 
 type Failure = Extract<VerifyResult, { ok: false }>;
 
-/** The tree the stored entries make: each entry's leaf hash, and the root after each. */
+/** Entries read per page: the scan keeps one page, a compact range and a root per checkpoint size. */
+export const VERIFY_PAGE = 4096;
+
+/** The roots the stored entries make at the sizes asked for, read in pages: memory does not grow with the log. */
 interface Tree {
-  readonly leaves: Buffer[];
+  /** How many entries are stored, gapless from 0. */
+  readonly size: number;
   readonly rootAt: (size: number) => Buffer;
+}
+
+/** What the scan found: the first failure of each kind, in index order, as one full read would. */
+interface Scan {
+  readonly tree: Tree;
+  readonly columns?: Failure;
+  readonly payload?: Failure;
 }
 
 /**
  * Recomputes the tree from the stored entries and checks every stored checkpoint
  * (signature, origin, root at its size) and the stored head. With `trusted` (a
  * checkpoint kept outside the database), also proves the log extends it.
+ * Reads the log once, a page at a time; reports the same failure a check of
+ * the whole log at once would (sequence first, then columns, payloads, the
+ * head, the checkpoints, the trusted checkpoint).
  */
 export async function verifyLog(
   store: AuditStore,
@@ -68,31 +82,37 @@ export async function verifyLog(
   trusted?: string,
 ): Promise<VerifyResult> {
   const head = await store.head();
-  const entries = await store.entries(0, Number.MAX_SAFE_INTEGER);
-  const tree = rebuild(entries);
-  if ('ok' in tree) return tree;
-  for (const e of entries) {
-    const columns = columnsProblem(e);
-    if (columns) return columns;
+  const stored = await store.checkpoints();
+  let anchor: Checkpoint | Error | undefined;
+  if (trusted !== undefined) {
+    try {
+      anchor = openCheckpoint(trusted, verifier);
+    } catch (err) {
+      anchor = err as Error;
+    }
   }
-  for (const e of entries) {
-    const missing = await missingBlob(store, e.leaf);
-    if (missing) return bad(e.index, 'payload-changed', `payload stored beside the log ${missing}`);
-  }
-  if (tree.leaves.length !== head.size) {
+  const sizes = new Set([head.size, ...stored.map((s) => s.size)]);
+  if (anchor && !(anchor instanceof Error)) sizes.add(anchor.size);
+  const scan = await scanEntries(store, sizes);
+  if ('ok' in scan) return scan;
+  const { tree } = scan;
+  if (scan.columns) return scan.columns;
+  if (scan.payload) return scan.payload;
+  if (tree.size !== head.size) {
     return bad(
-      Math.min(tree.leaves.length, head.size),
+      Math.min(tree.size, head.size),
       'head-mismatch',
-      `tree head says ${head.size} entries, ${tree.leaves.length} stored`,
+      `tree head says ${head.size} entries, ${tree.size} stored`,
     );
   }
   if (!tree.rootAt(head.size).equals(head.root))
     return bad(head.size - 1, 'head-mismatch', 'stored tree head root does not match the entries');
-  const stored = await store.checkpoints();
   const signed = checkCheckpoints(stored, tree, head.size, verifier);
   if ('ok' in signed) return signed;
-  const anchor = trusted === undefined ? undefined : checkTrusted(trusted, tree, head.size, verifier);
-  if (anchor) return anchor;
+  if (anchor instanceof Error)
+    throw new AuditError('ERR_AUDIT_SIGNATURE_INVALID', `trusted checkpoint: ${anchor.message}`);
+  const anchored = anchor === undefined ? undefined : checkTrusted(anchor, tree, head.size);
+  if (anchored) return anchored;
   return {
     ok: true,
     size: head.size,
@@ -102,31 +122,50 @@ export async function verifyLog(
   };
 }
 
-/** Replays the entries into a tree, checking the sequence and the root stored with each. */
-function rebuild(entries: readonly StoredEntry[]): Tree | Failure {
-  const leaves: Buffer[] = [];
+/**
+ * Replays every stored entry into a compact range, a page at a time, checking
+ * the sequence and the root stored with each (the first such failure ends the
+ * scan: nothing is reported before it), and noting the first entry whose
+ * columns or payload do not match. Keeps the root at each size in `sizes`.
+ */
+async function scanEntries(store: AuditStore, sizes: ReadonlySet<number>): Promise<Scan | Failure> {
   const range = new CompactRange();
-  const roots: Buffer[] = [];
-  for (const e of entries) {
-    if (e.index !== leaves.length)
-      return bad(leaves.length, 'entry-missing', 'entry missing (gap in the sequence)');
-    const h = leafHash(e.leaf);
-    leaves.push(h);
-    range.append(h);
-    const root = range.root();
-    roots.push(root);
-    if (e.rootAfter && !e.rootAfter.equals(root))
-      return bad(
-        e.index,
-        'entry-changed',
-        'entry does not match the tree written with it (changed or reordered)',
-      );
+  const roots = new Map<number, Buffer>([[0, range.root()]]);
+  let columns: Failure | undefined;
+  let payload: Failure | undefined;
+  for (;;) {
+    const page = await store.entriesFrom(range.size, VERIFY_PAGE);
+    if (page.length === 0) break;
+    for (const e of page) {
+      if (e.index !== range.size)
+        return bad(range.size, 'entry-missing', 'entry missing (gap in the sequence)');
+      range.append(leafHash(e.leaf));
+      const root = range.root();
+      if (e.rootAfter && !e.rootAfter.equals(root))
+        return bad(
+          e.index,
+          'entry-changed',
+          'entry does not match the tree written with it (changed or reordered)',
+        );
+      if (sizes.has(range.size)) roots.set(range.size, root);
+      columns ??= columnsProblem(e);
+      // A payload matters only while no column failed before it: the first failure in order is reported.
+      if (!columns && !payload) {
+        const missing = await missingBlob(store, e.leaf);
+        if (missing) payload = bad(e.index, 'payload-changed', `payload stored beside the log ${missing}`);
+      }
+    }
   }
-  const empty = new CompactRange().root();
-  return { leaves, rootAt: (size) => (size === 0 ? empty : roots[size - 1]!) };
+  const rootAt = (n: number): Buffer => {
+    const root = roots.get(n);
+    // Callers ask only for sizes in `sizes` the scan reached (they compare with `size` first).
+    if (!root) throw new Error(`no root kept for size ${n}`);
+    return root;
+  };
+  return { tree: { size: range.size, rootAt }, columns, payload };
 }
 
-/** Every stored checkpoint must verify, match the entries and extend the one before; returns the last one's size. */
+/** Every stored checkpoint must verify and match the entries; returns the last one's size. */
 function checkCheckpoints(
   stored: readonly StoredCheckpoint[],
   tree: Tree,
@@ -143,41 +182,21 @@ function checkCheckpoints(
     }
     if (c.size !== s.size || c.size > headSize)
       return bad(s.size - 1, 'checkpoint-invalid', `checkpoint at size ${s.size} is beyond the log`);
+    // Each root is recomputed from the one sequence of stored leaves: checkpoints that all match
+    // it are consistent with one another (what a consistency proof between two of them shows).
     if (!tree.rootAt(c.size).equals(c.root))
       return bad(
         c.size - 1,
         'checkpoint-invalid',
         `checkpoint at size ${c.size}: root does not match the entries`,
       );
-    // Both roots come from one leaf sequence; the proof shows it to anyone holding only the two checkpoints.
-    if (previous && previous.size > 0) {
-      const proof = consistencyProof(tree.leaves, previous.size, c.size);
-      if (!verifyConsistency(previous.size, c.size, proof, previous.root, c.root)) {
-        return bad(
-          c.size - 1,
-          'checkpoint-invalid',
-          `checkpoint at size ${c.size} is not consistent with ${previous.size}`,
-        );
-      }
-    }
     previous = c;
   }
   return { size: previous?.size ?? 0 };
 }
 
 /** The log must extend a checkpoint kept outside the database. */
-function checkTrusted(
-  trusted: string,
-  tree: Tree,
-  headSize: number,
-  verifier: Verifier,
-): Failure | undefined {
-  let t: Checkpoint;
-  try {
-    t = openCheckpoint(trusted, verifier);
-  } catch (err) {
-    throw new AuditError('ERR_AUDIT_SIGNATURE_INVALID', `trusted checkpoint: ${(err as Error).message}`);
-  }
+function checkTrusted(t: Checkpoint, tree: Tree, headSize: number): Failure | undefined {
   if (t.size > headSize)
     return bad(
       headSize,
