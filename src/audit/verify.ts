@@ -80,6 +80,7 @@ export async function verifyLog(
   store: AuditStore,
   verifier: Verifier,
   trusted?: string,
+  pageSize = VERIFY_PAGE,
 ): Promise<VerifyResult> {
   const head = await store.head();
   const stored = await store.checkpoints();
@@ -93,7 +94,7 @@ export async function verifyLog(
   }
   const sizes = new Set([head.size, ...stored.map((s) => s.size)]);
   if (anchor && !(anchor instanceof Error)) sizes.add(anchor.size);
-  const scan = await scanEntries(store, sizes);
+  const scan = await scanEntries(store, sizes, pageSize);
   if ('ok' in scan) return scan;
   const { tree } = scan;
   if (scan.columns) return scan.columns;
@@ -128,13 +129,17 @@ export async function verifyLog(
  * scan: nothing is reported before it), and noting the first entry whose
  * columns or payload do not match. Keeps the root at each size in `sizes`.
  */
-async function scanEntries(store: AuditStore, sizes: ReadonlySet<number>): Promise<Scan | Failure> {
+async function scanEntries(
+  store: AuditStore,
+  sizes: ReadonlySet<number>,
+  pageSize: number,
+): Promise<Scan | Failure> {
   const range = new CompactRange();
   const roots = new Map<number, Buffer>([[0, range.root()]]);
   let columns: Failure | undefined;
   let payload: Failure | undefined;
   for (;;) {
-    const page = await store.entriesFrom(range.size, VERIFY_PAGE);
+    const page = await store.entriesFrom(range.size, pageSize);
     if (page.length === 0) break;
     for (const e of page) {
       if (e.index !== range.size)

@@ -14,7 +14,16 @@ import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
 import { verifyLog } from '../../src/audit/verify.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import { PG_URL } from '../helpers.ts';
-import { attack, auditFixture, dropPgTables, item, itemOf, record, type StoreKind } from './helpers.ts';
+import {
+  attack,
+  auditFixture,
+  bytesLiteral,
+  dropPgTables,
+  item,
+  itemOf,
+  record,
+  type StoreKind,
+} from './helpers.ts';
 
 const pgAdmin = new pg.Pool({ connectionString: PG_URL, max: 2 });
 after(async () => {
@@ -244,6 +253,42 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.equal(typeof latest?.range, 'string');
       assert.equal((await verifyLog(reopened, auditSigner(f.setup, silentLogger))).ok, true);
       await reopened.close();
+    });
+
+    it('verifies a log a page at a time, and names a changed entry on a later page', async () => {
+      const f = auditFixture(kind);
+      await logWithTail(f.setup, 40, 43);
+      const { store, reads } = counting(await openAuditStore(f.setup));
+      const verifier = auditSigner(f.setup, silentLogger);
+      assert.deepEqual(await verifyLog(store, verifier, undefined, 8), {
+        ok: true,
+        size: 43,
+        checkpoints: (await store.checkpoints()).length,
+        signedSize: 40,
+        anchored: false,
+      });
+      assert.deepEqual(
+        reads.map((r) => [r.from, r.rows]),
+        [
+          [0, 8],
+          [8, 8],
+          [16, 8],
+          [24, 8],
+          [32, 8],
+          [40, 3],
+          [43, 0],
+        ],
+      );
+      await store.close();
+      const leaf = Buffer.from(JSON.stringify({ ...record(30), n: 999 }));
+      await attack(kind, f.setup, [
+        `UPDATE ${t(f.setup, 'entries')} SET leaf = ${bytesLiteral(kind, leaf)} WHERE idx = 30`,
+      ]);
+      const changed = await openAuditStore(f.setup);
+      const result = await verifyLog(changed, verifier, undefined, 8);
+      await changed.close();
+      assert.equal(result.ok === false && result.code, 'entry-changed');
+      assert.equal(result.ok === false && result.index, 30);
     });
 
     it('stops accepting appends once the stored log no longer extends its last checkpoint', async () => {
