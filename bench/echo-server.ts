@@ -5,7 +5,11 @@
  * the benchmark measures is the transport and whatever sits in front of it.
  *
  *   node bench/echo-server.ts --stdio
- *   node bench/echo-server.ts [--port 0] [--host 127.0.0.1]
+ *   node bench/echo-server.ts [--port 0] [--host 127.0.0.1] [--tools N]
+ *
+ * `--tools N` lists N more tools beside `echo` (`tool_0` … `tool_N-1`, each
+ * answering like `echo`, half of them read-only by their hints): the catalog
+ * `npm run bench -- --scale` lists through the gateway.
  *
  * HTTP mode serves `/mcp` with the SDK's stateful 2025-era transport
  * (`NodeStreamableHTTPServerTransport` from @modelcontextprotocol/node): one
@@ -29,8 +33,10 @@ const { values } = parseArgs({
     stdio: { type: 'boolean', default: false },
     port: { type: 'string', default: '0' },
     host: { type: 'string', default: '127.0.0.1' },
+    tools: { type: 'string', default: '0' },
   },
 });
+const EXTRA_TOOLS = Number(values.tools);
 
 function buildServer() {
   const server = new McpServer({ name: 'bench-echo', version: '1.0.0' });
@@ -39,6 +45,17 @@ function buildServer() {
     { description: 'Returns its input', inputSchema: z.object({ text: z.string() }) },
     async ({ text }) => ({ content: [{ type: 'text', text }] }),
   );
+  for (let i = 0; i < EXTRA_TOOLS; i++) {
+    server.registerTool(
+      `tool_${i}`,
+      {
+        description: `Scale fixture tool ${i}`,
+        inputSchema: z.object({ text: z.string() }),
+        annotations: { readOnlyHint: i % 2 === 0, destructiveHint: i % 10 === 9 },
+      },
+      async ({ text }) => ({ content: [{ type: 'text', text }] }),
+    );
+  }
   return server;
 }
 

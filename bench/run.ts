@@ -7,6 +7,7 @@
  *   BENCH_SECONDS=10 BENCH_ROUNDS=5 npm run bench
  *   npm run bench -- --soak             # memory soak only (10 min at 8 callers)
  *   npm run bench -- --instructions     # instructions per call under callgrind (load-independent)
+ *   npm run bench -- --scale            # the scale targets: 1,000 tools, 10,000 policies, large audit logs, idle sessions
  *
  * The load generator runs in this process (plain `node:http` keep-alive
  * requests speaking MCP, or newline JSON on a child's stdio); every server,
@@ -19,6 +20,7 @@ import { cleanupFixtures } from './gateway-configs.ts';
 import { instructionsRun } from './lib/instructions.ts';
 import { installExitHandlers, stopAll } from './lib/processes.ts';
 import { abRun, checkConfigsRun, microRun } from './lib/runs.ts';
+import { scaleRun } from './lib/scale.ts';
 import { ALL_TARGETS, die, flags, SETTINGS, USAGE } from './lib/settings.ts';
 import { soakRun } from './lib/soak.ts';
 import { preparedFixtures, TARGETS } from './lib/targets.ts';
@@ -46,6 +48,7 @@ try {
   else if (flags.micro) await microRun();
   else if (flags.soak) await soakRun();
   else if (flags.instructions) await instructionsRun();
+  else if (flags.scale) await scaleRun();
   else await abRun();
 } catch (err) {
   process.stderr.write(`bench: ${(err as Error)?.stack ?? err}\n`);

@@ -157,6 +157,16 @@ export class HttpMcpSession implements Caller {
     checkListed(parseRpcBody(res.headers['content-type'] ?? '', res.text, id), this.tool);
   }
 
+  /** The tool names a tools/list answers with (`--scale` measures it; the first may validate the policies against a large new catalog). */
+  async listed(): Promise<string[]> {
+    const id = ++this.nextId;
+    const res = await this.post({ jsonrpc: '2.0', id, method: 'tools/list', params: {} }, INIT_TIMEOUT_MS);
+    if (res.status !== 200) throw new Error(`tools/list: HTTP ${res.status}: ${res.text.slice(0, 200)}`);
+    const msg = parseRpcBody(res.headers['content-type'] ?? '', res.text, id);
+    checkListed(msg, this.tool);
+    return (msg.result?.tools ?? []).map((t) => t.name);
+  }
+
   async call(text: string) {
     const id = ++this.nextId;
     const res = await this.post({

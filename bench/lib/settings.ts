@@ -22,6 +22,7 @@ export const { values: flags } = parseArgs({
     micro: { type: 'boolean', default: false },
     'check-configs': { type: 'boolean', default: false },
     instructions: { type: 'boolean', default: false },
+    scale: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -80,11 +81,17 @@ export const SETTINGS = {
   /** `--instructions`: calls per measured round, and untimed calls per concurrency before the first. */
   instrCalls: Math.round(num('BENCH_INSTR_CALLS', 1000)),
   instrWarmupCalls: Math.round(num('BENCH_INSTR_WARMUP_CALLS', 10_000)),
+  /** `--scale`: tools the upstream lists beside echo, lists measured, policies, audit entries, idle sessions. */
+  scaleTools: Math.round(num('BENCH_SCALE_TOOLS', 1000)),
+  scaleLists: Math.round(num('BENCH_SCALE_LISTS', 20)),
+  scalePolicies: Math.round(num('BENCH_SCALE_POLICIES', 10_000)),
+  scaleAuditEntries: Math.round(num('BENCH_SCALE_AUDIT_ENTRIES', 1_000_000)),
+  scaleSessions: Math.round(num('BENCH_SCALE_SESSIONS', 1000)),
   /** A process under valgrind starts tens of times slower. */
   startTimeoutMs: flags.instructions ? 600_000 : 30_000,
 };
 
-export const USAGE = `usage: npm run bench [-- --soak | --micro | --check-configs | --instructions]
+export const USAGE = `usage: npm run bench [-- --soak | --micro | --check-configs | --instructions | --scale]
 
 environment:
   BENCH_SECONDS=3            seconds per measurement (one target, one concurrency, one round)
@@ -115,6 +122,12 @@ environment:
   BENCH_SOAK_CONCURRENCY=8   soak callers
   BENCH_SOAK_SAMPLE_SECONDS=10
   BENCH_SOAK_TARGETS=portcullis-full
+  --scale                    run only the scale targets of issue 17 instead:
+  BENCH_SCALE_TOOLS=1000     tools the upstream lists beside echo (a filtered tools/list through the full pipeline)
+  BENCH_SCALE_LISTS=20       lists measured after a session's first
+  BENCH_SCALE_POLICIES=10000 the large policy set (decision cost against 10 policies)
+  BENCH_SCALE_AUDIT_ENTRIES=1000000  the large generated audit log (start-up and verify against one a tenth its size)
+  BENCH_SCALE_SESSIONS=1000  idle sessions held open (gateway RSS growth)
 `;
 
 export const BENCH_T0 = performance.now();
