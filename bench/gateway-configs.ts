@@ -234,6 +234,8 @@ function base(upstream: object, port: number) {
     listen: { host: '127.0.0.1', port },
     admin: { enabled: true, host: '127.0.0.1', port: 0 },
     upstreams: { echo: upstream },
+    // Every virtual caller of the bench holds a session with the same token: the per-caller cap (16) would refuse 32.
+    limits: { sessionsPerPrincipal: 256 },
   };
 }
 
