@@ -56,7 +56,7 @@ const HAS_DURABILITY = fs
   .readFileSync(path.join(GATEWAY_ROOT, 'src', 'audit', 'config.ts'), 'utf8')
   .includes('durability');
 const AUDIT_CONTROL = HAS_DURABILITY
-  ? 'audit SQLite WAL, durability overlap (the default: answer held until both records are on disk), group commit'
+  ? 'audit SQLite WAL+FULL, durability record (the default: an fsync per record before its step), group commit'
   : 'audit SQLite WAL+FULL, group commit';
 
 /** What every variant is given: the target's name, its upstream section, its port, the shared fixtures. */
@@ -127,16 +127,16 @@ export function fullPipelineConfig({ name, upstream, port, fx }: VariantInput): 
   };
 }
 
-/** The full pipeline in the strictest durability mode: each record fsynced before its step. */
-export function fullPipelineRecordConfig(input: VariantInput): Variant {
+/** The full pipeline in durability mode overlap: the decision's flush during the round trip, the answer held for both. */
+export function fullPipelineOverlapConfig(input: VariantInput): Variant {
   const full = fullPipelineConfig(input);
   if (!HAS_DURABILITY) return full;
   return {
     ...full,
-    config: { ...full.config, audit: { ...full.config.audit, durability: { mode: 'record' } } },
+    config: { ...full.config, audit: { ...full.config.audit, durability: { mode: 'overlap' } } },
     controls: full.controls.map((c) =>
       c === AUDIT_CONTROL
-        ? 'audit SQLite WAL+FULL, durability record (an fsync per record), group commit'
+        ? 'audit SQLite WAL, durability overlap (answer held until both records are on disk), group commit'
         : c,
     ),
   };

@@ -32,7 +32,7 @@ export const ALL_TARGETS = [
   'direct-stdio',
   'node-hop',
   'portcullis-full',
-  'portcullis-full-record',
+  'portcullis-full-overlap',
   'portcullis-full-pg',
   'portcullis-pass',
   'portcullis-full-stdio',

@@ -7,8 +7,8 @@ import {
   checkpointsByCount,
   type Fixtures,
   fullPipelineConfig,
+  fullPipelineOverlapConfig,
   fullPipelinePostgresConfig,
-  fullPipelineRecordConfig,
   openGatewayConfig,
   passThroughConfig,
   prepareFixtures,
@@ -156,9 +156,9 @@ export const TARGETS: Record<string, TargetDef> = {
     },
   },
   'portcullis-full': portcullisTarget('full pipeline', fullPipelineConfig, 'http'),
-  'portcullis-full-record': portcullisTarget(
-    'full pipeline, durability: record (an fsync per record)',
-    fullPipelineRecordConfig,
+  'portcullis-full-overlap': portcullisTarget(
+    'full pipeline, durability: overlap',
+    fullPipelineOverlapConfig,
     'http',
   ),
   'portcullis-full-pg': portcullisTarget('full pipeline, PostgreSQL', fullPipelinePostgresConfig, 'http'),

@@ -42,7 +42,7 @@ export const auditSchema = z.strictObject({
    */
   durability: z
     .strictObject({
-      mode: z.enum(['record', 'overlap', 'interval']).default('overlap'),
+      mode: z.enum(['record', 'overlap', 'interval']).default('record'),
       intervalMs: z.number().int().min(1).max(1000).default(20),
     })
     .prefault({}),

@@ -120,9 +120,7 @@ export class AuditLog {
       try {
         const head = await this.store.append(batch.map((p) => p.item));
         this.committedSize = Math.max(this.committedSize, head.size);
-        // Overlap: the flush starts now, so it runs while the call goes on to its upstream.
-        if (this.durability.mode === 'overlap') this.requestSync();
-        else if (this.durability.mode === 'interval') this.syncWithin(this.durability.intervalMs);
+        this.afterCommit(batch);
         for (const [i, p] of batch.entries()) p.resolve(head.first + i);
         const last = this.signed?.size ?? 0;
         if (head.size - last >= this.opts.checkpointEveryEntries && !this.due) {
@@ -158,6 +156,20 @@ export class AuditLog {
       this.stableWaiters.push({ size: index + 1, resolve, reject });
       this.requestSync();
     });
+  }
+
+  /**
+   * Overlap: a decision record's flush starts at once, so it runs while the call
+   * goes to its upstream; an outcome's answer asks for its own flush (`stable`).
+   * Any other record (a lease, an approval) is flushed within `intervalMs`, or
+   * sooner by one of those: one flush per record would queue the outcome's
+   * behind it. Interval: everything within `intervalMs`.
+   */
+  private afterCommit(batch: readonly Pending[]): void {
+    const { mode, intervalMs } = this.durability;
+    if (mode === 'record') return;
+    if (mode === 'overlap' && batch.some((p) => p.item.meta.kind === 'decision')) this.requestSync();
+    else this.syncWithin(intervalMs);
   }
 
   private syncWithin(ms: number): void {
