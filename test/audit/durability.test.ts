@@ -7,7 +7,7 @@ import { resultResponse } from '../../src/jsonrpc.ts';
 import { auditDecisionStage } from '../../src/pipeline/stages/audit-decision.ts';
 import { auditOutcomeStage } from '../../src/pipeline/stages/audit-outcome.ts';
 import { testCallContext } from '../helpers.ts';
-import { auditFixture, dropPgTables, item, openTestLog, type StoreKind } from './helpers.ts';
+import { auditFixture, dropPgTables, item, itemOf, openTestLog, record, type StoreKind } from './helpers.ts';
 
 /** A store whose flushes to stable storage wait for the test to let each one go. */
 function gatedSync(store: AuditStore) {
@@ -108,6 +108,20 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         log.append(item(2)),
         (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE',
       );
+      gate.open();
+      await log.close();
+    });
+
+    it('overlap: a record other than a decision starts no flush of its own, and is flushed by the timer', async () => {
+      const { log, gate } = await gatedLog(kind, { mode: 'overlap', intervalMs: 5 });
+      const lease = itemOf({ ...record(1), type: 'lease', event: 'issued' });
+      const index = await log.append(lease);
+      assert.equal(gate.calls, 0, 'a lease record started a flush at commit');
+      await gate.waiting();
+      const waited = log.stable(index);
+      gate.release();
+      await waited;
+      assert.equal(gate.calls, 1);
       gate.open();
       await log.close();
     });
