@@ -27,6 +27,7 @@ import { MemorySessionFacts } from '../src/policy/facts/session-facts.ts';
 import { Catalog, type ToolDef } from '../src/policy/model/catalog.ts';
 import { NOTHING_DETECTED } from '../src/protect/service.ts';
 import { realisticPolicySet } from './gateway-configs.ts';
+import { echoCallRequest } from './lib/echo-call.ts';
 
 const { values } = parseArgs({ options: { decisions: { type: 'string', default: '20000' } } });
 const N = Number(values.decisions);
@@ -220,20 +221,7 @@ function measureRealistic() {
   // About 5,000 calls a second on one key: what a loaded gateway's rate window holds.
   const nowOf = (i: number) => now0 + i / 5;
   const requestOf = (i: number, now: number, session: SessionSnapshot) =>
-    toCedar({
-      principal: caller,
-      method: 'tools/call',
-      target: { kind: 'tool', tool },
-      input: { text: `hello ${i}` },
-      reason: 'benchmark run',
-      now,
-      utcOffsetMinutes: 0,
-      network: { address: '127.0.0.1', transport: 'http' },
-      session,
-      approval: { granted: false, breakGlass: false },
-      request: { signed: false },
-      detected: NOTHING_DETECTED,
-    });
+    echoCallRequest(caller, tool, i, now, session);
   const once = (i: number) => {
     const now = nowOf(i);
     const session = sessionFacts.snapshot(caller.id, tool.name, now);

@@ -17,11 +17,11 @@ import type { Principal } from '../src/identity/principal.ts';
 import { policySchema } from '../src/policy/config.ts';
 import { PolicyEngine } from '../src/policy/engine/engine.ts';
 import { parsePolicyTexts } from '../src/policy/engine/policy-set.ts';
-import { type SessionSnapshot, toCedar } from '../src/policy/facts/request.ts';
+import type { SessionSnapshot } from '../src/policy/facts/request.ts';
 import { MemorySessionFacts } from '../src/policy/facts/session-facts.ts';
 import { Catalog } from '../src/policy/model/catalog.ts';
-import { NOTHING_DETECTED } from '../src/protect/service.ts';
 import { realisticPolicySet } from './gateway-configs.ts';
+import { echoCallRequest } from './lib/echo-call.ts';
 
 const { values } = parseArgs({
   options: {
@@ -63,22 +63,7 @@ function measureSize(size: number) {
   const once = (i: number) => {
     const now = now0 + i / 5;
     const session: SessionSnapshot = facts.snapshot(caller.id, tool.name, now);
-    const d = engine.decide(
-      toCedar({
-        principal: caller,
-        method: 'tools/call',
-        target: { kind: 'tool', tool },
-        input: { text: `hello ${i}` },
-        reason: 'benchmark run',
-        now,
-        utcOffsetMinutes: 0,
-        network: { address: '127.0.0.1', transport: 'http' },
-        session,
-        approval: { granted: false, breakGlass: false },
-        request: { signed: false },
-        detected: NOTHING_DETECTED,
-      }),
-    );
+    const d = engine.decide(echoCallRequest(caller, tool, i, now, session));
     if (d.effect !== 'allow') throw new Error(`the bench call was denied under ${size} policies`);
     facts.record(caller.id, tool.name, now, { sensitive: false, tool: true });
   };
