@@ -18,7 +18,7 @@ const networkSchema = z
 
 const sandboxLimitsSchema = z
   .strictObject({
-    /** RLIMIT_DATA in MiB: private writable memory (heap), not address space (V8 reserves far more). */
+    /** MiB of memory used: a memory cgroup per process where the machine has one, else RLIMIT_DATA. */
     memoryMb: z.number().int().min(MIN_MEMORY_MB).max(1_048_576).default(2048),
     /** RLIMIT_NPROC inside the sandbox's own user namespace: processes and threads (node uses ~7). */
     processes: z.number().int().min(16).max(100_000).default(256),

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, chmodSync, chownSync, constants, readdirSync, statSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
+import { detectMemoryCgroup, type MemoryCgroupHost } from './memory-cgroup.ts';
 
 /** The uid and gid a sandbox runs as when the gateway runs as root: root's files are then not its own. */
 export const SANDBOX_UID_WHEN_ROOT = 65534;
@@ -15,6 +16,10 @@ export type SandboxHost =
       readonly env: string;
       /** Set when the gateway runs as root: drops to `SANDBOX_UID_WHEN_ROOT` before bwrap. */
       readonly setpriv?: string;
+      /** Where each sandbox gets a memory cgroup; absent, the memory limit is RLIMIT_DATA. */
+      readonly memory?: MemoryCgroupHost;
+      /** The shell that joins a sandbox's cgroup before it runs bwrap. */
+      readonly sh?: string;
     }
   | { readonly available: false; readonly reason: string };
 
@@ -54,9 +59,12 @@ function which(name: string, path: string): string | undefined {
 /**
  * Finds bubblewrap (and util-linux's prlimit, and setpriv when running as
  * root) on `path` and runs one empty sandbox: user namespaces may be disabled
- * even where bwrap is installed.
+ * even where bwrap is installed. A memory cgroup the gateway may make children
+ * in is used for the memory limit where there is one (`cgroups: false` skips it).
  */
-export function detectSandboxHost(opts: { path?: string; uid?: number } = {}): SandboxHost {
+export function detectSandboxHost(
+  opts: { path?: string; uid?: number; cgroups?: boolean } = {},
+): SandboxHost {
   const path = opts.path ?? process.env.PATH ?? '';
   const root = (opts.uid ?? process.getuid?.() ?? -1) === 0;
   const bwrap = which('bwrap', path);
@@ -73,7 +81,16 @@ export function detectSandboxHost(opts: { path?: string; uid?: number } = {}): S
     const why = (run.stderr || run.error?.message || `exit ${run.status}`).trim().slice(0, 200);
     return { available: false, reason: `bubblewrap cannot create a sandbox here: ${why}` };
   }
-  return { available: true, bwrap, prlimit, env, ...(setpriv ? { setpriv } : {}) };
+  const sh = which('sh', path);
+  const memory = opts.cgroups === false || !sh ? undefined : detectMemoryCgroup();
+  return {
+    available: true,
+    bwrap,
+    prlimit,
+    env,
+    ...(setpriv ? { setpriv } : {}),
+    ...(memory && sh ? { memory, sh } : {}),
+  };
 }
 
 /** setpriv's arguments to become the sandbox user, with no supplementary groups. */

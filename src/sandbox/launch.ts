@@ -3,6 +3,7 @@ import { type PortcullisError, UpstreamError } from '../errors.ts';
 import { DEFAULT_SANDBOX, type SandboxConfig, type SandboxSetting } from './config.ts';
 import { type EgressDecision, EgressProxy } from './egress.ts';
 import type { SandboxHost } from './host.ts';
+import { type MemoryCgroup, MemoryCgroups } from './memory-cgroup.ts';
 import { type SandboxedCommand, sandboxedCommand } from './plan.ts';
 
 const BRIDGE = fileURLToPath(new URL('./bridge.ts', import.meta.url));
@@ -28,17 +29,25 @@ export function sandboxMode(setting: SandboxSetting, host: SandboxHost): Sandbox
   return { kind: 'sandboxed', config: setting ?? DEFAULT_SANDBOX, explicit: setting !== undefined };
 }
 
-/** The sandbox as an audit record names it. */
-export function sandboxSummary(mode: SandboxMode): Record<string, unknown> {
+/** The sandbox as an audit record names it, with what enforces its memory limit. */
+export function sandboxSummary(mode: SandboxMode, host: SandboxHost): Record<string, unknown> {
   if (mode.kind !== 'sandboxed')
     return { mechanism: 'none', why: mode.kind === 'refused' ? 'refused' : mode.why };
   const { network, writable, limits } = mode.config;
+  const memory = host.available && host.memory ? `cgroup v${host.memory.version}` : 'RLIMIT_DATA';
   return {
     mechanism: 'bubblewrap',
     network: typeof network === 'string' ? network : { allow: [...network.allow] },
     writable: [...writable],
     limits: { ...limits },
+    memoryLimitBy: memory,
   };
+}
+
+/** A command line to spawn, and what to undo once its process has exited. */
+export interface SandboxLaunch extends SandboxedCommand {
+  /** Removes the process's memory cgroup (a no-op where there is none); call after the process exited. */
+  readonly exited: () => void;
 }
 
 export const sandboxUnavailable = (upstream: string, reason: string): PortcullisError =>
@@ -59,35 +68,71 @@ export interface UpstreamSandboxOptions {
 export class UpstreamSandbox {
   private readonly o: UpstreamSandboxOptions;
   private proxy: Promise<EgressProxy> | undefined;
+  private readonly cgroups: MemoryCgroups | undefined;
+  /** Cgroups not yet removed: of running processes, and of exited ones whose pid namespace is still being torn down. */
+  private readonly made = new Set<MemoryCgroup>();
+  private readonly exitedOnes = new Set<MemoryCgroup>();
 
   constructor(opts: UpstreamSandboxOptions) {
     this.o = opts;
+    const host = opts.host;
+    this.cgroups = host.available && host.memory ? new MemoryCgroups(host.memory) : undefined;
   }
 
   get mode(): SandboxMode {
     return this.o.mode;
   }
 
+  get host(): SandboxHost {
+    return this.o.host;
+  }
+
   /** The command line to spawn; throws ERR_SANDBOX_UNAVAILABLE when the sandbox asked for cannot be had. */
-  async wrap(spawn: {
-    command: string;
-    args: string[];
-    cwd: string;
-    path: string;
-  }): Promise<SandboxedCommand> {
+  async wrap(spawn: { command: string; args: string[]; cwd: string; path: string }): Promise<SandboxLaunch> {
     const { mode, host } = this.o;
     if (mode.kind === 'refused') throw sandboxUnavailable(this.o.upstream, mode.reason);
-    if (mode.kind === 'unsandboxed') return { command: spawn.command, args: spawn.args, env: {} };
+    if (mode.kind === 'unsandboxed')
+      return { command: spawn.command, args: spawn.args, env: {}, exited: () => {} };
     if (!host.available) throw sandboxUnavailable(this.o.upstream, host.reason);
     const network = mode.config.network;
     const egress = typeof network === 'object' ? await this.egress(network.allow) : undefined;
-    return sandboxedCommand({
+    const cgroup = this.memoryCgroup(mode.config.limits.memoryMb);
+    const command = sandboxedCommand({
       host,
       config: mode.config,
       ...spawn,
       hidden: this.o.hidden,
       ...(egress ? { egress: { socket: egress.socketPath, bridge: BRIDGE, node: process.execPath } } : {}),
+      ...(cgroup ? { memoryCgroup: cgroup.procs } : {}),
     });
+    return { ...command, exited: () => cgroup && this.release(cgroup) };
+  }
+
+  /** A fresh cgroup for the next process; one that cannot be made fails the start (never an unlimited sandbox). */
+  private memoryCgroup(memoryMb: number): MemoryCgroup | undefined {
+    if (!this.cgroups) return undefined;
+    this.sweep();
+    try {
+      const cgroup = this.cgroups.create(memoryMb);
+      this.made.add(cgroup);
+      return cgroup;
+    } catch (e) {
+      throw sandboxUnavailable(this.o.upstream, `its memory cgroup cannot be made: ${(e as Error).message}`);
+    }
+  }
+
+  private release(cgroup: MemoryCgroup): void {
+    this.exitedOnes.add(cgroup);
+    this.sweep();
+  }
+
+  private sweep(): void {
+    for (const cgroup of this.exitedOnes) {
+      cgroup.release();
+      if (!cgroup.released()) continue;
+      this.exitedOnes.delete(cgroup);
+      this.made.delete(cgroup);
+    }
   }
 
   private egress(allow: readonly string[]): Promise<EgressProxy> {
@@ -98,6 +143,10 @@ export class UpstreamSandbox {
   async close(): Promise<void> {
     const proxy = this.proxy;
     this.proxy = undefined;
+    // Called after the pool closed every instance: whatever is still in a cgroup is to go.
+    await Promise.all([...this.made].map((c) => c.drain()));
+    this.made.clear();
+    this.exitedOnes.clear();
     await proxy?.then((p) => p.close()).catch(() => {});
   }
 }

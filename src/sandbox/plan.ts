@@ -23,6 +23,8 @@ export interface SandboxRequest {
   readonly hidden: readonly string[];
   /** Allowlist mode: the host path of the egress proxy's socket and the in-sandbox bridge to it. */
   readonly egress?: { readonly socket: string; readonly bridge: string; readonly node: string };
+  /** The `cgroup.procs` of this process's memory cgroup: joined first, and then no RLIMIT_DATA. */
+  readonly memoryCgroup?: string;
 }
 
 export interface SandboxedCommand {
@@ -44,6 +46,8 @@ export function sandboxedCommand(req: SandboxRequest): SandboxedCommand {
     .filter((p): p is string => p !== undefined && covered.some((h) => within(p, h)))
     .map(exposureRoot);
   const shown = [...new Set([...exposed, ...writable])];
+  const cgroup =
+    req.memoryCgroup !== undefined && host.sh ? { procs: req.memoryCgroup, sh: host.sh } : undefined;
   const bwrap = [
     ...namespaces(config),
     ...['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc'],
@@ -58,7 +62,7 @@ export function sandboxedCommand(req: SandboxRequest): SandboxedCommand {
     visibleInside(req.cwd, covered, shown) ? req.cwd : '/',
     '--',
     host.prlimit,
-    ...limitArgs(config),
+    ...limitArgs(config, !cgroup),
     '--',
     // bwrap sets PWD; the upstream gets exactly the variables its config names.
     ...[host.env, '-u', 'PWD'],
@@ -66,8 +70,14 @@ export function sandboxedCommand(req: SandboxRequest): SandboxedCommand {
     command,
     ...req.args,
   ];
-  const argv = host.setpriv ? [...dropToNobody(), host.bwrap, ...bwrap] : bwrap;
-  return { command: host.setpriv ?? host.bwrap, args: argv, env: req.egress ? proxyEnv() : {} };
+  const argv = host.setpriv
+    ? [host.setpriv, ...dropToNobody(), host.bwrap, ...bwrap]
+    : [host.bwrap, ...bwrap];
+  const env = req.egress ? proxyEnv() : {};
+  if (!cgroup) return { command: argv[0]!, args: argv.slice(1), env };
+  // The shell moves itself into the cgroup and then becomes the sandbox, so
+  // nothing of the upstream runs outside it, not even for an instant.
+  return { command: cgroup.sh, args: ['-c', JOIN_CGROUP, cgroup.procs, ...argv], env };
 }
 
 function namespaces(config: SandboxConfig): string[] {
@@ -77,10 +87,12 @@ function namespaces(config: SandboxConfig): string[] {
   return [...ns, '--die-with-parent', '--new-session'];
 }
 
-function limitArgs(config: SandboxConfig): string[] {
+const JOIN_CGROUP = 'echo $$ > "$0" && exec "$@"';
+
+function limitArgs(config: SandboxConfig, dataLimit: boolean): string[] {
   const l = config.limits;
   return [
-    `--data=${l.memoryMb * 1024 * 1024}`,
+    ...(dataLimit ? [`--data=${l.memoryMb * 1024 * 1024}`] : []),
     `--nproc=${l.processes}`,
     `--nofile=${l.openFiles}`,
     `--cpu=${l.cpuSeconds}`,

@@ -79,7 +79,7 @@ export class StdioStarts {
         executable: verdict.plan?.executable,
       },
       pin: pinOf(verdict),
-      sandbox: sandboxSummary(sandbox.mode),
+      sandbox: sandboxSummary(sandbox.mode, sandbox.host),
     };
     if (sandbox.mode.kind === 'refused') {
       const refused = sandboxUnavailable(name, sandbox.mode.reason);

@@ -58,7 +58,7 @@ export function stdioTransport(
         log.debug('upstream stderr', { upstream: name, line }),
       );
     }
-    return transport;
+    return { inner: transport, exited: run.exited };
   });
 }
 
@@ -72,6 +72,8 @@ function withCredential(cfg: StdioUpstreamConfig, credential: Readonly<Record<st
 }
 
 type SdkStdio = StdioClientTransport;
+/** The SDK transport, and what to undo once its process has exited (its memory cgroup). */
+type Spawned = { readonly inner: SdkStdio; readonly exited: () => void };
 
 /**
  * The SDK's stdio transport, made on `start`: the sandbox's command line may
@@ -84,9 +86,9 @@ class SandboxedStdioTransport implements MessageTransport {
   onmessage?: ((message: JsonRpcMessage) => void) | undefined;
   onclose?: (() => void) | undefined;
   onerror?: ((error: Error) => void) | undefined;
-  private readonly make: () => Promise<SdkStdio>;
+  private readonly make: () => Promise<Spawned>;
 
-  constructor(make: () => Promise<SdkStdio>) {
+  constructor(make: () => Promise<Spawned>) {
     this.make = make;
   }
 
@@ -96,13 +98,19 @@ class SandboxedStdioTransport implements MessageTransport {
   }
 
   async start(): Promise<void> {
-    const inner = await this.make();
-    if (this.closed) return;
+    const { inner, exited } = await this.make();
+    if (this.closed) return exited();
     this.inner = inner;
     inner.onmessage = (m) => this.onmessage?.(m as JsonRpcMessage);
-    inner.onclose = () => this.onclose?.();
+    inner.onclose = () => {
+      exited();
+      this.onclose?.();
+    };
     inner.onerror = (e) => this.onerror?.(e);
-    await inner.start();
+    await inner.start().catch((e: unknown) => {
+      exited();
+      throw e;
+    });
   }
 
   async send(message: JsonRpcMessage): Promise<void> {

@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -83,6 +92,7 @@ describe('stdio upstreams in their sandboxes, through the gateway', () => {
       host.available,
       `bubblewrap must work here (.ci/run installs it): ${!host.available && host.reason}`,
     );
+    assert.ok(host.memory, 'a memory cgroup the gateway can make children in (CI runs as root)');
     web = createServer((_req, res) => res.end('allowed target'));
     other = createServer((_req, res) => res.end('must not be reached'));
     await Promise.all([web, other].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
@@ -110,6 +120,25 @@ describe('stdio upstreams in their sandboxes, through the gateway', () => {
     await gw?.close();
     await Promise.all([web, other].map((s) => new Promise((r) => s.close(r))));
     rmSync(w.dir, { recursive: true, force: true });
+    assert.deepEqual(ourCgroups(), [], 'every sandbox cgroup is removed when the gateway closes');
+  });
+
+  const ourCgroups = (): string[] =>
+    host.available && host.memory
+      ? readdirSync(host.memory.parent).filter((n) => n.startsWith(`portcullis-${process.pid}-`))
+      : [];
+
+  it('puts each sandboxed process in a memory cgroup of its own, limited to its memoryMb', async () => {
+    assert.equal((await call('jail__read', { path: '/etc/hostname' })).ok, true);
+    assert.equal((await call('egress__read', { path: '/etc/hostname' })).ok, true);
+    assert.ok(host.available && host.memory);
+    const parent = host.memory.parent;
+    const limits = ourCgroups().map((n) =>
+      readFileSync(join(parent, n, 'memory.limit_in_bytes'), 'utf8').trim(),
+    );
+    assert.ok(limits.includes(String(256 * 1024 * 1024)), `the jail's cgroup: ${limits.join(', ')}`);
+    const occupied = ourCgroups().filter((n) => readFileSync(join(parent, n, 'cgroup.procs'), 'utf8').trim());
+    assert.ok(occupied.length >= 2, 'the sandboxed upstreams run inside their cgroups');
   });
 
   it('keeps a sandboxed upstream off PostgreSQL on loopback, which the unsandboxed control reaches', async () => {
@@ -215,6 +244,7 @@ describe('stdio upstreams in their sandboxes, through the gateway', () => {
       network: 'none',
       writable: [w.own],
       limits: { memoryMb: 256, processes: 32, openFiles: 1024, cpuSeconds: 1 },
+      memoryLimitBy: `cgroup v${host.available && host.memory?.version}`,
     });
     assert.equal(jail[0].result, 'started');
     const egress = starts.find((s) => s.upstream === 'egress');

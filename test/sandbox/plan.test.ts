@@ -88,6 +88,28 @@ describe('the sandbox command line', () => {
     assert.deepEqual(args.slice(-2), ['/usr/bin/node', pkg]);
   });
 
+  it('joins its memory cgroup before anything runs, and then sets no RLIMIT_DATA (V8 reserves more than it uses)', () => {
+    const withCgroup = { ...asRoot, memory: { version: 1, parent: '/cg' }, sh: '/b/sh' } as const;
+    const run = plan(
+      { limits: { memoryMb: 128 } },
+      { host: withCgroup, memoryCgroup: '/cg/p-1/cgroup.procs' },
+    );
+    assert.equal(run.command, '/b/sh');
+    assert.deepEqual(run.args.slice(0, 4), [
+      '-c',
+      'echo $$ > "$0" && exec "$@"',
+      '/cg/p-1/cgroup.procs',
+      '/b/setpriv',
+    ]);
+    assert.ok(!run.args.some((a) => a.startsWith('--data=')));
+    const without = plan(
+      { limits: { memoryMb: 128 } },
+      { host: asRoot, memoryCgroup: '/cg/p-1/cgroup.procs' },
+    );
+    assert.equal(without.command, '/b/setpriv', 'no shell to join it with: no cgroup');
+    assert.ok(without.args.includes(`--data=${128 * 1024 * 1024}`), 'and the RLIMIT_DATA limit stays');
+  });
+
   it('drops to the sandbox user before bwrap when the gateway runs as root', () => {
     const run = plan({}, { host: asRoot });
     assert.equal(run.command, '/b/setpriv');

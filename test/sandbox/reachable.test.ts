@@ -30,7 +30,7 @@ function closedCheckout(): string {
 const modeOf = (upstream: Record<string, unknown>) => {
   const loaded = { config: validateConfig({ upstreams: { s: upstream } }), baseDir: tmpdir() };
   const sandbox = upstreamSandboxes(loaded as never, silentLogger, ROOT_HOST).get('s')!;
-  return sandboxSummary(sandbox.mode);
+  return sandboxSummary(sandbox.mode, sandbox.host);
 };
 
 it('runs an upstream its sandbox user cannot reach unsandboxed when the config leaves the sandbox out', () => {
