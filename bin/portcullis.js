@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Portcullis runs on the Node.js pinned in its own package (the `node` dependency,
-// >= 22.18: TypeScript sources run through Node's type stripping). Whatever node
+// 26: TypeScript sources run through Node's type stripping, and V8 14 runs Cedar's
+// Wasm without the deoptimizer abort V8 12.4 had). Whatever node
 // started this file (npx runs bins on the machine's node), it re-launches itself
 // on the pinned one. Keep this file plain ESM that old Node versions can parse.
 import { spawn } from 'node:child_process';
@@ -20,8 +21,8 @@ const pinned = join(
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 function supported() {
-  const [major, minor] = process.versions.node.split('.').map(Number);
-  return major > 22 || (major === 22 && minor >= 18);
+  const [major] = process.versions.node.split('.').map(Number);
+  return major >= 26;
 }
 
 function isPinned() {
@@ -34,8 +35,8 @@ function isPinned() {
 
 function tooOld() {
   process.stderr.write(
-    `portcullis: Node.js >= 22.18 is required (this is ${process.version}), and the pinned Node.js is missing at ${pinned}.\n` +
-      'Run `npm install` in the Portcullis folder: it installs the pinned Node.js 22.\n',
+    `portcullis: Node.js >= 26 is required (this is ${process.version}), and the pinned Node.js is missing at ${pinned}.\n` +
+      'Run `npm install` in the Portcullis folder: it installs the pinned Node.js 26.\n',
   );
   process.exit(2);
 }

@@ -7,7 +7,7 @@
  * machine, Node 22.23; figures in the README's "Data protection"): the
  * binding has no prebuilt download here, so every clean `npm install`
  * compiles RE2 and Abseil for about 4 minutes, against the headers npm is
- * configured with (the machine's Node 20, whose ABI the pinned Node 22 does
+ * configured with (the machine's Node 20, whose ABI the pinned Node does
  * not load) unless the install is steered to the pinned Node's headers; a
  * Node upgrade means a rebuild. re2js installs as plain files, on any Node.
  * It is slower per byte (1-5 MB/s for a find over a whole text against the

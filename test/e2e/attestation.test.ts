@@ -87,7 +87,7 @@ async function setUp(): Promise<Setup> {
     }),
   );
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const token = await boundToken(dir, 'dana', publicKey.export({ format: 'jwk' }));
+  const token = await boundToken(dir, 'dana', { ...publicKey.export({ format: 'jwk' }) });
   const client = new V1Client({ name: 'attest-test', version: '1.0.0' });
   await client.connect(
     new V1Transport(new URL(gw.url), { requestInit: { headers: { authorization: `Bearer ${token}` } } }),

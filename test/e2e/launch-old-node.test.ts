@@ -8,13 +8,13 @@ import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { PERMIT_ALL_POLICY, ROOT, textOf } from '../helpers.ts';
 
-/** The machine's own node older than 22.18, as an MCP desktop client would find it on PATH. */
+/** The machine's own node older than 26, as an MCP desktop client would find it on PATH. */
 function oldNode(): string | undefined {
   for (const candidate of ['/usr/bin/node', '/usr/local/bin/node', '/bin/node']) {
     if (!existsSync(candidate)) continue;
     const version = execFileSync(candidate, ['--version'], { encoding: 'utf8' }).trim();
-    const [major, minor] = version.slice(1).split('.').map(Number) as [number, number];
-    if (major < 22 || (major === 22 && minor < 18)) return candidate;
+    const [major] = version.slice(1).split('.').map(Number) as [number];
+    if (major < 26) return candidate;
   }
   return undefined;
 }
@@ -31,8 +31,8 @@ function clientEnv(): Record<string, string> {
   return env;
 }
 
-describe('launched by npx on a machine whose node is older than 22.18', {
-  skip: OLD_NODE ? false : 'no node older than 22.18 on this machine',
+describe('launched by npx on a machine whose node is older than 26', {
+  skip: OLD_NODE ? false : 'no node older than 26 on this machine',
 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-old-node-'));
   after(() => rmSync(dir, { recursive: true, force: true }));

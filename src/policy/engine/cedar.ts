@@ -1,5 +1,4 @@
 // The one place that loads the engine: the package root imports `.wasm` as ESM, which plain Node refuses.
-import './wasm-deopt-guard.ts';
 
 export type {
   AuthorizationAnswer,
