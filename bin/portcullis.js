@@ -34,8 +34,11 @@ function isPinned() {
 }
 
 function tooOld() {
+  const why = isPinned()
+    ? 'the pinned Node.js is an older one (installed before the pin moved)'
+    : `the pinned Node.js is missing at ${pinned}`;
   process.stderr.write(
-    `portcullis: Node.js >= 26 is required (this is ${process.version}), and the pinned Node.js is missing at ${pinned}.\n` +
+    `portcullis: Node.js >= 26 is required (this is ${process.version}), and ${why}.\n` +
       'Run `npm install` in the Portcullis folder: it installs the pinned Node.js 26.\n',
   );
   process.exit(2);

@@ -3,6 +3,7 @@ import { type Checkpoint, checkpointText, openCheckpoint, signCheckpoint } from 
 import { AuditError } from './errors.ts';
 import { CompactRange, consistencyProof, leafHash } from './merkle.ts';
 import type { Signer } from './note.ts';
+import { type Durability, StableStorage } from './stable-storage.ts';
 import { type AppendItem, type AuditStore, decodeRange, encodeRange } from './store.ts';
 import { addCheckpoint, parseWitnessKey, type WitnessConfig } from './witness.ts';
 
@@ -24,16 +25,7 @@ export interface AuditLogOptions {
   readonly durability?: Durability;
 }
 
-export interface Durability {
-  readonly mode: 'record' | 'overlap' | 'interval';
-  readonly intervalMs: number;
-}
-
-interface StableWaiter {
-  size: number;
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
+export type { Durability } from './stable-storage.ts';
 
 interface Pending {
   item: AppendItem;
@@ -62,24 +54,22 @@ export class AuditLog {
   private readonly witnessSizes = new Map<string, number>();
   /** Set when the stored log stopped extending the last signed checkpoint. */
   private broken: string | undefined;
-  readonly durability: Durability;
-  /** Entries committed (the tree size after this writer's last commit) and, of them, known on stable storage. */
-  private committedSize = 0;
-  private stableSize = 0;
-  private syncing: Promise<void> | undefined;
-  private syncAgain = false;
-  /** What the flush in progress covers. */
-  private syncTarget = 0;
-  private stableWaiters: StableWaiter[] = [];
-  /** Interval mode: the flush due for the first commit not yet flushed (it keeps the process up until then). */
-  private syncTimer: NodeJS.Timeout | undefined;
+  private readonly storage: StableStorage;
 
   constructor(store: AuditStore, opts: AuditLogOptions) {
     this.store = store;
     this.opts = opts;
-    this.durability = opts.durability ?? { mode: 'record', intervalMs: 0 };
+    this.storage = new StableStorage(
+      opts.durability ?? { mode: 'record', intervalMs: 0 },
+      () => store.sync(),
+      (err) => this.syncFailed(err),
+    );
     this.timer = setInterval(() => void this.checkpoint().catch(() => {}), opts.checkpointEveryMs);
     this.timer.unref();
+  }
+
+  get durability(): Durability {
+    return this.storage.durability;
   }
 
   /** Whether an answer waits for its call's records to reach stable storage (`stable`) before it is released. */
@@ -119,8 +109,10 @@ export class AuditLog {
       const batch = this.pending.splice(0, max);
       try {
         const head = await this.store.append(batch.map((p) => p.item));
-        this.committedSize = Math.max(this.committedSize, head.size);
-        this.afterCommit(batch);
+        this.storage.committed(
+          head.size,
+          batch.some((p) => p.item.meta.kind === 'decision'),
+        );
         for (const [i, p] of batch.entries()) p.resolve(head.first + i);
         const last = this.signed?.size ?? 0;
         if (head.size - last >= this.opts.checkpointEveryEntries && !this.due) {
@@ -149,78 +141,15 @@ export class AuditLog {
    * entry already is.
    */
   stable(index: number): Promise<void> {
-    if (this.durability.mode === 'record' || index < this.stableSize) return Promise.resolve();
-    if (this.broken)
+    if (this.broken && !this.storage.isStable(index))
       return Promise.reject(new AuditError('ERR_AUDIT_UNAVAILABLE', `audit log is broken: ${this.broken}`));
-    return new Promise((resolve, reject) => {
-      this.stableWaiters.push({ size: index + 1, resolve, reject });
-      this.requestSync();
-    });
-  }
-
-  /**
-   * Overlap: a decision record's flush starts at once, so it runs while the call
-   * goes to its upstream; an outcome's answer asks for its own flush (`stable`).
-   * Any other record (a lease, an approval) is flushed within `intervalMs`, or
-   * sooner by one of those: one flush per record would queue the outcome's
-   * behind it. Interval: everything within `intervalMs`.
-   */
-  private afterCommit(batch: readonly Pending[]): void {
-    const { mode, intervalMs } = this.durability;
-    if (mode === 'record') return;
-    if (mode === 'overlap' && batch.some((p) => p.item.meta.kind === 'decision')) this.requestSync();
-    else this.syncWithin(intervalMs);
-  }
-
-  private syncWithin(ms: number): void {
-    if (this.syncTimer) return;
-    this.syncTimer = setTimeout(() => {
-      this.syncTimer = undefined;
-      this.requestSync();
-    }, ms);
-  }
-
-  /** One flush at a time; commits made meanwhile are covered by one more flush after it. */
-  private requestSync(): void {
-    if (this.syncing) {
-      if (this.committedSize > this.syncTarget) this.syncAgain = true;
-      return;
-    }
-    const target = this.committedSize;
-    this.syncTarget = target;
-    this.syncing = this.store
-      .sync()
-      .then(
-        () => this.synced(target),
-        (err) => this.syncFailed(err),
-      )
-      .finally(() => {
-        this.syncing = undefined;
-        if (this.syncAgain && !this.broken) {
-          this.syncAgain = false;
-          this.requestSync();
-        }
-      });
-  }
-
-  private synced(size: number): void {
-    this.stableSize = Math.max(this.stableSize, size);
-    const waiting = this.stableWaiters;
-    this.stableWaiters = [];
-    for (const w of waiting) {
-      if (w.size <= this.stableSize) w.resolve();
-      else this.stableWaiters.push(w);
-    }
+    return this.storage.stable(index);
   }
 
   /** After a failed fsync the kernel may have dropped the pages: nothing since is known kept, so nothing more is accepted. */
   private syncFailed(err: unknown): void {
     this.broken ??= `flush to stable storage failed: ${String(err)}`;
     this.opts.log.error('AUDIT FLUSH FAILED: refusing further appends until restarted', { err: String(err) });
-    const waiting = this.stableWaiters;
-    this.stableWaiters = [];
-    for (const w of waiting)
-      w.reject(new AuditError('ERR_AUDIT_UNAVAILABLE', `audit flush failed: ${String(err)}`, { cause: err }));
   }
 
   /** The file behind the store is gone: nothing written from now on would be kept, so nothing is accepted. */
@@ -343,8 +272,7 @@ export class AuditLog {
 
   stopTimer(): void {
     clearInterval(this.timer);
-    clearTimeout(this.syncTimer);
-    this.syncTimer = undefined;
+    this.storage.stopTimer();
   }
 
   /** Waits for queued appends, writes a last checkpoint, flushes to stable storage and closes the store. */
@@ -353,7 +281,7 @@ export class AuditLog {
     this.stopTimer();
     while (this.flushing) await new Promise((r) => setImmediate(r));
     await this.checkpoint().catch(() => {});
-    while (this.syncing) await this.syncing;
+    await this.storage.drain();
     if (this.durability.mode !== 'record') await this.store.sync().catch(() => {});
     await this.store.close();
   }
