@@ -5,7 +5,9 @@
  *   node bench/sandbox-bench.ts
  * - plain node (sandbox: off);
  * - bubblewrap alone (namespaces, read-only root, hidden state; no limits);
- * - bubblewrap + prlimit + env, what `network: none` runs (the default);
+ * - bubblewrap + prlimit + env, what `network: none` runs (the default): the
+ *   memory limit a cgroup per process where the machine has one, joined by
+ *   `sh` before bwrap, and the same with RLIMIT_DATA instead, to show its cost;
  * - the same with the allowlist bridge (a second node process in the sandbox).
  * Per-call cost is the bench's `portcullis-full-stdio-sandboxed` target beside
  * `portcullis-full-stdio`.
@@ -16,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { sandboxSchema } from '../src/sandbox/config.ts';
-import { detectSandboxHost } from '../src/sandbox/host.ts';
+import { detectSandboxHost, type SandboxHost } from '../src/sandbox/host.ts';
 import { sandboxMode, UpstreamSandbox } from '../src/sandbox/launch.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -34,7 +36,7 @@ const INIT = JSON.stringify({
   params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } },
 });
 
-type Run = { command: string; args: string[]; env: Record<string, string> };
+type Run = { command: string; args: string[]; env: Record<string, string>; exited?: () => void };
 
 async function startUp(run: Run): Promise<number> {
   const t = performance.now();
@@ -47,6 +49,7 @@ async function startUp(run: Run): Promise<number> {
   const ms = performance.now() - t;
   child.kill('SIGKILL');
   await new Promise((resolve) => child.once('exit', resolve));
+  run.exited?.();
   return ms;
 }
 
@@ -63,15 +66,18 @@ if (!host.available) {
   console.log(`sandbox start-up: skipped (${host.reason})`);
   process.exit(0);
 }
-const sandbox = (config: unknown) =>
+const rlimitHost = detectSandboxHost({ cgroups: false });
+const sandbox = (config: unknown, on: SandboxHost = host) =>
   new UpstreamSandbox({
     upstream: 'bench',
-    mode: sandboxMode(sandboxSchema.parse(config), host),
-    host,
+    mode: sandboxMode(sandboxSchema.parse(config), on),
+    host: on,
     hidden: [],
     egressDecided: () => {},
   });
 const none = sandbox({});
+// Node 24+ needs ~600 MB of RLIMIT_DATA just to start (V8's CodeRange): the default 2,048 MB.
+const noneRlimit = sandbox({}, rlimitHost);
 const allow = sandbox({ network: { allow: ['example.com'] } });
 for (const [name, script] of [
   ['echo', ECHO],
@@ -85,7 +91,12 @@ for (const [name, script] of [
     const at = full.args.indexOf(host.prlimit);
     return { command: full.command, args: [...full.args.slice(0, at), process.execPath, ...args], env: {} };
   });
-  await series(`${name}, bubblewrap + prlimit (network none)`, () => none.wrap(spawnArgs));
+  const memory = host.memory ? `memory cgroup v${host.memory.version}` : 'RLIMIT_DATA';
+  await series(`${name}, bubblewrap + prlimit, ${memory} (network none)`, () => none.wrap(spawnArgs));
+  if (host.memory)
+    await series(`${name}, bubblewrap + prlimit, RLIMIT_DATA (network none)`, () =>
+      noneRlimit.wrap(spawnArgs),
+    );
   await series(`${name}, bubblewrap + prlimit + bridge (allowlist)`, () => allow.wrap(spawnArgs));
 }
-await allow.close();
+await Promise.all([none.close(), noneRlimit.close(), allow.close()]);
