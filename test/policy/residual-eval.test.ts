@@ -31,7 +31,7 @@ const ifThenElse = (c: unknown, t: unknown, e: unknown) => ({
   ]),
 });
 
-/** Expressions mostly from what the evaluator knows, some from what it must refuse (`like`, `+`, `has`, sets). */
+/** Expressions mostly from what the evaluator knows, some from what it must refuse (`like`, `+`, `has`, set literals). */
 const { expr } = fc.letrec((tie) => ({
   expr: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
@@ -45,6 +45,7 @@ const { expr } = fc.letrec((tie) => ({
       )
       .map(([op, l, r]) => (op === 'like' ? { like: { left: l, pattern: ['Wildcard'] } } : binary(op, l, r))),
     tie('expr').map((arg) => ({ '!': { arg } })),
+    tie('expr').map((arg) => ({ isEmpty: { arg } })),
     fc.tuple(tie('expr'), tie('expr'), tie('expr')).map(([c, t, e]) => ifThenElse(c, t, e)),
     fc.constant({ Set: [{ Value: 1 }] }),
     fc.constant({ has: { left: ctx, attr: 'a' } }),
@@ -98,6 +99,7 @@ const typed = fc.letrec((tie) => ({
     fc.tuple(fc.constantFrom('==', '!='), tie('str'), tie('str')).map(([op, l, r]) => binary(op, l, r)),
     fc.tuple(fc.constantFrom('==', '!='), tie('long'), tie('str')).map(([op, l, r]) => binary(op, l, r)),
     tie('long').map((item) => binary('contains', attr(ctx, 'set'), item)),
+    fc.constant({ isEmpty: { arg: attr(ctx, 'set') } }),
     fc.tuple(fc.constantFrom('&&', '||'), tie('bool'), tie('bool')).map(([op, l, r]) => binary(op, l, r)),
     tie('bool').map((arg) => ({ '!': { arg } })),
     fc.tuple(tie('bool'), tie('bool'), tie('bool')).map(([c, t, e]) => ifThenElse(c, t, e)),
@@ -215,10 +217,25 @@ describe('residual policies evaluated in JS', () => {
       guard({ '!': { arg: binary('==', attr(ctx, 'reason'), { Value: '' }) } }, 'permit', 'reason'),
       guard({ '!': { arg: binary('<', attr(ctx, 'risk'), { Value: 90 }) } }, 'forbid', 'risk'),
       guard(binary('&&', attr(attr(ctx, 'session'), 'sensitiveRead'), { Value: false }), 'forbid', 'egress'),
+      // What `!context.detected.secrets.isEmpty() && (resource.tier == "write" || resource.egress)` leaves for a read tool.
+      guard(
+        binary(
+          '&&',
+          { '!': { arg: { isEmpty: { arg: attr(attr(ctx, 'detected'), 'secrets') } } } },
+          { Value: false },
+        ),
+        'forbid',
+        'secrets-out',
+      ),
     ]);
     const evaluate = compileResiduals(set);
     assert.ok(evaluate);
-    const c = { reason: 'ticket 42', risk: 0, session: { sensitiveRead: true } };
+    const c = {
+      reason: 'ticket 42',
+      risk: 0,
+      session: { sensitiveRead: true },
+      detected: { secrets: ['aws'] },
+    };
     assert.deepEqual(evaluate(c), { decision: 'allow', reason: ['reason'] });
     assert.deepEqual(evaluate({ ...c, risk: 95 }), { decision: 'deny', reason: ['risk'] });
     assert.deepEqual(evaluate({ ...c, reason: '' }), { decision: 'deny', reason: [] });
@@ -226,6 +243,11 @@ describe('residual policies evaluated in JS', () => {
     assert.equal(evaluate({ ...c, risk: 0.5 }), BAIL);
     assert.equal(evaluate({ ...c, reason: '\ud800' }), BAIL);
     assert.equal(evaluate({ ...c, extra: { __extn: { fn: 'ip', arg: '1.2.3.4' } } }), BAIL);
+    assert.deepEqual(evaluate({ ...c, detected: { secrets: [] } }), {
+      decision: 'allow',
+      reason: ['reason'],
+    });
+    assert.equal(evaluate({ ...c, detected: { secrets: 'aws' } }), BAIL);
     assert.equal(evaluate({ reason: 'x', risk: 0 }), BAIL);
   });
 

@@ -4,7 +4,7 @@ import type { PolicyJson } from './cedar.ts';
  * Residual policies over the context alone, evaluated in JS when they use
  * nothing but a small, exactly specified part of Cedar: boolean, integer and
  * string literals, attributes of the context, `&&`, `||`, `!`, `if`, `==`,
- * `!=`, `<`, `<=`, `>`, `>=` and `contains`. A Cedar call costs about 100 µs
+ * `!=`, `<`, `<=`, `>`, `>=`, `contains` and `isEmpty`. A Cedar call costs about 100 µs
  * on a busy gateway (most of it at the wasm boundary); this costs a few.
  *
  * It never decides anything Cedar would not: on any value outside plain
@@ -100,6 +100,8 @@ function expression(node: unknown): Expr {
       return comparison(op, arg);
     case 'contains':
       return contains(arg);
+    case 'isEmpty':
+      return isEmpty(arg);
     default:
       throw new NotCompiled(op);
   }
@@ -183,6 +185,20 @@ function contains(arg: unknown): Expr {
     const item = right(context);
     if (!Array.isArray(set) || !isPrimitive(item) || !set.every(isPrimitive)) return BAIL;
     return set.includes(item);
+  };
+}
+
+/**
+ * `set.isEmpty()`: a context array is a Cedar set, empty exactly when the
+ * array is (duplicates collapse, but never to nothing); anything else is a
+ * type error in Cedar, so it goes there.
+ */
+function isEmpty(arg: unknown): Expr {
+  if (!isRecord(arg)) throw new NotCompiled('isEmpty');
+  const inner = expression(arg.arg);
+  return (context) => {
+    const set = inner(context);
+    return Array.isArray(set) ? set.length === 0 : BAIL;
   };
 }
 
