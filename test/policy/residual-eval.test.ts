@@ -31,7 +31,7 @@ const ifThenElse = (c: unknown, t: unknown, e: unknown) => ({
   ]),
 });
 
-/** Expressions mostly from what the evaluator knows, some from what it must refuse (`like`, `+`, `has`, set literals). */
+/** Expressions mostly from what the evaluator knows, some from what it must refuse (`like`, `+`, `has`). */
 const { expr } = fc.letrec((tie) => ({
   expr: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
@@ -39,7 +39,21 @@ const { expr } = fc.letrec((tie) => ({
     path,
     fc
       .tuple(
-        fc.constantFrom('&&', '||', '==', '!=', '<', '<=', '>', '>=', 'contains', '+', 'like'),
+        fc.constantFrom(
+          '&&',
+          '||',
+          '==',
+          '!=',
+          '<',
+          '<=',
+          '>',
+          '>=',
+          'contains',
+          'containsAll',
+          'containsAny',
+          '+',
+          'like',
+        ),
         tie('expr'),
         tie('expr'),
       )
@@ -48,6 +62,7 @@ const { expr } = fc.letrec((tie) => ({
     tie('expr').map((arg) => ({ isEmpty: { arg } })),
     fc.tuple(tie('expr'), tie('expr'), tie('expr')).map(([c, t, e]) => ifThenElse(c, t, e)),
     fc.constant({ Set: [{ Value: 1 }] }),
+    fc.array(tie('expr'), { maxLength: 3 }).map((elements) => ({ Set: elements })),
     fc.constant({ has: { left: ctx, attr: 'a' } }),
   ),
 }));
@@ -100,6 +115,18 @@ const typed = fc.letrec((tie) => ({
     fc.tuple(fc.constantFrom('==', '!='), tie('long'), tie('str')).map(([op, l, r]) => binary(op, l, r)),
     tie('long').map((item) => binary('contains', attr(ctx, 'set'), item)),
     fc.constant({ isEmpty: { arg: attr(ctx, 'set') } }),
+    fc
+      .tuple(
+        fc.constantFrom('containsAll', 'containsAny'),
+        fc.array(tie('long'), { maxLength: 3 }).map((elements) => ({ Set: elements })),
+        fc.boolean(),
+      )
+      .map(([op, literalSet, flip]) =>
+        flip ? binary(op, literalSet, attr(ctx, 'set')) : binary(op, attr(ctx, 'set'), literalSet),
+      ),
+    fc
+      .tuple(fc.array(tie('long'), { maxLength: 3 }), tie('long'))
+      .map(([elements, item]) => binary('contains', { Set: elements }, item)),
     fc.tuple(fc.constantFrom('&&', '||'), tie('bool'), tie('bool')).map(([op, l, r]) => binary(op, l, r)),
     tie('bool').map((arg) => ({ '!': { arg } })),
     fc.tuple(tie('bool'), tie('bool'), tie('bool')).map(([c, t, e]) => ifThenElse(c, t, e)),

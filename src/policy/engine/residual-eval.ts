@@ -4,7 +4,8 @@ import type { PolicyJson } from './cedar.ts';
  * Residual policies over the context alone, evaluated in JS when they use
  * nothing but a small, exactly specified part of Cedar: boolean, integer and
  * string literals, attributes of the context, `&&`, `||`, `!`, `if`, `==`,
- * `!=`, `<`, `<=`, `>`, `>=`, `contains` and `isEmpty`. A Cedar call costs about 100 µs
+ * `!=`, `<`, `<=`, `>`, `>=`, set literals, `contains`, `containsAll`,
+ * `containsAny` and `isEmpty`. A Cedar call costs about 100 µs
  * on a busy gateway (most of it at the wasm boundary); this costs a few.
  *
  * It never decides anything Cedar would not: on any value outside plain
@@ -98,8 +99,13 @@ function expression(node: unknown): Expr {
     case '>':
     case '>=':
       return comparison(op, arg);
+    case 'Set':
+      return setLiteral(arg);
     case 'contains':
       return contains(arg);
+    case 'containsAll':
+    case 'containsAny':
+      return containsSet(op, arg);
     case 'isEmpty':
       return isEmpty(arg);
     default:
@@ -185,6 +191,34 @@ function contains(arg: unknown): Expr {
     const item = right(context);
     if (!Array.isArray(set) || !isPrimitive(item) || !set.every(isPrimitive)) return BAIL;
     return set.includes(item);
+  };
+}
+
+/** `[a, b]`: the elements' values (what the set operators then require to be primitives). */
+function setLiteral(arg: unknown): Expr {
+  if (!Array.isArray(arg)) throw new NotCompiled('Set');
+  const elements = arg.map(expression);
+  return (context) => {
+    const out: Value[] = [];
+    for (const e of elements) {
+      const v = e(context);
+      if (v === BAIL) return BAIL;
+      out.push(v);
+    }
+    return out;
+  };
+}
+
+/** `left.containsAll(right)` / `left.containsAny(right)`, over sets of primitives only. */
+function containsSet(op: 'containsAll' | 'containsAny', arg: unknown): Expr {
+  const [left, right] = operands(arg);
+  return (context) => {
+    const set = left(context);
+    if (set === BAIL) return BAIL;
+    const items = right(context);
+    if (!Array.isArray(set) || !Array.isArray(items) || !set.every(isPrimitive) || !items.every(isPrimitive))
+      return BAIL;
+    return op === 'containsAll' ? items.every((i) => set.includes(i)) : items.some((i) => set.includes(i));
   };
 }
 
