@@ -29,7 +29,8 @@ export const MAX_MINTED_TTL_SECONDS = 60;
 const KEY_REFRESH_MS = 60_000;
 
 /**
- * A JWT per call, signed by the gateway: `aud` the upstream, `sub` the caller,
+ * A JWT per call, signed by the gateway: `aud` the upstream, `sub` the caller
+ * (and `sub_id`, RFC 9493 `iss_sub`, naming the issuer that vouched for it),
  * `act.sub` the gateway, `scope` `server:tool`, `args_sha256` the SHA-256 of
  * the RFC 8785 canonical arguments, `jti` the lease id, at most 60 s of life.
  *
@@ -71,6 +72,10 @@ export class MintedJwtBackend implements CredentialBackend {
       act: { sub: o.actor },
       scope,
       ...(req.argsHash ? { args_sha256: req.argsHash } : {}),
+      // RFC 9493: `sub` alone is ambiguous when several issuers are trusted.
+      ...(req.subjectIssuer
+        ? { sub_id: { format: 'iss_sub', iss: req.subjectIssuer, sub: req.subject } }
+        : {}),
     };
     const jwt = this.sign(claims, nowMs);
     const value = o.header === 'authorization' ? `Bearer ${jwt}` : jwt;

@@ -32,6 +32,7 @@ export function credentialRequest(call: CallToCredential): CredentialRequest {
   return {
     principal: call.principal.id,
     subject: call.principal.user ?? call.principal.workload ?? call.principal.id,
+    ...(call.principal.user && call.principal.issuer ? { subjectIssuer: call.principal.issuer } : {}),
     upstream: call.upstream,
     ...(isToolCall ? { tool: call.tool, argsHash: sha256hex(canonicalize(args)) } : {}),
     sessionKey: call.sessionKey,

@@ -18,6 +18,8 @@ export interface CredentialRequest {
   readonly principal: string;
   /** The caller's own subject, for `sub` claims (`Principal.subject` or its id). */
   readonly subject: string;
+  /** Who vouched for `subject` (the token's `iss`), when it came from a token: two issuers' `alice` are two callers. */
+  readonly subjectIssuer?: string;
   /** The caller's bearer token when it came with one: only a token-exchange backend reads it, as the subject token, and it never goes upstream. */
   readonly subjectToken?: string;
   /** The configured upstream name. */

@@ -162,6 +162,29 @@ describe('the credentials stage', () => {
 });
 
 describe('the minted-JWT backend', () => {
+  it("names the issuer that vouched for the caller beside its subject (RFC 9493 iss_sub), so two issuers' alice differ", () => {
+    const backend = minted();
+    const jwtOf = (subjectIssuer?: string) => {
+      const req = {
+        principal: 'p',
+        subject: 'alice',
+        upstream: 'api',
+        sessionKey: 's',
+        callId: 'c',
+        tool: 't',
+      };
+      const issued = backend.mint(subjectIssuer ? { ...req, subjectIssuer } : req, 'lse_1');
+      const value = Object.values(issued.credential.kind === 'headers' ? issued.credential.headers : {})[0]!;
+      return JSON.parse(Buffer.from(value.split('.')[1]!, 'base64url').toString('utf8'));
+    };
+    const a = jwtOf('https://idp-a.example');
+    const b = jwtOf('https://idp-b.example');
+    assert.equal(a.sub, b.sub);
+    assert.deepEqual(a.sub_id, { format: 'iss_sub', iss: 'https://idp-a.example', sub: 'alice' });
+    assert.notDeepEqual(a.sub_id, b.sub_id);
+    assert.equal(jwtOf().sub_id, undefined, 'no issuer (no token): no sub_id');
+  });
+
   it('refuses a lifetime over 60 s', () => {
     assert.throws(
       () =>
