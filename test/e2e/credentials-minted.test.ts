@@ -58,6 +58,7 @@ describe('minted JWTs for an HTTP upstream, checked by the upstream itself', () 
     });
     assert.equal(protectedHeader.alg, 'EdDSA');
     assert.equal(payload.sub, 'agent-1');
+    assert.deepEqual(payload.sub_id, { format: 'iss_sub', iss: ISSUER, sub: 'agent-1' });
     assert.equal(payload.scope, 'api:whoami');
     assert.ok(payload.exp! - payload.iat! <= 60);
     assert.deepEqual(payload.act, { sub: ISSUER });
