@@ -63,7 +63,7 @@ interface Cached extends ExchangedToken {
  * RFC 8693 token exchange on behalf of the caller: its verified bearer token
  * is the subject token, the gateway authenticates as an OAuth client
  * (client_secret_basic), and what comes back is restricted to the upstream's
- * audience. One token serves a caller, upstream and scope until
+ * audience. One token serves a caller's subject token, upstream and scope until
  * `refreshSkewSeconds` before it expires. Any failure is a typed refusal and
  * the call is denied: there is no fallback credential.
  */
@@ -90,7 +90,7 @@ export class TokenExchangeBackend implements CredentialBackend {
           detail: { reason: 'no_subject_token', upstream: req.upstream },
         },
       );
-    const key = cacheKey(req.principal, req.upstream, this.scope);
+    const key = cacheKey(req.principal, req.upstream, this.scope, req.subjectToken);
     const now = this.opts.now();
     const cached = this.cache.get(key);
     const fresh = cached && now < cached.expiresAt - this.opts.config.refreshSkewSeconds * 1000;
@@ -100,8 +100,8 @@ export class TokenExchangeBackend implements CredentialBackend {
 
   /** Forgets the token the lease was handed, so the next call exchanges anew; a newer token for the same key stays. */
   async revoke(lease: Lease): Promise<void> {
-    const key = cacheKey(lease.holder, lease.upstream, lease.scope);
-    if (this.cache.get(key)?.tokenId === lease.handle?.tokenId) this.cache.delete(key);
+    for (const [key, token] of this.cache)
+      if (token.tokenId === lease.handle?.tokenId) this.cache.delete(key);
   }
 
   async close(): Promise<void> {
@@ -190,8 +190,13 @@ export class TokenExchangeBackend implements CredentialBackend {
   }
 }
 
-const cacheKey = (principal: string, upstream: string, scope: string): string =>
-  JSON.stringify([principal, upstream, scope]);
+/**
+ * One exchanged token per subject token, not per caller: a caller whose token
+ * was refreshed (or narrowed, or revoked at its issuer) is not served what its
+ * earlier token was exchanged for.
+ */
+const cacheKey = (principal: string, upstream: string, scope: string, subjectToken: string): string =>
+  JSON.stringify([principal, upstream, scope, createHash('sha256').update(subjectToken).digest('base64url')]);
 
 /** RFC 6749 section 2.3.1: each part form-encoded before joining. */
 const basicAuth = (id: string, secret: string): string => {

@@ -204,6 +204,23 @@ describe('token exchange (RFC 8693) against a real authorization server', () => 
     assert.notEqual(bearerOf(mine), bearerOf(theirs));
   });
 
+  it("exchanges again when the same caller comes with another subject token: a refreshed token is never served its predecessor's", async () => {
+    const backend = backendFor(configFor(provider.tokenEndpoint, upstream.url));
+    const before = provider.exchanges();
+    const refreshed = await provider.callerToken();
+    assert.notEqual(refreshed, callerToken);
+    const old = await backend.issue(request(callerToken), 'lease-o');
+    const fresh = await backend.issue(request(refreshed), 'lease-n');
+    assert.equal(provider.exchanges(), before + 2);
+    assert.notEqual(bearerOf(fresh), bearerOf(old));
+    await backend.revoke(old.lease);
+    assert.equal(
+      bearerOf(await backend.issue(request(refreshed), 'lease-n2')),
+      bearerOf(fresh),
+      'revoking one keeps the other',
+    );
+  });
+
   it('asks the server once when one caller makes several calls at the same time', async () => {
     const backend = backendFor(configFor(provider.tokenEndpoint, upstream.url));
     const before = provider.exchanges();
