@@ -1,5 +1,6 @@
 import { loadConfigFile } from '../config/load.ts';
 import { type Config, configJsonSchema } from '../config/schema.ts';
+import { CREDENTIAL_PLACEHOLDER } from '../credentials/config.ts';
 import { ambientSecrets } from '../credentials/static.ts';
 import { UsageError } from '../errors.ts';
 import { sandboxWarnings } from '../sandbox/risks.ts';
@@ -21,9 +22,24 @@ export async function configCommand(args: string[]): Promise<number> {
         `warning: ambient authority: upstream ${a.upstream} ${a.where} = ${a.reference}\n`,
       );
     for (const warning of serverPinWarnings(config)) process.stderr.write(`warning: ${warning}\n`);
+    for (const warning of credentialInArgs(config)) process.stdout.write(`warning: ${warning}\n`);
     return 0;
   }
   throw new UsageError('usage: portcullis config check FILE | portcullis config schema');
+}
+
+/** A minted password in `args` is in the process table: every local user can read /proc/PID/cmdline. */
+function credentialInArgs(config: Config): string[] {
+  const out: string[] = [];
+  for (const [name, up] of Object.entries(config.upstreams)) {
+    if (up.transport !== 'stdio') continue;
+    const at = up.args.findIndex((a) => a.includes(CREDENTIAL_PLACEHOLDER));
+    if (at >= 0)
+      out.push(
+        `upstreams.${name}.args.${at}: ${CREDENTIAL_PLACEHOLDER} puts the minted database password on the command line, readable by every local user (/proc/PID/cmdline); prefer the credential's env variable where the server reads one`,
+      );
+  }
+  return out;
 }
 
 /**

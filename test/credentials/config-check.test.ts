@@ -37,4 +37,34 @@ describe('portcullis config check and static secrets', () => {
       'warning: ambient authority: upstream billing credential header X-Api-Key = env:BILLING_KEY',
     ]);
   });
+
+  it('warns that a credential in args is on the command line, where every local user can read it', async () => {
+    const file = join(dir, 'argv.yaml');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        upstreams: {
+          db: {
+            transport: 'stdio',
+            command: 'node',
+            args: ['server.js', '${credential}'],
+            isolation: 'principal',
+            credentials: {
+              kind: 'postgres-role',
+              adminUrl: 'env:PG_ADMIN_URL',
+              grant: 'reader',
+              env: 'DATABASE_URL',
+            },
+          },
+        },
+      }),
+    );
+    const r = await runCli(['config', 'check', file]);
+    assert.equal(r.code, 0, r.stderr);
+    const warning = r.stdout.split('\n').find((l) => l.includes('command line'));
+    assert.match(
+      warning ?? '',
+      /^warning: upstreams\.db\.args\.1: \$\{credential\} puts the minted database password/,
+    );
+  });
 });
