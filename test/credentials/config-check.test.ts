@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { CREDENTIAL_PLACEHOLDER } from '../../src/credentials/config.ts';
 import { runCli } from '../helpers.ts';
 
 describe('portcullis config check and static secrets', () => {
@@ -47,7 +48,7 @@ describe('portcullis config check and static secrets', () => {
           db: {
             transport: 'stdio',
             command: 'node',
-            args: ['server.js', '${credential}'],
+            args: ['server.js', CREDENTIAL_PLACEHOLDER],
             isolation: 'principal',
             credentials: {
               kind: 'postgres-role',
