@@ -57,9 +57,11 @@ export class SqliteRecordStore implements RecordStore {
 
   async getMany(kind: RecordKind, ids: readonly string[]): Promise<StoredRecord[]> {
     return guarded('getMany', () => {
+      // CROSS JOIN fixes the join order (SQLite's planner otherwise walks every record of
+      // the kind and rescans the wanted list for each: 120 ms for 1,000 pins, 5 ms this way).
       const rows = this.statement(
         `SELECT records.* FROM json_each(?) AS wanted
-         JOIN records ON records.kind = ? AND records.id = wanted.value ORDER BY wanted.key`,
+         CROSS JOIN records ON records.kind = ? AND records.id = wanted.value ORDER BY wanted.key`,
       ).all(JSON.stringify([...new Set(ids)]), kind);
       return (rows as unknown as RecordRow[]).map(fromRow);
     });
