@@ -60,7 +60,7 @@ async function gatewayBefore(name: string, tools: number, sessions = 0) {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** A filtered tools/list: the first of a session, then `lists` more (wall ms, gateway CPU ms per list). */
-async function listScale() {
+export async function listScale() {
   const tools = SETTINGS.scaleTools;
   progress(`scale: tools/list over ${tools} tools\n`);
   const g = await gatewayBefore('scale-list', tools);

@@ -107,3 +107,35 @@ describe('listing a caller’s tools', () => {
     assert.ok(hidden > 0 && hidden < 2 * CALLERS.length * 2 * tools.allTools().length);
   });
 });
+
+describe('listing tools the policies name beside tools they do not', () => {
+  const SAME = Array.from({ length: 40 }, (_, t) => ({
+    name: `u0__t${t}`,
+    inputSchema: { type: 'object', properties: {} },
+  }));
+  const source = parsePolicyTexts([
+    {
+      file: 'named.cedar',
+      text: [
+        '@id("all") permit(principal, action in Action::"tools/call", resource is Tool);',
+        '@id("hide-t5") forbid(principal, action, resource) when { resource == Tool::"u0__t5" };',
+        '@id("hide-t9") forbid(principal, action == Action::"tools/call:u0__t9", resource);',
+      ].join('\n'),
+    },
+  ]);
+
+  for (const order of ['as listed', 'reversed'] as const) {
+    it(`hides exactly the tools a policy names by uid among identical ones, listed ${order}`, () => {
+      const tools = new Catalog(policySchema.parse({}));
+      tools.updateTools('u0', SAME);
+      const engine = new PolicyEngine(source, tools);
+      assert.deepEqual(engine.validate(), []);
+      const all = order === 'as listed' ? tools.allTools() : [...tools.allTools()].reverse();
+      for (const round of [0, 1]) {
+        const shown = all.filter((tool) => engine.mayUse(toCedar(listFacts(CALLERS[0]!, tool, 0))));
+        const hidden = all.filter((t) => !shown.includes(t)).map((t) => t.name);
+        assert.deepEqual(hidden.sort(), ['u0__t5', 'u0__t9'], `round ${round}`);
+      }
+    });
+  }
+});

@@ -46,8 +46,8 @@ interface Slice {
   readonly contextReads: ContextReads;
   readonly attributes: ReadonlySet<string> | true;
   readonly memberships: ReadonlySet<string> | true;
-  /** The entity types its policies write uids of (see `LoadedPolicy.namedTypes`). */
-  readonly namedTypes: ReadonlySet<string>;
+  /** The entity uids its policies write out (see `LoadedPolicy.namedUids`). */
+  readonly namedUids: ReadonlySet<string>;
 }
 
 /** Listing answers kept per engine (see `mayUse`); past it the oldest go. */
@@ -446,7 +446,7 @@ export class PolicyEngine {
       contextReads: mergeReads(policies.map((p) => p.contextReads)),
       attributes: mergeNames(policies.map((p) => p.attributes)),
       memberships: mergeNames(policies.map((p) => p.memberships)),
-      namedTypes: new Set(policies.flatMap((p) => [...p.namedTypes])),
+      namedUids: new Set(policies.flatMap((p) => [...p.namedUids])),
     };
     this.parsed.set(id, slice);
     return slice;
@@ -493,10 +493,12 @@ function cedarCall(
  * What a `mayUse` answer depends on: the slices (the policies evaluated), the
  * request's uids, the context their policies can read, and the entities as
  * they are sent them. The uid of a tool (and of its action) is left out when
- * no policy of the slice writes out a uid of its type: Cedar has no other way
- * to tell two entities apart than by comparing them with a written-out uid,
- * so two tools with the same attributes and parents then get the same answer,
- * and one evaluation answers for every such tool of a list.
+ * no policy of the slice writes it out: Cedar has no other way to tell two
+ * entities apart than by comparing them with a written-out uid (no attribute
+ * or parent of the gateway's entities holds a tool's uid), so two tools with
+ * the same attributes and parents then get the same answer, and one
+ * evaluation answers for every such tool of a list, however many other tools
+ * the policies name.
  */
 function listingKey(
   slice: Slice,
@@ -504,8 +506,9 @@ function listingKey(
   req: CedarRequest,
   graph: EntityGraph | undefined,
 ): string {
-  const toolAction = req.action.id.startsWith(`${ACTION.toolsCall}:`) && !slice.namedTypes.has('Action');
-  const anyResource = !slice.namedTypes.has(req.resource.type);
+  const toolAction =
+    req.action.id.startsWith(`${ACTION.toolsCall}:`) && !slice.namedUids.has(entityKey(req.action));
+  const anyResource = !slice.namedUids.has(entityKey(req.resource));
   const context = pruneContext(req.context, slice.contextReads);
   const entities = req.entities.map((e) => {
     const anonymous =

@@ -4,7 +4,7 @@ import { basename, resolve } from 'node:path';
 import { PolicyError } from '../errors.ts';
 import { cedar, type DetailedError } from './cedar.ts';
 import { attributesNamedIn, type ContextReads, contextReadsOf } from './reads.ts';
-import { membershipTargetsOf, namedTypesOf, type ScopeConstraint, scopeConstraint } from './scope.ts';
+import { membershipTargetsOf, namedUidsOf, type ScopeConstraint, scopeConstraint } from './scope.ts';
 
 /** Which actions a policy's scope can match: every action, or these ids (and their members). */
 export type ActionScope = { all: true } | { all: false; ids: readonly string[] };
@@ -34,11 +34,11 @@ export interface LoadedPolicy {
   /** The entities it can test membership in (`true`: any); other parents need not be sent. */
   readonly memberships: ReadonlySet<string> | true;
   /**
-   * The types of the entity uids it writes out anywhere (scope or conditions), but for the
-   * `Action::"tools/call"` every tool's action is in: a policy that names no `Tool` cannot tell
-   * two tools apart by their uids, only by what the entities hold (see `PolicyEngine.mayUse`).
+   * Every entity uid it writes out anywhere (scope or conditions), as `entityKey`s: a policy
+   * that does not write out a tool's uid (nor its action's) cannot tell that tool from
+   * another by its uid, only by what the entities hold (see `PolicyEngine.mayUse`).
    */
-  readonly namedTypes: ReadonlySet<string>;
+  readonly namedUids: ReadonlySet<string>;
 }
 
 export interface PolicySource {
@@ -123,7 +123,7 @@ function describePolicy(text: string, fallbackId: string, source: string): Loade
     contextReads: contextReadsOf(conditions),
     attributes: attributesNamedIn(conditions),
     memberships: membershipTargetsOf(json.json),
-    namedTypes: namedTypesOf(json.json),
+    namedUids: namedUidsOf(json.json),
   };
 }
 

@@ -1,5 +1,4 @@
 import { isObject } from '../../jsonrpc.ts';
-import { ACTION } from '../model/cedar-schema.ts';
 import type { EntityJson } from './cedar.ts';
 import { everyObject } from './reads.ts';
 
@@ -117,15 +116,15 @@ function collectMembership(policyJson: unknown, named: Set<string>): boolean {
   });
 }
 
-/** The types of every entity uid a policy writes out, but `Action::"tools/call"` (every tool's action is in it). */
-export function namedTypesOf(policyJson: unknown): ReadonlySet<string> {
-  const types = new Set<string>();
+/** Every entity uid a policy writes out (scope or conditions), as `entityKey`s. */
+export function namedUidsOf(policyJson: unknown): ReadonlySet<string> {
+  const uids = new Set<string>();
   everyObject(policyJson, (node) => {
     const ref = entityRef(node);
-    if (ref && !(ref.type === 'Action' && ref.id === ACTION.toolsCall)) types.add(ref.type);
+    if (ref) uids.add(entityKey(ref));
     return true;
   });
-  return types;
+  return uids;
 }
 
 /** An entity, or a set of entities, written out in the policy. */
