@@ -1,4 +1,4 @@
-import type { Catalog } from './catalog.ts';
+import type { Catalog, ToolDef } from './catalog.ts';
 import { schemaType } from './cedar-types.ts';
 
 /** Action ids: one per MCP method family; each tool gets its own member of `tools/call` (typed input). */
@@ -133,8 +133,8 @@ const applies = (resourceTypes: string[], input: unknown = EMPTY_INPUT) => ({
   appliesTo: { principalTypes: ['Caller'], resourceTypes, context: context(input) },
 });
 
-/** The Cedar schema (JSON form) for the current catalog: typed `context.input` per tool. */
-export function generateSchema(catalog: Catalog): Record<string, unknown> {
+/** The Cedar schema (JSON form) for these tools (the catalog's, by default): typed `context.input` per tool. */
+export function generateSchema(tools: Catalog | readonly ToolDef[]): Record<string, unknown> {
   const actions: Record<string, unknown> = {
     [ACTION.toolsCall]: {},
     [ACTION.resourcesRead]: applies(['Resource']),
@@ -148,7 +148,7 @@ export function generateSchema(catalog: Catalog): Record<string, unknown> {
     [ADMIN_ACTION.approve]: applies(['Approval']),
     [ADMIN_ACTION.deny]: applies(['Approval']),
   };
-  for (const tool of catalog.allTools()) {
+  for (const tool of Array.isArray(tools) ? tools : (tools as Catalog).allTools()) {
     actions[toolAction(tool.name)] = {
       memberOf: [{ id: ACTION.toolsCall }],
       ...applies(['Tool'], schemaType(tool.input)),
