@@ -41,6 +41,8 @@ export interface ToolPinsDeps {
 
 /** Compare-and-set tries before a pin that keeps changing under us fails closed. */
 const TRIES = 5;
+/** Definition hashes kept by their listed text (see `ToolPins.hashes`); past it the oldest go. */
+const MAX_KEPT_HASHES = 16_384;
 
 /** What a definition is checked as: a tool's (with its name) or a server's instructions. */
 type Seen = { kind: 'tool'; def: JsonObject } | { kind: 'instructions'; text: string };
@@ -56,6 +58,12 @@ type Seen = { kind: 'tool'; def: JsonObject } | { kind: 'instructions'; text: st
 export class ToolPins {
   private readonly d: ToolPinsDeps;
   private quarantined = new Set<string>();
+  /**
+   * Definition hashes by the definition's JSON text as listed (`JSON.stringify`, native and
+   * cheap): the same text is the same definition, so its canonical hash is not computed again
+   * on every list. Only the hash is kept: every list still compares it with the stored pin.
+   */
+  private readonly hashes = new Map<string, string>();
 
   constructor(deps: ToolPinsDeps) {
     this.d = deps;
@@ -138,7 +146,7 @@ export class ToolPins {
     others: OtherTools,
     who: PinWitness,
   ): Promise<boolean> {
-    const hash = definitionHash(seen.kind === 'tool' ? seen.def : seen.text);
+    const hash = this.hashOf(seen);
     let rec = stored;
     for (let i = 0; i < TRIES; i++) {
       const outcome = rec
@@ -151,6 +159,18 @@ export class ToolPins {
       rec = await this.d.pins.get(upstream, tool);
     }
     throw pinContended(pinId(upstream, tool));
+  }
+
+  private hashOf(seen: Seen): string {
+    const def = seen.kind === 'tool' ? seen.def : seen.text;
+    const text = `${seen.kind}\0${JSON.stringify(def)}`;
+    let hash = this.hashes.get(text);
+    if (hash === undefined) {
+      hash = definitionHash(def);
+      if (this.hashes.size >= MAX_KEPT_HASHES) this.hashes.delete(this.hashes.keys().next().value!);
+      this.hashes.set(text, hash);
+    }
+    return hash;
   }
 
   private version(seen: Seen, hash: string, others: OtherTools): PinVersion {

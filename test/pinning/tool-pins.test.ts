@@ -89,6 +89,22 @@ describe('tool pins', () => {
     assert.equal(r.journal.length, 3);
   });
 
+  it('hide a changed definition on the very list that shows it, after many lists of the old one among a thousand others', async () => {
+    const r = replica(sqlite());
+    const others = Array.from({ length: 1000 }, (_, i) => tool(`Tool ${i}.`, `t${i}`));
+    const names = others.map((t) => t.name);
+    for (let i = 0; i < 3; i++)
+      assert.deepEqual(await r.shown([...others, tool('Reads a file.')]), [...names, 'read']);
+    // Changed only in a nested field: the input schema.
+    const changed = {
+      ...tool('Reads a file.'),
+      inputSchema: { type: 'object', properties: { url: { type: 'string' } } },
+    };
+    assert.deepEqual(await r.shown([...others, changed]), names);
+    assert.equal(r.pins.isQuarantined('up', 'read'), true);
+    assert.deepEqual(r.eventsOf().slice(-2), ['changed up/read', 'quarantined up/read']);
+  });
+
   it('treat a tool that disappears and comes back under a new name as new', async () => {
     const r = replica(sqlite());
     await r.shown([tool('Reads a file.')]);
