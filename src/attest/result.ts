@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { canonicalize } from '../audit/jcs.ts';
+import { canonicalFromMembers, canonicalize, canonicalMembers } from '../audit/jcs.ts';
 import { PortcullisError } from '../errors.ts';
 import type { JsonObject } from '../jsonrpc.ts';
 import { type DetachedSigner, payloadOf, withoutMetaKey } from './detached.ts';
@@ -49,6 +49,24 @@ export function resultHashOf(result: JsonObject): string {
     .digest('hex');
 }
 
+const sha256hex = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
+
+/**
+ * The canonical text of each member of the result as sent: a member the signed form holds
+ * as the very same value (a list's 1,000 tools) keeps the text already made for it, so the
+ * outcome record's hash of what was sent does not canonicalise the whole result again.
+ */
+function sentMembers(sent: JsonObject, form: JsonObject, formMembers: ReadonlyMap<string, string>) {
+  const out = new Map<string, string>();
+  for (const key of Object.keys(sent)) {
+    const v = sent[key];
+    if (v === undefined) continue;
+    const made = Object.hasOwn(form, key) && form[key] === v ? formMembers.get(key) : undefined;
+    out.set(key, made ?? canonicalize(v));
+  }
+  return out;
+}
+
 /** The detached payload: the canonical JSON of the result's hash and the claims. */
 export const resultPayload = (resultHash: string, c: AttestationClaims): Buffer =>
   payloadOf({ callId: c.callId, index: c.index, resultHash, time: c.time });
@@ -62,16 +80,20 @@ export function attestResult(
   signer: DetachedSigner,
   result: JsonObject,
   claims: AttestationClaims,
-): { result: JsonObject; summary: AttestationSummary } {
+): { result: JsonObject; summary: AttestationSummary; sentHash: string } {
   try {
-    const resultHash = resultHashOf(result);
+    const form = signedForm(result);
+    const members = canonicalMembers(form);
+    const resultHash = sha256hex(canonicalFromMembers(members));
     const jws = signer.sign(resultPayload(resultHash, claims));
     const attestation: Attestation = { jws, kid: signer.kid, ...claims };
     const unsigned = withoutMetaKey(result, ATTESTATION_META_KEY);
     const meta = (unsigned._meta as JsonObject | undefined) ?? {};
+    const sent: JsonObject = { ...unsigned, _meta: { ...meta, [ATTESTATION_META_KEY]: { ...attestation } } };
     return {
-      result: { ...unsigned, _meta: { ...meta, [ATTESTATION_META_KEY]: { ...attestation } } },
+      result: sent,
       summary: { kid: signer.kid, resultHash, time: claims.time },
+      sentHash: sha256hex(canonicalFromMembers(sentMembers(sent, form, members))),
     };
   } catch (err) {
     throw new PortcullisError('ERR_ATTESTATION_FAILED', `result not signed: ${String(err)}`, { cause: err });

@@ -47,3 +47,24 @@ function canonicalObject(obj: Record<string, unknown>): string {
   }
   return `${out}}`;
 }
+
+/** The canonical text of each member of an object by key (undefined members left out), for `canonicalFromMembers`. */
+export function canonicalMembers(obj: Record<string, unknown>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const key of Object.keys(obj)) {
+    const v = obj[key];
+    if (v !== undefined) out.set(key, canonicalize(v));
+  }
+  return out;
+}
+
+/** An object's canonical text from its members' (`canonicalMembers`): the same text `canonicalize` gives it. */
+export function canonicalFromMembers(members: ReadonlyMap<string, string>): string {
+  let out = '{';
+  let first = true;
+  for (const key of [...members.keys()].sort()) {
+    out += `${first ? '' : ','}${canonicalize(key)}:${members.get(key)}`;
+    first = false;
+  }
+  return `${out}}`;
+}

@@ -44,6 +44,8 @@ export interface AuditCall {
   readonly requestSigned?: boolean | undefined;
   /** The signature the result went out with: its key and the hash of the result it covers. */
   readonly attestation?: { readonly kid: string; readonly resultHash: string } | undefined;
+  /** A result's canonical hash already made (attest stage): used while `response.result` is that very result. */
+  readonly sentResult?: { readonly result: unknown; readonly hash: string } | undefined;
   readonly error?: { readonly code: string } | undefined;
   /** `no-answer`: the upstream got the call but never answered; it may have acted. */
   readonly upstream?: 'answered' | 'no-answer' | undefined;
@@ -154,7 +156,11 @@ export function outcomeRecord(ctx: AuditCall, decisionIndex: number | null, opts
     status,
     error: ctx.error?.code ?? null,
     rpcError: res?.error ? res.error.code : null,
-    resultHash: res?.result ? resultHash(res.result) : null,
+    resultHash: res?.result
+      ? ctx.sentResult?.result === res.result
+        ? ctx.sentResult.hash
+        : resultHash(res.result)
+      : null,
     // `no-answer`: the upstream got the call but never answered; it may have acted.
     upstream: ctx.upstream ?? null,
     // The approval this call used and the break-glass window it passed under, known only once it ran.

@@ -79,6 +79,8 @@ export interface CallContext {
   upstream?: 'answered' | 'no-answer';
   /** The signature the result went out with (attest stage): the outcome record keeps its hash and key. */
   attestation?: AttestationSummary;
+  /** The signed result and its canonical hash (attest stage), which the outcome record reuses while it is what goes out. */
+  sentResult?: { readonly result: unknown; readonly hash: string };
   /** Set when a stage ended the call or something failed; never sent as-is. */
   error?: PortcullisError;
   /** Milliseconds spent in each stage. */

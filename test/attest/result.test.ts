@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,8 +9,10 @@ import { RESULT_TYP, splitDetached } from '../../src/attest/detached.ts';
 import { AttestationKeys } from '../../src/attest/keys.ts';
 import { ATTESTATION_META_KEY, attestResult, resultHashOf, resultPayload } from '../../src/attest/result.ts';
 import { verifyAttestation } from '../../src/attest/verify.ts';
+import { canonicalize } from '../../src/audit/jcs.ts';
 import { PortcullisError } from '../../src/errors.ts';
 import { GatewayKeyDir } from '../../src/identity/gateway-keys.ts';
+import type { JsonObject } from '../../src/jsonrpc.ts';
 
 const keys = () => new AttestationKeys(mkdtempSync(join(tmpdir(), 'pc-attest-keys-')));
 const claims = { callId: 'call-1', index: 7, time: 1_764_780_000_000 };
@@ -126,6 +129,23 @@ describe('result attestation', () => {
       verifyAttestation({ ...input, resultType: 'complete' }, k.jwks()),
       'ERR_ATTESTATION_INVALID',
     );
+  });
+
+  it('hashes the result as sent exactly as a canonical hash of the whole signed result does', () => {
+    const k = keys();
+    const tools = Array.from({ length: 50 }, (_, i) => ({ name: `t${i}`, description: `Tool ${i}.` }));
+    for (const upstream of [
+      RESULT,
+      { tools },
+      { tools, resultType: 'complete' },
+      { tools, resultType: 'partial', _meta: { 'x.y/z': [1, 'two'] } },
+      { tools, _meta: { [ATTESTATION_META_KEY]: { jws: 'forged' } } },
+      { tools, nextCursor: undefined, isError: false },
+    ]) {
+      const { result, sentHash } = attestResult(k.signer(), upstream as JsonObject, claims);
+      const whole = createHash('sha256').update(canonicalize(result)).digest('hex');
+      assert.equal(sentHash, whole, JSON.stringify(Object.keys(upstream)));
+    }
   });
 
   it('refuses a document without an attestation, and an error response', async () => {

@@ -87,6 +87,18 @@ describe('audit records', () => {
     assert.equal(r.status, 'ok');
     assert.equal(r.resultHash, sha256hex(canonicalize({ content: [{ type: 'text', text: 'ok' }] })));
   });
+
+  it('reuses the hash made when the result was signed only while the result is that very one', () => {
+    const ctx = call({});
+    const signed = { content: [{ type: 'text', text: 'signed' }] };
+    ctx.response = resultResponse(1, signed);
+    ctx.sentResult = { result: signed, hash: 'made-at-signing' };
+    assert.equal(parse(outcomeRecord(ctx, 0, opts()).leaf).resultHash, 'made-at-signing');
+    // A later stage answered something else: hashed anew, whatever was made before.
+    const other = { content: [{ type: 'text', text: 'other' }] };
+    ctx.response = resultResponse(1, other);
+    assert.equal(parse(outcomeRecord(ctx, 0, opts()).leaf).resultHash, sha256hex(canonicalize(other)));
+  });
 });
 
 describe('audit records of hostile or unusual calls', () => {

@@ -32,6 +32,7 @@ export function attestStage(deps: AttestStageDeps): Stage {
         const signed = attestResult(signer, res.result, claims);
         ctx.response = { ...res, result: signed.result };
         ctx.attestation = signed.summary;
+        ctx.sentResult = { result: signed.result, hash: signed.sentHash };
       } catch (err) {
         fail(ctx, internal(err));
       }
