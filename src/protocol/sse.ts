@@ -1,6 +1,9 @@
 /** Incremental parser for `text/event-stream` (WHATWG HTML §9.2): yields each event's data. */
 export class SseParser {
+  /** The start of a line whose end has not arrived yet. */
   private buffer = '';
+  /** The last chunk ended in CR: an LF starting the next one is the same line end. */
+  private afterCr = false;
   private data: string[] = [];
   private eventId: string | undefined;
   private readonly onEvent: (data: string, id: string | undefined) => void;
@@ -9,16 +12,24 @@ export class SseParser {
     this.onEvent = onEvent;
   }
 
+  /**
+   * Only the new chunk is searched for line ends: a long event (a list of 1,000 tools
+   * arrives in dozens of chunks) is not rescanned from its start at every chunk.
+   */
   push(chunk: string): void {
-    this.buffer += chunk;
-    let nl = this.buffer.search(/\r\n|\r|\n/);
-    while (nl >= 0) {
-      const line = this.buffer.slice(0, nl);
-      const width = this.buffer.startsWith('\r\n', nl) ? 2 : 1;
-      this.buffer = this.buffer.slice(nl + width);
+    if (chunk === '') return;
+    let start = this.afterCr && chunk.startsWith('\n') ? 1 : 0;
+    this.afterCr = false;
+    const ends = /\r\n|\r|\n/g;
+    ends.lastIndex = start;
+    for (let m = ends.exec(chunk); m !== null; m = ends.exec(chunk)) {
+      const line = this.buffer + chunk.slice(start, m.index);
+      this.buffer = '';
+      start = m.index + m[0].length;
+      if (m[0] === '\r' && start === chunk.length) this.afterCr = true;
       this.line(line);
-      nl = this.buffer.search(/\r\n|\r|\n/);
     }
+    this.buffer += chunk.slice(start);
   }
 
   private line(line: string): void {

@@ -136,4 +136,28 @@ describe('names and headers', () => {
     p.push(':1}\r\n\r\n: comment\n\ndata: x\ndata: y\n\n');
     assert.deepEqual(events, ['{"a":1}', 'x\ny']);
   });
+
+  it('reads a CRLF split between two chunks as one line end, not as the blank line that ends an event', () => {
+    const events: string[] = [];
+    const p = new SseParser((d) => events.push(d));
+    p.push('data: a\r');
+    p.push('\ndata: b\r');
+    p.push('');
+    p.push('\n\r\n');
+    assert.deepEqual(events, ['a\nb']);
+  });
+
+  it('yields the same events however a stream is cut into chunks', () => {
+    const big = JSON.stringify({ tools: Array.from({ length: 300 }, (_, i) => ({ name: `t${i}` })) });
+    const stream = `id: 1\r\nevent: message\r\ndata: ${big}\r\n\r\n: ping\rdata: x\rdata: y\r\rdata: z\n\n`;
+    const whole: string[] = [];
+    new SseParser((d, id) => whole.push(`${id}|${d}`)).push(stream);
+    assert.equal(whole.length, 3);
+    for (const size of [1, 2, 3, 7, 64, 1000, 4096]) {
+      const got: string[] = [];
+      const p = new SseParser((d, id) => got.push(`${id}|${d}`));
+      for (let i = 0; i < stream.length; i += size) p.push(stream.slice(i, i + size));
+      assert.deepEqual(got, whole, `chunks of ${size}`);
+    }
+  });
 });
