@@ -41,6 +41,8 @@ export interface ToolPinsDeps {
 
 /** Compare-and-set tries before a pin that keeps changing under us fails closed. */
 const TRIES = 5;
+/** Tools of one listing whose pins are settled concurrently. */
+const SETTLE_AT_ONCE = 64;
 /** Definition hashes kept by their listed text (see `ToolPins.hashes`); past it the oldest go. */
 const MAX_KEPT_HASHES = 16_384;
 
@@ -116,13 +118,18 @@ export class ToolPins {
     const ids = l.tools.map((t) => pinId(l.upstream, String(t.name)));
     if (l.instructions !== undefined) ids.push(pinId(l.upstream, INSTRUCTIONS));
     const stored = new Map((await this.d.pins.getMany(ids)).map((r) => [r.id, r]));
-    const visible: JsonObject[] = [];
-    for (const item of l.tools) {
-      const tool = String(item.name);
-      const seen: Seen = { kind: 'tool', def: pinnedDefinition(item) };
-      if (await this.settle(l.upstream, tool, seen, stored.get(pinId(l.upstream, tool)), others, who))
-        visible.push(item);
+    const shown: boolean[] = [];
+    // Settled SETTLE_AT_ONCE at a time: the pins and audit records of a thousand new tools
+    // are written in fewer group commits than one after another (each tool's own in order).
+    for (let i = 0; i < l.tools.length; i += SETTLE_AT_ONCE) {
+      const batch = l.tools.slice(i, i + SETTLE_AT_ONCE).map((item) => {
+        const tool = String(item.name);
+        const seen: Seen = { kind: 'tool', def: pinnedDefinition(item) };
+        return this.settle(l.upstream, tool, seen, stored.get(pinId(l.upstream, tool)), others, who);
+      });
+      shown.push(...(await Promise.all(batch)));
     }
+    const visible = l.tools.filter((_, i) => shown[i]);
     if (l.instructions !== undefined) {
       const seen: Seen = { kind: 'instructions', text: l.instructions };
       await this.settle(
@@ -207,9 +214,12 @@ export class ToolPins {
       updatedAt: now,
     };
     if (!(await this.d.pins.insert(pin, now))) return 'raced';
-    await this.d.events.record('first-seen', pin, who);
-    if (poisoned) await this.d.events.record('poisoning', pin, who);
-    if (quarantine) await this.d.events.record('quarantined', pin, who);
+    // Appended together, in this order: one tool's records stay side by side in the log.
+    await Promise.all([
+      this.d.events.record('first-seen', pin, who),
+      poisoned && this.d.events.record('poisoning', pin, who),
+      quarantine && this.d.events.record('quarantined', pin, who),
+    ]);
     return pin.status;
   }
 
@@ -235,9 +245,11 @@ export class ToolPins {
     };
     if (!(await this.d.pins.replace(rec, next))) return 'raced';
     const previousHash = pin.pending?.hash ?? pin.current.hash;
-    await this.d.events.record('changed', next, who, { previousHash });
-    if (this.poisoned(pin.upstream, v).poisoned) await this.d.events.record('poisoning', next, who);
-    if (pin.status === 'pinned') await this.d.events.record('quarantined', next, who);
+    await Promise.all([
+      this.d.events.record('changed', next, who, { previousHash }),
+      this.poisoned(pin.upstream, v).poisoned && this.d.events.record('poisoning', next, who),
+      pin.status === 'pinned' && this.d.events.record('quarantined', next, who),
+    ]);
     return 'quarantined';
   }
 
