@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
 import type { StoredRecord } from '../state/records.ts';
@@ -61,9 +62,11 @@ export class ToolPins {
   private readonly d: ToolPinsDeps;
   private quarantined = new Set<string>();
   /**
-   * Definition hashes by the definition's JSON text as listed (`JSON.stringify`, native and
-   * cheap): the same text is the same definition, so its canonical hash is not computed again
-   * on every list. Only the hash is kept: every list still compares it with the stored pin.
+   * Definition hashes by the SHA-256 of the definition's JSON text as listed (`JSON.stringify`
+   * and a native hash: cheap, where canonicalising is not): the same text is the same
+   * definition, so its canonical hash is not computed again on every list. Keyed by a digest,
+   * not the text, so an upstream's megabyte descriptions cost 16,384 digests at most. Only the
+   * hash is kept: every list still compares it with the stored pin.
    */
   private readonly hashes = new Map<string, string>();
 
@@ -170,7 +173,9 @@ export class ToolPins {
 
   private hashOf(seen: Seen): string {
     const def = seen.kind === 'tool' ? seen.def : seen.text;
-    const text = `${seen.kind}\0${JSON.stringify(def)}`;
+    const text = createHash('sha256')
+      .update(`${seen.kind}\0${JSON.stringify(def)}`)
+      .digest('base64');
     let hash = this.hashes.get(text);
     if (hash === undefined) {
       hash = definitionHash(def);
