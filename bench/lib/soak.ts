@@ -65,6 +65,7 @@ export async function soakRun() {
       rssBaselineAtS: baseSample.atS,
       rssLastMB: last,
       rssGrowthPct: base && last ? ((last - base) / base) * 100 : null,
+      ...windowGrowth(samplesMB),
       peakRssMB: vmMB(pid, 'VmHWM'),
       samples: samplesMB,
     };
@@ -112,7 +113,8 @@ export async function soakRun() {
   );
   console.log(
     `\nRSS = VmRSS of the proxy process (of the server for direct targets), sampled every ${SETTINGS.soakSampleSeconds} s;` +
-      '\nbaseline = the sample at a tenth of the soak (the heap sizes itself first); growth = last vs baseline;' +
+      '\nbaseline = the sample at a tenth of the soak (the heap sizes itself first); growth = last vs baseline (one sample each;' +
+      '\nthe verdict below compares window medians instead);' +
       '\nopen fds = descriptors of the proxy process, first and last sample: a connection or listener leak climbs.',
   );
   const report = {
@@ -128,19 +130,43 @@ export async function soakRun() {
   console.log(`\nwrote ${writeJson('soak-latest.json', report)}`);
 }
 
-/** Issue 17's target 7: memory and descriptors flat within 10 % (last against the baseline sample), zero errors. */
-function soakVerdict(name: string, soak: NonNullable<TargetEntry['soak']>): string {
-  const fdBase = soak.samples[Math.floor(soak.samples.length / 10)]?.fds ?? null;
-  const fdGrowth = fdBase && soak.fdsLast !== null ? ((soak.fdsLast - fdBase) / fdBase) * 100 : null;
-  const met =
-    soak.errors === 0 &&
-    soak.rssGrowthPct !== null &&
-    soak.rssGrowthPct <= 10 &&
-    fdGrowth !== null &&
-    fdGrowth <= 10;
+const medianOf = (xs: number[]): number | null =>
+  xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! : null;
+
+/**
+ * Growth as the median of the last tenth of the samples against the median of
+ * the tenth after the first (once the heap has sized itself). One sample lands
+ * wherever the collector is in its cycle: RSS at 8 callers swings by 20 % or
+ * more within a minute with no trend, so a last sample against a baseline
+ * sample says more about that phase than about a leak; a window's median does not.
+ */
+function windowGrowth(samples: SoakSample[]) {
+  const tenth = Math.max(1, Math.floor(samples.length / 10));
+  const base = samples.slice(tenth, 2 * tenth);
+  const last = samples.slice(-tenth);
+  const pct = (a: number | null, b: number | null) => (a && b !== null ? ((b - a) / a) * 100 : null);
+  const known = (xs: (number | null | undefined)[]) => xs.filter((x): x is number => typeof x === 'number');
+  const rssBase = medianOf(known(base.map((x) => x.rssMB)));
+  const rssLast = medianOf(known(last.map((x) => x.rssMB)));
+  const fdsBase = medianOf(known(base.map((x) => x.fds)));
+  const fdsLast = medianOf(known(last.map((x) => x.fds)));
+  return {
+    rssWindowBaselineMB: rssBase,
+    rssWindowLastMB: rssLast,
+    rssWindowGrowthPct: pct(rssBase, rssLast),
+    fdsWindowGrowthPct: pct(fdsBase, fdsLast),
+  };
+}
+
+/** Issue 17's target 7: memory and descriptors flat within 10 % (window medians, see `windowGrowth`), zero errors. */
+export function soakVerdict(name: string, soak: NonNullable<TargetEntry['soak']>): string {
+  const rss = soak.rssWindowGrowthPct;
+  const fds = soak.fdsWindowGrowthPct;
+  const met = soak.errors === 0 && rss !== null && rss <= 10 && fds !== null && fds <= 10;
   return (
     `target 7 (issue 17), ${name}: ${Math.round(soak.seconds / 60)} min at ${soak.concurrency} callers: ` +
-    `RSS ${fmt(soak.rssGrowthPct, 1)}%, fds ${fmt(fdGrowth, 1)}% against the baseline sample, ${soak.errors} errors ` +
-    `(target: within 10 %, zero errors): ${met ? 'met' : 'MISSED'}`
+    `RSS ${fmt(rss, 1)}% (median ${fmt(soak.rssWindowBaselineMB, 1)} -> ${fmt(soak.rssWindowLastMB, 1)} MB), ` +
+    `fds ${fmt(fds, 1)}%, last tenth of the samples against the second tenth; single samples ` +
+    `${fmt(soak.rssGrowthPct, 1)}%; ${soak.errors} errors (target: within 10 %, zero errors): ${met ? 'met' : 'MISSED'}`
   );
 }

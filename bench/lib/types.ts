@@ -144,6 +144,11 @@ export interface Soak {
   rssBaselineAtS: number;
   rssLastMB: number | null;
   rssGrowthPct: number | null;
+  /** Medians of the second tenth of the samples and of the last tenth, and the growth between them. */
+  rssWindowBaselineMB: number | null;
+  rssWindowLastMB: number | null;
+  rssWindowGrowthPct: number | null;
+  fdsWindowGrowthPct: number | null;
   peakRssMB: number | null;
   samples: SoakSample[];
 }
