@@ -5,7 +5,12 @@ import { stringify } from 'yaml';
 import { auditSigner } from '../audit/open.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { createLogger } from '../observability/log.ts';
-import { defaultSandboxHost, handToSandbox, reachableBySandbox } from '../sandbox/host.ts';
+import {
+  defaultSandboxHost,
+  dirReachableBySandbox,
+  handToSandbox,
+  reachableBySandbox,
+} from '../sandbox/host.ts';
 import { startGateway, untilSignal } from '../server.ts';
 import { parseCommandArgs } from './args.ts';
 import { bundledServerEntry } from './bundled.ts';
@@ -83,7 +88,9 @@ function demoSandboxes(
 ): Record<string, unknown> {
   const host = defaultSandboxHost();
   if (!host.available) return {};
-  const closed = runs.find((file) => !reachableBySandbox(host, file));
+  const closed =
+    runs.find((file) => !reachableBySandbox(host, file)) ??
+    [sandbox, memory].find((folder) => !dirReachableBySandbox(host, folder));
   if (closed) {
     // Left out, the default sandbox would fail every start: off, and said loudly.
     createLogger('warn').warn('DEMO UPSTREAMS RUN UNSANDBOXED', {

@@ -123,6 +123,18 @@ export function handToSandbox(host: SandboxHost, dir: string, parent: string): v
 }
 
 /**
+ * Whether the sandbox's user can pass every folder above `dir` (a folder the
+ * gateway hands it with `handToSandbox`, so the folder itself is its own).
+ */
+export function dirReachableBySandbox(host: SandboxHost, dir: string): boolean {
+  if (!host.available || !host.setpriv) return true;
+  for (let up = dirname(dir); ; up = dirname(up)) {
+    if ((statSync(up).mode & 0o001) === 0) return false;
+    if (up === dirname(up)) return true;
+  }
+}
+
+/**
  * Whether the sandbox's user can read `file` where it lies: under a root
  * gateway the sandbox runs as `SANDBOX_UID_WHEN_ROOT`, which cannot pass a
  * folder closed to others (a checkout in a `mktemp -d` folder, mode 0700).

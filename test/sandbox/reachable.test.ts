@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import { validateConfig } from '../../src/config/load.ts';
 import { silentLogger } from '../../src/observability/log.ts';
-import type { SandboxHost } from '../../src/sandbox/host.ts';
+import { dirReachableBySandbox, type SandboxHost } from '../../src/sandbox/host.ts';
 import { sandboxSummary } from '../../src/sandbox/launch.ts';
 import { upstreamSandboxes } from '../../src/upstream/sandboxes.ts';
 
@@ -50,4 +50,22 @@ it('refuses such an upstream when its config asks for a sandbox', () => {
     sandbox: { network: 'none' },
   };
   assert.deepEqual(modeOf(upstream), { mechanism: 'none', why: 'refused' });
+});
+
+it('finds a folder handed to the sandbox unreachable when a folder above it is closed to others', () => {
+  const base = mkdtempSync(join(tmpdir(), 'pc-dirs-'));
+  chmodSync(base, 0o755);
+  const open = join(base, 'open', 'writable');
+  const closed = join(base, 'closed', 'writable');
+  mkdirSync(open, { recursive: true });
+  mkdirSync(closed, { recursive: true });
+  chmodSync(join(base, 'open'), 0o755);
+  chmodSync(join(base, 'closed'), 0o700);
+  assert.equal(dirReachableBySandbox(ROOT_HOST, open), true, 'every folder above is open (/tmp is 1777)');
+  assert.equal(dirReachableBySandbox(ROOT_HOST, closed), false);
+  assert.equal(
+    dirReachableBySandbox({ ...ROOT_HOST, setpriv: undefined } as SandboxHost, closed),
+    true,
+    'not root: its own folders',
+  );
 });
