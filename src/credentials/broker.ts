@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { type ErrorCode, PortcullisError } from '../errors.ts';
 import type { Logger } from '../observability/log.ts';
 import type { RecordStore, StoredRecord } from '../state/records.ts';
@@ -351,10 +351,18 @@ export class CredentialBroker {
   }
 }
 
-/** Who may share a credential: the holder at this upstream, and for session granularity only within the session. */
+/**
+ * Who may share a credential: the holder at this upstream, for session
+ * granularity only within the session, and for a credential derived from the
+ * caller's token only with that token.
+ */
 function reuseKey(backend: CredentialBackend, req: CredentialRequest): string {
   const session = backend.granularity === 'session' ? req.sessionKey : '';
-  return `${req.upstream}\0${req.principal}\0${session}`;
+  const token =
+    backend.boundToSubjectToken && req.subjectToken
+      ? createHash('sha256').update(req.subjectToken).digest('base64url')
+      : '';
+  return `${req.upstream}\0${req.principal}\0${session}\0${token}`;
 }
 
 /**

@@ -70,6 +70,7 @@ interface Cached extends ExchangedToken {
 export class TokenExchangeBackend implements CredentialBackend {
   readonly kind = 'token-exchange';
   readonly granularity = 'principal' as const;
+  readonly boundToSubjectToken = true;
   private readonly cache = new Map<string, Cached>();
   private readonly inflight = new Map<string, Promise<Cached>>();
   private readonly opts: TokenExchangeOptions;

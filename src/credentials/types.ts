@@ -74,6 +74,13 @@ export interface CredentialBackend {
    * only, not in the state store, and has nothing to sweep or reap for it.
    */
   readonly selfExpiring?: boolean;
+  /**
+   * Its credential is derived from the caller's own token (token exchange):
+   * one is shared only by calls that came with that very token, so a
+   * refreshed, narrowed or revoked caller token is never served its
+   * predecessor's.
+   */
+  readonly boundToSubjectToken?: boolean;
   /** A new credential for `req`; throws ERR_CREDENTIAL_UNAVAILABLE (fail closed) when it cannot. */
   issue(req: CredentialRequest, leaseId: string): Promise<Issued>;
   /** Makes the credential unusable now (drop the role, forget the cached token); idempotent. */

@@ -33,6 +33,8 @@ class LedgerBackend implements CredentialBackend {
   hold?: Promise<void>;
   /** Issued leases claim this holder instead of the caller (a backend answering for someone else). */
   wrongHolder = false;
+  /** As a token-exchange backend: a credential is derived from the caller's own token. */
+  boundToSubjectToken = false;
   readonly granularity: LeaseGranularity;
   readonly clock: { now: number };
   readonly ttlMs: number;
@@ -242,6 +244,20 @@ describe('the credential broker', () => {
     const c = await broker.credentialFor(req());
     assert.notEqual(c.leaseId, a.leaseId);
     assert.equal(backend.issued.length, 3);
+    await broker.close();
+  });
+
+  it("shares a credential derived from the caller's token only among calls with that very token", async () => {
+    const clock = { now: T0 };
+    const exchanging = new LedgerBackend('principal', clock);
+    exchanging.boundToSubjectToken = true;
+    const { broker, backend } = rig(store, clock, exchanging);
+    const first = await broker.credentialFor(req({ subjectToken: 'token-1' }));
+    const again = await broker.credentialFor(req({ subjectToken: 'token-1' }));
+    assert.equal(again.leaseId, first.leaseId, 'the same token shares');
+    const refreshed = await broker.credentialFor(req({ subjectToken: 'token-2' }));
+    assert.notEqual(refreshed.leaseId, first.leaseId, 'a refreshed token is not served the old one');
+    assert.equal(backend.issued.length, 2);
     await broker.close();
   });
 
