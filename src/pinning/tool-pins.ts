@@ -174,7 +174,7 @@ export class ToolPins {
   private hashOf(seen: Seen): string {
     const def = seen.kind === 'tool' ? seen.def : seen.text;
     const text = createHash('sha256')
-      .update(`${seen.kind}\0${JSON.stringify(def)}`)
+      .update(`${seen.kind}\0${JSON.stringify(def, finiteOnly)}`)
       .digest('base64');
     let hash = this.hashes.get(text);
     if (hash === undefined) {
@@ -274,4 +274,15 @@ export function upstreamPinning(
       { prefix: u.prefix ?? name, poisoning: u.poisoning },
     ]),
   );
+}
+
+/**
+ * JSON.stringify writes Infinity and NaN as null, so a definition changed from
+ * `null` to `1e999` would keep its key; the canonical hash refuses them, and so
+ * does the key (the definition then fails closed, as it did before the cache).
+ */
+function finiteOnly(_key: string, value: unknown): unknown {
+  if (typeof value === 'number' && !Number.isFinite(value))
+    throw new RangeError('a tool definition holds a number JSON cannot carry');
+  return value;
 }

@@ -169,6 +169,21 @@ describe('tool pins', () => {
     );
   });
 
+  it('never take a number JSON cannot carry (1e999 where null was pinned) for the pinned definition', async () => {
+    const r = replica(sqlite());
+    const withMax = (maximum: unknown): JsonObject =>
+      ({
+        ...tool('Reads.'),
+        inputSchema: { type: 'object', properties: { n: { type: 'number', maximum } } },
+      }) as JsonObject;
+    assert.deepEqual(await r.shown([withMax(null)]), ['read']);
+    assert.deepEqual(
+      await r.shown([withMax(JSON.parse('1e999'))]),
+      [],
+      'hidden: it fails closed, as its hash does',
+    );
+  });
+
   it("show none of an upstream's tools when its pins cannot be read", async () => {
     const store = sqlite();
     const r = replica(store);

@@ -94,7 +94,7 @@ export class PolicyEngine {
   private readonly shareListings: boolean;
   private reads: ContextReads | undefined;
   private problems: readonly string[] = [];
-  /** Tool input types (JSON) Cedar accepted in a schema: not parsed again at the next catalog change. */
+  /** Tool input types (a digest of their JSON) Cedar accepted in a schema: not parsed again at the next catalog change. */
   private readonly parsedTypes = new Set<string>();
 
   constructor(
@@ -623,6 +623,8 @@ export function validateAgainst(
   return problems.sort((a, b) => (order.get(a.id) ?? -1) - (order.get(b.id) ?? -1)).map((p) => p.text);
 }
 
+const MAX_PARSED_TYPES = 16_384;
+
 const anyTool = (actions: LoadedPolicy['actions']): boolean =>
   actions.all || actions.ids.includes(ACTION.toolsCall);
 
@@ -630,12 +632,15 @@ const anyTool = (actions: LoadedPolicy['actions']): boolean =>
 function newTypesRefused(tools: readonly ToolDef[], parsedTypes: Set<string>): string[] | undefined {
   const fresh = new Map<string, ToolDef>();
   for (const t of tools) {
-    const key = JSON.stringify(t.input);
+    // A digest, not the text: an upstream's huge schemas cost a few bytes each here.
+    const key = createHash('sha256').update(JSON.stringify(t.input)).digest('base64');
     if (!parsedTypes.has(key) && !fresh.has(key)) fresh.set(key, t);
   }
   if (fresh.size === 0) return undefined;
   const parsed = cedar.checkParseSchema(generateSchema([...fresh.values()]) as never);
   if (parsed.type === 'failure') return parsed.errors.map(message);
+  // Bounded: past it the set starts again, which costs a parse, never a check skipped.
+  if (parsedTypes.size + fresh.size > MAX_PARSED_TYPES) parsedTypes.clear();
   for (const key of fresh.keys()) parsedTypes.add(key);
   return undefined;
 }
