@@ -82,7 +82,9 @@ export function detectSandboxHost(
     return { available: false, reason: `bubblewrap cannot create a sandbox here: ${why}` };
   }
   const sh = which('sh', path);
-  const memory = opts.cgroups === false || !sh ? undefined : detectMemoryCgroup();
+  // Only under a root gateway: the sandbox then runs as nobody and cannot write
+  // its cgroup's files, which a non-root gateway's sandbox (same uid) could.
+  const memory = opts.cgroups === false || !sh || !setpriv ? undefined : detectMemoryCgroup();
   return {
     available: true,
     bwrap,

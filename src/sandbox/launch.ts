@@ -97,15 +97,21 @@ export class UpstreamSandbox {
     const network = mode.config.network;
     const egress = typeof network === 'object' ? await this.egress(network.allow) : undefined;
     const cgroup = this.memoryCgroup(mode.config.limits.memoryMb);
-    const command = sandboxedCommand({
-      host,
-      config: mode.config,
-      ...spawn,
-      hidden: this.o.hidden,
-      ...(egress ? { egress: { socket: egress.socketPath, bridge: BRIDGE, node: process.execPath } } : {}),
-      ...(cgroup ? { memoryCgroup: cgroup.procs } : {}),
-    });
-    return { ...command, exited: () => cgroup && this.release(cgroup) };
+    const exited = () => cgroup && this.release(cgroup);
+    try {
+      const command = sandboxedCommand({
+        host,
+        config: mode.config,
+        ...spawn,
+        hidden: this.o.hidden,
+        ...(egress ? { egress: { socket: egress.socketPath, bridge: BRIDGE, node: process.execPath } } : {}),
+        ...(cgroup ? { memoryCgroup: cgroup.procs } : {}),
+      });
+      return { ...command, exited };
+    } catch (err) {
+      exited();
+      throw err;
+    }
   }
 
   /** A fresh cgroup for the next process; one that cannot be made fails the start (never an unlimited sandbox). */

@@ -8,7 +8,7 @@ import {
   rmdirSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
 /**
@@ -106,11 +106,15 @@ export function detectMemoryCgroup(): MemoryCgroupHost | undefined {
     removeOrphans(found.parent);
     const probe = new MemoryCgroups(found).create(64);
     probe.release();
+    // Swap the cgroup does not account for would let a sandbox past its limit: RLIMIT_DATA then.
+    if (!probe.swapBounded && swapOn()) return undefined;
     return probe.released() ? found : undefined;
   } catch {
     return undefined;
   }
 }
+
+const swapOn = (): boolean => readOr('/proc/swaps').split('\n').length > 1;
 
 /** Empty cgroups a gateway that is gone left behind (its last sandboxes were still dying when it stopped). */
 function removeOrphans(parent: string): void {
@@ -141,6 +145,8 @@ export interface MemoryCgroup {
   /** Removes the cgroup if its processes have exited. */
   release(): void;
   released(): boolean;
+  /** Whether swap counts against the limit (it does where the kernel accounts for it). */
+  readonly swapBounded: boolean;
   /** Kills what is left in it (its sandbox has exited) and removes it, waiting briefly for the kernel. */
   drain(): Promise<void>;
 }
@@ -158,10 +164,11 @@ export class MemoryCgroups {
     mkdirSync(dir);
     const files = FILES[this.host.version];
     const bytes = memoryMb * 1024 * 1024;
+    // Absent where the kernel does not account for swap (detection then refuses the cgroup if swap is on).
+    const swapBounded = existsSync(join(dir, files.swap));
     try {
       writeFileSync(join(dir, files.limit), String(bytes));
-      // Absent where swap accounting is off; then there is no swap to escape into.
-      if (existsSync(join(dir, files.swap))) writeFileSync(join(dir, files.swap), files.swapValue(bytes));
+      if (swapBounded) writeFileSync(join(dir, files.swap), files.swapValue(bytes));
     } catch (e) {
       rmdirSync(dir);
       throw e;
@@ -181,17 +188,36 @@ export class MemoryCgroups {
       // A sandbox's pid namespace is torn down by the kernel after its init
       // exits; this waits for that, bounded, at shutdown only.
       for (let i = 0; i < 200 && !gone; i++) {
-        for (const pid of readOr(procs).split('\n').filter(Boolean)) killQuietly(Number(pid));
+        killAllIn(dir, procs);
         release();
         if (!gone) await delay(10);
       }
     };
-    return { procs, release, released: () => gone, drain };
+    return { procs, release, released: () => gone, drain, swapBounded };
   }
 }
 
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {}
+/**
+ * v2 kills the whole cgroup at once (`cgroup.kill`); v1 kills pid by pid, each
+ * checked to be in the cgroup still, so a pid reused meanwhile is not killed.
+ */
+function killAllIn(dir: string, procs: string): void {
+  if (existsSync(join(dir, 'cgroup.kill'))) {
+    try {
+      writeFileSync(join(dir, 'cgroup.kill'), '1');
+    } catch {}
+    return;
+  }
+  const name = `/${basename(dir)}`;
+  for (const pid of readOr(procs).split('\n').filter(Boolean)) {
+    if (
+      !readOr(`/proc/${pid}/cgroup`)
+        .split('\n')
+        .some((line) => line.endsWith(name))
+    )
+      continue;
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {}
+  }
 }

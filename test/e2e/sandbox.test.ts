@@ -133,9 +133,8 @@ describe('stdio upstreams in their sandboxes, through the gateway', () => {
     assert.equal((await call('egress__read', { path: '/etc/hostname' })).ok, true);
     assert.ok(host.available && host.memory);
     const parent = host.memory.parent;
-    const limits = ourCgroups().map((n) =>
-      readFileSync(join(parent, n, 'memory.limit_in_bytes'), 'utf8').trim(),
-    );
+    const file = host.memory.version === 1 ? 'memory.limit_in_bytes' : 'memory.max';
+    const limits = ourCgroups().map((n) => readFileSync(join(parent, n, file), 'utf8').trim());
     assert.ok(limits.includes(String(256 * 1024 * 1024)), `the jail's cgroup: ${limits.join(', ')}`);
     const occupied = ourCgroups().filter((n) => readFileSync(join(parent, n, 'cgroup.procs'), 'utf8').trim());
     assert.ok(occupied.length >= 2, 'the sandboxed upstreams run inside their cgroups');
