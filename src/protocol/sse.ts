@@ -5,6 +5,7 @@ export class SseParser {
   /** The last chunk ended in CR: an LF starting the next one is the same line end. */
   private afterCr = false;
   private data: string[] = [];
+  private dataChars = 0;
   private eventId: string | undefined;
   private readonly onEvent: (data: string, id: string | undefined) => void;
 
@@ -32,10 +33,16 @@ export class SseParser {
     this.buffer += chunk.slice(start);
   }
 
+  /** Characters of the event not yet complete: what a reader bounds, so a stream cannot grow it without end. */
+  get pendingChars(): number {
+    return this.buffer.length + this.dataChars;
+  }
+
   private line(line: string): void {
     if (line === '') {
       if (this.data.length > 0) this.onEvent(this.data.join('\n'), this.eventId);
       this.data = [];
+      this.dataChars = 0;
       return;
     }
     if (line.startsWith(':')) return;
@@ -43,8 +50,10 @@ export class SseParser {
     const field = colon < 0 ? line : line.slice(0, colon);
     let value = colon < 0 ? '' : line.slice(colon + 1);
     if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'data') this.data.push(value);
-    else if (field === 'id') this.eventId = value;
+    if (field === 'data') {
+      this.data.push(value);
+      this.dataChars += value.length + 1;
+    } else if (field === 'id') this.eventId = value;
   }
 }
 

@@ -139,7 +139,15 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
     res.setEncoding('utf8');
     const x: Exchange = { request: undefined, status: 200, answered: false, problems: [] };
     const parser = new SseParser((data) => this.deliver(parseJsonBody(data), x));
-    res.on('data', (c: string) => parser.push(c));
+    res.on('data', (c: string) => {
+      parser.push(c);
+      if (parser.pendingChars > MAX_RESPONSE_BYTES) {
+        this.opts.log.warn('upstream stream event too large; the stream is dropped and opened again', {
+          upstream: this.opts.name,
+        });
+        res.destroy(new Error(`event larger than ${MAX_RESPONSE_BYTES} bytes`));
+      }
+    });
     const req = this.standalone;
     res.on('end', () => this.reopenStandalone(req));
     res.on('error', () => this.reopenStandalone(req));
@@ -239,7 +247,14 @@ export class HttpUpstreamTransport implements MessageTransport, EraAware {
     // Whatever happens to this HTTP exchange, a request gets exactly one answer (never a wait for the timeout).
     if (type.startsWith('text/event-stream') && status < 300) {
       const parser = new SseParser(deliver);
-      res.on('data', (c: string) => parser.push(c));
+      res.on('data', (c: string) => {
+        parser.push(c);
+        // One event is held whole until it ends: bounded as a plain JSON body is.
+        if (parser.pendingChars > MAX_RESPONSE_BYTES) {
+          broken = `event larger than ${MAX_RESPONSE_BYTES} bytes`;
+          res.destroy();
+        }
+      });
       res.on('close', () => this.finish(x, broken ?? 'the event stream ended before the answer'));
       return;
     }
