@@ -88,9 +88,10 @@ function demoSandboxes(
 ): Record<string, unknown> {
   const host = defaultSandboxHost();
   if (!host.available) return {};
+  // The demo folder itself is opened to the sandbox below (handToSandbox); the folders above it must be passable.
   const closed =
     runs.find((file) => !reachableBySandbox(host, file)) ??
-    [sandbox, memory].find((folder) => !dirReachableBySandbox(host, folder));
+    (dirReachableBySandbox(host, dir) ? undefined : dir);
   if (closed) {
     // Left out, the default sandbox would fail every start: off, and said loudly.
     createLogger('warn').warn('DEMO UPSTREAMS RUN UNSANDBOXED', {
