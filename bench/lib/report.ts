@@ -10,6 +10,11 @@ import { RESULTS_DIR, ROOT } from './settings.ts';
 import { printStages, summarizeStages } from './stages.ts';
 import type { Report, Round, Summary, TargetEntry } from './types.ts';
 
+/** The middle value (the upper of the two middles for an even count); null for none. */
+export function median(xs: readonly number[]): number | null {
+  return xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! : null;
+}
+
 export function percentile(sorted: Float64Array, p: number): number | null {
   if (sorted.length === 0) return null;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));

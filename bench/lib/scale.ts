@@ -14,7 +14,7 @@ import { fmt, table } from './format.ts';
 import { HttpMcpSession } from './load.ts';
 import { cpuMs, vmMB } from './measure.ts';
 import { freePort, launch, runDir, stopProc, waitForListening } from './processes.ts';
-import { machine, printHeader, writeJson } from './report.ts';
+import { machine, median, printHeader, writeJson } from './report.ts';
 import { ECHO_SERVER, GATEWAY_BIN, NODE, progress, ROOT, SETTINGS } from './settings.ts';
 import { gatewayFixtures, writeConfig } from './targets.ts';
 
@@ -56,8 +56,6 @@ async function gatewayBefore(name: string, tools: number, sessions = 0) {
   };
   return { gw, echo, session, stop };
 }
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** A filtered tools/list: the first of a session, then `lists` more (wall ms, gateway CPU ms per list). */
 export async function listScale() {
@@ -198,7 +196,7 @@ function checksOf(
     `tools/list over ${list.tools} tools, filtered for the caller, p50 of ${SETTINGS.scaleLists} (wall)`,
     `${fmt(list.p50Ms, 1)} ms (first of a session ${fmt(list.firstMs, 1)} ms, a new session ${fmt(list.newSessionMs, 1)} ms; gateway CPU ${fmt(list.cpuPerList, 1)} ms/list, upstream CPU ${fmt(list.upstreamCpuPerList, 1)} ms/list)`,
     '< 20 ms',
-    list.p50Ms < 20,
+    list.p50Ms !== null && list.p50Ms < 20,
   );
   const ratio = policies.large.p50_us! / policies.small.p50_us!;
   add(

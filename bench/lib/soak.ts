@@ -3,7 +3,7 @@ import { fmt, fmtInt, table } from './format.ts';
 import type { Drive } from './load.ts';
 import { CLIENT_DESCRIPTION, drive } from './load.ts';
 import { openFds, vmMB } from './measure.ts';
-import { machine, percentile, printHeader, writeJson } from './report.ts';
+import { machine, median, percentile, printHeader, writeJson } from './report.ts';
 import { die, progress, SETTINGS } from './settings.ts';
 import { closeTarget, openTarget, TARGETS } from './targets.ts';
 import type { SoakSample, TargetEntry } from './types.ts';
@@ -130,9 +130,6 @@ export async function soakRun() {
   console.log(`\nwrote ${writeJson('soak-latest.json', report)}`);
 }
 
-const medianOf = (xs: number[]): number | null =>
-  xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! : null;
-
 /**
  * Growth as the median of the last tenth of the samples against the median of
  * the tenth after the first (once the heap has sized itself). One sample lands
@@ -146,10 +143,10 @@ function windowGrowth(samples: SoakSample[]) {
   const last = samples.slice(-tenth);
   const pct = (a: number | null, b: number | null) => (a && b !== null ? ((b - a) / a) * 100 : null);
   const known = (xs: (number | null | undefined)[]) => xs.filter((x): x is number => typeof x === 'number');
-  const rssBase = medianOf(known(base.map((x) => x.rssMB)));
-  const rssLast = medianOf(known(last.map((x) => x.rssMB)));
-  const fdsBase = medianOf(known(base.map((x) => x.fds)));
-  const fdsLast = medianOf(known(last.map((x) => x.fds)));
+  const rssBase = median(known(base.map((x) => x.rssMB)));
+  const rssLast = median(known(last.map((x) => x.rssMB)));
+  const fdsBase = median(known(base.map((x) => x.fds)));
+  const fdsLast = median(known(last.map((x) => x.fds)));
   return {
     rssWindowBaselineMB: rssBase,
     rssWindowLastMB: rssLast,
