@@ -35,7 +35,7 @@ import type { CallContext } from './pipeline/context.ts';
 import { createPipeline, type Pipeline, type Stage } from './pipeline/runner.ts';
 import { approvalStage } from './pipeline/stages/approval.ts';
 import { attestStage } from './pipeline/stages/attest.ts';
-import { auditDecisionStage } from './pipeline/stages/audit-decision.ts';
+import { auditDecisionStage, decisionStableStage } from './pipeline/stages/audit-decision.ts';
 import { auditOutcomeStage } from './pipeline/stages/audit-outcome.ts';
 import { authorizeStage } from './pipeline/stages/authorize.ts';
 import { breakGlassStage } from './pipeline/stages/break-glass.ts';
@@ -274,6 +274,8 @@ export class Gateway {
         const upstream = upstreams[name];
         return upstream?.transport === 'http' && upstream.credentials !== undefined;
       }),
+      // In `record` mode the decision record reaches stable storage here, if the lease's record did not take it there.
+      decisionStableStage(this.audit),
       forwardStage(this.aggregator, async (ctx) => reidentify.run(ctx)),
       // A gateway list leaves `forward` unanswered: only what this caller may see goes out.
       filterListStage(policy),

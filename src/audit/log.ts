@@ -4,7 +4,7 @@ import { AuditError } from './errors.ts';
 import { CompactRange, consistencyProof, leafHash } from './merkle.ts';
 import type { Signer } from './note.ts';
 import { type Durability, StableStorage } from './stable-storage.ts';
-import { type AppendItem, type AuditStore, decodeRange, encodeRange } from './store.ts';
+import { type AppendItem, type AuditStore, decodeRange, encodeRange, StableStorageFailed } from './store.ts';
 import { addCheckpoint, parseWitnessKey, type WitnessConfig } from './witness.ts';
 
 export interface AuditLogOptions {
@@ -29,6 +29,8 @@ export type { Durability } from './stable-storage.ts';
 
 interface Pending {
   item: AppendItem;
+  /** In `record` mode: the commit must put it on stable storage (false: `stable()` or a later durable commit will). */
+  durable: boolean;
   resolve: (index: number) => void;
   reject: (err: unknown) => void;
 }
@@ -88,13 +90,46 @@ export class AuditLog {
     await this.extendSigned(this.signed);
   }
 
-  /** Resolves with the entry's index once it is durable; rejects if it is not. */
+  /**
+   * Resolves with the entry's index once it is durable (in `record` mode: on
+   * stable storage); rejects if it is not.
+   */
   append(item: AppendItem): Promise<number> {
+    return this.enqueue(item, true);
+  }
+
+  /**
+   * Resolves with the entry's index once it is committed (a crash of the
+   * gateway process cannot lose it), in every mode. For a record whose step
+   * comes later: a decision record, which reaches stable storage before its
+   * call is forwarded (`beforeForward`), usually in the commit of the call's
+   * lease record on the way, so one fsync serves both.
+   */
+  appendCommitted(item: AppendItem): Promise<number> {
+    return this.enqueue(item, false);
+  }
+
+  /**
+   * What forwarding the call whose decision record is `index` waits for:
+   * in `record` mode that record on stable storage (nothing, when a durable
+   * commit since has taken it there); in the others nothing, it is committed.
+   */
+  beforeForward(index: number): Promise<void> | undefined {
+    if (this.durability.mode !== 'record' || this.storage.isStable(index)) return undefined;
+    return this.stable(index);
+  }
+
+  /** Whether entry `index` (and every entry before it) is known on stable storage. */
+  isStable(index: number): boolean {
+    return this.storage.isStable(index);
+  }
+
+  private enqueue(item: AppendItem, durable: boolean): Promise<number> {
     if (this.closed) return Promise.reject(new AuditError('ERR_AUDIT_UNAVAILABLE', 'audit log is closed'));
     if (this.broken)
       return Promise.reject(new AuditError('ERR_AUDIT_UNAVAILABLE', `audit log is broken: ${this.broken}`));
     return new Promise((resolve, reject) => {
-      this.pending.push({ item, resolve, reject });
+      this.pending.push({ item, durable, resolve, reject });
       if (!this.flushing) {
         this.flushing = true;
         // Let the calls arriving in this turn of the event loop join the batch.
@@ -108,10 +143,16 @@ export class AuditLog {
       const max = this.opts.groupCommit ? this.opts.maxBatch : 1;
       const batch = this.pending.splice(0, max);
       try {
-        const head = await this.store.append(batch.map((p) => p.item));
+        // Record mode: one fsync in the commit covers the batch and every commit before it.
+        const sync = this.durability.mode === 'record' && batch.some((p) => p.durable);
+        const head = await this.store.append(
+          batch.map((p) => p.item),
+          { sync },
+        );
         this.storage.committed(
           head.size,
           batch.some((p) => p.item.meta.kind === 'decision'),
+          sync,
         );
         for (const [i, p] of batch.entries()) p.resolve(head.first + i);
         const last = this.signed?.size ?? 0;
@@ -126,6 +167,7 @@ export class AuditLog {
       } catch (err) {
         this.opts.log.error('audit append failed', { err: String(err), entries: batch.length });
         if (err instanceof AuditError && err.code === 'ERR_AUDIT_STORE_LOST') this.lost(err);
+        if (err instanceof StableStorageFailed) this.storage.fail(err);
         for (const p of batch)
           p.reject(
             new AuditError('ERR_AUDIT_UNAVAILABLE', `audit append failed: ${String(err)}`, { cause: err }),
@@ -137,8 +179,8 @@ export class AuditLog {
 
   /**
    * Resolves once entry `index` (and every entry before it) is on stable
-   * storage; rejects if the flush failed. In `record` mode every acknowledged
-   * entry already is.
+   * storage; rejects if the flush failed. In `record` mode every entry
+   * `append` acknowledged already is.
    */
   stable(index: number): Promise<void> {
     if (this.broken && !this.storage.isStable(index))
@@ -176,6 +218,12 @@ export class AuditLog {
     const grown = await this.extendSigned(signed);
     if (!grown) return;
     const { next, added } = grown;
+    // Nothing is signed (and shown to witnesses) that a power loss could still take back.
+    await this.store.sync().catch((err) => {
+      this.storage.fail(err);
+      throw err;
+    });
+    if (this.broken) throw new AuditError('ERR_AUDIT_UNAVAILABLE', `audit log is broken: ${this.broken}`);
     const c: Checkpoint = { origin: this.opts.origin, size: next.size, root: next.root() };
     const note = signCheckpoint(c, this.opts.signer);
     await this.store.addCheckpoint({ size: c.size, note, range: encodeRange(next) });
@@ -282,7 +330,7 @@ export class AuditLog {
     while (this.flushing) await new Promise((r) => setImmediate(r));
     await this.checkpoint().catch(() => {});
     await this.storage.drain();
-    if (this.durability.mode !== 'record') await this.store.sync().catch(() => {});
+    await this.store.sync().catch(() => {});
     await this.store.close();
   }
 }

@@ -14,9 +14,11 @@ interface StableWaiter {
 /**
  * What of the committed log is on stable storage, and when the next flush
  * runs: one at a time, commits made meanwhile covered by one more after it.
- * In `record` mode every commit is already stable (the store syncs as it
- * commits) and nothing here runs. A failed flush is final: the kernel may have
- * dropped the pages, so nothing since is known kept.
+ * In `record` mode nothing is flushed on a timer: a commit that asks for it
+ * syncs as it commits (`committed(…, synced)`), and a decision record
+ * committed without is flushed when its call is about to be forwarded
+ * (`stable`). A failed flush is final: the kernel may have dropped the pages,
+ * so nothing since is known kept.
  */
 export class StableStorage {
   readonly durability: Durability;
@@ -42,15 +44,17 @@ export class StableStorage {
   }
 
   /**
-   * A commit that brought the log to `size`. Overlap: a decision record's flush
+   * A commit that brought the log to `size` (`synced`: and put it on stable
+   * storage). Overlap: a decision record's flush
    * starts at once, so it runs while the call goes to its upstream; an
    * outcome's answer asks for its own (`stable`). Any other record (a lease, an
    * approval) is flushed within `intervalMs`, or sooner by one of those: one
    * flush per record would queue the outcome's behind it. Interval: everything
    * within `intervalMs`.
    */
-  committed(size: number, hasDecision: boolean): void {
+  committed(size: number, hasDecision: boolean, synced = false): void {
     this.committedSize = Math.max(this.committedSize, size);
+    if (synced) this.synced(size);
     const { mode, intervalMs } = this.durability;
     if (mode === 'record') return;
     if (mode === 'overlap' && hasDecision) this.requestSync();
@@ -58,7 +62,7 @@ export class StableStorage {
   }
 
   isStable(index: number): boolean {
-    return this.durability.mode === 'record' || index < this.stableSize;
+    return index < this.stableSize;
   }
 
   /** Resolves once entry `index` (and every entry before it) is on stable storage; rejects if the flush failed. */
@@ -119,6 +123,11 @@ export class StableStorage {
       if (w.size <= this.stableSize) w.resolve();
       else this.waiters.push(w);
     }
+  }
+
+  /** A flush made elsewhere (a synced commit) failed: as final as one of ours. */
+  fail(err: unknown): void {
+    this.syncFailed(err);
   }
 
   private syncFailed(err: unknown): void {

@@ -3,6 +3,7 @@ import { type NamedStatement, namedStatement } from '../pg-statement.ts';
 import { CompactRange } from './merkle.ts';
 import {
   type AppendItem,
+  type AppendOptions,
   type AuditStore,
   type CommitSync,
   decodeRange,
@@ -60,6 +61,8 @@ export class PgAuditStore implements AuditStore {
   /** The head as this writer last left it, with its root: the next append assumes it (one round trip) and checks it. */
   private last: { range: CompactRange; root: Buffer } | undefined;
   private readonly appendStatement: NamedStatement;
+  /** The same append, its transaction committed synchronously (set_config is local to it): one round trip still. */
+  private readonly appendSyncStatement: NamedStatement;
 
   private readonly commitSync: CommitSync;
 
@@ -69,6 +72,7 @@ export class PgAuditStore implements AuditStore {
     this.t = table;
     const text = `SELECT ${table}_append(${Array.from({ length: 15 }, (_, k) => `$${k + 1}`).join(',')})`;
     this.appendStatement = namedStatement(text);
+    this.appendSyncStatement = namedStatement(`${text}, set_config('synchronous_commit', 'on', true)`);
   }
 
   static async open(url: string, table: string, commitSync: CommitSync = 'each'): Promise<PgAuditStore> {
@@ -108,16 +112,20 @@ export class PgAuditStore implements AuditStore {
    * and inserts the entries, or fails whole. Another writer having moved the
    * head meanwhile makes it fail; then the locked path reads the head afresh.
    */
-  async append(items: readonly AppendItem[]): Promise<TreeHead & { first: number }> {
+  async append(
+    items: readonly AppendItem[],
+    opts: AppendOptions = {},
+  ): Promise<TreeHead & { first: number }> {
     const last = this.last;
-    if (!last || items.some((item) => item.blobs.length > 0)) return this.appendLocked(items);
+    const sync = opts.sync === true && this.commitSync === 'deferred';
+    if (!last || items.some((item) => item.blobs.length > 0)) return this.appendLocked(items, sync);
     const { next, roots, root } = extend(last.range, items);
     const client = await this.pool.connect();
     try {
       // The head must be the one this writer left, by size and by root: a head rolled back and
       // regrown elsewhere (a failover, a restore) has the size but not the root, and takes the locked path.
       await client.query({
-        ...this.appendStatement,
+        ...(sync ? this.appendSyncStatement : this.appendStatement),
         values: [
           last.range.size,
           last.root,
@@ -135,7 +143,7 @@ export class PgAuditStore implements AuditStore {
       // Another writer moved the head: an expected outcome, so the connection is kept.
       if (code === '40001' || code === '23505') {
         client.release();
-        return this.appendLocked(items);
+        return this.appendLocked(items, sync);
       }
       client.release(err as Error);
       throw err;
@@ -146,10 +154,13 @@ export class PgAuditStore implements AuditStore {
   }
 
   /** Locks the head row, reads it, appends after it: the path when the head is unknown or moved. */
-  private async appendLocked(items: readonly AppendItem[]): Promise<TreeHead & { first: number }> {
+  private async appendLocked(
+    items: readonly AppendItem[],
+    sync: boolean,
+  ): Promise<TreeHead & { first: number }> {
     const client = await this.pool.connect();
     try {
-      await client.query('BEGIN');
+      await client.query(sync ? 'BEGIN; SET LOCAL synchronous_commit TO on' : 'BEGIN');
       const { rows } = await client.query(`SELECT size, range FROM ${this.t}_head WHERE id = 1 FOR UPDATE`);
       const size = Number(rows[0].size);
       const { next, roots, root } = extend(decodeRange(size, rows[0].range as string), items);

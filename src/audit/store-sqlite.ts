@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, fstatSync, openSync, statSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { promisify } from 'node:util';
@@ -7,12 +7,14 @@ import { AuditError } from './errors.ts';
 import { CompactRange } from './merkle.ts';
 import {
   type AppendItem,
+  type AppendOptions,
   type AuditStore,
   type CommitSync,
   decodeRange,
   type EntryMeta,
   encodeRange,
   extend,
+  StableStorageFailed,
   type StoredCheckpoint,
   type StoredCosignature,
   type StoredEntry,
@@ -53,7 +55,7 @@ export class SqliteAuditStore implements AuditStore {
   private written: { text: string; range: CompactRange } | undefined;
   private readonly reads = new Map<string, StatementSync>();
   private readonly commitSync: CommitSync;
-  /** The write-ahead log, opened for `sync()` (deferred commits only). */
+  /** The write-ahead log, opened for `sync()` and synced appends (deferred commits only). */
   private wal: { fd: number; ino: number } | undefined;
   /** Whether `audit_checkpoints` has its `range` column (a database from before it, opened read-only, does not). */
   private readonly rangeColumn: boolean;
@@ -85,7 +87,10 @@ export class SqliteAuditStore implements AuditStore {
     );
   }
 
-  async append(items: readonly AppendItem[]): Promise<TreeHead & { first: number }> {
+  async append(
+    items: readonly AppendItem[],
+    opts: AppendOptions = {},
+  ): Promise<TreeHead & { first: number }> {
     this.appendStatements ??= prepareAppend(this.db);
     const { begin, readHead, insert, blob, moveHead, commit } = this.appendStatements;
     // BEGIN IMMEDIATE takes the write lock before the head is read: one writer across processes.
@@ -117,6 +122,7 @@ export class SqliteAuditStore implements AuditStore {
       this.written = { text: nextText, range: next };
       // Checked after the commit: a batch written while the file was being deleted or replaced is refused too.
       this.assertSameFile();
+      if (opts.sync) this.syncInline();
       return { first: size, size: next.size, root };
     } catch (err) {
       this.written = undefined;
@@ -217,6 +223,20 @@ export class SqliteAuditStore implements AuditStore {
     if (this.commitSync === 'each' || !this.db.isOpen) return;
     const wal = this.walFile();
     if (wal) await fdatasyncAsync(wal.fd);
+  }
+
+  /**
+   * As `sync()`, on the event loop's own thread, right after a commit: what
+   * `synchronous = FULL` does inside the commit, for the commits that ask for it.
+   */
+  private syncInline(): void {
+    if (this.commitSync === 'each') return;
+    const wal = this.walFile();
+    try {
+      if (wal) fdatasyncSync(wal.fd);
+    } catch (err) {
+      throw new StableStorageFailed(`fdatasync of the audit WAL failed: ${String(err)}`, { cause: err });
+    }
   }
 
   /** The WAL file, reopened if the path names another file than the one held open. */

@@ -74,7 +74,12 @@ export interface StoredCosignature {
  * head, all in one durable transaction, or nothing.
  */
 export interface AuditStore {
-  append(items: readonly AppendItem[]): Promise<TreeHead & { first: number }>;
+  /**
+   * `sync`: the commit also puts every entry committed so far on stable storage
+   * before it resolves, as `sync()` would, in the same step (a store opened
+   * `each` always does).
+   */
+  append(items: readonly AppendItem[], opts?: AppendOptions): Promise<TreeHead & { first: number }>;
   head(): Promise<TreeHead>;
   /** Entries [from, to) in index order. */
   entries(from: number, to: number): Promise<StoredEntry[]>;
@@ -104,6 +109,13 @@ export interface AuditStore {
  * process) and stable storage only at the next `sync()`.
  */
 export type CommitSync = 'each' | 'deferred';
+
+export interface AppendOptions {
+  readonly sync?: boolean;
+}
+
+/** A commit went through but could not be put on stable storage: the log must stop (the kernel may have dropped the pages). */
+export class StableStorageFailed extends Error {}
 
 /** The stored head's compact range, as one text column. */
 export const encodeRange = (r: CompactRange): string => r.hashes.map((h) => h.toString('base64')).join(',');

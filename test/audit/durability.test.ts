@@ -4,7 +4,7 @@ import type { Durability } from '../../src/audit/log.ts';
 import { AuditService } from '../../src/audit/service.ts';
 import type { AuditStore } from '../../src/audit/store.ts';
 import { resultResponse } from '../../src/jsonrpc.ts';
-import { auditDecisionStage } from '../../src/pipeline/stages/audit-decision.ts';
+import { auditDecisionStage, decisionStableStage } from '../../src/pipeline/stages/audit-decision.ts';
 import { auditOutcomeStage } from '../../src/pipeline/stages/audit-outcome.ts';
 import { testCallContext } from '../helpers.ts';
 import { auditFixture, dropPgTables, item, itemOf, openTestLog, record, type StoreKind } from './helpers.ts';
@@ -136,6 +136,45 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       await log.close();
     });
 
+    it('record: a decision committed with appendCommitted is not stable, and the next durable append takes it there in its own commit', async () => {
+      const { log, gate } = await gatedLog(kind, { mode: 'record', intervalMs: 20 });
+      const decision = await log.appendCommitted(item(1));
+      assert.equal(log.isStable(decision), false, 'committed without a flush, yet stable');
+      const lease = await log.append(itemOf({ ...record(2), type: 'lease', event: 'issued' }));
+      assert.equal(log.isStable(decision), true);
+      assert.equal(log.beforeForward(decision), undefined, 'forward would wait for a flush already made');
+      await log.stable(lease);
+      assert.equal(gate.calls, 0, 'a separate flush ran');
+      gate.open();
+      await log.close();
+    });
+
+    it('record: forward waits for the flush of its decision record, and is refused with ERR_AUDIT_UNAVAILABLE when it fails', async () => {
+      const { log, gate } = await gatedLog(kind, { mode: 'record', intervalMs: 20 });
+      const first = await log.appendCommitted(item(1));
+      let forwarded = false;
+      const waited = log.beforeForward(first)!.then(() => {
+        forwarded = true;
+      });
+      await gate.waiting();
+      await new Promise((r) => setImmediate(r));
+      assert.equal(forwarded, false, 'forwarded before its decision record was flushed');
+      gate.release();
+      await waited;
+      assert.equal(gate.calls, 1);
+      const second = await log.appendCommitted(item(2));
+      const refused = log.beforeForward(second)!;
+      await gate.waiting();
+      gate.release(new Error('EIO'));
+      await assert.rejects(refused, (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE');
+      await assert.rejects(
+        log.append(item(3)),
+        (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE',
+      );
+      gate.open();
+      await log.close();
+    });
+
     it('interval: answers are not held, and the timer flushes what was committed', async () => {
       const { log, gate } = await gatedLog(kind, { mode: 'interval', intervalMs: 5 });
       assert.equal(log.holdsAnswers, false);
@@ -149,6 +188,59 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     });
   });
 }
+
+describe('the decision-stable stage in record mode', () => {
+  async function decided() {
+    const { log, gate } = await gatedLog('sqlite', { mode: 'record', intervalMs: 20 });
+    const audit = new AuditService(async () => ({ log, hmacKey: Buffer.alloc(32, 1), clearArguments: [] }));
+    const ctx = testCallContext({
+      request: {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'probe__echo', arguments: {} },
+      },
+    });
+    await auditDecisionStage(audit).run(ctx);
+    return { ctx, audit, gate, log };
+  }
+
+  it('lets the call on only once its decision record is on stable storage', async () => {
+    const { ctx, audit, gate, log } = await decided();
+    let passed = false;
+    const stage = Promise.resolve(decisionStableStage(audit).run(ctx)).then(() => {
+      passed = true;
+    });
+    await gate.waiting();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(passed, false);
+    gate.release();
+    await stage;
+    gate.open();
+    await log.close();
+  });
+
+  it('denies the call with ERR_AUDIT_UNAVAILABLE when the flush fails', async () => {
+    const { ctx, audit, gate, log } = await decided();
+    const stage = Promise.resolve(decisionStableStage(audit).run(ctx));
+    await gate.waiting();
+    gate.release(new Error('EIO'));
+    await assert.rejects(stage, (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE');
+    gate.open();
+    await log.close();
+  });
+
+  it('denies a call that has no decision record', async () => {
+    const { audit, gate, log } = await decided();
+    const bare = testCallContext({});
+    await assert.rejects(
+      Promise.resolve(decisionStableStage(audit).run(bare)),
+      (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE',
+    );
+    gate.open();
+    await log.close();
+  });
+});
 
 describe('the audit stages in overlap mode', () => {
   async function answered() {

@@ -128,8 +128,7 @@ export async function openTestLog(
   opts: Partial<AuditLogOptions> = {},
   wrap: (store: AuditStore) => AuditStore = (store) => store,
 ) {
-  const mode = opts.durability?.mode ?? 'record';
-  const store = wrap(await openAuditStore(setup, { commitSync: mode === 'record' ? 'each' : 'deferred' }));
+  const store = wrap(await openAuditStore(setup, { commitSync: 'deferred' }));
   const signer = auditSigner(setup, silentLogger);
   const log = new AuditLog(store, {
     signer,

@@ -23,12 +23,18 @@ const settled = async (p: Promise<unknown>): Promise<'resolved' | 'rejected' | '
 };
 
 describe('what of the audit log is on stable storage', () => {
-  it('in record mode takes every commit as stable and never flushes on its own', async () => {
+  it('in record mode takes a synced commit as stable, flushes nothing on its own, and flushes an unsynced one only when asked', async () => {
     const s = controlledSync();
     const storage = new StableStorage({ mode: 'record', intervalMs: 0 }, s.sync, () => {});
-    storage.committed(3, true);
+    storage.committed(3, true, true);
     assert.equal(await settled(storage.stable(2)), 'resolved');
-    assert.equal(s.calls.length, 0);
+    storage.committed(4, true);
+    assert.equal(s.calls.length, 0, 'a commit started a flush');
+    assert.equal(storage.isStable(3), false);
+    const asked = storage.stable(3);
+    assert.equal(s.calls.length, 1);
+    s.calls[0]!.resolve();
+    assert.equal(await settled(asked), 'resolved');
   });
 
   it('in overlap mode starts a flush at a decision commit and covers commits made during it with exactly one more', async () => {
