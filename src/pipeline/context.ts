@@ -52,8 +52,14 @@ export interface CallContext {
   requestSigned?: boolean;
   /** The authorization decision for this call (policy stage). */
   decision?: Decision;
-  /** Index of this call's decision record in the audit log (audit-decision stage, for the outcome record). */
+  /** Index of this call's decision record in the audit log, once committed (audit-decision stage, for the outcome record). */
   decisionIndex?: number;
+  /**
+   * The decision record's commit (audit-decision stage): its index, or the
+   * reason it failed. decision-stable waits for it before forward, the outcome
+   * record before it links to it.
+   */
+  decisionCommit?: Promise<number>;
   /** The approval this call used (approval stage); recorded in the audit. */
   approvalId?: string;
   /** Set while the approval stage holds the call: a gateway shutting down lets such calls answer first. */

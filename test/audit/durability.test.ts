@@ -17,6 +17,11 @@ function gatedSync(store: AuditStore) {
   let nextEntered: (() => void) | undefined;
   let open = false;
   const wrapped: AuditStore = Object.create(store);
+  const commits: Array<{ entries: number; sync: boolean }> = [];
+  wrapped.append = (items, opts) => {
+    commits.push({ entries: items.length, sync: opts?.sync === true });
+    return store.append(items, opts);
+  };
   wrapped.sync = async () => {
     calls++;
     if (open) return store.sync();
@@ -29,6 +34,8 @@ function gatedSync(store: AuditStore) {
   };
   return {
     store: wrapped,
+    /** Each commit: how many entries, and whether it synced as it committed. */
+    commits,
     get calls() {
       return calls;
     },
@@ -226,6 +233,18 @@ describe('the decision-stable stage in record mode', () => {
     await gate.waiting();
     gate.release(new Error('EIO'));
     await assert.rejects(stage, (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE');
+    gate.open();
+    await log.close();
+  });
+
+  it('commits a lease recorded on the way with the decision, in one commit and one fsync, and forward then waits for nothing', async () => {
+    const { ctx, audit, gate, log } = await decided();
+    const lease = audit.append({ ...record(2), type: 'lease', event: 'issued' });
+    await lease;
+    assert.deepEqual(gate.commits, [{ entries: 2, sync: true }]);
+    assert.equal(ctx.decisionIndex, 0);
+    await decisionStableStage(audit).run(ctx);
+    assert.equal(gate.calls, 0, 'a separate flush ran');
     gate.open();
     await log.close();
   });

@@ -6,7 +6,7 @@ import { openAudit } from '../../src/audit/open.ts';
 import { AuditService } from '../../src/audit/service.ts';
 import { createLogger } from '../../src/observability/log.ts';
 import type { CallContext } from '../../src/pipeline/context.ts';
-import { auditDecisionStage } from '../../src/pipeline/stages/audit-decision.ts';
+import { auditDecisionStage, decisionStableStage } from '../../src/pipeline/stages/audit-decision.ts';
 import { testCallContext } from '../helpers.ts';
 import { auditFixture } from './helpers.ts';
 
@@ -21,7 +21,15 @@ async function service() {
   const lines: Record<string, unknown>[] = [];
   const log = createLogger('debug', (l) => lines.push(JSON.parse(l)));
   const audit = new AuditService(() => openAudit(f.setup, log));
-  const stage = auditDecisionStage(audit);
+  // What stands between a call and forward: its decision record committed, then stable.
+  const decision = auditDecisionStage(audit);
+  const stable = decisionStableStage(audit);
+  const stage = {
+    run: async (ctx: CallContext) => {
+      await decision.run(ctx);
+      await stable.run(ctx);
+    },
+  };
   await stage.run(call());
   return { f, lines, audit, stage, path: f.setup.config.path };
 }

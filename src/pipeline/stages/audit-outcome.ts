@@ -18,7 +18,8 @@ export function auditOutcomeStage(audit: AuditService, now: () => number = Date.
       try {
         const open = await audit.ready;
         const opts = { hmacKey: open.hmacKey, clearArguments: open.clearArguments, now };
-        let index = ctx.decisionIndex ?? null;
+        // The decision's commit may still be under way (a call refused between audit-decision and forward).
+        let index = ctx.decisionCommit ? await ctx.decisionCommit.catch(() => null) : null;
         if (index === null) {
           // Best effort: a call whose arguments cannot even be canonicalised still gets its outcome.
           index = await Promise.resolve()
