@@ -234,6 +234,10 @@ export class Gateway {
     // The order is the security argument: nothing reaches `forward` that was not
     // identified, routed, authorized and durably recorded first.
     const reidentify = identifyStage(this.identity, 'reidentify');
+    const hasHeaderCredentials = (name: string): boolean => {
+      const upstream = upstreams[name];
+      return upstream?.transport === 'http' && upstream.credentials !== undefined;
+    };
     const stages: Stage[] = [
       parseStage,
       identifyStage(this.identity, 'identify'),
@@ -250,7 +254,12 @@ export class Gateway {
       ),
       validateStage(this.aggregator, policy),
       authorizeStage(policy, HONOURED, this.breakGlass),
-      auditDecisionStage(this.audit, this.now),
+      // Nothing up to forward leaves the gateway for a call with no credential or one it issues itself.
+      auditDecisionStage(this.audit, this.now, (ctx) => {
+        const route = ctx.route;
+        if (route?.kind !== 'upstream') return false;
+        return !hasHeaderCredentials(route.upstream) || this.credentials.issuesLocally(route.upstream);
+      }),
       // Only once its decision record is durable does a call let through by break-glass raise its alert.
       breakGlassStage(this.breakGlass),
       // Held until approved, after the decision is durable: the wait and its outcome link to that record.
@@ -270,10 +279,7 @@ export class Gateway {
       // Again after any wait: a token that expired or was revoked meanwhile stops the call here.
       reidentify,
       // Last before forward: a credential is issued (and its lease recorded) only for a call that will be sent.
-      credentialsStage(this.credentials, (name) => {
-        const upstream = upstreams[name];
-        return upstream?.transport === 'http' && upstream.credentials !== undefined;
-      }),
+      credentialsStage(this.credentials, hasHeaderCredentials),
       // In `record` mode the decision record reaches stable storage here, if the lease's record did not take it there.
       decisionStableStage(this.audit),
       forwardStage(this.aggregator, async (ctx) => reidentify.run(ctx)),

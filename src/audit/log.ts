@@ -18,9 +18,10 @@ export interface AuditLogOptions {
   /** c2sp.org/tlog-witness endpoints each new checkpoint is pushed to. */
   readonly witnesses?: readonly WitnessConfig[];
   /**
-   * When records reach stable storage (the config's `audit.durability`); the
-   * store must commit to match: `record` with a sync per commit, the others
-   * deferred. Omitted: `record`, the strictest.
+   * When records reach stable storage (the config's `audit.durability`).
+   * Omitted: `record`, the strictest. The store is best opened `deferred`: the
+   * log asks for the syncs its mode needs (a store opened `each` syncs every
+   * commit, which is stricter and slower).
    */
   readonly durability?: Durability;
 }
@@ -142,6 +143,12 @@ export class AuditLog {
     while (this.pending.length > 0) {
       const max = this.opts.groupCommit ? this.opts.maxBatch : 1;
       const batch = this.pending.splice(0, max);
+      if (this.broken) {
+        // Queued before the log broke (a failed fsync, a lost file): nothing more is committed or acknowledged.
+        const err = new AuditError('ERR_AUDIT_UNAVAILABLE', `audit log is broken: ${this.broken}`);
+        for (const p of batch) p.reject(err);
+        continue;
+      }
       try {
         // Record mode: one fsync in the commit covers the batch and every commit before it.
         const sync = this.durability.mode === 'record' && batch.some((p) => p.durable);
@@ -220,7 +227,7 @@ export class AuditLog {
     const { next, added } = grown;
     // Nothing is signed (and shown to witnesses) that a power loss could still take back.
     await this.store.sync().catch((err) => {
-      this.storage.fail(err);
+      if (err instanceof StableStorageFailed) this.storage.fail(err);
       throw err;
     });
     if (this.broken) throw new AuditError('ERR_AUDIT_UNAVAILABLE', `audit log is broken: ${this.broken}`);

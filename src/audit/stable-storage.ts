@@ -1,4 +1,5 @@
 import { AuditError } from './errors.ts';
+import { StableStorageFailed } from './store.ts';
 
 export interface Durability {
   readonly mode: 'record' | 'overlap' | 'interval';
@@ -54,7 +55,7 @@ export class StableStorage {
    */
   committed(size: number, hasDecision: boolean, synced = false): void {
     this.committedSize = Math.max(this.committedSize, size);
-    if (synced) this.synced(size);
+    if (synced && !this.broken) this.synced(size);
     const { mode, intervalMs } = this.durability;
     if (mode === 'record') return;
     if (mode === 'overlap' && hasDecision) this.requestSync();
@@ -116,6 +117,8 @@ export class StableStorage {
   }
 
   private synced(size: number): void {
+    // After a failed fsync a later one proves nothing about the pages it lost.
+    if (this.broken) return;
     this.stableSize = Math.max(this.stableSize, size);
     const waiting = this.waiters;
     this.waiters = [];
@@ -130,9 +133,16 @@ export class StableStorage {
     this.syncFailed(err);
   }
 
+  /**
+   * A failed fsync is final (the kernel may have dropped the pages); a store
+   * that could not be asked (a database connection lost) denies the calls
+   * waiting now, and the next flush tries again.
+   */
   private syncFailed(err: unknown): void {
-    this.broken ??= `flush to stable storage failed: ${String(err)}`;
-    this.failed(err);
+    if (err instanceof StableStorageFailed) {
+      this.broken ??= `flush to stable storage failed: ${String(err)}`;
+      this.failed(err);
+    }
     const waiting = this.waiters;
     this.waiters = [];
     for (const w of waiting) w.reject(unavailable(`audit flush failed: ${String(err)}`, err));

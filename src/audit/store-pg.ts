@@ -54,6 +54,20 @@ INSERT INTO ${t}_head (id, size, range, root) VALUES (1, 0, '', '\\x${new Compac
 
 const TABLE = /^[a-z_][a-z0-9_]{0,40}$/;
 
+type SyncLevel = 'on' | 'remote_write' | 'remote_apply';
+
+/**
+ * The level a synced commit asks for: at least the local WAL flush (`on`),
+ * and the server's configured level where that asks for replicas too. A
+ * server configured `off` or `local` still gets `on`: the log's guarantee
+ * is not the server's to weaken.
+ */
+async function syncLevelOf(client: pg.PoolClient): Promise<SyncLevel> {
+  const { rows } = await client.query("SELECT reset_val FROM pg_settings WHERE name = 'synchronous_commit'");
+  const level = String(rows[0]?.reset_val ?? 'on');
+  return level === 'remote_write' || level === 'remote_apply' ? level : 'on';
+}
+
 /** PostgreSQL store: the head row is locked (`FOR UPDATE`) for the whole append, so replicas take turns. */
 export class PgAuditStore implements AuditStore {
   private readonly pool: pg.Pool;
@@ -65,14 +79,19 @@ export class PgAuditStore implements AuditStore {
   private readonly appendSyncStatement: NamedStatement;
 
   private readonly commitSync: CommitSync;
+  /** How a synced commit waits: the server's own level where it asks for more than the local flush (replicas). */
+  private readonly syncLevel: SyncLevel;
 
-  private constructor(pool: pg.Pool, table: string, commitSync: CommitSync) {
+  private constructor(pool: pg.Pool, table: string, commitSync: CommitSync, syncLevel: SyncLevel) {
     this.pool = pool;
     this.commitSync = commitSync;
     this.t = table;
+    this.syncLevel = syncLevel;
     const text = `SELECT ${table}_append(${Array.from({ length: 15 }, (_, k) => `$${k + 1}`).join(',')})`;
     this.appendStatement = namedStatement(text);
-    this.appendSyncStatement = namedStatement(`${text}, set_config('synchronous_commit', 'on', true)`);
+    this.appendSyncStatement = namedStatement(
+      `${text}, set_config('synchronous_commit', '${syncLevel}', true)`,
+    );
   }
 
   static async open(url: string, table: string, commitSync: CommitSync = 'each'): Promise<PgAuditStore> {
@@ -88,10 +107,11 @@ export class PgAuditStore implements AuditStore {
     // Deferred: a commit is in PostgreSQL (a crash of the gateway keeps it) and on its disk at the next `sync()`.
     if (commitSync === 'deferred')
       pool.on('connect', (client) => void client.query('SET synchronous_commit TO off').catch(() => {}));
-    const store = new PgAuditStore(pool, table, commitSync);
+    let store: PgAuditStore;
     try {
       const client = await pool.connect();
       try {
+        store = new PgAuditStore(pool, table, commitSync, await syncLevelOf(client));
         // Serialise schema creation across replicas starting together.
         await client.query('SELECT pg_advisory_lock(hashtext($1))', [table]);
         await client.query(schema(table));
@@ -160,7 +180,7 @@ export class PgAuditStore implements AuditStore {
   ): Promise<TreeHead & { first: number }> {
     const client = await this.pool.connect();
     try {
-      await client.query(sync ? 'BEGIN; SET LOCAL synchronous_commit TO on' : 'BEGIN');
+      await client.query(sync ? `BEGIN; SET LOCAL synchronous_commit TO ${this.syncLevel}` : 'BEGIN');
       const { rows } = await client.query(`SELECT size, range FROM ${this.t}_head WHERE id = 1 FOR UPDATE`);
       const size = Number(rows[0].size);
       const { next, roots, root } = extend(decodeRange(size, rows[0].range as string), items);
@@ -291,8 +311,9 @@ export class PgAuditStore implements AuditStore {
    * commit flushes the WAL up to it: every commit before it is on disk then too.
    */
   async sync(): Promise<void> {
-    if (this.commitSync === 'each') return;
-    await this.pool.query('BEGIN; SET LOCAL synchronous_commit TO on; SELECT pg_current_xact_id(); COMMIT;');
+    await this.pool.query(
+      `BEGIN; SET LOCAL synchronous_commit TO ${this.syncLevel}; SELECT pg_current_xact_id(); COMMIT;`,
+    );
   }
 
   async close(): Promise<void> {

@@ -43,7 +43,7 @@ CREATE TRIGGER IF NOT EXISTS audit_head_no_delete BEFORE DELETE ON audit_head BE
 CREATE TRIGGER IF NOT EXISTS audit_head_no_shrink BEFORE UPDATE ON audit_head WHEN NEW.size < OLD.size BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 `;
 
-/** The embedded store: one SQLite file in WAL mode, fully synchronous commits. */
+/** The embedded store: one SQLite file in WAL mode; commits synced each (`each`) or when asked (`deferred`). */
 export class SqliteAuditStore implements AuditStore {
   readonly db: DatabaseSync;
   readonly path: string;
@@ -217,12 +217,18 @@ export class SqliteAuditStore implements AuditStore {
   /**
    * fdatasync of the WAL on libuv's pool, so the event loop goes on meanwhile.
    * Every commit so far is in the WAL or, once checkpointed, in the database
-   * file, which SQLite syncs before it lets the WAL restart.
+   * file, which SQLite syncs before it lets the WAL restart. A store opened
+   * `each` flushes too (its commits are synced already; this covers what
+   * other writers committed without).
    */
   async sync(): Promise<void> {
-    if (this.commitSync === 'each' || !this.db.isOpen) return;
-    const wal = this.walFile();
-    if (wal) await fdatasyncAsync(wal.fd);
+    if (!this.db.isOpen) return;
+    const wal = this.walFile(false);
+    try {
+      if (wal) await fdatasyncAsync(wal.fd);
+    } catch (err) {
+      throw new StableStorageFailed(`fdatasync of the audit WAL failed: ${String(err)}`, { cause: err });
+    }
   }
 
   /**
@@ -231,7 +237,7 @@ export class SqliteAuditStore implements AuditStore {
    */
   private syncInline(): void {
     if (this.commitSync === 'each') return;
-    const wal = this.walFile();
+    const wal = this.walFile(true);
     try {
       if (wal) fdatasyncSync(wal.fd);
     } catch (err) {
@@ -239,12 +245,19 @@ export class SqliteAuditStore implements AuditStore {
     }
   }
 
-  /** The WAL file, reopened if the path names another file than the one held open. */
-  private walFile(): { fd: number; ino: number } | undefined {
+  /**
+   * The WAL file this connection writes. None before the first commit (unless
+   * `committed`: right after one it must be there). One deleted or replaced
+   * under a running writer cannot be synced: SQLite writes to the file it
+   * holds open, and syncing another would prove nothing.
+   */
+  private walFile(committed: boolean): { fd: number; ino: number } | undefined {
     const now = statSync(`${this.path}-wal`, { throwIfNoEntry: false });
     if (this.wal && now?.ino === this.wal.ino) return this.wal;
-    if (this.wal) closeSync(this.wal.fd);
-    this.wal = undefined;
+    if (this.wal || (committed && !now)) {
+      const what = now ? 'replaced by another file' : 'deleted';
+      throw new StableStorageFailed(`the audit WAL ${this.path}-wal was ${what} while open`);
+    }
     // No WAL yet: nothing was committed since the database was opened.
     if (!now) return undefined;
     const fd = openSync(`${this.path}-wal`, 'r');

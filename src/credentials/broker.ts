@@ -105,6 +105,11 @@ export class CredentialBroker {
     return this.#started;
   }
 
+  /** Whether `upstream`'s credentials are issued without anything outside the gateway (see `CredentialBackend.issuesLocally`). */
+  issuesLocally(upstream: string): boolean {
+    return this.#d.backends.get(upstream)?.issuesLocally === true;
+  }
+
   /** A credential for `req`; throws ERR_CREDENTIAL_UNAVAILABLE (or the store's or audit's error): the call is denied. */
   async credentialFor(req: CredentialRequest): Promise<Brokered> {
     const backend = this.#d.backends.get(req.upstream);

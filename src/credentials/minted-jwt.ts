@@ -40,6 +40,7 @@ const KEY_REFRESH_MS = 60_000;
  */
 export class MintedJwtBackend implements CredentialBackend {
   readonly kind = 'minted-jwt';
+  readonly issuesLocally = true;
   readonly granularity = 'call';
   readonly selfExpiring = true;
   readonly #o: MintedJwtOptions;

@@ -24,6 +24,7 @@ export interface StaticOptions {
  */
 export class StaticBackend implements CredentialBackend {
   readonly kind = 'static';
+  readonly issuesLocally = true;
   readonly granularity = 'principal';
   readonly #o: StaticOptions;
 

@@ -81,6 +81,13 @@ export interface CredentialBackend {
    * predecessor's.
    */
   readonly boundToSubjectToken?: boolean;
+  /**
+   * Issuing touches nothing outside the gateway (a JWT it signs itself,
+   * headers from its own config): a credential issued while its call's
+   * decision record is still being committed acts nowhere until forward sends
+   * it, and forward waits for that record.
+   */
+  readonly issuesLocally?: boolean;
   /** A new credential for `req`; throws ERR_CREDENTIAL_UNAVAILABLE (fail closed) when it cannot. */
   issue(req: CredentialRequest, leaseId: string): Promise<Issued>;
   /** Makes the credential unusable now (drop the role, forget the cached token); idempotent. */

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { unlinkSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import type { Durability } from '../../src/audit/log.ts';
 import { AuditService } from '../../src/audit/service.ts';
-import type { AuditStore } from '../../src/audit/store.ts';
+import { type AuditStore, StableStorageFailed } from '../../src/audit/store.ts';
 import { resultResponse } from '../../src/jsonrpc.ts';
 import { auditDecisionStage, decisionStableStage } from '../../src/pipeline/stages/audit-decision.ts';
 import { auditOutcomeStage } from '../../src/pipeline/stages/audit-outcome.ts';
@@ -53,6 +54,9 @@ function gatedSync(store: AuditStore) {
     },
   };
 }
+
+/** What a store throws when an fsync failed: final. */
+const EIO = () => new StableStorageFailed('fdatasync: EIO');
 
 const OVERLAP: Durability = { mode: 'overlap', intervalMs: 20 };
 
@@ -109,13 +113,26 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const index = await log.append(item(1));
       await gate.waiting();
       const waited = log.stable(index);
-      gate.release(new Error('EIO'));
+      gate.release(EIO());
       await assert.rejects(waited, (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE');
       await assert.rejects(
         log.append(item(2)),
         (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE',
       );
       gate.open();
+      await log.close();
+    });
+
+    it('a flush the store could not be asked for (its connection lost) denies the waiting answer, and the next flush tries again', async () => {
+      const { log, gate } = await gatedLog(kind, OVERLAP);
+      const index = await log.append(item(1));
+      await gate.waiting();
+      const waited = log.stable(index);
+      gate.release(new Error('connection terminated'));
+      await assert.rejects(waited, (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE');
+      const next = await log.append(item(2));
+      gate.open();
+      await log.stable(next);
       await log.close();
     });
 
@@ -172,7 +189,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const second = await log.appendCommitted(item(2));
       const refused = log.beforeForward(second)!;
       await gate.waiting();
-      gate.release(new Error('EIO'));
+      gate.release(EIO());
       await assert.rejects(refused, (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE');
       await assert.rejects(
         log.append(item(3)),
@@ -196,8 +213,59 @@ for (const kind of ['sqlite', 'postgres'] as const) {
   });
 }
 
+describe('a failed fsync in a synced commit (record mode)', () => {
+  it('acknowledges nothing more: the append and those queued behind it are refused, and nothing counts as stable', async () => {
+    let failNext = true;
+    const { log } = await openTestLog(auditFixture('sqlite').setup, { maxBatch: 1 }, (store) => {
+      const wrapped: AuditStore = Object.create(store);
+      wrapped.append = async (items, opts) => {
+        const head = await store.append(items, opts);
+        if (opts?.sync && failNext) {
+          failNext = false;
+          throw EIO();
+        }
+        return head;
+      };
+      return wrapped;
+    });
+    await log.init();
+    const decision = await log.appendCommitted(item(1));
+    const first = log.append(item(2));
+    const queued = log.append(item(3));
+    await assert.rejects(first, (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE');
+    await assert.rejects(queued, (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE');
+    assert.equal(log.isStable(decision), false);
+    await assert.rejects(
+      log.beforeForward(decision)!,
+      (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE',
+    );
+    await assert.rejects(
+      log.append(item(4)),
+      (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE',
+    );
+    await log.close();
+  });
+
+  it('refuses a synced commit whose write-ahead log was deleted under the writer', async () => {
+    const f = auditFixture('sqlite');
+    const { log } = await openTestLog(f.setup);
+    await log.init();
+    await log.append(item(1));
+    unlinkSync(`${f.setup.config.path}-wal`);
+    await assert.rejects(
+      log.append(item(2)),
+      (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE',
+    );
+    await assert.rejects(
+      log.append(item(3)),
+      (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE',
+    );
+    await log.close();
+  });
+});
+
 describe('the decision-stable stage in record mode', () => {
-  async function decided() {
+  async function decided(localUntilForward = false) {
     const { log, gate } = await gatedLog('sqlite', { mode: 'record', intervalMs: 20 });
     const audit = new AuditService(async () => ({ log, hmacKey: Buffer.alloc(32, 1), clearArguments: [] }));
     const ctx = testCallContext({
@@ -208,7 +276,7 @@ describe('the decision-stable stage in record mode', () => {
         params: { name: 'probe__echo', arguments: {} },
       },
     });
-    await auditDecisionStage(audit).run(ctx);
+    await auditDecisionStage(audit, Date.now, () => localUntilForward).run(ctx);
     return { ctx, audit, gate, log };
   }
 
@@ -231,14 +299,42 @@ describe('the decision-stable stage in record mode', () => {
     const { ctx, audit, gate, log } = await decided();
     const stage = Promise.resolve(decisionStableStage(audit).run(ctx));
     await gate.waiting();
-    gate.release(new Error('EIO'));
+    gate.release(EIO());
     await assert.rejects(stage, (err: { code?: string }) => err.code === 'ERR_AUDIT_UNAVAILABLE');
     gate.open();
     await log.close();
   });
 
+  it('waits for the commit where a stage before forward may act outside the gateway', async () => {
+    const { ctx, gate, log } = await decided(false);
+    assert.equal(ctx.decisionIndex, 0, 'audit-decision returned before its record was committed');
+    assert.deepEqual(gate.commits, [{ entries: 1, sync: false }]);
+    gate.open();
+    await log.close();
+  });
+
+  it('puts the decision of a call let through by break-glass on stable storage before its alert can go out', async () => {
+    const { log, gate } = await gatedLog('sqlite', { mode: 'record', intervalMs: 20 });
+    const audit = new AuditService(async () => ({ log, hmacKey: Buffer.alloc(32, 1), clearArguments: [] }));
+    const ctx = testCallContext({
+      request: {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'probe__echo', arguments: {} },
+      },
+    });
+    ctx.breakGlassId = 'bgw_1';
+    await auditDecisionStage(audit, Date.now, () => true).run(ctx);
+    assert.deepEqual(gate.commits, [{ entries: 1, sync: true }]);
+    assert.equal(log.isStable(ctx.decisionIndex!), true);
+    gate.open();
+    await log.close();
+  });
+
   it('commits a lease recorded on the way with the decision, in one commit and one fsync, and forward then waits for nothing', async () => {
-    const { ctx, audit, gate, log } = await decided();
+    const { ctx, audit, gate, log } = await decided(true);
+    assert.equal(ctx.decisionIndex, undefined, 'the commit was waited for');
     const lease = audit.append({ ...record(2), type: 'lease', event: 'issued' });
     await lease;
     assert.deepEqual(gate.commits, [{ entries: 2, sync: true }]);
@@ -298,7 +394,7 @@ describe('the audit stages in overlap mode', () => {
     const { ctx, audit, gate, log } = await answered();
     const outcome = Promise.resolve(auditOutcomeStage(audit).run(ctx));
     await gate.waiting();
-    gate.release(new Error('EIO'));
+    gate.release(EIO());
     await assert.rejects(outcome);
     assert.equal(ctx.error?.code, 'ERR_AUDIT_UNAVAILABLE');
     assert.ok(ctx.response && 'error' in ctx.response, 'the upstream answer went out');

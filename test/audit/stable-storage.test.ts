@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it, mock } from 'node:test';
 import { StableStorage } from '../../src/audit/stable-storage.ts';
+import { StableStorageFailed } from '../../src/audit/store.ts';
 
 /** A store's flush that finishes only when the test says so. */
 function controlledSync() {
@@ -79,6 +80,19 @@ describe('what of the audit log is on stable storage', () => {
     }
   });
 
+  it('after a flush the store could not be asked for rejects the waiters then, and flushes again for the next', async () => {
+    const s = controlledSync();
+    const storage = new StableStorage({ mode: 'overlap', intervalMs: 1000 }, s.sync, () => {});
+    storage.committed(1, true);
+    const waiting = storage.stable(0);
+    s.calls[0]!.reject(new Error('connection terminated'));
+    await assert.rejects(waiting, { code: 'ERR_AUDIT_UNAVAILABLE' });
+    const again = storage.stable(0);
+    assert.equal(s.calls.length, 2);
+    s.calls[1]!.resolve();
+    assert.equal(await settled(again), 'resolved');
+  });
+
   it('after a failed flush rejects every waiter and every later wait with ERR_AUDIT_UNAVAILABLE, and says so once', async () => {
     const s = controlledSync();
     const failures: unknown[] = [];
@@ -87,7 +101,7 @@ describe('what of the audit log is on stable storage', () => {
     );
     storage.committed(1, true);
     const waiting = storage.stable(0);
-    s.calls[0]!.reject(new Error('EIO'));
+    s.calls[0]!.reject(new StableStorageFailed('fdatasync: EIO'));
     await assert.rejects(waiting, { code: 'ERR_AUDIT_UNAVAILABLE' });
     await assert.rejects(storage.stable(0), { code: 'ERR_AUDIT_UNAVAILABLE' });
     assert.equal(failures.length, 1);

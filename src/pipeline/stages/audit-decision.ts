@@ -5,19 +5,26 @@ import type { CallContext } from '../context.ts';
 import type { Stage } from '../runner.ts';
 
 /**
- * Starts the commit of the decision record (a crash of the gateway cannot lose
- * a committed record); `decision-stable`, last before forward, waits for it
- * and denies the call if it failed. Meanwhile the stages between go on, so a
- * lease recorded on the way joins the same commit (and, in `record` mode, the
- * same fsync). A stage between that acts on the decision waits here instead:
- * a call let through by break-glass raises its alert next (its record is put
- * on stable storage first), and an approval or a confirmation links to it.
+ * Commits the decision record (a crash of the gateway cannot lose a committed
+ * record), or the call is denied. Its flush to stable storage is left to
+ * `decision-stable`, last before forward, so a lease recorded on the way
+ * takes both there in one fsync. Where everything up to forward stays inside
+ * the gateway (`localUntilForward`: no credential, or one the gateway issues
+ * itself) the commit is not even waited for here: the lease joins it, one
+ * commit for both, and decision-stable waits for it. A call whose decision a
+ * stage before forward acts on (break-glass's alert, an approval, a
+ * confirmation) has its record on stable storage first, as before.
  */
-export function auditDecisionStage(audit: AuditService, now: () => number = Date.now): Stage {
+export function auditDecisionStage(
+  audit: AuditService,
+  now: () => number = Date.now,
+  localUntilForward: (ctx: CallContext) => boolean = () => false,
+): Stage {
   return {
     name: 'audit-decision',
     async run(ctx) {
       let commit: Promise<number>;
+      const actedOn = actsOnDecision(ctx);
       try {
         const open = await audit.ready;
         const record = decisionRecord(ctx, {
@@ -25,7 +32,7 @@ export function auditDecisionStage(audit: AuditService, now: () => number = Date
           clearArguments: open.clearArguments,
           now,
         });
-        commit = ctx.breakGlassId ? open.log.append(record) : open.log.appendCommitted(record);
+        commit = actedOn ? open.log.append(record) : open.log.appendCommitted(record);
       } catch (err) {
         throw notDurable(err);
       }
@@ -35,7 +42,8 @@ export function auditDecisionStage(audit: AuditService, now: () => number = Date
       });
       // Awaited later (decision-stable, audit-outcome); a failure is never left unobserved.
       ctx.decisionCommit.catch(() => {});
-      if (actsOnDecision(ctx)) await ctx.decisionCommit.catch((err) => Promise.reject(notDurable(err)));
+      if (actedOn || !localUntilForward(ctx))
+        await ctx.decisionCommit.catch((err) => Promise.reject(notDurable(err)));
     },
   };
 }
