@@ -56,7 +56,7 @@ const HAS_DURABILITY = fs
   .readFileSync(path.join(GATEWAY_ROOT, 'src', 'audit', 'config.ts'), 'utf8')
   .includes('durability');
 const AUDIT_CONTROL = HAS_DURABILITY
-  ? 'audit SQLite WAL+FULL, durability record (the default: an fsync per record before its step), group commit'
+  ? "audit SQLite WAL, durability record (the default: each record on stable storage before its step; the decision shares the lease record's commit and fsync), group commit"
   : 'audit SQLite WAL+FULL, group commit';
 
 /** What every variant is given: the target's name, its upstream section, its port, the shared fixtures. */
