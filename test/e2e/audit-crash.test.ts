@@ -10,6 +10,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import pg from 'pg';
 import { auditSchema } from '../../src/audit/config.ts';
 import { openAuditStore } from '../../src/audit/open.ts';
+import { startRecordUpstream } from '../fixtures/record-http-upstream.ts';
 import { NODE, PERMIT_ALL_POLICY, PG_URL, probeUpstream, ROOT, runCli } from '../helpers.ts';
 
 /**
@@ -52,10 +53,16 @@ async function serve(configPath: string): Promise<Gateway> {
 }
 
 /** One caller (the v1 SDK client most deployed clients use): calls until the gateway is gone. */
-async function caller(url: string, id: number, released: Set<string>, onResult: () => void): Promise<void> {
+async function caller(
+  url: string,
+  id: number,
+  released: Set<string>,
+  onResult: () => void,
+  headers: Record<string, string>,
+): Promise<void> {
   const client = new Client({ name: `crash-caller-${id}`, version: '1.0.0' });
   try {
-    await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+    await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }));
     for (let n = 0; ; n++) {
       const nonce = `c${id}-${n}-${randomBytes(4).toString('hex')}`;
       const result = await client.callTool({ name: 'probe__record', arguments: { text: nonce } });
@@ -74,6 +81,8 @@ async function caller(url: string, id: number, released: Set<string>, onResult: 
 interface Logged {
   decided: Map<string, string>;
   outcomes: Set<string>;
+  /** Call ids with a lease issued for them. */
+  leased: Set<string>;
 }
 
 /** Every decision (by the nonce in its clear arguments, to its call id) and outcome in the log. */
@@ -83,6 +92,7 @@ async function readLog(audit: Record<string, unknown>): Promise<Logged> {
     const head = await store.head();
     const decided = new Map<string, string>();
     const outcomes = new Set<string>();
+    const leased = new Set<string>();
     for (const e of await store.entries(0, head.size)) {
       const r = JSON.parse(e.leaf.toString()) as {
         type: string;
@@ -90,22 +100,43 @@ async function readLog(audit: Record<string, unknown>): Promise<Logged> {
         tool?: string;
         args?: { text?: string };
         decision?: { effect?: string };
+        event?: string;
       };
       if (r.type === 'decision' && r.tool === 'probe__record' && r.decision?.effect === 'allow')
         decided.set(r.args!.text!, r.callId);
       if (r.type === 'outcome') outcomes.add(r.callId);
+      if (r.type === 'lease' && r.event === 'issued') leased.add(r.callId);
     }
-    return { decided, outcomes };
+    return { decided, outcomes, leased };
   } finally {
     await store.close();
   }
 }
 
-const RUNS = [
+type Run = {
+  mode: 'record' | 'overlap' | 'interval';
+  store: 'sqlite' | 'postgres';
+  upstream: 'stdio' | 'http';
+};
+const RUNS: Run[] = [
   ...(['record', 'overlap', 'interval'] as const).flatMap((mode) =>
-    Array.from({ length: RUNS_PER_MODE }, () => ({ mode, store: 'sqlite' as const })),
+    Array.from({ length: RUNS_PER_MODE }, () => ({
+      mode,
+      store: 'sqlite' as const,
+      upstream: 'stdio' as const,
+    })),
   ),
-  ...(['record', 'overlap', 'interval'] as const).map((mode) => ({ mode, store: 'postgres' as const })),
+  ...(['record', 'overlap', 'interval'] as const).map((mode) => ({
+    mode,
+    store: 'postgres' as const,
+    upstream: 'stdio' as const,
+  })),
+  // An HTTP upstream given a JWT minted per call: the lease's record shares the decision's commit.
+  ...(['sqlite', 'postgres'] as const).map((store) => ({
+    mode: 'record' as const,
+    store,
+    upstream: 'http' as const,
+  })),
 ];
 const tables: string[] = [];
 
@@ -127,10 +158,10 @@ after(async () => {
 });
 
 describe('a gateway killed with SIGKILL under load, in each durability mode', () => {
-  for (const { mode, store } of RUNS) {
+  for (const { mode, store, upstream } of RUNS) {
     // Where the kill lands: after this many answers (printed, so a failure can be rerun at the same point).
     const killAfter = 5 + Math.floor(Math.random() * 150);
-    it(`${store}, ${mode}: no call reached the upstream and no answer reached a caller without its records (kill after ${killAfter} answers)`, async () => {
+    it(`${store}, ${mode}, ${upstream} upstream: no call reached the upstream and no answer reached a caller without its records (kill after ${killAfter} answers)`, async (t) => {
       const dir = mkdtempSync(join(tmpdir(), 'pc-crash-'));
       dirs.push(dir);
       const callsFile = join(dir, 'calls.txt');
@@ -138,6 +169,8 @@ describe('a gateway killed with SIGKILL under load, in each durability mode', ()
       const configPath = join(dir, 'portcullis.json');
       const table = `crash_${randomBytes(4).toString('hex')}`;
       tables.push(table);
+      const http = upstream === 'http' ? await startRecordUpstream() : undefined;
+      t.after(() => http?.close());
       const audit = {
         path: auditPath,
         durability: { mode },
@@ -150,10 +183,41 @@ describe('a gateway killed with SIGKILL under load, in each durability mode', ()
         state: { store: 'sqlite', path: join(dir, 'state.db') },
         attest: { keyDir: join(dir, 'attest-keys') },
         policy: { files: [PERMIT_ALL_POLICY] },
-        upstreams: { probe: probeUpstream({ sandbox: 'off', env: { PROBE_CALLS_FILE: callsFile } }) },
+        upstreams: {
+          probe: http
+            ? { transport: 'http', url: http.url, credentials: { kind: 'minted-jwt' } }
+            : probeUpstream({ sandbox: 'off', env: { PROBE_CALLS_FILE: callsFile } }),
+        },
         log: { level: 'error' },
+        // Minted JWTs need callers with gateway tokens (upstreams verify them with its JWKS).
+        ...(http
+          ? {
+              identity: {
+                mode: 'token',
+                resource: 'https://gateway.test/mcp',
+                gatewayTokens: { keyDir: join(dir, 'keys') },
+              },
+            }
+          : {}),
       };
       writeFileSync(configPath, JSON.stringify(config));
+      const headers: Record<string, string> = {};
+      if (http) {
+        const issued = await runCli([
+          'token',
+          'issue',
+          '--config',
+          configPath,
+          '--sub',
+          'crash',
+          '--tools',
+          'probe__record',
+          '--reason',
+          'crash drill',
+        ]);
+        assert.equal(issued.code, 0, issued.stderr);
+        headers.authorization = `Bearer ${issued.stdout.trim()}`;
+      }
       const gw = await serve(configPath);
       const released = new Set<string>();
       let killed = false;
@@ -162,15 +226,27 @@ describe('a gateway killed with SIGKILL under load, in each durability mode', ()
         killed = true;
         gw.child.kill('SIGKILL');
       };
-      await Promise.all(Array.from({ length: CALLERS }, (_, i) => caller(gw.url, i, released, kill)));
+      await Promise.all(
+        Array.from({ length: CALLERS }, (_, i) => caller(gw.url, i, released, kill, headers)),
+      );
       await gw.exited;
       assert.ok(killed, 'every caller stopped before the kill');
 
       const logged = await readLog(audit);
-      const seen = existsSync(callsFile) ? readFileSync(callsFile, 'utf8').split('\n').filter(Boolean) : [];
+      const seen = http
+        ? http.seen
+        : existsSync(callsFile)
+          ? readFileSync(callsFile, 'utf8').split('\n').filter(Boolean)
+          : [];
       assert.ok(seen.length >= released.size);
-      for (const nonce of seen)
+      for (const nonce of seen) {
         assert.ok(logged.decided.has(nonce), `${nonce} reached the upstream undecided`);
+        if (http)
+          assert.ok(
+            logged.leased.has(logged.decided.get(nonce)!),
+            `${nonce} reached the upstream with no lease record`,
+          );
+      }
       for (const nonce of released) {
         const callId = logged.decided.get(nonce);
         assert.ok(callId, `${nonce} was answered with no decision record`);
