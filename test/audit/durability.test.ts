@@ -70,6 +70,17 @@ async function gatedLog(kind: StoreKind, durability: Durability) {
   return { log, gate: gate! };
 }
 
+/** A tools/call through the audit-decision stage, on a gated SQLite log in `durability`. */
+async function decidedCall(durability: Durability, localUntilForward: () => boolean) {
+  const { log, gate } = await gatedLog('sqlite', durability);
+  const audit = new AuditService(async () => ({ log, hmacKey: Buffer.alloc(32, 1), clearArguments: [] }));
+  const ctx = testCallContext({
+    request: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'probe__echo', arguments: {} } },
+  });
+  await auditDecisionStage(audit, Date.now, localUntilForward).run(ctx);
+  return { ctx, audit, gate, log };
+}
+
 for (const kind of ['sqlite', 'postgres'] as const) {
   describe(`audit durability modes (${kind})`, () => {
     after(async () => {
@@ -265,20 +276,8 @@ describe('a failed fsync in a synced commit (record mode)', () => {
 });
 
 describe('the decision-stable stage in record mode', () => {
-  async function decided(localUntilForward = false) {
-    const { log, gate } = await gatedLog('sqlite', { mode: 'record', intervalMs: 20 });
-    const audit = new AuditService(async () => ({ log, hmacKey: Buffer.alloc(32, 1), clearArguments: [] }));
-    const ctx = testCallContext({
-      request: {
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'tools/call',
-        params: { name: 'probe__echo', arguments: {} },
-      },
-    });
-    await auditDecisionStage(audit, Date.now, () => localUntilForward).run(ctx);
-    return { ctx, audit, gate, log };
-  }
+  const decided = (localUntilForward = false) =>
+    decidedCall({ mode: 'record', intervalMs: 20 }, () => localUntilForward);
 
   it('lets the call on only once its decision record is on stable storage', async () => {
     const { ctx, audit, gate, log } = await decided();
@@ -359,20 +358,10 @@ describe('the decision-stable stage in record mode', () => {
 
 describe('the audit stages in overlap mode', () => {
   async function answered() {
-    const { log, gate } = await gatedLog('sqlite', OVERLAP);
-    const audit = new AuditService(async () => ({ log, hmacKey: Buffer.alloc(32, 1), clearArguments: [] }));
-    const ctx = testCallContext({
-      request: {
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'tools/call',
-        params: { name: 'probe__echo', arguments: {} },
-      },
-    });
     // The decision goes on at commit: its flush is what the upstream round trip overlaps.
-    await auditDecisionStage(audit).run(ctx);
-    ctx.response = resultResponse(1, { content: [] });
-    return { ctx, audit, gate, log };
+    const call = await decidedCall(OVERLAP, () => false);
+    call.ctx.response = resultResponse(1, { content: [] });
+    return call;
   }
 
   it('holds the answer until the records of its call are on stable storage', async () => {
