@@ -229,6 +229,7 @@ export class Gateway {
       recheck: (principal) => this.recheck(principal),
       toolsListed: (items) => policy.learnTools(items),
       pins: this.pins,
+      now: this.now,
     });
     const upstreams = loaded.config.upstreams;
     // The order is the security argument: nothing reaches `forward` that was not

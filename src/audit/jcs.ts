@@ -1,3 +1,4 @@
+import { isDeepFrozen } from '../freeze.ts';
 import { AuditError } from './errors.ts';
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what JSON escapes
@@ -22,10 +23,36 @@ export function canonicalize(value: unknown): string {
       return value ? 'true' : 'false';
     case 'object':
       if (value === null) return 'null';
+      if (isDeepFrozen(value)) return canonicalFrozen(value);
       return Array.isArray(value) ? canonicalArray(value) : canonicalObject(value as Record<string, unknown>);
     default:
       throw new AuditError('ERR_AUDIT_NOT_JSON', `not a JSON value: ${typeof value}`);
   }
+}
+
+/**
+ * The canonical text of deep-frozen values, made once: a value that cannot change has one
+ * text, and shared frozen values (a kept tool listing's items) are signed and hashed on
+ * every list. Held weakly: the text goes when the value does.
+ */
+const frozenTexts = new WeakMap<object, string>();
+
+/**
+ * V8 keeps a string built by `+=` as a tree of its pieces and walks the tree each time the
+ * string is read whole (hashed); a kept text read on every list is made one piece once.
+ * Converting a string to a number flattens it in place; the result is used so it is not elided.
+ */
+const flattened = (text: string): string => (Number.isNaN(Number(text)) ? text : text);
+
+function canonicalFrozen(value: object): string {
+  let text = frozenTexts.get(value);
+  if (text === undefined) {
+    text = flattened(
+      Array.isArray(value) ? canonicalArray(value) : canonicalObject(value as Record<string, unknown>),
+    );
+    frozenTexts.set(value, text);
+  }
+  return text;
 }
 
 function canonicalArray(values: readonly unknown[]): string {

@@ -40,6 +40,19 @@ const upstreamCommon = {
     .optional()
     .describe('Name prefix; defaults to the upstream name; "" means unprefixed'),
   timeoutMs: z.number().int().positive().max(600_000).default(30_000),
+  /**
+   * How long one upstream connection's tools/list answer is reused (pins still checked on each
+   * list); never after the upstream announced a change. 0: every list asks the upstream.
+   */
+  toolListCacheMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(3_600_000)
+    .default(30_000)
+    .describe(
+      "How long an upstream connection's tools/list answer is reused, unless the upstream announces a change; 0 asks every time",
+    ),
   isolation: isolationSchema,
   poisoning: poisoningSchema,
   /** What the upstream is given for each call; unset: nothing (and no ambient secret either). */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isDeepFrozen } from '../freeze.ts';
 import type { JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
 import type { StoredRecord } from '../state/records.ts';
@@ -50,6 +51,15 @@ const MAX_KEPT_HASHES = 16_384;
 /** What a definition is checked as: a tool's (with its name) or a server's instructions. */
 type Seen = { kind: 'tool'; def: JsonObject } | { kind: 'instructions'; text: string };
 
+/** One listed definition to check against its pin. */
+interface PinCheck {
+  readonly id: string;
+  /** The upstream's own tool name, or `#instructions`. */
+  readonly tool: string;
+  readonly seen: Seen;
+  readonly hash: string;
+}
+
 /**
  * Tool-definition pinning against rug pulls. A tool is shown only while what
  * its upstream lists hashes to its pin; the first definition seen is pinned
@@ -69,6 +79,19 @@ export class ToolPins {
    * hash is kept: every list still compares it with the stored pin.
    */
   private readonly hashes = new Map<string, string>();
+  /** The hash of a deep-frozen listed item (a kept listing's): it cannot change, so it is hashed once. */
+  private readonly itemHashes = new WeakMap<JsonObject, string>();
+  /**
+   * Pins this replica read or wrote as `pinned`, with their hash, since the last `refresh`:
+   * a tool listed with that hash again is shown without reading its pin. Cleared at each
+   * refresh (every few seconds), so a pin another replica or the CLI changed is read again
+   * as soon as the quarantined set would show it; a quarantined tool is never taken from here.
+   */
+  private confirmed = new Map<string, string>();
+  /** Pins quarantined here while a load of the quarantined set is under way (it may not see them). */
+  private readonly quarantinedDuringLoad = new Set<Set<string>>();
+  /** Counts refreshes: what a review read before one is not kept after it. */
+  private generation = 0;
 
   constructor(deps: ToolPinsDeps) {
     this.d = deps;
@@ -79,17 +102,45 @@ export class ToolPins {
     return this.quarantined.has(pinId(upstream, tool));
   }
 
-  /** Reloads the quarantined set from the store (what the CLI or another replica changed). */
+  /**
+   * Reloads the quarantined set from the store (what the CLI or another replica changed),
+   * and forgets which pins were confirmed: each is read again at its next list.
+   */
   async refresh(): Promise<void> {
-    this.quarantined = new Set((await this.d.pins.list(['quarantined'])).map((r) => r.id));
+    this.generation++;
+    this.confirmed = new Map();
+    await this.loadQuarantined();
+  }
+
+  /** The store's quarantined pins, and any this replica quarantined while they were read. */
+  private async loadQuarantined(): Promise<void> {
+    const during = new Set<string>();
+    this.quarantinedDuringLoad.add(during);
+    try {
+      const ids = (await this.d.pins.list(['quarantined'])).map((r) => r.id);
+      this.quarantined = new Set([...ids, ...during]);
+    } finally {
+      this.quarantinedDuringLoad.delete(during);
+    }
   }
 
   /**
    * The tools of each listing a caller may see: those whose definition matches
    * their pin. Every listing is checked against the others' tools (shadowing,
    * look-alike names). An upstream whose pins cannot be read shows nothing.
+   * The quarantined set is read on every list; a pin this replica confirmed
+   * since the last refresh, listed with the same hash, is not read again.
    */
   async review(listings: readonly UpstreamListing[], who: PinWitness): Promise<Map<string, JsonObject[]>> {
+    const out = new Map<string, JsonObject[]>();
+    // An operator's quarantine (or another replica's) hides a tool from the next list, confirmed or not.
+    try {
+      await this.loadQuarantined();
+    } catch (err) {
+      this.d.log.warn('tools hidden: their pins cannot be checked', { err: String(err) });
+      for (const l of listings) out.set(l.upstream, []);
+      return out;
+    }
     const names = new Map(
       listings.map((l) => {
         const prefix = this.d.upstreams.get(l.upstream)?.prefix ?? l.upstream;
@@ -97,17 +148,20 @@ export class ToolPins {
         return [l.upstream, [...own, ...own.map((n) => exposeName(prefix, n))]] as const;
       }),
     );
-    const out = new Map<string, JsonObject[]>();
     for (const l of listings) {
-      const visible = await this.reviewUpstream(l, otherTools(l.upstream, names), who).catch(
-        (err: unknown) => {
-          this.d.log.warn('tools hidden: their pins cannot be checked', {
-            upstream: l.upstream,
-            err: String(err),
-          });
-          return [];
-        },
-      );
+      // Built only when a definition is scanned (a new or changed one), not on every list.
+      let others: OtherTools | undefined;
+      const othersOf = () => {
+        others ??= otherTools(l.upstream, names);
+        return others;
+      };
+      const visible = await this.reviewUpstream(l, othersOf, who).catch((err: unknown) => {
+        this.d.log.warn('tools hidden: their pins cannot be checked', {
+          upstream: l.upstream,
+          err: String(err),
+        });
+        return [];
+      });
       out.set(l.upstream, visible);
     }
     return out;
@@ -115,60 +169,75 @@ export class ToolPins {
 
   private async reviewUpstream(
     l: UpstreamListing,
-    others: OtherTools,
+    others: () => OtherTools,
     who: PinWitness,
   ): Promise<JsonObject[]> {
-    const ids = l.tools.map((t) => pinId(l.upstream, String(t.name)));
-    if (l.instructions !== undefined) ids.push(pinId(l.upstream, INSTRUCTIONS));
-    const stored = new Map((await this.d.pins.getMany(ids)).map((r) => [r.id, r]));
-    const shown: boolean[] = [];
-    // Settled SETTLE_AT_ONCE at a time: the pins and audit records of a thousand new tools
-    // are written in fewer group commits than one after another (each tool's own in order).
-    for (let i = 0; i < l.tools.length; i += SETTLE_AT_ONCE) {
-      const batch = l.tools.slice(i, i + SETTLE_AT_ONCE).map((item) => {
-        const tool = String(item.name);
-        const seen: Seen = { kind: 'tool', def: pinnedDefinition(item) };
-        return this.settle(l.upstream, tool, seen, stored.get(pinId(l.upstream, tool)), others, who);
-      });
-      shown.push(...(await Promise.all(batch)));
-    }
-    const visible = l.tools.filter((_, i) => shown[i]);
+    const generation = this.generation;
+    const checks = l.tools.map((item) => this.toolCheck(l.upstream, item));
     if (l.instructions !== undefined) {
       const seen: Seen = { kind: 'instructions', text: l.instructions };
-      await this.settle(
-        l.upstream,
-        INSTRUCTIONS,
-        seen,
-        stored.get(pinId(l.upstream, INSTRUCTIONS)),
-        others,
-        who,
-      );
+      checks.push({ id: pinId(l.upstream, INSTRUCTIONS), tool: INSTRUCTIONS, seen, hash: this.hashOf(seen) });
     }
-    return visible;
+    const open = checks.filter((c) => !this.isConfirmed(c.id, c.hash));
+    const stored = new Map(
+      open.length === 0 ? [] : (await this.d.pins.getMany(open.map((c) => c.id))).map((r) => [r.id, r]),
+    );
+    const shown = new Map<string, boolean>();
+    // Settled SETTLE_AT_ONCE at a time: the pins and audit records of a thousand new tools
+    // are written in fewer group commits than one after another (each tool's own in order).
+    // The instructions' own records come after the tools', as they always have.
+    const tools = open.filter((c) => c.seen.kind === 'tool');
+    for (let i = 0; i < tools.length; i += SETTLE_AT_ONCE) {
+      const batch = tools.slice(i, i + SETTLE_AT_ONCE).map(async (c) => {
+        const ok = await this.settle(l.upstream, c, stored.get(c.id), others, who, generation);
+        shown.set(c.id, ok);
+      });
+      await Promise.all(batch);
+    }
+    for (const c of open.filter((c) => c.seen.kind === 'instructions'))
+      await this.settle(l.upstream, c, stored.get(c.id), others, who, generation);
+    return l.tools.filter((_, i) => shown.get(checks[i]!.id) ?? true);
+  }
+
+  /** A listed tool's pin id, the definition its pin covers, and that definition's hash. */
+  private toolCheck(upstream: string, item: JsonObject): PinCheck {
+    const tool = String(item.name);
+    const seen: Seen = { kind: 'tool', def: pinnedDefinition(item) };
+    let hash = this.itemHashes.get(item);
+    if (hash === undefined) {
+      hash = this.hashOf(seen);
+      if (isDeepFrozen(item)) this.itemHashes.set(item, hash);
+    }
+    return { id: pinId(upstream, tool), tool, seen, hash };
+  }
+
+  /** Known pinned with this very hash since the last refresh, and not quarantined since. */
+  private isConfirmed(id: string, hash: string): boolean {
+    return this.confirmed.get(id) === hash && !this.quarantined.has(id);
   }
 
   /** Compares one definition with its pin, pinning or quarantining as needed; true when it may be shown. */
   private async settle(
     upstream: string,
-    tool: string,
-    seen: Seen,
+    check: PinCheck,
     stored: StoredRecord | undefined,
-    others: OtherTools,
+    others: () => OtherTools,
     who: PinWitness,
+    generation: number,
   ): Promise<boolean> {
-    const hash = this.hashOf(seen);
+    const { tool, seen, hash } = check;
     let rec = stored;
     for (let i = 0; i < TRIES; i++) {
       const outcome = rec
         ? await this.compare(rec, hash, () => this.version(seen, hash, others), who)
         : await this.firstSight(upstream, tool, this.version(seen, hash, others), who);
       if (outcome !== 'raced') {
-        this.mark(pinId(upstream, tool), outcome);
+        this.mark(check, outcome, generation);
         return outcome === 'pinned';
       }
       rec = await this.d.pins.get(upstream, tool);
     }
-    throw pinContended(pinId(upstream, tool));
+    throw pinContended(check.id);
   }
 
   private hashOf(seen: Seen): string {
@@ -185,7 +254,8 @@ export class ToolPins {
     return hash;
   }
 
-  private version(seen: Seen, hash: string, others: OtherTools): PinVersion {
+  private version(seen: Seen, hash: string, othersOf: () => OtherTools): PinVersion {
+    const others = othersOf();
     const scan: ScanReport =
       seen.kind === 'tool' ? scanDefinition(seen.def, others) : scanInstructions(seen.text, others);
     const definition = seen.kind === 'tool' ? seen.def : seen.text;
@@ -258,9 +328,16 @@ export class ToolPins {
     return 'quarantined';
   }
 
-  private mark(id: string, status: Pin['status']): void {
-    if (status === 'quarantined') this.quarantined.add(id);
-    else this.quarantined.delete(id);
+  private mark({ id, hash }: PinCheck, status: Pin['status'], generation: number): void {
+    if (status === 'quarantined') {
+      this.quarantined.add(id);
+      for (const during of this.quarantinedDuringLoad) during.add(id);
+      this.confirmed.delete(id);
+      return;
+    }
+    this.quarantined.delete(id);
+    // A pin read before the last refresh may be older than what that refresh saw.
+    if (generation === this.generation) this.confirmed.set(id, hash);
   }
 }
 

@@ -1,4 +1,5 @@
 import { JSONRPC, PortcullisError, ProtocolError, UpstreamError, unknownTarget } from '../errors.ts';
+import { deepFreeze, isDeepFrozen } from '../freeze.ts';
 import type { Principal } from '../identity/principal.ts';
 import { errorResponse, isObject, type JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
@@ -28,6 +29,8 @@ export interface AggregatorDeps {
   readonly toolsListed: (items: readonly ListedItem[]) => void;
   /** Tool pinning: which listed tools match their pins, and which are quarantined (hidden, refused). */
   readonly pins: Pick<ToolPins, 'review' | 'isQuarantined'>;
+  /** The clock a kept tools/list answer is aged by. */
+  readonly now: () => number;
 }
 
 /** A list's result as the client sees it, from the items it may see. */
@@ -57,6 +60,8 @@ export class Aggregator {
   private readonly deps: AggregatorDeps;
   /** Exposed tool name → its input schema, per session key, from the last tools/list. */
   private readonly schemas = new Map<string, Map<string, unknown>>();
+  /** A kept upstream item → the item as listed to clients (cleaned, renamed, deep-frozen): made once. */
+  private readonly exposedItems = new WeakMap<JsonObject, JsonObject>();
 
   constructor(pool: UpstreamPool, log: Logger, deps: AggregatorDeps) {
     this.pool = pool;
@@ -201,9 +206,7 @@ export class Aggregator {
     conns.forEach((conn, i) => {
       const prefix = this.pool.spec(conn.name)!.prefix;
       for (const item of pages[i] ?? []) {
-        // Tag characters and bidi controls never leave the gateway (pins and the scanner saw them first).
-        const clean = stripInvisible(item);
-        const out = spec.rename ? { ...clean, name: exposeName(prefix, String(clean.name)) } : clean;
+        const out = this.exposed(item, prefix, spec.rename);
         const id = String(out[spec.idField]);
         const other = seen.get(id);
         if (other !== undefined) {
@@ -224,12 +227,27 @@ export class Aggregator {
     return listed;
   }
 
+  /**
+   * An item as clients see it. Tag characters and bidi controls never leave the gateway (pins
+   * and the scanner saw them first). An item of a kept listing is made once and deep-frozen,
+   * so what later stages derive from it (policy's catalog, the signed form) is made once too.
+   */
+  private exposed(item: JsonObject, prefix: string, rename: boolean): JsonObject {
+    const made = this.exposedItems.get(item);
+    if (made) return made;
+    const clean = stripInvisible(item);
+    const out = rename ? { ...clean, name: exposeName(prefix, String(clean.name)) } : clean;
+    if (!isDeepFrozen(item)) return out;
+    this.exposedItems.set(item, deepFreeze(out === item ? item : out));
+    return out;
+  }
+
   /** Each upstream's tools that match their pins; a change or poisoning quarantines a tool (hidden). */
   private async pinned(
     session: DownstreamSession,
     conns: readonly UpstreamConnection[],
-    pages: readonly JsonObject[][],
-  ): Promise<JsonObject[][]> {
+    pages: readonly (readonly JsonObject[])[],
+  ): Promise<(readonly JsonObject[])[]> {
     const listings = conns.map((c, i) => ({
       upstream: c.name,
       tools: pages[i] ?? [],
@@ -248,25 +266,54 @@ export class Aggregator {
     method: ListMethod,
     params: JsonObject | undefined,
     sink: RelatedSink,
-  ): Promise<JsonObject[]> {
+  ): Promise<readonly JsonObject[]> {
+    if (method !== 'tools/list') return (await this.listPages(conn, session, method, params, sink)).items;
+    const kept = this.keptTools(conn);
+    if (kept) return kept;
+    const at = this.deps.now();
+    // A change announced from here on is seen by the next list.
+    conn.toolsStale = false;
+    const { items, complete } = await this.listPages(conn, session, method, params, sink);
+    conn.toolListing = complete ? { at, items: deepFreeze(items) } : undefined;
+    return items;
+  }
+
+  /**
+   * The connection's last tools/list answer while it may stand for a new one: younger than
+   * the upstream's `toolListCacheMs`, and no change announced since it was asked for. Pins
+   * are checked on every list all the same; only the upstream is not asked again.
+   */
+  private keptTools(conn: UpstreamConnection): readonly JsonObject[] | undefined {
+    const kept = conn.toolListing;
+    if (!kept || conn.toolsStale) return undefined;
+    const maxAge = this.pool.spec(conn.name)?.toolListCacheMs ?? 0;
+    const age = this.deps.now() - kept.at;
+    return age >= 0 && age < maxAge ? kept.items : undefined;
+  }
+
+  private async listPages(
+    conn: UpstreamConnection,
+    session: DownstreamSession,
+    method: ListMethod,
+    params: JsonObject | undefined,
+    sink: RelatedSink,
+  ): Promise<{ items: JsonObject[]; complete: boolean }> {
     const items: JsonObject[] = [];
     let cursor: unknown;
-    // A change announced from here on is seen by the next list.
-    if (method === 'tools/list') conn.toolsStale = false;
     for (let page = 0; page < MAX_PAGES; page++) {
       const p = { ...(params ?? {}), ...(cursor === undefined ? {} : { cursor }) };
       const res = await conn.request(method, this.upstreamParams(conn, session, p), { sink });
       const result = res.result;
       if (!result) {
         this.log.warn('upstream list failed', { upstream: conn.name, method, error: res.error });
-        break;
+        return { items, complete: false };
       }
       const batch = result[listSpec(method).key];
       if (Array.isArray(batch)) items.push(...batch.filter(isObject));
       cursor = result.nextCursor;
-      if (typeof cursor !== 'string' || cursor === '') break;
+      if (typeof cursor !== 'string' || cursor === '') return { items, complete: true };
     }
-    return items;
+    return { items, complete: false };
   }
 
   private remember(session: DownstreamSession, method: ListMethod, listed: readonly ListedItem[]): void {

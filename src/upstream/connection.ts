@@ -114,6 +114,11 @@ export class UpstreamConnection {
    * or the upstream announced a change since. A tools/call lists them first.
    */
   toolsStale = true;
+  /**
+   * Its last complete tools/list answer (deep-frozen) and when it was asked for; the
+   * aggregator reuses it for a bounded time while `toolsStale` stays false.
+   */
+  toolListing: { readonly at: number; readonly items: readonly JsonObject[] } | undefined;
 
   constructor(transport: MessageTransport & Partial<EraAware>, opts: ConnectionOptions) {
     this.name = opts.name;

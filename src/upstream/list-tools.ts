@@ -45,6 +45,7 @@ export async function listUpstreamTools(
       review: async (listings) => new Map(listings.map((l) => [l.upstream, [...l.tools]])),
       isQuarantined: () => false,
     },
+    now: Date.now,
   });
   const session = newSession({
     id: 'policy-cli',

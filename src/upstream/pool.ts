@@ -15,6 +15,8 @@ export interface UpstreamSpec {
   /** Tool/prompt name prefix; "" when unprefixed. */
   prefix: string;
   timeoutMs: number;
+  /** How long a connection's tools/list answer is reused (0: never), unless the upstream announces a change. */
+  toolListCacheMs: number;
   restart: { initialDelayMs: number; maxDelayMs: number };
   isolation: Isolation;
   /** Mints the credential each instance is started with (a database role), when the upstream's config names one. */

@@ -41,6 +41,7 @@ function upstreamSpec(
     name,
     prefix: cfg.prefix ?? name,
     timeoutMs: cfg.timeoutMs,
+    toolListCacheMs: cfg.toolListCacheMs,
     restart,
     isolation: cfg.isolation,
     ...(credentials ? { credentials } : {}),

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { canonicalize } from '../../src/audit/jcs.ts';
+import { deepFreeze } from '../../src/freeze.ts';
 
 describe('RFC 8785 canonical JSON', () => {
   it('sorts keys by UTF-16 code units and drops whitespace', () => {
@@ -89,5 +90,27 @@ describe('RFC 8785 canonical JSON', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('gives a deep-frozen value the text of an unfrozen copy, on every call, inside other values too', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        const text = canonicalize(value);
+        const frozen = deepFreeze(structuredClone(value));
+        assert.equal(canonicalize(frozen), text);
+        assert.equal(canonicalize(frozen), text);
+        assert.equal(canonicalize({ kept: frozen, n: 1 }), canonicalize({ kept: value, n: 1 }));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses a deep-frozen value JSON cannot carry, every time (nothing refused is kept)', () => {
+    const lone = deepFreeze({ text: '\ud800' });
+    const infinite = deepFreeze([1, Number.POSITIVE_INFINITY]);
+    for (let i = 0; i < 2; i++) {
+      assert.throws(() => canonicalize(lone), { code: 'ERR_AUDIT_NOT_JSON' });
+      assert.throws(() => canonicalize(infinite), { code: 'ERR_AUDIT_NOT_JSON' });
+    }
   });
 });

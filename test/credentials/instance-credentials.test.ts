@@ -136,6 +136,7 @@ describe('an upstream instance started with a role minted for it', () => {
           name: 'db',
           prefix: 'db',
           timeoutMs: 5_000,
+          toolListCacheMs: 0,
           restart: { initialDelayMs: 10, maxDelayMs: 100 },
           isolation: opts.isolation ?? 'principal',
           credentials,

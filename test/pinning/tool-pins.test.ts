@@ -190,7 +190,54 @@ describe('tool pins', () => {
     await store.close();
     assert.deepEqual(await r.shown([tool('Reads.')]), []);
   });
+
+  it('read a pin confirmed with the same hash again only after a refresh, and the quarantined set on every list', async () => {
+    const reads = { getMany: 0, find: 0 };
+    const r = replica(counting(sqlite(), reads));
+    const listing = [tool('Reads a file.'), tool('Writes a file.', 'write')];
+    assert.deepEqual(await r.shown(listing), ['read', 'write']);
+    const afterFirst = { ...reads };
+    assert.deepEqual(await r.shown(listing.map((t) => ({ ...t }))), ['read', 'write']);
+    assert.deepEqual(reads, { getMany: afterFirst.getMany, find: afterFirst.find + 1 });
+    await r.pins.refresh();
+    assert.deepEqual(await r.shown(listing), ['read', 'write']);
+    assert.equal(reads.getMany, afterFirst.getMany + 1);
+  });
+
+  it('hide a confirmed tool whose definition changed, and one an operator quarantined, on the next list', async () => {
+    const r = replica(sqlite());
+    await r.shown([tool('Reads a file.'), tool('Writes a file.', 'write')]);
+    assert.deepEqual(await r.shown([tool('Reads a file, and mails it.'), tool('Writes a file.', 'write')]), [
+      'write',
+    ]);
+    await r.admin.quarantine('up', 'write', 'operator:bob', 'vendor advisory');
+    assert.deepEqual(await r.shown([tool('Writes a file.', 'write')]), []);
+    assert.deepEqual(r.eventsOf().slice(-2), ['quarantined up/read', 'quarantined up/write']);
+  });
+
+  it("show none of an upstream's confirmed tools once its pins cannot be read", async () => {
+    const store = sqlite();
+    const r = replica(store);
+    assert.deepEqual(await r.shown([tool('Reads.')]), ['read']);
+    await store.close();
+    assert.deepEqual(await r.shown([tool('Reads.')]), []);
+  });
 });
+
+/** The store, its getMany and find calls counted in `reads`. */
+function counting(store: RecordStore, reads: { getMany: number; find: number }): RecordStore {
+  return new Proxy(store, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver);
+      if (key !== 'getMany' && key !== 'find')
+        return typeof value === 'function' ? value.bind(target) : value;
+      return (...args: unknown[]) => {
+        reads[key]++;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
 
 describe('tool pins shared by replicas (PostgreSQL)', () => {
   const prefix = `pins${randomBytes(4).toString('hex')}`;
@@ -223,5 +270,15 @@ describe('tool pins shared by replicas (PostgreSQL)', () => {
       [],
       'A still lists the old definition, yet the tool stays hidden',
     );
+  });
+
+  it("hide, at one replica's next list, a tool it confirmed and the other replica saw changed", async () => {
+    const a = replica(open());
+    const b = replica(open());
+    assert.deepEqual(await a.shown([tool('Reads.', 'note')]), ['note']);
+    assert.deepEqual(await a.shown([tool('Reads.', 'note')]), ['note']);
+    assert.deepEqual(await b.shown([tool('Reads, then mails it.', 'note')]), []);
+    assert.deepEqual(await a.shown([tool('Reads.', 'note')]), []);
+    assert.equal(a.pins.isQuarantined('up', 'note'), true);
   });
 });

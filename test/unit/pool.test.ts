@@ -72,6 +72,7 @@ function fixture(
         name: 'up',
         prefix: 'up',
         timeoutMs: 5_000,
+        toolListCacheMs: 0,
         restart: { initialDelayMs: opts.restartDelayMs ?? 10, maxDelayMs: opts.restartDelayMs ?? 100 },
         isolation: opts.isolation ?? 'principal',
         createTransport: async (holder) => {
@@ -281,6 +282,7 @@ describe('a session that has ended', () => {
         },
         isQuarantined: () => false,
       },
+      now: Date.now,
     });
     const session = newSession({
       id: 's1',

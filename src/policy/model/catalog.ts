@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isDeepFrozen } from '../../freeze.ts';
 import { isObject, type JsonObject } from '../../jsonrpc.ts';
 import type { PolicyConfig, Tier } from '../config.ts';
 import { type CedarType, inputRecordType } from './cedar-types.ts';
@@ -43,6 +44,8 @@ export class Catalog {
   private readonly cfg: PolicyConfig;
   private readonly tools = new Map<string, ToolDef>();
   private readonly fingerprints = new Map<string, string>();
+  /** The listed item each tool was last learned from. */
+  private readonly learned = new Map<string, JsonObject>();
   /** Names refused: non-ASCII, or colliding with another after normalisation. */
   private readonly refused = new Set<string>();
   version = 0;
@@ -67,8 +70,11 @@ export class Catalog {
   updateTools(upstream: string, items: readonly JsonObject[]): boolean {
     let changed = false;
     for (const item of items) {
+      // The very item learned last time, deep-frozen (a kept listing's): nothing in it can differ.
+      if (isDeepFrozen(item) && this.learned.get(String(item.name)) === item) continue;
       const name = String(item.name);
       if (!SAFE_NAME.test(name)) continue;
+      this.learned.set(name, item);
       const fingerprint = fingerprintOf(upstream, item);
       if (this.fingerprints.get(name) === fingerprint) continue;
       this.fingerprints.set(name, fingerprint);

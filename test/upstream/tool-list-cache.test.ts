@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { isDeepFrozen } from '../../src/freeze.ts';
+import { ANONYMOUS } from '../../src/identity/principal.ts';
+import type { JsonObject, JsonRpcMessage, JsonRpcRequest } from '../../src/jsonrpc.ts';
+import { silentLogger } from '../../src/observability/log.ts';
+import { newSession } from '../../src/session.ts';
+import { Aggregator } from '../../src/upstream/aggregate.ts';
+import { limitsSchema } from '../../src/upstream/config.ts';
+import type { RelatedSink } from '../../src/upstream/connection.ts';
+import { UpstreamPool } from '../../src/upstream/pool.ts';
+import type { MessageTransport } from '../../src/upstream/transport.ts';
+
+/** An in-memory legacy upstream listing `tools` over two pages; counts the lists it answers. */
+class ListingUpstream implements MessageTransport {
+  onmessage?: (m: JsonRpcMessage) => void;
+  onclose?: () => void;
+  onerror?: (e: Error) => void;
+  lists = 0;
+  /** The next second page answers with an error instead. */
+  failSecondPage = false;
+  description = 'Reads a note.';
+  async start(): Promise<void> {}
+  async close(): Promise<void> {}
+  async send(message: JsonRpcMessage): Promise<void> {
+    const req = message as JsonRpcRequest;
+    if (req.method === 'initialize') {
+      this.reply(req, {
+        protocolVersion: '2025-11-25',
+        capabilities: { tools: { listChanged: true } },
+        serverInfo: { name: 'listing' },
+      });
+    } else if (req.method === 'server/discover') {
+      this.send0({ jsonrpc: '2.0', id: req.id, error: { code: -32601, message: 'no' } });
+    } else if (req.method === 'tools/list') this.list(req);
+  }
+  /** notifications/tools/list_changed, sent unprompted. */
+  announceChange(): void {
+    this.onmessage?.({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+  }
+  private list(req: JsonRpcRequest): void {
+    const cursor = (req.params as { cursor?: string } | undefined)?.cursor;
+    if (cursor === undefined) {
+      this.lists++;
+      this.reply(req, { tools: [this.tool('read')], nextCursor: 'p2' });
+    } else if (this.failSecondPage) {
+      this.failSecondPage = false;
+      this.send0({ jsonrpc: '2.0', id: req.id, error: { code: -32603, message: 'page lost' } });
+    } else this.reply(req, { tools: [this.tool('write')] });
+  }
+  private tool(name: string): JsonObject {
+    return { name, description: this.description, inputSchema: { type: 'object' } };
+  }
+  private reply(req: JsonRpcRequest, result: Record<string, unknown>): void {
+    this.send0({ jsonrpc: '2.0', id: req.id, result });
+  }
+  private send0(m: JsonRpcMessage): void {
+    queueMicrotask(() => this.onmessage?.(m));
+  }
+}
+
+const NO_CLIENT: RelatedSink = {
+  notify() {},
+  request: async (m) => ({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'no' } }),
+};
+
+const pools: UpstreamPool[] = [];
+after(async () => {
+  await Promise.all(pools.map((p) => p.closeAll()));
+});
+
+/** An aggregator over one ListingUpstream, its clock in the test's hands, counting pin reviews. */
+function fixture(toolListCacheMs: number) {
+  const upstream = new ListingUpstream();
+  let clock = 1_000_000;
+  let reviews = 0;
+  const pool = new UpstreamPool(
+    [
+      {
+        name: 'notes',
+        prefix: 'notes',
+        timeoutMs: 5_000,
+        toolListCacheMs,
+        restart: { initialDelayMs: 10, maxDelayMs: 100 },
+        isolation: 'principal',
+        createTransport: async () => upstream,
+      },
+    ],
+    silentLogger,
+    { limits: limitsSchema.parse({}), now: () => clock },
+  );
+  pools.push(pool);
+  const agg = new Aggregator(pool, silentLogger, {
+    recheck: async () => {},
+    toolsListed: () => {},
+    pins: {
+      review: async (listings) => {
+        reviews++;
+        return new Map(listings.map((l) => [l.upstream, [...l.tools]]));
+      },
+      isQuarantined: () => false,
+    },
+    now: () => clock,
+  });
+  const session = newSession({
+    id: 's1',
+    key: 'legacy:s1',
+    principal: ANONYMOUS,
+    era: 'legacy',
+    protocolVersion: '2025-11-25',
+  });
+  const list = async () => agg.list(session, 'tools/list', undefined, NO_CLIENT);
+  const names = async () => (await list()).map(({ item }) => item.name);
+  return {
+    upstream,
+    list,
+    names,
+    reviews: () => reviews,
+    advance: (ms: number) => {
+      clock += ms;
+    },
+  };
+}
+
+describe("an upstream connection's kept tools/list answer", () => {
+  it('answers the next list without asking the upstream, its pins still checked on every list', async () => {
+    const f = fixture(30_000);
+    assert.deepEqual(await f.names(), ['notes__read', 'notes__write']);
+    f.advance(29_999);
+    assert.deepEqual(await f.names(), ['notes__read', 'notes__write']);
+    assert.equal(f.upstream.lists, 1);
+    assert.equal(f.reviews(), 2);
+  });
+
+  it('is deep-frozen, and so is each item as listed, made once for every list', async () => {
+    const f = fixture(30_000);
+    const first = await f.list();
+    const again = await f.list();
+    for (const { item } of first) assert.equal(isDeepFrozen(item), true);
+    assert.deepEqual(
+      first.map(({ item }) => item),
+      again.map(({ item }) => item),
+    );
+    assert.equal(first[0]?.item, again[0]?.item);
+  });
+
+  it('asks the upstream again once it is toolListCacheMs old', async () => {
+    const f = fixture(30_000);
+    await f.list();
+    f.advance(30_000);
+    f.upstream.description = 'Reads a note, and more.';
+    const listed = await f.list();
+    assert.equal(f.upstream.lists, 2);
+    assert.equal(listed[0]?.item.description, 'Reads a note, and more.');
+  });
+
+  it('asks the upstream again after it announces notifications/tools/list_changed', async () => {
+    const f = fixture(30_000);
+    await f.list();
+    f.upstream.description = 'Changed.';
+    f.upstream.announceChange();
+    const listed = await f.list();
+    assert.equal(f.upstream.lists, 2);
+    assert.equal(listed[1]?.item.description, 'Changed.');
+  });
+
+  it('is not kept when a page of it failed: the next list asks the upstream again', async () => {
+    const f = fixture(30_000);
+    f.upstream.failSecondPage = true;
+    assert.deepEqual(await f.names(), ['notes__read']);
+    assert.deepEqual(await f.names(), ['notes__read', 'notes__write']);
+    assert.equal(f.upstream.lists, 2);
+  });
+
+  it('is never kept with toolListCacheMs 0: every list asks the upstream', async () => {
+    const f = fixture(0);
+    await f.list();
+    await f.list();
+    await f.list();
+    assert.equal(f.upstream.lists, 3);
+  });
+
+  it('is not used when the clock went back before it was asked for', async () => {
+    const f = fixture(30_000);
+    await f.list();
+    f.advance(-1);
+    await f.list();
+    assert.equal(f.upstream.lists, 2);
+  });
+});
