@@ -23,7 +23,7 @@ export function canonicalize(value: unknown): string {
       return value ? 'true' : 'false';
     case 'object':
       if (value === null) return 'null';
-      if (isDeepFrozen(value)) return canonicalFrozen(value);
+      if (!inKept && isDeepFrozen(value)) return canonicalFrozen(value);
       return Array.isArray(value) ? canonicalArray(value) : canonicalObject(value as Record<string, unknown>);
     default:
       throw new AuditError('ERR_AUDIT_NOT_JSON', `not a JSON value: ${typeof value}`);
@@ -36,6 +36,11 @@ export function canonicalize(value: unknown): string {
  * every list. Held weakly: the text goes when the value does.
  */
 const frozenTexts = new WeakMap<object, string>();
+/**
+ * Whether a kept text is being made: the values inside it are not kept apart, so what is
+ * kept grows with a value's size, never with its size times its depth.
+ */
+let inKept = false;
 
 /**
  * V8 keeps a string built by `+=` as a tree of its pieces and walks the tree each time the
@@ -47,9 +52,14 @@ const flattened = (text: string): string => (Number.isNaN(Number(text)) ? text :
 function canonicalFrozen(value: object): string {
   let text = frozenTexts.get(value);
   if (text === undefined) {
-    text = flattened(
-      Array.isArray(value) ? canonicalArray(value) : canonicalObject(value as Record<string, unknown>),
-    );
+    inKept = true;
+    try {
+      text = flattened(
+        Array.isArray(value) ? canonicalArray(value) : canonicalObject(value as Record<string, unknown>),
+      );
+    } finally {
+      inKept = false;
+    }
     frozenTexts.set(value, text);
   }
   return text;

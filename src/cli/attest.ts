@@ -6,6 +6,7 @@ import { checkInLog } from '../attest/log-check.ts';
 import { verifyAttestation } from '../attest/verify.ts';
 import { auditSetup } from '../audit/open.ts';
 import { type LoadedConfig, loadConfigFile } from '../config/load.ts';
+import { isLoopbackHost } from '../config/loopback.ts';
 import { PortcullisError, UsageError } from '../errors.ts';
 import { isObject } from '../jsonrpc.ts';
 import { parseCommandArgs } from './args.ts';
@@ -67,6 +68,10 @@ function readJson(file: string): unknown {
 async function readJwks(where: string): Promise<JSONWebKeySet> {
   let doc: unknown;
   if (/^https?:\/\//.test(where)) {
+    // Keys fetched in the clear could be anyone's: a forged result would then verify.
+    const url = new URL(where);
+    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname))
+      throw new UsageError(`--jwks ${where}: plain http only to a loopback host; use https`);
     const res = await fetch(where, { signal: AbortSignal.timeout(JWKS_TIMEOUT_MS) }).catch((err) => {
       throw new PortcullisError('ERR_FETCH_FAILED', `cannot fetch ${where}`, { cause: err });
     });

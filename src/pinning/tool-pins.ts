@@ -79,8 +79,8 @@ export class ToolPins {
    * hash is kept: every list still compares it with the stored pin.
    */
   private readonly hashes = new Map<string, string>();
-  /** The hash of a deep-frozen listed item (a kept listing's): it cannot change, so it is hashed once. */
-  private readonly itemHashes = new WeakMap<JsonObject, string>();
+  /** The check of a deep-frozen listed item (a kept listing's): it cannot change, so it is made and hashed once. */
+  private readonly itemChecks = new WeakMap<JsonObject, { upstream: string; check: PinCheck }>();
   /**
    * Pins this replica read or wrote as `pinned`, with their hash, since the last `refresh`:
    * a tool listed with that hash again is shown without reading its pin. Cleared at each
@@ -178,37 +178,46 @@ export class ToolPins {
       const seen: Seen = { kind: 'instructions', text: l.instructions };
       checks.push({ id: pinId(l.upstream, INSTRUCTIONS), tool: INSTRUCTIONS, seen, hash: this.hashOf(seen) });
     }
-    const open = checks.filter((c) => !this.isConfirmed(c.id, c.hash));
+    // Confirmed tools are shown; each other one as its settling says (by position, not name).
+    const shown = checks.map((c) => this.isConfirmed(c.id, c.hash));
+    const open = checks.filter((_, i) => !shown[i]);
     const stored = new Map(
       open.length === 0 ? [] : (await this.d.pins.getMany(open.map((c) => c.id))).map((r) => [r.id, r]),
     );
-    const shown = new Map<string, boolean>();
     // Settled SETTLE_AT_ONCE at a time: the pins and audit records of a thousand new tools
     // are written in fewer group commits than one after another (each tool's own in order).
     // The instructions' own records come after the tools', as they always have.
-    const tools = open.filter((c) => c.seen.kind === 'tool');
-    for (let i = 0; i < tools.length; i += SETTLE_AT_ONCE) {
-      const batch = tools.slice(i, i + SETTLE_AT_ONCE).map(async (c) => {
-        const ok = await this.settle(l.upstream, c, stored.get(c.id), others, who, generation);
-        shown.set(c.id, ok);
+    const tools = checks.map((c, i) => ({ c, i })).filter(({ c, i }) => c.seen.kind === 'tool' && !shown[i]);
+    for (let at = 0; at < tools.length; at += SETTLE_AT_ONCE) {
+      const batch = tools.slice(at, at + SETTLE_AT_ONCE).map(async ({ c, i }) => {
+        shown[i] = await this.settle(l.upstream, c, stored.get(c.id), others, who, generation);
       });
       await Promise.all(batch);
     }
     for (const c of open.filter((c) => c.seen.kind === 'instructions'))
       await this.settle(l.upstream, c, stored.get(c.id), others, who, generation);
-    return l.tools.filter((_, i) => shown.get(checks[i]!.id) ?? true);
+    const twice = listedTwice(checks);
+    if (twice.size > 0)
+      this.d.log.warn('tools hidden: listed more than once by their upstream', {
+        upstream: l.upstream,
+        tools: [...twice],
+      });
+    // Nor one quarantined meanwhile, by this review or another.
+    return l.tools.filter((_, i) => {
+      const id = checks[i]!.id;
+      return shown[i] && !twice.has(id) && !this.quarantined.has(id);
+    });
   }
 
   /** A listed tool's pin id, the definition its pin covers, and that definition's hash. */
   private toolCheck(upstream: string, item: JsonObject): PinCheck {
+    const made = this.itemChecks.get(item);
+    if (made?.upstream === upstream) return made.check;
     const tool = String(item.name);
     const seen: Seen = { kind: 'tool', def: pinnedDefinition(item) };
-    let hash = this.itemHashes.get(item);
-    if (hash === undefined) {
-      hash = this.hashOf(seen);
-      if (isDeepFrozen(item)) this.itemHashes.set(item, hash);
-    }
-    return { id: pinId(upstream, tool), tool, seen, hash };
+    const check = { id: pinId(upstream, tool), tool, seen, hash: this.hashOf(seen) };
+    if (isDeepFrozen(item)) this.itemChecks.set(item, { upstream, check });
+    return check;
   }
 
   /** Known pinned with this very hash since the last refresh, and not quarantined since. */
@@ -335,10 +344,22 @@ export class ToolPins {
       this.confirmed.delete(id);
       return;
     }
-    this.quarantined.delete(id);
+    // Only a load of the quarantined set ends a quarantine here: a pin read as `pinned`
+    // may be older than the quarantine another list of this replica just found or made.
     // A pin read before the last refresh may be older than what that refresh saw.
-    if (generation === this.generation) this.confirmed.set(id, hash);
+    if (generation === this.generation && !this.quarantined.has(id)) this.confirmed.set(id, hash);
   }
+}
+
+/**
+ * Pin ids more than one entry of a listing has: an upstream naming two tools alike could
+ * have a changed definition settled in one entry and the pinned one shown in the other.
+ */
+function listedTwice(checks: readonly PinCheck[]): Set<string> {
+  const seen = new Set<string>();
+  const twice = new Set<string>();
+  for (const { id } of checks) (seen.has(id) ? twice : seen).add(id);
+  return twice;
 }
 
 /** Each configured upstream's prefix and poisoning settings, as pinning needs them. */

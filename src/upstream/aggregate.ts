@@ -9,6 +9,7 @@ import { type ListMethod, listSpec } from '../protocol/methods.ts';
 import { GATEWAY_INFO, isLegacyVersion, LATEST_LEGACY, LATEST_MODERN, META } from '../protocol/versions.ts';
 import type { DownstreamSession } from '../session.ts';
 import { modernMeta, type RelatedSink, type UpstreamConnection } from './connection.ts';
+import { KeptToolLists } from './kept-tool-lists.ts';
 import { exposeName, splitName } from './naming.ts';
 import type { PoolClient, UpstreamPool } from './pool.ts';
 import { revocationGate } from './revocation-gate.ts';
@@ -60,6 +61,8 @@ export class Aggregator {
   private readonly deps: AggregatorDeps;
   /** Exposed tool name → its input schema, per session key, from the last tools/list. */
   private readonly schemas = new Map<string, Map<string, unknown>>();
+  /** Each connection's kept tools/list answers. */
+  private readonly toolLists = new WeakMap<UpstreamConnection, KeptToolLists>();
   /** A kept upstream item → the item as listed to clients (cleaned, renamed, deep-frozen): made once. */
   private readonly exposedItems = new WeakMap<JsonObject, JsonObject>();
 
@@ -268,27 +271,26 @@ export class Aggregator {
     sink: RelatedSink,
   ): Promise<readonly JsonObject[]> {
     if (method !== 'tools/list') return (await this.listPages(conn, session, method, params, sink)).items;
-    const kept = this.keptTools(conn);
+    // Pins are checked on every list all the same; a kept answer only spares asking the upstream.
+    const lists = this.keptLists(conn);
+    const asked = this.upstreamParams(conn, session, params);
+    const kept = lists.get(asked, conn.toolsEpoch);
     if (kept) return kept;
-    const at = this.deps.now();
+    const fetch = lists.begin(asked, conn.toolsEpoch);
     // A change announced from here on is seen by the next list.
     conn.toolsStale = false;
     const { items, complete } = await this.listPages(conn, session, method, params, sink);
-    conn.toolListing = complete ? { at, items: deepFreeze(items) } : undefined;
+    lists.settle(fetch, conn.toolsEpoch, items, complete);
     return items;
   }
 
-  /**
-   * The connection's last tools/list answer while it may stand for a new one: younger than
-   * the upstream's `toolListCacheMs`, and no change announced since it was asked for. Pins
-   * are checked on every list all the same; only the upstream is not asked again.
-   */
-  private keptTools(conn: UpstreamConnection): readonly JsonObject[] | undefined {
-    const kept = conn.toolListing;
-    if (!kept || conn.toolsStale) return undefined;
-    const maxAge = this.pool.spec(conn.name)?.toolListCacheMs ?? 0;
-    const age = this.deps.now() - kept.at;
-    return age >= 0 && age < maxAge ? kept.items : undefined;
+  private keptLists(conn: UpstreamConnection): KeptToolLists {
+    let lists = this.toolLists.get(conn);
+    if (!lists) {
+      lists = new KeptToolLists(this.pool.spec(conn.name)?.toolListCacheMs ?? 0, this.deps.now);
+      this.toolLists.set(conn, lists);
+    }
+    return lists;
   }
 
   private async listPages(

@@ -114,11 +114,8 @@ export class UpstreamConnection {
    * or the upstream announced a change since. A tools/call lists them first.
    */
   toolsStale = true;
-  /**
-   * Its last complete tools/list answer (deep-frozen) and when it was asked for; the
-   * aggregator reuses it for a bounded time while `toolsStale` stays false.
-   */
-  toolListing: { readonly at: number; readonly items: readonly JsonObject[] } | undefined;
+  /** How many times the upstream announced a change to its tools: a kept list is of one epoch. */
+  toolsEpoch = 0;
 
   constructor(transport: MessageTransport & Partial<EraAware>, opts: ConnectionOptions) {
     this.name = opts.name;
@@ -303,7 +300,10 @@ export class UpstreamConnection {
     // What goes on to a client unread is cleaned here; responses are inspected (and cleaned) by who asked.
     if (isRequest(message)) return void this.relayServerRequest(stripInvisible(message));
     if (isNotification(message)) {
-      if (message.method === 'notifications/tools/list_changed') this.toolsStale = true;
+      if (message.method === 'notifications/tools/list_changed') {
+        this.toolsStale = true;
+        this.toolsEpoch++;
+      }
       this.relayNotification(stripInvisible(message));
       return;
     }

@@ -195,6 +195,20 @@ describe('signed results through the gateway (v1 SDK client)', () => {
     assert.equal(byUrl.code, 0, byUrl.stderr);
   });
 
+  it("fetches a key set over plain http only from a loopback host (keys in the clear could be anyone's)", async () => {
+    const result = await s.client.callTool({ name: 'probe__pid', arguments: {} });
+    const file = save(s.dir, { jsonrpc: '2.0', id: 7, result });
+    const remote = await runCli([
+      'attest',
+      'verify',
+      file,
+      '--jwks',
+      'http://gateway.example/.well-known/jwks.json',
+    ]);
+    assert.equal(remote.code, 2);
+    assert.match(remote.stderr, /plain http only to a loopback host; use https/);
+  });
+
   it('refuses a saved copy with one byte changed', async () => {
     const result = await s.client.callTool({ name: 'probe__pid', arguments: {} });
     const pid = textOf(result);

@@ -215,6 +215,18 @@ describe('tool pins', () => {
     assert.deepEqual(r.eventsOf().slice(-2), ['quarantined up/read', 'quarantined up/write']);
   });
 
+  it('hide every entry of a tool its upstream lists twice, and quarantine the changed one, the pinned one listed after it', async () => {
+    const r = replica(sqlite());
+    await r.shown([tool('Reads a file.')]);
+    await r.pins.refresh();
+    const others = Array.from({ length: 70 }, (_, i) => tool(`Tool ${i}.`, `t${i}`));
+    const shown = await r.shown([tool('Reads a file, and mails it.'), ...others, tool('Reads a file.')]);
+    assert.equal(shown.includes('read'), false);
+    assert.equal(shown.length, 70);
+    assert.equal(r.pins.isQuarantined('up', 'read'), true);
+    assert.deepEqual(await r.shown([tool('Reads a file.')]), []);
+  });
+
   it("show none of an upstream's confirmed tools once its pins cannot be read", async () => {
     const store = sqlite();
     const r = replica(store);

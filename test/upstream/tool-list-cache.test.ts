@@ -8,6 +8,7 @@ import { newSession } from '../../src/session.ts';
 import { Aggregator } from '../../src/upstream/aggregate.ts';
 import { limitsSchema } from '../../src/upstream/config.ts';
 import type { RelatedSink } from '../../src/upstream/connection.ts';
+import { KeptToolLists } from '../../src/upstream/kept-tool-lists.ts';
 import { UpstreamPool } from '../../src/upstream/pool.ts';
 import type { MessageTransport } from '../../src/upstream/transport.ts';
 
@@ -109,7 +110,7 @@ function fixture(toolListCacheMs: number) {
     era: 'legacy',
     protocolVersion: '2025-11-25',
   });
-  const list = async () => agg.list(session, 'tools/list', undefined, NO_CLIENT);
+  const list = async (params?: JsonObject) => agg.list(session, 'tools/list', params, NO_CLIENT);
   const names = async () => (await list()).map(({ item }) => item.name);
   return {
     upstream,
@@ -186,5 +187,60 @@ describe("an upstream connection's kept tools/list answer", () => {
     f.advance(-1);
     await f.list();
     assert.equal(f.upstream.lists, 2);
+  });
+
+  it('is kept per request asked: other params ask the upstream, a new progress token does not', async () => {
+    const f = fixture(30_000);
+    await f.list({ _meta: { progressToken: 1 } });
+    await f.list({ _meta: { progressToken: 2 } });
+    assert.equal(f.upstream.lists, 1);
+    await f.list({ filter: 'mine' });
+    assert.equal(f.upstream.lists, 2);
+    await f.list({ filter: 'mine', _meta: { progressToken: 3 } });
+    await f.list();
+    assert.equal(f.upstream.lists, 2);
+  });
+});
+
+describe('kept tool lists', () => {
+  const tools = (name: string): JsonObject[] => [{ name }];
+
+  it('never keep an answer whose fetch began before a change, even one that ends after a newer fetch', () => {
+    let clock = 0;
+    const lists = new KeptToolLists(30_000, () => clock);
+    const before = lists.begin(undefined, 0);
+    clock = 5;
+    const after = lists.begin(undefined, 1);
+    lists.settle(after, 1, tools('new'), true);
+    lists.settle(before, 1, tools('old'), true);
+    assert.deepEqual(lists.get(undefined, 1), [{ name: 'new' }]);
+  });
+
+  it('keep the answer of the later fetch when two of one epoch end out of order', () => {
+    let clock = 0;
+    const lists = new KeptToolLists(30_000, () => clock);
+    const first = lists.begin(undefined, 0);
+    clock = 5;
+    const second = lists.begin(undefined, 0);
+    lists.settle(second, 0, tools('second'), true);
+    lists.settle(first, 0, tools('first'), true);
+    assert.deepEqual(lists.get(undefined, 0), [{ name: 'second' }]);
+  });
+
+  it('drop what was kept when a later fetch of the same request is incomplete', () => {
+    let clock = 0;
+    const lists = new KeptToolLists(30_000, () => clock);
+    lists.settle(lists.begin(undefined, 0), 0, tools('a'), true);
+    clock = 5;
+    lists.settle(lists.begin(undefined, 0), 0, tools('partial'), false);
+    assert.equal(lists.get(undefined, 0), undefined);
+  });
+
+  it('keep at most 16 requests, the oldest going first', () => {
+    const lists = new KeptToolLists(30_000, () => 0);
+    for (let i = 0; i < 17; i++) lists.settle(lists.begin({ n: i }, 0), 0, tools(`t${i}`), true);
+    assert.equal(lists.get({ n: 0 }, 0), undefined);
+    assert.deepEqual(lists.get({ n: 1 }, 0), [{ name: 't1' }]);
+    assert.deepEqual(lists.get({ n: 16 }, 0), [{ name: 't16' }]);
   });
 });
