@@ -80,7 +80,7 @@ function mintedJwt(
     upstream: name,
     issuer: deps.gateway.issuer,
     actor: deps.gateway.actor,
-    audience: creds.audience ?? new URL(upstream.url).origin,
+    audience: creds.audience ?? canonicalResource(upstream.url),
     ttlSeconds: creds.ttlSeconds,
     header,
     keys: deps.gateway.keys,
@@ -130,3 +130,14 @@ const refused = (name: string, message: string): ConfigError =>
   new ConfigError(`upstreams.${name}.credentials: ${message}`, [
     { path: `upstreams.${name}.credentials`, message },
   ]);
+
+/**
+ * The upstream's canonical URI (RFC 8707, as MCP names a server: scheme and host lower case,
+ * no query, fragment or trailing slash): the default `aud`. The origin alone would let a
+ * token minted for one server be replayed to another served from the same host.
+ */
+export function canonicalResource(url: string): string {
+  const u = new URL(url);
+  const path = u.pathname.replace(/\/+$/, '');
+  return `${u.origin}${path}`;
+}

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
+import { canonicalResource } from '../../src/credentials/backends.ts';
 import { CredentialBroker } from '../../src/credentials/broker.ts';
 import { MintedJwtBackend } from '../../src/credentials/minted-jwt.ts';
 import { StaticBackend } from '../../src/credentials/static.ts';
@@ -199,6 +200,18 @@ describe('the minted-JWT backend', () => {
           now: Date.now,
         }),
       RangeError,
+    );
+  });
+});
+
+describe("a minted JWT's default audience", () => {
+  it("is the upstream's canonical URI: path kept, query, fragment and trailing slash left out, host lower case", () => {
+    assert.equal(canonicalResource('https://Search.Internal/mcp/?x=1#top'), 'https://search.internal/mcp');
+    assert.equal(canonicalResource('https://search.internal/'), 'https://search.internal');
+    assert.equal(canonicalResource('http://127.0.0.1:8080/a/mcp'), 'http://127.0.0.1:8080/a/mcp');
+    assert.notEqual(
+      canonicalResource('https://h.internal/a/mcp'),
+      canonicalResource('https://h.internal/b/mcp'),
     );
   });
 });

@@ -54,7 +54,7 @@ describe('minted JWTs for an HTTP upstream, checked by the upstream itself', () 
     const jwt = call.authorization!.slice('Bearer '.length);
     const { payload, protectedHeader } = await jwtVerify(jwt, createRemoteJWKSet(jwksUrl), {
       issuer: ISSUER,
-      audience: new URL(upstream.url).origin,
+      audience: upstream.url,
     });
     assert.equal(protectedHeader.alg, 'EdDSA');
     assert.equal(payload.sub, 'agent-1');
