@@ -68,13 +68,12 @@ function readJson(file: string): unknown {
 async function readJwks(where: string): Promise<JSONWebKeySet> {
   let doc: unknown;
   if (/^https?:\/\//.test(where)) {
-    // Keys fetched in the clear could be anyone's: a forged result would then verify.
-    const url = new URL(where);
-    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname))
-      throw new UsageError(`--jwks ${where}: plain http only to a loopback host; use https`);
+    refuseCleartext(where, where);
     const res = await fetch(where, { signal: AbortSignal.timeout(JWKS_TIMEOUT_MS) }).catch((err) => {
       throw new PortcullisError('ERR_FETCH_FAILED', `cannot fetch ${where}`, { cause: err });
     });
+    // A redirect may not lead where the URL given could not.
+    if (res.url) refuseCleartext(where, res.url);
     if (!res.ok) throw new PortcullisError('ERR_FETCH_FAILED', `${where}: HTTP ${res.status}`);
     doc = await res.json().catch(() => undefined);
   } else {
@@ -83,4 +82,11 @@ async function readJwks(where: string): Promise<JSONWebKeySet> {
   if (!isObject(doc) || !Array.isArray(doc.keys))
     throw new PortcullisError('ERR_KEYS_UNAVAILABLE', `${where} is not a JWKS`);
   return doc as unknown as JSONWebKeySet;
+}
+
+/** Keys fetched in the clear could be anyone's: a forged result would then verify. */
+function refuseCleartext(given: string, reached: string): void {
+  const url = new URL(reached);
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname))
+    throw new UsageError(`--jwks ${given}: plain http only to a loopback host; use https`);
 }

@@ -133,11 +133,12 @@ const refused = (name: string, message: string): ConfigError =>
 
 /**
  * The upstream's canonical URI (RFC 8707, as MCP names a server: scheme and host lower case,
- * no query, fragment or trailing slash): the default `aud`. The origin alone would let a
- * token minted for one server be replayed to another served from the same host.
+ * no fragment, user info or trailing slash; a query kept, since it may tell servers apart):
+ * the default `aud`. The origin alone would let a token minted for one server be replayed
+ * to another served from the same host.
  */
 export function canonicalResource(url: string): string {
   const u = new URL(url);
   const path = u.pathname.replace(/\/+$/, '');
-  return `${u.origin}${path}`;
+  return `${u.origin}${path}${u.search}`;
 }

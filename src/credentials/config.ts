@@ -8,7 +8,7 @@ const ref = z
 /** A JWT the gateway signs for each call: `aud` the upstream, `sub` the caller, `act` the gateway, `scope` server:tool, bound to the arguments. */
 const mintedJwt = z.strictObject({
   kind: z.literal('minted-jwt'),
-  /** `aud`; defaults to the upstream's canonical URI (its URL without query, fragment or trailing slash). */
+  /** `aud`; defaults to the upstream's canonical URI (its URL without fragment, user info or trailing slash). */
   audience: z.string().min(1).optional(),
   /** At most 60 s. */
   ttlSeconds: z.number().int().positive().max(60).default(30),

@@ -127,7 +127,7 @@ export class ToolPins {
   /**
    * The tools of each listing a caller may see: those whose definition matches
    * their pin. Every listing is checked against the others' tools (shadowing,
-   * look-alike names). An upstream whose pins cannot be read shows nothing.
+   * look-alike names). An upstream whose pins cannot be read is left out of the answer.
    * The quarantined set is read on every list; a pin this replica confirmed
    * since the last refresh, listed with the same hash, is not read again.
    */
@@ -138,7 +138,6 @@ export class ToolPins {
       await this.loadQuarantined();
     } catch (err) {
       this.d.log.warn('tools hidden: their pins cannot be checked', { err: String(err) });
-      for (const l of listings) out.set(l.upstream, []);
       return out;
     }
     const names = new Map(
@@ -160,9 +159,9 @@ export class ToolPins {
           upstream: l.upstream,
           err: String(err),
         });
-        return [];
+        return undefined;
       });
-      out.set(l.upstream, visible);
+      if (visible) out.set(l.upstream, visible);
     }
     return out;
   }

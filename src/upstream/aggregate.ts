@@ -202,24 +202,15 @@ export class Aggregator {
     }
     const spec = listSpec(method);
     const conns = (await this.connections(session)).filter((c) => c.handshake?.capabilities[spec.capability]);
-    const listedPages = await Promise.all(conns.map((c) => this.listAll(c, session, method, params, sink)));
-    const pages = method === 'tools/list' ? await this.pinned(session, conns, listedPages) : listedPages;
-    const listed: ListedItem[] = [];
-    const seen = new Map<string, string>();
-    conns.forEach((conn, i) => {
-      const prefix = this.pool.spec(conn.name)!.prefix;
-      for (const item of pages[i] ?? []) {
-        const out = this.exposed(item, prefix, spec.rename);
-        const id = String(out[spec.idField]);
-        const other = seen.get(id);
-        if (other !== undefined) {
-          this.log.warn('name collision: item hidden', { method, id, upstreams: [other, conn.name] });
-          continue;
-        }
-        seen.set(id, conn.name);
-        listed.push({ item: out, upstream: conn.name });
-      }
-    });
+    const fetched = await Promise.all(conns.map((c) => this.listAll(c, session, method, params, sink)));
+    const pages = fetched.map((f) => f.items);
+    const shown = method === 'tools/list' ? await this.pinned(session, conns, pages) : pages;
+    if (method === 'tools/list') markReviewed(conns, fetched, shown);
+    const listed = this.merge(
+      method,
+      conns,
+      shown.map((p) => p ?? []),
+    );
     // Owners are learned from every item: a URI a token allows may come from a template it does not list.
     if (method === 'resources/list' || method === 'resources/templates/list')
       this.remember(session, method, listed);
@@ -228,6 +219,44 @@ export class Aggregator {
       this.deps.toolsListed(listed);
     }
     return listed;
+  }
+
+  /**
+   * Every upstream's items under the names clients see. Items whose names collide are all
+   * hidden (whichever came first could be a look-alike's), and so is an item whose name
+   * held invisible characters: the name it would be listed under is not its own, so a
+   * call by that name would reach another tool than the one listed.
+   */
+  private merge(
+    method: ListMethod,
+    conns: readonly UpstreamConnection[],
+    pages: readonly (readonly JsonObject[])[],
+  ) {
+    const spec = listSpec(method);
+    const candidates: ListedItem[] = [];
+    conns.forEach((conn, i) => {
+      const prefix = this.pool.spec(conn.name)!.prefix;
+      for (const item of pages[i] ?? []) {
+        const out = this.exposed(item, prefix, spec.rename);
+        if (spec.rename && stripInvisible(String(item.name)) !== String(item.name)) {
+          this.log.warn('item hidden: its name holds invisible characters', { method, upstream: conn.name });
+          continue;
+        }
+        candidates.push({ item: out, upstream: conn.name });
+      }
+    });
+    const owners = new Map<string, string[]>();
+    for (const { item, upstream } of candidates) {
+      const id = String(item[spec.idField]);
+      owners.set(id, [...(owners.get(id) ?? []), upstream]);
+    }
+    return candidates.filter(({ item }) => {
+      const id = String(item[spec.idField]);
+      const upstreams = owners.get(id)!;
+      if (upstreams.length === 1) return true;
+      this.log.warn('name collision: items hidden', { method, id, upstreams });
+      return false;
+    });
   }
 
   /**
@@ -250,7 +279,7 @@ export class Aggregator {
     session: DownstreamSession,
     conns: readonly UpstreamConnection[],
     pages: readonly (readonly JsonObject[])[],
-  ): Promise<(readonly JsonObject[])[]> {
+  ): Promise<(readonly JsonObject[] | undefined)[]> {
     const listings = conns.map((c, i) => ({
       upstream: c.name,
       tools: pages[i] ?? [],
@@ -260,7 +289,8 @@ export class Aggregator {
       session: session.key,
       principal: session.principal.id,
     });
-    return conns.map((c) => shown.get(c.name) ?? []);
+    // An upstream missing from the answer could not be checked: undefined, nothing of it shown.
+    return conns.map((c) => shown.get(c.name));
   }
 
   private async listAll(
@@ -269,19 +299,19 @@ export class Aggregator {
     method: ListMethod,
     params: JsonObject | undefined,
     sink: RelatedSink,
-  ): Promise<readonly JsonObject[]> {
-    if (method !== 'tools/list') return (await this.listPages(conn, session, method, params, sink)).items;
+  ): Promise<FetchedList> {
+    const epoch = conn.toolsEpoch;
+    if (method !== 'tools/list')
+      return { ...(await this.listPages(conn, session, method, params, sink)), epoch };
     // Pins are checked on every list all the same; a kept answer only spares asking the upstream.
     const lists = this.keptLists(conn);
     const asked = this.upstreamParams(conn, session, params);
-    const kept = lists.get(asked, conn.toolsEpoch);
-    if (kept) return kept;
-    const fetch = lists.begin(asked, conn.toolsEpoch);
-    // A change announced from here on is seen by the next list.
-    conn.toolsStale = false;
+    const kept = lists.get(asked, epoch);
+    if (kept) return { items: kept, complete: true, epoch };
+    const fetch = lists.begin(asked, epoch);
     const { items, complete } = await this.listPages(conn, session, method, params, sink);
     lists.settle(fetch, conn.toolsEpoch, items, complete);
-    return items;
+    return { items, complete, epoch };
   }
 
   private keptLists(conn: UpstreamConnection): KeptToolLists {
@@ -374,8 +404,12 @@ export class Aggregator {
     sink: RelatedSink,
   ): Promise<UpstreamConnection> {
     const conn = await this.connection(session, upstream);
-    if (conn.toolsStale && conn.handshake?.capabilities.tools)
+    if (conn.handshake?.capabilities.tools && conn.reviewedEpoch !== conn.toolsEpoch) {
       await this.list(session, 'tools/list', undefined, sink);
+      // Its tools could not all be listed and checked (or changed again meanwhile): nothing is sent.
+      if (conn.reviewedEpoch !== conn.toolsEpoch)
+        throw new UpstreamError('ERR_UPSTREAM_UNAVAILABLE', `${upstream}: its tools could not be checked`);
+    }
     if (this.deps.pins.isQuarantined(upstream, target.original)) throw unknownTarget('tool', target.exposed);
     return conn;
   }
@@ -415,6 +449,25 @@ export class Aggregator {
     if (session.logLevel) envelope[META.logLevel] = session.logLevel;
     return { ...(params ?? {}), _meta: { ...envelope, ...meta } };
   }
+}
+
+/** One upstream's list as fetched (or kept): its items, whether every page came, and the epoch it was asked in. */
+interface FetchedList {
+  readonly items: readonly JsonObject[];
+  readonly complete: boolean;
+  readonly epoch: number;
+}
+
+/** A connection whose complete list of its epoch was checked against the pins needs no list before a call. */
+function markReviewed(
+  conns: readonly UpstreamConnection[],
+  fetched: readonly FetchedList[],
+  shown: readonly (readonly JsonObject[] | undefined)[],
+): void {
+  conns.forEach((conn, i) => {
+    const f = fetched[i]!;
+    if (f.complete && shown[i] !== undefined && f.epoch > conn.reviewedEpoch) conn.reviewedEpoch = f.epoch;
+  });
 }
 
 const isCapacity = (err: unknown): boolean => err instanceof PortcullisError && err.code === 'ERR_CAPACITY';

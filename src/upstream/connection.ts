@@ -109,11 +109,11 @@ export class UpstreamConnection {
   private closed = false;
   handshake: HandshakeResult | undefined;
   /**
-   * Its tools are not known to match their pins: never listed on this
-   * connection yet (a new process may serve other definitions than the last),
-   * or the upstream announced a change since. A tools/call lists them first.
+   * The epoch (`toolsEpoch`) whose complete tools/list was last checked against the pins;
+   * until it is the current one (never listed on this connection: a new process may serve
+   * other definitions than the last; or a change announced since), a tools/call lists first.
    */
-  toolsStale = true;
+  reviewedEpoch = -1;
   /** How many times the upstream announced a change to its tools: a kept list is of one epoch. */
   toolsEpoch = 0;
 
@@ -300,10 +300,7 @@ export class UpstreamConnection {
     // What goes on to a client unread is cleaned here; responses are inspected (and cleaned) by who asked.
     if (isRequest(message)) return void this.relayServerRequest(stripInvisible(message));
     if (isNotification(message)) {
-      if (message.method === 'notifications/tools/list_changed') {
-        this.toolsStale = true;
-        this.toolsEpoch++;
-      }
+      if (message.method === 'notifications/tools/list_changed') this.toolsEpoch++;
       this.relayNotification(stripInvisible(message));
       return;
     }

@@ -6,6 +6,8 @@ const MAX_KEPT = 16;
 
 interface Kept {
   readonly at: number;
+  /** The fetch's number: of two answers, the one fetched later is kept, whatever the clock says. */
+  readonly seq: number;
   readonly epoch: number;
   readonly items: readonly JsonObject[];
 }
@@ -14,6 +16,7 @@ interface Kept {
 export interface ListFetch {
   readonly key: string;
   readonly at: number;
+  readonly seq: number;
   readonly epoch: number;
 }
 
@@ -26,6 +29,7 @@ export interface ListFetch {
  */
 export class KeptToolLists {
   private readonly kept = new Map<string, Kept>();
+  private fetches = 0;
   private readonly maxAgeMs: number;
   private readonly now: () => number;
 
@@ -44,7 +48,7 @@ export class KeptToolLists {
 
   /** Dates a fetch about to start. */
   begin(params: JsonObject | undefined, epoch: number): ListFetch {
-    return { key: keyOf(params), at: this.now(), epoch };
+    return { key: keyOf(params), at: this.now(), seq: ++this.fetches, epoch };
   }
 
   /**
@@ -54,13 +58,13 @@ export class KeptToolLists {
   settle(fetch: ListFetch, epoch: number, items: JsonObject[], complete: boolean): void {
     const kept = this.kept.get(fetch.key);
     if (!complete || this.maxAgeMs === 0 || fetch.epoch !== epoch) {
-      if (kept && kept.at <= fetch.at) this.kept.delete(fetch.key);
+      if (kept && kept.seq < fetch.seq) this.kept.delete(fetch.key);
       return;
     }
-    if (kept && kept.epoch === epoch && kept.at > fetch.at) return;
+    if (kept && kept.epoch === epoch && kept.seq > fetch.seq) return;
     this.kept.delete(fetch.key);
     if (this.kept.size >= MAX_KEPT) this.kept.delete(this.kept.keys().next().value!);
-    this.kept.set(fetch.key, { at: fetch.at, epoch, items: deepFreeze(items) });
+    this.kept.set(fetch.key, { at: fetch.at, seq: fetch.seq, epoch, items: deepFreeze(items) });
   }
 }
 

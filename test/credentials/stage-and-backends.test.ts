@@ -205,8 +205,13 @@ describe('the minted-JWT backend', () => {
 });
 
 describe("a minted JWT's default audience", () => {
-  it("is the upstream's canonical URI: path kept, query, fragment and trailing slash left out, host lower case", () => {
-    assert.equal(canonicalResource('https://Search.Internal/mcp/?x=1#top'), 'https://search.internal/mcp');
+  it("is the upstream's canonical URI: path and query kept, fragment, user info and trailing slash left out, host lower case", () => {
+    assert.equal(canonicalResource('https://u:p@Search.Internal/mcp/#top'), 'https://search.internal/mcp');
+    assert.equal(canonicalResource('https://h.internal/mcp?tenant=a'), 'https://h.internal/mcp?tenant=a');
+    assert.notEqual(
+      canonicalResource('https://h.internal/mcp?tenant=a'),
+      canonicalResource('https://h.internal/mcp?tenant=b'),
+    );
     assert.equal(canonicalResource('https://search.internal/'), 'https://search.internal');
     assert.equal(canonicalResource('http://127.0.0.1:8080/a/mcp'), 'http://127.0.0.1:8080/a/mcp');
     assert.notEqual(

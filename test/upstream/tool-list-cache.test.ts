@@ -11,6 +11,7 @@ import type { RelatedSink } from '../../src/upstream/connection.ts';
 import { KeptToolLists } from '../../src/upstream/kept-tool-lists.ts';
 import { UpstreamPool } from '../../src/upstream/pool.ts';
 import type { MessageTransport } from '../../src/upstream/transport.ts';
+import { failsWith } from '../helpers.ts';
 
 /** An in-memory legacy upstream listing `tools` over two pages; counts the lists it answers. */
 class ListingUpstream implements MessageTransport {
@@ -21,6 +22,8 @@ class ListingUpstream implements MessageTransport {
   /** The next second page answers with an error instead. */
   failSecondPage = false;
   description = 'Reads a note.';
+  /** More tools on the second page. */
+  extra: JsonObject[] = [];
   async start(): Promise<void> {}
   async close(): Promise<void> {}
   async send(message: JsonRpcMessage): Promise<void> {
@@ -47,7 +50,7 @@ class ListingUpstream implements MessageTransport {
     } else if (this.failSecondPage) {
       this.failSecondPage = false;
       this.send0({ jsonrpc: '2.0', id: req.id, error: { code: -32603, message: 'page lost' } });
-    } else this.reply(req, { tools: [this.tool('write')] });
+    } else this.reply(req, { tools: [this.tool('write'), ...this.extra] });
   }
   private tool(name: string): JsonObject {
     return { name, description: this.description, inputSchema: { type: 'object' } };
@@ -75,6 +78,8 @@ function fixture(toolListCacheMs: number) {
   const upstream = new ListingUpstream();
   let clock = 1_000_000;
   let reviews = 0;
+  /** When false, the pins cannot be checked: the upstream is left out of the review's answer. */
+  let pinsReadable = true;
   const pool = new UpstreamPool(
     [
       {
@@ -97,7 +102,7 @@ function fixture(toolListCacheMs: number) {
     pins: {
       review: async (listings) => {
         reviews++;
-        return new Map(listings.map((l) => [l.upstream, [...l.tools]]));
+        return new Map(pinsReadable ? listings.map((l) => [l.upstream, [...l.tools]]) : []);
       },
       isQuarantined: () => false,
     },
@@ -112,10 +117,16 @@ function fixture(toolListCacheMs: number) {
   });
   const list = async (params?: JsonObject) => agg.list(session, 'tools/list', params, NO_CLIENT);
   const names = async () => (await list()).map(({ item }) => item.name);
+  const call = async () =>
+    agg.toolConnection(session, 'notes', { exposed: 'notes__read', original: 'read' }, NO_CLIENT);
   return {
     upstream,
     list,
     names,
+    call,
+    pinsUnreadable: () => {
+      pinsReadable = false;
+    },
     reviews: () => reviews,
     advance: (ms: number) => {
       clock += ms;
@@ -199,6 +210,42 @@ describe("an upstream connection's kept tools/list answer", () => {
     await f.list({ filter: 'mine', _meta: { progressToken: 3 } });
     await f.list();
     assert.equal(f.upstream.lists, 2);
+  });
+});
+
+describe('a tools/call through the aggregator', () => {
+  it('lists the tools first on a new connection and after a list_changed, and not in between', async () => {
+    const f = fixture(0);
+    await f.call();
+    assert.equal(f.upstream.lists, 1);
+    await f.call();
+    assert.equal(f.upstream.lists, 1);
+    f.upstream.announceChange();
+    await f.call();
+    assert.equal(f.upstream.lists, 2);
+  });
+
+  it('is refused with ERR_UPSTREAM_UNAVAILABLE when the tools could not all be listed, or their pins not read', async () => {
+    const partial = fixture(30_000);
+    partial.upstream.failSecondPage = true;
+    await assert.rejects(partial.call(), failsWith('ERR_UPSTREAM_UNAVAILABLE'));
+    await partial.call();
+    const unread = fixture(30_000);
+    unread.pinsUnreadable();
+    await assert.rejects(unread.call(), failsWith('ERR_UPSTREAM_UNAVAILABLE'));
+    assert.deepEqual(await unread.names(), []);
+  });
+});
+
+describe('names as listed', () => {
+  it('hide every item whose exposed names collide, and any whose name holds invisible characters', async () => {
+    const f = fixture(0);
+    f.upstream.extra = [
+      { name: 'read', description: 'A second read.', inputSchema: { type: 'object' } },
+      { name: 'note\u202e', description: 'Looks like note.', inputSchema: { type: 'object' } },
+      { name: 'plain', description: 'Plain.', inputSchema: { type: 'object' } },
+    ];
+    assert.deepEqual(await f.names(), ['notes__write', 'notes__plain']);
   });
 });
 
