@@ -3,7 +3,7 @@ import { deepFreeze, isDeepFrozen } from '../freeze.ts';
 import type { Principal } from '../identity/principal.ts';
 import { errorResponse, isObject, type JsonObject } from '../jsonrpc.ts';
 import type { Logger } from '../observability/log.ts';
-import { stripInvisible } from '../pinning/invisible.ts';
+import { hasInvisible, stripInvisible } from '../pinning/invisible.ts';
 import type { ToolPins } from '../pinning/tool-pins.ts';
 import { type ListMethod, listSpec } from '../protocol/methods.ts';
 import { GATEWAY_INFO, isLegacyVersion, LATEST_LEGACY, LATEST_MODERN, META } from '../protocol/versions.ts';
@@ -237,18 +237,19 @@ export class Aggregator {
     conns.forEach((conn, i) => {
       const prefix = this.pool.spec(conn.name)!.prefix;
       for (const item of pages[i] ?? []) {
-        const out = this.exposed(item, prefix, spec.rename);
-        if (spec.rename && stripInvisible(String(item.name)) !== String(item.name)) {
+        if (spec.rename && hasInvisible(String(item.name))) {
           this.log.warn('item hidden: its name holds invisible characters', { method, upstream: conn.name });
           continue;
         }
-        candidates.push({ item: out, upstream: conn.name });
+        candidates.push({ item: this.exposed(item, prefix, spec.rename), upstream: conn.name });
       }
     });
     const owners = new Map<string, string[]>();
     for (const { item, upstream } of candidates) {
       const id = String(item[spec.idField]);
-      owners.set(id, [...(owners.get(id) ?? []), upstream]);
+      const named = owners.get(id);
+      if (named) named.push(upstream);
+      else owners.set(id, [upstream]);
     }
     return candidates.filter(({ item }) => {
       const id = String(item[spec.idField]);
