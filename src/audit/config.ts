@@ -73,6 +73,18 @@ export const auditSchema = z.strictObject({
       maxAggregates: z.number().int().positive().max(100_000).default(100),
     })
     .prefault({}),
+  /**
+   * A sandboxed upstream's connections through its egress proxy, allowed and
+   * refused, are recorded as counts per upstream, host, port and method per
+   * interval, in at most `maxAggregates` records plus one catch-all: the
+   * upstream decides how often it tries, so never one record per connection.
+   */
+  egress: z
+    .strictObject({
+      intervalMs: z.number().int().min(1000).max(86_400_000).default(10_000),
+      maxAggregates: z.number().int().positive().max(100_000).default(100),
+    })
+    .prefault({}),
   /** Exposed tool names whose argument values are safe to keep in clear ("*": all). */
   clearArguments: z.array(z.string()).default([]),
 });

@@ -71,7 +71,28 @@ export function metaOfRecord(r: Record<string, unknown>): EntryMeta | undefined 
       time,
     };
   }
+  if (r.type === 'egress') return egressMeta(r, time);
   return undefined;
+}
+
+/**
+ * A sandboxed upstream's connections over an interval: the principal column
+ * names the upstream (`upstream:NAME`, `upstream:*` for the catch-all), the
+ * decision column is `deny` when any was refused.
+ */
+function egressMeta(r: Rec, time: number): EntryMeta | undefined {
+  const { id, upstream, refused } = r;
+  if (typeof id !== 'string' || (upstream !== null && typeof upstream !== 'string')) return undefined;
+  if (typeof refused !== 'number') return undefined;
+  return {
+    kind: 'egress',
+    callId: id,
+    principal: `upstream:${upstream ?? '*'}`,
+    tool: '',
+    decision: refused > 0 ? 'deny' : 'allow',
+    session: '',
+    time,
+  };
 }
 
 /** The meta its signed leaf implies, or undefined when the leaf is not an audit record. */

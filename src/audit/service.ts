@@ -1,13 +1,17 @@
 import type { LoadedConfig } from '../config/load.ts';
 import { type Logger, silentLogger } from '../observability/log.ts';
 import { type AuditConfig, auditSchema } from './config.ts';
+import { EgressAggregator, type EgressAttempt } from './egress.ts';
 import { auditSetup, type OpenAudit, openAudit } from './open.ts';
 import { item } from './records.ts';
 import { type Refusal, RefusalAggregator } from './refusals.ts';
+import type { AppendItem } from './store.ts';
 
 export interface AuditServiceOptions {
   /** How refusals at the door are aggregated (the config's `audit.refusals`). */
   readonly refusals?: AuditConfig['refusals'];
+  /** How sandboxed upstreams' connections are aggregated (the config's `audit.egress`). */
+  readonly egress?: AuditConfig['egress'];
   readonly now?: () => number;
   readonly log?: Logger;
 }
@@ -19,24 +23,26 @@ export interface AuditServiceOptions {
 export class AuditService {
   readonly ready: Promise<OpenAudit>;
   private readonly refusals: RefusalAggregator;
+  private readonly egress: EgressAggregator;
 
   constructor(open: () => Promise<OpenAudit>, opts: AuditServiceOptions = {}) {
     this.ready = open();
     this.ready.catch(() => {});
-    const defaults = auditSchema.parse({}).refusals;
-    this.refusals = new RefusalAggregator({
-      intervalMs: opts.refusals?.intervalMs ?? defaults.intervalMs,
-      maxAggregates: opts.refusals?.maxAggregates ?? defaults.maxAggregates,
+    const defaults = auditSchema.parse({});
+    const shared = {
       now: opts.now ?? Date.now,
       log: opts.log ?? silentLogger,
-      write: async (item) => (await this.ready).log.append(item),
-    });
+      write: async (item: AppendItem) => (await this.ready).log.append(item),
+    };
+    this.refusals = new RefusalAggregator({ ...shared, ...(opts.refusals ?? defaults.refusals) });
+    this.egress = new EgressAggregator({ ...shared, ...(opts.egress ?? defaults.egress) });
   }
 
   static fromConfig(loaded: LoadedConfig, log: Logger, now: () => number = Date.now): AuditService {
     const setup = auditSetup(loaded, log);
     return new AuditService(async () => openAudit(setup, log), {
       refusals: setup.config.refusals,
+      egress: setup.config.egress,
       now,
       log,
     });
@@ -52,9 +58,14 @@ export class AuditService {
     this.refusals.add(r);
   }
 
-  /** Writes the refusals counted so far, then closes the log. */
+  /** Counts a sandboxed upstream's connection, allowed or refused; recorded per interval (see `EgressAggregator`). */
+  recordEgress(attempt: EgressAttempt): void {
+    this.egress.add(attempt);
+  }
+
+  /** Writes the refusals and connections counted so far, then closes the log. */
   async close(): Promise<void> {
-    await this.refusals.close();
+    await Promise.all([this.refusals.close(), this.egress.close()]);
     const opened = await this.ready.catch(() => undefined);
     await opened?.log.close();
   }

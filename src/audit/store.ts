@@ -15,7 +15,8 @@ export interface EntryMeta {
     | 'tool-pin'
     | 'server-pin'
     | 'upstream-start'
-    | 'lease';
+    | 'lease'
+    | 'egress';
   readonly callId: string;
   readonly principal: string;
   readonly tool: string;

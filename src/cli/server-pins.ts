@@ -41,7 +41,7 @@ export function openServerPins(loaded: LoadedConfig, log: Logger): CliServerPins
     admin: new ServerPinAdmin({ store, pins, events, now: Date.now }),
     starts: new StdioStarts({
       pins,
-      sandboxes: upstreamSandboxes(loaded, log, defaultSandboxHost()),
+      sandboxes: upstreamSandboxes(loaded, log, defaultSandboxHost(), (d) => audit.recordEgress(d)),
       journal,
       log,
       now: Date.now,

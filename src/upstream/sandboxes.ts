@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { LoadedConfig } from '../config/load.ts';
 import type { StdioUpstreamConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/log.ts';
+import type { EgressDecision } from '../sandbox/egress.ts';
 import { gatewayPrivatePaths } from '../sandbox/hidden.ts';
 import { reachableBySandbox, type SandboxHost } from '../sandbox/host.ts';
 import { type SandboxMode, sandboxMode, UpstreamSandbox } from '../sandbox/launch.ts';
@@ -12,10 +13,12 @@ export function upstreamSandboxes(
   loaded: LoadedConfig,
   log: Logger,
   host: SandboxHost,
+  egressAudit: (d: EgressDecision) => void,
 ): Map<string, UpstreamSandbox> {
   const out = new Map<string, UpstreamSandbox>();
   for (const [name, cfg] of Object.entries(loaded.config.upstreams)) {
-    if (cfg.transport === 'stdio') out.set(name, upstreamSandbox(name, cfg, loaded, log, host));
+    if (cfg.transport === 'stdio')
+      out.set(name, upstreamSandbox(name, cfg, loaded, { log, host, egressAudit }));
   }
   return out;
 }
@@ -24,9 +27,9 @@ function upstreamSandbox(
   name: string,
   cfg: StdioUpstreamConfig,
   loaded: LoadedConfig,
-  log: Logger,
-  host: SandboxHost,
+  d: { log: Logger; host: SandboxHost; egressAudit: (d: EgressDecision) => void },
 ): UpstreamSandbox {
+  const { log, host } = d;
   const mode = reachable(sandboxMode(cfg.sandbox, host), cfg, loaded.baseDir, host);
   if (mode.kind === 'refused') {
     log.error('upstream not started: its sandbox cannot be provided on this machine', {
@@ -52,10 +55,11 @@ function upstreamSandbox(
     mode,
     host,
     hidden,
-    egressDecided: (d) =>
-      d.allowed
-        ? log.info('egress allowed', { ...d })
-        : log.warn("egress refused: not on the upstream's allowlist", { ...d, alert: true }),
+    egressDecided: (decision) => {
+      d.egressAudit(decision);
+      if (decision.allowed) log.info('egress allowed', { ...decision });
+      else log.warn("egress refused: not on the upstream's allowlist", { ...decision, alert: true });
+    },
   });
 }
 

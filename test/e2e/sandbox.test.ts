@@ -121,9 +121,12 @@ describe('stdio upstreams in their sandboxes, through the gateway', () => {
     client = await httpClient(gw.listener.url, 'legacy');
   });
 
+  let closed = false;
   after(async () => {
-    await client?.close();
-    await gw?.close();
+    if (!closed) {
+      await client?.close();
+      await gw?.close();
+    }
     await Promise.all([web, other].map((s) => new Promise((r) => s.close(r))));
     rmSync(w.dir, { recursive: true, force: true });
     assert.deepEqual(ourCgroups(), [], 'every sandbox cgroup is removed when the gateway closes');
@@ -260,6 +263,29 @@ describe('stdio upstreams in their sandboxes, through the gateway', () => {
     assert.deepEqual(egress.sandbox.network, { allow: [`localhost:${webPort}`] });
     const control = starts.find((s) => s.upstream === 'control');
     assert.deepEqual(control.sandbox, { mechanism: 'none', why: 'off' });
+  });
+
+  it('records where a sandboxed upstream tried to connect, allowed and refused, by the time the gateway closes', async () => {
+    await client.close();
+    await gw.close();
+    closed = true;
+    const db = new DatabaseSync(join(w.dir, 'audit', 'audit.db'), { readOnly: true });
+    const rows = db
+      .prepare("SELECT leaf, principal, decision FROM audit_entries WHERE kind = 'egress' ORDER BY idx")
+      .all() as { leaf: Uint8Array; principal: string; decision: string }[];
+    db.close();
+    const egress = rows.map((r) => {
+      const e = JSON.parse(Buffer.from(r.leaf).toString('utf8'));
+      return `${r.principal} ${r.decision} ${e.method} ${e.host}:${e.port} ${e.allowed}/${e.refused}`;
+    });
+    assert.deepEqual(
+      egress.sort(),
+      [
+        'upstream:egress allow HTTP localhost:' + webPort + ' 1/0',
+        'upstream:egress deny HTTP 169.254.169.254:80 0/1',
+        'upstream:egress deny HTTP localhost:' + otherPort + ' 0/1',
+      ].sort(),
+    );
   });
 });
 
