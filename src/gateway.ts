@@ -4,8 +4,7 @@ import type { Announcer } from './approval/service.ts';
 import { ApprovalService } from './approval/service.ts';
 import { HeldCalls } from './approval/wakeups.ts';
 import { WebhookNotifier } from './approval/webhooks.ts';
-import type { DetachedSigner } from './attest/detached.ts';
-import { AttestationKeys } from './attest/keys.ts';
+import { AttestationKeys, CurrentSigner, type ResultSigner } from './attest/keys.ts';
 import { RequestSignatures } from './attest/request-signature.ts';
 import { AuditService } from './audit/service.ts';
 import { BreakGlass } from './breakglass/guard.ts';
@@ -134,8 +133,8 @@ export class Gateway {
   readonly credentials: CredentialBroker;
   /** Approval and break-glass events go out here (webhooks; the log records each delivery). */
   readonly announcer: Announcer & { close?(): Promise<void> };
-  /** Signs results (`attest.results`); null when off. Its keys are published in the JWKS. */
-  readonly resultSigner: DetachedSigner | null;
+  /** Signs results (`attest.results`) with the newest key; null when off. Its keys are published in the JWKS. */
+  readonly resultSigner: ResultSigner | null;
   private readonly sweeper: NodeJS.Timeout;
   /** Database roles minted for each instance of a postgres-role upstream, leased through `credentials`. */
   private readonly instanceCredentials: ReadonlyMap<string, InstanceCredentials>;
@@ -154,7 +153,7 @@ export class Gateway {
     const attest = loaded.config.attest;
     // Loaded (or created) at start: a key directory that cannot be written stops the start, not a call.
     const attestKeys = new AttestationKeys(resolve(loaded.baseDir, attest.keyDir), this.now);
-    this.resultSigner = attest.results ? attestKeys.signer() : null;
+    this.resultSigner = attest.results ? new CurrentSigner(attestKeys, this.now, deps.log) : null;
     this.identity =
       deps.identity ??
       createIdentity(loaded.config, loaded.baseDir, {

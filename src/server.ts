@@ -24,11 +24,12 @@ const OPEN_GATEWAY_BANNER = `
 export async function startGateway(
   loaded: LoadedConfig,
   log: Logger,
-  opts: { banner?: boolean; sandboxHost?: SandboxHost } = {},
+  opts: { banner?: boolean; sandboxHost?: SandboxHost; now?: () => number } = {},
 ): Promise<RunningGateway> {
   const gateway = new Gateway(loaded, {
     log,
     ...(opts.sandboxHost ? { sandboxHost: opts.sandboxHost } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
   });
   const listener = await startHttpListener(loaded.config, gateway, log);
   const admin = loaded.config.admin.enabled

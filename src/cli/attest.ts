@@ -9,7 +9,7 @@ import { type LoadedConfig, loadConfigFile } from '../config/load.ts';
 import { isLoopbackHost } from '../config/loopback.ts';
 import { PortcullisError, UsageError } from '../errors.ts';
 import { isObject } from '../jsonrpc.ts';
-import { parseCommandArgs } from './args.ts';
+import { parseCommandArgs, required } from './args.ts';
 import { quiet, withStore } from './audit-store.ts';
 import { USAGE } from './usage.ts';
 
@@ -17,8 +17,22 @@ const JWKS_TIMEOUT_MS = 10_000;
 
 export async function attestCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub !== 'verify') throw new UsageError(`attest: unknown or missing command\n${USAGE.attest}`);
-  return verify(rest);
+  if (sub === 'verify') return verify(rest);
+  if (sub === 'rotate') return rotate(rest);
+  throw new UsageError(`attest: unknown or missing command\n${USAGE.attest}`);
+}
+
+/**
+ * A new result-signing key in the config's `attest.keyDir`: running gateways
+ * sign with it within a minute; the previous key stays published, so what it
+ * signed still verifies.
+ */
+function rotate(args: string[]): number {
+  const { values } = parseCommandArgs(args, { config: { type: 'string', short: 'c' } });
+  const loaded = loadConfigFile(required(values.config, '--config'));
+  const result = new AttestationKeys(resolve(loaded.baseDir, loaded.config.attest.keyDir)).rotate();
+  process.stdout.write(`${JSON.stringify({ event: 'attest-keys-rotated', ...result })}\n`);
+  return 0;
 }
 
 /**

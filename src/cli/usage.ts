@@ -57,8 +57,14 @@ export const USAGE: Readonly<Record<string, string>> = {
   print the matching calls in log order, each entry proven against the latest signed checkpoint;
   at least one of --session, --principal, --since (ISO-8601, or a time ago: 15m, 2h, 7d);
   --key checks with a verifier key and signs nothing; exit 1 naming an entry that was tampered with`,
-  attest: `Usage: portcullis attest verify FILE (--jwks URL|FILE | --config FILE)
-  verify FILE   check a saved response's signed result; with --config, also that the audit log holds the call`,
+  attest: `Usage: portcullis attest <command>
+  verify FILE (--jwks URL|FILE | --config FILE)   check a saved response's signed result;
+                                                  with --config, also that the audit log holds the call
+  rotate --config FILE                            a new result-signing key (running gateways take it
+                                                  within a minute; the old one stays published)`,
+  'attest rotate': `Usage: portcullis attest rotate --config FILE
+  add a result-signing key to attest.keyDir and retire the current one: running gateways sign with
+  the new key within a minute; retired keys stay in the JWKS, so what they signed still verifies`,
   'attest verify': `Usage: portcullis attest verify FILE [--jwks URL|FILE] [--config FILE]
   check the attestation of a saved JSON-RPC response (or bare result) against a JWKS:
   --jwks from a URL (/.well-known/jwks.json) or a file, else the config's attest.keyDir;
@@ -134,6 +140,7 @@ Commands:
   audit  <verify|checkpoint|proof|verify-proof|consistency|export|tail|replay> --config FILE
   keys   --config FILE | generate --origin NAME --out FILE   audit verifier key
   attest verify FILE [--jwks URL|FILE] [--config FILE]   check a signed result (and that the log holds it)
+  attest rotate --config FILE                            a new result-signing key; the old one stays published
 
 Every command answers --help with its usage.
 Exit codes: 0 ok, 1 check failed, 2 usage or config error.`;

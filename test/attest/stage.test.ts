@@ -15,6 +15,8 @@ import { testCallContext } from '../helpers.ts';
 
 const NOW = 1_764_780_000_000;
 const keys = () => new AttestationKeys(mkdtempSync(join(tmpdir(), 'pc-attest-stage-')));
+/** One key, whatever the time. */
+const fixed = (signer: DetachedSigner) => ({ current: () => signer });
 const answered = (result: Record<string, unknown>) =>
   testCallContext({ decisionIndex: 4, response: resultResponse(1, result) });
 
@@ -22,7 +24,7 @@ describe('the attest stage', () => {
   it('signs the answered result with the call id, its decision index and the injected time', async () => {
     const k = keys();
     const ctx = answered({ content: [{ type: 'text', text: 'hi' }] });
-    attestStage({ signer: k.signer(), now: () => NOW }).run(ctx);
+    attestStage({ signer: fixed(k.signer()), now: () => NOW }).run(ctx);
     const verified = await verifyAttestation(ctx.response, k.jwks());
     assert.deepEqual([verified.callId, verified.index, verified.time], ['c1', 4, NOW]);
     assert.deepEqual(ctx.attestation, { kid: verified.kid, resultHash: verified.resultHash, time: NOW });
@@ -32,7 +34,7 @@ describe('the attest stage', () => {
     // An X25519 key cannot sign: every signature fails.
     const broken = new DetachedSigner(generateKeyPairSync('x25519').privateKey, 'broken', RESULT_TYP);
     const ctx = answered({ content: [{ type: 'text', text: 'secret answer' }] });
-    attestStage({ signer: broken, now: () => NOW }).run(ctx);
+    attestStage({ signer: fixed(broken), now: () => NOW }).run(ctx);
     assert.equal(ctx.error?.code, 'ERR_ATTESTATION_FAILED');
     assert.equal(ctx.response?.result, undefined);
     assert.deepEqual(ctx.response?.error, {
@@ -46,7 +48,7 @@ describe('the attest stage', () => {
       decisionIndex: 4,
       response: errorResponse(1, { code: -1, message: 'x' }),
     });
-    attestStage({ signer: keys().signer(), now: () => NOW }).run(error);
+    attestStage({ signer: fixed(keys().signer()), now: () => NOW }).run(error);
     assert.equal(error.attestation, undefined);
     const off = answered({ content: [] });
     attestStage({ signer: null, now: () => NOW }).run(off);
@@ -55,7 +57,7 @@ describe('the attest stage', () => {
 
   it('signs nothing that has no decision record to point at', () => {
     const ctx = testCallContext({ response: resultResponse(1, {}) });
-    attestStage({ signer: keys().signer(), now: () => NOW }).run(ctx);
+    attestStage({ signer: fixed(keys().signer()), now: () => NOW }).run(ctx);
     assert.equal(
       (ctx.response?.result?._meta as Record<string, unknown> | undefined)?.[ATTESTATION_META_KEY],
       undefined,

@@ -10,13 +10,17 @@ import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextproto
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { createRemoteJWKSet, FlattenedSign, flattenedVerify, SignJWT } from 'jose';
 import { REQUEST_TYP } from '../../src/attest/detached.ts';
-import { AttestationKeys } from '../../src/attest/keys.ts';
+import { AttestationKeys, SIGNER_REFRESH_MS } from '../../src/attest/keys.ts';
 import { requestPayload, SIGNATURE_META_KEY } from '../../src/attest/request-signature.ts';
 import { ATTESTATION_META_KEY, attestResult, resultHashOf, resultPayload } from '../../src/attest/result.ts';
+import { loadConfigFile } from '../../src/config/load.ts';
 import { JSONRPC } from '../../src/errors.ts';
 import { GatewayKeyDir } from '../../src/identity/gateway-keys.ts';
+import { silentLogger } from '../../src/observability/log.ts';
+import { startGateway } from '../../src/server.ts';
 import {
   httpClient,
+  PERMIT_ALL_POLICY,
   probeUpstream,
   runCli,
   startAuthTestGateway,
@@ -360,6 +364,54 @@ describe('an open gateway (identity.mode: none)', () => {
       await client.close();
       assert.equal((result._meta as Record<string, unknown> | undefined)?.[ATTESTATION_META_KEY], undefined);
     } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('a result-signing key rotated while the gateway runs (`portcullis attest rotate`)', () => {
+  it('signs with the new key within a minute, and what the old one signed still verifies against the JWKS', async () => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'pc-attest-rotate-')));
+    const configPath = join(dir, 'portcullis.json');
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        listen: { host: '127.0.0.1', port: 0 },
+        upstreams: { probe: probeUpstream() },
+        policy: { files: [PERMIT_ALL_POLICY] },
+        audit: { path: join(dir, 'audit.db') },
+        state: { store: 'sqlite', path: join(dir, 'state.db') },
+        attest: { keyDir: join(dir, 'attest-keys') },
+      }),
+    );
+    let t = Date.now();
+    const gw = await startGateway(loadConfigFile(configPath), silentLogger, { banner: false, now: () => t });
+    const client = await httpClient(gw.listener.url, 'modern');
+    const kidOf = (r: Record<string, unknown>) =>
+      (r._meta as Record<string, { kid: string }>)[ATTESTATION_META_KEY]!.kid;
+    try {
+      const before = await client.callTool({ name: 'probe__pid', arguments: {} });
+      const rotated = await runCli(['attest', 'rotate', '--config', configPath]);
+      assert.equal(rotated.code, 0, rotated.stderr);
+      const { event, kid, retired } = JSON.parse(rotated.stdout);
+      assert.deepEqual([event, retired], ['attest-keys-rotated', [kidOf(before)]]);
+      const jwks = new URL('/.well-known/jwks.json', gw.listener.url).href;
+      const published = (await (await fetch(jwks)).json()) as { keys: { kid: string }[] };
+      assert.deepEqual(
+        published.keys.map((k) => k.kid).sort(),
+        [kidOf(before), kid].sort(),
+        'published at once',
+      );
+      assert.equal(kidOf(await client.callTool({ name: 'probe__pid', arguments: {} })), kidOf(before));
+      t += SIGNER_REFRESH_MS;
+      const after = await client.callTool({ name: 'probe__pid', arguments: {} });
+      assert.equal(kidOf(after), kid);
+      for (const result of [before, after]) {
+        const r = await runCli(['attest', 'verify', save(dir, result), '--jwks', jwks]);
+        assert.equal(r.code, 0, r.stderr);
+      }
+    } finally {
+      await client.close();
       await gw.close();
     }
   });

@@ -1,4 +1,4 @@
-import type { DetachedSigner } from '../../attest/detached.ts';
+import type { ResultSigner } from '../../attest/keys.ts';
 import { attestResult } from '../../attest/result.ts';
 import { internal } from '../../errors.ts';
 import { isObject } from '../../jsonrpc.ts';
@@ -6,8 +6,8 @@ import type { CallContext } from '../context.ts';
 import { fail, type Stage } from '../runner.ts';
 
 export interface AttestStageDeps {
-  /** The result signer; null when `attest.results` is off. */
-  readonly signer: DetachedSigner | null;
+  /** The result signer (the newest key); null when `attest.results` is off. */
+  readonly signer: ResultSigner | null;
   readonly now: () => number;
 }
 
@@ -29,7 +29,7 @@ export function attestStage(deps: AttestStageDeps): Stage {
       if (isObject(res.result) && Object.keys(res.result).length === 0) return;
       try {
         const claims = { callId: ctx.callId, index, time: deps.now() };
-        const signed = attestResult(signer, res.result, claims);
+        const signed = attestResult(signer.current(), res.result, claims);
         ctx.response = { ...res, result: signed.result };
         ctx.attestation = signed.summary;
         ctx.sentResult = { result: signed.result, hash: signed.sentHash };
