@@ -74,15 +74,16 @@ export const auditSchema = z.strictObject({
     })
     .prefault({}),
   /**
-   * A sandboxed upstream's connections through its egress proxy, allowed and
-   * refused, are recorded as counts per upstream, host, port and method per
-   * interval, in at most `maxAggregates` records plus one catch-all: the
-   * upstream decides how often it tries, so never one record per connection.
+   * A sandboxed upstream's connections through its egress proxy are recorded
+   * as counts per host, port and method per interval: per upstream, at most
+   * `maxAggregates` records of allowed ones and as many of refused ones, each
+   * with a catch-all for the rest. The upstream decides how often it tries, so
+   * never one record per connection.
    */
   egress: z
     .strictObject({
-      intervalMs: z.number().int().min(1000).max(86_400_000).default(10_000),
-      maxAggregates: z.number().int().positive().max(100_000).default(100),
+      intervalMs: z.number().int().min(1000).max(86_400_000).default(60_000),
+      maxAggregates: z.number().int().positive().max(100_000).default(20),
     })
     .prefault({}),
   /** Exposed tool names whose argument values are safe to keep in clear ("*": all). */

@@ -8,27 +8,36 @@ export interface EgressAttempt {
   readonly upstream: string;
   readonly host: string;
   readonly port: number;
+  /** How it was asked: a CONNECT tunnel or an absolute-form HTTP request. */
   readonly method: string;
   readonly allowed: boolean;
+  /** Set when the target did not parse (refused; host and port are not known). */
+  readonly malformed?: boolean;
 }
 
-/** The attempts of one upstream at one host, port and method over an interval; the catch-all names none. */
+/**
+ * The attempts of one upstream at one host, port and method over an interval,
+ * allowed or refused; its catch-all (`overflow`) names the upstream and the
+ * decision, not the host.
+ */
 export interface EgressAggregate {
   readonly from: number;
   readonly to: number;
-  readonly upstream: string | null;
+  readonly upstream: string;
+  readonly allowed: boolean;
   readonly host: string | null;
   readonly port: number | null;
   readonly method: string | null;
+  readonly malformed: boolean;
+  /** The host name was longer than a DNS name can be: its last `MAX_HOST` characters are kept. */
+  readonly truncated: boolean;
   count: number;
-  allowed: number;
-  refused: number;
-  /** Set on the catch-all: attempts past the bound of aggregates. */
   readonly overflow: boolean;
 }
 
 export interface EgressAggregatorOptions {
   readonly intervalMs: number;
+  /** Named aggregates per upstream and decision per interval. */
   readonly maxAggregates: number;
   readonly now: () => number;
   readonly write: (item: AppendItem) => Promise<unknown>;
@@ -36,14 +45,17 @@ export interface EgressAggregatorOptions {
   readonly newId?: () => string;
 }
 
-/** Names from the sandbox are the upstream's to choose: bounded, and well-formed before they are hashed. */
+/** A DNS name's longest; the end of a longer one is kept (it holds the domain an allowlist names). */
 const MAX_HOST = 253;
-const clean = (host: string): string => host.slice(0, MAX_HOST).toWellFormed();
+const hostOf = (a: EgressAttempt): string | null =>
+  a.malformed ? null : a.host.slice(-MAX_HOST).toWellFormed();
 
 /**
  * Where sandboxed upstreams tried to connect, in the audit log: counted per
- * upstream, host, port and method over an interval (see `IntervalCounts`),
- * allowed and refused apart.
+ * upstream, decision, host, port and method over an interval (see
+ * `IntervalCounts`). Each upstream's allowed and refused attempts are bounded
+ * apart, so neither one upstream's many refused hosts nor another's can push
+ * an allowed connection out of a record that names it.
  */
 export class EgressAggregator {
   private readonly counts: IntervalCounts<EgressAttempt, EgressAggregate>;
@@ -51,23 +63,22 @@ export class EgressAggregator {
   constructor(opts: EgressAggregatorOptions) {
     this.counts = new IntervalCounts<EgressAttempt, EgressAggregate>({
       ...opts,
-      keyOf: (a) => JSON.stringify([a.upstream, clean(a.host), a.port, a.method]),
-      fresh: (from, a) => ({
+      keyOf: (a) => JSON.stringify([a.upstream, a.allowed, hostOf(a), a.port, a.method, !!a.malformed]),
+      groupOf: (a) => JSON.stringify([a.upstream, a.allowed]),
+      fresh: (from, a, overflow) => ({
         from,
         to: from,
-        upstream: a?.upstream ?? null,
-        host: a ? clean(a.host) : null,
-        port: a?.port ?? null,
-        method: a?.method ?? null,
+        upstream: a.upstream,
+        allowed: a.allowed,
+        host: overflow ? null : hostOf(a),
+        port: overflow || a.malformed ? null : a.port,
+        method: overflow ? null : a.method,
+        malformed: !overflow && !!a.malformed,
+        truncated: !overflow && !a.malformed && a.host.length > MAX_HOST,
         count: 0,
-        allowed: 0,
-        refused: 0,
-        overflow: a === undefined,
+        overflow,
       }),
-      add: (aggregate, a) => {
-        if (a.allowed) aggregate.allowed++;
-        else aggregate.refused++;
-      },
+      add: () => {},
       record: (aggregate, to, id) => egressRecord({ ...aggregate, to }, id),
       lostMessage: 'audit of sandbox egress failed',
     });
@@ -98,12 +109,13 @@ export function egressRecord(a: EgressAggregate, id: string): AppendItem {
     from: a.from,
     to: a.to,
     upstream: a.upstream,
+    allowed: a.allowed,
     host: a.host,
     port: a.port,
     method: a.method,
+    malformed: a.malformed,
+    truncated: a.truncated,
     count: a.count,
-    allowed: a.allowed,
-    refused: a.refused,
     overflow: a.overflow,
   });
 }

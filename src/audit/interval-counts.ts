@@ -11,7 +11,7 @@ export interface IntervalAggregate {
 
 export interface IntervalCountsOptions<E, A extends IntervalAggregate> {
   readonly intervalMs: number;
-  /** Distinct aggregates per interval; events past it go to one catch-all. */
+  /** Distinct aggregates per group per interval; a group's events past it go to its catch-all. */
   readonly maxAggregates: number;
   readonly now: () => number;
   readonly write: (item: AppendItem) => Promise<unknown>;
@@ -19,8 +19,14 @@ export interface IntervalCountsOptions<E, A extends IntervalAggregate> {
   readonly newId?: () => string;
   /** The aggregate an event is counted in. */
   readonly keyOf: (event: E) => string;
-  /** A new aggregate for `event`'s key, or the catch-all (no event) once the bound is reached. */
-  readonly fresh: (from: number, event: E | undefined) => A;
+  /**
+   * The group whose bound an event's aggregate counts against, and whose
+   * catch-all takes it past the bound (one group when left out): so one
+   * party's many keys cannot push another's events out of named aggregates.
+   */
+  readonly groupOf?: (event: E) => string;
+  /** A new aggregate for `event`'s key, or (`overflow`) its group's catch-all once the bound is reached. */
+  readonly fresh: (from: number, event: E, overflow: boolean) => A;
   /** What the event adds to its aggregate beyond the count, which is kept here. */
   readonly add: (aggregate: A, event: E) => void;
   /** The record of an aggregate whose interval ended at `to`. */
@@ -40,7 +46,9 @@ export interface IntervalCountsOptions<E, A extends IntervalAggregate> {
 export class IntervalCounts<E, A extends IntervalAggregate> {
   private readonly opts: IntervalCountsOptions<E, A>;
   private readonly aggregates = new Map<string, A>();
-  private overflow: A | undefined;
+  /** Named aggregates per group this interval, and each group's catch-all. */
+  private readonly named = new Map<string, number>();
+  private readonly overflow = new Map<string, A>();
   private windowStart: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
@@ -54,15 +62,27 @@ export class IntervalCounts<E, A extends IntervalAggregate> {
     if (this.windowStart !== undefined && now >= this.windowEnd()) this.flush(this.windowEnd());
     if (this.windowStart === undefined) this.open(now);
     const from = this.windowStart ?? now;
-    const key = this.opts.keyOf(event);
-    let aggregate = this.aggregates.get(key);
-    if (!aggregate && this.aggregates.size < this.opts.maxAggregates) {
-      aggregate = this.opts.fresh(from, event);
-      this.aggregates.set(key, aggregate);
-    }
-    aggregate ??= this.overflow ??= this.opts.fresh(from, undefined);
+    const aggregate = this.aggregates.get(this.opts.keyOf(event)) ?? this.place(from, event);
     aggregate.count++;
     this.opts.add(aggregate, event);
+  }
+
+  /** A new named aggregate for the event's key while its group is under the bound, else the group's catch-all. */
+  private place(from: number, event: E): A {
+    const group = this.opts.groupOf?.(event) ?? '';
+    const named = this.named.get(group) ?? 0;
+    if (named < this.opts.maxAggregates) {
+      const aggregate = this.opts.fresh(from, event, false);
+      this.aggregates.set(this.opts.keyOf(event), aggregate);
+      this.named.set(group, named + 1);
+      return aggregate;
+    }
+    let overflow = this.overflow.get(group);
+    if (!overflow) {
+      overflow = this.opts.fresh(from, event, true);
+      this.overflow.set(group, overflow);
+    }
+    return overflow;
   }
 
   /** Writes the interval's aggregates once it has ended; the interval's timer calls it. */
@@ -99,17 +119,20 @@ export class IntervalCounts<E, A extends IntervalAggregate> {
   private flush(to: number): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const held = [...this.aggregates.values(), ...(this.overflow ? [this.overflow] : [])];
+    const held = [...this.aggregates.values(), ...this.overflow.values()];
     this.aggregates.clear();
-    this.overflow = undefined;
+    this.named.clear();
+    this.overflow.clear();
     this.windowStart = undefined;
-    const newId = this.opts.newId ?? randomUUID;
-    const items = held.map((a) => this.opts.record(a, to, newId()));
-    this.writing = this.writing.then(() => this.write(items, held, to));
+    this.writing = this.writing.then(() => this.write(held, to));
   }
 
-  private async write(items: AppendItem[], held: A[], to: number): Promise<void> {
-    const results = await Promise.allSettled(items.map((item) => this.opts.write(item)));
+  private async write(held: A[], to: number): Promise<void> {
+    const newId = this.opts.newId ?? randomUUID;
+    // A record that cannot be made is failed like one the log refused: its counts still reach the error log.
+    const results = await Promise.allSettled(
+      held.map(async (a) => this.opts.write(this.opts.record(a, to, newId()))),
+    );
     const lost = held.filter((_, i) => results[i]!.status === 'rejected');
     if (lost.length === 0) return;
     // The log could not take them: the counts are kept here instead, so none vanishes unseen.

@@ -77,19 +77,18 @@ export function metaOfRecord(r: Record<string, unknown>): EntryMeta | undefined 
 
 /**
  * A sandboxed upstream's connections over an interval: the principal column
- * names the upstream (`upstream:NAME`, `upstream:*` for the catch-all), the
- * decision column is `deny` when any was refused.
+ * names the upstream (`upstream:NAME`), the decision column the proxy's.
  */
 function egressMeta(r: Rec, time: number): EntryMeta | undefined {
-  const { id, upstream, refused } = r;
-  if (typeof id !== 'string' || (upstream !== null && typeof upstream !== 'string')) return undefined;
-  if (typeof refused !== 'number') return undefined;
+  const { id, upstream, allowed } = r;
+  if (typeof id !== 'string' || typeof upstream !== 'string' || typeof allowed !== 'boolean')
+    return undefined;
   return {
     kind: 'egress',
     callId: id,
-    principal: `upstream:${upstream ?? '*'}`,
+    principal: `upstream:${upstream}`,
     tool: '',
-    decision: refused > 0 ? 'deny' : 'allow',
+    decision: allowed ? 'allow' : 'deny',
     session: '',
     time,
   };

@@ -50,14 +50,14 @@ export class RefusalAggregator {
     this.counts = new IntervalCounts<Refusal, RefusalAggregate>({
       ...opts,
       keyOf: (r) => JSON.stringify([r.remoteAddress, r.reason]),
-      fresh: (from, r) => ({
+      fresh: (from, r, overflow) => ({
         from,
         to: from,
-        remoteAddress: r?.remoteAddress ?? null,
-        reason: r?.reason ?? null,
-        code: r?.code ?? null,
-        status: r?.status ?? null,
-        overflow: r === undefined,
+        remoteAddress: overflow ? null : r.remoteAddress,
+        reason: overflow ? null : r.reason,
+        code: overflow ? null : r.code,
+        status: overflow ? null : r.status,
+        overflow,
         count: 0,
         // No prototype: a method name is a key here.
         methods: Object.create(null) as Record<string, number>,

@@ -34,8 +34,8 @@ export class AuditService {
       log: opts.log ?? silentLogger,
       write: async (item: AppendItem) => (await this.ready).log.append(item),
     };
-    this.refusals = new RefusalAggregator({ ...shared, ...(opts.refusals ?? defaults.refusals) });
-    this.egress = new EgressAggregator({ ...shared, ...(opts.egress ?? defaults.egress) });
+    this.refusals = new RefusalAggregator({ ...shared, ...defaults.refusals, ...opts.refusals });
+    this.egress = new EgressAggregator({ ...shared, ...defaults.egress, ...opts.egress });
   }
 
   static fromConfig(loaded: LoadedConfig, log: Logger, now: () => number = Date.now): AuditService {

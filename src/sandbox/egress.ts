@@ -10,6 +10,8 @@ export interface EgressDecision extends EgressTarget {
   readonly upstream: string;
   readonly allowed: boolean;
   readonly method: 'CONNECT' | 'HTTP';
+  /** The target did not parse (refused): host and port say nothing. */
+  readonly malformed?: true;
 }
 
 export interface EgressProxyOptions {
@@ -61,7 +63,17 @@ export class EgressProxy {
   }
 
   private decide(target: EgressTarget | undefined, method: EgressDecision['method']): boolean {
-    if (!target) return false;
+    if (!target) {
+      this.opts.decided({
+        upstream: this.opts.upstream,
+        host: '',
+        port: 0,
+        allowed: false,
+        method,
+        malformed: true,
+      });
+      return false;
+    }
     const allowed = isAllowed(this.opts.allow, target);
     this.opts.decided({ upstream: this.opts.upstream, ...target, allowed, method });
     return allowed;

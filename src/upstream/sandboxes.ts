@@ -56,9 +56,16 @@ function upstreamSandbox(
     host,
     hidden,
     egressDecided: (decision) => {
-      d.egressAudit(decision);
       if (decision.allowed) log.info('egress allowed', { ...decision });
+      else if (decision.malformed)
+        log.warn('egress refused: a target that does not parse', { ...decision, alert: true });
       else log.warn("egress refused: not on the upstream's allowlist", { ...decision, alert: true });
+      try {
+        d.egressAudit(decision);
+      } catch (err) {
+        // The proxy's handlers must not throw: the decision stands, and the log line above keeps it.
+        log.error('egress not counted for the audit log', { ...decision, err: String(err) });
+      }
     },
   });
 }

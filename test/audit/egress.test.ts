@@ -21,8 +21,8 @@ function world(opts: { maxAggregates?: number; write?: (item: AppendItem) => Pro
   const items: AppendItem[] = [];
   const lines: Record<string, unknown>[] = [];
   const agg = new EgressAggregator({
-    intervalMs: 10_000,
-    maxAggregates: opts.maxAggregates ?? 100,
+    intervalMs: 60_000,
+    maxAggregates: opts.maxAggregates ?? 20,
     now: () => t,
     log: createLogger('error', (line) => void lines.push(JSON.parse(line))),
     write:
@@ -42,8 +42,10 @@ function world(opts: { maxAggregates?: number; write?: (item: AppendItem) => Pro
   return { agg, items, written, lines, advance };
 }
 
+const named = { malformed: false, truncated: false, overflow: false };
+
 describe('a sandboxed upstream’s connections in the audit log', () => {
-  it('are counted per upstream, host, port and method, allowed and refused apart, and written when the interval ends', async () => {
+  it('are counted per host, port and method, allowed and refused apart, and written when the interval ends', async () => {
     const w = world();
     w.agg.add(attempt('api.github.com', true));
     w.agg.add(attempt('api.github.com', true));
@@ -51,44 +53,17 @@ describe('a sandboxed upstream’s connections in the audit log', () => {
     w.agg.add(attempt('evil.example', false, { port: 80, method: 'HTTP' }));
     await w.agg.tick();
     assert.deepEqual(w.items, [], 'nothing before the interval ends');
-    w.advance(10_000);
+    w.advance(60_000);
     await w.agg.tick();
-    const base = { v: 1, type: 'egress', time: 5_010_000, from: 5_000_000, to: 5_010_000, upstream: 'fetch' };
+    const base = { v: 1, type: 'egress', time: 5_040_000, from: 4_980_000, to: 5_040_000, upstream: 'fetch' };
     assert.deepEqual(w.written(), [
-      {
-        ...base,
-        host: 'api.github.com',
-        port: 443,
-        method: 'CONNECT',
-        count: 2,
-        allowed: 2,
-        refused: 0,
-        overflow: false,
-      },
-      {
-        ...base,
-        host: 'evil.example',
-        port: 443,
-        method: 'CONNECT',
-        count: 1,
-        allowed: 0,
-        refused: 1,
-        overflow: false,
-      },
-      {
-        ...base,
-        host: 'evil.example',
-        port: 80,
-        method: 'HTTP',
-        count: 1,
-        allowed: 0,
-        refused: 1,
-        overflow: false,
-      },
+      { ...base, ...named, allowed: true, host: 'api.github.com', port: 443, method: 'CONNECT', count: 2 },
+      { ...base, ...named, allowed: false, host: 'evil.example', port: 443, method: 'CONNECT', count: 1 },
+      { ...base, ...named, allowed: false, host: 'evil.example', port: 80, method: 'HTTP', count: 1 },
     ]);
   });
 
-  it('are indexed by the upstream as principal and by deny when any was refused', async () => {
+  it('are indexed by the upstream as principal and by the decision, as the signed leaf says', async () => {
     const w = world();
     w.agg.add(attempt('api.github.com', true));
     w.agg.add(attempt('evil.example', false));
@@ -104,36 +79,57 @@ describe('a sandboxed upstream’s connections in the audit log', () => {
     assert.deepEqual(
       w.items.map((i) => i.meta),
       metas,
-      'the stored columns are the ones the signed leaf implies',
     );
   });
 
-  it('go past the bound of aggregates per interval into one catch-all, never dropped', async () => {
+  it('bound each upstream’s allowed and refused apart: many refused hosts push no allowed connection out of a named record', async () => {
     const w = world({ maxAggregates: 2 });
-    for (let i = 0; i < 5; i++) w.agg.add(attempt(`h${i}.example`, i % 2 === 0));
+    for (let i = 0; i < 5; i++) w.agg.add(attempt(`probe${i}.example`, false, { upstream: 'evil' }));
+    w.agg.add(attempt('allowed.example', true, { upstream: 'evil' }));
+    w.agg.add(attempt('api.github.com', true, { upstream: 'other' }));
     await w.agg.close();
     const records = w.written();
-    assert.equal(records.length, 3, 'two aggregates and the catch-all');
-    const overflow = records.find((r) => r.overflow === true)!;
-    assert.deepEqual(
-      [overflow.upstream, overflow.host, overflow.count, overflow.allowed, overflow.refused],
-      [null, null, 3, 2, 1],
+    const line = (r: Record<string, unknown>) =>
+      `${r.upstream} ${r.allowed} ${r.host} ${r.count}${r.overflow ? ' overflow' : ''}`;
+    assert.deepEqual(records.map(line), [
+      'evil false probe0.example 1',
+      'evil false probe1.example 1',
+      'evil true allowed.example 1',
+      'other true api.github.com 1',
+      'evil false null 3 overflow',
+    ]);
+    assert.equal(
+      metaOfLeaf(w.items.at(-1)!.leaf)?.principal,
+      'upstream:evil',
+      'the catch-all names its upstream',
     );
-    assert.equal(metaOfLeaf(w.items.at(-1)!.leaf)?.principal, 'upstream:*');
     assert.equal(
       records.reduce((n, r) => n + (r.count as number), 0),
-      5,
+      7,
+      'every attempt counted',
     );
   });
 
-  it('keeps a host name the upstream chose bounded and well-formed', async () => {
+  it('counts a target that does not parse as refused, with no host or port', async () => {
     const w = world();
-    w.agg.add(attempt(`${'a'.repeat(300)}\ud800`, false));
-    w.agg.add(attempt('x\ud800', false));
+    w.agg.add(attempt('', false, { port: 0, malformed: true }));
+    w.agg.add(attempt('', false, { port: 0, malformed: true }));
     await w.agg.close();
-    const hosts = w.written().map((r) => r.host as string);
-    assert.equal(hosts[0]!.length, 253);
-    assert.equal(hosts[1], 'x\ufffd');
+    assert.deepEqual(
+      w.written().map((r) => [r.allowed, r.host, r.port, r.malformed, r.count]),
+      [[false, null, null, true, 2]],
+    );
+  });
+
+  it('keeps the end of a host name longer than DNS allows, and says it was cut', async () => {
+    const w = world();
+    const long = `${'a'.repeat(300)}.allowed.example.com`;
+    w.agg.add(attempt(long, true));
+    await w.agg.close();
+    const [r] = w.written();
+    assert.equal((r!.host as string).length, 253);
+    assert.ok((r!.host as string).endsWith('.allowed.example.com'));
+    assert.equal(r!.truncated, true);
   });
 
   it('say in the error log what the audit log could not take, with the counts', async () => {
@@ -143,11 +139,14 @@ describe('a sandboxed upstream’s connections in the audit log', () => {
     await w.agg.close();
     const line = w.lines.find((l) => l.msg === 'audit of sandbox egress failed');
     assert.ok(line, 'logged');
-    assert.equal((line.aggregates as { refused: number }[])[0]!.refused, 2);
+    assert.deepEqual(
+      (line.aggregates as { host: string; count: number; to: number }[]).map((a) => [a.host, a.count, a.to]),
+      [['evil.example', 2, 5_000_000]],
+    );
   });
 
-  it('are configured under audit.egress with a ten-second interval and 100 aggregates by default', () => {
-    assert.deepEqual(auditSchema.parse({}).egress, { intervalMs: 10_000, maxAggregates: 100 });
+  it('are configured under audit.egress with a one-minute interval and 20 aggregates by default', () => {
+    assert.deepEqual(auditSchema.parse({}).egress, { intervalMs: 60_000, maxAggregates: 20 });
     assert.throws(() => auditSchema.parse({ egress: { intervalMs: 10 } }), /intervalMs/);
     assert.throws(() => auditSchema.parse({ egress: { every: 1 } }), /every/);
   });

@@ -51,6 +51,7 @@ const COMMAND_WORDS = [
   'keys rotate',
   'attest',
   'attest verify',
+  'attest rotate',
 ];
 
 describe('--help', { concurrency: 2 }, () => {
