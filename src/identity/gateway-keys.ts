@@ -42,11 +42,16 @@ export class GatewayKeyDir {
     this.now = now;
   }
 
-  private read(): StoredKey[] {
+  /** The stored keys, oldest first; `strict`: a directory that cannot be read throws instead of holding none. */
+  private read(strict = false): StoredKey[] {
     let names: string[];
     try {
       names = readdirSync(this.dir).filter((n) => n.endsWith('.json'));
-    } catch {
+    } catch (err) {
+      if (strict)
+        throw new PortcullisError('ERR_KEYS_UNAVAILABLE', `cannot read key directory ${this.dir}`, {
+          cause: err,
+        });
       return [];
     }
     const keys: StoredKey[] = [];
@@ -67,6 +72,19 @@ export class GatewayKeyDir {
   signingKey(): SigningKey {
     const active = this.read().filter((k) => k.retiredAt === undefined);
     const newest = active.at(-1) ?? this.create();
+    return { kid: newest.kid, key: createPrivateKey({ key: newest.privateJwk as never, format: 'jwk' }) };
+  }
+
+  /**
+   * The newest key that is not retired, never created: throws
+   * ERR_KEYS_UNAVAILABLE when the directory cannot be read or holds none (a
+   * volume not mounted), where a new key would be published nowhere else.
+   */
+  existingSigningKey(): SigningKey {
+    const newest = this.read(true)
+      .filter((k) => k.retiredAt === undefined)
+      .at(-1);
+    if (!newest) throw new PortcullisError('ERR_KEYS_UNAVAILABLE', `no signing key in ${this.dir}`);
     return { kid: newest.kid, key: createPrivateKey({ key: newest.privateJwk as never, format: 'jwk' }) };
   }
 
@@ -95,12 +113,18 @@ export class GatewayKeyDir {
 
   /** A new signing key; the previous ones retire now, and keys past their overlap are deleted. */
   rotate(overlapSeconds: number): { kid: string; retired: string[]; deleted: string[] } {
-    const existing = this.read();
+    const existing = new Set(this.read().map((k) => k.kid));
     const fresh = this.create();
     const retired: string[] = [];
     const deleted: string[] = [];
     const cutoff = this.now() - overlapSeconds * 1000;
-    for (const k of existing) {
+    // Read again after the new key is written, and keys made since by another rotation retired only when
+    // older: of two rotations run at once, the later key stays active alone.
+    const older = (k: StoredKey) =>
+      existing.has(k.kid) ||
+      k.createdAt < fresh.createdAt ||
+      (k.createdAt === fresh.createdAt && k.kid < fresh.kid);
+    for (const k of this.read().filter(older)) {
       if (k.retiredAt === undefined) {
         this.write({ ...k, retiredAt: this.now() });
         retired.push(k.kid);

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { AttestationKeys, CurrentSigner, SIGNER_REFRESH_MS } from '../../src/attest/keys.ts';
+import { AttestationKeys, CurrentSigner, SIGNER_GRACE_MS, SIGNER_REFRESH_MS } from '../../src/attest/keys.ts';
 import { createLogger, silentLogger } from '../../src/observability/log.ts';
 
 const DAY = 86_400_000;
@@ -20,6 +20,11 @@ function world() {
       t += ms;
     },
   };
+}
+
+function logged() {
+  const lines: Record<string, unknown>[] = [];
+  return { lines, log: createLogger('info', (l) => void lines.push(JSON.parse(l))) };
 }
 
 const kids = (keys: AttestationKeys) => keys.jwks().keys.map((k) => k.kid as string);
@@ -58,18 +63,67 @@ describe('result-signing key rotation', () => {
     assert.equal(signer.current().kid, kid);
   });
 
-  it('keeps signing with the previous key, and says so, when the directory cannot be read', () => {
+  it('logs a change of key with the previous one', () => {
     const w = world();
-    const lines: Record<string, unknown>[] = [];
-    const log = createLogger('warn', (l) => void lines.push(JSON.parse(l)));
+    const { log, lines } = logged();
     const signer = new CurrentSigner(w.keys, w.now, log);
     const old = signer.current().kid;
-    // A file where the directory was: no key can be read there, nor one created.
-    rmSync(w.dir, { recursive: true });
-    writeFileSync(w.dir, 'not a directory');
+    const { kid } = w.keys.rotate();
     w.advance(SIGNER_REFRESH_MS);
-    assert.equal(signer.current().kid, old);
-    const line = lines.find((l) => String(l.msg).startsWith('result-signing keys not read again'));
-    assert.equal(line?.kid, old);
+    signer.current();
+    const line = lines.find((l) => l.msg === 'result-signing key changed');
+    assert.deepEqual([line?.kid, line?.previous], [kid, old]);
+  });
+
+  for (const [what, breakIt] of [
+    ['removed', (dir: string) => rmSync(dir, { recursive: true })],
+    [
+      'emptied (a volume not mounted)',
+      (dir: string) => {
+        for (const f of readdirSync(dir)) rmSync(join(dir, f));
+      },
+    ],
+    [
+      'holding a key file that does not parse',
+      (dir: string) => writeFileSync(join(dir, 'half-copied.json'), '{'),
+    ],
+  ] as const) {
+    it(`keeps the key it has for a grace period when the directory is ${what}, never makes one, then withholds results`, () => {
+      const w = world();
+      const { log, lines } = logged();
+      const signer = new CurrentSigner(w.keys, w.now, log);
+      const old = signer.current().kid;
+      breakIt(w.dir);
+      const before = existsSync(w.dir) ? readdirSync(w.dir).sort() : undefined;
+      w.advance(SIGNER_REFRESH_MS);
+      assert.equal(signer.current().kid, old, 'inside the grace period');
+      assert.ok(lines.some((l) => String(l.msg).startsWith('result-signing keys cannot be read')));
+      w.advance(SIGNER_GRACE_MS - SIGNER_REFRESH_MS);
+      assert.throws(() => signer.current(), { code: 'ERR_ATTESTATION_FAILED' });
+      assert.throws(() => signer.current(), { code: 'ERR_ATTESTATION_FAILED' }, 'every call looks again');
+      assert.deepEqual(existsSync(w.dir) ? readdirSync(w.dir).sort() : undefined, before, 'no key made');
+    });
+  }
+
+  it('signs again once a look reads a key', () => {
+    const w = world();
+    const signer = new CurrentSigner(w.keys, w.now, silentLogger);
+    const bad = join(w.dir, 'half-copied.json');
+    writeFileSync(bad, '{');
+    w.advance(SIGNER_GRACE_MS);
+    assert.throws(() => signer.current(), { code: 'ERR_ATTESTATION_FAILED' });
+    rmSync(bad);
+    assert.equal(signer.current().kid, w.keys.signer().kid);
+  });
+
+  it('leaves one active key when two rotations run at once: the later one', () => {
+    const w = world();
+    w.keys.signer();
+    const a = new AttestationKeys(w.dir, w.now);
+    const b = new AttestationKeys(w.dir, () => w.now() + 1);
+    const ra = a.rotate();
+    const rb = b.rotate();
+    assert.equal(w.keys.currentSigner().kid, rb.kid);
+    assert.ok(rb.retired.includes(ra.kid));
   });
 });
