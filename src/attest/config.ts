@@ -46,7 +46,7 @@ export const attestSchema = z
   .strictObject({
     /** Sign every result answered after its decision record (`_meta["io.portcullis/attestation"]`). */
     results: z.boolean().default(true),
-    /** Ed25519 keys that sign results, relative to the config file; published in `/.well-known/jwks.json`. */
+    /** Ed25519 keys that sign results, relative to the config file; published in `/.well-known/portcullis-attestation-jwks.json`. */
     keyDir: z.string().min(1).default('.portcullis/attest-keys'),
     requests: requestsSchema,
   })

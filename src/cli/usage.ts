@@ -67,7 +67,7 @@ export const USAGE: Readonly<Record<string, string>> = {
   the new key within a minute; retired keys stay in the JWKS, so what they signed still verifies`,
   'attest verify': `Usage: portcullis attest verify FILE [--jwks URL|FILE] [--config FILE]
   check the attestation of a saved JSON-RPC response (or bare result) against a JWKS:
-  --jwks from a URL (/.well-known/jwks.json) or a file, else the config's attest.keyDir;
+  --jwks from a URL (/.well-known/portcullis-attestation-jwks.json) or a file, else the config's attest.keyDir;
   --config also checks the audit log: the decision record at the attested index names the call,
   and its outcome record keeps the same result hash and key. Exit 0 ok, 1 with the error code`,
   approvals: `Usage: portcullis approvals <command> --config FILE [options]

@@ -47,6 +47,14 @@ export interface IdentityDeps {
 }
 
 const JWKS_PATH = '/.well-known/jwks.json';
+/**
+ * The keys results are signed with, in a key set of their own: a verifier of
+ * gateway tokens or minted credentials that fetches `/.well-known/jwks.json`
+ * must never find a key that signs something else (a result key, kept
+ * published for as long as what it signed must verify, would sign a token
+ * such a verifier accepts).
+ */
+export const ATTESTATION_JWKS_PATH = '/.well-known/portcullis-attestation-jwks.json';
 
 export function gatewayIssuer(cfg: TokenIdentityConfig): string {
   return cfg.gatewayTokens.issuer ?? new URL(cfg.resource).origin;
@@ -73,10 +81,7 @@ export function createIdentity(config: Config, baseDir: string, deps: IdentityDe
       recheck: recheckOpenGateway,
       challenge: () => 'Bearer',
       // An open gateway mints no tokens; it still publishes the keys its results are signed with.
-      wellKnown: (path) => {
-        const keys = path === JWKS_PATH ? published() : [];
-        return keys.length > 0 ? { keys } : undefined;
-      },
+      wellKnown: (path) => attestationKeys(path, published),
       revocations,
       close,
     };
@@ -121,13 +126,19 @@ function createTokenIdentity(
     challenge: (err) => resource.challenge(err),
     wellKnown(path) {
       if (resource.servesMetadataAt(path)) return resource.metadata;
-      if (path === JWKS_PATH)
-        return { keys: [...keyDir.jwks(cfg.gatewayTokens.maxTtlSeconds).keys, ...deps.published()] };
-      return undefined;
+      if (path === JWKS_PATH) return keyDir.jwks(cfg.gatewayTokens.maxTtlSeconds);
+      return attestationKeys(path, deps.published);
     },
     revocations: deps.revocations,
     close: deps.close,
   };
+}
+
+/** The result-signing key set, at its own path only; none when results are not signed. */
+function attestationKeys(path: string, published: () => Record<string, unknown>[]) {
+  if (path !== ATTESTATION_JWKS_PATH) return undefined;
+  const keys = published();
+  return keys.length > 0 ? { keys } : undefined;
 }
 
 /** Every call of a token holder: still unexpired and not revoked, or refused (fail closed). */

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
-import { createRemoteJWKSet, FlattenedSign, flattenedVerify, SignJWT } from 'jose';
+import { createRemoteJWKSet, FlattenedSign, flattenedVerify, jwtVerify, SignJWT } from 'jose';
 import { REQUEST_TYP } from '../../src/attest/detached.ts';
 import { AttestationKeys, SIGNER_REFRESH_MS } from '../../src/attest/keys.ts';
 import { requestPayload, SIGNATURE_META_KEY } from '../../src/attest/request-signature.ts';
@@ -16,6 +16,7 @@ import { ATTESTATION_META_KEY, attestResult, resultHashOf, resultPayload } from 
 import { loadConfigFile } from '../../src/config/load.ts';
 import { JSONRPC } from '../../src/errors.ts';
 import { GatewayKeyDir } from '../../src/identity/gateway-keys.ts';
+import { ATTESTATION_JWKS_PATH } from '../../src/identity/service.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import { startGateway } from '../../src/server.ts';
 import {
@@ -169,7 +170,7 @@ describe('signed results through the gateway (v1 SDK client)', () => {
     const result = await s.client.callTool({ name: 'probe__pid', arguments: {} });
     const att = (result._meta as Record<string, Record<string, unknown>>)[ATTESTATION_META_KEY]!;
     const [protectedHeader, , sig] = String(att.jws).split('.');
-    const jwks = createRemoteJWKSet(new URL('/.well-known/jwks.json', s.url));
+    const jwks = createRemoteJWKSet(new URL(ATTESTATION_JWKS_PATH, s.url));
     const claims = { callId: att.callId as string, index: att.index as number, time: att.time as number };
     await flattenedVerify(
       { protected: protectedHeader!, signature: sig!, payload: resultPayload(resultHashOf(result), claims) },
@@ -178,6 +179,29 @@ describe('signed results through the gateway (v1 SDK client)', () => {
     // The outcome record keeps what was signed; the decision record at the index names the call.
     assert.deepEqual(lastOutcome(s.dir).attestation, { kid: att.kid, resultHash: resultHashOf(result) });
     assert.equal(decisionAt(s.dir, claims.index).callId, claims.callId);
+  });
+
+  it('keeps its result-signing keys out of /.well-known/jwks.json: a token signed with one verifies against nothing there', async () => {
+    const tokenKeys = (await (await fetch(new URL('/.well-known/jwks.json', s.url))).json()) as {
+      keys: { kid: string }[];
+    };
+    const { kid: resultKid, key: resultKey } = new GatewayKeyDir(join(s.dir, 'attest-keys')).signingKey();
+    assert.ok(tokenKeys.keys.length > 0);
+    assert.ok(tokenKeys.keys.every((k) => k.kid !== resultKid));
+    // What a leaked result key would sign: a credential in the gateway's name, for an upstream that checks the JWKS.
+    const forged = await new SignJWT({ sub: 'mallory' })
+      .setProtectedHeader({ alg: 'EdDSA', kid: resultKid, typ: 'JWT' })
+      .setIssuer(new URL(s.url).origin)
+      .setAudience('https://search.internal')
+      .setIssuedAt()
+      .setExpirationTime('1m')
+      .sign(resultKey);
+    await assert.rejects(
+      jwtVerify(forged, createRemoteJWKSet(new URL('/.well-known/jwks.json', s.url)), {
+        algorithms: ['EdDSA'],
+      }),
+      { code: 'ERR_JWKS_NO_MATCHING_KEY' },
+    );
   });
 
   it('verifies with `portcullis attest verify`, by the config (with the audit log) and by the JWKS URL', async () => {
@@ -194,7 +218,7 @@ describe('signed results through the gateway (v1 SDK client)', () => {
       'verify',
       file,
       '--jwks',
-      new URL('/.well-known/jwks.json', s.url).href,
+      new URL(ATTESTATION_JWKS_PATH, s.url).href,
     ]);
     assert.equal(byUrl.code, 0, byUrl.stderr);
   });
@@ -243,7 +267,7 @@ describe('signed results through the gateway (v1 SDK client)', () => {
       'verify',
       file,
       '--jwks',
-      new URL('/.well-known/jwks.json', s.url).href,
+      new URL(ATTESTATION_JWKS_PATH, s.url).href,
     ]);
     assert.equal(jwksOnly.code, 0, 'the signature itself holds');
     const withLog = await runCli(['attest', 'verify', file, '--config', s.configPath]);
@@ -334,7 +358,7 @@ describe('an open gateway (identity.mode: none)', () => {
   it('publishes its result-signing key, and its results verify against it', async () => {
     const gw = await startTestGateway({ upstreams: { probe: probeUpstream() } });
     try {
-      const jwks = (await (await fetch(new URL('/.well-known/jwks.json', gw.listener.url))).json()) as {
+      const jwks = (await (await fetch(new URL(ATTESTATION_JWKS_PATH, gw.listener.url))).json()) as {
         keys: { kid: string }[];
       };
       const client = await httpClient(gw.listener.url, 'modern');
@@ -345,6 +369,8 @@ describe('an open gateway (identity.mode: none)', () => {
         jwks.keys.map((k: { kid: string }) => k.kid),
         [att.kid],
       );
+      const tokenKeys = await fetch(new URL('/.well-known/jwks.json', gw.listener.url));
+      assert.equal(tokenKeys.status, 404, 'an open gateway signs no tokens: no token key set');
       const dir = realpathSync(mkdtempSync(join(tmpdir(), 'pc-attest-open-')));
       writeFileSync(join(dir, 'jwks.json'), JSON.stringify(jwks));
       const r = await runCli(['attest', 'verify', save(dir, result), '--jwks', join(dir, 'jwks.json')]);
@@ -357,7 +383,7 @@ describe('an open gateway (identity.mode: none)', () => {
   it('signs nothing and publishes no key with attest.results: false', async () => {
     const gw = await startTestGateway({ upstreams: { probe: probeUpstream() }, attest: { results: false } });
     try {
-      const res = await fetch(new URL('/.well-known/jwks.json', gw.listener.url));
+      const res = await fetch(new URL(ATTESTATION_JWKS_PATH, gw.listener.url));
       assert.equal(res.status, 404);
       const client = await httpClient(gw.listener.url, 'legacy');
       const result = await client.callTool({ name: 'probe__pid', arguments: {} });
@@ -395,7 +421,7 @@ describe('a result-signing key rotated while the gateway runs (`portcullis attes
       assert.equal(rotated.code, 0, rotated.stderr);
       const { event, kid, retired } = JSON.parse(rotated.stdout);
       assert.deepEqual([event, retired], ['attest-keys-rotated', [kidOf(before)]]);
-      const jwks = new URL('/.well-known/jwks.json', gw.listener.url).href;
+      const jwks = new URL(ATTESTATION_JWKS_PATH, gw.listener.url).href;
       const published = (await (await fetch(jwks)).json()) as { keys: { kid: string }[] };
       assert.deepEqual(
         published.keys.map((k) => k.kid).sort(),
