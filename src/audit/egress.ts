@@ -1,5 +1,4 @@
-import type { Logger } from '../observability/log.ts';
-import { IntervalCounts } from './interval-counts.ts';
+import { type CountsSettings, IntervalCounts } from './interval-counts.ts';
 import { item } from './records.ts';
 import type { AppendItem } from './store.ts';
 
@@ -35,15 +34,8 @@ export interface EgressAggregate {
   readonly overflow: boolean;
 }
 
-export interface EgressAggregatorOptions {
-  readonly intervalMs: number;
-  /** Named aggregates per upstream and decision per interval. */
-  readonly maxAggregates: number;
-  readonly now: () => number;
-  readonly write: (item: AppendItem) => Promise<unknown>;
-  readonly log: Logger;
-  readonly newId?: () => string;
-}
+/** `maxAggregates`: named aggregates per upstream and decision per interval. */
+export type EgressAggregatorOptions = CountsSettings;
 
 /** A DNS name's longest; the end of a longer one is kept (it holds the domain an allowlist names). */
 const MAX_HOST = 253;
@@ -57,11 +49,9 @@ const hostOf = (a: EgressAttempt): string | null =>
  * apart, so neither one upstream's many refused hosts nor another's can push
  * an allowed connection out of a record that names it.
  */
-export class EgressAggregator {
-  private readonly counts: IntervalCounts<EgressAttempt, EgressAggregate>;
-
+export class EgressAggregator extends IntervalCounts<EgressAttempt, EgressAggregate> {
   constructor(opts: EgressAggregatorOptions) {
-    this.counts = new IntervalCounts<EgressAttempt, EgressAggregate>({
+    super({
       ...opts,
       keyOf: (a) => JSON.stringify([a.upstream, a.allowed, hostOf(a), a.port, a.method, !!a.malformed]),
       groupOf: (a) => JSON.stringify([a.upstream, a.allowed]),
@@ -82,20 +72,6 @@ export class EgressAggregator {
       record: (aggregate, to, id) => egressRecord({ ...aggregate, to }, id),
       lostMessage: 'audit of sandbox egress failed',
     });
-  }
-
-  add(attempt: EgressAttempt): void {
-    this.counts.add(attempt);
-  }
-
-  /** Writes the interval's aggregates once it has ended; the interval's timer calls it. */
-  tick(): Promise<void> {
-    return this.counts.tick();
-  }
-
-  /** Writes what is held now (shutdown). */
-  close(): Promise<void> {
-    return this.counts.close();
   }
 }
 

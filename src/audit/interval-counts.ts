@@ -9,7 +9,8 @@ export interface IntervalAggregate {
   count: number;
 }
 
-export interface IntervalCountsOptions<E, A extends IntervalAggregate> {
+/** What every kind of counts is configured and wired with. */
+export interface CountsSettings {
   readonly intervalMs: number;
   /** Distinct aggregates per group per interval; a group's events past it go to its catch-all. */
   readonly maxAggregates: number;
@@ -17,6 +18,9 @@ export interface IntervalCountsOptions<E, A extends IntervalAggregate> {
   readonly write: (item: AppendItem) => Promise<unknown>;
   readonly log: Logger;
   readonly newId?: () => string;
+}
+
+export interface IntervalCountsOptions<E, A extends IntervalAggregate> extends CountsSettings {
   /** The aggregate an event is counted in. */
   readonly keyOf: (event: E) => string;
   /**

@@ -1,5 +1,4 @@
-import type { Logger } from '../observability/log.ts';
-import { IntervalCounts } from './interval-counts.ts';
+import { type CountsSettings, IntervalCounts } from './interval-counts.ts';
 import { item } from './records.ts';
 import type { AppendItem } from './store.ts';
 
@@ -28,26 +27,17 @@ export interface RefusalAggregate {
   readonly overflow: boolean;
 }
 
-export interface RefusalAggregatorOptions {
-  readonly intervalMs: number;
-  /** Distinct (source, reason) aggregates per interval; refusals past it go to one catch-all. */
-  readonly maxAggregates: number;
-  readonly now: () => number;
-  readonly write: (item: AppendItem) => Promise<unknown>;
-  readonly log: Logger;
-  readonly newId?: () => string;
-}
+/** `maxAggregates`: distinct (source, reason) aggregates per interval; refusals past it go to one catch-all. */
+export type RefusalAggregatorOptions = CountsSettings;
 
 /**
  * Anyone who can reach the port can be refused, as often as they like: one
  * record per refusal would let them fill the log. Refusals are counted per
  * source address and reason over an interval (see `IntervalCounts`).
  */
-export class RefusalAggregator {
-  private readonly counts: IntervalCounts<Refusal, RefusalAggregate>;
-
+export class RefusalAggregator extends IntervalCounts<Refusal, RefusalAggregate> {
   constructor(opts: RefusalAggregatorOptions) {
-    this.counts = new IntervalCounts<Refusal, RefusalAggregate>({
+    super({
       ...opts,
       keyOf: (r) => JSON.stringify([r.remoteAddress, r.reason]),
       fresh: (from, r, overflow) => ({
@@ -68,20 +58,6 @@ export class RefusalAggregator {
       record: (a, to, id) => refusalsRecord({ ...a, to }, id),
       lostMessage: 'audit of refused requests failed',
     });
-  }
-
-  add(r: Refusal): void {
-    this.counts.add(r);
-  }
-
-  /** Writes the interval's aggregates once it has ended; the interval's timer calls it. */
-  tick(): Promise<void> {
-    return this.counts.tick();
-  }
-
-  /** Writes what is held now, the interval cut short at the current time (shutdown). */
-  close(): Promise<void> {
-    return this.counts.close();
   }
 }
 
