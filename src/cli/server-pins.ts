@@ -35,19 +35,22 @@ export function openServerPins(loaded: LoadedConfig, log: Logger): CliServerPins
   });
   const store = new ServerPinStore(records);
   const pins = new ServerPins({ store, hasher: new FileHasher(), events, log, now: Date.now });
+  const sandboxes = upstreamSandboxes(loaded, log, defaultSandboxHost(), (d) => audit.recordEgress(d));
   return {
     store,
     pins,
     admin: new ServerPinAdmin({ store, pins, events, now: Date.now }),
     starts: new StdioStarts({
       pins,
-      sandboxes: upstreamSandboxes(loaded, log, defaultSandboxHost(), (d) => audit.recordEgress(d)),
+      sandboxes,
       journal,
       log,
       now: Date.now,
       newId: randomUUID,
     }),
     async close() {
+      // After the upstreams were closed: their memory cgroups and egress proxies go too.
+      await Promise.all([...sandboxes.values()].map((s) => s.close()));
       await audit.close();
       await records.close();
     },

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -294,6 +295,45 @@ describe('stdio upstreams in their sandboxes, through the gateway', () => {
       egress.every((e) => e.principal === 'upstream:egress'),
       'only the allowlisted upstream has a proxy',
     );
+  });
+});
+
+describe('a CLI command that starts sandboxed upstreams (policy check)', () => {
+  it('removes the memory cgroups it made before it exits', async () => {
+    const host = detectSandboxHost();
+    assert.ok(host.available && host.memory, 'a memory cgroup the CLI can make children in');
+    const w = workDir();
+    try {
+      const configPath = join(w.dir, 'portcullis.json');
+      writeFileSync(
+        configPath,
+        JSON.stringify({
+          policy: { files: [PERMIT_ALL_POLICY] },
+          audit: { path: join(w.dir, 'audit', 'audit.db') },
+          state: { store: 'sqlite', path: join(w.dir, 'state.db') },
+          identity: { mode: 'none', gatewayTokens: { keyDir: w.keys } },
+          upstreams: { jail: escapeUpstream({ network: 'none' }) },
+        }),
+      );
+      const child = spawn(
+        NODE,
+        [join(ROOT, 'bin/portcullis.js'), 'policy', 'check', '--config', configPath],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      const code = await new Promise((resolve) => child.on('close', resolve));
+      assert.equal(code, 0, out);
+      assert.match(out, /jail__fork/, 'the sandboxed upstream was started and listed');
+      const memory = host.memory;
+      const left = readdirSync(memory.parent).filter((n) => n.startsWith(`portcullis-${child.pid}-`));
+      assert.deepEqual(left, []);
+    } finally {
+      rmSync(w.dir, { recursive: true, force: true });
+    }
   });
 });
 
