@@ -64,8 +64,8 @@ export function actionOf(method: string, target: Target): string {
 export function toCedar(f: CallFacts): CedarRequest {
   const principal = principalEntity(f.principal);
   const resource = resourceEntity(f.target);
-  const { id: actionId, entity: action } =
-    f.target.kind === 'tool' ? toolActionOf(f.target.tool) : methodAction(actionOf(f.method, f.target));
+  const actionId = actionOf(f.method, f.target);
+  const action = actionEntity(actionId, f.target.kind === 'tool');
   return {
     principal: principal.uid as CedarRequest['principal'],
     action: { type: 'Action', id: actionId },
@@ -74,24 +74,6 @@ export function toCedar(f: CallFacts): CedarRequest {
     entities: [principal, resource, action],
   };
 }
-
-/** A tool's action id and entity, per ToolDef object (the catalog replaces a definition, never edits it). */
-const toolActions = new WeakMap<ToolDef, { id: string; entity: EntityJson }>();
-
-function toolActionOf(tool: ToolDef): { id: string; entity: EntityJson } {
-  let action = toolActions.get(tool);
-  if (!action) {
-    const id = toolAction(tool.name);
-    action = { id, entity: actionEntity(id, true) };
-    toolActions.set(tool, action);
-  }
-  return action;
-}
-
-const methodAction = (id: string): { id: string; entity: EntityJson } => ({
-  id,
-  entity: actionEntity(id, false),
-});
 
 /** Frozen and shared: one per action id and kind; a bounded cache (an entry depends on nothing else). */
 const actionEntities = new Map<string, EntityJson>();
