@@ -91,7 +91,7 @@ describe('the audit log behind a running gateway', () => {
   it('records a call the upstream never answered as such: it may have acted all the same', async () => {
     const f = auditFixture('sqlite');
     // The call waits this long for an upstream that never answers: the time is what is tested, not a race.
-    const timeoutMs = 1500;
+    const timeoutMs = 4000;
     const gw = await startTestGateway({
       upstreams: { probe: probeUpstream({ timeoutMs }) },
       audit: f.raw,

@@ -99,7 +99,8 @@ describe('stdio upstreams in their sandboxes, through the gateway', () => {
     await Promise.all([web, other].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
     webPort = (web.address() as AddressInfo).port;
     otherPort = (other.address() as AddressInfo).port;
-    const limits = { memoryMb: 256, processes: 32, cpuSeconds: 1 };
+    // Two CPU seconds: what jail spends serving the tests before the spin (0.2–0.4 s here) leaves room on a slow machine.
+    const limits = { memoryMb: 256, processes: 32, cpuSeconds: 2 };
     const config = validateConfig({
       listen: { host: '127.0.0.1', port: 0 },
       policy: { files: [PERMIT_ALL_POLICY] },
@@ -108,7 +109,7 @@ describe('stdio upstreams in their sandboxes, through the gateway', () => {
       identity: { mode: 'none', gatewayTokens: { keyDir: w.keys } },
       upstreams: {
         jail: escapeUpstream({ network: 'none', writable: [w.own], limits }),
-        // The fork storm gets a sandbox of its own: jail's one CPU second is spent by the tests before it.
+        // The fork storm gets a sandbox of its own: jail's CPU seconds are spent by the tests before it.
         forker: escapeUpstream({
           network: 'none',
           writable: [],
@@ -256,7 +257,7 @@ describe('stdio upstreams in their sandboxes, through the gateway', () => {
       mechanism: 'bubblewrap',
       network: 'none',
       writable: [w.own],
-      limits: { memoryMb: 256, processes: 32, openFiles: 1024, cpuSeconds: 1 },
+      limits: { memoryMb: 256, processes: 32, openFiles: 1024, cpuSeconds: 2 },
       memoryLimitBy: `cgroup v${host.available && host.memory?.version}`,
     });
     assert.equal(jail[0].result, 'started');

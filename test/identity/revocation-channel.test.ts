@@ -150,7 +150,8 @@ for (const backend of backends) {
       const replica = backend.open(p, {
         url: proxy.url,
         now: () => clock,
-        staleAfterMs: 500,
+        // The heartbeat's wait is real time: long enough for a loaded machine, and under the 3 s a check waits at most.
+        staleAfterMs: 2000,
         backoff: heldBackoff().backoff,
       });
       try {
@@ -163,7 +164,7 @@ for (const backend of backends) {
         clock += 10_000;
         await assert.rejects(replica.find({ tokenId: 'j1' }), { code: 'ERR_STATE_UNAVAILABLE' });
         const [why] = (await down) as [Error];
-        assert.match(why.message, /no answer on the revocation channel within 500 ms/);
+        assert.match(why.message, /no answer on the revocation channel within 2000 ms/);
         await assert.rejects(replica.find({ tokenId: 'j1' }), { code: 'ERR_STATE_UNAVAILABLE' });
       } finally {
         await replica.close();
