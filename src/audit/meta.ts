@@ -18,8 +18,9 @@ const byEvent = (r: Rec): unknown => r.event;
 /**
  * The `decision` column of each kind of record the stores index by call: a
  * decision's effect, an outcome's status; for the life of an approval,
- * break-glass window, tool pin, credential lease or server pin, its `event`
- * (requested, granted, changed, …); for an upstream start, its `result`
+ * break-glass window, tool pin, credential lease or server pin, and for an
+ * operator's act (admin), its `event` (requested, granted, changed, revoked,
+ * …); for an upstream start, its `result`
  * (started, refused, failed).
  */
 const DECISION_OF: Readonly<Record<string, (r: Rec) => unknown>> = {
@@ -31,6 +32,7 @@ const DECISION_OF: Readonly<Record<string, (r: Rec) => unknown>> = {
   lease: byEvent,
   'server-pin': byEvent,
   'upstream-start': (r) => r.result,
+  admin: byEvent,
 };
 
 /**

@@ -16,7 +16,8 @@ export interface EntryMeta {
     | 'server-pin'
     | 'upstream-start'
     | 'lease'
-    | 'egress';
+    | 'egress'
+    | 'admin';
   readonly callId: string;
   readonly principal: string;
   readonly tool: string;

@@ -9,6 +9,7 @@ import { type LoadedConfig, loadConfigFile } from '../config/load.ts';
 import { isLoopbackHost } from '../config/loopback.ts';
 import { PortcullisError, UsageError } from '../errors.ts';
 import { isObject } from '../jsonrpc.ts';
+import { AS_OPTION, adminActor, recordAdminAct } from './admin-audit.ts';
 import { parseCommandArgs, required } from './args.ts';
 import { quiet, withStore } from './audit-store.ts';
 import { USAGE } from './usage.ts';
@@ -27,11 +28,15 @@ export async function attestCommand(args: string[]): Promise<number> {
  * sign with it within a minute; the previous key stays published, so what it
  * signed still verifies.
  */
-function rotate(args: string[]): number {
-  const { values } = parseCommandArgs(args, { config: { type: 'string', short: 'c' } });
+async function rotate(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs(args, { config: { type: 'string', short: 'c' }, ...AS_OPTION });
+  const actor = adminActor(values.as);
   const loaded = loadConfigFile(required(values.config, '--config'));
   const result = new AttestationKeys(resolve(loaded.baseDir, loaded.config.attest.keyDir)).rotate();
   process.stdout.write(`${JSON.stringify({ event: 'attest-keys-rotated', ...result })}\n`);
+  await recordAdminAct(loaded, 'attest-keys-rotated', actor, result, {
+    what: `result-signing key ${result.kid} is in use`,
+  });
   return 0;
 }
 

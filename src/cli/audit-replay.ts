@@ -89,7 +89,7 @@ function printCall(c: ReplayCall): void {
     out(`  approval  ${or(c.approvalId)}  break-glass ${or(c.breakGlassId)}`);
   if (c.args) out(`  args      ${argsText(c.args)}`);
   out(`  outcome   ${c.outcome ? outcomeText(c.outcome) : 'none recorded'}`);
-  for (const e of c.entries) out(`  #${e.index} ${e.type}  ${entryStatus(e)}`);
+  for (const e of c.entries) out(`  #${e.index} ${e.type}${eventOf(e)}  ${entryStatus(e)}`);
 }
 
 function argsText(a: CallArguments): string {
@@ -104,6 +104,9 @@ function outcomeText(o: CallOutcome): string {
   const error = o.error ?? (o.rpcError === null ? null : `rpc ${o.rpcError}`);
   return `${o.status}${error ? ` ${error}` : ''}  ${upstream}  ${or(o.latencyMs)} ms`;
 }
+
+/** What happened, for a record of a life (an approval's, a window's, an operator's act): ` granted`, ` revoked`. */
+const eventOf = (e: ReplayEntry): string => (typeof e.record.event === 'string' ? ` ${e.record.event}` : '');
 
 const entryStatus = (e: ReplayEntry): string =>
   e.verified ? 'verified' : `NOT VERIFIED${e.problems.map((p) => `: ${p.code}: ${p.reason}`).join('')}`;

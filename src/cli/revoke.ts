@@ -2,9 +2,14 @@ import { loadConfigFile } from '../config/load.ts';
 import { UsageError } from '../errors.ts';
 import { openRevocationStore } from '../state/open.ts';
 import type { RevocationKind } from '../state/revocations.ts';
+import { AS_OPTION, adminActor, recordAdminAct } from './admin-audit.ts';
 import { parseCommandArgs, required } from './args.ts';
 
-/** `portcullis revoke --jti X | --sub S | --workload SPIFFE_ID`: refused from the next call on. */
+/**
+ * `portcullis revoke --jti X | --sub S | --workload SPIFFE_ID`: refused from
+ * the next call on. The revocation takes effect first and is then recorded in
+ * the audit log: a log that is down must not keep a leaked token working.
+ */
 export async function revokeCommand(args: string[]): Promise<number> {
   const { values } = parseCommandArgs(args, {
     config: { type: 'string', short: 'c' },
@@ -12,11 +17,13 @@ export async function revokeCommand(args: string[]): Promise<number> {
     sub: { type: 'string' },
     workload: { type: 'string' },
     reason: { type: 'string' },
+    ...AS_OPTION,
   });
   const chosen = (['jti', 'sub', 'workload'] as const).filter((k) => values[k] !== undefined);
   if (chosen.length !== 1) throw new UsageError('give exactly one of --jti, --sub, --workload');
   const kind: RevocationKind = chosen[0]!;
   const value = required(values[kind], `--${kind}`);
+  const actor = adminActor(values.as);
   const loaded = loadConfigFile(required(values.config, '--config'));
   const store = openRevocationStore(loaded.config.state, loaded.baseDir);
   try {
@@ -30,5 +37,7 @@ export async function revokeCommand(args: string[]): Promise<number> {
     await store.close();
   }
   process.stdout.write(`${JSON.stringify({ event: 'revoked', kind, value })}\n`);
+  const detail = { revoked: { kind, value }, ...(values.reason ? { reason: values.reason } : {}) };
+  await recordAdminAct(loaded, 'revoked', actor, detail, { what: `${kind} ${value} is revoked` });
   return 0;
 }

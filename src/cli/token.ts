@@ -2,16 +2,18 @@ import { loadConfigFile } from '../config/load.ts';
 import { ConfigError, UsageError } from '../errors.ts';
 import { mintGatewayToken, parseDuration } from '../identity/gateway-tokens.ts';
 import { gatewayIssuer, gatewayKeyDir } from '../identity/service.ts';
+import { AS_OPTION, adminActor, recordAdminAct } from './admin-audit.ts';
 import { parseCommandArgs, required } from './args.ts';
 import { USAGE } from './usage.ts';
 
 /**
  * `portcullis token issue --sub S --tools a,b [--prompts p] [--resources 'uri*'] --ttl 10m --reason "..."`:
- * prints the token on stdout. A kind not named is denied to the token.
+ * prints the token on stdout. A kind not named is denied to the token. The
+ * token is printed only once its issue is a durable audit record.
  */
 export async function tokenCommand(args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub !== 'issue') throw new UsageError(USAGE.token!);
+  const [verb, ...rest] = args;
+  if (verb !== 'issue') throw new UsageError(USAGE.token!);
   const { values } = parseCommandArgs(rest, {
     config: { type: 'string', short: 'c' },
     sub: { type: 'string' },
@@ -22,6 +24,7 @@ export async function tokenCommand(args: string[]): Promise<number> {
     ttl: { type: 'string', default: '10m' },
     reason: { type: 'string' },
     json: { type: 'boolean', default: false },
+    ...AS_OPTION,
   });
   const loaded = loadConfigFile(required(values.config, '--config'));
   const identity = loaded.config.identity;
@@ -32,18 +35,36 @@ export async function tokenCommand(args: string[]): Promise<number> {
   const resources = list(values.resources);
   if (tools.length + prompts.length + resources.length === 0)
     throw new UsageError('--tools, --prompts or --resources must name at least one thing the token may use');
+  const actor = adminActor(values.as);
+  const sub = required(values.sub, '--sub');
+  const reason = required(values.reason, '--reason');
   const minted = await mintGatewayToken(gatewayKeyDir(identity, loaded.baseDir), {
     issuer: gatewayIssuer(identity),
     audience: identity.resource,
-    sub: required(values.sub, '--sub'),
+    sub,
     ...(values.workload ? { workload: values.workload } : {}),
     tools,
     prompts,
     resources,
     ttlSeconds: parseDuration(values.ttl),
     maxTtlSeconds: identity.gatewayTokens.maxTtlSeconds,
-    reason: required(values.reason, '--reason'),
+    reason,
     nowSeconds: Math.floor(Date.now() / 1000),
+  });
+  const detail = {
+    jti: minted.jti,
+    kid: minted.kid,
+    sub,
+    ...(values.workload ? { workload: values.workload } : {}),
+    allowedTools: tools,
+    allowedPrompts: prompts,
+    allowedResources: resources,
+    expiresAt: minted.exp * 1000,
+    reason,
+  };
+  await recordAdminAct(loaded, 'token-issued', actor, detail, {
+    id: minted.jti,
+    what: `token ${minted.jti} for ${sub} was not handed out`,
   });
   process.stdout.write(
     values.json

@@ -23,12 +23,13 @@ export const USAGE: Readonly<Record<string, string>> = {
                             [--tools TOOLS.json]
   show the decision for one call and the policies that made it`,
   token:
-    'Usage: portcullis token issue --config FILE --sub S [--tools a,b] [--prompts a,b] [--resources URI*,…] [--ttl 10m] --reason TEXT',
+    'Usage: portcullis token issue --config FILE --sub S [--tools a,b] [--prompts a,b] [--resources URI*,…] [--ttl 10m] --reason TEXT [--as NAME]',
   'token issue': `Usage: portcullis token issue --config FILE --sub S [--tools a,b] [--prompts a,b] [--resources URI*,…] [--ttl 10m] --reason TEXT
-                             [--workload ID] [--json]
-  mint a gateway token naming the tools, prompts and resources (URI patterns) it may use`,
-  revoke: `Usage: portcullis revoke --config FILE --jti X | --sub S | --workload ID [--reason TEXT]
-  refuse those tokens from the next call on`,
+                             [--workload ID] [--json] [--as NAME]
+  mint a gateway token naming the tools, prompts and resources (URI patterns) it may use;
+  printed only once its issue is recorded in the audit log (as NAME, else as the account run as)`,
+  revoke: `Usage: portcullis revoke --config FILE --jti X | --sub S | --workload ID [--reason TEXT] [--as NAME]
+  refuse those tokens from the next call on, then record it in the audit log (exit 1 when it could not be)`,
   audit: `Usage: portcullis audit <command> --config FILE [options]
   verify [--key VKEY] [--checkpoint FILE]   recompute the tree, check every checkpoint
   checkpoint                                sign the current head if it grew; print the latest checkpoint
@@ -62,9 +63,10 @@ export const USAGE: Readonly<Record<string, string>> = {
                                                   with --config, also that the audit log holds the call
   rotate --config FILE                            a new result-signing key (running gateways take it
                                                   within a minute; the old one stays published)`,
-  'attest rotate': `Usage: portcullis attest rotate --config FILE
+  'attest rotate': `Usage: portcullis attest rotate --config FILE [--as NAME]
   add a result-signing key to attest.keyDir and retire the current one: running gateways sign with
-  the new key within a minute; retired keys stay in the JWKS, so what they signed still verifies`,
+  the new key within a minute; retired keys stay in the JWKS, so what they signed still verifies;
+  the rotation is recorded in the audit log`,
   'attest verify': `Usage: portcullis attest verify FILE [--jwks URL|FILE] [--config FILE]
   check the attestation of a saved JSON-RPC response (or bare result) against a JWKS:
   --jwks from a URL (/.well-known/portcullis-attestation-jwks.json) or a file, else the config's attest.keyDir;
@@ -117,8 +119,9 @@ export const USAGE: Readonly<Record<string, string>> = {
   print the audit verifier key, write a new audit signer key, or rotate the gateway token key`,
   'keys generate': `Usage: portcullis keys generate --origin NAME --out FILE
   write a new audit signer key and print its verifier key`,
-  'keys rotate': `Usage: portcullis keys rotate --config FILE
-  a new gateway signing key; the old one verifies tokens it signed for one more token lifetime`,
+  'keys rotate': `Usage: portcullis keys rotate --config FILE [--as NAME]
+  a new gateway signing key; the old one verifies tokens it signed for one more token lifetime;
+  the rotation is recorded in the audit log`,
 };
 
 export const MAIN_USAGE = `Usage: portcullis <command> [options]
