@@ -9,7 +9,7 @@ import { type LoadedConfig, loadConfigFile } from '../config/load.ts';
 import { isLoopbackHost } from '../config/loopback.ts';
 import { PortcullisError, UsageError } from '../errors.ts';
 import { isObject } from '../jsonrpc.ts';
-import { AS_OPTION, adminActor, recordAdminAct } from './admin-audit.ts';
+import { AS_OPTION, adminAct, adminActor, recordAdminAct } from './admin-audit.ts';
 import { parseCommandArgs, required } from './args.ts';
 import { quiet, withStore } from './audit-store.ts';
 import { USAGE } from './usage.ts';
@@ -30,13 +30,14 @@ export async function attestCommand(args: string[]): Promise<number> {
  */
 async function rotate(args: string[]): Promise<number> {
   const { values } = parseCommandArgs(args, { config: { type: 'string', short: 'c' }, ...AS_OPTION });
-  const actor = adminActor(values.as);
   const loaded = loadConfigFile(required(values.config, '--config'));
+  const actor = adminActor(loaded, values.as);
   const result = new AttestationKeys(resolve(loaded.baseDir, loaded.config.attest.keyDir)).rotate();
   process.stdout.write(`${JSON.stringify({ event: 'attest-keys-rotated', ...result })}\n`);
-  await recordAdminAct(loaded, 'attest-keys-rotated', actor, result, {
-    what: `result-signing key ${result.kid} is in use`,
-  });
+  await recordAdminAct(
+    loaded,
+    adminAct('attest-keys-rotated', actor, result, { what: `result-signing key ${result.kid} is in use` }),
+  );
   return 0;
 }
 

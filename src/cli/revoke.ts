@@ -2,7 +2,7 @@ import { loadConfigFile } from '../config/load.ts';
 import { UsageError } from '../errors.ts';
 import { openRevocationStore } from '../state/open.ts';
 import type { RevocationKind } from '../state/revocations.ts';
-import { AS_OPTION, adminActor, recordAdminAct } from './admin-audit.ts';
+import { AS_OPTION, adminAct, adminActor, recordAdminAct } from './admin-audit.ts';
 import { parseCommandArgs, required } from './args.ts';
 
 /**
@@ -23,8 +23,12 @@ export async function revokeCommand(args: string[]): Promise<number> {
   if (chosen.length !== 1) throw new UsageError('give exactly one of --jti, --sub, --workload');
   const kind: RevocationKind = chosen[0]!;
   const value = required(values[kind], `--${kind}`);
-  const actor = adminActor(values.as);
   const loaded = loadConfigFile(required(values.config, '--config'));
+  const detail = { revoked: { kind, value }, ...(values.reason ? { reason: values.reason } : {}) };
+  // Made first: an operator who may not act, or a record too large, refuses before anything is revoked.
+  const act = adminAct('revoked', adminActor(loaded, values.as), detail, {
+    what: `${kind} ${value} is revoked`,
+  });
   const store = openRevocationStore(loaded.config.state, loaded.baseDir);
   try {
     await store.revoke({
@@ -37,7 +41,6 @@ export async function revokeCommand(args: string[]): Promise<number> {
     await store.close();
   }
   process.stdout.write(`${JSON.stringify({ event: 'revoked', kind, value })}\n`);
-  const detail = { revoked: { kind, value }, ...(values.reason ? { reason: values.reason } : {}) };
-  await recordAdminAct(loaded, 'revoked', actor, detail, { what: `${kind} ${value} is revoked` });
+  await recordAdminAct(loaded, act);
   return 0;
 }

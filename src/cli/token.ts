@@ -2,7 +2,7 @@ import { loadConfigFile } from '../config/load.ts';
 import { ConfigError, UsageError } from '../errors.ts';
 import { mintGatewayToken, parseDuration } from '../identity/gateway-tokens.ts';
 import { gatewayIssuer, gatewayKeyDir } from '../identity/service.ts';
-import { AS_OPTION, adminActor, recordAdminAct } from './admin-audit.ts';
+import { AS_OPTION, adminAct, adminActor, recordAdminAct } from './admin-audit.ts';
 import { parseCommandArgs, required } from './args.ts';
 import { USAGE } from './usage.ts';
 
@@ -35,7 +35,7 @@ export async function tokenCommand(args: string[]): Promise<number> {
   const resources = list(values.resources);
   if (tools.length + prompts.length + resources.length === 0)
     throw new UsageError('--tools, --prompts or --resources must name at least one thing the token may use');
-  const actor = adminActor(values.as);
+  const actor = adminActor(loaded, values.as);
   const sub = required(values.sub, '--sub');
   const reason = required(values.reason, '--reason');
   const minted = await mintGatewayToken(gatewayKeyDir(identity, loaded.baseDir), {
@@ -51,21 +51,24 @@ export async function tokenCommand(args: string[]): Promise<number> {
     reason,
     nowSeconds: Math.floor(Date.now() / 1000),
   });
-  const detail = {
-    jti: minted.jti,
-    kid: minted.kid,
-    sub,
-    ...(values.workload ? { workload: values.workload } : {}),
-    allowedTools: tools,
-    allowedPrompts: prompts,
-    allowedResources: resources,
-    expiresAt: minted.exp * 1000,
-    reason,
-  };
-  await recordAdminAct(loaded, 'token-issued', actor, detail, {
-    id: minted.jti,
-    what: `token ${minted.jti} for ${sub} was not handed out`,
-  });
+  // A record too large refuses here, before anything is handed out.
+  const act = adminAct(
+    'token-issued',
+    actor,
+    {
+      jti: minted.jti,
+      kid: minted.kid,
+      sub,
+      ...(values.workload ? { workload: values.workload } : {}),
+      allowedTools: tools,
+      allowedPrompts: prompts,
+      allowedResources: resources,
+      expiresAt: minted.exp * 1000,
+      reason,
+    },
+    { id: minted.jti, what: `token ${minted.jti} for ${sub} was not handed out` },
+  );
+  await recordAdminAct(loaded, act);
   process.stdout.write(
     values.json
       ? `${JSON.stringify({ token: minted.token, jti: minted.jti, exp: minted.exp })}\n`

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -22,6 +22,7 @@ const base = {
   state: { store: 'sqlite', path: 'state.db' },
   upstreams: { probe: probeUpstream() },
   policy: { files: [PERMIT_ALL_POLICY] },
+  approvals: { approvers: { operators: ['alice', 'bob', 'carol'] } },
 };
 
 describe('what operators do to identities and keys, in the audit log', () => {
@@ -87,16 +88,19 @@ describe('what operators do to identities and keys, in the audit log', () => {
     assert.equal((await init(token)).status, 200);
     const issued = admin().find((a) => a.event === 'token-issued' && a.jti === jti);
     assert.ok(issued, 'the issue is recorded');
-    assert.deepEqual(issued.columns, ['alice', 'token-issued', jti]);
+    assert.deepEqual(issued.columns, ['operator:alice', 'token-issued', jti]);
     assert.deepEqual(
       [issued.sub, issued.allowedTools, issued.allowedPrompts, issued.allowedResources, issued.reason],
       ['agent-1', ['probe__echo'], [], [], 'ticket 4711'],
     );
     assert.equal(issued.expiresAt, exp * 1000);
-    assert.equal((issued.actor as { as: string }).as, 'alice');
+    assert.equal((issued.actor as { operator: string }).operator, 'operator:alice');
     assert.equal(typeof (issued.actor as { osUser: string }).osUser, 'string');
-    assert.ok(!JSON.stringify(admin()).includes(token), 'no token in the log');
-    assert.ok(!JSON.stringify(admin()).includes(token.split('.')[2]!), 'nor its signature');
+    // Nowhere in the database or its write-ahead log, in any record, nor on stderr.
+    const files = ['audit.db', 'audit.db-wal'].map((f) => join(dir, 'audit', f)).filter((f) => existsSync(f));
+    const signature = Buffer.from(token.split('.')[2]!);
+    for (const f of files) assert.equal(readFileSync(f).indexOf(signature), -1, `no token signature in ${f}`);
+    assert.ok(!r.stderr.includes(token.split('.')[2]!));
   });
 
   it('names the account the command ran as when no --as is given', async () => {
@@ -118,12 +122,34 @@ describe('what operators do to identities and keys, in the audit log', () => {
     assert.deepEqual([revoked.revoked, revoked.reason], [{ kind: 'sub', value: 'agent-9' }, 'left the team']);
   });
 
-  it('refuses an empty --as with a usage error, and issues nothing', async () => {
+  it('refuses an --as that is not a configured operator, and issues or revokes nothing', async () => {
     const before = admin().length;
-    const r = await issue(configPath, 'agent-1', ['--as', ' ']);
-    assert.deepEqual([r.code, r.stdout], [2, '']);
-    assert.match(r.stderr, /--as must not be empty/);
+    const r = await issue(configPath, 'agent-1', ['--as', 'os:root']);
+    assert.deepEqual([r.code, r.stdout], [1, '']);
+    assert.match(r.stderr, /\[ERR_APPROVER_NOT_ALLOWED\] "os:root" is not in approvals.approvers.operators/);
+    const empty = await issue(configPath, 'agent-1', ['--as', '']);
+    assert.deepEqual([empty.code, empty.stdout], [1, '']);
+    assert.match(empty.stderr, /\[ERR_USAGE\]/);
+    const revoke = await runCli(['revoke', '--config', configPath, '--sub', 'agent-1', '--as', 'mallory']);
+    assert.equal(revoke.code, 1);
+    assert.match(revoke.stderr, /\[ERR_APPROVER_NOT_ALLOWED\]/);
     assert.equal(admin().length, before);
+    const still = JSON.parse((await issue(configPath, 'agent-1', ['--json'])).stdout) as { token: string };
+    assert.equal((await init(still.token)).status, 200, 'agent-1 was not revoked');
+  });
+
+  it('refuses what would not fit one log entry before acting: no token, no revocation', async () => {
+    const before = admin().length;
+    const long = 'x'.repeat(70_000);
+    const r = await issue(configPath, 'agent-5', ['--reason', long]);
+    assert.deepEqual([r.code, r.stdout], [2, '']);
+    assert.match(r.stderr, /the token-issued record would be \d+ bytes, over 61440/);
+    const revoke = await runCli(['revoke', '--config', configPath, '--sub', long]);
+    assert.equal(revoke.code, 2);
+    assert.match(revoke.stderr, /the revoked record would be/);
+    assert.equal(admin().length, before);
+    const export_ = await runCli(['audit', 'verify', '--config', configPath]);
+    assert.equal(export_.code, 0, export_.stderr);
   });
 
   it('hands out no token when its issue cannot be recorded', async () => {
@@ -160,10 +186,26 @@ describe('what operators do to identities and keys, in the audit log', () => {
     assert.deepEqual(
       rotations.map((a) => [a.event, (a.principal as { id: string }).id, a.kid, a.retired]),
       [
-        ['token-keys-rotated', 'carol', printed[0]!.kid, printed[0]!.retired],
-        ['attest-keys-rotated', 'carol', printed[1]!.kid, printed[1]!.retired],
+        ['token-keys-rotated', 'operator:carol', printed[0]!.kid, printed[0]!.retired],
+        ['attest-keys-rotated', 'operator:carol', printed[1]!.kid, printed[1]!.retired],
       ],
     );
+  });
+
+  it('rotates a key even when the audit log is down, and says the rotation went unrecorded', async () => {
+    const rotated = await runCli(['keys', 'rotate', '--config', brokenPath]);
+    assert.equal(rotated.code, 1);
+    const { event, kid } = JSON.parse(rotated.stdout) as { event: string; kid: string };
+    assert.equal(event, 'keys-rotated');
+    assert.match(
+      rotated.stderr,
+      /\[ERR_AUDIT_UNAVAILABLE\] token signing key .* is in use: the audit log could not record it/,
+    );
+    const r = await issue(configPath, 'agent-6');
+    const header = JSON.parse(Buffer.from(r.stdout.split('.')[0]!, 'base64url').toString()) as {
+      kid: string;
+    };
+    assert.equal(header.kid, kid, 'the new key signs');
   });
 
   // Closes the gateway: keep it last.
@@ -178,8 +220,8 @@ describe('what operators do to identities and keys, in the audit log', () => {
     const events = admin().map((a) => a.event);
     assert.deepEqual(
       events.filter((e) => e === 'token-issued').length,
-      3,
-      'agent-1, agent-3 and agent-4: nothing for the two refused',
+      5,
+      'agent-1 twice, agent-3, agent-4 and agent-6: nothing for the ones refused',
     );
   });
 });
