@@ -164,6 +164,7 @@ export class Gateway {
     this.protection = dataProtection(loaded);
     this.policy = new PolicyService(loaded.config.policy, loaded.baseDir, {
       log: deps.log,
+      onSetChange: (change) => this.audit.notePolicySet(change),
       now: this.now,
       detect: (args) => this.protection.detect(args),
     });

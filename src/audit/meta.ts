@@ -19,7 +19,7 @@ const byEvent = (r: Rec): unknown => r.event;
  * The `decision` column of each kind of record the stores index by call: a
  * decision's effect, an outcome's status; for the life of an approval,
  * break-glass window, tool pin, credential lease or server pin, and for an
- * operator's act (admin), its `event` (requested, granted, changed, revoked,
+ * operator's act (admin) or a policy set (policy-set), its `event` (requested, granted, changed, revoked,
  * …); for an upstream start, its `result`
  * (started, refused, failed).
  */
@@ -33,6 +33,7 @@ const DECISION_OF: Readonly<Record<string, (r: Rec) => unknown>> = {
   'server-pin': byEvent,
   'upstream-start': (r) => r.result,
   admin: byEvent,
+  'policy-set': byEvent,
 };
 
 /**

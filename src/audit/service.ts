@@ -1,8 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import type { LoadedConfig } from '../config/load.ts';
 import { type Logger, silentLogger } from '../observability/log.ts';
 import { type AuditConfig, auditSchema } from './config.ts';
 import { EgressAggregator, type EgressAttempt } from './egress.ts';
 import { auditSetup, type OpenAudit, openAudit } from './open.ts';
+import type { PolicySetChange } from './policy-set-records.ts';
+import { PolicySetRecords } from './policy-sets.ts';
 import { item } from './records.ts';
 import { type Refusal, RefusalAggregator } from './refusals.ts';
 import type { AppendItem } from './store.ts';
@@ -24,6 +27,7 @@ export class AuditService {
   readonly ready: Promise<OpenAudit>;
   private readonly refusals: RefusalAggregator;
   private readonly egress: EgressAggregator;
+  private readonly policySets: PolicySetRecords;
 
   constructor(open: () => Promise<OpenAudit>, opts: AuditServiceOptions = {}) {
     this.ready = open();
@@ -36,6 +40,7 @@ export class AuditService {
     };
     this.refusals = new RefusalAggregator({ ...shared, ...defaults.refusals, ...opts.refusals });
     this.egress = new EgressAggregator({ ...shared, ...defaults.egress, ...opts.egress });
+    this.policySets = new PolicySetRecords({ ...shared, newId: randomUUID });
   }
 
   static fromConfig(loaded: LoadedConfig, log: Logger, now: () => number = Date.now): AuditService {
@@ -61,6 +66,20 @@ export class AuditService {
   /** Counts a sandboxed upstream's connection, allowed or refused; recorded per interval (see `EgressAggregator`). */
   recordEgress(attempt: EgressAttempt): void {
     this.egress.add(attempt);
+  }
+
+  /** Records a policy set that went live (or a refused reload); decisions wait for it (`policySetsSettled`). */
+  notePolicySet(change: PolicySetChange): void {
+    this.policySets.note(change);
+  }
+
+  /**
+   * Nothing once every policy set noted is durable; else a promise that
+   * settles when they are, or rejects (a decision record must not name a set
+   * the log does not hold).
+   */
+  policySetsSettled(): Promise<void> | undefined {
+    return this.policySets.settled();
   }
 
   /** Writes the refusals and connections counted so far, then closes the log. */

@@ -17,7 +17,8 @@ export interface EntryMeta {
     | 'upstream-start'
     | 'lease'
     | 'egress'
-    | 'admin';
+    | 'admin'
+    | 'policy-set';
   readonly callId: string;
   readonly principal: string;
   readonly tool: string;

@@ -236,15 +236,19 @@ function columnsProblem(e: StoredEntry): Failure | undefined {
 /** Payloads kept beside the log must still be there and hash to what the leaf commits to. */
 async function missingBlob(store: AuditStore, leaf: Buffer): Promise<string | undefined> {
   if (!leaf.includes('"blob":')) return undefined;
-  let ref: unknown;
+  let record: { args?: unknown; policies?: unknown };
   try {
-    ref = (JSON.parse(leaf.toString('utf8')) as { args?: unknown }).args;
+    record = JSON.parse(leaf.toString('utf8')) as typeof record;
   } catch {
     return undefined;
   }
-  const hash = (ref as { blob?: unknown } | null)?.blob;
-  if (typeof hash !== 'string') return undefined;
-  const data = await store.blob(hash);
-  if (!data) return `${hash} is missing`;
-  return createHash('sha256').update(data).digest('hex') === hash ? undefined : `${hash} was changed`;
+  // A decision's oversized arguments; a policy set's texts.
+  for (const ref of [record.args, record.policies]) {
+    const hash = (ref as { blob?: unknown } | null | undefined)?.blob;
+    if (typeof hash !== 'string') continue;
+    const data = await store.blob(hash);
+    if (!data) return `${hash} is missing`;
+    if (createHash('sha256').update(data).digest('hex') !== hash) return `${hash} was changed`;
+  }
+  return undefined;
 }

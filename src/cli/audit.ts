@@ -17,6 +17,7 @@ import { exportTiles } from '../audit/tiles.ts';
 import { verifyLog } from '../audit/verify.ts';
 import { PortcullisError, UsageError } from '../errors.ts';
 import { parseCommandArgs, required } from './args.ts';
+import { policyCommand } from './audit-policy.ts';
 import { replayCommand } from './audit-replay.ts';
 import { auditSetupFromConfig, freshCheckpoint, quiet, withStore } from './audit-store.ts';
 import { USAGE } from './usage.ts';
@@ -51,6 +52,7 @@ export async function auditCommand(args: string[]): Promise<number> {
     export: exportCmd,
     tail,
     replay: replayCommand,
+    policy: policyCommand,
   };
   const command = sub ? commands[sub] : undefined;
   if (!command) throw new UsageError(`audit: unknown or missing command\n${USAGE.audit}`);

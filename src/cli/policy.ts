@@ -161,7 +161,13 @@ async function serviceFor(
   // The config's own detectors, so `context.detected` is what the gateway would put there.
   const protection = loaded ? new DataProtection(loaded.config.protect) : defaultProtection();
   // Loaded once the catalog is known, so the sets validate against the generated schema.
-  return new PolicyService(policy, baseDir, { log, catalog, detect: (args) => protection.detect(args) });
+  return new PolicyService(policy, baseDir, {
+    log,
+    catalog,
+    detect: (args) => protection.detect(args),
+    // The CLI decides for the operator's eyes only: no call is made, nothing is recorded.
+    onSetChange: () => {},
+  });
 }
 
 /** The live upstreams' tools; each stdio upstream is started only if it matches its server pin. */

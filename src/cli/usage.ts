@@ -38,7 +38,8 @@ export const USAGE: Readonly<Record<string, string>> = {
   consistency --old FILE --out DIR          prove the log extends an old checkpoint
   export --tiles DIR                        write the log as c2sp.org/tlog-tiles
   tail [--principal P] [--tool T] [--decision D] [--limit N] [--follow]
-  replay [--session ID] [--principal P] [--since T] [--key VKEY] [--json]`,
+  replay [--session ID] [--principal P] [--since T] [--key VKEY] [--json]
+  policy [--hash sha256:…] [--json]          the policies a decision's policySetHash names, as recorded`,
   'audit verify': `Usage: portcullis audit verify --config FILE [--key VKEY] [--checkpoint FILE]
   recompute the tree and check every checkpoint`,
   'audit checkpoint': `Usage: portcullis audit checkpoint --config FILE
@@ -53,6 +54,10 @@ export const USAGE: Readonly<Record<string, string>> = {
   write the log as c2sp.org/tlog-tiles`,
   'audit tail': `Usage: portcullis audit tail --config FILE [--principal P] [--tool T] [--decision D] [--limit N] [--follow]
   print the newest entries`,
+  'audit policy': `Usage: portcullis audit policy --config FILE [--hash sha256:…] [--json]
+  print the policy set a decision's policySetHash names (the last one that went live without --hash),
+  as the log recorded it when it went live, checked against its entry; exit 1 when the log holds no
+  such set (ERR_NOT_FOUND) or its texts were changed (ERR_AUDIT_TAMPERED)`,
   'audit replay': `Usage: portcullis audit replay --config FILE [--session ID] [--principal P] [--since T]
                              [--key VKEY] [--json]
   print the matching calls in log order, each entry proven against the latest signed checkpoint;

@@ -25,8 +25,21 @@ export interface ListedItem {
   readonly upstream: string;
 }
 
+/**
+ * A set went live (`loaded` at start, `reloaded`), or a reload was refused and
+ * the live set stays (`refused`, with why): what the audit log records.
+ */
+export interface PolicySetChange {
+  readonly event: 'loaded' | 'reloaded' | 'refused';
+  readonly live: PolicySource;
+  readonly shadow?: PolicySource | undefined;
+  readonly problems?: readonly string[] | undefined;
+}
+
 export interface PolicyServiceDeps {
   log: Logger;
+  /** Told of every set that goes live and every refused reload, before any decision is made with it. */
+  onSetChange: (change: PolicySetChange) => void;
   now?: () => number;
   facts?: SessionFacts;
   /** Tool definitions known up front (the CLI lists upstreams before loading policies). */
@@ -57,6 +70,7 @@ export class PolicyService {
   private shadowEngine: PolicyEngine | undefined;
   private watcher: PolicyFileWatcher | undefined;
   private readonly detector: ((args: JsonObject) => DetectedTypes) | undefined;
+  private readonly onSetChange: (change: PolicySetChange) => void;
 
   constructor(cfg: PolicyConfig, baseDir: string, deps: PolicyServiceDeps) {
     this.cfg = cfg;
@@ -66,8 +80,10 @@ export class PolicyService {
     this.facts = deps.facts ?? new MemorySessionFacts(cfg.session);
     this.catalog = deps.catalog ?? new Catalog(cfg);
     this.detector = deps.detect;
+    this.onSetChange = deps.onSetChange;
     this.liveEngine = this.loadOrThrow(cfg.files, 'policy.files');
     if (cfg.shadow.length > 0) this.shadowEngine = this.loadOrThrow(cfg.shadow, 'policy.shadow');
+    this.onSetChange({ event: 'loaded', live: this.liveEngine.source, shadow: this.shadowEngine?.source });
     if (cfg.files.length === 0) this.log.warn('no policy files: every call will be denied', {});
   }
 
@@ -109,6 +125,8 @@ export class PolicyService {
     try {
       const next = this.build(this.cfg.files);
       const shadow = this.cfg.shadow.length > 0 ? this.build(this.cfg.shadow) : undefined;
+      // Told first: the record of the set is on its way before any decision can name it.
+      this.onSetChange({ event: 'reloaded', live: next.source, shadow: shadow?.source });
       this.liveEngine = next;
       this.shadowEngine = shadow;
       this.log.info('policy reloaded', {
@@ -118,6 +136,12 @@ export class PolicyService {
       return { ok: true, hash: next.source.hash };
     } catch (err) {
       const problems = err instanceof PolicyError ? err.problems : [String(err)];
+      this.onSetChange({
+        event: 'refused',
+        live: this.liveEngine.source,
+        shadow: this.shadowEngine?.source,
+        problems,
+      });
       this.log.error('policy reload refused; the previous set stays live', {
         policySetHash: this.liveEngine.source.hash,
         problems,

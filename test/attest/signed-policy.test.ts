@@ -31,7 +31,12 @@ function service(dir: string): PolicyService {
   const cfg = policySchema.parse({ ...SETTINGS, files: ['p.cedar'] });
   const catalog = new Catalog(cfg);
   catalog.updateTools('fs', FS_TOOLS);
-  return new PolicyService(cfg, dir, { log: silentLogger, catalog, now: () => FROZEN_NOW });
+  return new PolicyService(cfg, dir, {
+    onSetChange: () => {},
+    log: silentLogger,
+    catalog,
+    now: () => FROZEN_NOW,
+  });
 }
 
 describe('context.request.signed in policy', () => {

@@ -240,11 +240,11 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         shown.some((e) => e.record.argsHash === argsHash({ text: 'elsewhere' })),
         'both sessions',
       );
-      // Everything the caller did; the gateway's own records (a server pinned on first use) name no caller.
+      // Everything the caller did; the gateway's own records (a server pinned on first use, the policy set) name no caller.
       const callers = f.entries.filter((e) => (e.record.principal as Loose)?.id === 'anonymous');
       const others = f.entries.filter((e) => !callers.includes(e)).map((e) => e.record.type);
       assert.ok(
-        others.every((t) => t === 'server-pin' || t === 'upstream-start'),
+        others.every((t) => t === 'server-pin' || t === 'upstream-start' || t === 'policy-set'),
         others.join(),
       );
       assert.equal(shown.length, callers.length);

@@ -40,6 +40,7 @@ function policyWith(text: string): PolicyService {
   const dir = mkdtempSync(join(tmpdir(), 'pc-bg-policy-'));
   writeFileSync(join(dir, 'p.cedar'), text);
   const svc = new PolicyService(policyConfig({ files: ['p.cedar'], trustAnnotations: ['fs'] }), dir, {
+    onSetChange: () => {},
     log: silentLogger,
     now: () => FROZEN_NOW,
   });

@@ -31,6 +31,7 @@ const COMMAND_WORDS = [
   'audit export',
   'audit tail',
   'audit replay',
+  'audit policy',
   'approvals',
   'breakglass',
   'breakglass open',

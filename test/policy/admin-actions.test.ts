@@ -13,7 +13,7 @@ const held = { id: 'apr_1', tool: 'fs__write_file', principal: 'jwt:carol', requ
 
 function serviceOver(files: string[]): PolicyService {
   const cfg = policyConfig({ files, trustAnnotations: ['fs'] });
-  return new PolicyService(cfg, ROOT, { log, catalog: catalogWith(cfg) });
+  return new PolicyService(cfg, ROOT, { onSetChange: () => {}, log, catalog: catalogWith(cfg) });
 }
 
 function serviceWith(text: string): PolicyService {

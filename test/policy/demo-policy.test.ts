@@ -14,7 +14,7 @@ describe('the demo policy set', () => {
   });
   const catalog = new Catalog(cfg);
   catalog.updateTools('fs', FS_TOOLS);
-  const svc = new PolicyService(cfg, ROOT, { log, catalog });
+  const svc = new PolicyService(cfg, ROOT, { onSetChange: () => {}, log, catalog });
 
   it('lets the demo caller use read tools without a reason', () => {
     const out = evaluateCase(svc, { tool: 'fs__read_text_file', arguments: { path: '/a' } });

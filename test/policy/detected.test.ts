@@ -20,6 +20,7 @@ function serviceWith(text: string, detect?: (args: unknown) => DetectedTypes) {
   writeFileSync(join(dir, 'p.cedar'), text);
   const calls: unknown[] = [];
   const svc = new PolicyService(policyConfig({ files: ['p.cedar'], trustAnnotations: ['fs'] }), dir, {
+    onSetChange: () => {},
     log,
     now: () => FROZEN_NOW,
     ...(detect

@@ -126,7 +126,12 @@ function gatewayPolicy(dir: string): PolicyService {
   const cfg = policySchema.parse({ ...SETTINGS, files: ['p.cedar'] });
   const catalog = new Catalog(cfg);
   catalog.updateTools('fs', TOOLS);
-  return new PolicyService(cfg, dir, { log: silentLogger, catalog, now: () => FROZEN_NOW });
+  return new PolicyService(cfg, dir, {
+    onSetChange: () => {},
+    log: silentLogger,
+    catalog,
+    now: () => FROZEN_NOW,
+  });
 }
 
 /** The case's history, lived through the gateway: the calls it names were made and allowed. */

@@ -136,6 +136,7 @@ function serviceWith(text: string, extra: Record<string, unknown> = {}) {
     policyConfig({ files: ['p.cedar'], trustAnnotations: ['fs'], ...extra }),
     dir,
     {
+      onSetChange: () => {},
       log,
       now: () => now,
     },
@@ -292,6 +293,7 @@ describe('discovery, shadow and reload', () => {
     writeFileSync(join(dir, 'live.cedar'), '@id("p") permit(principal, action, resource);');
     writeFileSync(join(dir, 'cand.cedar'), '@id("none") forbid(principal, action, resource);');
     const svc = new PolicyService(policyConfig({ files: ['live.cedar'], shadow: ['cand.cedar'] }), dir, {
+      onSetChange: () => {},
       log,
     });
     svc.catalog.updateTools('fs', FS_TOOLS);
@@ -340,6 +342,7 @@ describe('hot reload', () => {
       reloaded = r;
     });
     const svc = new PolicyService(policyConfig({ files: ['p.cedar'], watch: true }), dir, {
+      onSetChange: () => {},
       log: { ...log, info: (msg: string) => msg === 'policy reloaded' && reloaded() },
     });
     svc.catalog.updateTools('fs', FS_TOOLS);

@@ -32,7 +32,10 @@ async function awaitAlive<T>(p: Promise<T>): Promise<T> {
 
 function watched(dir: string, file: string) {
   const { log, next } = signallingLog();
-  const svc = new PolicyService(policyConfig({ files: [file], watch: true }), dir, { log });
+  const svc = new PolicyService(policyConfig({ files: [file], watch: true }), dir, {
+    onSetChange: () => {},
+    log,
+  });
   svc.catalog.updateTools('fs', FS_TOOLS);
   svc.watch();
   const effect = () => svc.decide(facts(svc.catalog, 'fs__read_text_file', { input: { path: '/a' } })).effect;

@@ -16,6 +16,7 @@ function policyWith(text: string): PolicyService {
   const dir = mkdtempSync(join(tmpdir(), 'pc-stages-'));
   writeFileSync(join(dir, 'p.cedar'), text);
   const svc = new PolicyService(policyConfig({ files: ['p.cedar'], trustAnnotations: ['fs'] }), dir, {
+    onSetChange: () => {},
     log,
     now: () => FROZEN_NOW,
   });

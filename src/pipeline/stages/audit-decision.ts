@@ -27,6 +27,9 @@ export function auditDecisionStage(
       const actedOn = actsOnDecision(ctx);
       try {
         const open = await audit.ready;
+        // The policy set the decision names is in the log first (nothing to wait for unless it just changed).
+        const sets = audit.policySetsSettled();
+        if (sets) await sets;
         const record = decisionRecord(ctx, {
           hmacKey: open.hmacKey,
           clearArguments: open.clearArguments,

@@ -23,6 +23,8 @@ export function auditOutcomeStage(audit: AuditService, now: () => number = Date.
         if (index === null) {
           // Best effort: a call whose arguments cannot even be canonicalised still gets its outcome.
           index = await Promise.resolve()
+            // Never ahead of the record of the policy set it names.
+            .then(() => audit.policySetsSettled())
             .then(() => open.log.append(decisionRecord(ctx, opts)))
             .catch(() => null);
         }
