@@ -278,6 +278,7 @@ export class Gateway {
         honouredLater: HONOURED_AFTER_APPROVAL,
         now: this.now,
         journal: (record) => this.audit.append(record),
+        policySetsSettled: () => this.audit.policySetsSettled(),
       }),
       // Again after any wait: a token that expired or was revoked meanwhile stops the call here.
       reidentify,

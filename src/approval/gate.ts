@@ -17,7 +17,7 @@ export interface HoldOptions {
    * with the approval and throws to refuse it (the grant then stays unused).
    * What it returns is recorded with the consumption.
    */
-  readonly beforeUse: (a: Approval) => Record<string, unknown>;
+  readonly beforeUse: (a: Approval) => Record<string, unknown> | Promise<Record<string, unknown>>;
 }
 
 /**
@@ -38,7 +38,7 @@ export async function holdForApproval(
     let a = await approvals.open(call);
     if (a.status === 'pending') a = await wait(approvals, held, call, a, opts);
     if (a.status === 'granted') {
-      const decided = opts.beforeUse(a);
+      const decided = await opts.beforeUse(a);
       if (await approvals.consume(a, { callId: call.callId, session: call.session }, decided)) return a;
       continue;
     }

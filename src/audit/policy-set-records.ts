@@ -1,5 +1,5 @@
 import { canonicalize } from './jcs.ts';
-import { item, MAX_LEAF, sha256hex } from './records.ts';
+import { item, sha256hex } from './records.ts';
 import type { AppendItem } from './store.ts';
 
 /** A policy set as loaded: what names its version (`hash`), where it came from, and every policy's id and text. */
@@ -74,10 +74,22 @@ export function policySetItem(change: PolicySetChange, time: number, id: string)
     ...summary(change.live),
     ...(change.shadow ? { shadow: summary(change.shadow) } : {}),
     policies: { blob: hash, bytes: data.length },
-    // Problems name files and lines; bounded so a refused set of any size still fits a leaf.
-    ...(change.problems ? { problems: change.problems.slice(0, 50).map((p) => p.slice(0, 500)) } : {}),
+    ...(change.problems ? { problems: boundedProblems(change.problems) } : {}),
   };
-  const appended = item(record, [{ hash, data }]);
-  if (appended.leaf.length > MAX_LEAF) throw new Error('policy-set record too large');
-  return appended;
+  return item(record, [{ hash, data }]);
 }
+
+/**
+ * Problems name files, lines and the policies' own text: at most 20 of at most
+ * 300 characters, whole characters only, so a refused set of any size or
+ * script still makes a record (at most 20 × 300 × 6 bytes escaped, far under
+ * MAX_LEAF) and a refused reload can never block the log.
+ */
+function boundedProblems(problems: readonly string[]): string[] {
+  const cut = (p: string) => (p.length > PROBLEM_CHARS ? `${p.slice(0, PROBLEM_CHARS)}…` : p).toWellFormed();
+  const kept = problems.slice(0, MAX_PROBLEMS).map(cut);
+  return problems.length > MAX_PROBLEMS ? [...kept, `and ${problems.length - MAX_PROBLEMS} more`] : kept;
+}
+
+const MAX_PROBLEMS = 20;
+const PROBLEM_CHARS = 300;

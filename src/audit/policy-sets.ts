@@ -18,16 +18,22 @@ export interface PolicySetRecordsOptions {
  */
 export class PolicySetRecords {
   readonly #opts: PolicySetRecordsOptions;
-  /** Changes not yet durable, oldest first, each with the time it happened. */
-  readonly #unrecorded: { change: PolicySetChange; time: number; id: string }[] = [];
+  /** Records not yet durable, oldest first, with the set each names (for the log line). */
+  readonly #unrecorded: { item: AppendItem; change: PolicySetChange }[] = [];
   #writing: Promise<void> | undefined;
 
   constructor(opts: PolicySetRecordsOptions) {
     this.#opts = opts;
   }
 
+  /**
+   * Made here, before the set goes live: a set whose record cannot even be
+   * made throws (a reload is then refused; a start stops), and a retry only
+   * writes again.
+   */
   note(change: PolicySetChange): void {
-    this.#unrecorded.push({ change, time: this.#opts.now(), id: this.#opts.newId() });
+    const item = policySetItem(change, this.#opts.now(), this.#opts.newId());
+    this.#unrecorded.push({ item, change });
     this.settled()?.catch((err) =>
       this.#opts.log.error('AUDIT: policy set not recorded yet; decisions are denied until it is', {
         policySetHash: change.live.hash,
@@ -49,8 +55,7 @@ export class PolicySetRecords {
 
   async #writeAll(): Promise<void> {
     while (this.#unrecorded.length > 0) {
-      const next = this.#unrecorded[0]!;
-      await this.#opts.write(policySetItem(next.change, next.time, next.id));
+      await this.#opts.write(this.#unrecorded[0]!.item);
       this.#unrecorded.shift();
     }
   }

@@ -1,15 +1,22 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { openAudit } from '../../src/audit/open.ts';
-import type { PolicySetChange, PolicySetSnapshot } from '../../src/audit/policy-set-records.ts';
+import { findPolicySet } from '../../src/audit/policy-set-lookup.ts';
+import {
+  type PolicySetChange,
+  type PolicySetSnapshot,
+  policySetItem,
+} from '../../src/audit/policy-set-records.ts';
 import { PolicySetRecords } from '../../src/audit/policy-sets.ts';
+import { MAX_LEAF } from '../../src/audit/records.ts';
 import { AuditService } from '../../src/audit/service.ts';
 import type { AppendItem } from '../../src/audit/store.ts';
 import { SqliteAuditStore } from '../../src/audit/store-sqlite.ts';
 import { silentLogger } from '../../src/observability/log.ts';
 import { auditDecisionStage } from '../../src/pipeline/stages/audit-decision.ts';
 import { testCallContext } from '../helpers.ts';
-import { auditFixture } from './helpers.ts';
+import { auditFixture, itemOf, openTestLog } from './helpers.ts';
 
 const snapshot = (hash: string): PolicySetSnapshot => ({
   hash,
@@ -94,21 +101,33 @@ describe('the policy-set records', () => {
   });
 });
 
+describe('the record of a refused reload', () => {
+  it('fits one entry and is whole text, however many problems in whatever script', () => {
+    const problems = Array.from({ length: 500 }, (_, i) => `${i}: ${'😀'.repeat(2000)} 書 \u0001`);
+    const item = policySetItem({ ...change('sha256:a', 'refused'), problems }, 1, 'id');
+    assert.ok(item.leaf.length < MAX_LEAF, `${item.leaf.length} bytes`);
+    const kept = JSON.parse(item.leaf.toString()).problems as string[];
+    assert.equal(kept.length, 21);
+    assert.equal(kept.at(-1), 'and 480 more');
+    assert.ok(kept.every((p) => p.isWellFormed()));
+  });
+});
+
 describe('a decision naming a policy set the log does not hold yet', () => {
   it('is denied with ERR_AUDIT_UNAVAILABLE, and recorded after the set once the set is written', async () => {
     const f = auditFixture('sqlite');
-    const audit = new AuditService(() => openAudit(f.setup, silentLogger));
-    // The write begun when the set is noted, and the one the first call tries again.
-    let failures = 2;
-    const flaky: PolicySetSnapshot = {
-      hash: 'sha256:flaky',
-      files: [],
-      get policies() {
-        if (failures-- > 0) throw new Error('the set could not be read');
-        return [];
-      },
-    };
-    audit.notePolicySet({ event: 'loaded', live: flaky });
+    // Its writes fail (a disk that filled) until the test lets them through.
+    let failing = true;
+    const audit = new AuditService(async () => {
+      const open = await openAudit(f.setup, silentLogger);
+      const append = open.log.append.bind(open.log);
+      open.log.append = (item, ...rest) =>
+        item.meta.kind === 'policy-set' && failing
+          ? Promise.reject(new Error('disk full'))
+          : append(item, ...rest);
+      return open;
+    });
+    audit.notePolicySet(change('sha256:flaky', 'loaded'));
     const call = () =>
       testCallContext({
         request: {
@@ -120,6 +139,7 @@ describe('a decision naming a policy set the log does not hold yet', () => {
       });
     const stage = auditDecisionStage(audit);
     await assert.rejects(async () => stage.run(call()), { code: 'ERR_AUDIT_UNAVAILABLE' });
+    failing = false;
     const ctx = call();
     await stage.run(ctx);
     await ctx.decisionCommit;
@@ -130,5 +150,31 @@ describe('a decision naming a policy set the log does not hold yet', () => {
     );
     await store.close();
     assert.deepEqual(types, ['policy-set', 'decision'], 'no decision of the denied call, the set first');
+  });
+});
+
+describe('looking up a policy set in the log', () => {
+  it('reads texts shaped otherwise than a policy set as tampering, never as a crash', async () => {
+    const f = auditFixture('sqlite');
+    const { store, log } = await openTestLog(f.setup);
+    try {
+      for (const data of ['null', '{"live":{"files":[],"policies":5}}', 'not json']) {
+        const bytes = Buffer.from(data);
+        const hash = createHash('sha256').update(bytes).digest('hex');
+        const record = JSON.parse(policySetItem(change(`sha256:${data}`, 'loaded'), 1, 'id').leaf.toString());
+        await log.append({
+          ...itemOf({ ...record, policies: { blob: hash, bytes: bytes.length } }),
+          blobs: [{ hash, data: bytes }],
+        });
+        await assert.rejects(findPolicySet(store, `sha256:${data}`), (err: Error & { code: string }) => {
+          assert.equal(err.code, 'ERR_AUDIT_TAMPERED');
+          assert.match(err.message, /are not a policy set/);
+          return true;
+        });
+      }
+      await assert.rejects(findPolicySet(store, 'sha256:none'), { code: 'ERR_NOT_FOUND' });
+    } finally {
+      await log.close();
+    }
   });
 });

@@ -128,6 +128,16 @@ function heldCall(client: Client, name: string, args: Record<string, unknown>) {
 
 const cli = (s: Setup, ...args: string[]) => runCli(['approvals', ...args, '--config', s.configPath]);
 
+function auditLeaves(s: Setup): Record<string, unknown>[] {
+  const db = new DatabaseSync(join(s.dir, 'audit.db'), { readOnly: true });
+  try {
+    const rows = db.prepare('SELECT leaf FROM audit_entries ORDER BY idx').all();
+    return rows.map((r) => JSON.parse(Buffer.from((r as { leaf: Uint8Array }).leaf).toString('utf8')));
+  } finally {
+    db.close();
+  }
+}
+
 function auditEvents(s: Setup): string[] {
   const db = new DatabaseSync(join(s.dir, 'audit.db'), { readOnly: true });
   try {
@@ -157,6 +167,15 @@ describe('a write held for approval, approved through the CLI (SDK client, real 
     assert.match(textOf(await result), /Successfully wrote/);
     assert.equal(readFileSync(path, 'utf8'), 'approved content');
     assert.deepEqual(auditEvents(s).slice(-3), ['requested', 'granted', 'consumed']);
+    // Decided again when the grant was used: the record names the set, which the log holds before it.
+    const leaves = auditLeaves(s);
+    const used = leaves.findIndex(
+      (r) => r.type === 'approval' && r.event === 'consumed' && r.approvalId === id,
+    );
+    const hash = (leaves[used]!.redecision as { policySetHash: string }).policySetHash;
+    assert.match(hash, /^sha256:[0-9a-f]{64}$/);
+    const set = leaves.findIndex((r) => r.type === 'policy-set' && r.policySetHash === hash);
+    assert.ok(set >= 0 && set < used, `the set at ${set}, the use at ${used}`);
   });
 
   it('a second identical call after an approval was used waits for an approval of its own', async () => {

@@ -24,6 +24,8 @@ export interface ApprovalStageDeps {
   readonly now: () => number;
   /** Where a user's confirmation is recorded (the audit log); the call waits until it is durable. */
   readonly journal: Journal;
+  /** Nothing, or a wait until the policy set the call is decided again by is in the log (`AuditService.policySetsSettled`). */
+  readonly policySetsSettled: () => Promise<void> | undefined;
 }
 
 /**
@@ -90,8 +92,16 @@ function toApprove(ctx: CallContext, call: CallInput) {
   };
 }
 
-/** The call decided again, now with its approval granted; throws the refusal when that decision does not allow it. */
-function decideApproved(deps: ApprovalStageDeps, ctx: CallContext, call: CallInput): Record<string, unknown> {
+/**
+ * The call decided again, now with its approval granted, by the set live now
+ * (which the record names, once that set is in the log); throws the refusal
+ * when that decision does not allow it.
+ */
+async function decideApproved(
+  deps: ApprovalStageDeps,
+  ctx: CallContext,
+  call: CallInput,
+): Promise<Record<string, unknown>> {
   const target =
     call.target.kind === 'tool' ? { kind: 'tool' as const, name: call.target.tool.name } : call.target;
   const query: CallQuery = {
@@ -108,11 +118,20 @@ function decideApproved(deps: ApprovalStageDeps, ctx: CallContext, call: CallInp
   }
   const refusal = refusalOf(deps.policy, query, outcome, deps.honouredLater);
   if (refusal) throw refusal;
-  return { redecision: summary(ctx.decision) };
+  const redecision = summary(ctx.decision);
+  await deps.policySetsSettled();
+  return { redecision };
 }
 
 const summary = (d: Decision | undefined) =>
-  d ? { effect: d.effect, determiningPolicies: d.determiningPolicies, obligations: d.obligations } : null;
+  d
+    ? {
+        effect: d.effect,
+        determiningPolicies: d.determiningPolicies,
+        obligations: d.obligations,
+        policySetHash: d.policySetHash,
+      }
+    : null;
 
 /** Progress on the open request when the client asked for it; an SSE comment otherwise. */
 function keepAlive(ctx: CallContext, approvalId: string, waitedMs: number): void {
