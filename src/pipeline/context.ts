@@ -5,6 +5,7 @@ import type { JsonRpcRequest, JsonRpcResponse } from '../jsonrpc.ts';
 import type { Injection } from '../pinning/results.ts';
 import type { CallInput, ListenInput } from '../policy/call-input.ts';
 import type { Decision } from '../policy/decision.ts';
+import type { PolicyEngine } from '../policy/engine/engine.ts';
 import type { MaskOutcome } from '../protect/service.ts';
 import type { ListMethod } from '../protocol/methods.ts';
 import type { DownstreamSession } from '../session.ts';
@@ -52,6 +53,11 @@ export interface CallContext {
   requestSigned?: boolean;
   /** The authorization decision for this call (policy stage). */
   decision?: Decision;
+  /**
+   * The policy set a gateway list is filtered by (authorize stage): the one its
+   * decision record names, even if a reload came before the list was answered.
+   */
+  listPolicy?: PolicyEngine;
   /** Index of this call's decision record in the audit log, once committed (audit-decision stage, for the outcome record). */
   decisionIndex?: number;
   /**

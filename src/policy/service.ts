@@ -186,6 +186,8 @@ export class PolicyService {
     method: string,
     items: readonly ListedItem[],
     network?: NetworkFacts,
+    /** The set the list was authorized by (its decision record names it); the live one if none. */
+    engine: PolicyEngine = this.liveEngine,
   ): JsonObject[] {
     const now = this.now();
     return items
@@ -193,7 +195,7 @@ export class PolicyService {
         const target = listedTarget(this.catalog, method, item, upstream);
         if (!target) return false;
         const facts = this.facts.snapshot(principal.id, targetName(target), now);
-        return this.liveEngine.mayUse(
+        return engine.mayUse(
           toCedar(this.baseFacts(principal, methodFor(method), target, facts, now, network)),
         );
       })

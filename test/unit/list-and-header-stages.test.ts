@@ -54,6 +54,33 @@ describe('the filter-list stage', () => {
     assert.deepEqual(names(ctx), ['fs__write_file']);
   });
 
+  it('filters by the policy set the list was authorized by, when a reload came in between', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pc-stages-'));
+    const file = join(dir, 'p.cedar');
+    writeFileSync(
+      file,
+      '@id("r") permit(principal, action == Action::"tools/call:fs__read_text_file", resource);',
+    );
+    const svc = new PolicyService(policyConfig({ files: ['p.cedar'], trustAnnotations: ['fs'] }), dir, {
+      onSetChange: () => {},
+      log,
+      now: () => FROZEN_NOW,
+    });
+    svc.learnTools(FS_TOOLS.map((item) => ({ item, upstream: 'fs' })));
+    const ctx = listCall(alice);
+    ctx.listPolicy = svc.live;
+    writeFileSync(
+      file,
+      '@id("w") permit(principal, action == Action::"tools/call:fs__write_file", resource);',
+    );
+    assert.equal(svc.reload().ok, true);
+    await filterListStage(svc).run(ctx);
+    assert.deepEqual(names(ctx), ['fs__read_text_file'], 'the set its decision record names');
+    const later = listCall(alice);
+    await filterListStage(svc).run(later);
+    assert.deepEqual(names(later), ['fs__write_file'], 'a list authorized after the reload');
+  });
+
   it('fails a list closed when no stage filters it: the call ends with ERR_INTERNAL, nothing listed goes out', async () => {
     const forwardOnly = {
       name: 'forward',

@@ -30,7 +30,8 @@ export function authorizeStage(policy: PolicyService, honoured: Honoured, breakG
       const route = ctx.route;
       if (!route) throw new Error('authorize without a route');
       if (route.kind === 'gateway') {
-        ctx.decision = { ...PROTOCOL, policySetHash: policy.live.source.hash };
+        ctx.listPolicy = policy.live;
+        ctx.decision = { ...PROTOCOL, policySetHash: ctx.listPolicy.source.hash };
         const listen = ctx.listenInput;
         if (listen && listen.resources.length > 0) ctx.decision = authorizeListen(policy, ctx, listen);
         return;

@@ -26,7 +26,13 @@ export function filterListStage(policy: PolicyService): Stage {
           : listed.items.filter(({ item }) =>
               allowsListed(allowed, listed.method, listedId(listed.method, item)),
             );
-      const items = policy.filterList(ctx.principal, listed.method, visible, networkOf(ctx.session));
+      const items = policy.filterList(
+        ctx.principal,
+        listed.method,
+        visible,
+        networkOf(ctx.session),
+        ctx.listPolicy,
+      );
       ctx.response = resultResponse(ctx.request.id, eraResult(ctx, listResult(listed.method, items)));
     },
   };
