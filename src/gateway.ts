@@ -27,6 +27,7 @@ import {
 } from './jsonrpc.ts';
 import type { Logger } from './observability/log.ts';
 import { Metrics } from './observability/metrics.ts';
+import { failingChecks } from './observability/readiness.ts';
 import { PinEvents } from './pinning/events.ts';
 import { PinStore } from './pinning/pins.ts';
 import { ToolPins, upstreamPinning } from './pinning/tool-pins.ts';
@@ -419,6 +420,20 @@ export class Gateway {
       });
     }
     return { response: ctx.response!, ...(ctx.error ? { error: ctx.error } : {}) };
+  }
+
+  /**
+   * The parts without which every call is denied that fail now (the admin
+   * listener's /readyz): the audit log, the record of the live policy set,
+   * and, where callers present credentials, the revocation store.
+   */
+  readiness(): Promise<string[]> {
+    const checks: Record<string, () => Promise<unknown>> = {
+      audit: () => this.audit.probe(),
+      'policy-set': async () => this.audit.policySetsSettled(),
+    };
+    if (this.identity.mode !== 'none') checks.revocations = () => this.identity.revocations().sync();
+    return failingChecks(checks, this.log);
   }
 
   /** Expiry and revocation of a caller, again (an open gateway has no credential to check). */

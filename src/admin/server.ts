@@ -50,6 +50,7 @@ export async function startAdminListener(
     if (path === '/approvals' || path.startsWith('/approvals/')) return void approvals.handle(req, res, url);
     if (req.method !== 'GET') return send(res, 405, 'text/plain', 'Method not allowed\n');
     if (path === '/healthz') return send(res, 200, 'application/json', JSON.stringify({ status: 'ok' }));
+    if (path === '/readyz') return void ready(gateway, res);
     if (path === '/metrics') return send(res, 200, 'text/plain; version=0.0.4', gateway.metrics.render());
     if (path === '/status') {
       const body = { upstreams: gateway.pool.names, stages: gateway.pipeline.stages.map((s) => s.name) };
@@ -69,6 +70,13 @@ export async function startAdminListener(
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
+}
+
+/** 200 when calls can be served; 503 naming the failing parts when every call would be denied (why is in the log). */
+async function ready(gateway: Gateway, res: http.ServerResponse): Promise<void> {
+  const failing = await gateway.readiness();
+  if (failing.length === 0) return send(res, 200, 'application/json', JSON.stringify({ status: 'ready' }));
+  send(res, 503, 'application/json', JSON.stringify({ status: 'not-ready', failing }));
 }
 
 function send(res: http.ServerResponse, status: number, type: string, body: string): void {

@@ -120,6 +120,22 @@ export class AuditLog {
     return this.stable(index);
   }
 
+  /**
+   * Rejects when an append would fail now (the readiness probe): the log is
+   * closed or broken, its file is gone, or its store does not answer a read.
+   */
+  async probe(): Promise<void> {
+    if (this.closed) throw new AuditError('ERR_AUDIT_UNAVAILABLE', 'audit log is closed');
+    try {
+      this.store.assertSameFile?.();
+    } catch (err) {
+      if (err instanceof AuditError && err.code === 'ERR_AUDIT_STORE_LOST') this.lost(err);
+      throw err;
+    }
+    if (this.broken) throw new AuditError('ERR_AUDIT_UNAVAILABLE', `audit log is broken: ${this.broken}`);
+    await this.store.head();
+  }
+
   /** Whether entry `index` (and every entry before it) is known on stable storage. */
   isStable(index: number): boolean {
     return this.storage.isStable(index);

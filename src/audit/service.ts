@@ -82,6 +82,11 @@ export class AuditService {
     return this.policySets.settled();
   }
 
+  /** Rejects when a record could not be appended now (the readiness probe; see `AuditLog.probe`). */
+  async probe(): Promise<void> {
+    await (await this.ready).log.probe();
+  }
+
   /** Writes the refusals and connections counted so far, then closes the log. */
   async close(): Promise<void> {
     await Promise.all([this.refusals.close(), this.egress.close()]);

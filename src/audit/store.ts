@@ -103,6 +103,8 @@ export interface AuditStore {
    * cannot take). A store opened to sync each commit has nothing left to do.
    */
   sync(): Promise<void>;
+  /** Throws ERR_AUDIT_STORE_LOST when the file behind the store was deleted or replaced (stores kept in a file). */
+  assertSameFile?(): void;
   close(): Promise<void>;
 }
 
