@@ -175,7 +175,7 @@ function humanSummary(info: {
     `  MCP endpoint : ${info.mcpUrl}`,
     `  token        : ${info.token}`,
     `                 (1 h; tools: ${DEMO_TOOLS.join(', ')}; more: portcullis token issue)`,
-    `  admin        : ${info.adminUrl ?? '(disabled)'}  (/healthz, /metrics, /status)`,
+    `  admin        : ${info.adminUrl ?? '(disabled)'}  (/healthz, /readyz, /metrics, /status)`,
     `  config       : ${info.config}`,
     `  sandbox      : ${info.sandbox}`,
     `  audit log    : ${info.auditLog}`,
