@@ -29,7 +29,9 @@ export const USAGE: Readonly<Record<string, string>> = {
   mint a gateway token naming the tools, prompts and resources (URI patterns) it may use;
   printed only once its issue is recorded in the audit log (as NAME, else as the account run as)`,
   revoke: `Usage: portcullis revoke --config FILE --jti X | --sub S | --workload ID [--reason TEXT] [--as NAME]
-  refuse those tokens from the next call on, then record it in the audit log (exit 1 when it could not be)`,
+       portcullis revoke --config FILE --list [--json]
+  refuse those tokens from the next call on, then record it in the audit log (exit 1 when it could not be);
+  --list prints every revocation, oldest first (time, kind, value, reason)`,
   audit: `Usage: portcullis audit <command> --config FILE [options]
   verify [--key VKEY] [--checkpoint FILE]   recompute the tree, check every checkpoint
   checkpoint                                sign the current head if it grew; print the latest checkpoint

@@ -122,6 +122,28 @@ describe('what operators do to identities and keys, in the audit log', () => {
     assert.deepEqual([revoked.revoked, revoked.reason], [{ kind: 'sub', value: 'agent-9' }, 'left the team']);
   });
 
+  it('lists what is revoked, oldest first, as text or JSON', async () => {
+    const text = await runCli(['revoke', '--config', configPath, '--list']);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^\d{4}-\d\d-\d\dT[\d:.]+Z {2}sub {2}"agent-9" {2}left the team$/m);
+    const json = await runCli(['revoke', '--config', configPath, '--list', '--json']);
+    const rows = json.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; value: string; revokedAt: number; reason?: string });
+    const agent9 = rows.find((r) => r.value === 'agent-9');
+    assert.deepEqual(
+      [agent9?.kind, agent9?.reason, typeof agent9?.revokedAt],
+      ['sub', 'left the team', 'number'],
+    );
+    const times = rows.map((r) => r.revokedAt);
+    assert.deepEqual(
+      times,
+      [...times].sort((a, b) => a - b),
+      'oldest first',
+    );
+  });
+
   it('refuses an --as that is not a configured operator, and issues or revokes nothing', async () => {
     const before = admin().length;
     const r = await issue(configPath, 'agent-1', ['--as', 'os:root']);
