@@ -27,7 +27,7 @@ import {
 } from './jsonrpc.ts';
 import type { Logger } from './observability/log.ts';
 import { Metrics } from './observability/metrics.ts';
-import { failingChecks } from './observability/readiness.ts';
+import { Readiness } from './observability/readiness.ts';
 import { PinEvents } from './pinning/events.ts';
 import { PinStore } from './pinning/pins.ts';
 import { ToolPins, upstreamPinning } from './pinning/tool-pins.ts';
@@ -137,6 +137,7 @@ export class Gateway {
   /** Signs results (`attest.results`) with the newest key; null when off. Its keys are published in the JWKS. */
   readonly resultSigner: ResultSigner | null;
   private readonly sweeper: NodeJS.Timeout;
+  private readonly ready: Readiness;
   /** Database roles minted for each instance of a postgres-role upstream, leased through `credentials`. */
   private readonly instanceCredentials: ReadonlyMap<string, InstanceCredentials>;
   /** Every call in the pipeline, so a shutdown can let the held ones answer before the listeners close. */
@@ -223,6 +224,12 @@ export class Gateway {
     });
     this.breakGlass.start();
     this.pins = this.toolPins(loaded, deps.log);
+    const checks: Record<string, () => Promise<unknown>> = {
+      audit: () => this.audit.probe(),
+      'policy-set': async () => this.audit.policySetsSettled(),
+    };
+    if (this.identity.mode !== 'none') checks.revocations = () => this.identity.revocations().sync();
+    this.ready = new Readiness({ checks, log: deps.log, now: this.now });
     this.sweeper = setInterval(() => {
       this.approvals.sweep().catch((err) => deps.log.warn('approval sweep failed', { err: String(err) }));
       this.credentials.sweep().catch((err) => deps.log.warn('lease sweep failed', { err: String(err) }));
@@ -428,12 +435,12 @@ export class Gateway {
    * and, where callers present credentials, the revocation store.
    */
   readiness(): Promise<string[]> {
-    const checks: Record<string, () => Promise<unknown>> = {
-      audit: () => this.audit.probe(),
-      'policy-set': async () => this.audit.policySetsSettled(),
-    };
-    if (this.identity.mode !== 'none') checks.revocations = () => this.identity.revocations().sync();
-    return failingChecks(checks, this.log);
+    return this.ready.failing();
+  }
+
+  /** Whether the gateway needs a restart to serve again (the admin listener's /healthz): its audit log broke. */
+  needsRestart(): boolean {
+    return this.audit.needsRestart();
   }
 
   /** Expiry and revocation of a caller, again (an open gateway has no credential to check). */

@@ -49,7 +49,17 @@ export async function startAdminListener(
     const path = url.pathname;
     if (path === '/approvals' || path.startsWith('/approvals/')) return void approvals.handle(req, res, url);
     if (req.method !== 'GET') return send(res, 405, 'text/plain', 'Method not allowed\n');
-    if (path === '/healthz') return send(res, 200, 'application/json', JSON.stringify({ status: 'ok' }));
+    if (path === '/healthz') {
+      // A broken audit log refuses every call until the gateway restarts: say so to whoever restarts it.
+      if (gateway.needsRestart())
+        return send(
+          res,
+          503,
+          'application/json',
+          JSON.stringify({ status: 'restart-needed', failing: ['audit'] }),
+        );
+      return send(res, 200, 'application/json', JSON.stringify({ status: 'ok' }));
+    }
     if (path === '/readyz') return void ready(gateway, res);
     if (path === '/metrics') return send(res, 200, 'text/plain; version=0.0.4', gateway.metrics.render());
     if (path === '/status') {

@@ -56,7 +56,11 @@ export class AuditLog {
   private leaves: Buffer[] | undefined;
   private readonly witnessSizes = new Map<string, number>();
   /** Set when the stored log stopped extending the last signed checkpoint. */
-  private broken: string | undefined;
+  /** Why the log refuses every append until restarted, once it does. */
+  get broken(): string | undefined {
+    return this.#broken;
+  }
+  #broken: string | undefined;
   private readonly storage: StableStorage;
 
   constructor(store: AuditStore, opts: AuditLogOptions) {
@@ -213,14 +217,14 @@ export class AuditLog {
 
   /** After a failed fsync the kernel may have dropped the pages: nothing since is known kept, so nothing more is accepted. */
   private syncFailed(err: unknown): void {
-    this.broken ??= `flush to stable storage failed: ${String(err)}`;
+    this.#broken ??= `flush to stable storage failed: ${String(err)}`;
     this.opts.log.error('AUDIT FLUSH FAILED: refusing further appends until restarted', { err: String(err) });
   }
 
   /** The file behind the store is gone: nothing written from now on would be kept, so nothing is accepted. */
   private lost(err: AuditError): void {
     if (this.broken) return;
-    this.broken = err.message;
+    this.#broken = err.message;
     this.opts.log.error('AUDIT LOG FILE DELETED OR REPLACED: refusing further appends until restarted', {
       reason: err.message,
       ...err.detail,
@@ -275,7 +279,7 @@ export class AuditLog {
     }
     if (next.size !== head.size || !next.root().equals(head.root)) {
       // The stored log no longer extends what was signed: stop recording (and so stop serving) until someone looks.
-      this.broken = `tree of size ${head.size} does not extend checkpoint ${signed.size}`;
+      this.#broken = `tree of size ${head.size} does not extend checkpoint ${signed.size}`;
       this.opts.log.error('AUDIT LOG TAMPERED OR CORRUPT: refusing further appends', { reason: this.broken });
       throw new AuditError(
         'ERR_AUDIT_INCONSISTENT',

@@ -28,10 +28,17 @@ export class AuditService {
   private readonly refusals: RefusalAggregator;
   private readonly egress: EgressAggregator;
   private readonly policySets: PolicySetRecords;
+  /** The log once open, for what must be answered without waiting (liveness). */
+  private opened: OpenAudit | undefined;
 
   constructor(open: () => Promise<OpenAudit>, opts: AuditServiceOptions = {}) {
     this.ready = open();
-    this.ready.catch(() => {});
+    this.ready.then(
+      (opened) => {
+        this.opened = opened;
+      },
+      () => {},
+    );
     const defaults = auditSchema.parse({});
     const shared = {
       now: opts.now ?? Date.now,
@@ -80,6 +87,11 @@ export class AuditService {
    */
   policySetsSettled(): Promise<void> | undefined {
     return this.policySets.settled();
+  }
+
+  /** Whether the log refuses every append until the gateway restarts (a failed flush, a lost file). */
+  needsRestart(): boolean {
+    return this.opened?.log.broken !== undefined;
   }
 
   /** Rejects when a record could not be appended now (the readiness probe; see `AuditLog.probe`). */

@@ -32,3 +32,45 @@ export async function failingChecks(
   );
   return failing.sort();
 }
+
+export interface ReadinessOptions {
+  readonly checks: Readonly<Record<string, () => Promise<unknown>>>;
+  readonly log: Logger;
+  readonly now: () => number;
+  /** How long an answer is reused: probes, which need no credential, never run the checks more often. */
+  readonly reuseMs?: number;
+  readonly timeoutMs?: number;
+}
+
+/**
+ * The readiness of one gateway, shared: probes that arrive while the checks run
+ * get the same answer, and for `reuseMs` after it, so a flood of probes costs
+ * the stores one round of checks, not one each.
+ */
+export class Readiness {
+  readonly #opts: ReadinessOptions;
+  #running: Promise<string[]> | undefined;
+  #last: { at: number; failing: string[] } | undefined;
+
+  constructor(opts: ReadinessOptions) {
+    this.#opts = opts;
+  }
+
+  failing(): Promise<string[]> {
+    const now = this.#opts.now();
+    const last = this.#last;
+    if (last && now >= last.at && now - last.at < (this.#opts.reuseMs ?? READINESS_REUSE_MS))
+      return Promise.resolve(last.failing);
+    this.#running ??= failingChecks(this.#opts.checks, this.#opts.log, this.#opts.timeoutMs)
+      .then((failing) => {
+        this.#last = { at: this.#opts.now(), failing };
+        return failing;
+      })
+      .finally(() => {
+        this.#running = undefined;
+      });
+    return this.#running;
+  }
+}
+
+export const READINESS_REUSE_MS = 1000;

@@ -1,3 +1,4 @@
+import type { PolicySetChange } from '../audit/policy-set-records.ts';
 import { ConfigError } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { JsonObject } from '../jsonrpc.ts';
@@ -23,17 +24,6 @@ import { Catalog } from './model/catalog.ts';
 export interface ListedItem {
   readonly item: JsonObject;
   readonly upstream: string;
-}
-
-/**
- * A set went live (`loaded` at start, `reloaded`), or a reload was refused and
- * the live set stays (`refused`, with why): what the audit log records.
- */
-export interface PolicySetChange {
-  readonly event: 'loaded' | 'reloaded' | 'refused';
-  readonly live: PolicySource;
-  readonly shadow?: PolicySource | undefined;
-  readonly problems?: readonly string[] | undefined;
 }
 
 export interface PolicyServiceDeps {
@@ -182,12 +172,12 @@ export class PolicyService {
 
   /** Only the listed items this caller may use. */
   filterList(
+    /** The set the list was authorized by: the one its decision record names. */
+    engine: PolicyEngine,
     principal: Principal,
     method: string,
     items: readonly ListedItem[],
     network?: NetworkFacts,
-    /** The set the list was authorized by (its decision record names it); the live one if none. */
-    engine: PolicyEngine = this.liveEngine,
   ): JsonObject[] {
     const now = this.now();
     return items

@@ -54,7 +54,7 @@ describe('context.request.signed in policy', () => {
   it("keeps the tool in the caller's list: whether a later call is signed is unknown when listing", () => {
     const svc = service(workspace());
     const items = FS_TOOLS.map((item) => ({ item: { ...item }, upstream: 'fs' }));
-    const names = svc.filterList(alice, 'tools/list', items).map((t) => t.name);
+    const names = svc.filterList(svc.live, alice, 'tools/list', items).map((t) => t.name);
     assert.ok(names.includes('fs__write_file'));
   });
 

@@ -172,6 +172,7 @@ describe('a write held for approval, approved through the CLI (SDK client, real 
     const used = leaves.findIndex(
       (r) => r.type === 'approval' && r.event === 'consumed' && r.approvalId === id,
     );
+    assert.ok(used >= 0, 'the use is recorded');
     const hash = (leaves[used]!.redecision as { policySetHash: string }).policySetHash;
     assert.match(hash, /^sha256:[0-9a-f]{64}$/);
     const set = leaves.findIndex((r) => r.type === 'policy-set' && r.policySetHash === hash);

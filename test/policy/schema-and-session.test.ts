@@ -284,7 +284,7 @@ describe('discovery, shadow and reload', () => {
       '@id("r") permit(principal, action == Action::"tools/call:fs__read_text_file", resource) when { context.reason != "" && context.input.path like "/srv/*" };',
     );
     const items = FS_TOOLS.map((item) => ({ item, upstream: 'fs' }));
-    const shown = svc.filterList(alice, 'tools/list', items).map((t) => t.name);
+    const shown = svc.filterList(svc.live, alice, 'tools/list', items).map((t) => t.name);
     assert.deepEqual(shown, ['fs__read_text_file']);
   });
 

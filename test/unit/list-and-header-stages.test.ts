@@ -33,23 +33,35 @@ const listCall = (principal: Principal): CallContext => {
   return ctx;
 };
 
+/** A list as authorize leaves it: with the set it was authorized by. */
+const authorizedList = (principal: Principal, policy: PolicyService): CallContext => {
+  const ctx = listCall(principal);
+  ctx.listPolicy = policy.live;
+  return ctx;
+};
+
 const names = (ctx: CallContext): unknown =>
   (ctx.response?.result?.tools as { name: string }[] | undefined)?.map((t) => t.name);
 
 describe('the filter-list stage', () => {
   it('answers a list with only the tools policy lets the caller use', async () => {
-    const stage = filterListStage(
-      policyWith('@id("r") permit(principal, action == Action::"tools/call:fs__read_text_file", resource);'),
+    const policy = policyWith(
+      '@id("r") permit(principal, action == Action::"tools/call:fs__read_text_file", resource);',
     );
-    const ctx = listCall(alice);
+    const stage = filterListStage(policy);
+    const ctx = authorizedList(alice, policy);
     await stage.run(ctx);
     assert.equal(ctx.response?.id, 7);
     assert.deepEqual(names(ctx), ['fs__read_text_file']);
   });
 
   it("leaves out what the caller's token does not name, whatever policy allows", async () => {
-    const stage = filterListStage(policyWith('@id("p") permit(principal, action, resource);'));
-    const ctx = listCall({ ...alice, allowed: { tools: ['fs__write_file'], prompts: [], resources: [] } });
+    const policy = policyWith('@id("p") permit(principal, action, resource);');
+    const stage = filterListStage(policy);
+    const ctx = authorizedList(
+      { ...alice, allowed: { tools: ['fs__write_file'], prompts: [], resources: [] } },
+      policy,
+    );
     await stage.run(ctx);
     assert.deepEqual(names(ctx), ['fs__write_file']);
   });
@@ -76,9 +88,20 @@ describe('the filter-list stage', () => {
     assert.equal(svc.reload().ok, true);
     await filterListStage(svc).run(ctx);
     assert.deepEqual(names(ctx), ['fs__read_text_file'], 'the set its decision record names');
-    const later = listCall(alice);
+    const later = authorizedList(alice, svc);
     await filterListStage(svc).run(later);
     assert.deepEqual(names(later), ['fs__write_file'], 'a list authorized after the reload');
+  });
+
+  it('fails a list closed that no policy set authorized: nothing listed goes out', async () => {
+    const ctx = listCall(alice);
+    await createPipeline(
+      [filterListStage(policyWith('@id("p") permit(principal, action, resource);'))],
+      [],
+      log,
+    ).run(ctx);
+    assert.equal(ctx.error?.code, 'ERR_INTERNAL');
+    assert.equal(ctx.response?.result, undefined);
   });
 
   it('fails a list closed when no stage filters it: the call ends with ERR_INTERNAL, nothing listed goes out', async () => {

@@ -5,6 +5,7 @@ import type { ApprovalService, Journal } from '../../approval/service.ts';
 import type { HeldCalls } from '../../approval/wakeups.ts';
 import { canonicalize } from '../../audit/jcs.ts';
 import { sha256hex } from '../../audit/records.ts';
+import { Denial } from '../../errors.ts';
 import { isObject } from '../../jsonrpc.ts';
 import type { CallInput } from '../../policy/call-input.ts';
 import { authorizeCall, type CallQuery, type Honoured, refusalOf } from '../../policy/decide.ts';
@@ -119,7 +120,12 @@ async function decideApproved(
   const refusal = refusalOf(deps.policy, query, outcome, deps.honouredLater);
   if (refusal) throw refusal;
   const redecision = summary(ctx.decision);
-  await deps.policySetsSettled();
+  try {
+    await deps.policySetsSettled();
+  } catch (err) {
+    // As audit-decision: a decision naming a set the log does not hold is not made.
+    throw new Denial('ERR_AUDIT_UNAVAILABLE', `policy set not recorded: ${String(err)}`, { cause: err });
+  }
   return { redecision };
 }
 

@@ -26,12 +26,14 @@ export function filterListStage(policy: PolicyService): Stage {
           : listed.items.filter(({ item }) =>
               allowsListed(allowed, listed.method, listedId(listed.method, item)),
             );
+      // Set by authorize for every gateway list: without it the list would be filtered by a set no record names.
+      if (!ctx.listPolicy) throw new Error('a gateway list with no policy set authorizing it');
       const items = policy.filterList(
+        ctx.listPolicy,
         ctx.principal,
         listed.method,
         visible,
         networkOf(ctx.session),
-        ctx.listPolicy,
       );
       ctx.response = resultResponse(ctx.request.id, eraResult(ctx, listResult(listed.method, items)));
     },
