@@ -74,6 +74,7 @@ const sandbox = (config: unknown, on: SandboxHost = host) =>
     host: on,
     hidden: [],
     egressDecided: () => {},
+    egressRecordable: () => true,
   });
 const none = sandbox({});
 // Node 24+ needs ~600 MB of RLIMIT_DATA just to start (V8's CodeRange): the default 2,048 MB.

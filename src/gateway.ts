@@ -184,9 +184,10 @@ export class Gateway {
       deps.announcer ??
       new WebhookNotifier(loaded.config.approvals.webhooks, { logger: deps.log, baseDir: loaded.baseDir });
     this.serverPins = this.createServerPins(deps.log);
-    this.sandboxes = upstreamSandboxes(loaded, deps.log, deps.sandboxHost ?? defaultSandboxHost(), (d) =>
-      this.audit.recordEgress(d),
-    );
+    this.sandboxes = upstreamSandboxes(loaded, deps.log, deps.sandboxHost ?? defaultSandboxHost(), {
+      record: (d) => this.audit.recordEgress(d),
+      recordable: () => !this.audit.needsRestart(),
+    });
     const starts = new StdioStarts({
       pins: this.serverPins,
       sandboxes: this.sandboxes,

@@ -35,7 +35,10 @@ export function openServerPins(loaded: LoadedConfig, log: Logger): CliServerPins
   });
   const store = new ServerPinStore(records);
   const pins = new ServerPins({ store, hasher: new FileHasher(), events, log, now: Date.now });
-  const sandboxes = upstreamSandboxes(loaded, log, defaultSandboxHost(), (d) => audit.recordEgress(d));
+  const sandboxes = upstreamSandboxes(loaded, log, defaultSandboxHost(), {
+    record: (d) => audit.recordEgress(d),
+    recordable: () => !audit.needsRestart(),
+  });
   return {
     store,
     pins,

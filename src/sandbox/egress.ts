@@ -12,6 +12,8 @@ export interface EgressDecision extends EgressTarget {
   readonly method: 'CONNECT' | 'HTTP';
   /** The target did not parse (refused): host and port say nothing. */
   readonly malformed?: true;
+  /** Refused because the audit log cannot record it now, though the allowlist names it. */
+  readonly unrecorded?: true;
 }
 
 export interface EgressProxyOptions {
@@ -19,6 +21,8 @@ export interface EgressProxyOptions {
   readonly allow: readonly string[];
   /** Told of every decision, allowed or refused (the gateway logs each). */
   readonly decided: (d: EgressDecision) => void;
+  /** Whether a connection could be recorded now: while not, nothing leaves, as no call does. */
+  readonly recordable: () => boolean;
 }
 
 /**
@@ -74,8 +78,16 @@ export class EgressProxy {
       });
       return false;
     }
-    const allowed = isAllowed(this.opts.allow, target);
-    this.opts.decided({ upstream: this.opts.upstream, ...target, allowed, method });
+    const listed = isAllowed(this.opts.allow, target);
+    const unrecorded = listed && !this.opts.recordable();
+    const allowed = listed && !unrecorded;
+    this.opts.decided({
+      upstream: this.opts.upstream,
+      ...target,
+      allowed,
+      method,
+      ...(unrecorded ? { unrecorded } : {}),
+    });
     return allowed;
   }
 

@@ -59,6 +59,8 @@ export interface UpstreamSandboxOptions {
   readonly host: SandboxHost;
   readonly hidden: readonly string[];
   readonly egressDecided: (d: EgressDecision) => void;
+  /** Whether the egress proxy may let a connection out now (the audit log can record it). */
+  readonly egressRecordable: () => boolean;
 }
 
 /**
@@ -142,7 +144,12 @@ export class UpstreamSandbox {
   }
 
   private egress(allow: readonly string[]): Promise<EgressProxy> {
-    this.proxy ??= EgressProxy.start({ upstream: this.o.upstream, allow, decided: this.o.egressDecided });
+    this.proxy ??= EgressProxy.start({
+      upstream: this.o.upstream,
+      allow,
+      decided: this.o.egressDecided,
+      recordable: this.o.egressRecordable,
+    });
     return this.proxy;
   }
 

@@ -9,11 +9,18 @@ import { reachableBySandbox, type SandboxHost } from '../sandbox/host.ts';
 import { type SandboxMode, sandboxMode, UpstreamSandbox } from '../sandbox/launch.ts';
 
 /** The sandbox of every stdio upstream, decided once at start, and said at start when refused or missing. */
+/** Where sandboxed upstreams' connections are recorded, and whether they can be now. */
+export interface EgressAudit {
+  readonly record: (d: EgressDecision) => void;
+  /** False while the audit log refuses every record: the egress proxies then let nothing out. */
+  readonly recordable: () => boolean;
+}
+
 export function upstreamSandboxes(
   loaded: LoadedConfig,
   log: Logger,
   host: SandboxHost,
-  egressAudit: (d: EgressDecision) => void,
+  egressAudit: EgressAudit,
 ): Map<string, UpstreamSandbox> {
   const out = new Map<string, UpstreamSandbox>();
   for (const [name, cfg] of Object.entries(loaded.config.upstreams)) {
@@ -27,7 +34,7 @@ function upstreamSandbox(
   name: string,
   cfg: StdioUpstreamConfig,
   loaded: LoadedConfig,
-  d: { log: Logger; host: SandboxHost; egressAudit: (d: EgressDecision) => void },
+  d: { log: Logger; host: SandboxHost; egressAudit: EgressAudit },
 ): UpstreamSandbox {
   const { log, host } = d;
   const mode = reachable(sandboxMode(cfg.sandbox, host), cfg, loaded.baseDir, host);
@@ -55,13 +62,16 @@ function upstreamSandbox(
     mode,
     host,
     hidden,
+    egressRecordable: d.egressAudit.recordable,
     egressDecided: (decision) => {
       if (decision.allowed) log.info('egress allowed', { ...decision });
       else if (decision.malformed)
         log.warn('egress refused: a target that does not parse', { ...decision, alert: true });
+      else if (decision.unrecorded)
+        log.error('egress refused: the audit log cannot record it', { ...decision, alert: true });
       else log.warn("egress refused: not on the upstream's allowlist", { ...decision, alert: true });
       try {
-        d.egressAudit(decision);
+        d.egressAudit.record(decision);
       } catch (err) {
         // The proxy's handlers must not throw: the decision stands, and the log line above keeps it.
         log.error('egress not counted for the audit log', { ...decision, err: String(err) });

@@ -29,7 +29,10 @@ function closedCheckout(): string {
 
 const modeOf = (upstream: Record<string, unknown>) => {
   const loaded = { config: validateConfig({ upstreams: { s: upstream } }), baseDir: tmpdir() };
-  const sandbox = upstreamSandboxes(loaded as never, silentLogger, ROOT_HOST, () => {}).get('s')!;
+  const sandbox = upstreamSandboxes(loaded as never, silentLogger, ROOT_HOST, {
+    record: () => {},
+    recordable: () => true,
+  }).get('s')!;
   return sandboxSummary(sandbox.mode, sandbox.host);
 };
 
