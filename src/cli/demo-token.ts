@@ -2,6 +2,7 @@ import { createServer } from 'node:net';
 import type { LoadedConfig } from '../config/load.ts';
 import { mintGatewayToken } from '../identity/gateway-tokens.ts';
 import { gatewayIssuer, gatewayKeyDir } from '../identity/service.ts';
+import { adminAct, adminActor, recordAdminAct } from './admin-audit.ts';
 
 /** The demo caller may read the sandbox and the memory graph, and write in the sandbox through an approval. */
 export const DEMO_TOOLS = [
@@ -17,11 +18,14 @@ export const DEMO_TOOLS = [
   'memory__open_nodes',
 ];
 
-/** A gateway token for the demo's own caller, for the longest lifetime the config allows. */
+/**
+ * A gateway token for the demo's own caller, for the longest lifetime the
+ * config allows; handed out, as by `token issue`, once its issue is recorded.
+ */
 export async function demoToken(loaded: LoadedConfig): Promise<string> {
   const identity = loaded.config.identity;
   if (identity.mode !== 'token') throw new Error('demo config must require tokens');
-  const { token } = await mintGatewayToken(gatewayKeyDir(identity, loaded.baseDir), {
+  const minted = await mintGatewayToken(gatewayKeyDir(identity, loaded.baseDir), {
     issuer: gatewayIssuer(identity),
     audience: identity.resource,
     sub: 'demo-caller',
@@ -34,7 +38,24 @@ export async function demoToken(loaded: LoadedConfig): Promise<string> {
     reason: 'portcullis demo',
     nowSeconds: Math.floor(Date.now() / 1000),
   });
-  return token;
+  const detail = {
+    jti: minted.jti,
+    kid: minted.kid,
+    sub: 'demo-caller',
+    allowedTools: DEMO_TOOLS,
+    allowedPrompts: ['*'],
+    allowedResources: ['*'],
+    expiresAt: minted.exp * 1000,
+    reason: 'portcullis demo',
+  };
+  await recordAdminAct(
+    loaded,
+    adminAct('token-issued', adminActor(loaded, undefined), detail, {
+      id: minted.jti,
+      what: `the demo token ${minted.jti} was not handed out`,
+    }),
+  );
+  return minted.token;
 }
 
 /** The token's audience names the port, so port 0 is settled before the config is written. */

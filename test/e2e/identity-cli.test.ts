@@ -228,6 +228,19 @@ describe('portcullis demo', () => {
       assert.ok(inspector.every((c) => c.includes(`--header "Authorization: Bearer ${info.token}"`)));
       await writeThroughApproval(info);
       await bothUpstreamsSandboxed(dir, info);
+      // Its token was issued as `token issue` issues one: recorded first.
+      const jti = (
+        JSON.parse(Buffer.from(info.token.split('.')[1]!, 'base64url').toString()) as { jti: string }
+      ).jti;
+      const db = new DatabaseSync(join(dir, 'audit', 'audit.db'), { readOnly: true });
+      const issued = db
+        .prepare("SELECT decision FROM audit_entries WHERE kind = 'admin' AND call_id = ?")
+        .all(jti) as { decision: string }[];
+      db.close();
+      assert.deepEqual(
+        issued.map((r) => r.decision),
+        ['token-issued'],
+      );
     } finally {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
