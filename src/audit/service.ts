@@ -30,6 +30,8 @@ export class AuditService {
   private readonly policySets: PolicySetRecords;
   /** The log once open, for what must be answered without waiting (liveness). */
   private opened: OpenAudit | undefined;
+  /** The log could not be opened: it is not tried again, so only a restart serves calls again. */
+  private openFailed = false;
 
   constructor(open: () => Promise<OpenAudit>, opts: AuditServiceOptions = {}) {
     this.ready = open();
@@ -37,7 +39,9 @@ export class AuditService {
       (opened) => {
         this.opened = opened;
       },
-      () => {},
+      () => {
+        this.openFailed = true;
+      },
     );
     const defaults = auditSchema.parse({});
     const shared = {
@@ -89,9 +93,9 @@ export class AuditService {
     return this.policySets.settled();
   }
 
-  /** Whether the log refuses every append until the gateway restarts (a failed flush, a lost file). */
+  /** Whether the log refuses every append until the gateway restarts (it never opened, a failed flush, a lost file). */
   needsRestart(): boolean {
-    return this.opened?.log.broken !== undefined;
+    return this.openFailed || this.opened?.log.broken !== undefined;
   }
 
   /** Rejects when a record could not be appended now (the readiness probe; see `AuditLog.probe`). */

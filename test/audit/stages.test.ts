@@ -135,3 +135,19 @@ describe('the audit stages', () => {
     );
   });
 });
+
+describe('whether the audit log needs a restart', () => {
+  it('says no while it opens and once open, and yes once it failed to open (it is not tried again)', async () => {
+    const f = auditFixture('sqlite');
+    const opening = new AuditService(() => openAudit(f.setup, silentLogger));
+    assert.equal(opening.needsRestart(), false);
+    await opening.ready;
+    assert.equal(opening.needsRestart(), false);
+    await opening.close();
+    const failed = new AuditService(async () => {
+      throw new Error('disk on fire');
+    });
+    await assert.rejects(failed.ready);
+    assert.equal(failed.needsRestart(), true);
+  });
+});
