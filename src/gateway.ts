@@ -186,7 +186,7 @@ export class Gateway {
     this.serverPins = this.createServerPins(deps.log);
     this.sandboxes = upstreamSandboxes(loaded, deps.log, deps.sandboxHost ?? defaultSandboxHost(), {
       record: (d) => this.audit.recordEgress(d),
-      recordable: () => !this.audit.needsRestart(),
+      recordable: () => this.audit.recordable(),
     });
     const starts = new StdioStarts({
       pins: this.serverPins,

@@ -93,6 +93,11 @@ export class AuditService {
     return this.policySets.settled();
   }
 
+  /** Whether the log is open and takes records (what lets a sandbox's connections out). */
+  recordable(): boolean {
+    return this.opened !== undefined && this.opened.log.broken === undefined;
+  }
+
   /** Whether the log refuses every append until the gateway restarts (it never opened, a failed flush, a lost file). */
   needsRestart(): boolean {
     return this.openFailed || this.opened?.log.broken !== undefined;

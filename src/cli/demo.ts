@@ -36,8 +36,9 @@ export async function demoCommand(args: string[]): Promise<number> {
   const configPath = writeDemoConfig(dir, await freePortIfZero(Number(values.port)));
   const loaded = loadConfigFile(configPath);
   const log = createLogger('warn');
-  const running = await startGateway(loaded, log);
+  // Issued and recorded first: a record that cannot be made stops the demo before anything listens.
   const token = await demoToken(loaded);
+  const running = await startGateway(loaded, log);
   await running.gateway.audit.ready;
   const audit = { config: loaded.config.audit!, baseDir: loaded.baseDir };
   const auth = `--header "Authorization: Bearer ${token}"`;

@@ -37,7 +37,7 @@ export function openServerPins(loaded: LoadedConfig, log: Logger): CliServerPins
   const pins = new ServerPins({ store, hasher: new FileHasher(), events, log, now: Date.now });
   const sandboxes = upstreamSandboxes(loaded, log, defaultSandboxHost(), {
     record: (d) => audit.recordEgress(d),
-    recordable: () => !audit.needsRestart(),
+    recordable: () => audit.recordable(),
   });
   return {
     store,

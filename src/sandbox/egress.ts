@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, request, type Server, type ServerRe
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type Readable, Transform, type Writable } from 'node:stream';
 import { type EgressTarget, isAllowed, parseAuthority } from './allow.ts';
 
 /** One connection an upstream asked for, and what the proxy decided. */
@@ -100,7 +101,8 @@ export class EgressProxy {
     const upstream = connect(target.port, target.host, () => {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length > 0) upstream.write(head);
-      upstream.pipe(client).pipe(upstream);
+      upstream.pipe(this.gate(upstream, client)).pipe(client);
+      client.pipe(this.gate(client, upstream)).pipe(upstream);
     });
     upstream.on('error', () => client.end('HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n'));
     client.on('error', () => upstream.destroy());
@@ -126,11 +128,27 @@ export class EgressProxy {
       },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
+        answer.pipe(this.gate(answer, res)).pipe(res);
       },
     );
     out.on('error', () => (res.headersSent ? res.destroy() : res.writeHead(502).end()));
     req.pipe(out);
+  }
+
+  /**
+   * Passes what flows through an allowed connection while it can be recorded:
+   * once the audit log cannot record, a tunnel or answer already open is cut
+   * (both ends destroyed), as no new one is let out.
+   */
+  private gate(from: Readable, to: Writable): Transform {
+    return new Transform({
+      transform: (chunk, _encoding, done) => {
+        if (this.opts.recordable()) return done(null, chunk);
+        from.destroy();
+        to.destroy();
+        done();
+      },
+    });
   }
 
   async close(): Promise<void> {

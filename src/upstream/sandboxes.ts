@@ -8,14 +8,14 @@ import { gatewayPrivatePaths } from '../sandbox/hidden.ts';
 import { reachableBySandbox, type SandboxHost } from '../sandbox/host.ts';
 import { type SandboxMode, sandboxMode, UpstreamSandbox } from '../sandbox/launch.ts';
 
-/** The sandbox of every stdio upstream, decided once at start, and said at start when refused or missing. */
 /** Where sandboxed upstreams' connections are recorded, and whether they can be now. */
 export interface EgressAudit {
   readonly record: (d: EgressDecision) => void;
-  /** False while the audit log refuses every record: the egress proxies then let nothing out. */
+  /** False while the audit log is not open or refuses every record: the egress proxies then let nothing out. */
   readonly recordable: () => boolean;
 }
 
+/** The sandbox of every stdio upstream, decided once at start, and said at start when refused or missing. */
 export function upstreamSandboxes(
   loaded: LoadedConfig,
   log: Logger,
