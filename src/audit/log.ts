@@ -61,6 +61,10 @@ export class AuditLog {
     return this.#broken;
   }
   #broken: string | undefined;
+
+  private brokenError(): AuditError {
+    return new AuditError('ERR_AUDIT_UNAVAILABLE', `audit log is broken: ${this.#broken}`);
+  }
   private readonly storage: StableStorage;
 
   constructor(store: AuditStore, opts: AuditLogOptions) {
@@ -136,7 +140,7 @@ export class AuditLog {
       if (err instanceof AuditError && err.code === 'ERR_AUDIT_STORE_LOST') this.lost(err);
       throw err;
     }
-    if (this.broken) throw new AuditError('ERR_AUDIT_UNAVAILABLE', `audit log is broken: ${this.broken}`);
+    if (this.broken) throw this.brokenError();
     await this.store.head();
   }
 
@@ -147,8 +151,7 @@ export class AuditLog {
 
   private enqueue(item: AppendItem, durable: boolean): Promise<number> {
     if (this.closed) return Promise.reject(new AuditError('ERR_AUDIT_UNAVAILABLE', 'audit log is closed'));
-    if (this.broken)
-      return Promise.reject(new AuditError('ERR_AUDIT_UNAVAILABLE', `audit log is broken: ${this.broken}`));
+    if (this.broken) return Promise.reject(this.brokenError());
     return new Promise((resolve, reject) => {
       this.pending.push({ item, durable, resolve, reject });
       if (!this.flushing) {
@@ -165,7 +168,7 @@ export class AuditLog {
       const batch = this.pending.splice(0, max);
       if (this.broken) {
         // Queued before the log broke (a failed fsync, a lost file): nothing more is committed or acknowledged.
-        const err = new AuditError('ERR_AUDIT_UNAVAILABLE', `audit log is broken: ${this.broken}`);
+        const err = this.brokenError();
         for (const p of batch) p.reject(err);
         continue;
       }
@@ -210,8 +213,7 @@ export class AuditLog {
    * `append` acknowledged already is.
    */
   stable(index: number): Promise<void> {
-    if (this.broken && !this.storage.isStable(index))
-      return Promise.reject(new AuditError('ERR_AUDIT_UNAVAILABLE', `audit log is broken: ${this.broken}`));
+    if (this.broken && !this.storage.isStable(index)) return Promise.reject(this.brokenError());
     return this.storage.stable(index);
   }
 
@@ -250,7 +252,7 @@ export class AuditLog {
       if (err instanceof StableStorageFailed) this.storage.fail(err);
       throw err;
     });
-    if (this.broken) throw new AuditError('ERR_AUDIT_UNAVAILABLE', `audit log is broken: ${this.broken}`);
+    if (this.broken) throw this.brokenError();
     const c: Checkpoint = { origin: this.opts.origin, size: next.size, root: next.root() };
     const note = signCheckpoint(c, this.opts.signer);
     await this.store.addCheckpoint({ size: c.size, note, range: encodeRange(next) });

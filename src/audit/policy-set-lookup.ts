@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { isObject } from '../jsonrpc.ts';
+import { policySetHash } from '../policy/engine/policy-set.ts';
 import { AuditError } from './errors.ts';
-import { type PolicySetTexts, policySetHashOf, type StoredPolicySet } from './policy-set-records.ts';
+import type { PolicySetTexts, StoredPolicySet } from './policy-set-records.ts';
 import { lastMatchingEntries, signedMeta } from './search.ts';
 import type { AuditStore, StoredEntry } from './store.ts';
 
@@ -86,9 +87,9 @@ async function checkedTexts(store: AuditStore, index: number, leaf: PolicySetLea
     throw tamperedAt(index, `the policy texts ${leaf.policies.blob} were changed`);
   const sets = parseTexts(data);
   if (!sets) throw tamperedAt(index, `the policy texts ${leaf.policies.blob} are not a policy set`);
-  if (policySetHashOf(sets.live.policies) !== leaf.policySetHash)
+  if (policySetHash(sets.live.policies) !== leaf.policySetHash)
     throw tamperedAt(index, `the live policies do not hash to ${leaf.policySetHash}`);
-  if (leaf.shadow && (!sets.shadow || policySetHashOf(sets.shadow.policies) !== leaf.shadow.policySetHash))
+  if (leaf.shadow && (!sets.shadow || policySetHash(sets.shadow.policies) !== leaf.shadow.policySetHash))
     throw tamperedAt(index, `the shadow policies do not hash to ${leaf.shadow.policySetHash}`);
   return sets;
 }

@@ -32,11 +32,6 @@ export interface PolicySetTexts {
   readonly shadow?: StoredPolicySet;
 }
 
-/** The set's version as `loadPolicyFiles` names it: SHA-256 over each policy's id and text, in order. */
-export function policySetHashOf(policies: StoredPolicySet['policies']): string {
-  return `sha256:${sha256hex(policies.map((p) => `${p.id}\0${p.text}\0`).join(''))}`;
-}
-
 const stored = (s: PolicySetSnapshot): StoredPolicySet => ({
   files: [...s.files],
   policies: s.policies.map((p) => ({ id: p.id, text: p.text })),

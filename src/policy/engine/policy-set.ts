@@ -85,9 +85,14 @@ export function parsePolicyTexts(files: readonly { file: string; text: string }[
     seen.add(p.id);
   }
   if (errors.length > 0) throw new PolicyError('ERR_POLICY_INVALID', 'policy files do not parse', errors);
+  return { policies, hash: policySetHash(policies), files: files.map((f) => f.file) };
+}
+
+/** A set's version: SHA-256 over each policy's id and text, in order (what the audit log's policy-set records name). */
+export function policySetHash(policies: readonly { readonly id: string; readonly text: string }[]): string {
   const hash = createHash('sha256');
   for (const p of policies) hash.update(`${p.id}\0${p.text}\0`);
-  return { policies, hash: `sha256:${hash.digest('hex')}`, files: files.map((f) => f.file) };
+  return `sha256:${hash.digest('hex')}`;
 }
 
 function describePolicy(text: string, fallbackId: string, source: string): LoadedPolicy | string {
